@@ -1,0 +1,200 @@
+"""Fixtures that start the real `sluice` binary for the end-to-end suites.
+
+`broker` gives one broker with default settings; `broker_factory(overrides={...})` starts
+brokers with extra `--override key=value` properties. Each broker gets a free loopback
+port and a fresh log dir; it is stopped (SIGTERM, then SIGKILL if it hangs) at teardown.
+When a test fails, the tail of every broker's stderr is attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "sluice-target")
+SLUICE_BIN = Path(os.environ.get("SLUICE_BIN") or DEFAULT_TARGET / "debug" / "sluice")
+
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerError(AssertionError):
+    pass
+
+
+class Broker:
+    """One sluice process; restartable on the same port and data dir."""
+
+    def __init__(self, workdir: Path, overrides: dict[str, object] | None = None, port: int | None = None):
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.bootstrap = f"{self.host}:{self.port}"
+        self.workdir = workdir
+        self.log_dir = workdir / "data"
+        self.stderr = workdir / "broker.stderr.log"
+        self.overrides = {str(k): str(v) for k, v in (overrides or {}).items()}
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+    def argv(self) -> list[str]:
+        props = {
+            "listeners": f"PLAINTEXT://{self.bootstrap}",
+            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+            "log.dirs": str(self.log_dir),
+        }
+        props.update(self.overrides)
+        argv = [str(SLUICE_BIN)]
+        for k, v in props.items():
+            argv += ["--override", f"{k}={v}"]
+        return argv
+
+    def start(self, timeout: float = READY_TIMEOUT) -> "Broker":
+        if self.proc is not None and self.proc.poll() is None:
+            raise BrokerError("broker already running")
+        if not SLUICE_BIN.exists():
+            raise BrokerError(f"sluice binary not found at {SLUICE_BIN} (build it: cargo build --bin sluice)")
+        self.starts += 1
+        with open(self.stderr, "ab") as err:
+            err.write(f"\n===== start #{self.starts}: {' '.join(self.argv())}\n".encode())
+            err.flush()
+            self.proc = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                cwd=self.workdir,
+                env={**os.environ, "RUST_BACKTRACE": "1"},
+            )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise BrokerError(f"broker exited with {code} before accepting connections\n{self.stderr_tail()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BrokerError(f"broker not accepting on {self.bootstrap} after {timeout}s\n{self.stderr_tail()}")
+            time.sleep(0.02)  # retry interval of the readiness poll, not a wait for a condition
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM and wait; a broker that does not exit in time is killed and reported."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise BrokerError(f"broker did not exit within {timeout}s of SIGTERM\n{self.stderr_tail()}")
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL and wait: a crash, as far as the data on disk is concerned."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> "Broker":
+        self.stop()
+        return self.start()
+
+    # -- diagnostics -----------------------------------------------------------------
+    def stderr_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.stderr.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no broker stderr)"
+        return "\n".join(text[-lines:])
+
+    def cpu_ticks(self) -> int:
+        """utime + stime of the broker process, in clock ticks."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # after the comm field: state is fields[0]; utime, stime are stat fields 14, 15
+        return int(fields[11]) + int(fields[12])
+
+    def __repr__(self) -> str:
+        return f"Broker({self.bootstrap}, log_dir={self.log_dir})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for i, b in enumerate(getattr(item, "_sluice_brokers", [])):
+            report.sections.append((f"broker {i} stderr tail ({b.stderr})", b.stderr_tail()))
+
+
+@pytest.fixture
+def broker_factory(request, tmp_path_factory):
+    """broker_factory(overrides={...}, start=True) -> Broker. All are torn down after."""
+    brokers: list[Broker] = []
+    request.node._sluice_brokers = brokers
+
+    def make(overrides: dict[str, object] | None = None, start: bool = True) -> Broker:
+        workdir = Path(tempfile.mkdtemp(prefix="sluice-", dir=tmp_path_factory.getbasetemp()))
+        b = Broker(workdir, overrides)
+        brokers.append(b)
+        if start:
+            b.start()
+        return b
+
+    yield make
+
+    errors = []
+    for b in brokers:
+        try:
+            b.stop()
+        except BrokerError as e:
+            errors.append(str(e))
+    failed = getattr(request.node, "_sluice_failed", False)
+    if not failed and not errors:
+        for b in brokers:
+            shutil.rmtree(b.workdir, ignore_errors=True)
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    return broker_factory()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    outcome = yield
+    if outcome.excinfo is not None:
+        item._sluice_failed = True

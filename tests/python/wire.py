@@ -1,0 +1,250 @@
+"""A tiny hand-written Kafka wire codec for the raw-socket tests, independent of the
+broker's code: frames, request headers, ApiVersions, Produce v3-v8 and record batches v2."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+API_PRODUCE = 0
+API_API_VERSIONS = 18
+
+
+# --- CRC-32C (Castagnoli), as record batches v2 use --------------------------------------
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+
+# --- primitives ----------------------------------------------------------------------------
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def varint(n: int) -> bytes:  # zigzag, as record fields use
+    return uvarint((n << 1) ^ (n >> 63))
+
+
+def string(s: str | None) -> bytes:
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def compact_string(s: str) -> bytes:
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def varbytes(b: bytes | None) -> bytes:
+    if b is None:
+        return varint(-1)
+    return varint(len(b)) + b
+
+
+class Reader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str):
+        vals = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return vals if len(vals) > 1 else vals[0]
+
+    def string(self) -> str | None:
+        n = self.take(">h")
+        if n < 0:
+            return None
+        s = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return s
+
+    def uvarint(self) -> int:
+        shift = result = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def skip_tagged_fields(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+    def done(self) -> bool:
+        return self.pos == len(self.data)
+
+
+# --- requests --------------------------------------------------------------------------------
+def header_v1(api_key: int, version: int, correlation_id: int, client_id: str | None = "raw-test") -> bytes:
+    return struct.pack(">hhi", api_key, version, correlation_id) + string(client_id)
+
+
+def header_v2(api_key: int, version: int, correlation_id: int, client_id: str | None = "raw-test") -> bytes:
+    return header_v1(api_key, version, correlation_id, client_id) + uvarint(0)  # no tagged fields
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+def api_versions_request(version: int, correlation_id: int) -> bytes:
+    if version >= 3:
+        body = compact_string("sluice-raw-test") + compact_string("1.0") + uvarint(0)
+        return header_v2(API_API_VERSIONS, version, correlation_id) + body
+    return header_v1(API_API_VERSIONS, version, correlation_id)
+
+
+def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp: int) -> bytes:
+    """One uncompressed magic-v2 batch at base offset 0, no producer id."""
+    body = bytearray()
+    for i, (key, value) in enumerate(records):
+        rec = struct.pack(">b", 0) + varint(0) + varint(i) + varbytes(key) + varbytes(value) + varint(0)
+        body += varint(len(rec)) + rec
+    n = len(records)
+    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_timestamp, base_timestamp, -1, -1, -1, n) + bytes(body)
+    after_len = struct.pack(">ibI", 0, 2, crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_len)) + after_len
+
+
+def produce_request(version: int, correlation_id: int, topic: str, partition: int, records: bytes,
+                    acks: int = 1, timeout_ms: int = 10000) -> bytes:
+    assert 3 <= version <= 8, "only the non-flexible versions with v2 batches are encoded here"
+    body = (string(None) + struct.pack(">hi", acks, timeout_ms)
+            + struct.pack(">i", 1) + string(topic)
+            + struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records)
+    return header_v1(API_PRODUCE, version, correlation_id) + body
+
+
+def parse_produce_response(version: int, payload: bytes) -> tuple[int, list]:
+    """-> (correlation_id, [(topic, partition, error_code, base_offset), ...])"""
+    r = Reader(payload)
+    corr = r.take(">i")
+    out = []
+    for _ in range(r.take(">i")):
+        name = r.string()
+        for _ in range(r.take(">i")):
+            idx, err, base = r.take(">ihq")
+            r.take(">q")  # log_append_time_ms (v2+)
+            if version >= 5:
+                r.take(">q")  # log_start_offset
+            if version >= 8:
+                for _ in range(r.take(">i")):  # record_errors
+                    r.take(">i")
+                    r.string()
+                r.string()  # error_message
+            out.append((name, idx, err, base))
+    r.take(">i")  # throttle_time_ms
+    assert r.done(), f"{len(payload) - r.pos} trailing bytes in produce response"
+    return corr, out
+
+
+# --- a connection --------------------------------------------------------------------------
+class Conn:
+    def __init__(self, host: str, port: int, timeout: float = 15):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _read_exact(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+            buf += chunk
+        return bytes(buf)
+
+    def recv_frame(self) -> bytes:
+        (size,) = struct.unpack(">i", self._read_exact(4))
+        return self._read_exact(size)
+
+    def request(self, payload: bytes) -> bytes:
+        self.send(frame(payload))
+        return self.recv_frame()
+
+    def closed_by_peer(self, timeout: float = 10) -> bool:
+        """True when the peer closes the connection (EOF or reset) within `timeout` s,
+        without sending anything first; False when it stays open that long."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        assert data == b"", f"expected the connection to close, got {len(data)} bytes: {data[:64]!r}"
+        assert time.monotonic() <= deadline + 1
+        return True
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def api_versions(host: str, port: int, version: int = 0) -> dict[int, tuple[int, int]]:
+    """A fresh connection's ApiVersions; {api_key: (min, max)}. Fails on a non-zero error."""
+    with Conn(host, port) as c:
+        return parse_api_versions(version, c.request(api_versions_request(version, 7)), 7)[1]
+
+
+def parse_api_versions(version: int, payload: bytes, correlation_id: int) -> tuple[int, dict, int]:
+    """-> (error_code, {api_key: (min, max)}, trailing byte count) for v0 (and the v0
+    fallback format), v1-v2 and v3+ (flexible). The response header is always v0."""
+    r = Reader(payload)
+    assert r.take(">i") == correlation_id
+    err = r.take(">h")
+    apis = {}
+    if version >= 3:
+        n = r.uvarint() - 1
+        for _ in range(n):
+            k, lo, hi = r.take(">hhh")
+            r.skip_tagged_fields()
+            apis[k] = (lo, hi)
+        r.take(">i")  # throttle
+        r.skip_tagged_fields()
+    else:
+        for _ in range(r.take(">i")):
+            k, lo, hi = r.take(">hhh")
+            apis[k] = (lo, hi)
+        if version >= 1:
+            r.take(">i")
+    return err, apis, len(payload) - r.pos
