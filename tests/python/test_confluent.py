@@ -1,0 +1,178 @@
+"""confluent-kafka (librdkafka) Producer, Consumer and AdminClient against sluice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from e2e import (
+    admin,
+    consume_exact,
+    create_topic,
+    err_code,
+    produce_and_report,
+    producer,
+    unique_topic,
+    wait_for,
+)
+
+N = 3000
+PARTITIONS = 3
+
+
+def headers_for(i: int):
+    h = [("seq", str(i).encode()), ("dup", b"first"), ("dup", b"second")]
+    if i % 7 == 0:
+        h.append(("nullable", None))
+    if i % 11 == 0:
+        h.append(("empty", b""))
+    return h
+
+
+def message(i: int):
+    key = f"key-{i:05d}".encode()
+    value = (f"value-{i:05d}-" + "x" * (i % 97)).encode()
+    return key, value, headers_for(i)
+
+
+@pytest.mark.parametrize("idempotent", [False, True], ids=["default", "idempotent"])
+def test_produce_consume_3_partitions(broker, idempotent):
+    topic = unique_topic("cfk")
+    a = admin(broker.bootstrap)
+    fs = a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)], operation_timeout=30)
+    assert fs[topic].result(30) is None
+
+    # again: TOPIC_ALREADY_EXISTS
+    fs = a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)], operation_timeout=30)
+    with pytest.raises(KafkaException) as ei:
+        fs[topic].result(30)
+    assert ei.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, ei.value
+
+    md = a.list_topics(timeout=30)
+    assert topic in md.topics
+    assert md.topics[topic].error is None
+    assert sorted(md.topics[topic].partitions) == list(range(PARTITIONS))
+    broker_ids = list(md.brokers)
+    assert len(broker_ids) == 1 and str(md.brokers[broker_ids[0]]) == f"{broker.bootstrap}/{broker_ids[0]}"
+    for pm in md.topics[topic].partitions.values():
+        assert pm.leader == broker_ids[0] and pm.replicas == broker_ids and pm.isrs == broker_ids
+
+    conf = {"enable.idempotence": True} if idempotent else {}
+    p = producer(broker.bootstrap, **conf)
+    msgs = [message(i) for i in range(N)]
+    reports = produce_and_report(p, [(topic, k, v, h, None) for k, v, h in msgs])
+
+    # delivery reports: no errors, every partition used, offsets 0.. per partition in produce order
+    assert [err_code(e) for e, _, _ in reports] == [None] * N
+    per_part: dict[int, list[int]] = {q: [] for q in range(PARTITIONS)}
+    for i, (_, part, off) in enumerate(reports):
+        per_part[part].append(i)
+        assert off == len(per_part[part]) - 1, f"message {i}: partition {part} offset {off}"
+    assert all(per_part[q] for q in range(PARTITIONS)), {q: len(v) for q, v in per_part.items()}
+    # same key -> same partition (the partitioner is deterministic), across a second round
+    again = produce_and_report(p, [(topic, msgs[i][0], b"again", None, None) for i in range(0, N, 100)])
+    for j, i in enumerate(range(0, N, 100)):
+        assert again[j][0] is None and again[j][1] == reports[i][1]
+        per_part[again[j][1]].append(("again", i))
+
+    counts = {q: len(v) for q, v in per_part.items()}
+    got = consume_exact(broker.bootstrap, topic, counts)
+    for q in range(PARTITIONS):
+        for off, (rec, ref) in enumerate(zip(got[q], per_part[q])):
+            assert rec.offset == off
+            if isinstance(ref, tuple):
+                assert (rec.key, rec.value, rec.headers) == (msgs[ref[1]][0], b"again", ()), rec
+            else:
+                k, v, h = msgs[ref]
+                assert (rec.key, rec.value, rec.headers) == (k, v, tuple(h)), f"partition {q} offset {off}"
+
+    # delete the topic: gone from metadata
+    fs = a.delete_topics([topic], operation_timeout=30)
+    assert fs[topic].result(30) is None
+    wait_for(lambda: topic not in a.list_topics(timeout=10).topics, 15, f"{topic} to leave metadata")
+
+
+def test_delete_unknown_topic_errors(broker):
+    a = admin(broker.bootstrap)
+    topic = unique_topic("cfk-nope")
+    fs = a.delete_topics([topic], operation_timeout=30)
+    with pytest.raises(KafkaException) as ei:
+        fs[topic].result(30)
+    assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_unknown_topic_without_auto_create(broker_factory):
+    b = broker_factory(overrides={"auto.create.topics.enable": "false"})
+    topic = unique_topic("cfk-missing")
+    p = producer(b.bootstrap, **{"topic.metadata.propagation.max.ms": 1000, "message.timeout.ms": 30000})
+    reports = []
+    p.produce(topic, value=b"v", on_delivery=lambda err, msg: reports.append(err))
+    assert p.flush(40) == 0
+    assert len(reports) == 1
+    assert err_code(reports[0]) == KafkaError.UNKNOWN_TOPIC_OR_PART, reports[0]
+    # and the topic was not created by the attempt
+    assert topic not in admin(b.bootstrap).list_topics(timeout=10).topics
+
+
+def test_auto_create_on_metadata(broker_factory):
+    b = broker_factory(overrides={"num.partitions": 2})
+    topic = unique_topic("cfk-auto")
+    p = producer(b.bootstrap)
+    reports = produce_and_report(p, [(topic, None, f"v{i}".encode(), None, i % 2) for i in range(10)])
+    assert [(err_code(e), part, off) for e, part, off in reports] == [(None, i % 2, i // 2) for i in range(10)]
+    md = admin(b.bootstrap).list_topics(timeout=10)
+    assert sorted(md.topics[topic].partitions) == [0, 1]
+
+
+def test_offsets_for_times_and_watermarks(broker):
+    topic = unique_topic("cfk-times")
+    create_topic(broker.bootstrap, topic, 1)
+    base = (int(time.time()) - 3600) * 1000  # an hour ago, CreateTime chosen by the producer
+    n = 50
+    p = producer(broker.bootstrap)
+    reports = []
+    for i in range(n):
+        p.produce(topic, value=f"t{i}".encode(), partition=0, timestamp=base + 10 * i,
+                  on_delivery=lambda err, msg: reports.append((err, msg.offset())))
+    assert p.flush(30) == 0
+    assert reports == [(None, i) for i in range(n)]
+
+    from e2e import assigned_consumer
+    c = assigned_consumer(broker.bootstrap)
+    try:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+        assert (lo, hi) == (0, n)
+
+        def lookup(ts):
+            res = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=10)
+            assert res[0].error is None, res[0].error
+            return res[0].offset
+
+        assert lookup(base - 1000) == 0          # before the first record
+        assert lookup(base) == 0                 # exactly the first
+        assert lookup(base + 250) == 25          # exactly record 25
+        assert lookup(base + 245) == 25          # between 24 and 25 -> the first at or after
+        assert lookup(base + 10 * (n - 1)) == n - 1
+        assert lookup(base + 10 * n) == -1       # after the last: no such offset (-1)
+
+        # a second batch moves the high watermark exactly
+        p.produce(topic, value=b"late", partition=0)
+        assert p.flush(30) == 0
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False) == (0, n + 1)
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_produce_consume(broker, codec):
+    topic = unique_topic(f"cfk-{codec}")
+    p = producer(broker.bootstrap, **{"compression.type": codec, "linger.ms": 50})
+    msgs = [message(i) for i in range(2000)]
+    reports = produce_and_report(p, [(topic, k, v, h, 0) for k, v, h in msgs])
+    assert [(err_code(e), part, off) for e, part, off in reports] == [(None, 0, i) for i in range(len(msgs))]
+    got = consume_exact(broker.bootstrap, topic, {0: len(msgs)})
+    assert [(r.offset, r.key, r.value, r.headers) for r in got[0]] == \
+        [(i, k, v, tuple(h)) for i, (k, v, h) in enumerate(msgs)]
