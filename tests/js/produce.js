@@ -44,7 +44,6 @@ async function main() {
     brokers: [bootstrap],
     logLevel: logLevel.WARN,
     logCreator: stderrLogger,
-    retry: { retries: 5 },
   })
   const out = { created: [], sends: [] }
 
