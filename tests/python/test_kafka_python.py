@@ -39,8 +39,10 @@ def read_back(bootstrap, topic, counts: dict[int, int], timeout=60):
         c.close()
 
 
-@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
-def test_produce_consume_admin(broker, idempotent):
+@pytest.mark.parametrize("producer_conf", [{}, {"enable_idempotence": False}, {"enable_idempotence": True}],
+                         ids=["default", "plain", "idempotent"])
+def test_produce_consume_admin(broker, producer_conf):
+    """kafka-python's default producer is idempotent from 3.0 on; all three are run."""
     topic = unique_topic("kpy")
     a = admin(broker.bootstrap)
     try:
@@ -50,8 +52,7 @@ def test_produce_consume_admin(broker, idempotent):
             a.create_topics({topic: {"num_partitions": PARTITIONS, "replication_factor": 1}})
         assert topic in a.list_topics()
 
-        p = KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=idempotent, acks="all",
-                          linger_ms=5)
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, **producer_conf)
         try:
             futures = []
             for i in range(N):
