@@ -79,7 +79,7 @@ class Broker:
                 stdout=err,
                 stderr=err,
                 cwd=self.workdir,
-                env={**os.environ, "RUST_BACKTRACE": "1"},
+                env={**os.environ, "NO_COLOR": "1"},
             )
         self.wait_ready(timeout)
         return self

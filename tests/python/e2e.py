@@ -35,8 +35,9 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30) -> None:
-    fs = admin(bootstrap).create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
-                                        operation_timeout=timeout, request_timeout=timeout)
+    a = admin(bootstrap)  # keep the client alive until its futures resolve
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                         operation_timeout=timeout, request_timeout=timeout)
     assert fs[topic].result(timeout) is None
 
 

@@ -52,7 +52,7 @@ def test_unsupported_api_versions_version_gets_error_35_in_v0_format(broker):
 
 
 def test_oversized_frame_closes_connection(broker_factory):
-    b = broker_factory(overrides={"socket.request.max.bytes": 65536})
+    b = broker_factory(overrides={"socket.request.max.bytes": 65536, "message.max.bytes": 32768})
     with wire.Conn(b.host, b.port) as good:
         assert 18 in wire.parse_api_versions(0, good.request(wire.api_versions_request(0, 1)), 1)[1]
         with wire.Conn(b.host, b.port) as bad:
