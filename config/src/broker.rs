@@ -1,0 +1,285 @@
+//! The broker's own configuration (`server.properties`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::listener::{parse_listeners, Listener};
+use crate::{parse_bool, parse_i64, ConfigError};
+
+/// Kafka properties that an existing `server.properties` commonly sets and that have no
+/// effect on a single Sluice node; accepted so such a file keeps working, and logged.
+const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "log.flush.scheduler.interval.ms",
+];
+
+/// When the log forces written data to disk (Kafka's `log.flush.*` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Force a flush once this many messages are unflushed (`log.flush.interval.messages`).
+    pub interval_messages: u64,
+    /// Force a flush of data older than this (`log.flush.interval.ms`); `None` means never.
+    pub interval: Option<Duration>,
+}
+
+impl FlushPolicy {
+    /// True when the policy never forces a flush from the append path.
+    pub fn is_lazy(&self) -> bool {
+        self.interval_messages == u64::MAX
+    }
+}
+
+/// Typed broker configuration; defaults are Kafka's except where a single-node
+/// development broker needs otherwise (listener on 127.0.0.1:9092, data under ./data).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id` (or `broker.id`).
+    pub node_id: i32,
+    /// `listeners`.
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners`; defaults to `listeners`.
+    pub advertised_listeners: Vec<Listener>,
+    /// `log.dirs` (or `log.dir`).
+    pub log_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u64,
+    /// `log.roll.ms` (or `log.roll.hours`).
+    pub log_roll_ms: i64,
+    /// `log.retention.ms` (or `.minutes`, `.hours`); -1 keeps data forever.
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes`; -1 means no size limit.
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval: Duration,
+    /// `message.max.bytes`: the largest record batch accepted.
+    pub message_max_bytes: i32,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: i32,
+    /// `log.flush.interval.messages` and `log.flush.interval.ms`.
+    pub flush: FlushPolicy,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `cluster.id`: the cluster id reported to clients; generated and stored if unset.
+    pub cluster_id: Option<String>,
+    /// Accepted Kafka properties that have no effect here, for a start-up log line.
+    pub ignored: Vec<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listener = Listener {
+            name: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            security_protocol: crate::SecurityProtocol::Plaintext,
+        };
+        BrokerConfig {
+            node_id: 1,
+            listeners: vec![listener.clone()],
+            advertised_listeners: vec![listener],
+            log_dir: PathBuf::from("./data"),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            log_segment_bytes: 1024 * 1024 * 1024,
+            log_roll_ms: 7 * 24 * 3600 * 1000,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval: Duration::from_millis(300_000),
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            flush: FlushPolicy {
+                interval_messages: u64::MAX,
+                interval: None,
+            },
+            max_connections: 10_000,
+            cluster_id: None,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from properties in order; later entries win.
+    pub fn from_properties<'a, I>(props: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut cfg = BrokerConfig::default();
+        let mut advertised_set = false;
+        // Kafka gives the most precise unit precedence: ms over minutes over hours.
+        let (mut retention_ms, mut retention_min, mut retention_hours) = (None, None, None);
+        let (mut roll_ms, mut roll_hours) = (None, None);
+        for (key, value) in props {
+            let v = value.trim();
+            match key {
+                "node.id" | "broker.id" => cfg.node_id = parse_i64(key, v, 0)?.try_into().map_err(|_| ConfigError::invalid(key, v, "too large"))?,
+                "listeners" => cfg.listeners = parse_listeners(key, v)?,
+                "advertised.listeners" => {
+                    cfg.advertised_listeners = parse_listeners(key, v)?;
+                    advertised_set = true;
+                }
+                "log.dirs" | "log.dir" => {
+                    let dirs: Vec<&str> = v.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+                    match dirs.as_slice() {
+                        [one] => cfg.log_dir = PathBuf::from(one),
+                        [] => return Err(ConfigError::invalid(key, v, "no directory given")),
+                        _ => return Err(ConfigError::invalid(key, v, "only one log directory is supported so far")),
+                    }
+                }
+                "num.partitions" => cfg.num_partitions = parse_i32(key, v, 1)?,
+                "default.replication.factor" => {
+                    if parse_i64(key, v, 1)? != 1 {
+                        return Err(ConfigError::invalid(key, v, "a single-node broker can only hold 1 replica"));
+                    }
+                }
+                "auto.create.topics.enable" => cfg.auto_create_topics = parse_bool(key, v)?,
+                "log.segment.bytes" => cfg.log_segment_bytes = parse_i64(key, v, 14)? as u64,
+                "log.roll.ms" => roll_ms = Some(parse_i64(key, v, 1)?),
+                "log.roll.hours" => roll_hours = Some(parse_i64(key, v, 1)?),
+                "log.retention.ms" => retention_ms = Some(parse_retention(key, v)?),
+                "log.retention.minutes" => retention_min = Some(parse_retention(key, v)?),
+                "log.retention.hours" => retention_hours = Some(parse_retention(key, v)?),
+                "log.retention.bytes" => cfg.log_retention_bytes = parse_i64(key, v, -1)?,
+                "log.retention.check.interval.ms" => {
+                    cfg.log_retention_check_interval = Duration::from_millis(parse_i64(key, v, 1)? as u64)
+                }
+                "message.max.bytes" => cfg.message_max_bytes = parse_i32(key, v, 0)?,
+                "socket.request.max.bytes" => cfg.socket_request_max_bytes = parse_i32(key, v, 1)?,
+                "log.flush.interval.messages" => cfg.flush.interval_messages = parse_i64(key, v, 1)? as u64,
+                "log.flush.interval.ms" => {
+                    cfg.flush.interval = Some(Duration::from_millis(parse_i64(key, v, 0)? as u64))
+                }
+                "max.connections" => cfg.max_connections = parse_i64(key, v, 1)? as usize,
+                "cluster.id" => {
+                    if v.is_empty() {
+                        return Err(ConfigError::invalid(key, v, "must not be empty"));
+                    }
+                    cfg.cluster_id = Some(v.to_string())
+                }
+                k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => cfg.ignored.push(k.to_string()),
+                other => return Err(ConfigError::Unknown(other.to_string())),
+            }
+        }
+        if !advertised_set {
+            cfg.advertised_listeners = cfg.listeners.clone();
+        }
+        for l in &cfg.listeners {
+            if !cfg.advertised_listeners.iter().any(|a| a.name == l.name) {
+                return Err(ConfigError::invalid(
+                    "advertised.listeners",
+                    &format!("{:?}", cfg.advertised_listeners.iter().map(|a| &a.name).collect::<Vec<_>>()),
+                    format!("listener `{}` is not advertised", l.name),
+                ));
+            }
+        }
+        if let Some(ms) = retention_ms.or(retention_min.map(|m| mul_or_keep(m, 60_000))).or(retention_hours.map(|h| mul_or_keep(h, 3_600_000))) {
+            cfg.log_retention_ms = ms;
+        }
+        if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {
+            cfg.log_roll_ms = ms;
+        }
+        if cfg.message_max_bytes > cfg.socket_request_max_bytes {
+            return Err(ConfigError::invalid(
+                "message.max.bytes",
+                &cfg.message_max_bytes.to_string(),
+                "must not exceed socket.request.max.bytes",
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
+fn parse_i32(key: &str, v: &str, min: i64) -> Result<i32, ConfigError> {
+    parse_i64(key, v, min)?
+        .try_into()
+        .map_err(|_| ConfigError::invalid(key, v, "too large"))
+}
+
+/// Retention values: -1 means unlimited, otherwise non-negative.
+fn parse_retention(key: &str, v: &str) -> Result<i64, ConfigError> {
+    parse_i64(key, v, -1)
+}
+
+fn mul_or_keep(v: i64, factor: i64) -> i64 {
+    if v < 0 {
+        v
+    } else {
+        v.saturating_mul(factor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(props: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_properties(props.iter().copied())
+    }
+
+    #[test]
+    fn defaults_serve_localhost_9092_under_data() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listeners[0].bind_address(), "127.0.0.1:9092");
+        assert_eq!(c.advertised_listeners, c.listeners);
+        assert_eq!(c.log_dir, PathBuf::from("./data"));
+        assert!(c.flush.is_lazy());
+    }
+
+    #[test]
+    fn unknown_property_is_named() {
+        assert_eq!(
+            cfg(&[("log.segmnet.bytes", "10")]).unwrap_err(),
+            ConfigError::Unknown("log.segmnet.bytes".into())
+        );
+    }
+
+    #[test]
+    fn malformed_value_is_named() {
+        let err = cfg(&[("num.partitions", "three")]).unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let err = cfg(&[("num.partitions", "0")]).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+    }
+
+    #[test]
+    fn retention_precedence_is_ms_then_minutes_then_hours() {
+        let c = cfg(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")]).unwrap();
+        assert_eq!(c.log_retention_ms, 120_000);
+        let c = cfg(&[("log.retention.ms", "5"), ("log.retention.hours", "1")]).unwrap();
+        assert_eq!(c.log_retention_ms, 5);
+        let c = cfg(&[("log.retention.hours", "-1")]).unwrap();
+        assert_eq!(c.log_retention_ms, -1);
+    }
+
+    #[test]
+    fn replication_factor_above_one_is_refused() {
+        assert!(cfg(&[("default.replication.factor", "3")]).is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Broker and topic configuration for Sluice, named as Apache Kafka names it.
+//!
+//! One typed source of truth: properties come from a `server.properties`-style file and
+//! `--override key=value` pairs; every key is checked here, and an unknown or malformed one
+//! is an error that names it.
+
+mod broker;
+mod listener;
+mod properties;
+mod topic;
+
+pub use broker::{BrokerConfig, FlushPolicy};
+pub use listener::{Listener, SecurityProtocol};
+pub use properties::parse_properties;
+pub use topic::{validate_topic_config, CleanupPolicy, TopicConfig, TOPIC_CONFIG_NAMES};
+
+/// A configuration error that names the offending property.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The key is not a property Sluice knows.
+    #[error("unknown property `{0}`")]
+    Unknown(String),
+    /// The value does not parse or is out of range.
+    #[error("invalid value `{value}` for property `{key}`: {reason}")]
+    Invalid {
+        /// The property name.
+        key: String,
+        /// The rejected value.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A line of a properties file is not `key=value`.
+    #[error("line {line}: expected `key=value`, found `{text}`")]
+    Syntax {
+        /// One-based line number.
+        line: usize,
+        /// The offending text.
+        text: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub(crate) fn parse_i64(key: &str, value: &str, min: i64) -> Result<i64, ConfigError> {
+    let v: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, value, "expected an integer"))?;
+    if v < min {
+        return Err(ConfigError::invalid(key, value, format!("must be at least {min}")));
+    }
+    Ok(v)
+}
+
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::invalid(key, value, "expected true or false")),
+    }
+}

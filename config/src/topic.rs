@@ -1,0 +1,192 @@
+//! Per-topic configuration: Kafka's topic config names, their validation, and the values in
+//! force for a topic (its overrides over the broker defaults).
+
+use std::collections::BTreeMap;
+
+use crate::{parse_i64, BrokerConfig, ConfigError};
+
+/// Every topic-level config name Apache Kafka accepts.
+pub const TOPIC_CONFIG_NAMES: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// `cleanup.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// `delete`: retention removes old segments.
+    Delete,
+    /// `compact`: the cleaner keeps the latest record per key.
+    Compact,
+    /// `compact,delete`: both.
+    CompactDelete,
+}
+
+/// The values in force for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// `retention.ms`; -1 keeps data forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`; -1 means no size limit.
+    pub retention_bytes: i64,
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: i64,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub max_message_bytes: i32,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+}
+
+impl TopicConfig {
+    /// The values in force: `overrides` over the broker defaults. The overrides must
+    /// already have passed [`validate_topic_config`].
+    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Self {
+        let mut cfg = TopicConfig {
+            retention_ms: broker.log_retention_ms,
+            retention_bytes: broker.log_retention_bytes,
+            segment_bytes: broker.log_segment_bytes,
+            segment_ms: broker.log_roll_ms,
+            max_message_bytes: broker.message_max_bytes,
+            cleanup_policy: CleanupPolicy::Delete,
+        };
+        for (k, v) in overrides {
+            // Validated before it was stored; a value that no longer parses keeps the default.
+            let _ = cfg.apply(k, v);
+        }
+        cfg
+    }
+
+    fn apply(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+        match key {
+            "retention.ms" => self.retention_ms = parse_i64(key, v, -1)?,
+            "retention.bytes" => self.retention_bytes = parse_i64(key, v, -1)?,
+            "segment.bytes" => self.segment_bytes = parse_i64(key, v, 14)? as u64,
+            "segment.ms" => self.segment_ms = parse_i64(key, v, 1)?,
+            "max.message.bytes" => {
+                self.max_message_bytes = parse_i64(key, v, 0)?
+                    .try_into()
+                    .map_err(|_| ConfigError::invalid(key, v, "too large"))?
+            }
+            "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, v)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn parse_cleanup_policy(key: &str, v: &str) -> Result<CleanupPolicy, ConfigError> {
+    let mut parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    match parts.as_slice() {
+        ["delete"] => Ok(CleanupPolicy::Delete),
+        ["compact"] => Ok(CleanupPolicy::Compact),
+        ["compact", "delete"] => Ok(CleanupPolicy::CompactDelete),
+        _ => Err(ConfigError::invalid(key, v, "expected delete, compact, or compact,delete")),
+    }
+}
+
+/// Checks one topic config entry as CreateTopics and AlterConfigs must.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    if !TOPIC_CONFIG_NAMES.contains(&key) {
+        return Err(ConfigError::Unknown(key.to_string()));
+    }
+    let mut scratch = TopicConfig {
+        retention_ms: 0,
+        retention_bytes: 0,
+        segment_bytes: 0,
+        segment_ms: 0,
+        max_message_bytes: 0,
+        cleanup_policy: CleanupPolicy::Delete,
+    };
+    scratch.apply(key, value)?;
+    match key {
+        "compression.type" => match value {
+            "producer" | "uncompressed" | "none" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+            _ => Err(ConfigError::invalid(key, value, "expected producer, uncompressed, gzip, snappy, lz4 or zstd")),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(ConfigError::invalid(key, value, "expected CreateTime or LogAppendTime")),
+        },
+        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+            _ => Err(ConfigError::invalid(key, value, "expected a number between 0 and 1")),
+        },
+        "preallocate" | "unclean.leader.election.enable" | "message.downconversion.enable"
+        | "remote.storage.enable" | "remote.log.copy.disable" | "remote.log.delete.on.disable" => {
+            crate::parse_bool(key, value).map(|_| ())
+        }
+        "delete.retention.ms" | "file.delete.delay.ms" | "max.compaction.lag.ms" | "min.compaction.lag.ms"
+        | "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms" | "segment.jitter.ms" | "index.interval.bytes" => {
+            parse_i64(key, value, 0).map(|_| ())
+        }
+        "flush.messages" | "flush.ms" | "segment.index.bytes" | "min.insync.replicas" => {
+            parse_i64(key, value, 1).map(|_| ())
+        }
+        "local.retention.ms" | "local.retention.bytes" => parse_i64(key, value, -2).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_over_broker_defaults() {
+        let broker = BrokerConfig::default();
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert("cleanup.policy".to_string(), "delete,compact".to_string());
+        let t = TopicConfig::resolve(&broker, &o);
+        assert_eq!(t.retention_ms, 1000);
+        assert_eq!(t.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(t.segment_bytes, broker.log_segment_bytes);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert_eq!(validate_topic_config("retention.msec", "1"), Err(ConfigError::Unknown("retention.msec".into())));
+        assert!(validate_topic_config("cleanup.policy", "forever").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_topic_config("compression.type", "zstd").is_ok());
+    }
+}
