@@ -1,0 +1,331 @@
+//! Sluice storage: the partition log (segment files indexed in RocksDB) and the broker's
+//! durable state (topic catalog, producer state, cluster identity).
+//!
+//! Nothing here knows about sockets; the broker drives it through [`Storage`] and
+//! [`Partition`].
+
+mod catalog;
+mod db;
+mod log;
+mod producers;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocksdb::{IteratorMode, WriteBatch};
+use sluice_config::{BrokerConfig, FlushPolicy, TopicConfig};
+use uuid::Uuid;
+
+pub use catalog::TopicRecord;
+pub use log::{AppendError, AppendInfo, FetchData, Partition, ReadError, TimestampOffset, LEADER_EPOCH};
+pub use producers::{SequenceError, MAX_CACHED_BATCHES};
+
+use db::{Db, CF_META, CF_TOPICS};
+
+/// A storage failure: the disk, the index, or data that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// RocksDB failed.
+    #[error("index: {0}")]
+    Index(#[from] rocksdb::Error),
+    /// Stored data is not what it must be.
+    #[error("corrupt storage: {0}")]
+    Corrupt(String),
+    /// The topic exists already (TOPIC_ALREADY_EXISTS).
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    /// The topic does not exist (UNKNOWN_TOPIC_OR_PARTITION).
+    #[error("topic {0} does not exist")]
+    UnknownTopic(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A topic and its open partitions.
+pub struct Topic {
+    /// Catalog record: name, id, partitions, overrides.
+    pub record: TopicRecord,
+    /// The values in force.
+    pub config: TopicConfig,
+    /// Partitions, by index.
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+struct Topics {
+    by_name: BTreeMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+/// The data directory: its RocksDB instance and every topic's partitions.
+pub struct Storage {
+    db: Arc<Db>,
+    log_root: PathBuf,
+    broker: BrokerConfig,
+    topics: RwLock<Topics>,
+    cluster_id: String,
+    /// Serialises topic creation and deletion so names and directories never race.
+    admin: std::sync::Mutex<()>,
+    producer_ids: std::sync::Mutex<ProducerIdBlock>,
+}
+
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+const KEY_CLUSTER_ID: &[u8] = b"cluster.id";
+const KEY_PRODUCER_ID_END: &[u8] = b"producer.id.block.end";
+
+impl Storage {
+    /// Opens the data directory, creating it if needed, and recovers every partition.
+    pub fn open(broker: &BrokerConfig) -> Result<Self, StorageError> {
+        let root = broker.log_dir.clone();
+        std::fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
+        let db = Arc::new(Db::open(&root.join("index"))?);
+        let meta = db.cf(CF_META)?;
+        let cluster_id = match (db.db.get_cf(meta, KEY_CLUSTER_ID)?, &broker.cluster_id) {
+            (Some(stored), configured) => {
+                let stored = String::from_utf8_lossy(&stored).into_owned();
+                if let Some(c) = configured {
+                    if *c != stored {
+                        return Err(StorageError::Corrupt(format!(
+                            "cluster.id {c} does not match the id {stored} stored in {}",
+                            root.display()
+                        )));
+                    }
+                }
+                stored
+            }
+            (None, configured) => {
+                let id = configured.clone().unwrap_or_else(new_cluster_id);
+                let mut wb = WriteBatch::default();
+                wb.put_cf(meta, KEY_CLUSTER_ID, id.as_bytes());
+                db.write(wb, true)?;
+                id
+            }
+        };
+        let producer_end = match db.db.get_cf(meta, KEY_PRODUCER_ID_END)? {
+            Some(v) => i64::from_be_bytes(v.as_slice().try_into().map_err(|_| StorageError::Corrupt("producer id block".into()))?),
+            None => 0,
+        };
+        let storage = Storage {
+            db,
+            log_root: root,
+            broker: broker.clone(),
+            topics: RwLock::new(Topics {
+                by_name: BTreeMap::new(),
+                by_id: HashMap::new(),
+            }),
+            cluster_id,
+            admin: std::sync::Mutex::new(()),
+            producer_ids: std::sync::Mutex::new(ProducerIdBlock {
+                next: producer_end,
+                end: producer_end,
+            }),
+        };
+        storage.load_topics()?;
+        Ok(storage)
+    }
+
+    fn load_topics(&self) -> Result<(), StorageError> {
+        let cf = self.db.cf(CF_TOPICS)?;
+        let mut records = Vec::new();
+        for item in self.db.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            let name = String::from_utf8(k.to_vec()).map_err(|_| StorageError::Corrupt("topic name".into()))?;
+            records.push(TopicRecord::decode(&name, &v)?);
+        }
+        let started = std::time::Instant::now();
+        for record in records {
+            let topic = self.open_topic(record)?;
+            self.insert_topic(topic);
+        }
+        tracing::info!(topics = self.topic_names().len(), elapsed_ms = started.elapsed().as_millis() as u64, "storage recovered");
+        Ok(())
+    }
+
+    fn open_topic(&self, record: TopicRecord) -> Result<Arc<Topic>, StorageError> {
+        let config = TopicConfig::resolve(&self.broker, &record.configs);
+        let now = now_ms();
+        let partitions = (0..record.partitions)
+            .map(|i| {
+                Partition::open(
+                    self.db.clone(),
+                    &self.log_root,
+                    &record.name,
+                    record.id,
+                    i,
+                    config.clone(),
+                    self.flush_policy(),
+                    now,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(Topic {
+            record,
+            config,
+            partitions,
+        }))
+    }
+
+    fn insert_topic(&self, topic: Arc<Topic>) {
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        topics.by_id.insert(topic.record.id, topic.clone());
+        topics.by_name.insert(topic.record.name.clone(), topic);
+    }
+
+    /// The flush policy in force.
+    pub fn flush_policy(&self) -> FlushPolicy {
+        self.broker.flush
+    }
+
+    /// The cluster id, generated on first start and kept in the data directory.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Looks a topic up by name.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_name.get(name).cloned()
+    }
+
+    /// Looks a topic up by id.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_id.get(&id).cloned()
+    }
+
+    /// Every topic, ordered by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect()
+    }
+
+    /// Every topic name.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_name.keys().cloned().collect()
+    }
+
+    /// Creates a topic; the config overrides must already be validated.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, StorageError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        if self.topic(name).is_some() {
+            return Err(StorageError::TopicExists(name.to_string()));
+        }
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        // Directories first: a crash before the catalog write leaves only empty dirs.
+        let topic = self.open_topic(record.clone())?;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.db.cf(CF_TOPICS)?, name.as_bytes(), record.encode());
+        self.db.write(wb, true)?;
+        self.insert_topic(topic.clone());
+        tracing::info!(topic = name, partitions, id = %record.id, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic with its data.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, StorageError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = {
+            let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            let topic = topics
+                .by_name
+                .remove(name)
+                .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+            topics.by_id.remove(&topic.record.id);
+            topic
+        };
+        let mut wb = WriteBatch::default();
+        wb.delete_cf(self.db.cf(CF_TOPICS)?, name.as_bytes());
+        self.db.write(wb, true)?;
+        for p in &topic.partitions {
+            p.destroy()?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Allocates a producer id; ids are reserved in durable blocks so none is reused
+    /// after a restart.
+    pub fn allocate_producer_id(&self) -> Result<i64, StorageError> {
+        let mut block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if block.next >= block.end {
+            let end = block.end + PRODUCER_ID_BLOCK;
+            let mut wb = WriteBatch::default();
+            wb.put_cf(self.db.cf(CF_META)?, KEY_PRODUCER_ID_END, end.to_be_bytes());
+            self.db.write(wb, true)?;
+            block.end = end;
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+
+    /// Runs retention on every partition; returns the number of segments deleted.
+    pub fn enforce_retention(&self) -> usize {
+        let now = now_ms();
+        let mut deleted = 0;
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                match p.enforce_retention(now) {
+                    Ok(n) => deleted += n,
+                    Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Every partition, for background flushing and metrics.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics().iter().flat_map(|t| t.partitions.iter().cloned()).collect()
+    }
+
+    /// Flushes the index's write-ahead log; used at shutdown.
+    pub fn flush_index(&self) -> Result<(), StorageError> {
+        self.db.db.flush_wal(true)?;
+        Ok(())
+    }
+}
+
+fn new_cluster_id() -> String {
+    // Kafka cluster ids are 22-character URL-safe base64 of a UUID.
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let id = Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((id >> (i * 6)) & 63) as usize] as char).collect()
+}
+

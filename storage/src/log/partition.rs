@@ -1,0 +1,468 @@
+//! One partition's log: offsets, high watermark, log start offset, segment rolls, reads.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use sluice_config::{FlushPolicy, TopicConfig};
+use sluice_protocol::batch::{self, BatchHeader};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::segment::{read_at, Segment};
+use crate::db::{timestamp_key, Db, IndexEntry, PartitionKey, CF_OFFSETS, CF_PRODUCERS, CF_TIMES};
+use crate::producers::{ProducerStates, SequenceCheck, SequenceError};
+use crate::StorageError;
+
+/// Leader epoch stamped into batches: a single node is leader from epoch 0 forever.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// True when this batch was a duplicate of one already appended.
+    pub duplicate: bool,
+    /// True when the flush policy wants the log flushed before the append is acknowledged.
+    pub flush_due: bool,
+}
+
+/// Why an append was refused; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The batch exceeds `max.message.bytes` (MESSAGE_TOO_LARGE).
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge {
+        /// Batch size.
+        size: usize,
+        /// Limit in force.
+        max: i32,
+    },
+    /// The idempotent producer's sequence or epoch is wrong.
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    /// The disk or the index failed (KAFKA_STORAGE_ERROR).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The offset is outside [log start, log end] (OFFSET_OUT_OF_RANGE).
+    #[error("offset {offset} is outside the log range {log_start_offset}..={log_end_offset}")]
+    OutOfRange {
+        /// The requested offset.
+        offset: i64,
+        /// Log start offset.
+        log_start_offset: i64,
+        /// Log end offset.
+        log_end_offset: i64,
+    },
+    /// The disk or the index failed (KAFKA_STORAGE_ERROR).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Batches read for a fetch, with the offsets a fetch response reports.
+#[derive(Debug, Clone)]
+pub struct FetchData {
+    /// Whole batches, byte for byte as stored.
+    pub records: Bytes,
+    /// High watermark at the time of the read.
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
+pub(super) struct LogState {
+    pub(super) segments: BTreeMap<i64, Segment>,
+    pub(super) log_end_offset: i64,
+    pub(super) log_start_offset: i64,
+    pub(super) producers: ProducerStates,
+    /// Largest timestamp appended so far; the time index records each new maximum.
+    pub(super) max_timestamp: i64,
+    pub(super) unflushed_messages: u64,
+    /// Rolled segments whose data is not yet forced to disk.
+    pub(super) unflushed_files: Vec<Arc<File>>,
+    pub(super) config: TopicConfig,
+}
+
+impl LogState {
+    pub(super) fn active(&mut self) -> Result<&mut Segment, StorageError> {
+        self.segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| StorageError::Corrupt("partition has no segment".into()))
+    }
+}
+
+/// One partition of a topic.
+pub struct Partition {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub index: i32,
+    pub(super) key: PartitionKey,
+    pub(super) dir: PathBuf,
+    pub(super) db: Arc<Db>,
+    pub(super) log: Mutex<LogState>,
+    flush_policy: FlushPolicy,
+    /// Everything below this offset is on disk.
+    flushed_offset: AtomicI64,
+    flush_lock: tokio::sync::Mutex<()>,
+    /// The high watermark; long-poll fetches wait for it to move.
+    high_watermark: watch::Sender<i64>,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition's directory and recovers its tail.
+    pub(crate) fn open(
+        db: Arc<Db>,
+        log_root: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        config: TopicConfig,
+        flush_policy: FlushPolicy,
+        now_ms: i64,
+    ) -> Result<Arc<Self>, StorageError> {
+        let dir = log_root.join(format!("{topic}-{index}"));
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let key = PartitionKey::new(topic_id, index);
+        let state = super::recovery::recover(&db, &dir, key, config, now_ms)?;
+        let leo = state.log_end_offset;
+        Ok(Arc::new(Partition {
+            topic: topic.to_string(),
+            topic_id,
+            index,
+            key,
+            dir,
+            db,
+            log: Mutex::new(state),
+            flush_policy,
+            flushed_offset: AtomicI64::new(leo),
+            flush_lock: tokio::sync::Mutex::new(()),
+            high_watermark: watch::channel(leo).0,
+        }))
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic while holding the lock cannot leave the log half-written on disk (files
+        // are written before the index), so the state is still usable.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory holding the segment files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Log end offset, which on a single node is also the high watermark.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Log start offset.
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+
+    /// Total bytes of the partition's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    /// A receiver that changes whenever the high watermark moves.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Replaces the topic configuration in force (segment size, retention, limits).
+    pub fn set_config(&self, config: TopicConfig) {
+        self.lock().config = config;
+    }
+
+    /// Appends one validated batch: checks the producer's sequence, assigns offsets by
+    /// writing the base offset in place, writes the segment, then the index.
+    pub fn append(&self, header: BatchHeader, batch: &Bytes, now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let mut log = self.lock();
+        if batch.len() > log.config.max_message_bytes.max(0) as usize {
+            return Err(AppendError::TooLarge {
+                size: batch.len(),
+                max: log.config.max_message_bytes,
+            });
+        }
+        if header.has_producer_id() {
+            if let SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } = log.producers.check(&header)?
+            {
+                return Ok(AppendInfo {
+                    base_offset,
+                    last_offset,
+                    log_start_offset: log.log_start_offset,
+                    duplicate: true,
+                    flush_due: false,
+                });
+            }
+        }
+        self.maybe_roll(&mut log, batch.len() as u64, now_ms)?;
+
+        let base_offset = log.log_end_offset;
+        let mut bytes = batch.to_vec();
+        batch::set_base_offset(&mut bytes, base_offset);
+        batch::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
+        let header = BatchHeader {
+            base_offset,
+            partition_leader_epoch: LEADER_EPOCH,
+            ..header
+        };
+        let segment = log.active()?;
+        let segment_base = segment.base_offset;
+        let position = segment.size;
+        if let Err(e) = segment.append(&bytes) {
+            // Never leave a partial batch behind an acknowledged one.
+            let _ = segment.truncate(position);
+            return Err(e.into());
+        }
+        segment.max_timestamp = segment.max_timestamp.max(header.max_timestamp);
+
+        let mut wb = WriteBatch::default();
+        self.index_batch(&mut log, &mut wb, &header, segment_base, position)?;
+        if let Err(e) = self.db.write(wb, false) {
+            let segment = log.active()?;
+            let _ = segment.truncate(position);
+            return Err(e.into());
+        }
+        log.log_end_offset = header.last_offset() + 1;
+        log.unflushed_messages += header.records_count.max(1) as u64;
+        let flush_due = !self.flush_policy.is_lazy() && log.unflushed_messages >= self.flush_policy.interval_messages;
+        let info = AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            log_start_offset: log.log_start_offset,
+            duplicate: false,
+            flush_due,
+        };
+        let leo = log.log_end_offset;
+        drop(log);
+        self.high_watermark.send_replace(leo);
+        Ok(info)
+    }
+
+    /// Adds the index entries and producer state of a batch written at `position` of the
+    /// segment starting at `segment_base`.
+    pub(super) fn index_batch(
+        &self,
+        log: &mut LogState,
+        wb: &mut WriteBatch,
+        header: &BatchHeader,
+        segment_base: i64,
+        position: u64,
+    ) -> Result<(), StorageError> {
+        index_batch(&self.db, self.key, log, wb, header, segment_base, position)
+    }
+
+    fn maybe_roll(&self, log: &mut LogState, incoming: u64, now_ms: i64) -> Result<(), StorageError> {
+        let segment_bytes = log.config.segment_bytes;
+        let segment_ms = log.config.segment_ms;
+        let leo = log.log_end_offset;
+        let active = log.active()?;
+        let full = active.size > 0 && active.size + incoming > segment_bytes;
+        let old = active.size > 0 && now_ms.saturating_sub(active.created_ms) >= segment_ms;
+        if full || old {
+            self.roll(log, now_ms, leo)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn roll(&self, log: &mut LogState, now_ms: i64, base: i64) -> Result<(), StorageError> {
+        let old = log.active()?.file.clone();
+        log.unflushed_files.push(old);
+        let segment = Segment::create(&self.dir, base, now_ms)?;
+        tracing::debug!(topic = %self.topic, partition = self.index, base_offset = base, "rolled segment");
+        log.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// Reads whole batches starting at the batch that holds `offset`, up to `max_bytes`
+    /// (at least one whole batch, as KIP-74 requires), never past the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchData, ReadError> {
+        let (log_start_offset, high_watermark) = {
+            let log = self.lock();
+            (log.log_start_offset, log.log_end_offset)
+        };
+        if offset < log_start_offset || offset > high_watermark {
+            return Err(ReadError::OutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset: high_watermark,
+            });
+        }
+        let empty = FetchData {
+            records: Bytes::new(),
+            high_watermark,
+            log_start_offset,
+        };
+        if offset == high_watermark {
+            return Ok(empty);
+        }
+        let Some(entry) = self.batch_containing(offset)? else {
+            return Ok(empty);
+        };
+        let (file, path, segment_size) = {
+            let log = self.lock();
+            match log.segments.get(&entry.segment) {
+                Some(s) => (s.file.clone(), s.path.clone(), s.size),
+                // Removed by retention since the index lookup.
+                None => return Ok(empty),
+            }
+        };
+        let want = (entry.size as usize).max(max_bytes) as u64;
+        let end = segment_size.min(entry.position + want);
+        let len = end.saturating_sub(entry.position) as usize;
+        let data = read_at(&file, &path, entry.position, len)?;
+        let whole = whole_batches_prefix(&data, max_bytes);
+        let mut records = Bytes::from(data);
+        records.truncate(whole);
+        Ok(FetchData {
+            records,
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// The index entry of the first batch whose last offset is at or after `offset`.
+    pub(super) fn batch_containing(&self, offset: i64) -> Result<Option<IndexEntry>, StorageError> {
+        let cf = self.db.cf(CF_OFFSETS)?;
+        let start = self.key.with_i64(offset.max(0));
+        let mut it = self
+            .db
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
+        match it.next() {
+            Some(Ok((k, v))) if k.starts_with(self.key.as_bytes()) => Ok(Some(IndexEntry::decode(&k, &v)?)),
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Forces everything appended so far to disk unless a concurrent flush already covered
+    /// `offset`. Waiters share one fsync: group commit.
+    pub async fn flush_to(&self, offset: i64) -> Result<(), StorageError> {
+        if self.flushed_offset.load(Ordering::Acquire) > offset {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock().await;
+        if self.flushed_offset.load(Ordering::Acquire) > offset {
+            return Ok(());
+        }
+        self.flush_now().await
+    }
+
+    /// Forces all appended data to disk now.
+    pub async fn flush_now(&self) -> Result<(), StorageError> {
+        let (files, leo) = {
+            let mut log = self.lock();
+            let mut files = std::mem::take(&mut log.unflushed_files);
+            files.push(log.active()?.file.clone());
+            log.unflushed_messages = 0;
+            (files, log.log_end_offset)
+        };
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            for f in files {
+                f.sync_data().map_err(|e| StorageError::io(&dir, e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageError::Corrupt(format!("flush task failed: {e}")))??;
+        self.flushed_offset.fetch_max(leo, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// True when appended data is not yet forced to disk.
+    pub fn has_unflushed(&self) -> bool {
+        self.flushed_offset.load(Ordering::Acquire) < self.high_watermark()
+    }
+
+    /// Deletes this partition's files and index entries (the topic is being deleted).
+    pub(crate) fn destroy(&self) -> Result<(), StorageError> {
+        let mut log = self.lock();
+        log.segments.clear();
+        log.unflushed_files.clear();
+        let mut wb = WriteBatch::default();
+        for cf in [CF_OFFSETS, CF_TIMES, CF_PRODUCERS] {
+            self.db.delete_partition_keys(&mut wb, cf, &self.key)?;
+        }
+        self.db.write(wb, false)?;
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(&self.dir, e)),
+        }
+    }
+}
+
+/// Index entries and producer state for one batch, added to `wb`; shared by append and
+/// recovery so both index a batch the same way.
+pub(super) fn index_batch(
+    db: &Db,
+    key: PartitionKey,
+    log: &mut LogState,
+    wb: &mut WriteBatch,
+    header: &BatchHeader,
+    segment_base: i64,
+    position: u64,
+) -> Result<(), StorageError> {
+    let entry = IndexEntry {
+        segment: segment_base,
+        position,
+        size: header.size() as u32,
+        base_offset: header.base_offset,
+        last_offset: header.last_offset(),
+        max_timestamp: header.max_timestamp,
+    };
+    wb.put_cf(db.cf(CF_OFFSETS)?, key.with_i64(entry.last_offset), entry.encode());
+    if header.max_timestamp > log.max_timestamp {
+        log.max_timestamp = header.max_timestamp;
+        wb.put_cf(
+            db.cf(CF_TIMES)?,
+            key.with_u64(timestamp_key(header.max_timestamp)),
+            header.base_offset.to_be_bytes(),
+        );
+    }
+    if header.has_producer_id() && !header.is_control() {
+        let state = log.producers.record(header);
+        wb.put_cf(db.cf(CF_PRODUCERS)?, key.with_i64(header.producer_id), state.encode());
+    }
+    Ok(())
+}
+
+/// Length of the longest prefix of `data` made of whole batches within `max_bytes`, but
+/// always at least the first batch if it is whole.
+fn whole_batches_prefix(data: &[u8], max_bytes: usize) -> usize {
+    let mut pos = 0;
+    while let Ok(h) = batch::read_header(&data[pos..]) {
+        let end = pos + h.size();
+        if end > data.len() || (pos > 0 && end > max_bytes) {
+            break;
+        }
+        pos = end;
+    }
+    pos
+}

@@ -1,0 +1,211 @@
+//! Start-up recovery of one partition: drop index entries that point at data that is not
+//! on disk, re-validate the tail by CRC, truncate a torn batch, and index what is missing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use sluice_config::TopicConfig;
+use sluice_protocol::batch::{self, HEADER_SIZE};
+
+use super::partition::{index_batch, LogState};
+use super::segment::{parse_segment_file_name, read_at, Segment};
+use crate::db::{timestamp_from_key, key_suffix_u64, Db, IndexEntry, PartitionKey, CF_OFFSETS, CF_PRODUCERS, CF_TIMES};
+use crate::producers::{ProducerEntry, ProducerStates};
+use crate::StorageError;
+
+/// Rebuilds the in-memory state of a partition from its directory and the index.
+pub(super) fn recover(
+    db: &Db,
+    dir: &Path,
+    key: PartitionKey,
+    config: TopicConfig,
+    now_ms: i64,
+) -> Result<LogState, StorageError> {
+    let mut segments = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+        let name = entry.file_name();
+        if let Some(base) = name.to_str().and_then(parse_segment_file_name) {
+            segments.insert(base, Segment::open(entry.path(), base)?);
+        }
+    }
+    if segments.is_empty() {
+        let first = first_indexed_offset(db, key)?.unwrap_or(0);
+        segments.insert(first, Segment::create(dir, first, now_ms)?);
+    }
+
+    let mut wb = WriteBatch::default();
+    let last = drop_dangling_entries(db, key, &segments, &mut wb)?;
+    let mut state = LogState {
+        log_start_offset: *segments.keys().next().unwrap_or(&0),
+        log_end_offset: 0,
+        segments,
+        producers: load_producers(db, key)?,
+        max_timestamp: last_indexed_timestamp(db, key)?,
+        unflushed_messages: 0,
+        unflushed_files: Vec::new(),
+        config,
+    };
+    // Scan forward from the end of the last good indexed batch.
+    let (mut seg_base, mut pos, mut next_offset) = match last {
+        Some(e) => (e.segment, e.position + u64::from(e.size), e.last_offset + 1),
+        None => (state.log_start_offset, 0, state.log_start_offset),
+    };
+    let bases: Vec<i64> = state.segments.range(seg_base..).map(|(b, _)| *b).collect();
+    let mut torn = false;
+    let mut recovered_batches = 0u64;
+    for base in bases {
+        if torn {
+            // Everything after a torn batch is unreachable garbage from the same crash.
+            if let Some(seg) = state.segments.remove(&base) {
+                tracing::warn!(path = %seg.path.display(), "removing segment after a torn batch");
+                std::fs::remove_file(&seg.path).map_err(|e| StorageError::io(&seg.path, e))?;
+            }
+            continue;
+        }
+        if base != seg_base {
+            seg_base = base;
+            pos = 0;
+            if base != next_offset && next_offset != state.log_start_offset {
+                tracing::warn!(segment = base, expected = next_offset, "segment base does not follow the log end");
+            }
+            next_offset = next_offset.max(base);
+        }
+        let (file, path, file_len) = {
+            let seg = state.segments.get(&base).ok_or_else(|| StorageError::Corrupt("segment vanished".into()))?;
+            (seg.file.clone(), seg.path.clone(), seg.size)
+        };
+        loop {
+            if pos == file_len {
+                break;
+            }
+            let head = read_at(&file, &path, pos, HEADER_SIZE)?;
+            let valid = batch::read_header(&head).ok().and_then(|h| {
+                let body = read_at(&file, &path, pos, h.size()).ok()?;
+                batch::validate(&body).ok().filter(|h| h.base_offset == next_offset)
+            });
+            match valid {
+                Some(h) => {
+                    index_batch(db, key, &mut state, &mut wb, &h, base, pos)?;
+                    pos += h.size() as u64;
+                    next_offset = h.last_offset() + 1;
+                    recovered_batches += 1;
+                }
+                None => {
+                    tracing::warn!(path = %path.display(), position = pos, file_len, "truncating torn tail of segment");
+                    torn = true;
+                    break;
+                }
+            }
+        }
+        if let Some(seg) = state.segments.get_mut(&base) {
+            if torn {
+                seg.truncate(pos)?;
+            }
+            seg.size = pos;
+        }
+    }
+    if recovered_batches > 0 {
+        tracing::info!(dir = %dir.display(), batches = recovered_batches, "indexed batches found beyond the index");
+    }
+    db.write(wb, true)?;
+    state.log_end_offset = next_offset;
+    compute_segment_timestamps(db, key, &mut state)?;
+    Ok(state)
+}
+
+/// Deletes index entries at the end of the partition whose batch is not intact on disk;
+/// returns the last entry that is.
+fn drop_dangling_entries(
+    db: &Db,
+    key: PartitionKey,
+    segments: &BTreeMap<i64, Segment>,
+    wb: &mut WriteBatch,
+) -> Result<Option<IndexEntry>, StorageError> {
+    let cf = db.cf(CF_OFFSETS)?;
+    let end = key.with_u64(u64::MAX);
+    let iter = db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
+    for item in iter {
+        let (k, v) = item?;
+        if !k.starts_with(key.as_bytes()) {
+            break;
+        }
+        let e = IndexEntry::decode(&k, &v)?;
+        let intact = segments.get(&e.segment).is_some_and(|s| {
+            e.position + u64::from(e.size) <= s.size
+                && read_at(&s.file, &s.path, e.position, e.size as usize)
+                    .ok()
+                    .and_then(|b| batch::validate(&b).ok())
+                    .is_some_and(|h| h.last_offset() == e.last_offset)
+        });
+        if intact {
+            return Ok(Some(e));
+        }
+        tracing::warn!(offset = e.last_offset, "dropping index entry whose batch is not on disk");
+        wb.delete_cf(cf, &k);
+    }
+    Ok(None)
+}
+
+fn first_indexed_offset(db: &Db, key: PartitionKey) -> Result<Option<i64>, StorageError> {
+    let cf = db.cf(CF_OFFSETS)?;
+    let start = key.with_u64(0);
+    let mut it = db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
+    match it.next() {
+        Some(Ok((k, v))) if k.starts_with(key.as_bytes()) => Ok(Some(IndexEntry::decode(&k, &v)?.base_offset)),
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(None),
+    }
+}
+
+fn last_indexed_timestamp(db: &Db, key: PartitionKey) -> Result<i64, StorageError> {
+    let cf = db.cf(CF_TIMES)?;
+    let end = key.with_u64(u64::MAX);
+    let mut it = db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
+    match it.next() {
+        Some(Ok((k, _))) if k.starts_with(key.as_bytes()) => {
+            Ok(key_suffix_u64(&k).map(timestamp_from_key).unwrap_or(-1))
+        }
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(-1),
+    }
+}
+
+fn load_producers(db: &Db, key: PartitionKey) -> Result<ProducerStates, StorageError> {
+    let cf = db.cf(CF_PRODUCERS)?;
+    let mut states = ProducerStates::default();
+    let start = key.with_u64(0);
+    for item in db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        let (k, v) = item?;
+        if !k.starts_with(key.as_bytes()) {
+            break;
+        }
+        let pid = key_suffix_u64(&k).map(|p| p as i64);
+        match (pid, ProducerEntry::decode(&v)) {
+            (Some(pid), Some(entry)) => {
+                states.producers.insert(pid, entry);
+            }
+            _ => tracing::warn!("skipping malformed producer state entry"),
+        }
+    }
+    Ok(states)
+}
+
+/// Sets each segment's largest timestamp from the index, for time-based retention.
+fn compute_segment_timestamps(db: &Db, key: PartitionKey, state: &mut LogState) -> Result<(), StorageError> {
+    let cf = db.cf(CF_OFFSETS)?;
+    let start = key.with_i64(state.log_start_offset);
+    for item in db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        let (k, v) = item?;
+        if !k.starts_with(key.as_bytes()) {
+            break;
+        }
+        let e = IndexEntry::decode(&k, &v)?;
+        if let Some(seg) = state.segments.get_mut(&e.segment) {
+            seg.max_timestamp = seg.max_timestamp.max(e.max_timestamp);
+        }
+    }
+    Ok(())
+}

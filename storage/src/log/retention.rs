@@ -1,0 +1,97 @@
+//! Retention: deleting whole segments from the front of the log by time and by size.
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use sluice_config::CleanupPolicy;
+
+use super::partition::Partition;
+use crate::db::{timestamp_key, IndexEntry, CF_OFFSETS, CF_TIMES};
+use crate::StorageError;
+
+impl Partition {
+    /// Deletes the segments that retention allows; returns how many were deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut log = self.lock();
+        if log.config.cleanup_policy == CleanupPolicy::Compact {
+            return Ok(0);
+        }
+        let retention_ms = log.config.retention_ms;
+        let retention_bytes = log.config.retention_bytes;
+        let mut total: u64 = log.segments.values().map(|s| s.size).sum();
+        let mut delete = Vec::new();
+        let count = log.segments.len();
+        for (i, (base, seg)) in log.segments.iter().enumerate() {
+            let is_active = i + 1 == count;
+            if seg.size == 0 {
+                break;
+            }
+            let expired = retention_ms >= 0 && seg.max_timestamp >= 0 && seg.max_timestamp < now_ms - retention_ms;
+            let oversize = retention_bytes >= 0 && total.saturating_sub(seg.size) >= retention_bytes as u64;
+            if !(expired || oversize) {
+                break;
+            }
+            if is_active && !expired {
+                break;
+            }
+            total -= seg.size;
+            delete.push((*base, is_active));
+        }
+        if delete.is_empty() {
+            return Ok(0);
+        }
+        if delete.last().is_some_and(|(_, active)| *active) {
+            // An expired active segment is rolled so that it can go, as Kafka does.
+            let leo = log.log_end_offset;
+            self.roll(&mut log, now_ms, leo)?;
+        }
+        let mut deleted_max_ts = -1;
+        let mut removed = Vec::new();
+        for (base, _) in &delete {
+            if let Some(seg) = log.segments.remove(base) {
+                deleted_max_ts = deleted_max_ts.max(seg.max_timestamp);
+                removed.push(seg);
+            }
+        }
+        let new_start = *log.segments.keys().next().unwrap_or(&log.log_end_offset);
+        log.log_start_offset = new_start;
+        drop(log);
+
+        let mut wb = WriteBatch::default();
+        let offsets = self.db.cf(CF_OFFSETS)?;
+        wb.delete_range_cf(offsets, self.key.with_u64(0), self.key.with_i64(new_start));
+        self.rebuild_time_index_head(&mut wb, new_start, deleted_max_ts)?;
+        self.db.write(wb, false)?;
+        for seg in removed {
+            tracing::info!(topic = %self.topic, partition = self.index, segment = seg.base_offset, "deleting segment by retention");
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                tracing::warn!(path = %seg.path.display(), error = %e, "could not delete segment file");
+            }
+        }
+        Ok(delete.len())
+    }
+
+    /// After deleting the log prefix whose largest timestamp was `deleted_max`, the time
+    /// index entries at or below it are redone over the remaining batches, so the index
+    /// still names, for each timestamp, the first remaining batch that reaches it.
+    fn rebuild_time_index_head(&self, wb: &mut WriteBatch, new_start: i64, deleted_max: i64) -> Result<(), StorageError> {
+        let times = self.db.cf(CF_TIMES)?;
+        wb.delete_range_cf(times, self.key.with_u64(0), self.key.with_u64(timestamp_key(deleted_max).saturating_add(1)));
+        let offsets = self.db.cf(CF_OFFSETS)?;
+        let start = self.key.with_i64(new_start);
+        let mut running = i64::MIN;
+        for item in self.db.db.iterator_cf(offsets, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(self.key.as_bytes()) {
+                break;
+            }
+            let e = IndexEntry::decode(&k, &v)?;
+            if e.max_timestamp > deleted_max {
+                break;
+            }
+            if e.max_timestamp > running {
+                running = e.max_timestamp;
+                wb.put_cf(times, self.key.with_u64(timestamp_key(running)), e.base_offset.to_be_bytes());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! Offset lookups by timestamp (ListOffsets), through the time index.
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use rocksdb::{Direction, IteratorMode};
+
+use super::partition::Partition;
+use super::segment::read_at;
+use crate::db::{key_suffix_u64, timestamp_from_key, timestamp_key, CF_TIMES};
+use crate::StorageError;
+
+/// An offset found by timestamp, with the timestamp of that record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// Offset of the record.
+    pub offset: i64,
+    /// Its timestamp.
+    pub timestamp: i64,
+}
+
+impl Partition {
+    /// The earliest record whose timestamp is at or after `target`, or `None` if there is
+    /// none. The time index records each new maximum timestamp, so the first entry at or
+    /// above `target` names the first batch that can hold such a record.
+    pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<TimestampOffset>, StorageError> {
+        let cf = self.db.cf(CF_TIMES)?;
+        let start = self.key.with_u64(timestamp_key(target));
+        let log_start = self.log_start_offset();
+        for item in self.db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(self.key.as_bytes()) {
+                return Ok(None);
+            }
+            let base = i64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt("time index".into()))?);
+            if base < log_start {
+                continue;
+            }
+            return self.find_in_batch(base, |ts| ts >= target);
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the first one, if several share it).
+    pub fn max_timestamp_offset(&self) -> Result<Option<TimestampOffset>, StorageError> {
+        let cf = self.db.cf(CF_TIMES)?;
+        let end = self.key.with_u64(u64::MAX);
+        let mut it = self.db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
+        match it.next() {
+            Some(Ok((k, v))) if k.starts_with(self.key.as_bytes()) => {
+                let max = key_suffix_u64(&k).map(timestamp_from_key).unwrap_or(-1);
+                let base = i64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt("time index".into()))?);
+                if base < self.log_start_offset() {
+                    return Ok(None);
+                }
+                self.find_in_batch(base, |ts| ts == max)
+            }
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Decodes the batch starting at `base` (decompressing if needed) and returns the first
+    /// record matching `pred`.
+    fn find_in_batch(&self, base: i64, pred: impl Fn(i64) -> bool) -> Result<Option<TimestampOffset>, StorageError> {
+        let Some(entry) = self.batch_containing(base)? else {
+            return Ok(None);
+        };
+        let (file, path) = {
+            let log = self.lock();
+            match log.segments.get(&entry.segment) {
+                Some(s) => (s.file.clone(), s.path.clone()),
+                None => return Ok(None),
+            }
+        };
+        let data = read_at(&file, &path, entry.position, entry.size as usize)?;
+        let mut buf = Bytes::from(data);
+        let set = RecordBatchDecoder::decode(&mut buf)
+            .map_err(|e| StorageError::Corrupt(format!("cannot decode stored batch at offset {base}: {e}")))?;
+        Ok(set
+            .records
+            .iter()
+            .find(|r| pred(r.timestamp))
+            .map(|r| TimestampOffset {
+                offset: r.offset,
+                timestamp: r.timestamp,
+            }))
+    }
+}
