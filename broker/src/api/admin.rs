@@ -1,0 +1,254 @@
+//! Topic administration: CreateTopics, DeleteTopics, DescribeCluster.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeClusterRequest, DescribeClusterResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_config::{validate_topic_config, TopicConfig};
+use uuid::Uuid;
+
+use super::{topic_name, validate_topic_name};
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::error::{code, storage_error_code, NONE};
+
+/// Kafka's config source for a topic-level override and for a default.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Answers CreateTopics, creating each valid topic (or only checking, if validate-only).
+pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+    let mut r = CreateTopicsResponse::default();
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.to_string()))
+        .map(|t| t.name.to_string())
+        .collect();
+    for t in req.topics {
+        let name = t.name.to_string();
+        let mut res = CreatableTopicResult::default();
+        res.name = t.name.clone();
+        res.num_partitions = -1;
+        res.replication_factor = -1;
+        let fail = |mut res: CreatableTopicResult, e: ResponseError, msg: String| {
+            res.error_code = code(e);
+            res.error_message = Some(StrBytes::from_string(msg));
+            res
+        };
+        if duplicates.contains(&name) {
+            r.topics.push(fail(res, ResponseError::InvalidRequest, format!("topic {name} appears more than once in the request")));
+            continue;
+        }
+        if let Err(msg) = validate_topic_name(&name) {
+            r.topics.push(fail(res, ResponseError::InvalidTopicException, msg));
+            continue;
+        }
+        if broker.storage.topic(&name).is_some() {
+            r.topics.push(fail(res, ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+            continue;
+        }
+        if !t.assignments.is_empty() {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                r.topics.push(fail(
+                    res,
+                    ResponseError::InvalidRequest,
+                    "both partition count or replication factor and manual assignments were set".into(),
+                ));
+                continue;
+            }
+            let node = broker.node_id();
+            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
+                a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node
+            });
+            if bad {
+                r.topics.push(fail(
+                    res,
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("replica assignments must list partitions 0..n in order, each on broker {node} alone"),
+                ));
+                continue;
+            }
+        }
+        let partitions = if !t.assignments.is_empty() {
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        if partitions < 1 {
+            r.topics.push(fail(res, ResponseError::InvalidPartitions, "Number of partitions must be larger than 0.".into()));
+            continue;
+        }
+        let rf = if t.replication_factor == -1 { 1 } else { t.replication_factor };
+        if rf < 1 {
+            r.topics.push(fail(res, ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
+            continue;
+        }
+        if rf > 1 {
+            r.topics.push(fail(
+                res,
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+            ));
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        let mut config_error = None;
+        for c in &t.configs {
+            let key = c.name.to_string();
+            let Some(value) = c.value.as_ref().map(|v| v.to_string()) else {
+                config_error = Some(format!("Null value not supported for topic configs: {key}"));
+                break;
+            };
+            if let Err(e) = validate_topic_config(&key, &value) {
+                config_error = Some(e.to_string());
+                break;
+            }
+            configs.insert(key, value);
+        }
+        if let Some(msg) = config_error {
+            r.topics.push(fail(res, ResponseError::InvalidConfig, msg));
+            continue;
+        }
+        res.num_partitions = partitions;
+        res.replication_factor = rf;
+        res.configs = Some(described_configs(broker, &configs));
+        if req.validate_only {
+            res.error_code = NONE;
+            r.topics.push(res);
+            continue;
+        }
+        match broker.storage.create_topic(&name, partitions, configs) {
+            Ok(topic) => {
+                res.error_code = NONE;
+                res.topic_id = topic.record.id;
+            }
+            Err(e) => {
+                res.error_code = storage_error_code(&e);
+                res.error_message = Some(StrBytes::from_string(e.to_string()));
+                res.num_partitions = -1;
+                res.replication_factor = -1;
+                res.configs = None;
+            }
+        }
+        r.topics.push(res);
+    }
+    r
+}
+
+/// The configs a CreateTopics response reports (v5+): overrides and the defaults in force.
+fn described_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+    let resolved = TopicConfig::resolve(&broker.config, overrides);
+    let defaults = [
+        ("cleanup.policy", match resolved.cleanup_policy {
+            sluice_config::CleanupPolicy::Delete => "delete".to_string(),
+            sluice_config::CleanupPolicy::Compact => "compact".to_string(),
+            sluice_config::CleanupPolicy::CompactDelete => "compact,delete".to_string(),
+        }),
+        ("max.message.bytes", resolved.max_message_bytes.to_string()),
+        ("retention.bytes", resolved.retention_bytes.to_string()),
+        ("retention.ms", resolved.retention_ms.to_string()),
+        ("segment.bytes", resolved.segment_bytes.to_string()),
+        ("segment.ms", resolved.segment_ms.to_string()),
+    ];
+    let mut out: BTreeMap<String, CreatableTopicConfigs> = BTreeMap::new();
+    for (k, v) in defaults {
+        out.insert(k.to_string(), config_entry(k, &v, SOURCE_DEFAULT));
+    }
+    for (k, v) in overrides {
+        out.insert(k.clone(), config_entry(k, v, SOURCE_TOPIC));
+    }
+    out.into_values().collect()
+}
+
+fn config_entry(name: &str, value: &str, source: i8) -> CreatableTopicConfigs {
+    let mut c = CreatableTopicConfigs::default();
+    c.name = StrBytes::from_string(name.to_string());
+    c.value = Some(StrBytes::from_string(value.to_string()));
+    c.config_source = source;
+    c
+}
+
+/// Answers DeleteTopics, by name (all versions) and by topic id (v6+).
+pub(crate) async fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let mut r = DeleteTopicsResponse::default();
+    let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
+    } else {
+        req.topic_names.iter().map(|n| (Some(n.to_string()), Uuid::nil())).collect()
+    };
+    for (name, id) in wanted {
+        let mut res = DeletableTopicResult::default();
+        res.topic_id = id;
+        res.name = name.as_deref().map(topic_name);
+        let topic = match &name {
+            Some(n) => broker.storage.topic(n),
+            None => broker.storage.topic_by_id(id),
+        };
+        let Some(topic) = topic else {
+            res.error_code = if name.is_some() {
+                code(ResponseError::UnknownTopicOrPartition)
+            } else {
+                code(ResponseError::UnknownTopicId)
+            };
+            r.responses.push(res);
+            continue;
+        };
+        res.name = Some(topic_name(&topic.record.name));
+        res.topic_id = topic.record.id;
+        let storage = broker.storage.clone();
+        let n = topic.record.name.clone();
+        let deleted = tokio::task::spawn_blocking(move || storage.delete_topic(&n)).await;
+        match deleted {
+            Ok(Ok(_)) => res.error_code = NONE,
+            Ok(Err(e)) => {
+                tracing::error!(topic = %topic.record.name, error = %e, "deleting topic failed");
+                res.error_code = storage_error_code(&e);
+                res.error_message = Some(StrBytes::from_string(e.to_string()));
+            }
+            Err(e) => {
+                tracing::error!(topic = %topic.record.name, error = %e, "delete task failed");
+                res.error_code = code(ResponseError::UnknownServerError);
+            }
+        }
+        r.responses.push(res);
+    }
+    r
+}
+
+/// Answers DescribeCluster: this one node, which is also its controller.
+pub(crate) fn describe_cluster(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let mut r = DescribeClusterResponse::default();
+    r.endpoint_type = 1;
+    r.cluster_authorized_operations = i32::MIN;
+    if version >= 1 && req.endpoint_type != 1 {
+        r.error_code = code(ResponseError::UnsupportedEndpointType);
+        r.error_message = Some(StrBytes::from_static_str("only broker endpoints are served"));
+        r.endpoint_type = req.endpoint_type;
+        return r;
+    }
+    let (host, port) = broker.endpoint_for(&ctx.listener);
+    r.cluster_id = StrBytes::from_string(broker.storage.cluster_id().to_string());
+    r.controller_id = BrokerId(broker.node_id());
+    let mut b = DescribeClusterBroker::default();
+    b.broker_id = BrokerId(broker.node_id());
+    b.host = StrBytes::from_string(host.to_string());
+    b.port = port;
+    r.brokers = vec![b];
+    r
+}

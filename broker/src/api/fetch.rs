@@ -1,0 +1,327 @@
+//! Fetch: read whole batches from each partition, long-poll until `min_bytes` arrive or
+//! `max_wait_ms` passes (woken by appends, never by polling), and keep fetch sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use indexmap::IndexMap;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use sluice_storage::Partition;
+use uuid::Uuid;
+
+use super::topic_name;
+use crate::broker::Broker;
+use crate::error::{code, read_error_code, NONE};
+use crate::fetch_session::{PartitionKey, SessionError, SessionPartition};
+
+/// Longest wait a client may ask for; Kafka's clients stay far below it.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+/// One partition to read.
+struct Target {
+    key: PartitionKey,
+    topic_id: Uuid,
+    fetch_offset: i64,
+    max_bytes: i32,
+    partition: Option<Arc<Partition>>,
+    /// Error for a partition that cannot be read at all.
+    error: Option<i16>,
+    /// In an incremental session: what the client was last told.
+    last_sent: Option<(i64, i64)>,
+}
+
+enum Mode {
+    Sessionless,
+    Full(i32),
+    Incremental(i32),
+}
+
+/// Answers Fetch.
+pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+    let by_id = version >= 13;
+    let requested = request_targets(broker, &req, by_id);
+    let (mode, targets) = match (req.session_id, req.session_epoch) {
+        (0, -1) => (Mode::Sessionless, requested),
+        (0, 0) => {
+            let cached = requested
+                .iter()
+                .filter(|t| t.error.is_none())
+                .map(|t| (t.key.clone(), session_partition(t)))
+                .collect();
+            (Mode::Full(broker.fetch_sessions.create(cached)), requested)
+        }
+        (id, -1) => {
+            broker.fetch_sessions.remove(id);
+            (Mode::Sessionless, requested)
+        }
+        (0, _) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)),
+        (id, epoch) => match incremental_targets(broker, &req, id, epoch, requested) {
+            Ok(t) => (Mode::Incremental(id), t),
+            Err(SessionError::NotFound) => return top_level_error(code(ResponseError::FetchSessionIdNotFound)),
+            Err(SessionError::InvalidEpoch) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)),
+        },
+    };
+
+    let read_committed = req.isolation_level == 1;
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut waiters: Vec<_> = targets.iter().filter_map(|t| t.partition.as_ref().map(|p| p.subscribe())).collect();
+    let results = loop {
+        let results = read_all(&targets, max_bytes);
+        let bytes: usize = results.iter().map(|r| r.records.len()).sum();
+        let any_error = results.iter().any(|r| r.error_code != NONE);
+        if bytes >= min_bytes.max(1) || any_error || tokio::time::Instant::now() >= deadline || waiters.is_empty() {
+            break results;
+        }
+        let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
+        match tokio::time::timeout_at(deadline, changed).await {
+            // Timed out, or a partition went away with its topic: answer with what is there.
+            Err(_) | Ok((Err(_), _, _)) => break read_all(&targets, max_bytes),
+            Ok(_) => {}
+        }
+        for w in &mut waiters {
+            w.borrow_and_update();
+        }
+    };
+
+    let mut response = FetchResponse::default();
+    response.error_code = NONE;
+    let incremental = matches!(mode, Mode::Incremental(_));
+    response.session_id = match mode {
+        Mode::Sessionless => 0,
+        Mode::Full(id) | Mode::Incremental(id) => id,
+    };
+    let mut sent: Vec<(PartitionKey, i64, i64, i64)> = Vec::new();
+    for (t, mut pd) in targets.iter().zip(results) {
+        if incremental {
+            let unchanged = pd.records.is_empty()
+                && pd.error_code == NONE
+                && t.last_sent == Some((pd.high_watermark, pd.log_start_offset));
+            if unchanged {
+                continue;
+            }
+        }
+        sent.push((t.key.clone(), t.fetch_offset, pd.high_watermark, pd.log_start_offset));
+        let mut data = PartitionData::default();
+        data.partition_index = t.key.1;
+        data.error_code = pd.error_code;
+        data.high_watermark = pd.high_watermark;
+        data.last_stable_offset = pd.high_watermark;
+        data.log_start_offset = pd.log_start_offset;
+        data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+        data.aborted_transactions = read_committed.then(Vec::new);
+        data.records = Some(std::mem::take(&mut pd.records));
+        let topic = match response.responses.last_mut() {
+            Some(last) if same_topic(last, t, by_id) => last,
+            _ => {
+                let mut tr = FetchableTopicResponse::default();
+                tr.topic = topic_name(&t.key.0);
+                tr.topic_id = t.topic_id;
+                response.responses.push(tr);
+                match response.responses.last_mut() {
+                    Some(tr) => tr,
+                    None => continue,
+                }
+            }
+        };
+        topic.partitions.push(data);
+    }
+    if let Mode::Full(id) | Mode::Incremental(id) = mode {
+        broker.fetch_sessions.update(id, |s| {
+            for (key, _offset, hw, lso) in sent {
+                if let Some(p) = s.partitions.get_mut(&key) {
+                    p.last_high_watermark = hw;
+                    p.last_log_start_offset = lso;
+                }
+            }
+        });
+    }
+    response
+}
+
+fn same_topic(tr: &FetchableTopicResponse, t: &Target, by_id: bool) -> bool {
+    if by_id {
+        tr.topic_id == t.topic_id
+    } else {
+        tr.topic.as_str() == t.key.0
+    }
+}
+
+fn top_level_error(error_code: i16) -> FetchResponse {
+    let mut r = FetchResponse::default();
+    r.error_code = error_code;
+    r
+}
+
+fn session_partition(t: &Target) -> SessionPartition {
+    SessionPartition {
+        topic_id: t.topic_id,
+        fetch_offset: t.fetch_offset,
+        max_bytes: t.max_bytes,
+        last_high_watermark: -1,
+        last_log_start_offset: -1,
+    }
+}
+
+/// The partitions named in the request, resolved against storage.
+fn request_targets(broker: &Broker, req: &FetchRequest, by_id: bool) -> Vec<Target> {
+    let mut out = Vec::new();
+    for topic in &req.topics {
+        let (name, found) = if by_id {
+            match broker.storage.topic_by_id(topic.topic_id) {
+                Some(t) => (t.record.name.clone(), Some(t)),
+                None => (String::new(), None),
+            }
+        } else {
+            let name = topic.topic.to_string();
+            let found = broker.storage.topic(&name);
+            (name, found)
+        };
+        let missing = if by_id {
+            code(ResponseError::UnknownTopicId)
+        } else {
+            code(ResponseError::UnknownTopicOrPartition)
+        };
+        for p in &topic.partitions {
+            let partition = found
+                .as_ref()
+                .and_then(|t| t.partitions.get(usize::try_from(p.partition).ok()?).cloned());
+            out.push(Target {
+                key: (name.clone(), p.partition),
+                topic_id: found.as_ref().map(|t| t.record.id).unwrap_or(topic.topic_id),
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                error: partition.is_none().then_some(missing),
+                partition,
+                last_sent: None,
+            });
+        }
+    }
+    out
+}
+
+/// Applies an incremental request to its session and returns every partition of it.
+fn incremental_targets(
+    broker: &Broker,
+    req: &FetchRequest,
+    id: i32,
+    epoch: i32,
+    requested: Vec<Target>,
+) -> Result<Vec<Target>, SessionError> {
+    let forgotten: Vec<PartitionKey> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|f| {
+            let name = if f.topic_id.is_nil() {
+                f.topic.to_string()
+            } else {
+                broker
+                    .storage
+                    .topic_by_id(f.topic_id)
+                    .map(|t| t.record.name.clone())
+                    .unwrap_or_default()
+            };
+            f.partitions.iter().map(move |p| (name.clone(), *p))
+        })
+        .collect();
+    let mut errors: Vec<Target> = Vec::new();
+    let cached: IndexMap<PartitionKey, SessionPartition> = broker.fetch_sessions.with_session(id, epoch, |s| {
+        for key in &forgotten {
+            s.partitions.shift_remove(key);
+        }
+        for t in requested {
+            if t.error.is_some() {
+                errors.push(t);
+                continue;
+            }
+            match s.partitions.get_mut(&t.key) {
+                Some(p) => {
+                    p.fetch_offset = t.fetch_offset;
+                    p.max_bytes = t.max_bytes;
+                }
+                None => {
+                    s.partitions.insert(t.key.clone(), session_partition(&t));
+                }
+            }
+        }
+        s.partitions.clone()
+    })?;
+    let mut out: Vec<Target> = cached
+        .into_iter()
+        .map(|(key, sp)| {
+            let partition = broker
+                .storage
+                .topic(&key.0)
+                .filter(|t| t.record.id == sp.topic_id)
+                .and_then(|t| t.partitions.get(usize::try_from(key.1).ok()?).cloned());
+            Target {
+                error: partition.is_none().then_some(code(ResponseError::UnknownTopicOrPartition)),
+                partition,
+                topic_id: sp.topic_id,
+                fetch_offset: sp.fetch_offset,
+                max_bytes: sp.max_bytes,
+                last_sent: Some((sp.last_high_watermark, sp.last_log_start_offset)),
+                key,
+            }
+        })
+        .collect();
+    out.extend(errors);
+    Ok(out)
+}
+
+struct ReadResult {
+    error_code: i16,
+    high_watermark: i64,
+    log_start_offset: i64,
+    records: Bytes,
+}
+
+/// Reads every target within the response's byte budget. Only the first partition with
+/// data may exceed its limits, and only by its first batch (KIP-74).
+fn read_all(targets: &[Target], max_bytes: usize) -> Vec<ReadResult> {
+    let mut used = 0usize;
+    targets
+        .iter()
+        .map(|t| {
+            let Some(p) = &t.partition else {
+                return ReadResult {
+                    error_code: t.error.unwrap_or(NONE),
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: Bytes::new(),
+                };
+            };
+            let budget = (t.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(used));
+            match p.read(t.fetch_offset, budget) {
+                Ok(data) => {
+                    let mut records = data.records;
+                    if used > 0 && records.len() > budget {
+                        records = Bytes::new();
+                    }
+                    used += records.len();
+                    ReadResult {
+                        error_code: NONE,
+                        high_watermark: data.high_watermark,
+                        log_start_offset: data.log_start_offset,
+                        records,
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
+                    ReadResult {
+                        error_code: read_error_code(&e),
+                        high_watermark: p.high_watermark(),
+                        log_start_offset: p.log_start_offset(),
+                        records: Bytes::new(),
+                    }
+                }
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,69 @@
+//! ListOffsets: earliest, latest, by timestamp, and max-timestamp lookups.
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+use sluice_storage::{Partition, StorageError, TimestampOffset, LEADER_EPOCH};
+
+use crate::broker::Broker;
+use crate::error::{code, storage_error_code, NONE};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// Answers ListOffsets.
+pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let mut r = ListOffsetsResponse::default();
+    for topic in req.topics {
+        let found = broker.storage.topic(topic.name.as_str());
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = topic.name.clone();
+        for p in topic.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            pr.leader_epoch = -1;
+            let partition = found
+                .as_ref()
+                .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
+            match partition {
+                None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
+                Some(partition) => match lookup(partition, p.timestamp) {
+                    Ok(found) => {
+                        pr.error_code = NONE;
+                        if let Some(f) = found {
+                            pr.offset = f.offset;
+                            pr.timestamp = f.timestamp;
+                            pr.leader_epoch = LEADER_EPOCH;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "offset lookup failed");
+                        pr.error_code = storage_error_code(&e);
+                    }
+                },
+            }
+            tr.partitions.push(pr);
+        }
+        r.topics.push(tr);
+    }
+    r
+}
+
+fn lookup(p: &Partition, timestamp: i64) -> Result<Option<TimestampOffset>, StorageError> {
+    let at = |offset| Some(TimestampOffset { offset, timestamp: -1 });
+    Ok(match timestamp {
+        // No transactions yet, so the last stable offset is the high watermark.
+        LATEST => at(p.high_watermark()),
+        EARLIEST | EARLIEST_LOCAL => at(p.log_start_offset()),
+        // Nothing is tiered: Kafka answers -1.
+        LATEST_TIERED => at(-1),
+        MAX_TIMESTAMP => p.max_timestamp_offset()?,
+        t if t >= 0 => p.offset_for_timestamp(t)?,
+        _ => at(-1),
+    })
+}

@@ -1,0 +1,115 @@
+//! Metadata: brokers, cluster id, topics with their partitions; auto-creation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_storage::{StorageError, Topic};
+use uuid::Uuid;
+
+use super::{topic_name, validate_topic_name};
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::error::{code, storage_error_code, NONE};
+
+/// Kafka's "authorized operations not requested" value.
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// Answers Metadata, creating requested unknown topics when auto-creation is allowed.
+pub(crate) fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut r = MetadataResponse::default();
+    let (host, port) = broker.endpoint_for(&ctx.listener);
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.node_id());
+    b.host = StrBytes::from_string(host.to_string());
+    b.port = port;
+    r.brokers = vec![b];
+    r.cluster_id = Some(StrBytes::from_string(broker.storage.cluster_id().to_string()));
+    r.controller_id = BrokerId(broker.node_id());
+    r.cluster_authorized_operations = OPS_NOT_REQUESTED;
+
+    // v0 asks for every topic with an empty list; later versions with null.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    if all {
+        r.topics = broker.storage.topics().iter().map(|t| topic_metadata(broker, t)).collect();
+        return r;
+    }
+    // Clients before v4 cannot say; Kafka lets them auto-create.
+    let allow_auto = version < 4 || req.allow_auto_topic_creation;
+    for t in req.topics.unwrap_or_default() {
+        let entry = match &t.name {
+            Some(name) => by_name(broker, name.as_str(), allow_auto),
+            None => by_id(broker, t.topic_id),
+        };
+        r.topics.push(entry);
+    }
+    r
+}
+
+fn by_name(broker: &Broker, name: &str, allow_auto: bool) -> MetadataResponseTopic {
+    if let Some(t) = broker.storage.topic(name) {
+        return topic_metadata(broker, &t);
+    }
+    if let Err(reason) = validate_topic_name(name) {
+        tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
+        return topic_error(Some(name), Uuid::nil(), code(ResponseError::InvalidTopicException));
+    }
+    if !(allow_auto && broker.config.auto_create_topics) {
+        return topic_error(Some(name), Uuid::nil(), code(ResponseError::UnknownTopicOrPartition));
+    }
+    match broker.storage.create_topic(name, broker.config.num_partitions, BTreeMap::new()) {
+        Ok(t) => topic_metadata(broker, &t),
+        // Another request created it first.
+        Err(StorageError::TopicExists(_)) => match broker.storage.topic(name) {
+            Some(t) => topic_metadata(broker, &t),
+            None => topic_error(Some(name), Uuid::nil(), code(ResponseError::UnknownTopicOrPartition)),
+        },
+        Err(e) => {
+            tracing::error!(topic = name, error = %e, "auto-creating topic failed");
+            topic_error(Some(name), Uuid::nil(), storage_error_code(&e))
+        }
+    }
+}
+
+fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+    match broker.storage.topic_by_id(id) {
+        Some(t) => topic_metadata(broker, &t),
+        None => topic_error(None, id, code(ResponseError::UnknownTopicId)),
+    }
+}
+
+fn topic_error(name: Option<&str>, id: Uuid, error_code: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = error_code;
+    t.name = name.map(topic_name);
+    t.topic_id = id;
+    t.topic_authorized_operations = OPS_NOT_REQUESTED;
+    t
+}
+
+/// The metadata of one topic hosted here: this node leads every partition at epoch 0.
+pub(crate) fn topic_metadata(broker: &Broker, topic: &Arc<Topic>) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let mut t = topic_error(Some(&topic.record.name), topic.record.id, NONE);
+    t.partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut m = MetadataResponsePartition::default();
+            m.error_code = NONE;
+            m.partition_index = p.index;
+            m.leader_id = node;
+            m.leader_epoch = sluice_storage::LEADER_EPOCH;
+            m.replica_nodes = vec![node];
+            m.isr_nodes = vec![node];
+            m
+        })
+        .collect();
+    t
+}

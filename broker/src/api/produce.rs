@@ -1,0 +1,100 @@
+//! Produce: validate each partition's batch, append it, wait for the flush policy, answer.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_protocol::batch::{split_batches, Compression};
+use sluice_storage::{now_ms, AppendError, Partition};
+
+use crate::broker::Broker;
+use crate::error::{append_error_code, code, storage_error_code, NONE};
+
+fn partition_response(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default();
+    p.index = index;
+    p.error_code = error_code;
+    p.base_offset = -1;
+    p.log_append_time_ms = -1;
+    p.log_start_offset = -1;
+    p.error_message = message.map(StrBytes::from_string);
+    p
+}
+
+/// Answers Produce; `None` for `acks=0`, which gets no response at all.
+pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut response = ProduceResponse::default();
+    let mut pending_flush: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    for topic in req.topic_data {
+        let name = topic.name.to_string();
+        let found = broker.storage.topic(&name);
+        let mut tr = TopicProduceResponse::default();
+        tr.name = topic.name.clone();
+        for pd in topic.partition_data {
+            let index = pd.index;
+            if !matches!(acks, -1..=1) {
+                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRequiredAcks), None));
+                continue;
+            }
+            let Some(partition) = found.as_ref().and_then(|t| t.partitions.get(usize::try_from(index).ok()?)) else {
+                tr.partition_responses.push(partition_response(index, code(ResponseError::UnknownTopicOrPartition), None));
+                continue;
+            };
+            let records = pd.records.unwrap_or_default();
+            let batches = match split_batches(&records) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(topic = %name, partition = index, error = %e, "corrupt batch");
+                    tr.partition_responses
+                        .push(partition_response(index, code(ResponseError::CorruptMessage), Some(e.to_string())));
+                    continue;
+                }
+            };
+            let [(header, batch)] = batches.as_slice() else {
+                let msg = format!("produce requests must carry exactly one record batch per partition, got {}", batches.len());
+                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRecord), Some(msg)));
+                continue;
+            };
+            if version < 7 && header.compression() == Some(Compression::Zstd) {
+                tr.partition_responses.push(partition_response(index, code(ResponseError::UnsupportedCompressionType), None));
+                continue;
+            }
+            match partition.append(*header, batch, now_ms()) {
+                Ok(info) => {
+                    let mut p = partition_response(index, NONE, None);
+                    p.base_offset = info.base_offset;
+                    p.log_start_offset = info.log_start_offset;
+                    if info.flush_due {
+                        pending_flush.push((response.responses.len(), tr.partition_responses.len(), partition.clone(), info.last_offset));
+                    }
+                    tr.partition_responses.push(p);
+                }
+                Err(e) => {
+                    if matches!(e, AppendError::Storage(_)) {
+                        tracing::error!(topic = %name, partition = index, error = %e, "append failed");
+                    } else {
+                        tracing::debug!(topic = %name, partition = index, error = %e, "append refused");
+                    }
+                    tr.partition_responses
+                        .push(partition_response(index, append_error_code(&e), Some(e.to_string())));
+                }
+            }
+        }
+        response.responses.push(tr);
+    }
+    // One fsync per partition covers every request appended before it ran: group commit.
+    for (ti, pi, partition, last_offset) in pending_flush {
+        if let Err(e) = partition.flush_to(last_offset).await {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+            let p = &mut response.responses[ti].partition_responses[pi];
+            p.error_code = storage_error_code(&e);
+            p.base_offset = -1;
+        }
+    }
+    if acks == 0 {
+        None
+    } else {
+        Some(response)
+    }
+}

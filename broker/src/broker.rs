@@ -1,0 +1,49 @@
+//! State shared by every connection: configuration, storage, fetch sessions.
+
+use std::sync::Arc;
+
+use sluice_config::{BrokerConfig, Listener};
+use sluice_storage::Storage;
+
+use crate::fetch_session::FetchSessionCache;
+
+/// The broker: what every handler reads and changes.
+pub struct Broker {
+    /// Configuration in force.
+    pub(crate) config: BrokerConfig,
+    /// The data directory.
+    pub(crate) storage: Arc<Storage>,
+    /// Incremental fetch sessions (KIP-227).
+    pub(crate) fetch_sessions: FetchSessionCache,
+    /// Advertised listeners with ephemeral ports resolved to the bound ones.
+    pub(crate) advertised: Vec<Listener>,
+}
+
+impl Broker {
+    pub(crate) fn new(config: BrokerConfig, storage: Arc<Storage>, advertised: Vec<Listener>) -> Self {
+        Broker {
+            config,
+            storage,
+            fetch_sessions: FetchSessionCache::new(1000),
+            advertised,
+        }
+    }
+
+    /// This node's id.
+    pub(crate) fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The advertised endpoint of the listener a client connected through.
+    pub(crate) fn endpoint_for(&self, listener: &str) -> (&str, i32) {
+        let l = self
+            .advertised
+            .iter()
+            .find(|l| l.name == listener)
+            .or_else(|| self.advertised.first());
+        match l {
+            Some(l) => (if l.host.is_empty() { "localhost" } else { l.host.as_str() }, i32::from(l.port)),
+            None => ("localhost", 9092),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! One client connection: bounded frame reads, one request at a time (so responses stay
+//! in order), and no response for `acks=0` produce requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sluice_protocol::frame::take_frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::dispatch::{self, RequestContext};
+
+/// Serves one connection until the client closes it, sends garbage, or the broker stops.
+pub(crate) async fn serve(
+    broker: Arc<Broker>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listener: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let max = broker.config.socket_request_max_bytes.max(0) as usize;
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut ctx = RequestContext {
+        peer,
+        listener,
+        client_id: None,
+    };
+    loop {
+        loop {
+            match take_frame(&mut buf, max) {
+                Ok(Some(frame)) => match dispatch::handle(&broker, &mut ctx, frame).await {
+                    Ok(Some(response)) => {
+                        if let Err(e) = stream.write_all(&response).await {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
+                    return;
+                }
+            }
+        }
+        let read = tokio::select! {
+            r = stream.read_buf(&mut buf) => r,
+            _ = crate::stopped(&mut stop) => return,
+        };
+        match read {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The one mapping from internal errors to Kafka error codes.
+
+use kafka_protocol::ResponseError;
+use sluice_storage::{AppendError, ReadError, SequenceError, StorageError};
+
+/// Kafka error code for success.
+pub(crate) const NONE: i16 = 0;
+
+/// The Kafka error code for an error variant.
+pub(crate) const fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+/// Error code for a failed append.
+pub(crate) fn append_error_code(e: &AppendError) -> i16 {
+    match e {
+        AppendError::TooLarge { .. } => code(ResponseError::MessageTooLarge),
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => code(ResponseError::OutOfOrderSequenceNumber),
+        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => code(ResponseError::InvalidProducerEpoch),
+        AppendError::Storage(e) => storage_error_code(e),
+    }
+}
+
+/// Error code for a failed read.
+pub(crate) fn read_error_code(e: &ReadError) -> i16 {
+    match e {
+        ReadError::OutOfRange { .. } => code(ResponseError::OffsetOutOfRange),
+        ReadError::Storage(e) => storage_error_code(e),
+    }
+}
+
+/// Error code for a storage failure.
+pub(crate) fn storage_error_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::TopicExists(_) => code(ResponseError::TopicAlreadyExists),
+        StorageError::UnknownTopic(_) => code(ResponseError::UnknownTopicOrPartition),
+        StorageError::Io { .. } | StorageError::Index(_) | StorageError::Corrupt(_) => {
+            code(ResponseError::KafkaStorageError)
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Listeners, the accept loop, connection permits, and ordered shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_config::BrokerConfig;
+use sluice_storage::Storage;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::{connection, tasks};
+
+/// A bound listener.
+pub(crate) struct BoundListener {
+    pub(crate) name: String,
+    pub(crate) local_addr: SocketAddr,
+    listener: TcpListener,
+}
+
+/// Opens storage and binds every listener; advertised port 0 becomes the bound port.
+pub(crate) async fn bind(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, Vec<BoundListener>)> {
+    let storage_config = config.clone();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_config))
+        .await
+        .context("opening storage")?
+        .with_context(|| format!("opening log.dirs {}", config.log_dir.display()))?;
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let addr = l.bind_address();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding listener {} on {addr}", l.name))?;
+        let local_addr = listener.local_addr()?;
+        tracing::info!(listener = %l.name, address = %local_addr, "listening");
+        bound.push(BoundListener {
+            name: l.name.clone(),
+            local_addr,
+            listener,
+        });
+    }
+    let mut advertised = config.advertised_listeners.clone();
+    for a in &mut advertised {
+        if a.port == 0 {
+            if let Some(b) = bound.iter().find(|b| b.name == a.name) {
+                a.port = b.local_addr.port();
+            }
+        }
+    }
+    if !config.ignored.is_empty() {
+        tracing::info!(properties = ?config.ignored, "accepted Kafka properties that have no effect on a single node");
+    }
+    tracing::info!(cluster_id = storage.cluster_id(), node_id = config.node_id, "broker ready");
+    Ok((Arc::new(Broker::new(config, Arc::new(storage), advertised)), bound))
+}
+
+/// Serves until `shutdown` completes, then: stop accepting, let connections finish the
+/// request in hand, stop background tasks, flush the log.
+pub(crate) async fn serve(
+    broker: Arc<Broker>,
+    listeners: Vec<BoundListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut accept_loops = JoinSet::new();
+    let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+    for l in listeners {
+        accept_loops.spawn(accept_loop(broker.clone(), l, permits.clone(), stop_rx.clone(), connections.clone()));
+    }
+    let background = tasks::spawn_background(broker.clone(), stop_rx.clone());
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    while accept_loops.join_next().await.is_some() {}
+    let mut conns = std::mem::take(&mut *connections.lock().await);
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections did not finish within 10 s; closing them");
+        conns.abort_all();
+    }
+    for t in background {
+        let _ = t.await;
+    }
+    let mut result = Ok(());
+    for p in broker.storage.partitions() {
+        if let Err(e) = p.flush_now().await {
+            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush at shutdown failed");
+            result = Err(anyhow::anyhow!("flush at shutdown failed: {e}"));
+        }
+    }
+    if let Err(e) = broker.storage.flush_index() {
+        tracing::error!(error = %e, "index flush at shutdown failed");
+        result = Err(anyhow::anyhow!("index flush at shutdown failed: {e}"));
+    }
+    tracing::info!("shutdown complete");
+    result
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    l: BoundListener,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = crate::stopped(&mut stop) => return,
+        };
+        let accepted = tokio::select! {
+            a = l.listener.accept() => a,
+            _ = crate::stopped(&mut stop) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let broker = broker.clone();
+                let stop = stop.clone();
+                let name = l.name.clone();
+                let mut conns = connections.lock().await;
+                // Reap finished connection tasks so the set does not grow without bound.
+                while conns.try_join_next().is_some() {}
+                conns.spawn(async move {
+                    connection::serve(broker, stream, peer, name, stop).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(listener = %l.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
