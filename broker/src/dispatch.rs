@@ -130,3 +130,214 @@ fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKin
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every supported API at every supported version answers a typical request with a
+    //! response that encodes: a field set outside its version would fail here.
+
+    use super::*;
+    use bytes::Buf;
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    fn batch() -> Bytes {
+        let records = [Record {
+            transactional: false,
+            delete_horizon: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        }];
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+            .expect("encode batch");
+        buf.freeze()
+    }
+
+    fn request(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
+        let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
+        match api {
+            ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+            ApiKey::Metadata => {
+                let mut t = MetadataRequestTopic::default();
+                t.name = Some(name("t"));
+                let mut r = MetadataRequest::default();
+                r.topics = Some(vec![t]);
+                RequestKind::Metadata(r)
+            }
+            ApiKey::Produce => {
+                let mut p = PartitionProduceData::default();
+                p.records = Some(batch());
+                let mut t = TopicProduceData::default();
+                t.name = name("t");
+                t.partition_data = vec![p];
+                let mut r = ProduceRequest::default();
+                r.acks = 1;
+                r.timeout_ms = 1000;
+                r.topic_data = vec![t];
+                RequestKind::Produce(r)
+            }
+            ApiKey::Fetch => {
+                let mut p = FetchPartition::default();
+                p.partition_max_bytes = 1 << 20;
+                let mut t = FetchTopic::default();
+                if version >= 13 {
+                    t.topic_id = topic_id;
+                } else {
+                    t.topic = name("t");
+                }
+                t.partitions = vec![p];
+                let mut r = FetchRequest::default();
+                r.max_bytes = 1 << 20;
+                r.topics = vec![t];
+                RequestKind::Fetch(r)
+            }
+            ApiKey::ListOffsets => {
+                let mut p = ListOffsetsPartition::default();
+                p.timestamp = -2;
+                let mut t = ListOffsetsTopic::default();
+                t.name = name("t");
+                t.partitions = vec![p];
+                let mut r = ListOffsetsRequest::default();
+                r.topics = vec![t];
+                RequestKind::ListOffsets(r)
+            }
+            ApiKey::CreateTopics => {
+                let mut t = CreatableTopic::default();
+                t.name = name(&format!("c{version}"));
+                t.num_partitions = 2;
+                t.replication_factor = 1;
+                let mut r = CreateTopicsRequest::default();
+                r.topics = vec![t];
+                RequestKind::CreateTopics(r)
+            }
+            ApiKey::DeleteTopics => {
+                let mut r = DeleteTopicsRequest::default();
+                if version >= 6 {
+                    let mut t = DeleteTopicState::default();
+                    t.name = Some(name("missing"));
+                    r.topics = vec![t];
+                } else {
+                    r.topic_names = vec![name("missing")];
+                }
+                RequestKind::DeleteTopics(r)
+            }
+            ApiKey::InitProducerId => {
+                let mut r = InitProducerIdRequest::default();
+                r.transactional_id = None;
+                r.transaction_timeout_ms = 60_000;
+                RequestKind::InitProducerId(r)
+            }
+            ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+            other => panic!("no sample request for {other:?}"),
+        }
+    }
+
+    fn frame(api: ApiKey, version: i16, body: &RequestKind) -> Bytes {
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = 7;
+        header.client_id = Some(StrBytes::from_static_str("versions-test"));
+        let mut buf = BytesMut::new();
+        header.encode(&mut buf, api.request_header_version(version)).expect("header");
+        body.encode(&mut buf, version).expect("body");
+        buf.freeze()
+    }
+
+    #[tokio::test]
+    async fn every_supported_version_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_dir = dir.path().to_string_lossy().into_owned();
+        let config = sluice_config::BrokerConfig::from_properties([
+            ("listeners", "PLAINTEXT://127.0.0.1:0"),
+            ("log.dirs", log_dir.as_str()),
+        ])
+        .expect("config");
+        let (broker, _listeners) = crate::server::bind(config).await.expect("bind");
+        let topic = broker
+            .storage
+            .create_topic("t", 1, Default::default())
+            .expect("create");
+        let mut ctx = RequestContext {
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            listener: "PLAINTEXT".into(),
+            client_id: None,
+        };
+        for (api, min, max) in SUPPORTED {
+            for version in *min..=*max {
+                let req = request(*api, version, topic.record.id);
+                let out = handle(&broker, &mut ctx, frame(*api, version, &req))
+                    .await
+                    .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
+                    .unwrap_or_else(|| panic!("{api:?} v{version}: no response"));
+                let mut body = out.slice(4..);
+                let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
+                    .unwrap_or_else(|e| panic!("{api:?} v{version} header: {e}"));
+                assert_eq!(header.correlation_id, 7);
+                let response = ResponseKind::decode(*api, &mut body, version)
+                    .unwrap_or_else(|e| panic!("{api:?} v{version} body: {e}"));
+                assert_eq!(body.remaining(), 0, "{api:?} v{version}: trailing bytes");
+                match response {
+                    ResponseKind::Produce(r) => {
+                        assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "produce v{version}")
+                    }
+                    ResponseKind::Fetch(r) => {
+                        assert_eq!(r.error_code, 0);
+                        assert_eq!(r.responses[0].partitions[0].error_code, 0, "fetch v{version}");
+                        assert!(!r.responses[0].partitions[0].records.as_ref().expect("records").is_empty());
+                    }
+                    ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "create v{version}"),
+                    ResponseKind::DeleteTopics(r) => assert_eq!(r.responses[0].error_code, 3, "delete v{version}"),
+                    ResponseKind::ListOffsets(r) => {
+                        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+                        assert_eq!(r.topics[0].partitions[0].offset, 0);
+                    }
+                    ResponseKind::Metadata(r) => assert_eq!(r.topics[0].error_code, 0),
+                    ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::InitProducerId(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::DescribeCluster(r) => assert_eq!(r.error_code, 0),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_api_versions_version_gets_the_v0_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_dir = dir.path().to_string_lossy().into_owned();
+        let config = sluice_config::BrokerConfig::from_properties([("log.dirs", log_dir.as_str()), ("listeners", "PLAINTEXT://127.0.0.1:0")])
+            .expect("config");
+        let (broker, _l) = crate::server::bind(config).await.expect("bind");
+        let mut ctx = RequestContext {
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            listener: "PLAINTEXT".into(),
+            client_id: None,
+        };
+        // ApiVersions v99 with a correlation id and a body we cannot parse.
+        let raw = Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 1, 2, 3]);
+        let out = handle(&broker, &mut ctx, raw).await.expect("answered").expect("response");
+        let mut body = out.slice(4..);
+        assert_eq!(ResponseHeader::decode(&mut body, 0).expect("header").correlation_id, 5);
+        let r = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
+        assert_eq!(r.error_code, 35);
+        assert!(r.api_keys.iter().any(|k| k.api_key == 0 && k.max_version == 11));
+    }
+}

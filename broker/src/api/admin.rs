@@ -24,7 +24,7 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Answers CreateTopics, creating each valid topic (or only checking, if validate-only).
-pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = req
@@ -37,8 +37,6 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, _ve
         let name = t.name.to_string();
         let mut res = CreatableTopicResult::default();
         res.name = t.name.clone();
-        res.num_partitions = -1;
-        res.replication_factor = -1;
         let fail = |mut res: CreatableTopicResult, e: ResponseError, msg: String| {
             res.error_code = code(e);
             res.error_message = Some(StrBytes::from_string(msg));
@@ -120,9 +118,12 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, _ve
             r.topics.push(fail(res, ResponseError::InvalidConfig, msg));
             continue;
         }
-        res.num_partitions = partitions;
-        res.replication_factor = rf;
-        res.configs = Some(described_configs(broker, &configs));
+        // Partition count, replication factor and configs are reported from v5.
+        if version >= 5 {
+            res.num_partitions = partitions;
+            res.replication_factor = rf;
+            res.configs = Some(described_configs(broker, &configs));
+        }
         if req.validate_only {
             res.error_code = NONE;
             r.topics.push(res);
@@ -131,14 +132,16 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, _ve
         match broker.storage.create_topic(&name, partitions, configs) {
             Ok(topic) => {
                 res.error_code = NONE;
-                res.topic_id = topic.record.id;
+                if version >= 7 {
+                    res.topic_id = topic.record.id;
+                }
             }
             Err(e) => {
                 res.error_code = storage_error_code(&e);
                 res.error_message = Some(StrBytes::from_string(e.to_string()));
                 res.num_partitions = -1;
                 res.replication_factor = -1;
-                res.configs = None;
+                res.configs = Some(Vec::new());
             }
         }
         r.topics.push(res);
@@ -189,13 +192,15 @@ pub(crate) async fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, ver
     };
     for (name, id) in wanted {
         let mut res = DeletableTopicResult::default();
-        res.topic_id = id;
         res.name = name.as_deref().map(topic_name);
         let topic = match &name {
             Some(n) => broker.storage.topic(n),
             None => broker.storage.topic_by_id(id),
         };
         let Some(topic) = topic else {
+            if version >= 6 {
+                res.topic_id = id;
+            }
             res.error_code = if name.is_some() {
                 code(ResponseError::UnknownTopicOrPartition)
             } else {
@@ -205,7 +210,9 @@ pub(crate) async fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, ver
             continue;
         };
         res.name = Some(topic_name(&topic.record.name));
-        res.topic_id = topic.record.id;
+        if version >= 6 {
+            res.topic_id = topic.record.id;
+        }
         let storage = broker.storage.clone();
         let n = topic.record.name.clone();
         let deleted = tokio::task::spawn_blocking(move || storage.delete_topic(&n)).await;
@@ -214,7 +221,9 @@ pub(crate) async fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, ver
             Ok(Err(e)) => {
                 tracing::error!(topic = %topic.record.name, error = %e, "deleting topic failed");
                 res.error_code = storage_error_code(&e);
-                res.error_message = Some(StrBytes::from_string(e.to_string()));
+                if version >= 5 {
+                    res.error_message = Some(StrBytes::from_string(e.to_string()));
+                }
             }
             Err(e) => {
                 tracing::error!(topic = %topic.record.name, error = %e, "delete task failed");

@@ -113,16 +113,21 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
         data.error_code = pd.error_code;
         data.high_watermark = pd.high_watermark;
         data.last_stable_offset = pd.high_watermark;
-        data.log_start_offset = pd.log_start_offset;
-        data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+        if version >= 5 {
+            data.log_start_offset = pd.log_start_offset;
+        }
         data.aborted_transactions = read_committed.then(Vec::new);
         data.records = Some(std::mem::take(&mut pd.records));
         let topic = match response.responses.last_mut() {
             Some(last) if same_topic(last, t, by_id) => last,
             _ => {
                 let mut tr = FetchableTopicResponse::default();
-                tr.topic = topic_name(&t.key.0);
-                tr.topic_id = t.topic_id;
+                // Topics are named up to v12 and identified by id from v13.
+                if by_id {
+                    tr.topic_id = t.topic_id;
+                } else {
+                    tr.topic = topic_name(&t.key.0);
+                }
                 response.responses.push(tr);
                 match response.responses.last_mut() {
                     Some(tr) => tr,

@@ -15,7 +15,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
-pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     for topic in req.topics {
         let found = broker.storage.topic(topic.name.as_str());
@@ -26,7 +26,6 @@ pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) ->
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            pr.leader_epoch = -1;
             let partition = found
                 .as_ref()
                 .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
@@ -38,7 +37,9 @@ pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) ->
                         if let Some(f) = found {
                             pr.offset = f.offset;
                             pr.timestamp = f.timestamp;
-                            pr.leader_epoch = LEADER_EPOCH;
+                            if version >= 4 {
+                                pr.leader_epoch = LEADER_EPOCH;
+                            }
                         }
                     }
                     Err(e) => {

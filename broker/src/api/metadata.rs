@@ -27,8 +27,13 @@ pub(crate) fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest
     b.host = StrBytes::from_string(host.to_string());
     b.port = port;
     r.brokers = vec![b];
-    r.cluster_id = Some(StrBytes::from_string(broker.storage.cluster_id().to_string()));
-    r.controller_id = BrokerId(broker.node_id());
+    // A field outside the request's version must keep its default or encoding fails.
+    if version >= 2 {
+        r.cluster_id = Some(StrBytes::from_string(broker.storage.cluster_id().to_string()));
+    }
+    if version >= 1 {
+        r.controller_id = BrokerId(broker.node_id());
+    }
     r.cluster_authorized_operations = OPS_NOT_REQUESTED;
 
     // v0 asks for every topic with an empty list; later versions with null.
@@ -37,24 +42,24 @@ pub(crate) fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest
         Some(t) => t.is_empty() && version == 0,
     };
     if all {
-        r.topics = broker.storage.topics().iter().map(|t| topic_metadata(broker, t)).collect();
+        r.topics = broker.storage.topics().iter().map(|t| topic_metadata(broker, t, version)).collect();
         return r;
     }
     // Clients before v4 cannot say; Kafka lets them auto-create.
     let allow_auto = version < 4 || req.allow_auto_topic_creation;
     for t in req.topics.unwrap_or_default() {
         let entry = match &t.name {
-            Some(name) => by_name(broker, name.as_str(), allow_auto),
-            None => by_id(broker, t.topic_id),
+            Some(name) => by_name(broker, name.as_str(), allow_auto, version),
+            None => by_id(broker, t.topic_id, version),
         };
         r.topics.push(entry);
     }
     r
 }
 
-fn by_name(broker: &Broker, name: &str, allow_auto: bool) -> MetadataResponseTopic {
+fn by_name(broker: &Broker, name: &str, allow_auto: bool, version: i16) -> MetadataResponseTopic {
     if let Some(t) = broker.storage.topic(name) {
-        return topic_metadata(broker, &t);
+        return topic_metadata(broker, &t, version);
     }
     if let Err(reason) = validate_topic_name(name) {
         tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
@@ -64,10 +69,10 @@ fn by_name(broker: &Broker, name: &str, allow_auto: bool) -> MetadataResponseTop
         return topic_error(Some(name), Uuid::nil(), code(ResponseError::UnknownTopicOrPartition));
     }
     match broker.storage.create_topic(name, broker.config.num_partitions, BTreeMap::new()) {
-        Ok(t) => topic_metadata(broker, &t),
+        Ok(t) => topic_metadata(broker, &t, version),
         // Another request created it first.
         Err(StorageError::TopicExists(_)) => match broker.storage.topic(name) {
-            Some(t) => topic_metadata(broker, &t),
+            Some(t) => topic_metadata(broker, &t, version),
             None => topic_error(Some(name), Uuid::nil(), code(ResponseError::UnknownTopicOrPartition)),
         },
         Err(e) => {
@@ -77,10 +82,10 @@ fn by_name(broker: &Broker, name: &str, allow_auto: bool) -> MetadataResponseTop
     }
 }
 
-fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, id: Uuid, version: i16) -> MetadataResponseTopic {
     match broker.storage.topic_by_id(id) {
-        Some(t) => topic_metadata(broker, &t),
-        None => topic_error(None, id, code(ResponseError::UnknownTopicId)),
+        Some(t) => topic_metadata(broker, &t, version),
+        None => topic_error(None, if version >= 10 { id } else { Uuid::nil() }, code(ResponseError::UnknownTopicId)),
     }
 }
 
@@ -94,9 +99,10 @@ fn topic_error(name: Option<&str>, id: Uuid, error_code: i16) -> MetadataRespons
 }
 
 /// The metadata of one topic hosted here: this node leads every partition at epoch 0.
-pub(crate) fn topic_metadata(broker: &Broker, topic: &Arc<Topic>) -> MetadataResponseTopic {
+pub(crate) fn topic_metadata(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id());
-    let mut t = topic_error(Some(&topic.record.name), topic.record.id, NONE);
+    let id = if version >= 10 { topic.record.id } else { Uuid::nil() };
+    let mut t = topic_error(Some(&topic.record.name), id, NONE);
     t.partitions = topic
         .partitions
         .iter()
@@ -105,7 +111,9 @@ pub(crate) fn topic_metadata(broker: &Broker, topic: &Arc<Topic>) -> MetadataRes
             m.error_code = NONE;
             m.partition_index = p.index;
             m.leader_id = node;
-            m.leader_epoch = sluice_storage::LEADER_EPOCH;
+            if version >= 7 {
+                m.leader_epoch = sluice_storage::LEADER_EPOCH;
+            }
             m.replica_nodes = vec![node];
             m.isr_nodes = vec![node];
             m

@@ -10,14 +10,16 @@ use sluice_storage::{now_ms, AppendError, Partition};
 use crate::broker::Broker;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
 
-fn partition_response(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
+fn partition_response(index: i32, error_code: i16, message: Option<String>, version: i16) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
     p.index = index;
     p.error_code = error_code;
     p.base_offset = -1;
     p.log_append_time_ms = -1;
-    p.log_start_offset = -1;
-    p.error_message = message.map(StrBytes::from_string);
+    // error_message exists from v8; a field outside the version must keep its default.
+    if version >= 8 {
+        p.error_message = message.map(StrBytes::from_string);
+    }
     p
 }
 
@@ -34,11 +36,11 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
         for pd in topic.partition_data {
             let index = pd.index;
             if !matches!(acks, -1..=1) {
-                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRequiredAcks), None));
+                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRequiredAcks), None, version));
                 continue;
             }
             let Some(partition) = found.as_ref().and_then(|t| t.partitions.get(usize::try_from(index).ok()?)) else {
-                tr.partition_responses.push(partition_response(index, code(ResponseError::UnknownTopicOrPartition), None));
+                tr.partition_responses.push(partition_response(index, code(ResponseError::UnknownTopicOrPartition), None, version));
                 continue;
             };
             let records = pd.records.unwrap_or_default();
@@ -47,24 +49,26 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
                 Err(e) => {
                     tracing::debug!(topic = %name, partition = index, error = %e, "corrupt batch");
                     tr.partition_responses
-                        .push(partition_response(index, code(ResponseError::CorruptMessage), Some(e.to_string())));
+                        .push(partition_response(index, code(ResponseError::CorruptMessage), Some(e.to_string()), version));
                     continue;
                 }
             };
             let [(header, batch)] = batches.as_slice() else {
                 let msg = format!("produce requests must carry exactly one record batch per partition, got {}", batches.len());
-                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRecord), Some(msg)));
+                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRecord), Some(msg), version));
                 continue;
             };
             if version < 7 && header.compression() == Some(Compression::Zstd) {
-                tr.partition_responses.push(partition_response(index, code(ResponseError::UnsupportedCompressionType), None));
+                tr.partition_responses.push(partition_response(index, code(ResponseError::UnsupportedCompressionType), None, version));
                 continue;
             }
             match partition.append(*header, batch, now_ms()) {
                 Ok(info) => {
-                    let mut p = partition_response(index, NONE, None);
+                    let mut p = partition_response(index, NONE, None, version);
                     p.base_offset = info.base_offset;
-                    p.log_start_offset = info.log_start_offset;
+                    if version >= 5 {
+                        p.log_start_offset = info.log_start_offset;
+                    }
                     if info.flush_due {
                         pending_flush.push((response.responses.len(), tr.partition_responses.len(), partition.clone(), info.last_offset));
                     }
@@ -77,7 +81,7 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
                         tracing::debug!(topic = %name, partition = index, error = %e, "append refused");
                     }
                     tr.partition_responses
-                        .push(partition_response(index, append_error_code(&e), Some(e.to_string())));
+                        .push(partition_response(index, append_error_code(&e), Some(e.to_string()), version));
                 }
             }
         }
