@@ -20,7 +20,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub(crate) fn new(config: BrokerConfig, storage: Arc<Storage>, advertised: Vec<Listener>) -> Self {
+    pub(crate) fn new(
+        config: BrokerConfig,
+        storage: Arc<Storage>,
+        advertised: Vec<Listener>,
+    ) -> Self {
         Broker {
             config,
             storage,
@@ -42,7 +46,14 @@ impl Broker {
             .find(|l| l.name == listener)
             .or_else(|| self.advertised.first());
         match l {
-            Some(l) => (if l.host.is_empty() { "localhost" } else { l.host.as_str() }, i32::from(l.port)),
+            Some(l) => (
+                if l.host.is_empty() {
+                    "localhost"
+                } else {
+                    l.host.as_str()
+                },
+                i32::from(l.port),
+            ),
             None => ("localhost", 9092),
         }
     }

@@ -27,9 +27,17 @@ pub(crate) enum DispatchError {
     #[error("unsupported version {version} of {api:?}")]
     UnsupportedVersion { api: ApiKey, version: i16 },
     #[error("malformed {api:?} v{version} request: {reason}")]
-    Malformed { api: ApiKey, version: i16, reason: String },
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
     #[error("cannot encode {api:?} v{version} response: {reason}")]
-    Encode { api: ApiKey, version: i16, reason: String },
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
 }
 
 /// The APIs and versions this broker implements; ApiVersions answers from this table,
@@ -48,7 +56,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// The supported version range of an API, if it is supported at all.
 pub(crate) fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|(_, min, max)| (*min, *max))
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|(_, min, max)| (*min, *max))
 }
 
 /// Handles one request frame; `Ok(None)` means no response is sent (acks=0).
@@ -73,38 +84,54 @@ pub(crate) async fn handle(
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
-        DispatchError::Malformed {
-            api,
-            version,
-            reason: e.to_string(),
-        }
-    })?;
+    let header =
+        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
+            DispatchError::Malformed {
+                api,
+                version,
+                reason: e.to_string(),
+            }
+        })?;
     if let Some(id) = &header.client_id {
         if ctx.client_id.as_deref() != Some(id.as_str()) {
             ctx.client_id = Some(id.to_string());
         }
     }
     tracing::trace!(peer = %ctx.peer, ?api, version, correlation_id, "request");
-    let request = RequestKind::decode(api, &mut frame, version).map_err(|e| DispatchError::Malformed {
-        api,
-        version,
-        reason: e.to_string(),
-    })?;
+    let request =
+        RequestKind::decode(api, &mut frame, version).map_err(|e| DispatchError::Malformed {
+            api,
+            version,
+            reason: e.to_string(),
+        })?;
     let response = match request {
-        RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(&r, version))),
-        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(api::metadata::handle(broker, ctx, r, version))),
-        RequestKind::Produce(r) => api::produce::handle(broker, r, version).await.map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(api::fetch::handle(broker, r, version).await)),
-        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(api::list_offsets::handle(broker, r, version))),
-        RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(api::admin::create_topics(broker, r, version).await)),
-        RequestKind::DeleteTopics(r) => Some(ResponseKind::DeleteTopics(api::admin::delete_topics(broker, r, version).await)),
-        RequestKind::DescribeCluster(r) => {
-            Some(ResponseKind::DescribeCluster(api::admin::describe_cluster(broker, ctx, r, version)))
-        }
-        RequestKind::InitProducerId(r) => {
-            Some(ResponseKind::InitProducerId(api::producer_id::init_producer_id(broker, r, version)))
-        }
+        RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(
+            &r, version,
+        ))),
+        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(api::metadata::handle(
+            broker, ctx, r, version,
+        ))),
+        RequestKind::Produce(r) => api::produce::handle(broker, r, version)
+            .await
+            .map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(
+            api::fetch::handle(broker, r, version).await,
+        )),
+        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(api::list_offsets::handle(
+            broker, r, version,
+        ))),
+        RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(
+            api::admin::create_topics(broker, r, version).await,
+        )),
+        RequestKind::DeleteTopics(r) => Some(ResponseKind::DeleteTopics(
+            api::admin::delete_topics(broker, r, version).await,
+        )),
+        RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
+            api::admin::describe_cluster(broker, ctx, r, version),
+        )),
+        RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
+            api::producer_id::init_producer_id(broker, r, version),
+        )),
         // The table above admits only the APIs matched here.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
@@ -114,7 +141,12 @@ pub(crate) async fn handle(
     }
 }
 
-fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, DispatchError> {
+fn encode(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Bytes, DispatchError> {
     let err = |e: anyhow::Error| DispatchError::Encode {
         api,
         version,
@@ -124,7 +156,9 @@ fn encode(api: ApiKey, version: i16, correlation_id: i32, response: &ResponseKin
     header.correlation_id = correlation_id;
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
-    header.encode(&mut buf, api.response_header_version(version)).map_err(err)?;
+    header
+        .encode(&mut buf, api.response_header_version(version))
+        .map_err(err)?;
     response.encode(&mut buf, version).map_err(err)?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
@@ -146,7 +180,9 @@ mod tests {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
 
     fn batch() -> Bytes {
         let records = [Record {
@@ -165,8 +201,15 @@ mod tests {
             headers: Default::default(),
         }];
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .expect("encode batch");
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode batch");
         buf.freeze()
     }
 
@@ -244,7 +287,9 @@ mod tests {
                 r.transaction_timeout_ms = 60_000;
                 RequestKind::InitProducerId(r)
             }
-            ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+            ApiKey::DescribeCluster => {
+                RequestKind::DescribeCluster(DescribeClusterRequest::default())
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -256,7 +301,9 @@ mod tests {
         header.correlation_id = 7;
         header.client_id = Some(StrBytes::from_static_str("versions-test"));
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, api.request_header_version(version)).expect("header");
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .expect("header");
         body.encode(&mut buf, version).expect("body");
         buf.freeze()
     }
@@ -288,23 +335,38 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
                     .unwrap_or_else(|| panic!("{api:?} v{version}: no response"));
                 let mut body = out.slice(4..);
-                let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-                    .unwrap_or_else(|e| panic!("{api:?} v{version} header: {e}"));
+                let header =
+                    ResponseHeader::decode(&mut body, api.response_header_version(version))
+                        .unwrap_or_else(|e| panic!("{api:?} v{version} header: {e}"));
                 assert_eq!(header.correlation_id, 7);
                 let response = ResponseKind::decode(*api, &mut body, version)
                     .unwrap_or_else(|e| panic!("{api:?} v{version} body: {e}"));
                 assert_eq!(body.remaining(), 0, "{api:?} v{version}: trailing bytes");
                 match response {
                     ResponseKind::Produce(r) => {
-                        assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "produce v{version}")
+                        assert_eq!(
+                            r.responses[0].partition_responses[0].error_code, 0,
+                            "produce v{version}"
+                        )
                     }
                     ResponseKind::Fetch(r) => {
                         assert_eq!(r.error_code, 0);
-                        assert_eq!(r.responses[0].partitions[0].error_code, 0, "fetch v{version}");
-                        assert!(!r.responses[0].partitions[0].records.as_ref().expect("records").is_empty());
+                        assert_eq!(
+                            r.responses[0].partitions[0].error_code, 0,
+                            "fetch v{version}"
+                        );
+                        assert!(!r.responses[0].partitions[0]
+                            .records
+                            .as_ref()
+                            .expect("records")
+                            .is_empty());
                     }
-                    ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "create v{version}"),
-                    ResponseKind::DeleteTopics(r) => assert_eq!(r.responses[0].error_code, 3, "delete v{version}"),
+                    ResponseKind::CreateTopics(r) => {
+                        assert_eq!(r.topics[0].error_code, 0, "create v{version}")
+                    }
+                    ResponseKind::DeleteTopics(r) => {
+                        assert_eq!(r.responses[0].error_code, 3, "delete v{version}")
+                    }
                     ResponseKind::ListOffsets(r) => {
                         assert_eq!(r.topics[0].partitions[0].error_code, 0);
                         assert_eq!(r.topics[0].partitions[0].offset, 0);
@@ -323,8 +385,11 @@ mod tests {
     async fn unknown_api_versions_version_gets_the_v0_table() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log_dir = dir.path().to_string_lossy().into_owned();
-        let config = sluice_config::BrokerConfig::from_properties([("log.dirs", log_dir.as_str()), ("listeners", "PLAINTEXT://127.0.0.1:0")])
-            .expect("config");
+        let config = sluice_config::BrokerConfig::from_properties([
+            ("log.dirs", log_dir.as_str()),
+            ("listeners", "PLAINTEXT://127.0.0.1:0"),
+        ])
+        .expect("config");
         let (broker, _l) = crate::server::bind(config).await.expect("bind");
         let mut ctx = RequestContext {
             peer: "127.0.0.1:1".parse().expect("addr"),
@@ -333,11 +398,22 @@ mod tests {
         };
         // ApiVersions v99 with a correlation id and a body we cannot parse.
         let raw = Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 1, 2, 3]);
-        let out = handle(&broker, &mut ctx, raw).await.expect("answered").expect("response");
+        let out = handle(&broker, &mut ctx, raw)
+            .await
+            .expect("answered")
+            .expect("response");
         let mut body = out.slice(4..);
-        assert_eq!(ResponseHeader::decode(&mut body, 0).expect("header").correlation_id, 5);
+        assert_eq!(
+            ResponseHeader::decode(&mut body, 0)
+                .expect("header")
+                .correlation_id,
+            5
+        );
         let r = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
         assert_eq!(r.error_code, 35);
-        assert!(r.api_keys.iter().any(|k| k.api_key == 0 && k.max_version == 11));
+        assert!(r
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == 0 && k.max_version == 11));
     }
 }

@@ -15,8 +15,12 @@ pub(crate) const fn code(e: ResponseError) -> i16 {
 pub(crate) fn append_error_code(e: &AppendError) -> i16 {
     match e {
         AppendError::TooLarge { .. } => code(ResponseError::MessageTooLarge),
-        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => code(ResponseError::OutOfOrderSequenceNumber),
-        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => code(ResponseError::InvalidProducerEpoch),
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            code(ResponseError::OutOfOrderSequenceNumber)
+        }
+        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
+            code(ResponseError::InvalidProducerEpoch)
+        }
         AppendError::Storage(e) => storage_error_code(e),
     }
 }

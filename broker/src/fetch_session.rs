@@ -62,7 +62,11 @@ impl FetchSessionCache {
     pub(crate) fn create(&self, partitions: IndexMap<PartitionKey, SessionPartition>) -> i32 {
         let mut sessions = self.lock();
         if sessions.len() >= self.capacity {
-            if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.last_used).map(|(id, _)| *id) {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(id, _)| *id)
+            {
                 sessions.remove(&oldest);
             }
         }
@@ -89,7 +93,12 @@ impl FetchSessionCache {
     }
 
     /// Runs `f` on the session if `epoch` is the one it expects, then advances the epoch.
-    pub(crate) fn with_session<R>(&self, id: i32, epoch: i32, f: impl FnOnce(&mut Session) -> R) -> Result<R, SessionError> {
+    pub(crate) fn with_session<R>(
+        &self,
+        id: i32,
+        epoch: i32,
+        f: impl FnOnce(&mut Session) -> R,
+    ) -> Result<R, SessionError> {
         let mut sessions = self.lock();
         let session = sessions.get_mut(&id).ok_or(SessionError::NotFound)?;
         if session.next_epoch != epoch {
@@ -117,11 +126,20 @@ mod tests {
         let cache = FetchSessionCache::new(2);
         let id = cache.create(IndexMap::new());
         assert!(cache.with_session(id, 1, |_| ()).is_ok());
-        assert_eq!(cache.with_session(id, 1, |_| ()), Err(SessionError::InvalidEpoch));
+        assert_eq!(
+            cache.with_session(id, 1, |_| ()),
+            Err(SessionError::InvalidEpoch)
+        );
         assert!(cache.with_session(id, 2, |_| ()).is_ok());
-        assert_eq!(cache.with_session(id ^ 1, 1, |_| ()), Err(SessionError::NotFound));
+        assert_eq!(
+            cache.with_session(id ^ 1, 1, |_| ()),
+            Err(SessionError::NotFound)
+        );
         cache.remove(id);
-        assert_eq!(cache.with_session(id, 3, |_| ()), Err(SessionError::NotFound));
+        assert_eq!(
+            cache.with_session(id, 3, |_| ()),
+            Err(SessionError::NotFound)
+        );
     }
 
     #[test]
@@ -131,7 +149,10 @@ mod tests {
         let b = cache.create(IndexMap::new());
         assert!(cache.with_session(a, 1, |_| ()).is_ok());
         let _c = cache.create(IndexMap::new());
-        assert_eq!(cache.with_session(b, 1, |_| ()), Err(SessionError::NotFound));
+        assert_eq!(
+            cache.with_session(b, 1, |_| ()),
+            Err(SessionError::NotFound)
+        );
         assert!(cache.with_session(a, 2, |_| ()).is_ok());
     }
 }

@@ -23,8 +23,14 @@ pub use broker::Broker;
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -71,20 +77,23 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let (broker, listeners) = server::bind(config).await?;
     let addresses = listeners.iter().map(|l| l.local_addr).collect();
     let done = tokio::spawn(async move {
-        server::serve(
-            broker,
-            listeners,
-            async move {
-                stopped(&mut stop_rx).await;
-            },
-        )
+        server::serve(broker, listeners, async move {
+            stopped(&mut stop_rx).await;
+        })
         .await
     });
-    Ok(RunningBroker { addresses, stop, done })
+    Ok(RunningBroker {
+        addresses,
+        stop,
+        done,
+    })
 }
 
 /// Runs the broker until `shutdown` completes, then shuts down in order.
-pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (broker, listeners): (Arc<Broker>, _) = server::bind(config).await?;
     server::serve(broker, listeners, shutdown).await
 }

@@ -26,7 +26,8 @@ fn main() -> anyhow::Result<()> {
     sluice_broker::init_tracing(cli.log_format == "json");
     let mut props: Vec<(String, String)> = Vec::new();
     if let Some(path) = &cli.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         props.extend(parse_properties(&text).with_context(|| format!("in {}", path.display()))?);
     }
     for o in &cli.overrides {

@@ -23,7 +23,9 @@ pub(crate) struct BoundListener {
 }
 
 /// Opens storage and binds every listener; advertised port 0 becomes the bound port.
-pub(crate) async fn bind(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, Vec<BoundListener>)> {
+pub(crate) async fn bind(
+    config: BrokerConfig,
+) -> anyhow::Result<(Arc<Broker>, Vec<BoundListener>)> {
     let storage_config = config.clone();
     let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_config))
         .await
@@ -54,8 +56,15 @@ pub(crate) async fn bind(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, V
     if !config.ignored.is_empty() {
         tracing::info!(properties = ?config.ignored, "accepted Kafka properties that have no effect on a single node");
     }
-    tracing::info!(cluster_id = storage.cluster_id(), node_id = config.node_id, "broker ready");
-    Ok((Arc::new(Broker::new(config, Arc::new(storage), advertised)), bound))
+    tracing::info!(
+        cluster_id = storage.cluster_id(),
+        node_id = config.node_id,
+        "broker ready"
+    );
+    Ok((
+        Arc::new(Broker::new(config, Arc::new(storage), advertised)),
+        bound,
+    ))
 }
 
 /// Serves until `shutdown` completes, then: stop accepting, let connections finish the
@@ -70,7 +79,13 @@ pub(crate) async fn serve(
     let mut accept_loops = JoinSet::new();
     let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     for l in listeners {
-        accept_loops.spawn(accept_loop(broker.clone(), l, permits.clone(), stop_rx.clone(), connections.clone()));
+        accept_loops.spawn(accept_loop(
+            broker.clone(),
+            l,
+            permits.clone(),
+            stop_rx.clone(),
+            connections.clone(),
+        ));
     }
     let background = tasks::spawn_background(broker.clone(), stop_rx.clone());
 

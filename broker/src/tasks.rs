@@ -9,7 +9,10 @@ use tokio::task::JoinHandle;
 use crate::broker::Broker;
 
 /// Starts the retention and flush tasks; they end when `stop` turns true.
-pub(crate) fn spawn_background(broker: Arc<Broker>, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub(crate) fn spawn_background(
+    broker: Arc<Broker>,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let retention_every = broker.config.log_retention_check_interval;
     let b = broker.clone();

@@ -139,24 +139,42 @@ impl BrokerConfig {
         for (key, value) in props {
             let v = value.trim();
             match key {
-                "node.id" | "broker.id" => cfg.node_id = parse_i64(key, v, 0)?.try_into().map_err(|_| ConfigError::invalid(key, v, "too large"))?,
+                "node.id" | "broker.id" => {
+                    cfg.node_id = parse_i64(key, v, 0)?
+                        .try_into()
+                        .map_err(|_| ConfigError::invalid(key, v, "too large"))?
+                }
                 "listeners" => cfg.listeners = parse_listeners(key, v)?,
                 "advertised.listeners" => {
                     cfg.advertised_listeners = parse_listeners(key, v)?;
                     advertised_set = true;
                 }
                 "log.dirs" | "log.dir" => {
-                    let dirs: Vec<&str> = v.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+                    let dirs: Vec<&str> = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|d| !d.is_empty())
+                        .collect();
                     match dirs.as_slice() {
                         [one] => cfg.log_dir = PathBuf::from(one),
                         [] => return Err(ConfigError::invalid(key, v, "no directory given")),
-                        _ => return Err(ConfigError::invalid(key, v, "only one log directory is supported so far")),
+                        _ => {
+                            return Err(ConfigError::invalid(
+                                key,
+                                v,
+                                "only one log directory is supported so far",
+                            ))
+                        }
                     }
                 }
                 "num.partitions" => cfg.num_partitions = parse_i32(key, v, 1)?,
                 "default.replication.factor" => {
                     if parse_i64(key, v, 1)? != 1 {
-                        return Err(ConfigError::invalid(key, v, "a single-node broker can only hold 1 replica"));
+                        return Err(ConfigError::invalid(
+                            key,
+                            v,
+                            "a single-node broker can only hold 1 replica",
+                        ));
                     }
                 }
                 "auto.create.topics.enable" => cfg.auto_create_topics = parse_bool(key, v)?,
@@ -168,11 +186,14 @@ impl BrokerConfig {
                 "log.retention.hours" => retention_hours = Some(parse_retention(key, v)?),
                 "log.retention.bytes" => cfg.log_retention_bytes = parse_i64(key, v, -1)?,
                 "log.retention.check.interval.ms" => {
-                    cfg.log_retention_check_interval = Duration::from_millis(parse_i64(key, v, 1)? as u64)
+                    cfg.log_retention_check_interval =
+                        Duration::from_millis(parse_i64(key, v, 1)? as u64)
                 }
                 "message.max.bytes" => cfg.message_max_bytes = parse_i32(key, v, 0)?,
                 "socket.request.max.bytes" => cfg.socket_request_max_bytes = parse_i32(key, v, 1)?,
-                "log.flush.interval.messages" => cfg.flush.interval_messages = parse_i64(key, v, 1)? as u64,
+                "log.flush.interval.messages" => {
+                    cfg.flush.interval_messages = parse_i64(key, v, 1)? as u64
+                }
                 "log.flush.interval.ms" => {
                     cfg.flush.interval = Some(Duration::from_millis(parse_i64(key, v, 0)? as u64))
                 }
@@ -194,12 +215,21 @@ impl BrokerConfig {
             if !cfg.advertised_listeners.iter().any(|a| a.name == l.name) {
                 return Err(ConfigError::invalid(
                     "advertised.listeners",
-                    &format!("{:?}", cfg.advertised_listeners.iter().map(|a| &a.name).collect::<Vec<_>>()),
+                    &format!(
+                        "{:?}",
+                        cfg.advertised_listeners
+                            .iter()
+                            .map(|a| &a.name)
+                            .collect::<Vec<_>>()
+                    ),
                     format!("listener `{}` is not advertised", l.name),
                 ));
             }
         }
-        if let Some(ms) = retention_ms.or(retention_min.map(|m| mul_or_keep(m, 60_000))).or(retention_hours.map(|h| mul_or_keep(h, 3_600_000))) {
+        if let Some(ms) = retention_ms
+            .or(retention_min.map(|m| mul_or_keep(m, 60_000)))
+            .or(retention_hours.map(|h| mul_or_keep(h, 3_600_000)))
+        {
             cfg.log_retention_ms = ms;
         }
         if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {

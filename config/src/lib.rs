@@ -56,7 +56,11 @@ pub(crate) fn parse_i64(key: &str, value: &str, min: i64) -> Result<i64, ConfigE
         .parse()
         .map_err(|_| ConfigError::invalid(key, value, "expected an integer"))?;
     if v < min {
-        return Err(ConfigError::invalid(key, value, format!("must be at least {min}")));
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            format!("must be at least {min}"),
+        ));
     }
     Ok(v)
 }

@@ -25,7 +25,11 @@ pub struct Listener {
 impl Listener {
     /// The `host:port` string to bind.
     pub fn bind_address(&self) -> String {
-        let host = if self.host.is_empty() { "0.0.0.0" } else { &self.host };
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
         if host.contains(':') {
             format!("[{host}]:{}", self.port)
         } else {
@@ -38,16 +42,19 @@ impl Listener {
 pub(crate) fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
     let mut out: Vec<Listener> = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, rest) = item
-            .split_once("://")
-            .ok_or_else(|| ConfigError::invalid(key, value, format!("`{item}` is not NAME://host:port")))?;
+        let (name, rest) = item.split_once("://").ok_or_else(|| {
+            ConfigError::invalid(key, value, format!("`{item}` is not NAME://host:port"))
+        })?;
         let (host, port) = rest
             .rsplit_once(':')
             .ok_or_else(|| ConfigError::invalid(key, value, format!("`{item}` has no port")))?;
         let port: u16 = port
             .parse()
             .map_err(|_| ConfigError::invalid(key, value, format!("`{port}` is not a port")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let name = name.to_ascii_uppercase();
         let security_protocol = match name.as_str() {
             "PLAINTEXT" => SecurityProtocol::Plaintext,
@@ -60,7 +67,11 @@ pub(crate) fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, C
             }
         };
         if out.iter().any(|l| l.name == name) {
-            return Err(ConfigError::invalid(key, value, format!("listener `{name}` appears twice")));
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                format!("listener `{name}` appears twice"),
+            ));
         }
         out.push(Listener {
             name,

@@ -118,7 +118,11 @@ fn parse_cleanup_policy(key: &str, v: &str) -> Result<CleanupPolicy, ConfigError
         ["delete"] => Ok(CleanupPolicy::Delete),
         ["compact"] => Ok(CleanupPolicy::Compact),
         ["compact", "delete"] => Ok(CleanupPolicy::CompactDelete),
-        _ => Err(ConfigError::invalid(key, v, "expected delete, compact, or compact,delete")),
+        _ => Err(ConfigError::invalid(
+            key,
+            v,
+            "expected delete, compact, or compact,delete",
+        )),
     }
 }
 
@@ -139,25 +143,43 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
     match key {
         "compression.type" => match value {
             "producer" | "uncompressed" | "none" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
-            _ => Err(ConfigError::invalid(key, value, "expected producer, uncompressed, gzip, snappy, lz4 or zstd")),
+            _ => Err(ConfigError::invalid(
+                key,
+                value,
+                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+            )),
         },
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(ConfigError::invalid(key, value, "expected CreateTime or LogAppendTime")),
+            _ => Err(ConfigError::invalid(
+                key,
+                value,
+                "expected CreateTime or LogAppendTime",
+            )),
         },
         "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
-            _ => Err(ConfigError::invalid(key, value, "expected a number between 0 and 1")),
+            _ => Err(ConfigError::invalid(
+                key,
+                value,
+                "expected a number between 0 and 1",
+            )),
         },
-        "preallocate" | "unclean.leader.election.enable" | "message.downconversion.enable"
-        | "remote.storage.enable" | "remote.log.copy.disable" | "remote.log.delete.on.disable" => {
-            crate::parse_bool(key, value).map(|_| ())
-        }
-        "delete.retention.ms" | "file.delete.delay.ms" | "max.compaction.lag.ms" | "min.compaction.lag.ms"
-        | "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms"
-        | "message.timestamp.difference.max.ms" | "segment.jitter.ms" | "index.interval.bytes" => {
-            parse_i64(key, value, 0).map(|_| ())
-        }
+        "preallocate"
+        | "unclean.leader.election.enable"
+        | "message.downconversion.enable"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable" => crate::parse_bool(key, value).map(|_| ()),
+        "delete.retention.ms"
+        | "file.delete.delay.ms"
+        | "max.compaction.lag.ms"
+        | "min.compaction.lag.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms"
+        | "segment.jitter.ms"
+        | "index.interval.bytes" => parse_i64(key, value, 0).map(|_| ()),
         "flush.messages" | "flush.ms" | "segment.index.bytes" | "min.insync.replicas" => {
             parse_i64(key, value, 1).map(|_| ())
         }
@@ -184,7 +206,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        assert_eq!(validate_topic_config("retention.msec", "1"), Err(ConfigError::Unknown("retention.msec".into())));
+        assert_eq!(
+            validate_topic_config("retention.msec", "1"),
+            Err(ConfigError::Unknown("retention.msec".into()))
+        );
         assert!(validate_topic_config("cleanup.policy", "forever").is_err());
         assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate_topic_config("compression.type", "zstd").is_ok());

@@ -285,7 +285,10 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
         assert!(matches!(validate(&flipped), Err(BatchError::BadCrc { .. })));
-        assert_eq!(validate(&good[..good.len() - 1]), Err(BatchError::Truncated));
+        assert_eq!(
+            validate(&good[..good.len() - 1]),
+            Err(BatchError::Truncated)
+        );
         assert_eq!(validate(&good[..30]), Err(BatchError::Truncated));
         let mut magic = BytesMut::from(&good[..]);
         magic[16] = 1;

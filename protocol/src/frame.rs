@@ -49,14 +49,23 @@ mod tests {
         let mut buf = BytesMut::from(&[0u8, 0, 0, 3, 1, 2][..]);
         assert_eq!(take_frame(&mut buf, 10), Ok(None));
         buf.extend_from_slice(&[3, 0, 0]);
-        assert_eq!(take_frame(&mut buf, 10), Ok(Some(Bytes::from_static(&[1, 2, 3]))));
+        assert_eq!(
+            take_frame(&mut buf, 10),
+            Ok(Some(Bytes::from_static(&[1, 2, 3])))
+        );
         assert_eq!(&buf[..], &[0, 0]);
     }
 
     #[test]
     fn oversized_and_negative_are_errors() {
         let mut buf = BytesMut::from(&[0u8, 0, 1, 0][..]);
-        assert_eq!(take_frame(&mut buf, 255), Err(FrameError::TooLarge { size: 256, max: 255 }));
+        assert_eq!(
+            take_frame(&mut buf, 255),
+            Err(FrameError::TooLarge {
+                size: 256,
+                max: 255
+            })
+        );
         let mut buf = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xff][..]);
         assert_eq!(take_frame(&mut buf, 255), Err(FrameError::Negative(-1)));
     }

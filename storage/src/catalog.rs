@@ -37,11 +37,21 @@ impl TopicRecord {
     pub(crate) fn decode(name: &str, v: &[u8]) -> Result<Self, StorageError> {
         let bad = || StorageError::Corrupt(format!("malformed catalog entry for topic {name}"));
         let id = Uuid::from_slice(v.get(..16).ok_or_else(bad)?).map_err(|_| bad())?;
-        let partitions = i32::from_be_bytes(v.get(16..20).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        let partitions = i32::from_be_bytes(
+            v.get(16..20)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        );
         let mut configs = BTreeMap::new();
         let mut rest = &v[20..];
         let take = |rest: &mut &[u8]| -> Result<String, StorageError> {
-            let len = u32::from_be_bytes(rest.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+            let len = u32::from_be_bytes(
+                rest.get(..4)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            ) as usize;
             let s = rest.get(4..4 + len).ok_or_else(bad)?;
             let s = String::from_utf8(s.to_vec()).map_err(|_| bad())?;
             *rest = &rest[4 + len..];

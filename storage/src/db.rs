@@ -38,7 +38,9 @@ impl Db {
                 let mut cf_opts = Options::default();
                 if *name == CF_OFFSETS || *name == CF_TIMES || *name == CF_PRODUCERS {
                     // Keys share a 20-byte partition prefix; seeks stay within it.
-                    cf_opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(PARTITION_KEY_LEN));
+                    cf_opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(
+                        PARTITION_KEY_LEN,
+                    ));
                 }
                 ColumnFamilyDescriptor::new(*name, cf_opts)
             })
@@ -180,7 +182,10 @@ mod tests {
         let mut keys: Vec<u64> = ts.iter().map(|t| timestamp_key(*t)).collect();
         ts.sort_unstable();
         keys.sort_unstable();
-        assert_eq!(keys.into_iter().map(timestamp_from_key).collect::<Vec<_>>(), ts);
+        assert_eq!(
+            keys.into_iter().map(timestamp_from_key).collect::<Vec<_>>(),
+            ts
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use sluice_config::{BrokerConfig, FlushPolicy, TopicConfig};
 use uuid::Uuid;
 
 pub use catalog::TopicRecord;
-pub use log::{AppendError, AppendInfo, FetchData, Partition, ReadError, TimestampOffset, LEADER_EPOCH};
+pub use log::{
+    AppendError, AppendInfo, FetchData, Partition, ReadError, TimestampOffset, LEADER_EPOCH,
+};
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
 
 use db::{Db, CF_META, CF_TOPICS};
@@ -131,7 +133,11 @@ impl Storage {
             }
         };
         let producer_end = match db.db.get_cf(meta, KEY_PRODUCER_ID_END)? {
-            Some(v) => i64::from_be_bytes(v.as_slice().try_into().map_err(|_| StorageError::Corrupt("producer id block".into()))?),
+            Some(v) => i64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("producer id block".into()))?,
+            ),
             None => 0,
         };
         let storage = Storage {
@@ -158,7 +164,8 @@ impl Storage {
         let mut records = Vec::new();
         for item in self.db.db.iterator_cf(cf, IteratorMode::Start) {
             let (k, v) = item?;
-            let name = String::from_utf8(k.to_vec()).map_err(|_| StorageError::Corrupt("topic name".into()))?;
+            let name = String::from_utf8(k.to_vec())
+                .map_err(|_| StorageError::Corrupt("topic name".into()))?;
             records.push(TopicRecord::decode(&name, &v)?);
         }
         let started = std::time::Instant::now();
@@ -166,7 +173,11 @@ impl Storage {
             let topic = self.open_topic(record)?;
             self.insert_topic(topic);
         }
-        tracing::info!(topics = self.topic_names().len(), elapsed_ms = started.elapsed().as_millis() as u64, "storage recovered");
+        tracing::info!(
+            topics = self.topic_names().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "storage recovered"
+        );
         Ok(())
     }
 
@@ -212,22 +223,44 @@ impl Storage {
 
     /// Looks a topic up by name.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_name.get(name).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .get(name)
+            .cloned()
     }
 
     /// Looks a topic up by id.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_id.get(&id).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .get(&id)
+            .cloned()
     }
 
     /// Every topic, ordered by name.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Every topic name.
     pub fn topic_names(&self) -> Vec<String> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).by_name.keys().cloned().collect()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Creates a topic; the config overrides must already be validated.
@@ -303,7 +336,9 @@ impl Storage {
             for p in &topic.partitions {
                 match p.enforce_retention(now) {
                     Ok(n) => deleted += n,
-                    Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                    Err(e) => {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                    }
                 }
             }
         }
@@ -312,7 +347,10 @@ impl Storage {
 
     /// Every partition, for background flushing and metrics.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics().iter().flat_map(|t| t.partitions.iter().cloned()).collect()
+        self.topics()
+            .iter()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
     }
 
     /// Flushes the index's write-ahead log; used at shutdown.
@@ -326,6 +364,7 @@ fn new_cluster_id() -> String {
     // Kafka cluster ids are 22-character URL-safe base64 of a UUID.
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let id = Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((id >> (i * 6)) & 63) as usize] as char).collect()
+    (0..22)
+        .map(|i| ALPHABET[((id >> (i * 6)) & 63) as usize] as char)
+        .collect()
 }
-

@@ -101,7 +101,11 @@ impl ProducerStates {
                 last_offset: dup.last_offset,
             });
         }
-        let expected = entry.batches.back().map(|b| next_seq(b.last_seq)).unwrap_or(0);
+        let expected = entry
+            .batches
+            .back()
+            .map(|b| next_seq(b.last_seq))
+            .unwrap_or(0);
         if entry.batches.is_empty() || h.base_sequence == expected {
             Ok(SequenceCheck::Append)
         } else {
@@ -211,7 +215,10 @@ mod tests {
         );
         assert_eq!(
             s.check(&header(1, 0, 7, 1, 99)),
-            Err(SequenceError::OutOfOrder { expected: 5, got: 7 })
+            Err(SequenceError::OutOfOrder {
+                expected: 5,
+                got: 7
+            })
         );
     }
 
@@ -222,8 +229,14 @@ mod tests {
             s.record(&header(1, 0, i, 1, i as i64));
         }
         // seq 0 fell out of the cache: it is neither a known duplicate nor the next sequence.
-        assert!(matches!(s.check(&header(1, 0, 0, 1, 9)), Err(SequenceError::OutOfOrder { .. })));
-        assert!(matches!(s.check(&header(1, 0, 1, 1, 9)), Ok(SequenceCheck::Duplicate { .. })));
+        assert!(matches!(
+            s.check(&header(1, 0, 0, 1, 9)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            s.check(&header(1, 0, 1, 1, 9)),
+            Ok(SequenceCheck::Duplicate { .. })
+        ));
     }
 
     #[test]
@@ -234,7 +247,10 @@ mod tests {
             s.check(&header(1, 1, 1, 1, 1)),
             Err(SequenceError::StaleEpoch { got: 1, current: 2 })
         );
-        assert!(matches!(s.check(&header(1, 3, 5, 1, 1)), Err(SequenceError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(&header(1, 3, 5, 1, 1)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
         assert_eq!(s.check(&header(1, 3, 0, 1, 1)), Ok(SequenceCheck::Append));
     }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use sluice_config::BrokerConfig;
 use sluice_protocol::batch::{split_batches, validate};
 use sluice_storage::{AppendError, ReadError, SequenceError, Storage};
@@ -31,7 +33,11 @@ fn batch(n: i64, ts0: i64, producer: Option<(i64, i16, i32)>, compression: Compr
             offset: i,
             // The encoder batches records whose offset - sequence is constant; without a
             // producer the batch's base sequence must come out as -1.
-            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
             timestamp: ts0 + i,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(format!("v{ts0}-{i}"))),
@@ -39,11 +45,22 @@ fn batch(n: i64, ts0: i64, producer: Option<(i64, i16, i32)>, compression: Compr
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
     buf.freeze()
 }
 
-fn append(p: &sluice_storage::Partition, b: &Bytes) -> Result<sluice_storage::AppendInfo, AppendError> {
+fn append(
+    p: &sluice_storage::Partition,
+    b: &Bytes,
+) -> Result<sluice_storage::AppendInfo, AppendError> {
     let h = validate(b).unwrap();
     assert_eq!(h.size(), b.len(), "test batches are single batches");
     p.append(h, b, 1_000)
@@ -55,8 +72,18 @@ fn offsets_are_assigned_and_reads_return_whole_batches() {
     let s = Storage::open(&config(dir.path(), &[])).unwrap();
     let t = s.create_topic("t", 1, BTreeMap::new()).unwrap();
     let p = &t.partitions[0];
-    assert_eq!(append(p, &batch(3, 100, None, Compression::None)).unwrap().base_offset, 0);
-    assert_eq!(append(p, &batch(2, 200, None, Compression::Lz4)).unwrap().base_offset, 3);
+    assert_eq!(
+        append(p, &batch(3, 100, None, Compression::None))
+            .unwrap()
+            .base_offset,
+        0
+    );
+    assert_eq!(
+        append(p, &batch(2, 200, None, Compression::Lz4))
+            .unwrap()
+            .base_offset,
+        3
+    );
     assert_eq!(p.high_watermark(), 5);
     // Reading from the middle of the second batch returns that whole batch.
     let data = p.read(4, 1 << 20).unwrap();
@@ -80,7 +107,11 @@ fn timestamps_find_the_exact_record() {
     append(p, &batch(5, 100, None, Compression::Gzip)).unwrap(); // offsets 0..5, ts 100..105
     append(p, &batch(5, 50, None, Compression::None)).unwrap(); // offsets 5..10, ts 50..55
     append(p, &batch(5, 300, None, Compression::Zstd)).unwrap(); // offsets 10..15, ts 300..305
-    let at = |ts| p.offset_for_timestamp(ts).unwrap().map(|f| (f.offset, f.timestamp));
+    let at = |ts| {
+        p.offset_for_timestamp(ts)
+            .unwrap()
+            .map(|f| (f.offset, f.timestamp))
+    };
     assert_eq!(at(0), Some((0, 100)));
     assert_eq!(at(102), Some((2, 102)));
     assert_eq!(at(104), Some((4, 104)));
@@ -104,8 +135,19 @@ fn idempotent_producer_duplicates_and_gaps() {
     assert_eq!(dup.base_offset, 0);
     assert_eq!(p.high_watermark(), 3);
     let gap = append(p, &batch(1, 0, Some((7, 0, 5)), Compression::None));
-    assert!(matches!(gap, Err(AppendError::Sequence(SequenceError::OutOfOrder { expected: 3, got: 5 }))));
-    assert_eq!(append(p, &batch(1, 0, Some((7, 0, 3)), Compression::None)).unwrap().base_offset, 3);
+    assert!(matches!(
+        gap,
+        Err(AppendError::Sequence(SequenceError::OutOfOrder {
+            expected: 3,
+            got: 5
+        }))
+    ));
+    assert_eq!(
+        append(p, &batch(1, 0, Some((7, 0, 3)), Compression::None))
+            .unwrap()
+            .base_offset,
+        3
+    );
 }
 
 #[test]
@@ -118,7 +160,11 @@ fn producer_state_and_data_survive_restart() {
         let t = s.create_topic("t", 2, BTreeMap::new()).unwrap();
         append(&t.partitions[1], &first).unwrap();
         for i in 0..10 {
-            append(&t.partitions[1], &batch(2, i, Some((9, 0, 2 + 2 * i as i32)), Compression::None)).unwrap();
+            append(
+                &t.partitions[1],
+                &batch(2, i, Some((9, 0, 2 + 2 * i as i32)), Compression::None),
+            )
+            .unwrap();
         }
     }
     let s = Storage::open(&cfg).unwrap();
@@ -127,8 +173,16 @@ fn producer_state_and_data_survive_restart() {
     assert_eq!(p.high_watermark(), 22);
     assert_eq!(t.partitions[0].high_watermark(), 0);
     // The first batch is no longer among the last five: neither duplicate nor next.
-    assert!(matches!(append(p, &first), Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))));
-    assert_eq!(append(p, &batch(1, 0, Some((9, 0, 22)), Compression::None)).unwrap().base_offset, 22);
+    assert!(matches!(
+        append(p, &first),
+        Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))
+    ));
+    assert_eq!(
+        append(p, &batch(1, 0, Some((9, 0, 22)), Compression::None))
+            .unwrap()
+            .base_offset,
+        22
+    );
     let mut offset = 0;
     while offset < 23 {
         let data = p.read(offset, 1 << 20).unwrap();
@@ -153,13 +207,27 @@ fn a_torn_tail_is_truncated_and_acknowledged_batches_stay() {
     // A crash mid-write: half a batch at the end of the segment.
     let seg = dir.path().join("t-0").join("00000000000000000000.log");
     let half = batch(3, 99, None, Compression::None);
-    std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(&half[..half.len() / 2]).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&half[..half.len() / 2])
+        .unwrap();
     let s = Storage::open(&cfg).unwrap();
     let p = &s.topic("t").unwrap().partitions[0];
     assert_eq!(p.high_watermark(), 12);
-    assert_eq!(append(p, &batch(1, 5, None, Compression::None)).unwrap().base_offset, 12);
+    assert_eq!(
+        append(p, &batch(1, 5, None, Compression::None))
+            .unwrap()
+            .base_offset,
+        12
+    );
     let data = p.read(0, 1 << 20).unwrap();
-    let offsets: Vec<i64> = split_batches(&data.records).unwrap().iter().map(|(h, _)| h.base_offset).collect();
+    let offsets: Vec<i64> = split_batches(&data.records)
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h.base_offset)
+        .collect();
     assert_eq!(offsets, vec![0, 3, 6, 9, 12]);
 }
 
@@ -180,12 +248,21 @@ fn retention_by_size_deletes_whole_segments_from_the_front() {
     let before = p.size_bytes();
     assert!(s.enforce_retention() > 0);
     assert!(p.size_bytes() < before);
-    assert!(p.size_bytes() >= 400, "retention keeps at least retention.bytes");
+    assert!(
+        p.size_bytes() >= 400,
+        "retention keeps at least retention.bytes"
+    );
     let start = p.log_start_offset();
     assert!(start > 0);
-    assert!(matches!(p.read(start - 1, 100), Err(ReadError::OutOfRange { .. })));
+    assert!(matches!(
+        p.read(start - 1, 100),
+        Err(ReadError::OutOfRange { .. })
+    ));
     let data = p.read(start, 1 << 20).unwrap();
-    assert_eq!(split_batches(&data.records).unwrap()[0].0.base_offset, start);
+    assert_eq!(
+        split_batches(&data.records).unwrap()[0].0.base_offset,
+        start
+    );
     // Timestamp lookups answer from what remains.
     assert_eq!(p.offset_for_timestamp(0).unwrap().unwrap().offset, start);
 }

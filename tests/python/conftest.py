@@ -181,7 +181,7 @@ def broker_factory(request, tmp_path_factory):
         except BrokerError as e:
             errors.append(str(e))
     failed = getattr(request.node, "_sluice_failed", False)
-    if not failed and not errors:
+    if not failed and not errors and not os.environ.get("SLUICE_KEEP_LOGS"):
         for b in brokers:
             shutil.rmtree(b.workdir, ignore_errors=True)
     if errors:

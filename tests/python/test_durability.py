@@ -31,15 +31,16 @@ def watermarks(bootstrap, topic, partitions):
         c.close()
 
 
-@pytest.mark.parametrize("segment_bytes", [None, 65536], ids=["default-segments", "64KiB-segments"])
+@pytest.mark.parametrize("segment_bytes", [None, 16384], ids=["default-segments", "16KiB-segments"])
 def test_sigterm_restart_keeps_everything(broker_factory, segment_bytes):
     overrides = {"log.segment.bytes": segment_bytes} if segment_bytes else {}
     b = broker_factory(overrides=overrides)
     multi, single = unique_topic("dur-multi"), unique_topic("dur-single")
     create_topic(b.bootstrap, multi, 3)
 
-    plain = producer(b.bootstrap)
-    packed = producer(b.bootstrap, **{"compression.type": "lz4", "linger.ms": 20})
+    # small batches, so that small segments roll many times
+    plain = producer(b.bootstrap, **{"batch.size": 8192})
+    packed = producer(b.bootstrap, **{"compression.type": "lz4", "linger.ms": 20, "batch.size": 8192})
     r1 = produce_and_report(plain, [(multi, f"k{i}".encode(), f"multi-{i}".encode() * 8, [("i", str(i).encode())],
                                      i % 3) for i in range(3000)])
     r2 = produce_and_report(packed, [(single, f"k{i}".encode(), f"single-{i}".encode() * 8, None, None)
@@ -50,6 +51,9 @@ def test_sigterm_restart_keeps_everything(broker_factory, segment_bytes):
     before = {multi: consume_exact(b.bootstrap, multi, {0: 1000, 1: 1000, 2: 1000}),
               single: consume_exact(b.bootstrap, single, {0: 3000})}
 
+    if segment_bytes:
+        segments = sorted(f.name for f in b.log_dir.rglob("*.log") if f.parent.name.startswith(multi))
+        assert len(segments) > 6, f"expected rolled segments, found {segments}"
     code = b.stop()
     assert code == 0, f"broker exited {code} on SIGTERM"
     b.start()

@@ -87,6 +87,7 @@ def test_fetch_wakes_on_append(broker):
             latencies.append((received_at - sent_at, received_at - acked["t"]))
     finally:
         sc.close()
+    print(f"produce->receipt, ack->receipt latencies (s): {latencies}")
     worst_send, worst_append = max(l[0] for l in latencies), max(l[1] for l in latencies)
     # a broker that polled on a timer, or answered only at max wait, would show ~seconds here
     assert worst_send < 0.5, f"produce->receipt latencies {latencies}"
@@ -119,6 +120,7 @@ def test_idle_longpoll_uses_no_cpu(broker):
         stop.set()
         sc.close()
     share = (c1 - c0) / hz / (t1 - t0)
+    print(f"idle broker CPU: {c1 - c0} ticks in {t1 - t0:.2f}s = {share:.2%} of a core")
     assert share < 0.05, f"idle broker used {share:.1%} of a core ({c1 - c0} ticks in {t1 - t0:.2f}s)"
 
 

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -24,7 +26,11 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Answers CreateTopics, creating each valid topic (or only checking, if validate-only).
-pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub(crate) async fn create_topics(
+    broker: &Broker,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = req
@@ -43,15 +49,24 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, ver
             res
         };
         if duplicates.contains(&name) {
-            r.topics.push(fail(res, ResponseError::InvalidRequest, format!("topic {name} appears more than once in the request")));
+            r.topics.push(fail(
+                res,
+                ResponseError::InvalidRequest,
+                format!("topic {name} appears more than once in the request"),
+            ));
             continue;
         }
         if let Err(msg) = validate_topic_name(&name) {
-            r.topics.push(fail(res, ResponseError::InvalidTopicException, msg));
+            r.topics
+                .push(fail(res, ResponseError::InvalidTopicException, msg));
             continue;
         }
         if broker.storage.topic(&name).is_some() {
-            r.topics.push(fail(res, ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+            r.topics.push(fail(
+                res,
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
             continue;
         }
         if !t.assignments.is_empty() {
@@ -59,13 +74,16 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, ver
                 r.topics.push(fail(
                     res,
                     ResponseError::InvalidRequest,
-                    "both partition count or replication factor and manual assignments were set".into(),
+                    "both partition count or replication factor and manual assignments were set"
+                        .into(),
                 ));
                 continue;
             }
             let node = broker.node_id();
             let bad = t.assignments.iter().enumerate().any(|(i, a)| {
-                a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node
+                a.partition_index != i as i32
+                    || a.broker_ids.len() != 1
+                    || a.broker_ids[0].0 != node
             });
             if bad {
                 r.topics.push(fail(
@@ -84,12 +102,24 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, ver
             t.num_partitions
         };
         if partitions < 1 {
-            r.topics.push(fail(res, ResponseError::InvalidPartitions, "Number of partitions must be larger than 0.".into()));
+            r.topics.push(fail(
+                res,
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.".into(),
+            ));
             continue;
         }
-        let rf = if t.replication_factor == -1 { 1 } else { t.replication_factor };
+        let rf = if t.replication_factor == -1 {
+            1
+        } else {
+            t.replication_factor
+        };
         if rf < 1 {
-            r.topics.push(fail(res, ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
+            r.topics.push(fail(
+                res,
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.".into(),
+            ));
             continue;
         }
         if rf > 1 {
@@ -150,14 +180,20 @@ pub(crate) async fn create_topics(broker: &Broker, req: CreateTopicsRequest, ver
 }
 
 /// The configs a CreateTopics response reports (v5+): overrides and the defaults in force.
-fn described_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+fn described_configs(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
     let resolved = TopicConfig::resolve(&broker.config, overrides);
     let defaults = [
-        ("cleanup.policy", match resolved.cleanup_policy {
-            sluice_config::CleanupPolicy::Delete => "delete".to_string(),
-            sluice_config::CleanupPolicy::Compact => "compact".to_string(),
-            sluice_config::CleanupPolicy::CompactDelete => "compact,delete".to_string(),
-        }),
+        (
+            "cleanup.policy",
+            match resolved.cleanup_policy {
+                sluice_config::CleanupPolicy::Delete => "delete".to_string(),
+                sluice_config::CleanupPolicy::Compact => "compact".to_string(),
+                sluice_config::CleanupPolicy::CompactDelete => "compact,delete".to_string(),
+            },
+        ),
         ("max.message.bytes", resolved.max_message_bytes.to_string()),
         ("retention.bytes", resolved.retention_bytes.to_string()),
         ("retention.ms", resolved.retention_ms.to_string()),
@@ -183,12 +219,22 @@ fn config_entry(name: &str, value: &str, source: i8) -> CreatableTopicConfigs {
 }
 
 /// Answers DeleteTopics, by name (all versions) and by topic id (v6+).
-pub(crate) async fn delete_topics(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub(crate) async fn delete_topics(
+    broker: &Broker,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let mut r = DeleteTopicsResponse::default();
     let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
-        req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
     } else {
-        req.topic_names.iter().map(|n| (Some(n.to_string()), Uuid::nil())).collect()
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), Uuid::nil()))
+            .collect()
     };
     for (name, id) in wanted {
         let mut res = DeletableTopicResult::default();
@@ -247,7 +293,9 @@ pub(crate) fn describe_cluster(
     r.cluster_authorized_operations = i32::MIN;
     if version >= 1 && req.endpoint_type != 1 {
         r.error_code = code(ResponseError::UnsupportedEndpointType);
-        r.error_message = Some(StrBytes::from_static_str("only broker endpoints are served"));
+        r.error_message = Some(StrBytes::from_static_str(
+            "only broker endpoints are served",
+        ));
         r.endpoint_type = req.endpoint_type;
         return r;
     }

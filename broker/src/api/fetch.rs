@@ -61,22 +61,37 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
         (0, _) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)),
         (id, epoch) => match incremental_targets(broker, &req, id, epoch, requested) {
             Ok(t) => (Mode::Incremental(id), t),
-            Err(SessionError::NotFound) => return top_level_error(code(ResponseError::FetchSessionIdNotFound)),
-            Err(SessionError::InvalidEpoch) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)),
+            Err(SessionError::NotFound) => {
+                return top_level_error(code(ResponseError::FetchSessionIdNotFound))
+            }
+            Err(SessionError::InvalidEpoch) => {
+                return top_level_error(code(ResponseError::InvalidFetchSessionEpoch))
+            }
         },
     };
 
     let read_committed = req.isolation_level == 1;
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
-    let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
+    let max_bytes = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let min_bytes = req.min_bytes.max(0) as usize;
-    let mut waiters: Vec<_> = targets.iter().filter_map(|t| t.partition.as_ref().map(|p| p.subscribe())).collect();
+    let mut waiters: Vec<_> = targets
+        .iter()
+        .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe()))
+        .collect();
     let results = loop {
         let results = read_all(&targets, max_bytes);
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let any_error = results.iter().any(|r| r.error_code != NONE);
-        if bytes >= min_bytes.max(1) || any_error || tokio::time::Instant::now() >= deadline || waiters.is_empty() {
+        if bytes >= min_bytes.max(1)
+            || any_error
+            || tokio::time::Instant::now() >= deadline
+            || waiters.is_empty()
+        {
             break results;
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
@@ -107,7 +122,12 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
                 continue;
             }
         }
-        sent.push((t.key.clone(), t.fetch_offset, pd.high_watermark, pd.log_start_offset));
+        sent.push((
+            t.key.clone(),
+            t.fetch_offset,
+            pd.high_watermark,
+            pd.log_start_offset,
+        ));
         let mut data = PartitionData::default();
         data.partition_index = t.key.1;
         data.error_code = pd.error_code;
@@ -194,12 +214,17 @@ fn request_targets(broker: &Broker, req: &FetchRequest, by_id: bool) -> Vec<Targ
             code(ResponseError::UnknownTopicOrPartition)
         };
         for p in &topic.partitions {
-            let partition = found
-                .as_ref()
-                .and_then(|t| t.partitions.get(usize::try_from(p.partition).ok()?).cloned());
+            let partition = found.as_ref().and_then(|t| {
+                t.partitions
+                    .get(usize::try_from(p.partition).ok()?)
+                    .cloned()
+            });
             out.push(Target {
                 key: (name.clone(), p.partition),
-                topic_id: found.as_ref().map(|t| t.record.id).unwrap_or(topic.topic_id),
+                topic_id: found
+                    .as_ref()
+                    .map(|t| t.record.id)
+                    .unwrap_or(topic.topic_id),
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
                 error: partition.is_none().then_some(missing),
@@ -236,27 +261,28 @@ fn incremental_targets(
         })
         .collect();
     let mut errors: Vec<Target> = Vec::new();
-    let cached: IndexMap<PartitionKey, SessionPartition> = broker.fetch_sessions.with_session(id, epoch, |s| {
-        for key in &forgotten {
-            s.partitions.shift_remove(key);
-        }
-        for t in requested {
-            if t.error.is_some() {
-                errors.push(t);
-                continue;
+    let cached: IndexMap<PartitionKey, SessionPartition> =
+        broker.fetch_sessions.with_session(id, epoch, |s| {
+            for key in &forgotten {
+                s.partitions.shift_remove(key);
             }
-            match s.partitions.get_mut(&t.key) {
-                Some(p) => {
-                    p.fetch_offset = t.fetch_offset;
-                    p.max_bytes = t.max_bytes;
+            for t in requested {
+                if t.error.is_some() {
+                    errors.push(t);
+                    continue;
                 }
-                None => {
-                    s.partitions.insert(t.key.clone(), session_partition(&t));
+                match s.partitions.get_mut(&t.key) {
+                    Some(p) => {
+                        p.fetch_offset = t.fetch_offset;
+                        p.max_bytes = t.max_bytes;
+                    }
+                    None => {
+                        s.partitions.insert(t.key.clone(), session_partition(&t));
+                    }
                 }
             }
-        }
-        s.partitions.clone()
-    })?;
+            s.partitions.clone()
+        })?;
     let mut out: Vec<Target> = cached
         .into_iter()
         .map(|(key, sp)| {
@@ -266,7 +292,9 @@ fn incremental_targets(
                 .filter(|t| t.record.id == sp.topic_id)
                 .and_then(|t| t.partitions.get(usize::try_from(key.1).ok()?).cloned());
             Target {
-                error: partition.is_none().then_some(code(ResponseError::UnknownTopicOrPartition)),
+                error: partition
+                    .is_none()
+                    .then_some(code(ResponseError::UnknownTopicOrPartition)),
                 partition,
                 topic_id: sp.topic_id,
                 fetch_offset: sp.fetch_offset,

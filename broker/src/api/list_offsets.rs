@@ -1,6 +1,8 @@
 //! ListOffsets: earliest, latest, by timestamp, and max-timestamp lookups.
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, StorageError, TimestampOffset, LEADER_EPOCH};
@@ -15,7 +17,11 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
-pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     for topic in req.topics {
         let found = broker.storage.topic(topic.name.as_str());
@@ -56,7 +62,12 @@ pub(crate) fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> 
 }
 
 fn lookup(p: &Partition, timestamp: i64) -> Result<Option<TimestampOffset>, StorageError> {
-    let at = |offset| Some(TimestampOffset { offset, timestamp: -1 });
+    let at = |offset| {
+        Some(TimestampOffset {
+            offset,
+            timestamp: -1,
+        })
+    };
     Ok(match timestamp {
         // No transactions yet, so the last stable offset is the high watermark.
         LATEST => at(p.high_watermark()),

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -19,7 +21,12 @@ use crate::error::{code, storage_error_code, NONE};
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Answers Metadata, creating requested unknown topics when auto-creation is allowed.
-pub(crate) fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let mut r = MetadataResponse::default();
     let (host, port) = broker.endpoint_for(&ctx.listener);
     let mut b = MetadataResponseBroker::default();
@@ -29,7 +36,9 @@ pub(crate) fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest
     r.brokers = vec![b];
     // A field outside the request's version must keep its default or encoding fails.
     if version >= 2 {
-        r.cluster_id = Some(StrBytes::from_string(broker.storage.cluster_id().to_string()));
+        r.cluster_id = Some(StrBytes::from_string(
+            broker.storage.cluster_id().to_string(),
+        ));
     }
     if version >= 1 {
         r.controller_id = BrokerId(broker.node_id());
@@ -42,7 +51,12 @@ pub(crate) fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest
         Some(t) => t.is_empty() && version == 0,
     };
     if all {
-        r.topics = broker.storage.topics().iter().map(|t| topic_metadata(broker, t, version)).collect();
+        r.topics = broker
+            .storage
+            .topics()
+            .iter()
+            .map(|t| topic_metadata(broker, t, version))
+            .collect();
         return r;
     }
     // Clients before v4 cannot say; Kafka lets them auto-create.
@@ -63,17 +77,32 @@ fn by_name(broker: &Broker, name: &str, allow_auto: bool, version: i16) -> Metad
     }
     if let Err(reason) = validate_topic_name(name) {
         tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
-        return topic_error(Some(name), Uuid::nil(), code(ResponseError::InvalidTopicException));
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::InvalidTopicException),
+        );
     }
     if !(allow_auto && broker.config.auto_create_topics) {
-        return topic_error(Some(name), Uuid::nil(), code(ResponseError::UnknownTopicOrPartition));
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::UnknownTopicOrPartition),
+        );
     }
-    match broker.storage.create_topic(name, broker.config.num_partitions, BTreeMap::new()) {
+    match broker
+        .storage
+        .create_topic(name, broker.config.num_partitions, BTreeMap::new())
+    {
         Ok(t) => topic_metadata(broker, &t, version),
         // Another request created it first.
         Err(StorageError::TopicExists(_)) => match broker.storage.topic(name) {
             Some(t) => topic_metadata(broker, &t, version),
-            None => topic_error(Some(name), Uuid::nil(), code(ResponseError::UnknownTopicOrPartition)),
+            None => topic_error(
+                Some(name),
+                Uuid::nil(),
+                code(ResponseError::UnknownTopicOrPartition),
+            ),
         },
         Err(e) => {
             tracing::error!(topic = name, error = %e, "auto-creating topic failed");
@@ -85,7 +114,11 @@ fn by_name(broker: &Broker, name: &str, allow_auto: bool, version: i16) -> Metad
 fn by_id(broker: &Broker, id: Uuid, version: i16) -> MetadataResponseTopic {
     match broker.storage.topic_by_id(id) {
         Some(t) => topic_metadata(broker, &t, version),
-        None => topic_error(None, if version >= 10 { id } else { Uuid::nil() }, code(ResponseError::UnknownTopicId)),
+        None => topic_error(
+            None,
+            if version >= 10 { id } else { Uuid::nil() },
+            code(ResponseError::UnknownTopicId),
+        ),
     }
 }
 
@@ -99,9 +132,17 @@ fn topic_error(name: Option<&str>, id: Uuid, error_code: i16) -> MetadataRespons
 }
 
 /// The metadata of one topic hosted here: this node leads every partition at epoch 0.
-pub(crate) fn topic_metadata(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
+pub(crate) fn topic_metadata(
+    broker: &Broker,
+    topic: &Arc<Topic>,
+    version: i16,
+) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id());
-    let id = if version >= 10 { topic.record.id } else { Uuid::nil() };
+    let id = if version >= 10 {
+        topic.record.id
+    } else {
+        Uuid::nil()
+    };
     let mut t = topic_error(Some(&topic.record.name), id, NONE);
     t.partitions = topic
         .partitions

@@ -10,7 +10,12 @@ use sluice_storage::{now_ms, AppendError, Partition};
 use crate::broker::Broker;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
 
-fn partition_response(index: i32, error_code: i16, message: Option<String>, version: i16) -> PartitionProduceResponse {
+fn partition_response(
+    index: i32,
+    error_code: i16,
+    message: Option<String>,
+    version: i16,
+) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
     p.index = index;
     p.error_code = error_code;
@@ -24,7 +29,11 @@ fn partition_response(index: i32, error_code: i16, message: Option<String>, vers
 }
 
 /// Answers Produce; `None` for `acks=0`, which gets no response at all.
-pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+pub(crate) async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut response = ProduceResponse::default();
     let mut pending_flush: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
@@ -36,11 +45,24 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
         for pd in topic.partition_data {
             let index = pd.index;
             if !matches!(acks, -1..=1) {
-                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRequiredAcks), None, version));
+                tr.partition_responses.push(partition_response(
+                    index,
+                    code(ResponseError::InvalidRequiredAcks),
+                    None,
+                    version,
+                ));
                 continue;
             }
-            let Some(partition) = found.as_ref().and_then(|t| t.partitions.get(usize::try_from(index).ok()?)) else {
-                tr.partition_responses.push(partition_response(index, code(ResponseError::UnknownTopicOrPartition), None, version));
+            let Some(partition) = found
+                .as_ref()
+                .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+            else {
+                tr.partition_responses.push(partition_response(
+                    index,
+                    code(ResponseError::UnknownTopicOrPartition),
+                    None,
+                    version,
+                ));
                 continue;
             };
             let records = pd.records.unwrap_or_default();
@@ -48,18 +70,35 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
                 Ok(b) => b,
                 Err(e) => {
                     tracing::debug!(topic = %name, partition = index, error = %e, "corrupt batch");
-                    tr.partition_responses
-                        .push(partition_response(index, code(ResponseError::CorruptMessage), Some(e.to_string()), version));
+                    tr.partition_responses.push(partition_response(
+                        index,
+                        code(ResponseError::CorruptMessage),
+                        Some(e.to_string()),
+                        version,
+                    ));
                     continue;
                 }
             };
             let [(header, batch)] = batches.as_slice() else {
-                let msg = format!("produce requests must carry exactly one record batch per partition, got {}", batches.len());
-                tr.partition_responses.push(partition_response(index, code(ResponseError::InvalidRecord), Some(msg), version));
+                let msg = format!(
+                    "produce requests must carry exactly one record batch per partition, got {}",
+                    batches.len()
+                );
+                tr.partition_responses.push(partition_response(
+                    index,
+                    code(ResponseError::InvalidRecord),
+                    Some(msg),
+                    version,
+                ));
                 continue;
             };
             if version < 7 && header.compression() == Some(Compression::Zstd) {
-                tr.partition_responses.push(partition_response(index, code(ResponseError::UnsupportedCompressionType), None, version));
+                tr.partition_responses.push(partition_response(
+                    index,
+                    code(ResponseError::UnsupportedCompressionType),
+                    None,
+                    version,
+                ));
                 continue;
             }
             match partition.append(*header, batch, now_ms()) {
@@ -70,7 +109,12 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
                         p.log_start_offset = info.log_start_offset;
                     }
                     if info.flush_due {
-                        pending_flush.push((response.responses.len(), tr.partition_responses.len(), partition.clone(), info.last_offset));
+                        pending_flush.push((
+                            response.responses.len(),
+                            tr.partition_responses.len(),
+                            partition.clone(),
+                            info.last_offset,
+                        ));
                     }
                     tr.partition_responses.push(p);
                 }
@@ -80,8 +124,12 @@ pub(crate) async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -
                     } else {
                         tracing::debug!(topic = %name, partition = index, error = %e, "append refused");
                     }
-                    tr.partition_responses
-                        .push(partition_response(index, append_error_code(&e), Some(e.to_string()), version));
+                    tr.partition_responses.push(partition_response(
+                        index,
+                        append_error_code(&e),
+                        Some(e.to_string()),
+                        version,
+                    ));
                 }
             }
         }

@@ -8,12 +8,18 @@ use crate::error::{code, storage_error_code, NONE};
 
 /// Allocates a fresh producer id at epoch 0, as Kafka does for a producer without a
 /// transactional id. Transactional ids need the transaction coordinator, not built yet.
-pub(crate) fn init_producer_id(broker: &Broker, req: InitProducerIdRequest, _version: i16) -> InitProducerIdResponse {
+pub(crate) fn init_producer_id(
+    broker: &Broker,
+    req: InitProducerIdRequest,
+    _version: i16,
+) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
     if req.transactional_id.is_some() {
-        tracing::warn!("InitProducerId with a transactional.id: transactions are not supported yet");
+        tracing::warn!(
+            "InitProducerId with a transactional.id: transactions are not supported yet"
+        );
         r.error_code = code(ResponseError::InvalidRequest);
         return r;
     }

@@ -196,7 +196,12 @@ impl Partition {
 
     /// Appends one validated batch: checks the producer's sequence, assigns offsets by
     /// writing the base offset in place, writes the segment, then the index.
-    pub fn append(&self, header: BatchHeader, batch: &Bytes, now_ms: i64) -> Result<AppendInfo, AppendError> {
+    pub fn append(
+        &self,
+        header: BatchHeader,
+        batch: &Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
         let mut log = self.lock();
         if batch.len() > log.config.max_message_bytes.max(0) as usize {
             return Err(AppendError::TooLarge {
@@ -249,7 +254,8 @@ impl Partition {
         }
         log.log_end_offset = header.last_offset() + 1;
         log.unflushed_messages += header.records_count.max(1) as u64;
-        let flush_due = !self.flush_policy.is_lazy() && log.unflushed_messages >= self.flush_policy.interval_messages;
+        let flush_due = !self.flush_policy.is_lazy()
+            && log.unflushed_messages >= self.flush_policy.interval_messages;
         let info = AppendInfo {
             base_offset,
             last_offset: header.last_offset(),
@@ -276,7 +282,12 @@ impl Partition {
         index_batch(&self.db, self.key, log, wb, header, segment_base, position)
     }
 
-    fn maybe_roll(&self, log: &mut LogState, incoming: u64, now_ms: i64) -> Result<(), StorageError> {
+    fn maybe_roll(
+        &self,
+        log: &mut LogState,
+        incoming: u64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let segment_bytes = log.config.segment_bytes;
         let segment_ms = log.config.segment_ms;
         let leo = log.log_end_offset;
@@ -289,7 +300,12 @@ impl Partition {
         Ok(())
     }
 
-    pub(super) fn roll(&self, log: &mut LogState, now_ms: i64, base: i64) -> Result<(), StorageError> {
+    pub(super) fn roll(
+        &self,
+        log: &mut LogState,
+        now_ms: i64,
+        base: i64,
+    ) -> Result<(), StorageError> {
         let old = log.active()?.file.clone();
         log.unflushed_files.push(old);
         let segment = Segment::create(&self.dir, base, now_ms)?;
@@ -354,7 +370,9 @@ impl Partition {
             .db
             .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
         match it.next() {
-            Some(Ok((k, v))) if k.starts_with(self.key.as_bytes()) => Ok(Some(IndexEntry::decode(&k, &v)?)),
+            Some(Ok((k, v))) if k.starts_with(self.key.as_bytes()) => {
+                Ok(Some(IndexEntry::decode(&k, &v)?))
+            }
             Some(Err(e)) => Err(e.into()),
             _ => Ok(None),
         }
@@ -437,7 +455,11 @@ pub(super) fn index_batch(
         last_offset: header.last_offset(),
         max_timestamp: header.max_timestamp,
     };
-    wb.put_cf(db.cf(CF_OFFSETS)?, key.with_i64(entry.last_offset), entry.encode());
+    wb.put_cf(
+        db.cf(CF_OFFSETS)?,
+        key.with_i64(entry.last_offset),
+        entry.encode(),
+    );
     if header.max_timestamp > log.max_timestamp {
         log.max_timestamp = header.max_timestamp;
         wb.put_cf(
@@ -448,7 +470,11 @@ pub(super) fn index_batch(
     }
     if header.has_producer_id() && !header.is_control() {
         let state = log.producers.record(header);
-        wb.put_cf(db.cf(CF_PRODUCERS)?, key.with_i64(header.producer_id), state.encode());
+        wb.put_cf(
+            db.cf(CF_PRODUCERS)?,
+            key.with_i64(header.producer_id),
+            state.encode(),
+        );
     }
     Ok(())
 }

@@ -10,7 +10,10 @@ use sluice_protocol::batch::{self, HEADER_SIZE};
 
 use super::partition::{index_batch, LogState};
 use super::segment::{parse_segment_file_name, read_at, Segment};
-use crate::db::{timestamp_from_key, key_suffix_u64, Db, IndexEntry, PartitionKey, CF_OFFSETS, CF_PRODUCERS, CF_TIMES};
+use crate::db::{
+    key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_OFFSETS, CF_PRODUCERS,
+    CF_TIMES,
+};
 use crate::producers::{ProducerEntry, ProducerStates};
 use crate::StorageError;
 
@@ -69,12 +72,19 @@ pub(super) fn recover(
             seg_base = base;
             pos = 0;
             if base != next_offset && next_offset != state.log_start_offset {
-                tracing::warn!(segment = base, expected = next_offset, "segment base does not follow the log end");
+                tracing::warn!(
+                    segment = base,
+                    expected = next_offset,
+                    "segment base does not follow the log end"
+                );
             }
             next_offset = next_offset.max(base);
         }
         let (file, path, file_len) = {
-            let seg = state.segments.get(&base).ok_or_else(|| StorageError::Corrupt("segment vanished".into()))?;
+            let seg = state
+                .segments
+                .get(&base)
+                .ok_or_else(|| StorageError::Corrupt("segment vanished".into()))?;
             (seg.file.clone(), seg.path.clone(), seg.size)
         };
         loop {
@@ -84,7 +94,9 @@ pub(super) fn recover(
             let head = read_at(&file, &path, pos, HEADER_SIZE)?;
             let valid = batch::read_header(&head).ok().and_then(|h| {
                 let body = read_at(&file, &path, pos, h.size()).ok()?;
-                batch::validate(&body).ok().filter(|h| h.base_offset == next_offset)
+                batch::validate(&body)
+                    .ok()
+                    .filter(|h| h.base_offset == next_offset)
             });
             match valid {
                 Some(h) => {
@@ -126,7 +138,9 @@ fn drop_dangling_entries(
 ) -> Result<Option<IndexEntry>, StorageError> {
     let cf = db.cf(CF_OFFSETS)?;
     let end = key.with_u64(u64::MAX);
-    let iter = db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
+    let iter = db
+        .db
+        .iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
     for item in iter {
         let (k, v) = item?;
         if !k.starts_with(key.as_bytes()) {
@@ -143,7 +157,10 @@ fn drop_dangling_entries(
         if intact {
             return Ok(Some(e));
         }
-        tracing::warn!(offset = e.last_offset, "dropping index entry whose batch is not on disk");
+        tracing::warn!(
+            offset = e.last_offset,
+            "dropping index entry whose batch is not on disk"
+        );
         wb.delete_cf(cf, &k);
     }
     Ok(None)
@@ -152,9 +169,13 @@ fn drop_dangling_entries(
 fn first_indexed_offset(db: &Db, key: PartitionKey) -> Result<Option<i64>, StorageError> {
     let cf = db.cf(CF_OFFSETS)?;
     let start = key.with_u64(0);
-    let mut it = db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
+    let mut it = db
+        .db
+        .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
     match it.next() {
-        Some(Ok((k, v))) if k.starts_with(key.as_bytes()) => Ok(Some(IndexEntry::decode(&k, &v)?.base_offset)),
+        Some(Ok((k, v))) if k.starts_with(key.as_bytes()) => {
+            Ok(Some(IndexEntry::decode(&k, &v)?.base_offset))
+        }
         Some(Err(e)) => Err(e.into()),
         _ => Ok(None),
     }
@@ -163,7 +184,9 @@ fn first_indexed_offset(db: &Db, key: PartitionKey) -> Result<Option<i64>, Stora
 fn last_indexed_timestamp(db: &Db, key: PartitionKey) -> Result<i64, StorageError> {
     let cf = db.cf(CF_TIMES)?;
     let end = key.with_u64(u64::MAX);
-    let mut it = db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
+    let mut it = db
+        .db
+        .iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
     match it.next() {
         Some(Ok((k, _))) if k.starts_with(key.as_bytes()) => {
             Ok(key_suffix_u64(&k).map(timestamp_from_key).unwrap_or(-1))
@@ -177,7 +200,10 @@ fn load_producers(db: &Db, key: PartitionKey) -> Result<ProducerStates, StorageE
     let cf = db.cf(CF_PRODUCERS)?;
     let mut states = ProducerStates::default();
     let start = key.with_u64(0);
-    for item in db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+    for item in db
+        .db
+        .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+    {
         let (k, v) = item?;
         if !k.starts_with(key.as_bytes()) {
             break;
@@ -194,10 +220,17 @@ fn load_producers(db: &Db, key: PartitionKey) -> Result<ProducerStates, StorageE
 }
 
 /// Sets each segment's largest timestamp from the index, for time-based retention.
-fn compute_segment_timestamps(db: &Db, key: PartitionKey, state: &mut LogState) -> Result<(), StorageError> {
+fn compute_segment_timestamps(
+    db: &Db,
+    key: PartitionKey,
+    state: &mut LogState,
+) -> Result<(), StorageError> {
     let cf = db.cf(CF_OFFSETS)?;
     let start = key.with_i64(state.log_start_offset);
-    for item in db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+    for item in db
+        .db
+        .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+    {
         let (k, v) = item?;
         if !k.starts_with(key.as_bytes()) {
             break;

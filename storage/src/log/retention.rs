@@ -24,8 +24,11 @@ impl Partition {
             if seg.size == 0 {
                 break;
             }
-            let expired = retention_ms >= 0 && seg.max_timestamp >= 0 && seg.max_timestamp < now_ms - retention_ms;
-            let oversize = retention_bytes >= 0 && total.saturating_sub(seg.size) >= retention_bytes as u64;
+            let expired = retention_ms >= 0
+                && seg.max_timestamp >= 0
+                && seg.max_timestamp < now_ms - retention_ms;
+            let oversize =
+                retention_bytes >= 0 && total.saturating_sub(seg.size) >= retention_bytes as u64;
             if !(expired || oversize) {
                 break;
             }
@@ -72,13 +75,27 @@ impl Partition {
     /// After deleting the log prefix whose largest timestamp was `deleted_max`, the time
     /// index entries at or below it are redone over the remaining batches, so the index
     /// still names, for each timestamp, the first remaining batch that reaches it.
-    fn rebuild_time_index_head(&self, wb: &mut WriteBatch, new_start: i64, deleted_max: i64) -> Result<(), StorageError> {
+    fn rebuild_time_index_head(
+        &self,
+        wb: &mut WriteBatch,
+        new_start: i64,
+        deleted_max: i64,
+    ) -> Result<(), StorageError> {
         let times = self.db.cf(CF_TIMES)?;
-        wb.delete_range_cf(times, self.key.with_u64(0), self.key.with_u64(timestamp_key(deleted_max).saturating_add(1)));
+        wb.delete_range_cf(
+            times,
+            self.key.with_u64(0),
+            self.key
+                .with_u64(timestamp_key(deleted_max).saturating_add(1)),
+        );
         let offsets = self.db.cf(CF_OFFSETS)?;
         let start = self.key.with_i64(new_start);
         let mut running = i64::MIN;
-        for item in self.db.db.iterator_cf(offsets, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .db
+            .iterator_cf(offsets, IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(self.key.as_bytes()) {
                 break;
@@ -89,7 +106,11 @@ impl Partition {
             }
             if e.max_timestamp > running {
                 running = e.max_timestamp;
-                wb.put_cf(times, self.key.with_u64(timestamp_key(running)), e.base_offset.to_be_bytes());
+                wb.put_cf(
+                    times,
+                    self.key.with_u64(timestamp_key(running)),
+                    e.base_offset.to_be_bytes(),
+                );
             }
         }
         Ok(())

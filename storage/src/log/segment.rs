@@ -47,7 +47,10 @@ impl Segment {
             .truncate(false)
             .open(&path)
             .map_err(|e| StorageError::io(&path, e))?;
-        let size = file.metadata().map_err(|e| StorageError::io(&path, e))?.len();
+        let size = file
+            .metadata()
+            .map_err(|e| StorageError::io(&path, e))?
+            .len();
         Ok(Segment {
             base_offset,
             path,
@@ -94,14 +97,21 @@ impl Segment {
 
     /// Cuts the file back to `size` bytes (a torn tail found by recovery).
     pub(crate) fn truncate(&mut self, size: u64) -> Result<(), StorageError> {
-        self.file.set_len(size).map_err(|e| StorageError::io(&self.path, e))?;
+        self.file
+            .set_len(size)
+            .map_err(|e| StorageError::io(&self.path, e))?;
         self.size = size;
         Ok(())
     }
 }
 
 /// Reads `len` bytes at `pos` of a segment file.
-pub(crate) fn read_at(file: &File, path: &Path, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn read_at(
+    file: &File,
+    path: &Path,
+    pos: u64,
+    len: usize,
+) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![0u8; len];
     let mut done = 0;
     while done < len {
@@ -124,7 +134,10 @@ mod tests {
     #[test]
     fn names_round_trip() {
         assert_eq!(segment_file_name(42), "00000000000000000042.log");
-        assert_eq!(parse_segment_file_name("00000000000000000042.log"), Some(42));
+        assert_eq!(
+            parse_segment_file_name("00000000000000000042.log"),
+            Some(42)
+        );
         assert_eq!(parse_segment_file_name("42.log"), None);
         assert_eq!(parse_segment_file_name("00000000000000000042.index"), None);
     }

@@ -22,16 +22,27 @@ impl Partition {
     /// The earliest record whose timestamp is at or after `target`, or `None` if there is
     /// none. The time index records each new maximum timestamp, so the first entry at or
     /// above `target` names the first batch that can hold such a record.
-    pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<TimestampOffset>, StorageError> {
+    pub fn offset_for_timestamp(
+        &self,
+        target: i64,
+    ) -> Result<Option<TimestampOffset>, StorageError> {
         let cf = self.db.cf(CF_TIMES)?;
         let start = self.key.with_u64(timestamp_key(target));
         let log_start = self.log_start_offset();
-        for item in self.db.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(self.key.as_bytes()) {
                 return Ok(None);
             }
-            let base = i64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt("time index".into()))?);
+            let base = i64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("time index".into()))?,
+            );
             if base < log_start {
                 continue;
             }
@@ -44,11 +55,18 @@ impl Partition {
     pub fn max_timestamp_offset(&self) -> Result<Option<TimestampOffset>, StorageError> {
         let cf = self.db.cf(CF_TIMES)?;
         let end = self.key.with_u64(u64::MAX);
-        let mut it = self.db.db.iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
+        let mut it = self
+            .db
+            .db
+            .iterator_cf(cf, IteratorMode::From(&end, Direction::Reverse));
         match it.next() {
             Some(Ok((k, v))) if k.starts_with(self.key.as_bytes()) => {
                 let max = key_suffix_u64(&k).map(timestamp_from_key).unwrap_or(-1);
-                let base = i64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt("time index".into()))?);
+                let base = i64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt("time index".into()))?,
+                );
                 if base < self.log_start_offset() {
                     return Ok(None);
                 }
@@ -61,7 +79,11 @@ impl Partition {
 
     /// Decodes the batch starting at `base` (decompressing if needed) and returns the first
     /// record matching `pred`.
-    fn find_in_batch(&self, base: i64, pred: impl Fn(i64) -> bool) -> Result<Option<TimestampOffset>, StorageError> {
+    fn find_in_batch(
+        &self,
+        base: i64,
+        pred: impl Fn(i64) -> bool,
+    ) -> Result<Option<TimestampOffset>, StorageError> {
         let Some(entry) = self.batch_containing(base)? else {
             return Ok(None);
         };
@@ -74,8 +96,9 @@ impl Partition {
         };
         let data = read_at(&file, &path, entry.position, entry.size as usize)?;
         let mut buf = Bytes::from(data);
-        let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|e| StorageError::Corrupt(format!("cannot decode stored batch at offset {base}: {e}")))?;
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            StorageError::Corrupt(format!("cannot decode stored batch at offset {base}: {e}"))
+        })?;
         Ok(set
             .records
             .iter()
