@@ -176,3 +176,42 @@ def test_compressed_produce_consume(broker, codec):
     got = consume_exact(broker.bootstrap, topic, {0: len(msgs)})
     assert [(r.offset, r.key, r.value, r.headers) for r in got[0]] == \
         [(i, k, v, tuple(h)) for i, (k, v, h) in enumerate(msgs)]
+
+
+def test_acks_0_and_acks_1(broker):
+    topic = unique_topic("cfk-acks")
+    create_topic(broker.bootstrap, topic, 1)
+    for acks, start in ((0, 0), (1, 100)):
+        p = producer(broker.bootstrap, **{"acks": acks})
+        reports = produce_and_report(p, [(topic, None, f"acks{acks}-{i}".encode(), None, 0) for i in range(100)])
+        assert [err_code(e) for e, _, _ in reports] == [None] * 100
+        if acks == 1:
+            assert [o for _, _, o in reports] == list(range(start, start + 100))
+        # with acks=0 there is no response, so no offset; the data must still be there, in order
+        # (the acks=1 round after it can only start at 100 if all 100 were appended)
+    got = consume_exact(broker.bootstrap, topic, {0: 200})
+    assert [r.value for r in got[0]] == [f"acks0-{i}".encode() for i in range(100)] + \
+        [f"acks1-{i}".encode() for i in range(100)]
+
+
+def test_message_larger_than_message_max_bytes_is_rejected(broker_factory):
+    b = broker_factory(overrides={"message.max.bytes": 10000})
+    topic = unique_topic("cfk-big")
+    create_topic(b.bootstrap, topic, 1)
+    p = producer(b.bootstrap, **{"linger.ms": 0})
+    # one message per batch: the broker's limit applies to a whole batch
+    reports = [produce_and_report(p, [(topic, None, v, None, 0)])[0] for v in (b"s" * 100, b"B" * 20000, b"t" * 100)]
+    assert [(err_code(e), o if e is None else None) for e, _, o in reports] == \
+        [(None, 0), (KafkaError.MSG_SIZE_TOO_LARGE, None), (None, 1)]
+    got = consume_exact(b.bootstrap, topic, {0: 2})
+    assert [r.value for r in got[0]] == [b"s" * 100, b"t" * 100]
+
+
+def test_describe_cluster(broker):
+    a = admin(broker.bootstrap)
+    desc = a.describe_cluster(request_timeout=30).result(30)
+    assert desc.cluster_id
+    assert [(n.host, n.port) for n in desc.nodes] == [(broker.host, broker.port)]
+    assert desc.controller is not None and desc.controller.id == desc.nodes[0].id
+    md = a.list_topics(timeout=10)
+    assert md.cluster_id == desc.cluster_id
