@@ -8,6 +8,7 @@ When a test fails, the tail of every broker's stderr is attached to the report.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -174,6 +175,9 @@ def broker_factory(request, tmp_path_factory):
 
     yield make
 
+    # Let the test's client handles go while their broker is still up, so that they do not
+    # log connection failures into the next test's output.
+    gc.collect()
     errors = []
     for b in brokers:
         try:
