@@ -77,9 +77,17 @@ class Rec:
 def consume_exact(bootstrap: str, topic: str, counts: dict[int, int], timeout: float = 60, **conf) -> dict[int, list]:
     """Reads partitions `counts` keys from the beginning until each holds `counts[p]` records;
     returns {partition: [Rec, ...]} in offset order. Fails on an error, on a timeout and on
-    any record beyond the expected count (the high watermark must equal the count)."""
+    any record beyond the expected count (the high watermark must equal the count), so call
+    it once everything expected has been acknowledged."""
     c = assigned_consumer(bootstrap, **conf)
     try:
+        # learn the leaders first, else librdkafka parks the offset lookup on a 500 ms timer
+        c.list_topics(topic, timeout=10)
+        # watermarks before fetching starts: behind a long-polling Fetch on the same
+        # connection, these ListOffsets would wait for it (responses are in request order)
+        for p, n in counts.items():
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            assert (lo, hi) == (0, n), f"{topic}[{p}] watermarks {(lo, hi)}, expected (0, {n})"
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in counts])
         got: dict[int, list] = {p: [] for p in counts}
         deadline = time.monotonic() + timeout
@@ -87,13 +95,13 @@ def consume_exact(bootstrap: str, topic: str, counts: dict[int, int], timeout: f
             if time.monotonic() > deadline:
                 have = {p: len(v) for p, v in got.items()}
                 raise AssertionError(f"timed out reading {topic}: have {have}, want {counts}")
-            for m in c.consume(num_messages=10000, timeout=0.5):
+            # ask for exactly what is missing: consume() returns as soon as that many arrived
+            missing = sum(n - len(got[p]) for p, n in counts.items())
+            for m in c.consume(num_messages=min(missing, 100_000), timeout=0.5):
                 if m.error():
                     raise AssertionError(f"consume error on {topic}: {m.error()}")
                 got[m.partition()].append(Rec.of(m))
         for p, n in counts.items():
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
-            assert (lo, hi) == (0, n), f"{topic}[{p}] watermarks {(lo, hi)}, expected (0, {n})"
             assert len(got[p]) == n, f"{topic}[{p}]: read {len(got[p])} records, expected {n}"
         return got
     finally:
