@@ -215,3 +215,46 @@ def test_describe_cluster(broker):
     assert desc.controller is not None and desc.controller.id == desc.nodes[0].id
     md = a.list_topics(timeout=10)
     assert md.cluster_id == desc.cluster_id
+
+
+def test_fetch_from_the_middle_of_a_compressed_batch(broker):
+    topic = unique_topic("cfk-mid")
+    p = producer(broker.bootstrap, **{"compression.type": "zstd", "linger.ms": 100})
+    reports = produce_and_report(p, [(topic, None, b"m%04d" % i, None, 0) for i in range(1000)])
+    assert [o for _, _, o in reports] == list(range(1000))
+    from e2e import assigned_consumer
+    c = assigned_consumer(broker.bootstrap)
+    try:
+        c.assign([TopicPartition(topic, 0, 777)])
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 223 and time.monotonic() < deadline:
+            for m in c.consume(223 - len(got), 0.5):
+                assert m.error() is None, m.error()
+                got.append((m.offset(), m.value()))
+        assert got == [(i, b"m%04d" % i) for i in range(777, 1000)]
+    finally:
+        c.close()
+
+
+def test_fetch_beyond_log_end_is_out_of_range(broker):
+    topic = unique_topic("cfk-oor")
+    p = producer(broker.bootstrap)
+    produce_and_report(p, [(topic, None, b"a", None, 0), (topic, None, b"b", None, 0)])
+    from e2e import assigned_consumer
+    c = assigned_consumer(broker.bootstrap, **{"auto.offset.reset": "error"})
+    try:
+        c.assign([TopicPartition(topic, 0, 50)])
+        deadline = time.monotonic() + 30
+        err = None
+        while err is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            assert m is None or m.error() is not None, f"unexpected message at {m.offset()}"
+            if m is not None:
+                err = m.error()
+        assert err is not None, "no error for a fetch at offset 50 of a 2-record log"
+        # librdkafka reports the broker's OFFSET_OUT_OF_RANGE as a failed auto offset reset
+        assert err.code() == KafkaError._AUTO_OFFSET_RESET, err
+        assert "Broker: Offset out of range" in err.str(), err.str()
+    finally:
+        c.close()
