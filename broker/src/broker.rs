@@ -6,6 +6,7 @@ use sluice_config::{BrokerConfig, Listener};
 use sluice_storage::Storage;
 
 use crate::fetch_session::FetchSessionCache;
+use crate::group::GroupCoordinator;
 
 /// The broker: what every handler reads and changes.
 pub struct Broker {
@@ -17,6 +18,8 @@ pub struct Broker {
     pub(crate) fetch_sessions: FetchSessionCache,
     /// Advertised listeners with ephemeral ports resolved to the bound ones.
     pub(crate) advertised: Vec<Listener>,
+    /// Consumer groups and committed offsets.
+    pub(crate) groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
@@ -24,12 +27,14 @@ impl Broker {
         config: BrokerConfig,
         storage: Arc<Storage>,
         advertised: Vec<Listener>,
+        groups: Arc<GroupCoordinator>,
     ) -> Self {
         Broker {
             config,
             storage,
             fetch_sessions: FetchSessionCache::new(1000),
             advertised,
+            groups,
         }
     }
 

@@ -52,6 +52,19 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -131,6 +144,45 @@ pub(crate) async fn handle(
         )),
         RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
             api::producer_id::init_producer_id(broker, r, version),
+        )),
+        RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
+            api::groups::find_coordinator(broker, ctx, r, version),
+        )),
+        RequestKind::JoinGroup(r) => Some(ResponseKind::JoinGroup(
+            api::groups::join_group(broker, ctx, r, version).await,
+        )),
+        RequestKind::SyncGroup(r) => Some(ResponseKind::SyncGroup(
+            api::groups::sync_group(broker, r, version).await,
+        )),
+        RequestKind::Heartbeat(r) => {
+            Some(ResponseKind::Heartbeat(api::groups::heartbeat(broker, r)))
+        }
+        RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(api::groups::leave_group(
+            broker, r, version,
+        ))),
+        RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(
+            api::groups::offset_commit(broker, r, version),
+        )),
+        RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(api::groups::offset_fetch(
+            broker, r, version,
+        ))),
+        RequestKind::OffsetDelete(r) => Some(ResponseKind::OffsetDelete(
+            api::groups::offset_delete(broker, r),
+        )),
+        RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(api::groups::list_groups(
+            broker, r, version,
+        ))),
+        RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(
+            api::groups::describe_groups(broker, r, version),
+        )),
+        RequestKind::DeleteGroups(r) => Some(ResponseKind::DeleteGroups(
+            api::groups::delete_groups(broker, r),
+        )),
+        RequestKind::ConsumerGroupHeartbeat(r) => Some(ResponseKind::ConsumerGroupHeartbeat(
+            api::groups::consumer_group_heartbeat(broker, ctx, r, version),
+        )),
+        RequestKind::ConsumerGroupDescribe(r) => Some(ResponseKind::ConsumerGroupDescribe(
+            api::groups::consumer_group_describe(broker, r),
         )),
         // The table above admits only the APIs matched here.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
@@ -290,6 +342,122 @@ mod tests {
             ApiKey::DescribeCluster => {
                 RequestKind::DescribeCluster(DescribeClusterRequest::default())
             }
+            ApiKey::FindCoordinator => {
+                let mut r = FindCoordinatorRequest::default();
+                if version >= 4 {
+                    r.coordinator_keys = vec![StrBytes::from_static_str("g")];
+                } else {
+                    r.key = StrBytes::from_static_str("g");
+                }
+                RequestKind::FindCoordinator(r)
+            }
+            ApiKey::JoinGroup => {
+                let mut p = join_group_request::JoinGroupRequestProtocol::default();
+                p.name = StrBytes::from_static_str("range");
+                p.metadata = Bytes::from_static(b"\x00\xffmeta");
+                let mut r = JoinGroupRequest::default();
+                r.group_id = GroupId(StrBytes::from_string(format!("join{version}")));
+                r.session_timeout_ms = 10_000;
+                r.rebalance_timeout_ms = 10_000;
+                r.protocol_type = StrBytes::from_static_str("consumer");
+                r.protocols = vec![p];
+                RequestKind::JoinGroup(r)
+            }
+            ApiKey::SyncGroup => {
+                let mut r = SyncGroupRequest::default();
+                r.group_id = GroupId(StrBytes::from_static_str("missing"));
+                r.member_id = StrBytes::from_static_str("m");
+                RequestKind::SyncGroup(r)
+            }
+            ApiKey::Heartbeat => {
+                let mut r = HeartbeatRequest::default();
+                r.group_id = GroupId(StrBytes::from_static_str("missing"));
+                r.member_id = StrBytes::from_static_str("m");
+                RequestKind::Heartbeat(r)
+            }
+            ApiKey::LeaveGroup => {
+                let mut r = LeaveGroupRequest::default();
+                r.group_id = GroupId(StrBytes::from_static_str("missing"));
+                if version >= 3 {
+                    let mut m = leave_group_request::MemberIdentity::default();
+                    m.member_id = StrBytes::from_static_str("m");
+                    r.members = vec![m];
+                } else {
+                    r.member_id = StrBytes::from_static_str("m");
+                }
+                RequestKind::LeaveGroup(r)
+            }
+            ApiKey::OffsetCommit => {
+                let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+                p.committed_offset = 5;
+                p.committed_metadata = Some(StrBytes::from_static_str("meta"));
+                let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+                t.name = name("t");
+                t.partitions = vec![p];
+                let mut r = OffsetCommitRequest::default();
+                r.group_id = GroupId(StrBytes::from_static_str("offsets"));
+                r.generation_id_or_member_epoch = -1;
+                r.topics = vec![t];
+                RequestKind::OffsetCommit(r)
+            }
+            ApiKey::OffsetFetch => {
+                let mut r = OffsetFetchRequest::default();
+                if version >= 8 {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopics::default();
+                    t.name = name("t");
+                    t.partition_indexes = vec![0];
+                    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                    g.group_id = GroupId(StrBytes::from_static_str("offsets"));
+                    g.topics = Some(vec![t]);
+                    r.groups = vec![g];
+                } else {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                    t.name = name("t");
+                    t.partition_indexes = vec![0];
+                    r.group_id = GroupId(StrBytes::from_static_str("offsets"));
+                    r.topics = Some(vec![t]);
+                }
+                RequestKind::OffsetFetch(r)
+            }
+            ApiKey::OffsetDelete => {
+                let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+                p.partition_index = 0;
+                let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+                t.name = name("t");
+                t.partitions = vec![p];
+                let mut r = OffsetDeleteRequest::default();
+                r.group_id = GroupId(StrBytes::from_static_str("missing"));
+                r.topics = vec![t];
+                RequestKind::OffsetDelete(r)
+            }
+            ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+            ApiKey::DescribeGroups => {
+                let mut r = DescribeGroupsRequest::default();
+                r.groups = vec![GroupId(StrBytes::from_static_str("offsets"))];
+                RequestKind::DescribeGroups(r)
+            }
+            ApiKey::DeleteGroups => {
+                let mut r = DeleteGroupsRequest::default();
+                r.groups_names = vec![GroupId(StrBytes::from_static_str("missing"))];
+                RequestKind::DeleteGroups(r)
+            }
+            ApiKey::ConsumerGroupHeartbeat => {
+                let mut r = ConsumerGroupHeartbeatRequest::default();
+                r.group_id = GroupId(StrBytes::from_string(format!("cg{version}")));
+                if version >= 1 {
+                    r.member_id = StrBytes::from_static_str("member-1");
+                }
+                r.member_epoch = 0;
+                r.rebalance_timeout_ms = 10_000;
+                r.subscribed_topic_names = Some(vec![name("t")]);
+                r.topic_partitions = Some(vec![]);
+                RequestKind::ConsumerGroupHeartbeat(r)
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                let mut r = ConsumerGroupDescribeRequest::default();
+                r.group_ids = vec![GroupId(StrBytes::from_static_str("cg1"))];
+                RequestKind::ConsumerGroupDescribe(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -315,6 +483,7 @@ mod tests {
         let config = sluice_config::BrokerConfig::from_properties([
             ("listeners", "PLAINTEXT://127.0.0.1:0"),
             ("log.dirs", log_dir.as_str()),
+            ("group.initial.rebalance.delay.ms", "0"),
         ])
         .expect("config");
         let (broker, _listeners) = crate::server::bind(config).await.expect("bind");
@@ -375,6 +544,62 @@ mod tests {
                     ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
                     ResponseKind::InitProducerId(r) => assert_eq!(r.error_code, 0),
                     ResponseKind::DescribeCluster(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::FindCoordinator(r) if version >= 4 => {
+                        assert_eq!(r.coordinators[0].error_code, 0);
+                        assert_eq!(r.coordinators[0].node_id.0, 1);
+                    }
+                    ResponseKind::FindCoordinator(r) => {
+                        assert_eq!((r.error_code, r.node_id.0), (0, 1))
+                    }
+                    ResponseKind::JoinGroup(r) if version >= 4 => {
+                        // KIP-394: a dynamic member first gets its id.
+                        assert_eq!(r.error_code, 79, "join v{version}");
+                        assert!(!r.member_id.is_empty());
+                    }
+                    ResponseKind::JoinGroup(r) => {
+                        // Sole member, no initial delay: leader of generation 1.
+                        assert_eq!(r.error_code, 0, "join v{version}");
+                        assert_eq!(r.generation_id, 1);
+                        assert_eq!(r.leader, r.member_id);
+                        assert_eq!(r.members.len(), 1);
+                        assert_eq!(&r.members[0].metadata[..], b"\x00\xffmeta");
+                    }
+                    ResponseKind::SyncGroup(r) => assert_eq!(r.error_code, 25),
+                    ResponseKind::Heartbeat(r) => assert_eq!(r.error_code, 25),
+                    ResponseKind::LeaveGroup(r) if version >= 3 => {
+                        assert_eq!(r.members[0].error_code, 25)
+                    }
+                    ResponseKind::LeaveGroup(r) => assert_eq!(r.error_code, 25),
+                    ResponseKind::OffsetCommit(r) => {
+                        assert_eq!(r.topics[0].partitions[0].error_code, 0)
+                    }
+                    ResponseKind::OffsetFetch(r) if version >= 8 => {
+                        let p = &r.groups[0].topics[0].partitions[0];
+                        assert_eq!((p.error_code, p.committed_offset), (0, 5));
+                        assert_eq!(p.metadata.as_deref(), Some("meta"));
+                    }
+                    ResponseKind::OffsetFetch(r) => {
+                        let p = &r.topics[0].partitions[0];
+                        assert_eq!((p.error_code, p.committed_offset), (0, 5));
+                    }
+                    ResponseKind::OffsetDelete(r) => assert_eq!(r.error_code, 69),
+                    ResponseKind::ListGroups(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::DescribeGroups(r) => {
+                        assert_eq!(r.groups[0].error_code, 0);
+                        assert_eq!(r.groups[0].group_state.as_str(), "Empty");
+                    }
+                    ResponseKind::DeleteGroups(r) => assert_eq!(r.results[0].error_code, 69),
+                    ResponseKind::ConsumerGroupHeartbeat(r) => {
+                        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+                        assert_eq!(r.member_epoch, 1);
+                        let a = r.assignment.expect("assignment");
+                        assert_eq!(a.topic_partitions[0].topic_id, topic.record.id);
+                        assert_eq!(a.topic_partitions[0].partitions, vec![0]);
+                    }
+                    ResponseKind::ConsumerGroupDescribe(r) => {
+                        assert_eq!(r.groups[0].error_code, 0);
+                        assert_eq!(r.groups[0].members.len(), 1);
+                    }
                     other => panic!("unexpected {other:?}"),
                 }
             }

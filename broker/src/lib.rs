@@ -7,6 +7,7 @@ mod connection;
 mod dispatch;
 mod error;
 mod fetch_session;
+mod group;
 mod server;
 mod tasks;
 

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
+use crate::group::GroupCoordinator;
 use crate::{connection, tasks};
 
 /// A bound listener.
@@ -61,8 +62,11 @@ pub(crate) async fn bind(
         node_id = config.node_id,
         "broker ready"
     );
+    let storage = Arc::new(storage);
+    let groups = GroupCoordinator::load(storage.clone(), config.groups.clone())
+        .context("loading consumer groups")?;
     Ok((
-        Arc::new(Broker::new(config, Arc::new(storage), advertised)),
+        Arc::new(Broker::new(config, storage, advertised, Arc::new(groups))),
         bound,
     ))
 }
@@ -92,6 +96,8 @@ pub(crate) async fn serve(
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    // Connections blocked in JoinGroup or SyncGroup must not hold up the drain below.
+    broker.groups.fail_waiting();
     while accept_loops.join_next().await.is_some() {}
     let mut conns = std::mem::take(&mut *connections.lock().await);
     let drained = tokio::time::timeout(Duration::from_secs(10), async {

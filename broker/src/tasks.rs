@@ -27,6 +27,24 @@ pub(crate) fn spawn_background(
             }
         }
     }));
+    tasks.push(tokio::spawn(broker.groups.clone().run_timers(stop.clone())));
+    let b = broker.clone();
+    let offsets_every = Duration::from_millis(
+        broker
+            .config
+            .groups
+            .offsets_retention_check_interval_ms
+            .max(1) as u64,
+    );
+    tasks.push(spawn_every(offsets_every, stop.clone(), move || {
+        let b = b.clone();
+        async move {
+            let n = b.groups.expire_offsets(sluice_storage::now_ms());
+            if n > 0 {
+                tracing::info!(offsets = n, "expired committed offsets");
+            }
+        }
+    }));
     if let Some(interval) = broker.config.flush.interval {
         let b = broker.clone();
         tasks.push(spawn_every(interval.max(Duration::from_millis(1)), stop, move || {

@@ -25,7 +25,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "group.initial.rebalance.delay.ms",
     "min.insync.replicas",
     "unclean.leader.election.enable",
     "zookeeper.connect",
@@ -87,8 +86,44 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `cluster.id`: the cluster id reported to clients; generated and stored if unset.
     pub cluster_id: Option<String>,
+    /// Group coordinator settings (`group.*`, `offsets.*`).
+    pub groups: GroupConfig,
     /// Accepted Kafka properties that have no effect here, for a start-up log line.
     pub ignored: Vec<String>,
+}
+
+/// The group coordinator's settings, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members.
+    pub initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub max_size: i32,
+    /// `offsets.retention.minutes`, in ms: how long offsets of an empty group are kept.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes`: the longest metadata string of a committed offset.
+    pub offset_metadata_max_bytes: i32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3_000,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -120,6 +155,7 @@ impl Default for BrokerConfig {
             },
             max_connections: 10_000,
             cluster_id: None,
+            groups: GroupConfig::default(),
             ignored: Vec::new(),
         }
     }
@@ -204,6 +240,25 @@ impl BrokerConfig {
                     }
                     cfg.cluster_id = Some(v.to_string())
                 }
+                "group.initial.rebalance.delay.ms" => {
+                    cfg.groups.initial_rebalance_delay_ms = parse_i64(key, v, 0)?
+                }
+                "group.min.session.timeout.ms" => {
+                    cfg.groups.min_session_timeout_ms = parse_i32(key, v, 0)?
+                }
+                "group.max.session.timeout.ms" => {
+                    cfg.groups.max_session_timeout_ms = parse_i32(key, v, 0)?
+                }
+                "group.max.size" => cfg.groups.max_size = parse_i32(key, v, 1)?,
+                "offsets.retention.minutes" => {
+                    cfg.groups.offsets_retention_ms = parse_i64(key, v, 1)?.saturating_mul(60_000)
+                }
+                "offsets.retention.check.interval.ms" => {
+                    cfg.groups.offsets_retention_check_interval_ms = parse_i64(key, v, 1)?
+                }
+                "offset.metadata.max.bytes" => {
+                    cfg.groups.offset_metadata_max_bytes = parse_i32(key, v, 0)?
+                }
                 k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => cfg.ignored.push(k.to_string()),
                 other => return Err(ConfigError::Unknown(other.to_string())),
             }
@@ -234,6 +289,13 @@ impl BrokerConfig {
         }
         if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {
             cfg.log_roll_ms = ms;
+        }
+        if cfg.groups.min_session_timeout_ms > cfg.groups.max_session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "group.min.session.timeout.ms",
+                &cfg.groups.min_session_timeout_ms.to_string(),
+                "must not exceed group.max.session.timeout.ms",
+            ));
         }
         if cfg.message_max_bytes > cfg.socket_request_max_bytes {
             return Err(ConfigError::invalid(

@@ -18,7 +18,20 @@ pub(crate) const CF_PRODUCERS: &str = "producers";
 /// Broker-wide values: cluster id, producer id block, partition log start offsets.
 pub(crate) const CF_META: &str = "meta";
 
-const FAMILIES: &[&str] = &[CF_OFFSETS, CF_TIMES, CF_TOPICS, CF_PRODUCERS, CF_META];
+/// Consumer groups: group id → last completed generation.
+pub(crate) const CF_GROUPS: &str = "groups";
+/// Committed offsets: group ‖ topic ‖ partition → offset, leader epoch, metadata.
+pub(crate) const CF_COMMITTED: &str = "committed_offsets";
+
+const FAMILIES: &[&str] = &[
+    CF_OFFSETS,
+    CF_TIMES,
+    CF_TOPICS,
+    CF_PRODUCERS,
+    CF_META,
+    CF_GROUPS,
+    CF_COMMITTED,
+];
 
 /// The data directory's RocksDB handle.
 pub(crate) struct Db {

@@ -5,7 +5,9 @@
 //! [`Partition`].
 
 mod catalog;
+mod codec;
 mod db;
+mod groups;
 mod log;
 mod producers;
 
@@ -19,6 +21,7 @@ use sluice_config::{BrokerConfig, FlushPolicy, TopicConfig};
 use uuid::Uuid;
 
 pub use catalog::TopicRecord;
+pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AppendError, AppendInfo, FetchData, Partition, ReadError, TimestampOffset, LEADER_EPOCH,
 };

@@ -266,3 +266,78 @@ fn retention_by_size_deletes_whole_segments_from_the_front() {
     // Timestamp lookups answer from what remains.
     assert_eq!(p.offset_for_timestamp(0).unwrap().unwrap().offset, start);
 }
+
+#[test]
+fn groups_and_committed_offsets_survive_reopening() {
+    use sluice_storage::{CommittedOffset, GroupRecord, MemberRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let committed = |offset, metadata: &str| CommittedOffset {
+        offset,
+        leader_epoch: 3,
+        metadata: metadata.to_string(),
+        commit_timestamp: 1_700_000_000_000,
+    };
+    let record = GroupRecord {
+        protocol_type: Some("consumer".into()),
+        generation: 4,
+        protocol: Some("range".into()),
+        leader: Some("m1".into()),
+        state_timestamp: 1_700_000_000_000,
+        members: vec![MemberRecord {
+            member_id: "m1".into(),
+            client_id: "c1".into(),
+            client_host: "/127.0.0.1".into(),
+            rebalance_timeout_ms: 300_000,
+            session_timeout_ms: 45_000,
+            subscription: vec![0, 1, 2],
+            assignment: vec![9, 8],
+            ..MemberRecord::default()
+        }],
+    };
+    {
+        let storage = Storage::open(&config(dir.path(), &[])).unwrap();
+        storage.store_group("g", &record).unwrap();
+        storage
+            .commit_offsets(
+                "g",
+                &[
+                    ("orders".into(), 0, committed(10, "a")),
+                    ("orders".into(), 1, committed(20, "")),
+                ],
+            )
+            .unwrap();
+        // A group whose name extends "g" must not share its offsets.
+        storage
+            .commit_offsets("g2", &[("orders".into(), 0, committed(5, "other"))])
+            .unwrap();
+        storage
+            .delete_offsets("g", &[("orders".into(), 1)])
+            .unwrap();
+        storage.flush_index().unwrap();
+    }
+    let storage = Storage::open(&config(dir.path(), &[])).unwrap();
+    let groups = storage.load_groups().unwrap();
+    assert_eq!(
+        groups,
+        vec![
+            (
+                "g".to_string(),
+                Some(record),
+                vec![("orders".to_string(), 0, committed(10, "a"))]
+            ),
+            (
+                "g2".to_string(),
+                None,
+                vec![("orders".to_string(), 0, committed(5, "other"))]
+            ),
+        ]
+    );
+    storage.delete_group("g").unwrap();
+    let names: Vec<String> = storage
+        .load_groups()
+        .unwrap()
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    assert_eq!(names, vec!["g2".to_string()]);
+}

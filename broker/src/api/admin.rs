@@ -263,7 +263,10 @@ pub(crate) async fn delete_topics(
         let n = topic.record.name.clone();
         let deleted = tokio::task::spawn_blocking(move || storage.delete_topic(&n)).await;
         match deleted {
-            Ok(Ok(_)) => res.error_code = NONE,
+            Ok(Ok(_)) => {
+                broker.groups.on_topic_deleted(&topic.record.name);
+                res.error_code = NONE
+            }
             Ok(Err(e)) => {
                 tracing::error!(topic = %topic.record.name, error = %e, "deleting topic failed");
                 res.error_code = storage_error_code(&e);

@@ -1,0 +1,140 @@
+//! The group coordinator: classic group membership (JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup), committed offsets, and the operator views of groups.
+//!
+//! All groups live in memory behind one lock and are persisted through `storage/` after
+//! each completed generation and each offset commit; start-up reloads them. Requests that
+//! must wait (JoinGroup until the join phase completes, SyncGroup until the leader sends
+//! the assignment) get a oneshot channel that the state machine completes.
+
+mod assignor;
+mod classic;
+mod consumer;
+mod offsets;
+mod state;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use sluice_config::GroupConfig;
+use sluice_storage::{Storage, StorageError};
+use tokio::sync::{oneshot, watch, Notify};
+
+pub(crate) use classic::{JoinParams, SyncParams};
+pub(crate) use consumer::{ConsumerHeartbeat, HEARTBEAT_INTERVAL_MS};
+pub(crate) use offsets::OffsetCommitEntry;
+pub(crate) use state::{JoinResult, SyncResult};
+pub(crate) use views::Described;
+
+use state::Group;
+
+/// A result now, or a channel the state machine answers on later.
+pub(crate) enum Pending<T> {
+    Ready(T),
+    Wait(oneshot::Receiver<T>),
+}
+
+/// The broker's group coordinator (every group: this is a single-node cluster).
+pub(crate) struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    storage: Arc<Storage>,
+    config: GroupConfig,
+    /// Woken whenever a deadline earlier than the timer's may have been set.
+    timer: Notify,
+}
+
+impl GroupCoordinator {
+    /// Loads every stored group and its committed offsets.
+    pub(crate) fn load(storage: Arc<Storage>, config: GroupConfig) -> Result<Self, StorageError> {
+        let now = Instant::now();
+        let mut groups = HashMap::new();
+        for (group_id, record, offsets) in storage.load_groups()? {
+            let mut group = match record {
+                Some(r) => Group::from_record(&group_id, r, now),
+                None => Group::new(&group_id),
+            };
+            for (topic, partition, committed) in offsets {
+                group.offsets.insert((topic, partition), committed);
+            }
+            groups.insert(group_id, group);
+        }
+        if !groups.is_empty() {
+            tracing::info!(groups = groups.len(), "loaded consumer groups");
+        }
+        Ok(GroupCoordinator {
+            groups: Mutex::new(groups),
+            storage,
+            config,
+            timer: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a group's current generation; a failure is logged and reported.
+    fn persist(&self, group: &Group) -> Result<(), StorageError> {
+        self.storage
+            .store_group(&group.group_id, &group.to_record())
+            .inspect_err(
+                |e| tracing::error!(group = %group.group_id, error = %e, "storing group failed"),
+            )
+    }
+
+    /// Runs session, join and sync deadlines until `stop`; sleeps until the next one.
+    pub(crate) async fn run_timers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let next = self.expire(Instant::now());
+            let sleep = match next {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)),
+                None => tokio::time::sleep(Duration::from_secs(3600)),
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = self.timer.notified() => {}
+                _ = crate::stopped(&mut stop) => {
+                    self.fail_waiting();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR, so that
+    /// shutdown does not wait for rebalances and clients look for the coordinator again.
+    pub(crate) fn fail_waiting(&self) {
+        let mut groups = self.lock();
+        for group in groups.values_mut() {
+            for m in group.members.values_mut() {
+                m.complete_join(JoinResult::error(
+                    &m.member_id,
+                    ResponseError::NotCoordinator,
+                ));
+                m.complete_sync(SyncResult::error(ResponseError::NotCoordinator));
+            }
+        }
+    }
+
+    /// Expires committed offsets of empty groups and forgets empty groups with none left.
+    pub(crate) fn expire_offsets(&self, now_ms: i64) -> usize {
+        let mut groups = self.lock();
+        let mut expired = 0;
+        let mut dead = Vec::new();
+        for group in groups.values_mut() {
+            expired += self.expire_group_offsets(group, now_ms);
+            if group.is_empty() && group.pending_members.is_empty() && group.offsets.is_empty() {
+                dead.push(group.group_id.clone());
+            }
+        }
+        for id in dead {
+            groups.remove(&id);
+            if let Err(e) = self.storage.delete_group(&id) {
+                tracing::error!(group = %id, error = %e, "deleting an expired group failed");
+            }
+        }
+        expired
+    }
+}

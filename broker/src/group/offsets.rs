@@ -1,0 +1,295 @@
+//! Committed offsets: OffsetCommit validation as Kafka does it, OffsetFetch, OffsetDelete,
+//! expiry of empty groups' offsets, and cleanup when a topic is deleted.
+
+use std::time::Instant;
+
+use kafka_protocol::ResponseError;
+use sluice_storage::CommittedOffset;
+
+use super::state::{Group, GroupState};
+use super::GroupCoordinator;
+
+/// One partition of an OffsetCommit request.
+pub(crate) struct OffsetCommitEntry {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: Option<String>,
+}
+
+/// A committed offset as OffsetFetch reports it; `None` when nothing is committed.
+pub(crate) type FetchedOffset = Option<CommittedOffset>;
+
+impl GroupCoordinator {
+    /// OffsetCommit: `Err` is the error for every partition, otherwise one result per entry.
+    pub(crate) fn commit_offsets(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        entries: &[OffsetCommitEntry],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let now = Instant::now();
+        let mut groups = self.lock();
+        if !groups.contains_key(group_id) {
+            if generation_id >= 0 {
+                // A member of a generation that no longer exists.
+                return Err(ResponseError::IllegalGeneration);
+            }
+            // A group that only stores offsets (no group management).
+            groups.insert(group_id.to_string(), Group::new(group_id));
+        }
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        if let Some(cg) = &group.consumer {
+            if let Some(e) = Self::check_consumer_member_epoch(cg, member_id, generation_id) {
+                return Err(e);
+            }
+        } else if let Some(e) =
+            self.check_classic_commit(group, member_id, group_instance_id, generation_id, now)
+        {
+            return Err(e);
+        }
+        let commit_timestamp = sluice_storage::now_ms();
+        let max_metadata = self.config.offset_metadata_max_bytes.max(0) as usize;
+        let mut results = Vec::with_capacity(entries.len());
+        let mut to_store = Vec::new();
+        for e in entries {
+            let partition_exists = self
+                .storage
+                .topic(&e.topic)
+                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            if !partition_exists {
+                results.push(Some(ResponseError::UnknownTopicOrPartition));
+                continue;
+            }
+            let metadata = e.metadata.clone().unwrap_or_default();
+            if metadata.len() > max_metadata {
+                results.push(Some(ResponseError::OffsetMetadataTooLarge));
+                continue;
+            }
+            to_store.push((
+                e.topic.clone(),
+                e.partition,
+                CommittedOffset {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata,
+                    commit_timestamp,
+                },
+            ));
+            results.push(None);
+        }
+        if !to_store.is_empty() {
+            if let Err(e) = self.storage.commit_offsets(group_id, &to_store) {
+                tracing::error!(group = %group_id, error = %e, "storing committed offsets failed");
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            for (topic, partition, committed) in to_store {
+                group.offsets.insert((topic, partition), committed);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Kafka's checks of a classic group's OffsetCommit; a commit also counts as a
+    /// heartbeat of the member.
+    fn check_classic_commit(
+        &self,
+        group: &mut Group,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        now: Instant,
+    ) -> Option<ResponseError> {
+        if group.is_static_member_fenced(group_instance_id, member_id) {
+            return Some(ResponseError::FencedInstanceId);
+        }
+        if generation_id < 0 && group.state == GroupState::Empty {
+            // Offsets stored without group management (admin tools, manual assignment).
+            return None;
+        }
+        let Some(member) = group.members.get_mut(member_id) else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        if generation_id != group.generation_id {
+            return Some(ResponseError::IllegalGeneration);
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Some(ResponseError::RebalanceInProgress);
+        }
+        member.session_deadline =
+            now + std::time::Duration::from_millis(member.session_timeout_ms.max(0) as u64);
+        None
+    }
+
+    /// OffsetFetch v9 from a member of a consumer-protocol group names itself and its
+    /// epoch; a stale epoch is refused so the member does not resume from old offsets.
+    pub(crate) fn check_fetch_member(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Option<ResponseError> {
+        let member_id = member_id?;
+        let groups = self.lock();
+        let cg = groups.get(group_id)?.consumer.as_ref()?;
+        if member_epoch < 0 && member_id.is_empty() {
+            return None;
+        }
+        Self::check_consumer_member_epoch(cg, member_id, member_epoch)
+    }
+
+    /// OffsetFetch for one group: the requested partitions, or every committed one.
+    pub(crate) fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<(String, Vec<(i32, FetchedOffset)>)> {
+        let groups = self.lock();
+        let group = groups.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    let fetched = partitions
+                        .iter()
+                        .map(|p| {
+                            let committed =
+                                group.and_then(|g| g.offsets.get(&(topic.clone(), *p)).cloned());
+                            (*p, committed)
+                        })
+                        .collect();
+                    (topic.clone(), fetched)
+                })
+                .collect(),
+            None => {
+                let mut out: Vec<(String, Vec<(i32, FetchedOffset)>)> = Vec::new();
+                for ((topic, partition), committed) in group.iter().flat_map(|g| g.offsets.iter()) {
+                    match out.last_mut() {
+                        Some((t, parts)) if t == topic => {
+                            parts.push((*partition, Some(committed.clone())))
+                        }
+                        _ => out.push((topic.clone(), vec![(*partition, Some(committed.clone()))])),
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// OffsetDelete: `Err` is a group-level error; otherwise per topic, per partition.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<Vec<(String, Vec<(i32, Option<ResponseError>)>)>, ResponseError> {
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        let subscribed = if group.is_empty() {
+            Some(Default::default())
+        } else if let Some(cg) = &group.consumer {
+            Some(cg.subscribed_topic_names())
+        } else {
+            group.subscribed_topics()
+        };
+        let Some(subscribed) = subscribed else {
+            return Err(ResponseError::NonEmptyGroup);
+        };
+        let mut out = Vec::new();
+        let mut deleted = Vec::new();
+        for (topic, partitions) in topics {
+            let known = self.storage.topic(topic);
+            let mut results = Vec::new();
+            for p in partitions {
+                let exists = known
+                    .as_ref()
+                    .is_some_and(|t| *p >= 0 && (*p as usize) < t.partitions.len());
+                let error = if !exists {
+                    Some(ResponseError::UnknownTopicOrPartition)
+                } else if subscribed.contains(topic) {
+                    Some(ResponseError::GroupSubscribedToTopic)
+                } else {
+                    deleted.push((topic.clone(), *p));
+                    None
+                };
+                results.push((*p, error));
+            }
+            out.push((topic.clone(), results));
+        }
+        if let Err(e) = self.storage.delete_offsets(group_id, &deleted) {
+            tracing::error!(group = %group_id, error = %e, "deleting committed offsets failed");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        for key in deleted {
+            group.offsets.remove(&key);
+        }
+        Ok(out)
+    }
+
+    /// Drops every group's committed offsets of a deleted topic.
+    pub(crate) fn on_topic_deleted(&self, topic: &str) {
+        let mut groups = self.lock();
+        for group in groups.values_mut() {
+            let gone: Vec<(String, i32)> = group
+                .offsets
+                .keys()
+                .filter(|(t, _)| t == topic)
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.storage.delete_offsets(&group.group_id, &gone) {
+                tracing::error!(group = %group.group_id, topic, error = %e, "deleting offsets of a deleted topic failed");
+                continue;
+            }
+            for key in gone {
+                group.offsets.remove(&key);
+            }
+        }
+    }
+
+    /// Offsets of an empty group expire `offsets.retention.minutes` after the later of
+    /// their commit and the group becoming empty (KIP-211); returns how many expired.
+    pub(super) fn expire_group_offsets(&self, group: &mut Group, now_ms: i64) -> usize {
+        if !group.is_empty() {
+            return 0;
+        }
+        let retention = self.config.offsets_retention_ms;
+        let empty_since = if group.protocol_type.is_some() {
+            group.state_timestamp
+        } else {
+            i64::MIN
+        };
+        let expired: Vec<(String, i32)> = group
+            .offsets
+            .iter()
+            .filter(|(_, c)| {
+                c.commit_timestamp
+                    .max(empty_since)
+                    .saturating_add(retention)
+                    <= now_ms
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if expired.is_empty() {
+            return 0;
+        }
+        if let Err(e) = self.storage.delete_offsets(&group.group_id, &expired) {
+            tracing::error!(group = %group.group_id, error = %e, "expiring committed offsets failed");
+            return 0;
+        }
+        for key in &expired {
+            group.offsets.remove(key);
+        }
+        tracing::info!(group = %group.group_id, offsets = expired.len(), "expired committed offsets");
+        expired.len()
+    }
+}
