@@ -100,7 +100,8 @@ class Reader:
     def skip_tagged_fields(self):
         for _ in range(self.uvarint()):
             self.uvarint()
-            self.pos += self.uvarint()
+            size = self.uvarint()  # read before `pos +=` so pos is taken after the size
+            self.pos += size
 
     def done(self) -> bool:
         return self.pos == len(self.data)
