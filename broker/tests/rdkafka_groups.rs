@@ -183,3 +183,49 @@ async fn committed_offsets_keep_their_metadata_and_survive_a_restart() {
     drop(c);
     broker.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_consumer_protocol_balances_members_as_they_come_and_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), 0).await;
+    let bootstrap = broker.addresses[0].to_string();
+    create_topic(&bootstrap, "clicks", 6).await;
+
+    let consumer = || -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "g848")
+            .set("group.protocol", "consumer")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer")
+    };
+    let all: BTreeSet<i32> = (0..6).collect();
+    let a = consumer();
+    a.subscribe(&["clicks"]).expect("subscribe");
+    poll_until(
+        &[&a],
+        Duration::from_secs(30),
+        "the first member to own everything",
+        || assigned(&a) == all,
+    );
+
+    let b = consumer();
+    b.subscribe(&["clicks"]).expect("subscribe");
+    // Revocation happens before assignment: a gives up half, then b takes it.
+    poll_until(&[&a, &b], Duration::from_secs(60), "a 3/3 split", || {
+        let (pa, pb) = (assigned(&a), assigned(&b));
+        pa.len() == 3 && pb.len() == 3 && pa.union(&pb).cloned().collect::<BTreeSet<_>>() == all
+    });
+
+    drop(a); // leaves with member epoch -1
+    poll_until(
+        &[&b],
+        Duration::from_secs(60),
+        "the survivor to own everything",
+        || assigned(&b) == all,
+    );
+    drop(b);
+    broker.stop().await.expect("stop");
+}
