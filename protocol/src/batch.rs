@@ -207,6 +207,123 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, Batch
     Ok(out)
 }
 
+/// Attribute bits of a transaction marker: transactional (0x10) and control (0x20).
+const CONTROL_ATTRIBUTES: i16 = 0x30;
+
+/// The kind of a transaction marker, as the control record's key says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    /// ABORT marker (type 0).
+    Abort,
+    /// COMMIT marker (type 1).
+    Commit,
+}
+
+impl ControlType {
+    fn code(self) -> i16 {
+        match self {
+            ControlType::Abort => 0,
+            ControlType::Commit => 1,
+        }
+    }
+}
+
+/// Builds an uncompressed control batch holding one transaction marker, as Kafka's
+/// `writeEndTransactionalMarker` does: base offset 0 (the log assigns it), base
+/// sequence -1, key `(version 0, type)`, value `(version 0, coordinator epoch)`.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    control: ControlType,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Bytes {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&control.code().to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+
+    let mut record = Vec::with_capacity(16);
+    record.push(0); // record attributes
+    put_varint(&mut record, 0); // timestamp delta
+    put_varint(&mut record, 0); // offset delta
+    put_varint(&mut record, key.len() as i64);
+    record.extend_from_slice(&key);
+    put_varint(&mut record, value.len() as i64);
+    record.extend_from_slice(&value);
+    put_varint(&mut record, 0); // header count
+
+    let mut buf = Vec::with_capacity(HEADER_SIZE + record.len() + 2);
+    buf.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    buf.extend_from_slice(&0i32.to_be_bytes()); // batch length, filled below
+    buf.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    buf.push(2); // magic
+    buf.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
+    buf.extend_from_slice(&CONTROL_ATTRIBUTES.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    buf.extend_from_slice(&timestamp.to_be_bytes()); // base timestamp
+    buf.extend_from_slice(&timestamp.to_be_bytes()); // max timestamp
+    buf.extend_from_slice(&producer_id.to_be_bytes());
+    buf.extend_from_slice(&producer_epoch.to_be_bytes());
+    buf.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    buf.extend_from_slice(&1i32.to_be_bytes()); // records count
+    put_varint(&mut buf, record.len() as i64);
+    buf.extend_from_slice(&record);
+
+    let batch_length = (buf.len() - LOG_OVERHEAD) as i32;
+    buf[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[CRC_START..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(buf)
+}
+
+/// The marker type of a control batch (whole batch bytes); `None` when the batch is not
+/// a control batch or its record is not a transaction marker.
+pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    let header = read_header(batch).ok()?;
+    if !header.is_control() || header.compression() != Some(Compression::None) {
+        return None;
+    }
+    let mut rest = batch.get(HEADER_SIZE..header.size())?;
+    let _record_len = get_varint(&mut rest)?;
+    rest = rest.get(1..)?; // record attributes
+    get_varint(&mut rest)?; // timestamp delta
+    get_varint(&mut rest)?; // offset delta
+    let key_len = usize::try_from(get_varint(&mut rest)?).ok()?;
+    let key = rest.get(..key_len)?;
+    match i16::from_be_bytes(key.get(2..4)?.try_into().ok()?) {
+        0 => Some(ControlType::Abort),
+        1 => Some(ControlType::Commit),
+        _ => None,
+    }
+}
+
+/// Appends a zig-zag varint, the record format's integer encoding.
+fn put_varint(buf: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        buf.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    buf.push(z as u8);
+}
+
+/// Reads a zig-zag varint from the front of `buf`.
+fn get_varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut z: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        z |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    None
+}
+
 /// Writes the base offset into a batch in place; the CRC does not cover it.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -293,6 +410,32 @@ mod tests {
         let mut magic = BytesMut::from(&good[..]);
         magic[16] = 1;
         assert_eq!(validate(&magic), Err(BatchError::BadMagic(1)));
+    }
+
+    #[test]
+    fn control_batches_decode_as_kafka_markers() {
+        use kafka_protocol::records::RecordBatchDecoder;
+        for (control, code) in [(ControlType::Abort, 0i16), (ControlType::Commit, 1)] {
+            let b = control_batch(42, 3, control, 7, 1_700_000_000_000);
+            let h = validate(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (42, 3, -1)
+            );
+            assert_eq!((h.records_count, h.last_offset_delta), (1, 0));
+            assert_eq!(control_type(&b), Some(control));
+            // The kafka-protocol crate (a client-side decoder) reads the same record.
+            let mut bytes = b.clone();
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            let r = &set.records[0];
+            assert!(r.control && r.transactional);
+            assert_eq!(r.timestamp, 1_700_000_000_000);
+            let key = r.key.as_ref().unwrap();
+            assert_eq!(&key[..], &[0, 0, 0, code as u8]);
+            assert_eq!(&r.value.as_ref().unwrap()[..], &[0, 0, 0, 0, 0, 7]);
+        }
+        assert_eq!(control_type(&sample_batch(1)), None);
     }
 
     #[test]
