@@ -18,6 +18,11 @@ pub(crate) const CF_PRODUCERS: &str = "producers";
 /// Broker-wide values: cluster id, producer id block, partition log start offsets.
 pub(crate) const CF_META: &str = "meta";
 
+/// Aborted transactions: partition key ‖ ABORT marker offset → producer id, first offset.
+pub(crate) const CF_ABORTED_TXNS: &str = "aborted_txns";
+/// Transaction coordinator: transactional id → transaction metadata.
+pub(crate) const CF_TXNS: &str = "transactions";
+
 /// Consumer groups: group id → last completed generation.
 pub(crate) const CF_GROUPS: &str = "groups";
 /// Committed offsets: group ‖ topic ‖ partition → offset, leader epoch, metadata.
@@ -31,6 +36,8 @@ const FAMILIES: &[&str] = &[
     CF_META,
     CF_GROUPS,
     CF_COMMITTED,
+    CF_ABORTED_TXNS,
+    CF_TXNS,
 ];
 
 /// The data directory's RocksDB handle.
@@ -49,7 +56,10 @@ impl Db {
             .iter()
             .map(|name| {
                 let mut cf_opts = Options::default();
-                if *name == CF_OFFSETS || *name == CF_TIMES || *name == CF_PRODUCERS {
+                if matches!(
+                    *name,
+                    CF_OFFSETS | CF_TIMES | CF_PRODUCERS | CF_ABORTED_TXNS
+                ) {
                     // Keys share a 20-byte partition prefix; seeks stay within it.
                     cf_opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(
                         PARTITION_KEY_LEN,

@@ -10,6 +10,7 @@ mod db;
 mod groups;
 mod log;
 mod producers;
+mod txns;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,9 +24,11 @@ use uuid::Uuid;
 pub use catalog::TopicRecord;
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
-    AppendError, AppendInfo, FetchData, Partition, ReadError, TimestampOffset, LEADER_EPOCH,
+    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Partition, ProducerInfo, ReadError,
+    TimestampOffset, COORDINATOR_EPOCH, LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
+pub use txns::{PendingOffset, TxnRecord, TxnState};
 
 use db::{Db, CF_META, CF_TOPICS};
 

@@ -1,9 +1,10 @@
-//! Idempotent producer state of one partition: the last five batches per producer id,
-//! used to drop duplicates and reject sequence gaps as Kafka's ProducerStateManager does.
+//! Idempotent and transactional producer state of one partition: the last five batches
+//! per producer id, used to drop duplicates and reject sequence gaps, and the first offset
+//! of each producer's open transaction, as Kafka's ProducerStateManager keeps them.
 
 use std::collections::{HashMap, VecDeque};
 
-use sluice_protocol::batch::BatchHeader;
+use sluice_protocol::batch::{BatchHeader, ControlType};
 
 /// How many recent batches per producer are remembered for duplicate detection.
 pub const MAX_CACHED_BATCHES: usize = 5;
@@ -23,6 +24,20 @@ pub(crate) struct ProducerEntry {
     pub(crate) epoch: i16,
     pub(crate) batches: VecDeque<BatchMetadata>,
     pub(crate) last_timestamp: i64,
+    /// First offset of the producer's open transaction on this partition.
+    pub(crate) txn_first_offset: Option<i64>,
+    /// Coordinator epoch of the last transaction marker, -1 before any.
+    pub(crate) coordinator_epoch: i32,
+}
+
+/// A transaction that a marker just ended on this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub(crate) producer_id: i64,
+    pub(crate) first_offset: i64,
+    /// Offset of the marker.
+    pub(crate) last_offset: i64,
+    pub(crate) aborted: bool,
 }
 
 /// What the sequence check decided for a batch.
@@ -53,6 +68,10 @@ pub enum SequenceError {
         /// The first sequence of the batch.
         got: i32,
     },
+    /// A non-transactional batch from a producer with an open transaction
+    /// (INVALID_TXN_STATE).
+    #[error("producer {0} has an open transaction; its batches must be transactional")]
+    NotTransactional(i64),
 }
 
 /// Producer state of one partition.
@@ -81,6 +100,9 @@ impl ProducerStates {
                 got: h.producer_epoch,
                 current: entry.epoch,
             });
+        }
+        if !h.is_transactional() && entry.txn_first_offset.is_some() {
+            return Err(SequenceError::NotTransactional(h.producer_id));
         }
         if h.producer_epoch > entry.epoch {
             if h.base_sequence != 0 {
@@ -116,12 +138,23 @@ impl ProducerStates {
         }
     }
 
-    /// Records an appended batch (whose header carries its assigned base offset).
+    /// Checks a transaction marker: its epoch may not be older than the producer's.
+    pub(crate) fn check_marker(&self, h: &BatchHeader) -> Result<(), SequenceError> {
+        match self.producers.get(&h.producer_id) {
+            Some(entry) if h.producer_epoch < entry.epoch => Err(SequenceError::StaleEpoch {
+                got: h.producer_epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an appended data batch (whose header carries its assigned base offset); a
+    /// transactional batch opens the producer's transaction if none is open.
     pub(crate) fn record(&mut self, h: &BatchHeader) -> &ProducerEntry {
-        let entry = self.producers.entry(h.producer_id).or_default();
-        if h.producer_epoch != entry.epoch {
-            entry.batches.clear();
-            entry.epoch = h.producer_epoch;
+        let entry = self.entry(h);
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(h.base_offset);
         }
         if h.base_sequence >= 0 {
             entry.batches.push_back(BatchMetadata {
@@ -135,6 +168,45 @@ impl ProducerStates {
             }
         }
         entry.last_timestamp = h.max_timestamp;
+        entry
+    }
+
+    /// Records an appended transaction marker: the producer's open transaction (if any)
+    /// ends at the marker's offset.
+    pub(crate) fn record_marker(
+        &mut self,
+        h: &BatchHeader,
+        control: ControlType,
+        coordinator_epoch: i32,
+    ) -> (&ProducerEntry, Option<CompletedTxn>) {
+        let entry = self.entry(h);
+        entry.last_timestamp = h.max_timestamp;
+        entry.coordinator_epoch = coordinator_epoch;
+        let completed = entry
+            .txn_first_offset
+            .take()
+            .map(|first_offset| CompletedTxn {
+                producer_id: h.producer_id,
+                first_offset,
+                last_offset: h.base_offset,
+                aborted: control == ControlType::Abort,
+            });
+        (entry, completed)
+    }
+
+    /// The producer's entry, its batches forgotten when the epoch changes.
+    fn entry(&mut self, h: &BatchHeader) -> &mut ProducerEntry {
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                coordinator_epoch: -1,
+                ..ProducerEntry::default()
+            });
+        if h.producer_epoch != entry.epoch {
+            entry.batches.clear();
+            entry.epoch = h.producer_epoch;
+        }
         entry
     }
 }
@@ -152,6 +224,8 @@ impl ProducerEntry {
             v.extend_from_slice(&b.base_offset.to_be_bytes());
             v.extend_from_slice(&b.last_offset.to_be_bytes());
         }
+        v.extend_from_slice(&self.txn_first_offset.unwrap_or(-1).to_be_bytes());
+        v.extend_from_slice(&self.coordinator_epoch.to_be_bytes());
         v
     }
 
@@ -170,10 +244,21 @@ impl ProducerEntry {
                 last_offset: i64::from_be_bytes(b[16..24].try_into().ok()?),
             });
         }
+        // Entries written before transactions existed end here.
+        let tail = 11 + n * 24;
+        let (txn_first_offset, coordinator_epoch) = match v.get(tail..tail + 12) {
+            Some(t) => (
+                i64::from_be_bytes(t[0..8].try_into().ok()?),
+                i32::from_be_bytes(t[8..12].try_into().ok()?),
+            ),
+            None => (-1, -1),
+        };
         Some(ProducerEntry {
             epoch,
             batches,
             last_timestamp,
+            txn_first_offset: (txn_first_offset >= 0).then_some(txn_first_offset),
+            coordinator_epoch,
         })
     }
 }
@@ -254,11 +339,75 @@ mod tests {
         assert_eq!(s.check(&header(1, 3, 0, 1, 1)), Ok(SequenceCheck::Append));
     }
 
+    fn txn(mut h: BatchHeader) -> BatchHeader {
+        h.attributes |= 0x10;
+        h
+    }
+
+    fn marker(pid: i64, epoch: i16, offset: i64) -> BatchHeader {
+        let mut h = header(pid, epoch, -1, 1, offset);
+        h.attributes = 0x30;
+        h
+    }
+
+    #[test]
+    fn transactions_open_on_data_and_end_on_markers() {
+        let mut s = ProducerStates::default();
+        s.record(&txn(header(1, 0, 0, 2, 10)));
+        s.record(&txn(header(1, 0, 2, 1, 14)));
+        assert_eq!(s.producers[&1].txn_first_offset, Some(10));
+        // A plain batch from a producer inside a transaction is refused.
+        assert_eq!(
+            s.check(&header(1, 0, 3, 1, 20)),
+            Err(SequenceError::NotTransactional(1))
+        );
+        let (_, done) = s.record_marker(&marker(1, 0, 15), ControlType::Abort, 4);
+        assert_eq!(
+            done,
+            Some(CompletedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 15,
+                aborted: true
+            })
+        );
+        assert_eq!(s.producers[&1].txn_first_offset, None);
+        // A marker with no open transaction completes nothing.
+        assert_eq!(
+            s.record_marker(&marker(1, 0, 16), ControlType::Commit, 4).1,
+            None
+        );
+        // A marker with a bumped epoch fences the old epoch.
+        s.record_marker(&marker(1, 1, 17), ControlType::Abort, 4);
+        assert!(matches!(
+            s.check(&txn(header(1, 0, 3, 1, 18))),
+            Err(SequenceError::StaleEpoch { got: 0, current: 1 })
+        ));
+        assert!(s.check_marker(&marker(1, 0, 18)).is_err());
+        assert_eq!(
+            s.check(&txn(header(1, 1, 0, 1, 18))),
+            Ok(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn entries_without_transaction_fields_still_decode() {
+        let mut s = ProducerStates::default();
+        let e = s.record(&header(1, 0, 0, 3, 10)).clone();
+        let old_format = &e.encode()[..11 + 24];
+        let decoded = ProducerEntry::decode(old_format).unwrap();
+        assert_eq!(decoded.txn_first_offset, None);
+        assert_eq!(decoded.batches, e.batches);
+    }
+
     #[test]
     fn entry_round_trips() {
         let mut s = ProducerStates::default();
         s.record(&header(1, 0, 0, 3, 10));
         let e = s.record(&header(1, 0, 3, 1, 13)).clone();
         assert_eq!(ProducerEntry::decode(&e.encode()), Some(e));
+        let t = s.record(&txn(header(2, 0, 0, 1, 14))).clone();
+        assert_eq!(t.txn_first_offset, Some(14));
+        assert_eq!(ProducerEntry::decode(&t.encode()), Some(t));
     }
 }

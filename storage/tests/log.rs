@@ -9,7 +9,7 @@ use kafka_protocol::records::{
 };
 use sluice_config::BrokerConfig;
 use sluice_protocol::batch::{split_batches, validate};
-use sluice_storage::{AppendError, ReadError, SequenceError, Storage};
+use sluice_storage::{AppendError, Isolation, ReadError, SequenceError, Storage};
 
 fn config(dir: &std::path::Path, extra: &[(&str, &str)]) -> BrokerConfig {
     let d = dir.to_string_lossy().into_owned();
@@ -86,16 +86,23 @@ fn offsets_are_assigned_and_reads_return_whole_batches() {
     );
     assert_eq!(p.high_watermark(), 5);
     // Reading from the middle of the second batch returns that whole batch.
-    let data = p.read(4, 1 << 20).unwrap();
+    let data = p.read(4, 1 << 20, Isolation::ReadUncommitted).unwrap();
     let batches = split_batches(&data.records).unwrap();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].0.base_offset, 3);
     assert_eq!(data.high_watermark, 5);
     // max_bytes of 1 still returns the first whole batch (KIP-74), and no more.
-    let data = p.read(0, 1).unwrap();
+    let data = p.read(0, 1, Isolation::ReadUncommitted).unwrap();
     assert_eq!(split_batches(&data.records).unwrap().len(), 1);
-    assert!(matches!(p.read(6, 100), Err(ReadError::OutOfRange { .. })));
-    assert!(p.read(5, 100).unwrap().records.is_empty());
+    assert!(matches!(
+        p.read(6, 100, Isolation::ReadUncommitted),
+        Err(ReadError::OutOfRange { .. })
+    ));
+    assert!(p
+        .read(5, 100, Isolation::ReadUncommitted)
+        .unwrap()
+        .records
+        .is_empty());
 }
 
 #[test]
@@ -185,7 +192,7 @@ fn producer_state_and_data_survive_restart() {
     );
     let mut offset = 0;
     while offset < 23 {
-        let data = p.read(offset, 1 << 20).unwrap();
+        let data = p.read(offset, 1 << 20, Isolation::ReadUncommitted).unwrap();
         for (h, _) in split_batches(&data.records).unwrap() {
             assert_eq!(h.base_offset, offset);
             offset = h.last_offset() + 1;
@@ -222,7 +229,7 @@ fn a_torn_tail_is_truncated_and_acknowledged_batches_stay() {
             .base_offset,
         12
     );
-    let data = p.read(0, 1 << 20).unwrap();
+    let data = p.read(0, 1 << 20, Isolation::ReadUncommitted).unwrap();
     let offsets: Vec<i64> = split_batches(&data.records)
         .unwrap()
         .iter()
@@ -255,10 +262,10 @@ fn retention_by_size_deletes_whole_segments_from_the_front() {
     let start = p.log_start_offset();
     assert!(start > 0);
     assert!(matches!(
-        p.read(start - 1, 100),
+        p.read(start - 1, 100, Isolation::ReadUncommitted),
         Err(ReadError::OutOfRange { .. })
     ));
-    let data = p.read(start, 1 << 20).unwrap();
+    let data = p.read(start, 1 << 20, Isolation::ReadUncommitted).unwrap();
     assert_eq!(
         split_batches(&data.records).unwrap()[0].0.base_offset,
         start

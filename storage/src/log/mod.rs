@@ -6,5 +6,8 @@ mod retention;
 pub(crate) mod segment;
 mod timestamp;
 
-pub use partition::{AppendError, AppendInfo, FetchData, Partition, ReadError, LEADER_EPOCH};
+pub use partition::{
+    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Partition, ProducerInfo, ReadError,
+    COORDINATOR_EPOCH, LEADER_EPOCH,
+};
 pub use timestamp::TimestampOffset;

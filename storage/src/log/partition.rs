@@ -9,17 +9,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_config::{FlushPolicy, TopicConfig};
-use sluice_protocol::batch::{self, BatchHeader};
+use sluice_protocol::batch::{self, BatchHeader, ControlType};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::segment::{read_at, Segment};
-use crate::db::{timestamp_key, Db, IndexEntry, PartitionKey, CF_OFFSETS, CF_PRODUCERS, CF_TIMES};
+use crate::db::{
+    timestamp_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS, CF_PRODUCERS,
+    CF_TIMES,
+};
 use crate::producers::{ProducerStates, SequenceCheck, SequenceError};
 use crate::StorageError;
 
 /// Leader epoch stamped into batches: a single node is leader from epoch 0 forever.
 pub const LEADER_EPOCH: i32 = 0;
+
+/// Coordinator epoch written into transaction markers: a single node's transaction
+/// coordinator never moves, so its epoch never changes.
+pub const COORDINATOR_EPOCH: i32 = 0;
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +57,32 @@ pub enum AppendError {
     /// The idempotent producer's sequence or epoch is wrong.
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    /// The batch is well formed but not acceptable from a client (INVALID_RECORD).
+    #[error("{0}")]
+    InvalidRecord(&'static str),
     /// The disk or the index failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// Which records a read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Only up to the last stable offset, with the aborted transactions listed.
+    ReadCommitted,
+}
+
+/// A transaction that ended with an ABORT marker, as Fetch lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer of the aborted records.
+    pub producer_id: i64,
+    /// Offset of the transaction's first record on this partition.
+    pub first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub last_offset: i64,
 }
 
 /// Why a read was refused.
@@ -82,6 +112,10 @@ pub struct FetchData {
     pub high_watermark: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: i64,
+    /// For a read-committed read: aborted transactions overlapping the returned batches.
+    pub aborted_transactions: Vec<AbortedTxn>,
 }
 
 pub(super) struct LogState {
@@ -95,6 +129,10 @@ pub(super) struct LogState {
     /// Rolled segments whose data is not yet forced to disk.
     pub(super) unflushed_files: Vec<Arc<File>>,
     pub(super) config: TopicConfig,
+    /// Open transactions: first offset → producer id. The first is the LSO.
+    pub(super) ongoing_txns: BTreeMap<i64, i64>,
+    /// Aborted transactions by the offset of their ABORT marker.
+    pub(super) aborted_txns: BTreeMap<i64, AbortedTxn>,
 }
 
 impl LogState {
@@ -103,6 +141,16 @@ impl LogState {
             .values_mut()
             .next_back()
             .ok_or_else(|| StorageError::Corrupt("partition has no segment".into()))
+    }
+
+    /// The first offset of the oldest open transaction, else the log end offset.
+    pub(super) fn last_stable_offset(&self) -> i64 {
+        self.ongoing_txns
+            .keys()
+            .next()
+            .map_or(self.log_end_offset, |first| {
+                (*first).clamp(self.log_start_offset, self.log_end_offset)
+            })
     }
 }
 
@@ -179,6 +227,11 @@ impl Partition {
         self.lock().log_start_offset
     }
 
+    /// Last stable offset: below it every transaction is decided.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.lock().last_stable_offset()
+    }
+
     /// Total bytes of the partition's segments.
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.values().map(|s| s.size).sum()
@@ -194,12 +247,54 @@ impl Partition {
         self.lock().config = config;
     }
 
-    /// Appends one validated batch: checks the producer's sequence, assigns offsets by
-    /// writing the base offset in place, writes the segment, then the index.
+    /// Appends one validated batch from a producer: checks the producer's sequence,
+    /// assigns offsets by writing the base offset in place, writes the segment, then the
+    /// index.
     pub fn append(
         &self,
         header: BatchHeader,
         batch: &Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        if header.is_control() {
+            return Err(AppendError::InvalidRecord(
+                "control batches are written by the transaction coordinator, not by producers",
+            ));
+        }
+        if header.is_transactional() && !header.has_producer_id() {
+            return Err(AppendError::InvalidRecord(
+                "a transactional batch must carry a producer id",
+            ));
+        }
+        self.append_inner(header, batch, None, now_ms)
+    }
+
+    /// Appends a transaction marker that ends the producer's transaction on this
+    /// partition (written by the transaction coordinator).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: ControlType,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let bytes = batch::control_batch(
+            producer_id,
+            producer_epoch,
+            control,
+            COORDINATOR_EPOCH,
+            now_ms,
+        );
+        let header = batch::read_header(&bytes)
+            .map_err(|e| StorageError::Corrupt(format!("control batch: {e}")))?;
+        self.append_inner(header, &bytes, Some(control), now_ms)
+    }
+
+    fn append_inner(
+        &self,
+        header: BatchHeader,
+        batch: &Bytes,
+        control: Option<ControlType>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let mut log = self.lock();
@@ -209,7 +304,9 @@ impl Partition {
                 max: log.config.max_message_bytes,
             });
         }
-        if header.has_producer_id() {
+        if control.is_some() {
+            log.producers.check_marker(&header)?;
+        } else if header.has_producer_id() {
             if let SequenceCheck::Duplicate {
                 base_offset,
                 last_offset,
@@ -246,7 +343,7 @@ impl Partition {
         segment.max_timestamp = segment.max_timestamp.max(header.max_timestamp);
 
         let mut wb = WriteBatch::default();
-        self.index_batch(&mut log, &mut wb, &header, segment_base, position)?;
+        self.index_batch(&mut log, &mut wb, &header, control, segment_base, position)?;
         if let Err(e) = self.db.write(wb, false) {
             let segment = log.active()?;
             let _ = segment.truncate(position);
@@ -276,10 +373,20 @@ impl Partition {
         log: &mut LogState,
         wb: &mut WriteBatch,
         header: &BatchHeader,
+        control: Option<ControlType>,
         segment_base: i64,
         position: u64,
     ) -> Result<(), StorageError> {
-        index_batch(&self.db, self.key, log, wb, header, segment_base, position)
+        index_batch(
+            &self.db,
+            self.key,
+            log,
+            wb,
+            header,
+            control,
+            segment_base,
+            position,
+        )
     }
 
     fn maybe_roll(
@@ -315,11 +422,21 @@ impl Partition {
     }
 
     /// Reads whole batches starting at the batch that holds `offset`, up to `max_bytes`
-    /// (at least one whole batch, as KIP-74 requires), never past the high watermark.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchData, ReadError> {
-        let (log_start_offset, high_watermark) = {
+    /// (at least one whole batch, as KIP-74 requires), never past the high watermark, and
+    /// for read-committed reads never past the last stable offset.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<FetchData, ReadError> {
+        let (log_start_offset, high_watermark, last_stable_offset) = {
             let log = self.lock();
-            (log.log_start_offset, log.log_end_offset)
+            (
+                log.log_start_offset,
+                log.log_end_offset,
+                log.last_stable_offset(),
+            )
         };
         if offset < log_start_offset || offset > high_watermark {
             return Err(ReadError::OutOfRange {
@@ -328,12 +445,18 @@ impl Partition {
                 log_end_offset: high_watermark,
             });
         }
+        let upper = match isolation {
+            Isolation::ReadUncommitted => high_watermark,
+            Isolation::ReadCommitted => last_stable_offset,
+        };
         let empty = FetchData {
             records: Bytes::new(),
             high_watermark,
             log_start_offset,
+            last_stable_offset,
+            aborted_transactions: Vec::new(),
         };
-        if offset == high_watermark {
+        if offset >= upper {
             return Ok(empty);
         }
         let Some(entry) = self.batch_containing(offset)? else {
@@ -351,14 +474,51 @@ impl Partition {
         let end = segment_size.min(entry.position + want);
         let len = end.saturating_sub(entry.position) as usize;
         let data = read_at(&file, &path, entry.position, len)?;
-        let whole = whole_batches_prefix(&data, max_bytes);
+        let (whole, next_offset) = whole_batches_prefix(&data, max_bytes, upper);
         let mut records = Bytes::from(data);
         records.truncate(whole);
+        let aborted_transactions = match isolation {
+            Isolation::ReadCommitted if whole > 0 => self.aborted_between(offset, next_offset),
+            _ => Vec::new(),
+        };
         Ok(FetchData {
             records,
             high_watermark,
             log_start_offset,
+            last_stable_offset,
+            aborted_transactions,
         })
+    }
+
+    /// Aborted transactions with records in `[from, to)`: those whose ABORT marker is at
+    /// or after `from` and whose first record is before `to`.
+    fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.lock()
+            .aborted_txns
+            .range(from..)
+            .map(|(_, t)| *t)
+            .filter(|t| t.first_offset < to)
+            .collect()
+    }
+
+    /// Producers with state on this partition, for DescribeProducers.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        let log = self.lock();
+        let mut out: Vec<ProducerInfo> = log
+            .producers
+            .producers
+            .iter()
+            .map(|(pid, e)| ProducerInfo {
+                producer_id: *pid,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The index entry of the first batch whose last offset is at or after `offset`.
@@ -424,7 +584,7 @@ impl Partition {
         log.segments.clear();
         log.unflushed_files.clear();
         let mut wb = WriteBatch::default();
-        for cf in [CF_OFFSETS, CF_TIMES, CF_PRODUCERS] {
+        for cf in [CF_OFFSETS, CF_TIMES, CF_PRODUCERS, CF_ABORTED_TXNS] {
             self.db.delete_partition_keys(&mut wb, cf, &self.key)?;
         }
         self.db.write(wb, false)?;
@@ -438,12 +598,14 @@ impl Partition {
 
 /// Index entries and producer state for one batch, added to `wb`; shared by append and
 /// recovery so both index a batch the same way.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn index_batch(
     db: &Db,
     key: PartitionKey,
     log: &mut LogState,
     wb: &mut WriteBatch,
     header: &BatchHeader,
+    control: Option<ControlType>,
     segment_base: i64,
     position: u64,
 ) -> Result<(), StorageError> {
@@ -468,27 +630,99 @@ pub(super) fn index_batch(
             header.base_offset.to_be_bytes(),
         );
     }
-    if header.has_producer_id() && !header.is_control() {
+    if !header.has_producer_id() {
+        return Ok(());
+    }
+    let producers = db.cf(CF_PRODUCERS)?;
+    if header.is_control() {
+        let Some(control) = control else {
+            // A control record that is not a transaction marker changes no producer.
+            return Ok(());
+        };
+        let (state, completed) = log
+            .producers
+            .record_marker(header, control, COORDINATOR_EPOCH);
+        wb.put_cf(producers, key.with_i64(header.producer_id), state.encode());
+        if let Some(done) = completed {
+            log.ongoing_txns.remove(&done.first_offset);
+            if done.aborted {
+                let aborted = AbortedTxn {
+                    producer_id: done.producer_id,
+                    first_offset: done.first_offset,
+                    last_offset: done.last_offset,
+                };
+                wb.put_cf(
+                    db.cf(CF_ABORTED_TXNS)?,
+                    key.with_i64(aborted.last_offset),
+                    aborted.encode(),
+                );
+                log.aborted_txns.insert(aborted.last_offset, aborted);
+            }
+        }
+    } else {
+        let was_open = log
+            .producers
+            .producers
+            .get(&header.producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some());
         let state = log.producers.record(header);
-        wb.put_cf(
-            db.cf(CF_PRODUCERS)?,
-            key.with_i64(header.producer_id),
-            state.encode(),
-        );
+        if let (false, Some(first)) = (was_open, state.txn_first_offset) {
+            log.ongoing_txns.insert(first, header.producer_id);
+        }
+        wb.put_cf(producers, key.with_i64(header.producer_id), state.encode());
     }
     Ok(())
 }
 
-/// Length of the longest prefix of `data` made of whole batches within `max_bytes`, but
-/// always at least the first batch if it is whole.
-fn whole_batches_prefix(data: &[u8], max_bytes: usize) -> usize {
+/// One producer's state on a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Latest epoch seen in a batch or marker.
+    pub producer_epoch: i16,
+    /// Last sequence of the newest remembered batch, -1 if none.
+    pub last_sequence: i32,
+    /// Largest timestamp of the last batch or marker.
+    pub last_timestamp: i64,
+    /// Coordinator epoch of the last marker, -1 if none.
+    pub coordinator_epoch: i32,
+    /// First offset of the open transaction, -1 if none.
+    pub current_txn_start_offset: i64,
+}
+
+impl AbortedTxn {
+    /// Value stored in the aborted-transaction index (the key holds the marker offset).
+    pub(crate) fn encode(&self) -> [u8; 16] {
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&self.producer_id.to_be_bytes());
+        v[8..].copy_from_slice(&self.first_offset.to_be_bytes());
+        v
+    }
+
+    /// Parses [`AbortedTxn::encode`] for the marker at `last_offset`.
+    pub(crate) fn decode(last_offset: i64, v: &[u8]) -> Option<Self> {
+        Some(AbortedTxn {
+            producer_id: i64::from_be_bytes(v.get(..8)?.try_into().ok()?),
+            first_offset: i64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
+            last_offset,
+        })
+    }
+}
+
+/// Length of the longest prefix of `data` made of whole batches within `max_bytes` (but
+/// always at least the first batch if it is whole) that start below `upper`, and the
+/// offset after the last of them.
+fn whole_batches_prefix(data: &[u8], max_bytes: usize, upper: i64) -> (usize, i64) {
     let mut pos = 0;
+    let mut next_offset = -1;
     while let Ok(h) = batch::read_header(&data[pos..]) {
         let end = pos + h.size();
-        if end > data.len() || (pos > 0 && end > max_bytes) {
+        if end > data.len() || (pos > 0 && end > max_bytes) || h.base_offset >= upper {
             break;
         }
         pos = end;
+        next_offset = h.last_offset() + 1;
     }
-    pos
+    (pos, next_offset)
 }

@@ -8,11 +8,11 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_config::TopicConfig;
 use sluice_protocol::batch::{self, HEADER_SIZE};
 
-use super::partition::{index_batch, LogState};
+use super::partition::{index_batch, AbortedTxn, LogState};
 use super::segment::{parse_segment_file_name, read_at, Segment};
 use crate::db::{
-    key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_OFFSETS, CF_PRODUCERS,
-    CF_TIMES,
+    key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS,
+    CF_PRODUCERS, CF_TIMES,
 };
 use crate::producers::{ProducerEntry, ProducerStates};
 use crate::StorageError;
@@ -50,6 +50,8 @@ pub(super) fn recover(
         unflushed_messages: 0,
         unflushed_files: Vec::new(),
         config,
+        ongoing_txns: BTreeMap::new(),
+        aborted_txns: load_aborted_txns(db, key)?,
     };
     // Scan forward from the end of the last good indexed batch.
     let (mut seg_base, mut pos, mut next_offset) = match last {
@@ -94,13 +96,14 @@ pub(super) fn recover(
             let head = read_at(&file, &path, pos, HEADER_SIZE)?;
             let valid = batch::read_header(&head).ok().and_then(|h| {
                 let body = read_at(&file, &path, pos, h.size()).ok()?;
-                batch::validate(&body)
+                let h = batch::validate(&body)
                     .ok()
-                    .filter(|h| h.base_offset == next_offset)
+                    .filter(|h| h.base_offset == next_offset)?;
+                Some((h, batch::control_type(&body)))
             });
             match valid {
-                Some(h) => {
-                    index_batch(db, key, &mut state, &mut wb, &h, base, pos)?;
+                Some((h, control)) => {
+                    index_batch(db, key, &mut state, &mut wb, &h, control, base, pos)?;
                     pos += h.size() as u64;
                     next_offset = h.last_offset() + 1;
                     recovered_batches += 1;
@@ -124,6 +127,17 @@ pub(super) fn recover(
     }
     db.write(wb, true)?;
     state.log_end_offset = next_offset;
+    // Open transactions are those of the producers' state that are still in the log.
+    state.ongoing_txns.clear();
+    for (pid, entry) in state.producers.producers.iter_mut() {
+        match entry.txn_first_offset {
+            Some(first) if first < state.log_end_offset => {
+                state.ongoing_txns.insert(first, *pid);
+            }
+            Some(_) => entry.txn_first_offset = None,
+            None => {}
+        }
+    }
     compute_segment_timestamps(db, key, &mut state)?;
     Ok(state)
 }
@@ -217,6 +231,32 @@ fn load_producers(db: &Db, key: PartitionKey) -> Result<ProducerStates, StorageE
         }
     }
     Ok(states)
+}
+
+fn load_aborted_txns(
+    db: &Db,
+    key: PartitionKey,
+) -> Result<BTreeMap<i64, AbortedTxn>, StorageError> {
+    let cf = db.cf(CF_ABORTED_TXNS)?;
+    let mut out = BTreeMap::new();
+    let start = key.with_u64(0);
+    for item in db
+        .db
+        .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+    {
+        let (k, v) = item?;
+        if !k.starts_with(key.as_bytes()) {
+            break;
+        }
+        let last = key_suffix_u64(&k).map(|o| o as i64);
+        match last.and_then(|last| AbortedTxn::decode(last, &v)) {
+            Some(t) => {
+                out.insert(t.last_offset, t);
+            }
+            None => tracing::warn!("skipping malformed aborted transaction entry"),
+        }
+    }
+    Ok(out)
 }
 
 /// Sets each segment's largest timestamp from the index, for time-based retention.

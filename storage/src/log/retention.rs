@@ -4,7 +4,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_config::CleanupPolicy;
 
 use super::partition::Partition;
-use crate::db::{timestamp_key, IndexEntry, CF_OFFSETS, CF_TIMES};
+use crate::db::{timestamp_key, IndexEntry, CF_ABORTED_TXNS, CF_OFFSETS, CF_TIMES};
 use crate::StorageError;
 
 impl Partition {
@@ -56,11 +56,18 @@ impl Partition {
         }
         let new_start = *log.segments.keys().next().unwrap_or(&log.log_end_offset);
         log.log_start_offset = new_start;
+        // Aborted transactions whose marker went with the segments are of no use to a fetch.
+        log.aborted_txns = log.aborted_txns.split_off(&new_start);
         drop(log);
 
         let mut wb = WriteBatch::default();
         let offsets = self.db.cf(CF_OFFSETS)?;
         wb.delete_range_cf(offsets, self.key.with_u64(0), self.key.with_i64(new_start));
+        wb.delete_range_cf(
+            self.db.cf(CF_ABORTED_TXNS)?,
+            self.key.with_u64(0),
+            self.key.with_i64(new_start),
+        );
         self.rebuild_time_index_head(&mut wb, new_start, deleted_max_ts)?;
         self.db.write(wb, false)?;
         for seg in removed {
