@@ -23,6 +23,8 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.segment.bytes",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "min.insync.replicas",
@@ -88,6 +90,8 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub groups: GroupConfig,
+    /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
+    pub transactions: TxnConfig,
     /// Accepted Kafka properties that have no effect here, for a start-up log line.
     pub ignored: Vec<String>,
 }
@@ -110,6 +114,31 @@ pub struct GroupConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`: the longest metadata string of a committed offset.
     pub offset_metadata_max_bytes: i32,
+}
+
+/// The transaction coordinator's settings, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often expired
+    /// transactions are looked for and aborted.
+    pub abort_timed_out_interval_ms: i64,
+    /// `transactional.id.expiration.ms`: how long an idle transactional id is remembered.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub remove_expired_interval_ms: i64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            max_timeout_ms: 900_000,
+            abort_timed_out_interval_ms: 10_000,
+            id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            remove_expired_interval_ms: 3_600_000,
+        }
+    }
 }
 
 impl Default for GroupConfig {
@@ -156,6 +185,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             cluster_id: None,
             groups: GroupConfig::default(),
+            transactions: TxnConfig::default(),
             ignored: Vec::new(),
         }
     }
@@ -258,6 +288,18 @@ impl BrokerConfig {
                 }
                 "offset.metadata.max.bytes" => {
                     cfg.groups.offset_metadata_max_bytes = parse_i32(key, v, 0)?
+                }
+                "transaction.max.timeout.ms" => {
+                    cfg.transactions.max_timeout_ms = parse_i32(key, v, 1)?
+                }
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                    cfg.transactions.abort_timed_out_interval_ms = parse_i64(key, v, 1)?
+                }
+                "transactional.id.expiration.ms" => {
+                    cfg.transactions.id_expiration_ms = parse_i64(key, v, 1)?
+                }
+                "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                    cfg.transactions.remove_expired_interval_ms = parse_i64(key, v, 1)?
                 }
                 k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => cfg.ignored.push(k.to_string()),
                 other => return Err(ConfigError::Unknown(other.to_string())),

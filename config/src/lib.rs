@@ -9,7 +9,7 @@ mod listener;
 mod properties;
 mod topic;
 
-pub use broker::{BrokerConfig, FlushPolicy, GroupConfig};
+pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
 pub use topic::{validate_topic_config, CleanupPolicy, TopicConfig, TOPIC_CONFIG_NAMES};
