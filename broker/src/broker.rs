@@ -7,6 +7,7 @@ use sluice_storage::Storage;
 
 use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
+use crate::txn::TxnCoordinator;
 
 /// The broker: what every handler reads and changes.
 pub struct Broker {
@@ -20,6 +21,8 @@ pub struct Broker {
     pub(crate) advertised: Vec<Listener>,
     /// Consumer groups and committed offsets.
     pub(crate) groups: Arc<GroupCoordinator>,
+    /// Transactional ids and their transactions.
+    pub(crate) txns: Arc<TxnCoordinator>,
 }
 
 impl Broker {
@@ -28,6 +31,7 @@ impl Broker {
         storage: Arc<Storage>,
         advertised: Vec<Listener>,
         groups: Arc<GroupCoordinator>,
+        txns: Arc<TxnCoordinator>,
     ) -> Self {
         Broker {
             config,
@@ -35,6 +39,7 @@ impl Broker {
             fetch_sessions: FetchSessionCache::new(1000),
             advertised,
             groups,
+            txns,
         }
     }
 

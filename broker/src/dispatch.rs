@@ -65,6 +65,15 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // Transactions v1: EndTxn v5, TxnOffsetCommit v5 and Produce v12 mean transactions
+    // v2 (KIP-890 part 2) and stay unadvertised, as does `transaction.version`.
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -143,7 +152,28 @@ pub(crate) async fn handle(
             api::admin::describe_cluster(broker, ctx, r, version),
         )),
         RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
-            api::producer_id::init_producer_id(broker, r, version),
+            api::producer_id::init_producer_id(broker, r, version).await,
+        )),
+        RequestKind::AddPartitionsToTxn(r) => Some(ResponseKind::AddPartitionsToTxn(
+            api::txn::add_partitions_to_txn(broker, r, version).await,
+        )),
+        RequestKind::AddOffsetsToTxn(r) => Some(ResponseKind::AddOffsetsToTxn(
+            api::txn::add_offsets_to_txn(broker, r, version).await,
+        )),
+        RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(
+            api::txn::end_txn(broker, r, version).await,
+        )),
+        RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
+            api::txn::txn_offset_commit(broker, r, version).await,
+        )),
+        RequestKind::DescribeTransactions(r) => Some(ResponseKind::DescribeTransactions(
+            api::txn::describe_transactions(broker, r),
+        )),
+        RequestKind::ListTransactions(r) => Some(ResponseKind::ListTransactions(
+            api::txn::list_transactions(broker, r, version),
+        )),
+        RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
+            api::txn::describe_producers(broker, r),
         )),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             api::groups::find_coordinator(broker, ctx, r, version),
@@ -458,6 +488,70 @@ mod tests {
                 r.group_ids = vec![GroupId(StrBytes::from_static_str("cg1"))];
                 RequestKind::ConsumerGroupDescribe(r)
             }
+            ApiKey::AddPartitionsToTxn => {
+                let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+                t.name = name("t");
+                t.partitions = vec![0];
+                let mut r = AddPartitionsToTxnRequest::default();
+                if version >= 4 {
+                    let mut x =
+                        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+                    x.transactional_id = TransactionalId(StrBytes::from_static_str("tx"));
+                    x.producer_id = ProducerId(77);
+                    x.topics = vec![t];
+                    r.transactions = vec![x];
+                } else {
+                    r.v3_and_below_transactional_id =
+                        TransactionalId(StrBytes::from_static_str("tx"));
+                    r.v3_and_below_producer_id = ProducerId(77);
+                    r.v3_and_below_topics = vec![t];
+                }
+                RequestKind::AddPartitionsToTxn(r)
+            }
+            ApiKey::AddOffsetsToTxn => {
+                let mut r = AddOffsetsToTxnRequest::default();
+                r.transactional_id = TransactionalId(StrBytes::from_static_str("tx"));
+                r.producer_id = ProducerId(77);
+                r.group_id = GroupId(StrBytes::from_static_str("g"));
+                RequestKind::AddOffsetsToTxn(r)
+            }
+            ApiKey::EndTxn => {
+                let mut r = EndTxnRequest::default();
+                r.transactional_id = TransactionalId(StrBytes::from_static_str("tx"));
+                r.producer_id = ProducerId(77);
+                r.committed = true;
+                RequestKind::EndTxn(r)
+            }
+            ApiKey::TxnOffsetCommit => {
+                let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+                p.committed_offset = 3;
+                let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+                t.name = name("t");
+                t.partitions = vec![p];
+                let mut r = TxnOffsetCommitRequest::default();
+                r.transactional_id = TransactionalId(StrBytes::from_static_str("tx"));
+                r.group_id = GroupId(StrBytes::from_static_str("g"));
+                r.producer_id = ProducerId(77);
+                r.generation_id = -1;
+                r.topics = vec![t];
+                RequestKind::TxnOffsetCommit(r)
+            }
+            ApiKey::DescribeTransactions => {
+                let mut r = DescribeTransactionsRequest::default();
+                r.transactional_ids = vec![TransactionalId(StrBytes::from_static_str("tx"))];
+                RequestKind::DescribeTransactions(r)
+            }
+            ApiKey::ListTransactions => {
+                RequestKind::ListTransactions(ListTransactionsRequest::default())
+            }
+            ApiKey::DescribeProducers => {
+                let mut t = describe_producers_request::TopicRequest::default();
+                t.name = name("t");
+                t.partition_indexes = vec![0];
+                let mut r = DescribeProducersRequest::default();
+                r.topics = vec![t];
+                RequestKind::DescribeProducers(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -599,6 +693,33 @@ mod tests {
                     ResponseKind::ConsumerGroupDescribe(r) => {
                         assert_eq!(r.groups[0].error_code, 0);
                         assert_eq!(r.groups[0].members.len(), 1);
+                    }
+                    // No transactional id is known: its producer id maps to nothing.
+                    ResponseKind::AddPartitionsToTxn(r) if version >= 4 => {
+                        assert_eq!(r.error_code, 0);
+                        let p =
+                            &r.results_by_transaction[0].topic_results[0].results_by_partition[0];
+                        assert_eq!(p.partition_error_code, 49);
+                    }
+                    ResponseKind::AddPartitionsToTxn(r) => {
+                        let p = &r.results_by_topic_v3_and_below[0].results_by_partition[0];
+                        assert_eq!(p.partition_error_code, 49);
+                    }
+                    ResponseKind::AddOffsetsToTxn(r) => assert_eq!(r.error_code, 49),
+                    ResponseKind::EndTxn(r) => assert_eq!(r.error_code, 49),
+                    ResponseKind::TxnOffsetCommit(r) => {
+                        assert_eq!(r.topics[0].partitions[0].error_code, 49)
+                    }
+                    ResponseKind::DescribeTransactions(r) => {
+                        assert_eq!(r.transaction_states[0].error_code, 105)
+                    }
+                    ResponseKind::ListTransactions(r) => {
+                        assert_eq!(r.error_code, 0);
+                        assert!(r.transaction_states.is_empty());
+                    }
+                    ResponseKind::DescribeProducers(r) => {
+                        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+                        assert!(r.topics[0].partitions[0].active_producers.is_empty());
                     }
                     other => panic!("unexpected {other:?}"),
                 }

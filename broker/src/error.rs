@@ -21,6 +21,10 @@ pub(crate) fn append_error_code(e: &AppendError) -> i16 {
         AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
             code(ResponseError::InvalidProducerEpoch)
         }
+        AppendError::Sequence(SequenceError::NotTransactional(_)) => {
+            code(ResponseError::InvalidTxnState)
+        }
+        AppendError::InvalidRecord(_) => code(ResponseError::InvalidRecord),
         AppendError::Storage(e) => storage_error_code(e),
     }
 }

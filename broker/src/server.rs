@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
+use crate::txn::TxnCoordinator;
 use crate::{connection, tasks};
 
 /// A bound listener.
@@ -63,10 +64,20 @@ pub(crate) async fn bind(
         "broker ready"
     );
     let storage = Arc::new(storage);
-    let groups = GroupCoordinator::load(storage.clone(), config.groups.clone())
-        .context("loading consumer groups")?;
+    let groups = Arc::new(
+        GroupCoordinator::load(storage.clone(), config.groups.clone())
+            .context("loading consumer groups")?,
+    );
+    let txns = TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
+        .context("loading transaction state")?;
     Ok((
-        Arc::new(Broker::new(config, storage, advertised, Arc::new(groups))),
+        Arc::new(Broker::new(
+            config,
+            storage,
+            advertised,
+            groups,
+            Arc::new(txns),
+        )),
         bound,
     ))
 }

@@ -28,6 +28,7 @@ pub(crate) fn spawn_background(
         }
     }));
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(stop.clone())));
+    tasks.push(tokio::spawn(broker.txns.clone().run_timers(stop.clone())));
     let b = broker.clone();
     let offsets_every = Duration::from_millis(
         broker

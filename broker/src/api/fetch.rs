@@ -7,10 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::select_all;
 use indexmap::IndexMap;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use sluice_storage::Partition;
+use sluice_storage::{AbortedTxn, Isolation, Partition};
 use uuid::Uuid;
 
 use super::topic_name;
@@ -71,6 +73,11 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
     };
 
     let read_committed = req.isolation_level == 1;
+    let isolation = if read_committed {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
     let max_bytes = if req.max_bytes > 0 {
@@ -84,7 +91,7 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
         .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe()))
         .collect();
     let results = loop {
-        let results = read_all(&targets, max_bytes);
+        let results = read_all(&targets, max_bytes, isolation);
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let any_error = results.iter().any(|r| r.error_code != NONE);
         if bytes >= min_bytes.max(1)
@@ -97,7 +104,7 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
         match tokio::time::timeout_at(deadline, changed).await {
             // Timed out, or a partition went away with its topic: answer with what is there.
-            Err(_) | Ok((Err(_), _, _)) => break read_all(&targets, max_bytes),
+            Err(_) | Ok((Err(_), _, _)) => break read_all(&targets, max_bytes, isolation),
             Ok(_) => {}
         }
         for w in &mut waiters {
@@ -132,11 +139,22 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
         data.partition_index = t.key.1;
         data.error_code = pd.error_code;
         data.high_watermark = pd.high_watermark;
-        data.last_stable_offset = pd.high_watermark;
+        data.last_stable_offset = pd.last_stable_offset;
         if version >= 5 {
             data.log_start_offset = pd.log_start_offset;
         }
-        data.aborted_transactions = read_committed.then(Vec::new);
+        // Null for read_uncommitted; for read_committed the aborted transactions with
+        // records in the returned batches, so the client can drop them.
+        data.aborted_transactions = read_committed.then(|| {
+            pd.aborted
+                .iter()
+                .map(|a| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(a.producer_id))
+                        .with_first_offset(a.first_offset)
+                })
+                .collect()
+        });
         data.records = Some(std::mem::take(&mut pd.records));
         let topic = match response.responses.last_mut() {
             Some(last) if same_topic(last, t, by_id) => last,
@@ -312,12 +330,14 @@ struct ReadResult {
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
+    last_stable_offset: i64,
+    aborted: Vec<AbortedTxn>,
     records: Bytes,
 }
 
 /// Reads every target within the response's byte budget. Only the first partition with
 /// data may exceed its limits, and only by its first batch (KIP-74).
-fn read_all(targets: &[Target], max_bytes: usize) -> Vec<ReadResult> {
+fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<ReadResult> {
     let mut used = 0usize;
     targets
         .iter()
@@ -327,21 +347,27 @@ fn read_all(targets: &[Target], max_bytes: usize) -> Vec<ReadResult> {
                     error_code: t.error.unwrap_or(NONE),
                     high_watermark: -1,
                     log_start_offset: -1,
+                    last_stable_offset: -1,
+                    aborted: Vec::new(),
                     records: Bytes::new(),
                 };
             };
             let budget = (t.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(used));
-            match p.read(t.fetch_offset, budget) {
+            match p.read(t.fetch_offset, budget, isolation) {
                 Ok(data) => {
                     let mut records = data.records;
+                    let mut aborted = data.aborted_transactions;
                     if used > 0 && records.len() > budget {
                         records = Bytes::new();
+                        aborted.clear();
                     }
                     used += records.len();
                     ReadResult {
                         error_code: NONE,
                         high_watermark: data.high_watermark,
                         log_start_offset: data.log_start_offset,
+                        last_stable_offset: data.last_stable_offset,
+                        aborted,
                         records,
                     }
                 }
@@ -351,6 +377,8 @@ fn read_all(targets: &[Target], max_bytes: usize) -> Vec<ReadResult> {
                         error_code: read_error_code(&e),
                         high_watermark: p.high_watermark(),
                         log_start_offset: p.log_start_offset(),
+                        last_stable_offset: p.last_stable_offset(),
+                        aborted: Vec::new(),
                         records: Bytes::new(),
                     }
                 }

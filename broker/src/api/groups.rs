@@ -316,11 +316,17 @@ pub(crate) fn offset_fetch(
                         parts
                             .into_iter()
                             .map(|(p, c)| {
-                                let (offset, epoch, metadata) = fetched(c);
+                                let unstable = req.require_stable
+                                    && broker.txns.has_pending_offset(&req.group_id, &topic, p);
+                                let (offset, epoch, metadata) =
+                                    fetched(if unstable { None } else { c });
                                 let mut part = OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_metadata(Some(metadata));
+                                if unstable {
+                                    part.error_code = ResponseError::UnstableOffsetCommit.code();
+                                }
                                 if version >= 5 {
                                     part.committed_leader_epoch = epoch;
                                 }
@@ -366,12 +372,24 @@ pub(crate) fn offset_fetch(
                                     parts
                                         .into_iter()
                                         .map(|(p, c)| {
-                                            let (offset, epoch, metadata) = fetched(c);
-                                            OffsetFetchResponsePartitions::default()
+                                            let unstable = req.require_stable
+                                                && broker.txns.has_pending_offset(
+                                                    &g.group_id,
+                                                    &topic,
+                                                    p,
+                                                );
+                                            let (offset, epoch, metadata) =
+                                                fetched(if unstable { None } else { c });
+                                            let mut part = OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(offset)
                                                 .with_committed_leader_epoch(epoch)
-                                                .with_metadata(Some(metadata))
+                                                .with_metadata(Some(metadata));
+                                            if unstable {
+                                                part.error_code =
+                                                    ResponseError::UnstableOffsetCommit.code();
+                                            }
+                                            part
                                         })
                                         .collect(),
                                 )

@@ -23,6 +23,7 @@ pub(crate) fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
+    let read_committed = req.isolation_level == 1;
     for topic in req.topics {
         let found = broker.storage.topic(topic.name.as_str());
         let mut tr = ListOffsetsTopicResponse::default();
@@ -37,7 +38,7 @@ pub(crate) fn handle(
                 .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
             match partition {
                 None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
-                Some(partition) => match lookup(partition, p.timestamp) {
+                Some(partition) => match lookup(partition, p.timestamp, read_committed) {
                     Ok(found) => {
                         pr.error_code = NONE;
                         if let Some(f) = found {
@@ -61,21 +62,31 @@ pub(crate) fn handle(
     r
 }
 
-fn lookup(p: &Partition, timestamp: i64) -> Result<Option<TimestampOffset>, StorageError> {
+/// One lookup; a read-committed client sees the log only up to the last stable offset.
+fn lookup(
+    p: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<Option<TimestampOffset>, StorageError> {
     let at = |offset| {
         Some(TimestampOffset {
             offset,
             timestamp: -1,
         })
     };
+    let fetchable = if read_committed {
+        p.last_stable_offset()
+    } else {
+        p.high_watermark()
+    };
+    let below_fetchable = |found: Option<TimestampOffset>| found.filter(|f| f.offset < fetchable);
     Ok(match timestamp {
-        // No transactions yet, so the last stable offset is the high watermark.
-        LATEST => at(p.high_watermark()),
+        LATEST => at(fetchable),
         EARLIEST | EARLIEST_LOCAL => at(p.log_start_offset()),
         // Nothing is tiered: Kafka answers -1.
         LATEST_TIERED => at(-1),
-        MAX_TIMESTAMP => p.max_timestamp_offset()?,
-        t if t >= 0 => p.offset_for_timestamp(t)?,
+        MAX_TIMESTAMP => below_fetchable(p.max_timestamp_offset()?),
+        t if t >= 0 => below_fetchable(p.offset_for_timestamp(t)?),
         _ => at(-1),
     })
 }

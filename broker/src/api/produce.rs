@@ -9,6 +9,7 @@ use sluice_storage::{now_ms, AppendError, Partition};
 
 use crate::broker::Broker;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
+use crate::txn::ProducerRef;
 
 fn partition_response(
     index: i32,
@@ -101,7 +102,55 @@ pub(crate) async fn handle(
                 ));
                 continue;
             }
-            match partition.append(*header, batch, now_ms()) {
+            let appended = if header.is_transactional() && header.has_producer_id() {
+                // KIP-890 verification: the batch's partition must be in the producer's
+                // open transaction, checked atomically with the append.
+                let producer = ProducerRef {
+                    producer_id: header.producer_id,
+                    producer_epoch: header.producer_epoch,
+                };
+                broker
+                    .txns
+                    .with_verified_partition(producer, &name, index, || {
+                        partition.append(*header, batch, now_ms())
+                    })
+            } else {
+                Ok(partition.append(*header, batch, now_ms()))
+            };
+            let appended = match appended {
+                Ok(a) => a,
+                Err(e) => {
+                    let e = match e {
+                        ResponseError::InvalidTxnState if version >= 11 => {
+                            ResponseError::TransactionAbortable
+                        }
+                        e => e,
+                    };
+                    tracing::debug!(topic = %name, partition = index, error = ?e, "transactional batch refused");
+                    let message = match e {
+                        ResponseError::InvalidProducerEpoch => format!(
+                            "producer epoch {} of producer {} is not the current one",
+                            header.producer_epoch, header.producer_id
+                        ),
+                        ResponseError::InvalidProducerIdMapping => format!(
+                            "producer {} belongs to no transactional id",
+                            header.producer_id
+                        ),
+                        _ => format!(
+                            "partition {name}-{index} is not part of producer {}'s ongoing transaction",
+                            header.producer_id
+                        ),
+                    };
+                    tr.partition_responses.push(partition_response(
+                        index,
+                        code(e),
+                        Some(message),
+                        version,
+                    ));
+                    continue;
+                }
+            };
+            match appended {
                 Ok(info) => {
                     let mut p = partition_response(index, NONE, None, version);
                     p.base_offset = info.base_offset;

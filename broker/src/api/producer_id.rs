@@ -1,26 +1,40 @@
-//! InitProducerId for idempotent producers.
+//! InitProducerId: a fresh producer id for an idempotent producer, or, with a
+//! transactional id, the transaction coordinator's id and epoch (fencing older producers).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
 
+use crate::api::txn::fenced_for;
 use crate::broker::Broker;
-use crate::error::{code, storage_error_code, NONE};
+use crate::error::{storage_error_code, NONE};
+use crate::txn::ProducerRef;
 
-/// Allocates a fresh producer id at epoch 0, as Kafka does for a producer without a
-/// transactional id. Transactional ids need the transaction coordinator, not built yet.
-pub(crate) fn init_producer_id(
+/// Answers InitProducerId.
+pub(crate) async fn init_producer_id(
     broker: &Broker,
     req: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
-    if req.transactional_id.is_some() {
-        tracing::warn!(
-            "InitProducerId with a transactional.id: transactions are not supported yet"
-        );
-        r.error_code = code(ResponseError::InvalidRequest);
+    if let Some(id) = &req.transactional_id {
+        // KIP-360 (v3+): a producer re-initialising names the id and epoch it had.
+        let expected = (version >= 3 && req.producer_id.0 >= 0).then_some(ProducerRef {
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+        });
+        match broker
+            .txns
+            .init_producer_id(id, req.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok(p) => {
+                r.error_code = NONE;
+                r.producer_id = ProducerId(p.producer_id);
+                r.producer_epoch = p.producer_epoch;
+            }
+            Err(e) => r.error_code = fenced_for(e, version, 4),
+        }
         return r;
     }
     match broker.storage.allocate_producer_id() {

@@ -293,3 +293,82 @@ impl GroupCoordinator {
         expired.len()
     }
 }
+
+impl GroupCoordinator {
+    /// The member checks of a TxnOffsetCommit, as Kafka makes them for transactional
+    /// commits: a commit without member information is accepted (old clients send none),
+    /// one with it must come from a current member of the current generation.
+    pub(crate) fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), ResponseError> {
+        let mut groups = self.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        if generation_id < 0 && member_id.is_empty() && group_instance_id.is_none() {
+            return Ok(());
+        }
+        if let Some(cg) = &group.consumer {
+            return match Self::check_consumer_member_epoch(cg, member_id, generation_id) {
+                // Transactional clients know ILLEGAL_GENERATION, not STALE_MEMBER_EPOCH.
+                Some(ResponseError::StaleMemberEpoch) => Err(ResponseError::IllegalGeneration),
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+        }
+        if group.is_static_member_fenced(group_instance_id, member_id) {
+            return Err(ResponseError::FencedInstanceId);
+        }
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation_id != group.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// The per-partition checks of an offset commit: the partition exists and the
+    /// metadata fits `offset.metadata.max.bytes`.
+    pub(crate) fn check_commit_entry(
+        &self,
+        topic: &str,
+        partition: i32,
+        metadata: &str,
+    ) -> Option<ResponseError> {
+        let exists = self
+            .storage
+            .topic(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len());
+        if !exists {
+            return Some(ResponseError::UnknownTopicOrPartition);
+        }
+        if metadata.len() > self.config.offset_metadata_max_bytes.max(0) as usize {
+            return Some(ResponseError::OffsetMetadataTooLarge);
+        }
+        None
+    }
+
+    /// Makes the offsets of a committed transaction the group's committed offsets.
+    pub(crate) fn apply_txn_offsets(
+        &self,
+        group_id: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> Result<(), sluice_storage::StorageError> {
+        let mut groups = self.lock();
+        self.storage.commit_offsets(group_id, offsets)?;
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        for (topic, partition, committed) in offsets {
+            group
+                .offsets
+                .insert((topic.clone(), *partition), committed.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,434 @@
+//! Transactions: AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn, and the
+//! operator views DescribeTransactions, ListTransactions and DescribeProducers.
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeProducersRequest, DescribeProducersResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_storage::{now_ms, CommittedOffset, PendingOffset, TxnState};
+
+use super::topic_name;
+use crate::broker::Broker;
+use crate::error::NONE;
+use crate::txn::{ListFilter, ProducerRef};
+
+/// PRODUCER_FENCED exists from version 2 of AddPartitionsToTxn, AddOffsetsToTxn and
+/// EndTxn (4 of InitProducerId); older clients get INVALID_PRODUCER_EPOCH instead.
+pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> i16 {
+    if e == ResponseError::ProducerFenced && version < fenced_since {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        e.code()
+    }
+}
+
+fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
+    broker
+        .storage
+        .topic(topic)
+        .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+}
+
+/// The per-partition results of one transaction: `code` for every partition.
+fn topic_results(
+    topics: &[AddPartitionsToTxnTopic],
+    mut code: impl FnMut(&str, i32) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
+        .iter()
+        .map(|t| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_partition_error_code(code(&t.name, *p))
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
+/// One transaction of an AddPartitionsToTxn request (the client form, or one entry of
+/// the batched broker form).
+async fn add_partitions_one(
+    broker: &Broker,
+    id: &str,
+    producer: ProducerRef,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+    version: i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let partitions: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
+        .collect();
+    if verify_only {
+        return match broker.txns.verify_partitions(id, producer, &partitions) {
+            Ok(added) => {
+                let mut added = added.into_iter();
+                topic_results(topics, |_, _| {
+                    if added.next().unwrap_or(false) {
+                        NONE
+                    } else {
+                        ResponseError::TransactionAbortable.code()
+                    }
+                })
+            }
+            Err(e) => topic_results(topics, |_, _| e.code()),
+        };
+    }
+    // Kafka adds nothing when any partition is unknown: those get the error, the rest
+    // OPERATION_NOT_ATTEMPTED.
+    if partitions
+        .iter()
+        .any(|(t, p)| !partition_exists(broker, t, *p))
+    {
+        return topic_results(topics, |t, p| {
+            if partition_exists(broker, t, p) {
+                ResponseError::OperationNotAttempted.code()
+            } else {
+                ResponseError::UnknownTopicOrPartition.code()
+            }
+        });
+    }
+    let code = match broker
+        .txns
+        .add_to_transaction(id, producer, &partitions, None)
+        .await
+    {
+        Ok(()) => NONE,
+        Err(e) => fenced_for(e, version, 2),
+    };
+    topic_results(topics, |_, _| code)
+}
+
+/// AddPartitionsToTxn: v0-3 from producers, v4+ batched (from brokers, or to verify).
+pub(crate) async fn add_partitions_to_txn(
+    broker: &Broker,
+    req: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    let mut res = AddPartitionsToTxnResponse::default();
+    if version <= 3 {
+        let producer = ProducerRef {
+            producer_id: req.v3_and_below_producer_id.0,
+            producer_epoch: req.v3_and_below_producer_epoch,
+        };
+        res.results_by_topic_v3_and_below = add_partitions_one(
+            broker,
+            &req.v3_and_below_transactional_id,
+            producer,
+            &req.v3_and_below_topics,
+            false,
+            version,
+        )
+        .await;
+        return res;
+    }
+    res.error_code = NONE;
+    for t in &req.transactions {
+        let producer = ProducerRef {
+            producer_id: t.producer_id.0,
+            producer_epoch: t.producer_epoch,
+        };
+        let topic_results = add_partitions_one(
+            broker,
+            &t.transactional_id,
+            producer,
+            &t.topics,
+            t.verify_only,
+            version,
+        )
+        .await;
+        res.results_by_transaction.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id.clone())
+                .with_topic_results(topic_results),
+        );
+    }
+    res
+}
+
+/// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
+pub(crate) async fn add_offsets_to_txn(
+    broker: &Broker,
+    req: AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
+    let mut res = AddOffsetsToTxnResponse::default();
+    if req.group_id.is_empty() {
+        res.error_code = ResponseError::InvalidGroupId.code();
+        return res;
+    }
+    let producer = ProducerRef {
+        producer_id: req.producer_id.0,
+        producer_epoch: req.producer_epoch,
+    };
+    res.error_code = match broker
+        .txns
+        .add_to_transaction(&req.transactional_id, producer, &[], Some(&req.group_id))
+        .await
+    {
+        Ok(()) => NONE,
+        Err(e) => fenced_for(e, version, 2),
+    };
+    res
+}
+
+/// TxnOffsetCommit: offsets held with the transaction until it ends.
+pub(crate) async fn txn_offset_commit(
+    broker: &Broker,
+    req: TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let group = req.group_id.to_string();
+    let member = req.member_id.to_string();
+    let check = if group.is_empty() {
+        Err(ResponseError::InvalidGroupId)
+    } else {
+        broker.groups.check_txn_commit(
+            &group,
+            &member,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+        )
+    };
+    let commit_timestamp = now_ms();
+    let mut per_partition: Vec<(usize, usize, Option<ResponseError>)> = Vec::new();
+    let mut pending = Vec::new();
+    let mut res = TxnOffsetCommitResponse::default();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = TxnOffsetCommitResponseTopic::default().with_name(t.name.clone());
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let metadata = p.committed_metadata.as_deref().unwrap_or_default();
+            let error = check.err().or_else(|| {
+                broker
+                    .groups
+                    .check_commit_entry(&t.name, p.partition_index, metadata)
+            });
+            if error.is_none() {
+                pending.push(PendingOffset {
+                    group: group.clone(),
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    committed: CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: metadata.to_string(),
+                        commit_timestamp,
+                    },
+                });
+            }
+            per_partition.push((ti, pi, error));
+            topic.partitions.push(
+                TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index),
+            );
+        }
+        res.topics.push(topic);
+    }
+    let txn_error = if pending.is_empty() {
+        None
+    } else {
+        let producer = ProducerRef {
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+        };
+        broker
+            .txns
+            .commit_offsets(&req.transactional_id, producer, &group, pending)
+            .await
+            .err()
+            .map(|e| match e {
+                // A group not added to the transaction: v4 names it abortable.
+                ResponseError::InvalidTxnState if version >= 4 => {
+                    ResponseError::TransactionAbortable
+                }
+                e => e,
+            })
+    };
+    for (ti, pi, error) in per_partition {
+        let code = error.or(txn_error).map_or(NONE, |e| e.code());
+        res.topics[ti].partitions[pi].error_code = code;
+    }
+    res
+}
+
+/// EndTxn: commit or abort the producer's transaction.
+pub(crate) async fn end_txn(broker: &Broker, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+    let mut res = EndTxnResponse::default();
+    let producer = ProducerRef {
+        producer_id: req.producer_id.0,
+        producer_epoch: req.producer_epoch,
+    };
+    res.error_code = match broker
+        .txns
+        .end_txn(&req.transactional_id, producer, req.committed)
+        .await
+    {
+        Ok(()) => NONE,
+        Err(e) => fenced_for(e, version, 2),
+    };
+    res
+}
+
+/// DescribeTransactions.
+pub(crate) fn describe_transactions(
+    broker: &Broker,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let mut res = DescribeTransactionsResponse::default();
+    for id in req.transactional_ids {
+        let mut state = TransactionState::default().with_transactional_id(id.clone());
+        state.transaction_state = StrBytes::from_static_str("");
+        state.producer_id = ProducerId(-1);
+        state.producer_epoch = -1;
+        state.transaction_start_time_ms = -1;
+        if id.is_empty() {
+            state.error_code = ResponseError::InvalidRequest.code();
+        } else {
+            match broker.txns.describe(&id) {
+                None => state.error_code = ResponseError::TransactionalIdNotFound.code(),
+                Some(v) => {
+                    state.error_code = NONE;
+                    state.transaction_state = StrBytes::from_static_str(v.state.name());
+                    state.transaction_timeout_ms = v.timeout_ms;
+                    state.transaction_start_time_ms = v.start_ms;
+                    state.producer_id = ProducerId(v.producer_id);
+                    state.producer_epoch = v.producer_epoch;
+                    for (topic, partition) in v.partitions {
+                        match state.topics.last_mut() {
+                            Some(t) if *t.topic == *topic => t.partitions.push(partition),
+                            _ => state.topics.push(
+                                TopicData::default()
+                                    .with_topic(topic_name(&topic))
+                                    .with_partitions(vec![partition]),
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        res.transaction_states.push(state);
+    }
+    res
+}
+
+/// ListTransactions, with state, producer id, duration (v1) and id pattern (v2) filters.
+pub(crate) fn list_transactions(
+    broker: &Broker,
+    req: ListTransactionsRequest,
+    version: i16,
+) -> ListTransactionsResponse {
+    let mut res = ListTransactionsResponse::default();
+    let mut states = Vec::new();
+    for name in &req.state_filters {
+        match TxnState::ALL
+            .into_iter()
+            .find(|s| s.name() == name.as_str())
+        {
+            Some(s) => states.push(s),
+            None => res.unknown_state_filters.push(name.clone()),
+        }
+    }
+    if !req.state_filters.is_empty() && states.is_empty() {
+        // Only unknown states asked for: nothing can match.
+        res.error_code = NONE;
+        return res;
+    }
+    let id_pattern = match req.transactional_id_pattern.as_deref() {
+        Some(p) if version >= 2 && !p.is_empty() => match regex::Regex::new(p) {
+            Ok(re) => Some(re),
+            Err(_) => {
+                res.error_code = ResponseError::InvalidRegularExpression.code();
+                return res;
+            }
+        },
+        _ => None,
+    };
+    let producer_ids: Vec<i64> = req.producer_id_filters.iter().map(|p| p.0).collect();
+    let filter = ListFilter {
+        states,
+        producer_ids: &producer_ids,
+        min_duration_ms: if version >= 1 {
+            req.duration_filter
+        } else {
+            -1
+        },
+        id_pattern,
+    };
+    res.error_code = NONE;
+    res.transaction_states = broker
+        .txns
+        .list(&filter)
+        .into_iter()
+        .map(|(id, pid, state)| {
+            ListedTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
+                .with_producer_id(ProducerId(pid))
+                .with_transaction_state(StrBytes::from_static_str(state.name()))
+        })
+        .collect();
+    res
+}
+
+/// DescribeProducers: the producer state of each partition.
+pub(crate) fn describe_producers(
+    broker: &Broker,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let mut res = DescribeProducersResponse::default();
+    for t in req.topics {
+        let topic = broker.storage.topic(&t.name);
+        let mut tr = TopicResponse::default().with_name(t.name.clone());
+        for index in t.partition_indexes {
+            let mut pr = PartitionResponse::default().with_partition_index(index);
+            let partition = topic
+                .as_ref()
+                .and_then(|tp| tp.partitions.get(usize::try_from(index).ok()?));
+            match partition {
+                None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(p) => {
+                    pr.error_code = NONE;
+                    pr.active_producers = p
+                        .producers()
+                        .into_iter()
+                        .map(|s| {
+                            ProducerState::default()
+                                .with_producer_id(ProducerId(s.producer_id))
+                                .with_producer_epoch(i32::from(s.producer_epoch))
+                                .with_last_sequence(s.last_sequence)
+                                .with_last_timestamp(s.last_timestamp)
+                                .with_coordinator_epoch(s.coordinator_epoch)
+                                .with_current_txn_start_offset(s.current_txn_start_offset)
+                        })
+                        .collect();
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        res.topics.push(tr);
+    }
+    res
+}

@@ -1,0 +1,653 @@
+//! The transaction coordinator: transactional ids, producer epochs and fencing, the
+//! partitions and offsets of each transaction, and the markers that end it.
+//!
+//! State per transactional id lives in memory behind one lock and is written to RocksDB
+//! (through `storage/`) on every change before a client is answered. Ending a transaction
+//! is two durable steps, as in Kafka: PrepareCommit/PrepareAbort, then markers in every
+//! partition and the group offsets, then CompleteCommit/CompleteAbort. Start-up finishes
+//! whatever was prepared but not completed.
+//!
+//! Operations on one transactional id run one at a time (a per-id async lock), so a slow
+//! marker flush of one transaction never holds up another.
+
+mod views;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use sluice_config::TxnConfig;
+use sluice_protocol::batch::ControlType;
+use sluice_storage::{now_ms, PendingOffset, Storage, StorageError, TxnRecord, TxnState};
+use tokio::sync::watch;
+
+use crate::group::GroupCoordinator;
+
+pub(crate) use views::ListFilter;
+
+/// Epochs at or above this are exhausted: the next bump moves to a new producer id, so
+/// that `i16::MAX` stays free for one last fence.
+const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
+
+/// A test hook: `SLUICE_CRASH_POINT=end-txn-after-prepare` makes the process abort right
+/// after a PrepareCommit/PrepareAbort is durable and before any marker is written, so
+/// tests can prove that start-up completes such a transaction.
+const CRASH_AFTER_PREPARE: &str = "end-txn-after-prepare";
+
+#[derive(Default)]
+struct Txns {
+    by_id: HashMap<String, TxnRecord>,
+    /// Current producer id → transactional id, for produce-time verification.
+    by_producer: HashMap<i64, String>,
+}
+
+impl Txns {
+    fn insert(&mut self, id: &str, record: TxnRecord) {
+        if let Some(old) = self.by_id.get(id) {
+            if old.producer_id != record.producer_id {
+                self.by_producer.remove(&old.producer_id);
+            }
+        }
+        self.by_producer.insert(record.producer_id, id.to_string());
+        self.by_id.insert(id.to_string(), record);
+    }
+}
+
+/// A transaction's producer, as a request names it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProducerRef {
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+}
+
+/// The broker's transaction coordinator (every transactional id: a single-node cluster).
+pub(crate) struct TxnCoordinator {
+    storage: Arc<Storage>,
+    groups: Arc<GroupCoordinator>,
+    config: TxnConfig,
+    /// Read-locked by produce while it verifies and appends a transactional batch, so
+    /// that no batch of a transaction can land after the transaction's markers.
+    txns: RwLock<Txns>,
+    /// One async lock per transactional id: operations on one id run one at a time.
+    id_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    crash_after_prepare: bool,
+}
+
+impl TxnCoordinator {
+    /// Loads every stored transactional id; prepared transactions are completed by
+    /// [`TxnCoordinator::complete_prepared`].
+    pub(crate) fn load(
+        storage: Arc<Storage>,
+        groups: Arc<GroupCoordinator>,
+        config: TxnConfig,
+    ) -> Result<Self, StorageError> {
+        let mut txns = Txns::default();
+        for (id, record) in storage.load_txns()? {
+            txns.insert(&id, record);
+        }
+        if !txns.by_id.is_empty() {
+            tracing::info!(
+                transactional_ids = txns.by_id.len(),
+                "loaded transaction state"
+            );
+        }
+        let crash_after_prepare =
+            std::env::var("SLUICE_CRASH_POINT").is_ok_and(|v| v == CRASH_AFTER_PREPARE);
+        if crash_after_prepare {
+            tracing::warn!("SLUICE_CRASH_POINT={CRASH_AFTER_PREPARE}: the broker will abort after the next prepared EndTxn");
+        }
+        Ok(TxnCoordinator {
+            storage,
+            groups,
+            config,
+            txns: RwLock::new(txns),
+            id_locks: Mutex::new(HashMap::new()),
+            crash_after_prepare,
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Txns> {
+        self.txns.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Txns> {
+        self.txns.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn lock_id(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .id_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    fn get(&self, id: &str) -> Option<TxnRecord> {
+        self.read().by_id.get(id).cloned()
+    }
+
+    /// Writes a record durably, then makes it the one in force.
+    fn store(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
+        record.last_update_ms = now_ms();
+        self.storage.store_txn(id, &record).map_err(|e| {
+            tracing::error!(transactional_id = id, error = %e, "storing transaction state failed");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        self.write().insert(id, record.clone());
+        Ok(record)
+    }
+
+    /// InitProducerId with a transactional id: a new producer id, or the next epoch of
+    /// the current one, fencing any earlier producer and aborting its open transaction.
+    pub(crate) async fn init_producer_id(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerRef>,
+    ) -> Result<ProducerRef, ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let _guard = self.lock_id(id).await;
+        let mut record = match self.get(id) {
+            Some(r) => r,
+            None => TxnRecord {
+                producer_id: self.allocate_producer_id()?,
+                previous_producer_id: -1,
+                producer_epoch: -1,
+                last_producer_epoch: -1,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: Vec::new(),
+                groups: Vec::new(),
+                pending_offsets: Vec::new(),
+                start_ms: -1,
+                last_update_ms: now_ms(),
+            },
+        };
+        if let Some(exp) = expected {
+            // KIP-360: a producer re-initialising names the id and epoch it had.
+            let valid = record.producer_epoch == -1
+                || exp.producer_id == record.producer_id
+                || (exp.producer_id == record.previous_producer_id
+                    && exp.producer_epoch >= EPOCH_EXHAUSTED);
+            if !valid {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        match record.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing => {
+                // Fence the producer of the open transaction with a bumped epoch and abort
+                // its transaction with that epoch, as Kafka does before answering.
+                record.producer_epoch += 1;
+                record.last_producer_epoch = -1;
+                tracing::info!(
+                    transactional_id = id,
+                    producer_id = record.producer_id,
+                    producer_epoch = record.producer_epoch,
+                    "fencing the previous producer and aborting its transaction"
+                );
+                record = self.end_transaction(id, record, false).await?;
+            }
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {}
+        }
+
+        let expected_epoch = expected.map(|e| e.producer_epoch);
+        if record.producer_epoch >= EPOCH_EXHAUSTED
+            && expected_epoch.is_none_or(|e| e == record.producer_epoch)
+        {
+            record.previous_producer_id = record.producer_id;
+            record.last_producer_epoch = if expected.is_some() {
+                record.producer_epoch
+            } else {
+                -1
+            };
+            record.producer_id = self.allocate_producer_id()?;
+            record.producer_epoch = 0;
+        } else {
+            match expected_epoch {
+                None => {
+                    record.last_producer_epoch = -1;
+                    record.producer_epoch += 1;
+                }
+                Some(e) if record.producer_epoch == -1 || e == record.producer_epoch => {
+                    record.last_producer_epoch = record.producer_epoch;
+                    record.producer_epoch += 1;
+                }
+                // A retry of a bump that succeeded: answer with the epoch it got.
+                Some(e) if e == record.last_producer_epoch => {}
+                Some(_) => return Err(ResponseError::ProducerFenced),
+            }
+        }
+        record.timeout_ms = timeout_ms;
+        record.state = TxnState::Empty;
+        record.partitions.clear();
+        record.groups.clear();
+        record.pending_offsets.clear();
+        record.start_ms = -1;
+        let record = self.store(id, record)?;
+        tracing::debug!(
+            transactional_id = id,
+            producer_id = record.producer_id,
+            producer_epoch = record.producer_epoch,
+            "initialised transactional producer"
+        );
+        Ok(ProducerRef {
+            producer_id: record.producer_id,
+            producer_epoch: record.producer_epoch,
+        })
+    }
+
+    fn allocate_producer_id(&self) -> Result<i64, ResponseError> {
+        self.storage.allocate_producer_id().map_err(|e| {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            ResponseError::CoordinatorNotAvailable
+        })
+    }
+
+    /// The checks every request of a transaction's producer passes first.
+    fn check_producer(&self, id: &str, producer: ProducerRef) -> Result<TxnRecord, ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let record = self
+            .get(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if record.producer_id != producer.producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if record.producer_epoch != producer.producer_epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        Ok(record)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, which adds a group): the transaction is
+    /// Ongoing from here. The partitions must exist; the handler checks that.
+    pub(crate) async fn add_to_transaction(
+        &self,
+        id: &str,
+        producer: ProducerRef,
+        partitions: &[(String, i32)],
+        group: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock_id(id).await;
+        let mut record = self.check_producer(id, producer)?;
+        if matches!(
+            record.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let mut set: BTreeSet<(String, i32)> = record.partitions.iter().cloned().collect();
+        let mut groups: BTreeSet<String> = record.groups.iter().cloned().collect();
+        let before = (set.len(), groups.len());
+        set.extend(partitions.iter().cloned());
+        if let Some(g) = group {
+            groups.insert(g.to_string());
+        }
+        if record.state == TxnState::Ongoing && before == (set.len(), groups.len()) {
+            return Ok(());
+        }
+        if record.state != TxnState::Ongoing {
+            record.start_ms = now_ms();
+            record.state = TxnState::Ongoing;
+        }
+        record.partitions = set.into_iter().collect();
+        record.groups = groups.into_iter().collect();
+        self.store(id, record)?;
+        Ok(())
+    }
+
+    /// The verify-only form of AddPartitionsToTxn (v4+): whether each partition is in the
+    /// producer's open transaction.
+    pub(crate) fn verify_partitions(
+        &self,
+        id: &str,
+        producer: ProducerRef,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<bool>, ResponseError> {
+        let record = self.check_producer(id, producer)?;
+        if matches!(
+            record.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        Ok(partitions
+            .iter()
+            .map(|p| record.state == TxnState::Ongoing && record.partitions.contains(p))
+            .collect())
+    }
+
+    /// Runs `append` for a transactional batch only if its producer's open transaction
+    /// includes the partition; markers cannot be written while `append` runs.
+    pub(crate) fn with_verified_partition<T>(
+        &self,
+        producer: ProducerRef,
+        topic: &str,
+        partition: i32,
+        append: impl FnOnce() -> T,
+    ) -> Result<T, ResponseError> {
+        let txns = self.read();
+        let record = txns
+            .by_producer
+            .get(&producer.producer_id)
+            .and_then(|id| txns.by_id.get(id))
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if record.producer_epoch != producer.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        let added = record.state == TxnState::Ongoing
+            && record
+                .partitions
+                .iter()
+                .any(|(t, p)| t == topic && *p == partition);
+        if !added {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(append())
+    }
+
+    /// TxnOffsetCommit: offsets stored with the transaction, made the group's committed
+    /// offsets when it commits. The group must have been added by AddOffsetsToTxn.
+    pub(crate) async fn commit_offsets(
+        &self,
+        id: &str,
+        producer: ProducerRef,
+        group: &str,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock_id(id).await;
+        let mut record = self.check_producer(id, producer).map_err(|e| match e {
+            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            e => e,
+        })?;
+        if record.state != TxnState::Ongoing || !record.groups.iter().any(|g| g == group) {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        for o in offsets {
+            match record
+                .pending_offsets
+                .iter_mut()
+                .find(|p| p.group == o.group && p.topic == o.topic && p.partition == o.partition)
+            {
+                Some(existing) => *existing = o,
+                None => record.pending_offsets.push(o),
+            }
+        }
+        self.store(id, record)?;
+        Ok(())
+    }
+
+    /// True when an open transaction holds an offset for the partition, not yet
+    /// committed: OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT.
+    pub(crate) fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.read().by_id.values().any(|r| {
+            r.pending_offsets
+                .iter()
+                .any(|p| p.group == group && p.topic == topic && p.partition == partition)
+        })
+    }
+
+    /// EndTxn from the producer.
+    pub(crate) async fn end_txn(
+        &self,
+        id: &str,
+        producer: ProducerRef,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock_id(id).await;
+        let record = self.check_producer(id, producer)?;
+        match (record.state, commit) {
+            (TxnState::Ongoing, _) => {
+                self.end_transaction(id, record, commit).await?;
+                Ok(())
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            // A retry of an EndTxn that completed.
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Ends the open transaction of `record`: Prepare, markers and offsets, Complete.
+    /// The caller holds the id's lock.
+    async fn end_transaction(
+        &self,
+        id: &str,
+        mut record: TxnRecord,
+        commit: bool,
+    ) -> Result<TxnRecord, ResponseError> {
+        record.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        let record = self.store(id, record)?;
+        if self.crash_after_prepare {
+            tracing::error!(
+                transactional_id = id,
+                "SLUICE_CRASH_POINT={CRASH_AFTER_PREPARE}: aborting the process"
+            );
+            std::process::abort();
+        }
+        self.complete(id, record).await
+    }
+
+    /// Writes the markers and offsets of a prepared transaction and records it complete.
+    async fn complete(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
+        let commit = record.state == TxnState::PrepareCommit;
+        let control = if commit {
+            ControlType::Commit
+        } else {
+            ControlType::Abort
+        };
+        let mut flushes = Vec::new();
+        for (topic, index) in &record.partitions {
+            let Some(partition) = self
+                .storage
+                .topic(topic)
+                .and_then(|t| t.partitions.get(usize::try_from(*index).ok()?).cloned())
+            else {
+                // Deleted since it was added: nothing of the transaction is left there.
+                continue;
+            };
+            match partition.append_marker(
+                record.producer_id,
+                record.producer_epoch,
+                control,
+                now_ms(),
+            ) {
+                Ok(info) => {
+                    if info.flush_due {
+                        flushes.push((partition, info.last_offset));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker failed");
+                    return Err(ResponseError::KafkaStorageError);
+                }
+            }
+        }
+        for (partition, offset) in flushes {
+            if let Err(e) = partition.flush_to(offset).await {
+                tracing::error!(transactional_id = id, topic = %partition.topic, partition = partition.index, error = %e, "flushing a transaction marker failed");
+                return Err(ResponseError::KafkaStorageError);
+            }
+        }
+        if commit {
+            let mut by_group: HashMap<&str, Vec<_>> = HashMap::new();
+            for p in &record.pending_offsets {
+                by_group.entry(p.group.as_str()).or_default().push((
+                    p.topic.clone(),
+                    p.partition,
+                    p.committed.clone(),
+                ));
+            }
+            for (group, offsets) in by_group {
+                if let Err(e) = self.groups.apply_txn_offsets(group, &offsets) {
+                    tracing::error!(transactional_id = id, group, error = %e, "committing transactional offsets failed");
+                    return Err(ResponseError::CoordinatorNotAvailable);
+                }
+            }
+        }
+        record.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        record.partitions.clear();
+        record.groups.clear();
+        record.pending_offsets.clear();
+        record.start_ms = -1;
+        let record = self.store(id, record)?;
+        tracing::debug!(transactional_id = id, commit, "transaction completed");
+        Ok(record)
+    }
+
+    /// Completes every transaction left between Prepare and Complete (by a crash, or a
+    /// marker write that failed); run at start-up and with the timeout checks.
+    pub(crate) async fn complete_prepared(&self) {
+        let prepared: Vec<String> = self
+            .read()
+            .by_id
+            .iter()
+            .filter(|(_, r)| matches!(r.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in prepared {
+            let _guard = self.lock_id(&id).await;
+            let Some(record) = self.get(&id) else {
+                continue;
+            };
+            if !matches!(
+                record.state,
+                TxnState::PrepareCommit | TxnState::PrepareAbort
+            ) {
+                continue;
+            }
+            tracing::info!(transactional_id = %id, state = record.state.name(), "completing a prepared transaction");
+            if let Err(e) = self.complete(&id, record).await {
+                tracing::error!(transactional_id = %id, error = ?e, "completing a prepared transaction failed; will retry");
+            }
+        }
+    }
+
+    /// Aborts every Ongoing transaction older than its timeout, fencing its producer
+    /// with a bumped epoch as Kafka does; returns how many were aborted.
+    pub(crate) async fn abort_timed_out(&self, now: i64) -> usize {
+        let expired: Vec<String> = self
+            .read()
+            .by_id
+            .iter()
+            .filter(|(_, r)| {
+                r.state == TxnState::Ongoing && r.start_ms + i64::from(r.timeout_ms) < now
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut aborted = 0;
+        for id in expired {
+            let _guard = self.lock_id(&id).await;
+            let Some(mut record) = self.get(&id) else {
+                continue;
+            };
+            if !(record.state == TxnState::Ongoing
+                && record.start_ms + i64::from(record.timeout_ms) < now_ms())
+            {
+                continue;
+            }
+            record.producer_epoch = record.producer_epoch.saturating_add(1);
+            record.last_producer_epoch = -1;
+            tracing::info!(transactional_id = %id, producer_id = record.producer_id, timeout_ms = record.timeout_ms, "aborting a transaction that exceeded its timeout");
+            match self.end_transaction(&id, record, false).await {
+                Ok(_) => aborted += 1,
+                Err(e) => {
+                    tracing::error!(transactional_id = %id, error = ?e, "aborting a timed-out transaction failed")
+                }
+            }
+        }
+        aborted
+    }
+
+    /// Forgets transactional ids idle for longer than `transactional.id.expiration.ms`.
+    pub(crate) async fn expire_ids(&self, now: i64) -> usize {
+        let horizon = now.saturating_sub(self.config.id_expiration_ms);
+        let idle: Vec<String> = self
+            .read()
+            .by_id
+            .iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && r.last_update_ms <= horizon
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut expired = 0;
+        for id in idle {
+            let _guard = self.lock_id(&id).await;
+            let still_idle = self.get(&id).is_some_and(|r| {
+                matches!(
+                    r.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && r.last_update_ms <= horizon
+            });
+            if !still_idle {
+                continue;
+            }
+            if let Err(e) = self.storage.delete_txn(&id) {
+                tracing::error!(transactional_id = %id, error = %e, "expiring a transactional id failed");
+                continue;
+            }
+            let mut txns = self.write();
+            if let Some(r) = txns.by_id.remove(&id) {
+                txns.by_producer.remove(&r.producer_id);
+            }
+            expired += 1;
+        }
+        expired
+    }
+
+    /// Runs the timeout and expiry checks until `stop`.
+    pub(crate) async fn run_timers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = Duration::from_millis(self.config.abort_timed_out_interval_ms.max(1) as u64);
+        let expire_every =
+            Duration::from_millis(self.config.remove_expired_interval_ms.max(1) as u64);
+        let mut abort_tick = tokio::time::interval(every);
+        abort_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expire_tick = tokio::time::interval(expire_every);
+        expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = abort_tick.tick() => {
+                    self.complete_prepared().await;
+                    let n = self.abort_timed_out(now_ms()).await;
+                    if n > 0 {
+                        tracing::info!(transactions = n, "aborted timed-out transactions");
+                    }
+                }
+                _ = expire_tick.tick() => {
+                    let n = self.expire_ids(now_ms()).await;
+                    if n > 0 {
+                        tracing::info!(transactional_ids = n, "expired idle transactional ids");
+                    }
+                }
+                _ = crate::stopped(&mut stop) => return,
+            }
+        }
+    }
+}
