@@ -1,7 +1,9 @@
 """Fixtures that start the real `sluice` binary for the end-to-end suites.
 
 `broker` gives one broker with default settings; `broker_factory(overrides={...})` starts
-brokers with extra `--override key=value` properties. Each broker gets a free loopback
+brokers with extra `--override key=value` properties (and `env={...}`, extra environment
+variables such as a crash point, kept in `Broker.env`: change it before a restart to start
+without them). Each broker gets a free loopback
 port and a fresh log dir; it is stopped (SIGTERM, then SIGKILL if it hangs) at teardown.
 When a test fails, the tail of every broker's stderr is attached to the report.
 """
@@ -41,7 +43,8 @@ class BrokerError(AssertionError):
 class Broker:
     """One sluice process; restartable on the same port and data dir."""
 
-    def __init__(self, workdir: Path, overrides: dict[str, object] | None = None, port: int | None = None):
+    def __init__(self, workdir: Path, overrides: dict[str, object] | None = None, port: int | None = None,
+                 env: dict[str, str] | None = None):
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.bootstrap = f"{self.host}:{self.port}"
@@ -49,6 +52,8 @@ class Broker:
         self.log_dir = workdir / "data"
         self.stderr = workdir / "broker.stderr.log"
         self.overrides = {str(k): str(v) for k, v in (overrides or {}).items()}
+        # extra environment of the broker process; read at each start()
+        self.env = {str(k): str(v) for k, v in (env or {}).items()}
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -72,7 +77,8 @@ class Broker:
             raise BrokerError(f"sluice binary not found at {SLUICE_BIN} (build it: cargo build --bin sluice)")
         self.starts += 1
         with open(self.stderr, "ab") as err:
-            err.write(f"\n===== start #{self.starts}: {' '.join(self.argv())}\n".encode())
+            env_note = "".join(f"{k}={v} " for k, v in sorted(self.env.items()))
+            err.write(f"\n===== start #{self.starts}: {env_note}{' '.join(self.argv())}\n".encode())
             err.flush()
             self.proc = subprocess.Popen(
                 self.argv(),
@@ -80,7 +86,7 @@ class Broker:
                 stdout=err,
                 stderr=err,
                 cwd=self.workdir,
-                env={**os.environ, "NO_COLOR": "1"},
+                env={**os.environ, "NO_COLOR": "1", **self.env},
             )
         self.wait_ready(timeout)
         return self
@@ -161,13 +167,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(request, tmp_path_factory):
-    """broker_factory(overrides={...}, start=True) -> Broker. All are torn down after."""
+    """broker_factory(overrides={...}, start=True, env={...}) -> Broker. All are torn down after."""
     brokers: list[Broker] = []
     request.node._sluice_brokers = brokers
 
-    def make(overrides: dict[str, object] | None = None, start: bool = True) -> Broker:
+    def make(overrides: dict[str, object] | None = None, start: bool = True,
+             env: dict[str, str] | None = None) -> Broker:
         workdir = Path(tempfile.mkdtemp(prefix="sluice-", dir=tmp_path_factory.getbasetemp()))
-        b = Broker(workdir, overrides)
+        b = Broker(workdir, overrides, env=env)
         brokers.append(b)
         if start:
             b.start()
