@@ -936,3 +936,76 @@ def test_transactional_offsets_visible_only_after_commit(broker):
     settles_at({0: 25, 1: 30})
     stable.close()
     plain.close()
+
+
+# --- 7. operator views (KIP-664 tooling) ----------------------------------------------------------
+
+def test_operator_views_describe_list_and_producers(broker):
+    """kafka-python's admin client (the calls behind kafka-transactions.sh): while a
+    confluent-kafka transaction is open over two partitions, DescribeTransactions reports it
+    Ongoing with its producer id, epoch, timeout, start time and partitions; ListTransactions
+    finds it by state, producer id, duration and id pattern (and not by other values);
+    DescribeProducers shows the producer with its last sequence and the open transaction's
+    first offset. After the commit: CompleteCommit, no partitions, no open transaction. An
+    unknown id is TRANSACTIONAL_ID_NOT_FOUND."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import TransactionalIdNotFoundError
+
+    topic = unique_topic("txn-views")
+    create_topic(broker.bootstrap, topic, 2)
+    produce_values(producer(broker.bootstrap, **{"enable.idempotence": True}), topic,
+                   [(0, "plain-0"), (0, "plain-1")])
+    tid = unique_id("views")
+    p = txn_producer(broker.bootstrap, tid, **{"transaction.timeout.ms": 45000})
+    p.init_transactions(30)
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        before = time.time() * 1000
+        p.begin_transaction()
+        produce_values(p, topic, [(0, "a"), (0, "b"), (0, "c"), (1, "d")])
+        after = time.time() * 1000
+
+        d = kadmin.describe_transactions([tid])[tid]
+        assert d.state.value == "Ongoing"
+        assert d.producer_id >= 0 and d.producer_epoch == 0
+        assert d.transaction_timeout_ms == 45000
+        assert before - 1000 <= d.transaction_start_time_ms <= after + 1000
+        assert d.topic_partitions == {KTopicPartition(topic, 0), KTopicPartition(topic, 1)}
+        pid = d.producer_id
+
+        def listed(**filters):
+            rows = [t for ts in kadmin.list_transactions(**filters).values() for t in ts]
+            return {(t.transactional_id, t.producer_id, t.state.value) for t in rows if t.transactional_id == tid}
+
+        mine = {(tid, pid, "Ongoing")}
+        assert listed() == mine
+        assert listed(state_filters=["Ongoing"]) == mine
+        assert listed(state_filters=["CompleteCommit"]) == set()
+        assert listed(producer_id_filters=[pid]) == mine
+        assert listed(producer_id_filters=[pid + 1000]) == set()
+        assert listed(transactional_id_pattern="^views-") == mine
+        assert listed(transactional_id_pattern="^nomatch") == set()
+        wait_for(lambda: listed(duration_filter_ms=50) == mine, 10, "the transaction to run for 50 ms")
+        assert listed(duration_filter_ms=3_600_000) == set()
+
+        states = kadmin.describe_producers([KTopicPartition(topic, 0), KTopicPartition(topic, 1)])
+        p0 = {s.producer_id: s for s in states[KTopicPartition(topic, 0)].active_producers}
+        p1 = {s.producer_id: s for s in states[KTopicPartition(topic, 1)].active_producers}
+        # partition 0: the idempotent plain producer's 2 records at 0-1, then a, b, c from 2
+        assert (p0[pid].producer_epoch, p0[pid].last_sequence, p0[pid].current_transaction_start_offset) == (0, 2, 2)
+        assert (p1[pid].producer_epoch, p1[pid].last_sequence, p1[pid].current_transaction_start_offset) == (0, 0, 0)
+        assert [s.current_transaction_start_offset for q, s in p0.items() if q != pid] == [-1]
+
+        p.commit_transaction(30)
+        d = kadmin.describe_transactions([tid])[tid]
+        assert (d.state.value, d.producer_id, d.topic_partitions) == ("CompleteCommit", pid, set())
+        assert listed(state_filters=["Ongoing"]) == set()
+        assert listed() == {(tid, pid, "CompleteCommit")}
+        states = kadmin.describe_producers([KTopicPartition(topic, 0)])
+        p0 = {s.producer_id: s for s in states[KTopicPartition(topic, 0)].active_producers}
+        assert p0[pid].current_transaction_start_offset == -1
+
+        with pytest.raises(TransactionalIdNotFoundError):
+            kadmin.describe_transactions([unique_id("nobody")])
+    finally:
+        kadmin.close()
