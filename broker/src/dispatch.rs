@@ -74,6 +74,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -174,6 +175,9 @@ pub(crate) async fn handle(
         )),
         RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
             api::txn::describe_producers(broker, r),
+        )),
+        RequestKind::WriteTxnMarkers(r) => Some(ResponseKind::WriteTxnMarkers(
+            api::txn::write_txn_markers(broker, r).await,
         )),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             api::groups::find_coordinator(broker, ctx, r, version),
@@ -552,6 +556,18 @@ mod tests {
                 r.topics = vec![t];
                 RequestKind::DescribeProducers(r)
             }
+            ApiKey::WriteTxnMarkers => {
+                let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+                t.name = name("t");
+                t.partition_indexes = vec![0, 9];
+                let mut m = write_txn_markers_request::WritableTxnMarker::default();
+                m.producer_id = ProducerId(77);
+                m.transaction_result = false;
+                m.topics = vec![t];
+                let mut r = WriteTxnMarkersRequest::default();
+                r.markers = vec![m];
+                RequestKind::WriteTxnMarkers(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -720,6 +736,14 @@ mod tests {
                     ResponseKind::DescribeProducers(r) => {
                         assert_eq!(r.topics[0].partitions[0].error_code, 0);
                         assert!(r.topics[0].partitions[0].active_producers.is_empty());
+                    }
+                    ResponseKind::WriteTxnMarkers(r) => {
+                        let codes: Vec<i16> = r.markers[0].topics[0]
+                            .partitions
+                            .iter()
+                            .map(|p| p.error_code)
+                            .collect();
+                        assert_eq!(codes, vec![0, 3]);
                     }
                     other => panic!("unexpected {other:?}"),
                 }

@@ -1009,3 +1009,42 @@ def test_operator_views_describe_list_and_producers(broker):
             kadmin.describe_transactions([unique_id("nobody")])
     finally:
         kadmin.close()
+
+
+def test_operator_abort_of_an_open_transaction(broker):
+    """kafka-python's admin `abort_transaction` (WriteTxnMarkers with an ABORT marker, what
+    `kafka-transactions.sh abort` sends for a hanging transaction) ends the open transaction
+    on the one partition it names: that partition's LSO reaches its high watermark past the
+    marker and read_committed never returns the records; the other partition stays open.
+    When the producer then commits, only the untouched partition's records are committed."""
+    from kafka import KafkaAdminClient
+    from kafka.admin._transactions import AbortTransactionSpec
+
+    topic = unique_topic("txn-admin-abort")
+    create_topic(broker.bootstrap, topic, 2)
+    a = admin(broker.bootstrap)
+    tid = unique_id("hanging")
+    p = txn_producer(broker.bootstrap, tid)
+    p.init_transactions(30)
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        p.begin_transaction()
+        produce_values(p, topic, [(0, "a"), (0, "b"), (0, "c"), (1, "d")])
+        assert end_offsets(a, topic, 2) == {0: (3, 0), 1: (1, 0)}
+        d = kadmin.describe_transactions([tid])[tid]
+        kadmin.abort_transaction(AbortTransactionSpec(
+            topic_partition=KTopicPartition(topic, 0), producer_id=d.producer_id,
+            producer_epoch=d.producer_epoch))
+        # the ABORT marker takes offset 3 and ends the transaction on partition 0 only
+        assert end_offsets(a, topic, 2) == {0: (4, 4), 1: (1, 0)}
+        ends, got = read_to_end(broker.bootstrap, topic, 2, READ_COMMITTED)
+        assert (ends, offset_values(got)) == ({0: 4, 1: 0}, {})
+
+        p.commit_transaction(30)
+        wait_marks(a, topic, {0: (5, 5), 1: (2, 2)})
+        ends, got = read_to_end(broker.bootstrap, topic, 2, READ_COMMITTED)
+        assert (ends, offset_values(got)) == ({0: 5, 1: 2}, {1: [(0, b"d")]})
+        ends, got = read_to_end(broker.bootstrap, topic, 2, READ_UNCOMMITTED)
+        assert offset_values(got) == {0: [(0, b"a"), (1, b"b"), (2, b"c")], 1: [(0, b"d")]}
+    finally:
+        kadmin.close()

@@ -1,5 +1,6 @@
-//! Transactions: AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn, and the
-//! operator views DescribeTransactions, ListTransactions and DescribeProducers.
+//! Transactions: AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn, the
+//! operator views DescribeTransactions, ListTransactions and DescribeProducers, and the
+//! operator's abort of a hanging transaction (WriteTxnMarkers).
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -13,15 +14,20 @@ use kafka_protocol::messages::list_transactions_response::TransactionState as Li
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, DescribeProducersRequest, DescribeProducersResponse,
     DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
-    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_protocol::batch::ControlType;
 use sluice_storage::{now_ms, CommittedOffset, PendingOffset, TxnState};
 
 use super::topic_name;
@@ -429,6 +435,76 @@ pub(crate) fn describe_producers(
             tr.partitions.push(pr);
         }
         res.topics.push(tr);
+    }
+    res
+}
+
+/// WriteTxnMarkers, as an operator's admin client sends it to abort a hanging
+/// transaction on a partition (KIP-664, `kafka-transactions.sh abort`): an ABORT marker
+/// for the producer is written to each named partition. COMMIT markers are the
+/// coordinator's alone; a client asking for one is refused.
+pub(crate) async fn write_txn_markers(
+    broker: &Broker,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let mut res = WriteTxnMarkersResponse::default();
+    for marker in req.markers {
+        let pid = marker.producer_id.0;
+        let mut result = WritableTxnMarkerResult::default().with_producer_id(marker.producer_id);
+        for t in marker.topics {
+            let topic = broker.storage.topic(&t.name);
+            let mut tr = WritableTxnMarkerTopicResult::default().with_name(t.name.clone());
+            for index in t.partition_indexes {
+                let partition = topic
+                    .as_ref()
+                    .and_then(|tp| tp.partitions.get(usize::try_from(index).ok()?).cloned());
+                let code = match partition {
+                    _ if marker.transaction_result => {
+                        tracing::warn!(
+                            producer_id = pid,
+                            topic = t.name.as_str(),
+                            partition = index,
+                            "refused a COMMIT marker from a client"
+                        );
+                        ResponseError::ClusterAuthorizationFailed.code()
+                    }
+                    None => ResponseError::UnknownTopicOrPartition.code(),
+                    Some(p) => match p.append_marker(
+                        pid,
+                        marker.producer_epoch,
+                        ControlType::Abort,
+                        now_ms(),
+                    ) {
+                        Ok(info) => {
+                            tracing::info!(
+                                producer_id = pid,
+                                producer_epoch = marker.producer_epoch,
+                                topic = t.name.as_str(),
+                                partition = index,
+                                offset = info.base_offset,
+                                "aborted a transaction by operator request"
+                            );
+                            if info.flush_due {
+                                match p.flush_to(info.last_offset).await {
+                                    Ok(()) => NONE,
+                                    Err(e) => crate::error::storage_error_code(&e),
+                                }
+                            } else {
+                                NONE
+                            }
+                        }
+                        Err(e) => crate::error::append_error_code(&e),
+                    },
+                };
+                tr.partitions.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(code),
+                );
+            }
+            result.topics.push(tr);
+        }
+        res.markers.push(result);
     }
     res
 }
