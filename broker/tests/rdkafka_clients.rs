@@ -1,6 +1,9 @@
 //! librdkafka (through the `rdkafka` crate) against an in-process broker on an ephemeral
 //! port and a temporary data directory.
 
+// Tests may unwrap, as clippy.toml allows inside #[test] functions; helpers too.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -47,12 +50,10 @@ fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
     cfg.create().expect("producer")
 }
 
-fn consume_all(
-    bootstrap: &str,
-    topic: &str,
-    partition: i32,
-    expected: usize,
-) -> Vec<(i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> {
+/// A consumed record: offset, key, value, headers.
+type Consumed = (i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+fn consume_all(bootstrap: &str, topic: &str, partition: i32, expected: usize) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "unused")

@@ -1,6 +1,9 @@
 //! Consumer groups with librdkafka (the `rdkafka` crate) against an in-process broker:
 //! balanced assignment, committed offsets with metadata, and resuming after a restart.
 
+// Tests may unwrap, as clippy.toml allows inside #[test] functions; helpers too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

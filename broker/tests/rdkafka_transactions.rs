@@ -8,6 +8,9 @@
 //! librdkafka's transactional calls block; they run in `block_in_place` so that they do not
 //! stall the runtime the broker serves on.
 
+// Tests may unwrap, as clippy.toml allows inside #[test] functions; helpers too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

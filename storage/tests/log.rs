@@ -1,5 +1,8 @@
 //! The partition log through the public storage interface, on a temporary directory.
 
+// Tests may unwrap, as clippy.toml allows inside #[test] functions; helpers too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::io::Write;
 

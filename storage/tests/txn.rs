@@ -1,6 +1,9 @@
 //! Transactions in the partition log: the last stable offset, markers, the aborted
 //! transaction list of read-committed reads, and their recovery after a restart.
 
+// Tests may unwrap, as clippy.toml allows inside #[test] functions; helpers too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};

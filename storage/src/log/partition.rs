@@ -176,6 +176,7 @@ pub struct Partition {
 
 impl Partition {
     /// Opens (or creates) the partition's directory and recovers its tail.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         db: Arc<Db>,
         log_root: &Path,
