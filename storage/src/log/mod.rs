@@ -1,5 +1,6 @@
 //! The partition log: segments of raw batches, indexed in RocksDB.
 
+mod aborted;
 mod partition;
 mod recovery;
 mod retention;

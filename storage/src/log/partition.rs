@@ -13,6 +13,7 @@ use sluice_protocol::batch::{self, BatchHeader, ControlType};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::aborted::AbortedIndex;
 use super::segment::{read_at, Segment};
 use crate::db::{
     timestamp_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS, CF_PRODUCERS,
@@ -131,8 +132,8 @@ pub(super) struct LogState {
     pub(super) config: TopicConfig,
     /// Open transactions: first offset → producer id. The first is the LSO.
     pub(super) ongoing_txns: BTreeMap<i64, i64>,
-    /// Aborted transactions by the offset of their ABORT marker.
-    pub(super) aborted_txns: BTreeMap<i64, AbortedTxn>,
+    /// Aborted transactions, for read-committed fetches.
+    pub(super) aborted_txns: AbortedIndex,
 }
 
 impl LogState {
@@ -494,12 +495,7 @@ impl Partition {
     /// Aborted transactions with records in `[from, to)`: those whose ABORT marker is at
     /// or after `from` and whose first record is before `to`.
     fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.lock()
-            .aborted_txns
-            .range(from..)
-            .map(|(_, t)| *t)
-            .filter(|t| t.first_offset < to)
-            .collect()
+        self.lock().aborted_txns.overlapping(from, to)
     }
 
     /// Producers with state on this partition, for DescribeProducers.
@@ -657,7 +653,7 @@ pub(super) fn index_batch(
                     key.with_i64(aborted.last_offset),
                     aborted.encode(),
                 );
-                log.aborted_txns.insert(aborted.last_offset, aborted);
+                log.aborted_txns.insert(aborted);
             }
         }
     } else {

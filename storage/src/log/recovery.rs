@@ -8,6 +8,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_config::TopicConfig;
 use sluice_protocol::batch::{self, HEADER_SIZE};
 
+use super::aborted::AbortedIndex;
 use super::partition::{index_batch, AbortedTxn, LogState};
 use super::segment::{parse_segment_file_name, read_at, Segment};
 use crate::db::{
@@ -233,12 +234,9 @@ fn load_producers(db: &Db, key: PartitionKey) -> Result<ProducerStates, StorageE
     Ok(states)
 }
 
-fn load_aborted_txns(
-    db: &Db,
-    key: PartitionKey,
-) -> Result<BTreeMap<i64, AbortedTxn>, StorageError> {
+fn load_aborted_txns(db: &Db, key: PartitionKey) -> Result<AbortedIndex, StorageError> {
     let cf = db.cf(CF_ABORTED_TXNS)?;
-    let mut out = BTreeMap::new();
+    let mut out = AbortedIndex::default();
     let start = key.with_u64(0);
     for item in db
         .db
@@ -250,9 +248,7 @@ fn load_aborted_txns(
         }
         let last = key_suffix_u64(&k).map(|o| o as i64);
         match last.and_then(|last| AbortedTxn::decode(last, &v)) {
-            Some(t) => {
-                out.insert(t.last_offset, t);
-            }
+            Some(t) => out.insert(t),
             None => tracing::warn!("skipping malformed aborted transaction entry"),
         }
     }

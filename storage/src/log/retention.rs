@@ -57,7 +57,7 @@ impl Partition {
         let new_start = *log.segments.keys().next().unwrap_or(&log.log_end_offset);
         log.log_start_offset = new_start;
         // Aborted transactions whose marker went with the segments are of no use to a fetch.
-        log.aborted_txns = log.aborted_txns.split_off(&new_start);
+        log.aborted_txns.prune_below(new_start);
         drop(log);
 
         let mut wb = WriteBatch::default();
