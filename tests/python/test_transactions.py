@@ -1048,3 +1048,56 @@ def test_operator_abort_of_an_open_transaction(broker):
         assert offset_values(got) == {0: [(0, b"a"), (1, b"b"), (2, b"c")], 1: [(0, b"d")]}
     finally:
         kadmin.close()
+
+
+def test_transaction_timeout_above_the_broker_maximum_is_refused(broker_factory):
+    """A producer asking for a transaction.timeout.ms above the broker's
+    transaction.max.timeout.ms gets INVALID_TRANSACTION_TIMEOUT from init_transactions, as
+    from Kafka; one at the maximum is accepted."""
+    b = broker_factory(overrides={"transaction.max.timeout.ms": 20000})
+    too_long = txn_producer(b.bootstrap, unique_id("too-long"), **{"transaction.timeout.ms": 20001})
+    with pytest.raises(KafkaException) as e:
+        too_long.init_transactions(20)
+    assert e.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, e.value.args[0]
+    at_max = txn_producer(b.bootstrap, unique_id("at-max"), **{"transaction.timeout.ms": 20000})
+    at_max.init_transactions(20)
+
+
+def test_idle_transactional_ids_expire(broker_factory):
+    """transactional.id.expiration.ms: an id idle for longer is forgotten (DescribeTransactions
+    answers TRANSACTIONAL_ID_NOT_FOUND) and its next producer gets a new producer id; an id
+    that keeps working is kept."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import TransactionalIdNotFoundError
+
+    b = broker_factory(overrides={"transactional.id.expiration.ms": 1500,
+                                  "transaction.remove.expired.transaction.cleanup.interval.ms": 100})
+    topic = unique_topic("txn-expiry")
+    create_topic(b.bootstrap, topic, 1)
+    tid = unique_id("idle")
+    kadmin = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=15000)
+    try:
+        p = txn_producer(b.bootstrap, tid)
+        p.init_transactions(30)
+        p.begin_transaction()
+        produce_values(p, topic, [(0, "x")])
+        p.commit_transaction(30)
+        first_pid = kadmin.describe_transactions([tid])[tid].producer_id
+
+        def forgotten():
+            try:
+                kadmin.describe_transactions([tid])
+                return False
+            except TransactionalIdNotFoundError:
+                return True
+
+        started = time.monotonic()
+        wait_for(forgotten, 15, f"{tid} to expire")
+        assert time.monotonic() - started >= 1.0, "expired before transactional.id.expiration.ms"
+        p2 = txn_producer(b.bootstrap, tid)
+        p2.init_transactions(30)
+        d = kadmin.describe_transactions([tid])[tid]
+        assert d.producer_id != first_pid
+        assert (d.state.value, d.producer_epoch) == ("Empty", 0)
+    finally:
+        kadmin.close()

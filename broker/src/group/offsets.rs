@@ -372,3 +372,68 @@ impl GroupCoordinator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_config::BrokerConfig;
+    use sluice_storage::Storage;
+
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> GroupCoordinator {
+        let d = dir.to_string_lossy().into_owned();
+        let config = BrokerConfig::from_properties([
+            ("log.dirs", d.as_str()),
+            ("offsets.retention.minutes", "1"),
+        ])
+        .expect("config");
+        let storage = Arc::new(Storage::open(&config).expect("storage"));
+        if storage.topic("t").is_none() {
+            storage
+                .create_topic("t", 2, Default::default())
+                .expect("topic");
+        }
+        GroupCoordinator::load(storage, config.groups).expect("coordinator")
+    }
+
+    fn committed(c: &GroupCoordinator, partition: i32) -> Option<CommittedOffset> {
+        let wanted = [("t".to_string(), vec![partition])];
+        c.fetch_offsets("g", Some(&wanted))[0].1[0].1.clone()
+    }
+
+    #[test]
+    fn offsets_of_an_empty_group_expire_after_offsets_retention_minutes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = open(dir.path());
+        let commit = |partition, offset| OffsetCommitEntry {
+            topic: "t".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: Some("m".into()),
+        };
+        c.commit_offsets("g", "", None, -1, &[commit(0, 5)])
+            .expect("commit");
+        let at = committed(&c, 0).expect("committed").commit_timestamp;
+        c.commit_offsets("g", "", None, -1, &[commit(1, 7)])
+            .expect("commit");
+        let later = committed(&c, 1).expect("committed").commit_timestamp;
+
+        assert_eq!(c.expire_offsets(at + 60_000 - 1), 0);
+        assert_eq!(committed(&c, 0).map(|o| o.offset), Some(5));
+        // Each offset expires one minute after its own commit (both, if committed in the
+        // same millisecond).
+        let expected = if later == at { 2 } else { 1 };
+        assert_eq!(c.expire_offsets(at + 60_000), expected);
+        assert_eq!(committed(&c, 0), None);
+        c.expire_offsets(later + 60_000);
+        assert_eq!(committed(&c, 1), None);
+        drop(c);
+
+        // Gone from storage too: nothing comes back after a restart.
+        let c = open(dir.path());
+        assert_eq!((committed(&c, 0), committed(&c, 1)), (None, None));
+    }
+}

@@ -613,9 +613,17 @@ impl TxnCoordinator {
                 tracing::error!(transactional_id = %id, error = %e, "expiring a transactional id failed");
                 continue;
             }
-            let mut txns = self.write();
-            if let Some(r) = txns.by_id.remove(&id) {
-                txns.by_producer.remove(&r.producer_id);
+            {
+                let mut txns = self.write();
+                if let Some(r) = txns.by_id.remove(&id) {
+                    txns.by_producer.remove(&r.producer_id);
+                }
+            }
+            drop(_guard);
+            // Forget the id's lock too, unless a request is already waiting on it.
+            let mut locks = self.id_locks.lock().unwrap_or_else(|p| p.into_inner());
+            if locks.get(&id).is_some_and(|l| Arc::strong_count(l) == 1) {
+                locks.remove(&id);
             }
             expired += 1;
         }
