@@ -75,6 +75,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -178,6 +181,15 @@ pub(crate) async fn handle(
         )),
         RequestKind::WriteTxnMarkers(r) => Some(ResponseKind::WriteTxnMarkers(
             api::txn::write_txn_markers(broker, r).await,
+        )),
+        RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(
+            api::configs::describe_configs(broker, r, version),
+        )),
+        RequestKind::AlterConfigs(r) => Some(ResponseKind::AlterConfigs(
+            api::configs::alter_configs(broker, r),
+        )),
+        RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
+            api::configs::incremental_alter_configs(broker, r),
         )),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             api::groups::find_coordinator(broker, ctx, r, version),
@@ -568,6 +580,43 @@ mod tests {
                 r.markers = vec![m];
                 RequestKind::WriteTxnMarkers(r)
             }
+            ApiKey::DescribeConfigs => {
+                let mut t = describe_configs_request::DescribeConfigsResource::default();
+                t.resource_type = 2;
+                t.resource_name = StrBytes::from_static_str("t");
+                t.configuration_keys = Some(vec![StrBytes::from_static_str("retention.ms")]);
+                let mut r = DescribeConfigsRequest::default();
+                r.resources = vec![t];
+                r.include_synonyms = true;
+                r.include_documentation = version >= 3;
+                RequestKind::DescribeConfigs(r)
+            }
+            ApiKey::AlterConfigs => {
+                let mut c = alter_configs_request::AlterableConfig::default();
+                c.name = StrBytes::from_static_str("retention.ms");
+                c.value = Some(StrBytes::from_static_str("forever"));
+                let mut t = alter_configs_request::AlterConfigsResource::default();
+                t.resource_type = 2;
+                t.resource_name = StrBytes::from_static_str("t");
+                t.configs = vec![c];
+                let mut r = AlterConfigsRequest::default();
+                r.resources = vec![t];
+                RequestKind::AlterConfigs(r)
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                let mut c = incremental_alter_configs_request::AlterableConfig::default();
+                c.name = StrBytes::from_static_str("retention.ms");
+                c.config_operation = 0;
+                c.value = Some(StrBytes::from_static_str("60000"));
+                let mut t = incremental_alter_configs_request::AlterConfigsResource::default();
+                t.resource_type = 2;
+                t.resource_name = StrBytes::from_static_str("t");
+                t.configs = vec![c];
+                let mut r = IncrementalAlterConfigsRequest::default();
+                r.resources = vec![t];
+                r.validate_only = true;
+                RequestKind::IncrementalAlterConfigs(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -744,6 +793,29 @@ mod tests {
                             .map(|p| p.error_code)
                             .collect();
                         assert_eq!(codes, vec![0, 3]);
+                    }
+                    ResponseKind::DescribeConfigs(r) => {
+                        let res = &r.results[0];
+                        assert_eq!(res.error_code, 0);
+                        assert_eq!(res.configs.len(), 1);
+                        let c = &res.configs[0];
+                        assert_eq!(c.value.as_deref(), Some("604800000"));
+                        assert_eq!(c.config_source, 5);
+                        assert_eq!(c.synonyms.len(), 1, "the default, log.retention.hours");
+                        if version >= 3 {
+                            assert_eq!(c.config_type, 5);
+                            assert!(c.documentation.as_deref().is_some_and(|d| !d.is_empty()));
+                        }
+                    }
+                    ResponseKind::AlterConfigs(r) => {
+                        assert_eq!(r.responses[0].error_code, 40);
+                        assert!(r.responses[0]
+                            .error_message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("retention.ms")));
+                    }
+                    ResponseKind::IncrementalAlterConfigs(r) => {
+                        assert_eq!(r.responses[0].error_code, 0)
                     }
                     other => panic!("unexpected {other:?}"),
                 }

@@ -94,6 +94,9 @@ pub struct BrokerConfig {
     pub transactions: TxnConfig,
     /// Accepted Kafka properties that have no effect here, for a start-up log line.
     pub ignored: Vec<String>,
+    /// Every property given at start-up, as given: the source DescribeConfigs reports
+    /// as STATIC_BROKER_CONFIG.
+    pub set_properties: std::collections::BTreeMap<String, String>,
 }
 
 /// The group coordinator's settings, with Kafka's defaults.
@@ -187,6 +190,7 @@ impl Default for BrokerConfig {
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
             ignored: Vec::new(),
+            set_properties: Default::default(),
         }
     }
 }
@@ -204,6 +208,7 @@ impl BrokerConfig {
         let (mut roll_ms, mut roll_hours) = (None, None);
         for (key, value) in props {
             let v = value.trim();
+            cfg.set_properties.insert(key.to_string(), v.to_string());
             match key {
                 "node.id" | "broker.id" => {
                     cfg.node_id = parse_i64(key, v, 0)?

@@ -5,11 +5,16 @@
 //! is an error that names it.
 
 mod broker;
+mod describe;
 mod listener;
 mod properties;
 mod topic;
 
 pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
+pub use describe::{
+    describe_broker_configs, describe_topic_configs, ConfigSource, ConfigSynonym, ConfigType,
+    DescribedConfig,
+};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
 pub use topic::{validate_topic_config, CleanupPolicy, TopicConfig, TOPIC_CONFIG_NAMES};

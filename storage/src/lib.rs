@@ -374,3 +374,42 @@ fn new_cluster_id() -> String {
         .map(|i| ALPHABET[((id >> (i * 6)) & 63) as usize] as char)
         .collect()
 }
+
+impl Storage {
+    /// Replaces a topic's config overrides (validated by the caller); the new values are
+    /// in force for every partition when this returns.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, StorageError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let record = TopicRecord {
+            configs,
+            ..old.record.clone()
+        };
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.db.cf(CF_TOPICS)?, name.as_bytes(), record.encode());
+        self.db.write(wb, true)?;
+        let config = TopicConfig::resolve(&self.broker, &record.configs);
+        for p in &old.partitions {
+            p.set_config(config.clone());
+        }
+        let topic = Arc::new(Topic {
+            record,
+            config,
+            partitions: old.partitions.clone(),
+        });
+        self.insert_topic(topic.clone());
+        tracing::info!(topic = name, configs = ?topic.record.configs, "altered topic configs");
+        Ok(topic)
+    }
+
+    /// The broker configuration the storage was opened with.
+    pub fn broker_config(&self) -> &BrokerConfig {
+        &self.broker
+    }
+}

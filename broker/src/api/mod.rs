@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod api_versions;
+pub(crate) mod configs;
 pub(crate) mod fetch;
 pub(crate) mod groups;
 pub(crate) mod list_offsets;

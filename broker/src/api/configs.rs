@@ -1,0 +1,382 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topic and broker
+//! resources. Topic overrides are stored in the catalog and in force at once; the
+//! broker's own settings are static (read-only until a restart).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_config::{
+    describe_broker_configs, describe_topic_configs, validate_topic_config, ConfigType,
+    DescribedConfig,
+};
+
+use crate::broker::Broker;
+use crate::error::NONE;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Why a resource's configs cannot be described or changed: an error code and a message
+/// that names the problem.
+type Refusal = (ResponseError, String);
+
+/// The broker resource names this node answers to: its id, or "" (the cluster default).
+fn check_broker_name(broker: &Broker, name: &str) -> Result<(), Refusal> {
+    if name.is_empty() || name == broker.node_id().to_string() {
+        Ok(())
+    } else {
+        Err((
+            ResponseError::InvalidRequest,
+            format!("broker {name} is not this broker ({})", broker.node_id()),
+        ))
+    }
+}
+
+fn described(
+    configs: Vec<DescribedConfig>,
+    keys: Option<&[StrBytes]>,
+    synonyms: bool,
+    documentation: bool,
+    version: i16,
+) -> Vec<DescribeConfigsResourceResult> {
+    configs
+        .into_iter()
+        .filter(|c| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == c.name)))
+        .map(|c| {
+            let mut r = DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_static_str(c.name))
+                .with_value(Some(StrBytes::from_string(c.value)))
+                .with_read_only(c.read_only)
+                .with_config_source(c.source.code())
+                .with_is_sensitive(false);
+            if synonyms {
+                r.synonyms = c
+                    .synonyms
+                    .into_iter()
+                    .map(|s| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(StrBytes::from_string(s.name))
+                            .with_value(Some(StrBytes::from_string(s.value)))
+                            .with_source(s.source.code())
+                    })
+                    .collect();
+            }
+            if version >= 3 {
+                r.config_type = c.config_type.code();
+                if documentation {
+                    r.documentation = Some(StrBytes::from_static_str(c.doc));
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// DescribeConfigs.
+pub(crate) fn describe_configs(
+    broker: &Broker,
+    req: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let mut res = DescribeConfigsResponse::default();
+    for r in req.resources {
+        let mut out = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let configs = match r.resource_type {
+            RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
+                Some(t) => Ok(describe_topic_configs(&broker.config, &t.record.configs)),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {} does not exist", r.resource_name.as_str()),
+                )),
+            },
+            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name)
+                .map(|()| describe_broker_configs(&broker.config)),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} has no configs on this broker"),
+            )),
+        };
+        match configs {
+            Ok(c) => {
+                out.error_code = NONE;
+                out.configs = described(
+                    c,
+                    r.configuration_keys.as_deref(),
+                    req.include_synonyms,
+                    req.include_documentation,
+                    version,
+                );
+            }
+            Err((e, msg)) => {
+                out.error_code = e.code();
+                out.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+        res.results.push(out);
+    }
+    res
+}
+
+/// The new overrides of a topic, each checked; `Err` names the first bad entry.
+fn validated(configs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    for (k, v) in configs {
+        validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Applies new overrides to a topic, or only checks them when `validate_only`.
+fn alter_topic(
+    broker: &Broker,
+    name: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let topic = broker.storage.topic(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {name} does not exist"),
+        )
+    })?;
+    let mut configs = topic.record.configs.clone();
+    change(&mut configs)?;
+    validated(&configs)?;
+    if validate_only {
+        return Ok(());
+    }
+    broker
+        .storage
+        .alter_topic_config(name, configs)
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::error!(topic = name, error = %e, "storing topic configs failed");
+            (ResponseError::KafkaStorageError, e.to_string())
+        })
+}
+
+fn static_broker_refusal(keys: &[String]) -> Refusal {
+    (
+        ResponseError::InvalidRequest,
+        format!(
+            "cannot update these broker configs dynamically: {}; set them in the broker's properties and restart",
+            keys.join(", ")
+        ),
+    )
+}
+
+fn other_resource_refusal(resource_type: i8) -> Refusal {
+    (
+        ResponseError::InvalidRequest,
+        format!("resource type {resource_type} has no configs on this broker"),
+    )
+}
+
+/// AlterConfigs: the given configs replace every override of the resource.
+pub(crate) fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut res = AlterConfigsResponse::default();
+    for r in req.resources {
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let mut wanted = BTreeMap::new();
+                let mut null = None;
+                for c in &r.configs {
+                    match &c.value {
+                        Some(v) => {
+                            wanted.insert(c.name.to_string(), v.to_string());
+                        }
+                        None => null = Some(c.name.to_string()),
+                    }
+                }
+                match null {
+                    Some(k) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("null value not supported for {k}"),
+                    )),
+                    None => alter_topic(
+                        broker,
+                        &r.resource_name,
+                        |configs| {
+                            *configs = wanted;
+                            Ok(())
+                        },
+                        req.validate_only,
+                    ),
+                }
+            }
+            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name).and_then(|()| {
+                let keys: Vec<String> = r.configs.iter().map(|c| c.name.to_string()).collect();
+                if keys.is_empty() {
+                    Ok(())
+                } else {
+                    Err(static_broker_refusal(&keys))
+                }
+            }),
+            other => Err(other_resource_refusal(other)),
+        };
+        let mut out = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        match outcome {
+            Ok(()) => out.error_code = NONE,
+            Err((e, msg)) => {
+                out.error_code = e.code();
+                out.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+        res.responses.push(out);
+    }
+    res
+}
+
+/// One IncrementalAlterConfigs operation on a topic's overrides.
+fn apply_op(
+    configs: &mut BTreeMap<String, String>,
+    broker: &Broker,
+    name: &str,
+    op: i8,
+    value: Option<&str>,
+) -> Result<(), Refusal> {
+    let invalid = |msg: String| Err((ResponseError::InvalidConfig, msg));
+    let is_list = describe_topic_configs(&broker.config, &BTreeMap::new())
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| c.config_type == ConfigType::List);
+    let Some(is_list) = is_list else {
+        return invalid(format!("unknown topic config {name}"));
+    };
+    match op {
+        OP_SET => match value {
+            Some(v) => {
+                configs.insert(name.to_string(), v.to_string());
+                Ok(())
+            }
+            None => invalid(format!("SET of {name} needs a value")),
+        },
+        OP_DELETE => {
+            configs.remove(name);
+            Ok(())
+        }
+        OP_APPEND | OP_SUBTRACT if !is_list => invalid(format!(
+            "{} is allowed only for list configs, and {name} is not a list",
+            if op == OP_APPEND {
+                "APPEND"
+            } else {
+                "SUBTRACT"
+            }
+        )),
+        OP_APPEND | OP_SUBTRACT => {
+            let current = match configs.get(name) {
+                Some(v) => v.clone(),
+                None => describe_topic_configs(&broker.config, configs)
+                    .into_iter()
+                    .find(|c| c.name == name)
+                    .map(|c| c.value)
+                    .unwrap_or_default(),
+            };
+            let mut items: Vec<String> = current
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            let given = value
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            if op == OP_APPEND {
+                for g in given {
+                    if !items.iter().any(|i| i == g) {
+                        items.push(g.to_string());
+                    }
+                }
+            } else {
+                let remove: Vec<&str> = given.collect();
+                items.retain(|i| !remove.contains(&i.as_str()));
+            }
+            configs.insert(name.to_string(), items.join(","));
+            Ok(())
+        }
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("unknown config operation {other} for {name}"),
+        )),
+    }
+}
+
+/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on individual configs; a
+/// resource is changed only if every operation on it is valid.
+pub(crate) fn incremental_alter_configs(
+    broker: &Broker,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut res = IncrementalAlterConfigsResponse::default();
+    for r in req.resources {
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let mut seen = std::collections::HashSet::new();
+                let duplicate = r.configs.iter().find(|c| !seen.insert(c.name.as_str()));
+                match duplicate {
+                    Some(c) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("config {} appears more than once", c.name.as_str()),
+                    )),
+                    None => alter_topic(
+                        broker,
+                        &r.resource_name,
+                        |configs| {
+                            for c in &r.configs {
+                                apply_op(
+                                    configs,
+                                    broker,
+                                    &c.name,
+                                    c.config_operation,
+                                    c.value.as_deref(),
+                                )?;
+                            }
+                            Ok(())
+                        },
+                        req.validate_only,
+                    ),
+                }
+            }
+            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name).and_then(|()| {
+                let keys: Vec<String> = r.configs.iter().map(|c| c.name.to_string()).collect();
+                if keys.is_empty() {
+                    Ok(())
+                } else {
+                    Err(static_broker_refusal(&keys))
+                }
+            }),
+            other => Err(other_resource_refusal(other)),
+        };
+        let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        match outcome {
+            Ok(()) => out.error_code = NONE,
+            Err((e, msg)) => {
+                out.error_code = e.code();
+                out.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+        res.responses.push(out);
+    }
+    res
+}

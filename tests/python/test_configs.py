@@ -1,0 +1,197 @@
+"""Topic and broker configs through the admin clients operators and Kafka Connect use:
+DescribeConfigs with values, sources and synonyms, IncrementalAlterConfigs (SET, DELETE,
+APPEND, SUBTRACT, validate-only) and AlterConfigs, each change in force at once, and
+invalid names and values refused with INVALID_CONFIG and a message that names them."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+)
+
+from e2e import admin, assigned_consumer, produce_and_report, producer, unique_topic, wait_for
+
+
+def describe(a, topic: str) -> dict:
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return a.describe_configs([res], request_timeout=15)[res].result(20)
+
+
+def incremental(a, topic: str, *ops, validate_only: bool = False) -> None:
+    entries = [ConfigEntry(name, value, incremental_operation=op) for name, value, op in ops]
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+    a.incremental_alter_configs([res], request_timeout=15, validate_only=validate_only)[res].result(20)
+
+
+def test_describe_and_alter_topic_configs(broker):
+    """confluent-kafka: a topic created with configs describes them back as
+    DYNAMIC_TOPIC_CONFIG with their synonyms, the rest as defaults; SET, DELETE, APPEND and
+    SUBTRACT change them, validate-only changes nothing, and bad names and values are
+    INVALID_CONFIG naming the config."""
+    a = admin(broker.bootstrap)
+    topic = unique_topic("cfg")
+    fs = a.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact", "retention.ms": "3600000"})])
+    fs[topic].result(20)
+
+    c = describe(a, topic)
+    assert (c["cleanup.policy"].value, c["cleanup.policy"].source) == ("compact", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert not c["cleanup.policy"].is_read_only
+    assert [(s.name, s.value, s.source) for s in c["cleanup.policy"].synonyms.values()] == [
+        ("cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG.value),
+        ("log.cleanup.policy", "delete", ConfigSource.DEFAULT_CONFIG.value),
+    ]
+    assert (c["retention.ms"].value, c["retention.ms"].source) == ("3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert (c["segment.bytes"].value, c["segment.bytes"].source) == ("1073741824", ConfigSource.DEFAULT_CONFIG.value)
+    assert (c["max.message.bytes"].value, c["max.message.bytes"].is_default) == ("1048588", True)
+    assert len(c) == 36, sorted(c)
+
+    incremental(a, topic,
+                ("retention.ms", None, AlterConfigOpType.DELETE),
+                ("cleanup.policy", "delete", AlterConfigOpType.APPEND),
+                ("segment.ms", "600000", AlterConfigOpType.SET))
+    c = describe(a, topic)
+    assert (c["retention.ms"].value, c["retention.ms"].source) == ("604800000", ConfigSource.DEFAULT_CONFIG.value)
+    assert c["cleanup.policy"].value == "compact,delete"
+    assert (c["segment.ms"].value, c["segment.ms"].source) == ("600000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+
+    incremental(a, topic, ("cleanup.policy", "compact", AlterConfigOpType.SUBTRACT))
+    assert describe(a, topic)["cleanup.policy"].value == "delete"
+
+    incremental(a, topic, ("segment.ms", "1000", AlterConfigOpType.SET), validate_only=True)
+    assert describe(a, topic)["segment.ms"].value == "600000"
+
+    for ops, words in [
+        ((("retention.ms", "forever", AlterConfigOpType.SET),), "retention.ms"),
+        ((("retention.msec", "1", AlterConfigOpType.SET),), "retention.msec"),
+        ((("retention.ms", "1", AlterConfigOpType.APPEND),), "retention.ms"),
+        ((("cleanup.policy", "sometimes", AlterConfigOpType.SET),), "cleanup.policy"),
+    ]:
+        with pytest.raises(KafkaException) as e:
+            incremental(a, topic, *ops)
+        err = e.value.args[0]
+        assert err.code() == KafkaError.INVALID_CONFIG, err
+        assert words in err.str(), err.str()
+    # a refused change leaves every config as it was
+    c = describe(a, topic)
+    assert (c["retention.ms"].value, c["cleanup.policy"].value, c["segment.ms"].value) == ("604800000", "delete", "600000")
+
+    # the legacy AlterConfigs replaces every override with the ones it names
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"retention.bytes": "5000000"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the client's, not ours
+        a.alter_configs([res], request_timeout=15)[res].result(20)
+    c = describe(a, topic)
+    assert (c["retention.bytes"].value, c["retention.bytes"].source) == ("5000000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert (c["segment.ms"].value, c["segment.ms"].source) == ("604800000", ConfigSource.DEFAULT_CONFIG.value)
+    assert c["cleanup.policy"].value == "delete"
+
+
+def test_broker_configs_are_described_read_only(broker_factory):
+    """DescribeConfigs of the broker resource reports its settings, the ones set at start-up
+    as STATIC_BROKER_CONFIG, all read-only; altering one is refused with a message."""
+    b = broker_factory(overrides={"log.retention.check.interval.ms": 1234})
+    a = admin(b.bootstrap)
+    res = ConfigResource(ConfigResource.Type.BROKER, "1")
+    c = a.describe_configs([res], request_timeout=15)[res].result(20)
+    entry = c["log.retention.check.interval.ms"]
+    assert (entry.value, entry.source, entry.is_read_only) == ("1234", ConfigSource.STATIC_BROKER_CONFIG.value, True)
+    assert (c["num.partitions"].value, c["num.partitions"].source) == ("1", ConfigSource.DEFAULT_CONFIG.value)
+    alter = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
+        ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([alter], request_timeout=15)[alter].result(20)
+    assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
+    assert "num.partitions" in e.value.args[0].str()
+
+
+def test_a_smaller_max_message_bytes_is_enforced_at_once(broker):
+    """SET max.message.bytes takes effect on the next produce without a restart: a batch
+    larger than it gets MSG_SIZE_TOO_LARGE, a smaller one is appended; DELETE restores the
+    default."""
+    a = admin(broker.bootstrap)
+    topic = unique_topic("cfg-max")
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(20)
+    p = producer(broker.bootstrap, **{"linger.ms": 0, "message.max.bytes": 1_000_000})
+
+    def send(size: int):
+        (err, _, offset), = produce_and_report(p, [(topic, None, b"x" * size, None, 0)])
+        return (None, offset) if err is None else (err.code(), None)
+
+    assert send(3000) == (None, 0)
+    incremental(a, topic, ("max.message.bytes", "2000", AlterConfigOpType.SET))
+    assert send(3000) == (KafkaError.MSG_SIZE_TOO_LARGE, None)
+    assert send(1000) == (None, 1)
+    incremental(a, topic, ("max.message.bytes", None, AlterConfigOpType.DELETE))
+    assert send(3000) == (None, 2)
+
+
+def test_a_shorter_retention_ms_removes_old_segments(broker_factory):
+    """SET retention.ms on a topic of several segments makes the next retention check delete
+    the expired ones: the log start offset moves to the log end, and a consumer positioned
+    before it gets OFFSET_OUT_OF_RANGE handling, resetting to the earliest offset as
+    configured."""
+    b = broker_factory(overrides={"log.retention.check.interval.ms": 200})
+    a = admin(b.bootstrap)
+    topic = unique_topic("cfg-ret")
+    a.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "1024"})])[topic].result(20)
+    p = producer(b.bootstrap, **{"linger.ms": 0})
+    reports = produce_and_report(p, [(topic, None, b"v" * 300, None, 0) for _ in range(20)])
+    assert [off for _, _, off in reports] == list(range(20))
+    c = assigned_consumer(b.bootstrap, **{"auto.offset.reset": "earliest"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 20)
+        incremental(a, topic, ("retention.ms", "1", AlterConfigOpType.SET))
+        wait_for(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False) == (20, 20),
+                 15, "retention to delete every segment")
+        # back to the default retention, so that the next record stays; an offset below
+        # the log start is out of range and the consumer resets to the earliest
+        incremental(a, topic, ("retention.ms", None, AlterConfigOpType.DELETE))
+        reports = produce_and_report(p, [(topic, None, b"after", None, 0)])
+        assert reports[0][2] == 20
+        c.assign([TopicPartition(topic, 0, 5)])
+        got = None
+        for _ in range(100):
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got = (m.offset(), m.value())
+                break
+        assert got == (20, b"after")
+    finally:
+        c.close()
+
+
+def test_kafka_python_admin_describe_and_alter(broker):
+    """kafka-python's admin client: describe_configs of a topic, alter_configs SET and DELETE,
+    the new values described back."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, NewTopic as KNewTopic
+
+    topic = unique_topic("cfg-kpy")
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        k.create_topics([KNewTopic(topic, 1, 1, topic_configs={"retention.bytes": "1000000"})])
+
+        def values() -> dict:
+            res = k.describe_configs([KConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+            return {name: (e["value"], e["config_source"]) for name, e in res["topic"][topic].items()}
+
+        v = values()
+        assert v["retention.bytes"] == ("1000000", "DYNAMIC_TOPIC_CONFIG")
+        assert v["retention.ms"] == ("604800000", "DEFAULT_CONFIG")
+        # kafka-python sends IncrementalAlterConfigs: a SET leaves other overrides alone
+        k.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "120000"})])
+        v = values()
+        assert v["retention.ms"] == ("120000", "DYNAMIC_TOPIC_CONFIG")
+        assert v["retention.bytes"] == ("1000000", "DYNAMIC_TOPIC_CONFIG")
+        k.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.bytes": ("DELETE", None)})])
+        assert values()["retention.bytes"] == ("-1", "DEFAULT_CONFIG")
+    finally:
+        k.close()
