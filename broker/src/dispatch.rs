@@ -78,6 +78,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -190,6 +192,12 @@ pub(crate) async fn handle(
         )),
         RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
             api::configs::incremental_alter_configs(broker, r),
+        )),
+        RequestKind::CreatePartitions(r) => Some(ResponseKind::CreatePartitions(
+            api::partitions::create_partitions(broker, r),
+        )),
+        RequestKind::DeleteRecords(r) => Some(ResponseKind::DeleteRecords(
+            api::partitions::delete_records(broker, r).await,
         )),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             api::groups::find_coordinator(broker, ctx, r, version),
@@ -617,6 +625,25 @@ mod tests {
                 r.validate_only = true;
                 RequestKind::IncrementalAlterConfigs(r)
             }
+            ApiKey::CreatePartitions => {
+                let mut t = create_partitions_request::CreatePartitionsTopic::default();
+                t.name = name("t");
+                t.count = 1;
+                let mut r = CreatePartitionsRequest::default();
+                r.topics = vec![t];
+                RequestKind::CreatePartitions(r)
+            }
+            ApiKey::DeleteRecords => {
+                let mut p = delete_records_request::DeleteRecordsPartition::default();
+                p.partition_index = 0;
+                p.offset = 0;
+                let mut t = delete_records_request::DeleteRecordsTopic::default();
+                t.name = name("t");
+                t.partitions = vec![p];
+                let mut r = DeleteRecordsRequest::default();
+                r.topics = vec![t];
+                RequestKind::DeleteRecords(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -816,6 +843,13 @@ mod tests {
                     }
                     ResponseKind::IncrementalAlterConfigs(r) => {
                         assert_eq!(r.responses[0].error_code, 0)
+                    }
+                    ResponseKind::CreatePartitions(r) => {
+                        assert_eq!(r.results[0].error_code, 37, "t already has 1 partition")
+                    }
+                    ResponseKind::DeleteRecords(r) => {
+                        let p = &r.topics[0].partitions[0];
+                        assert_eq!((p.error_code, p.low_watermark), (0, 0));
                     }
                     other => panic!("unexpected {other:?}"),
                 }

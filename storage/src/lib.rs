@@ -413,3 +413,49 @@ impl Storage {
         &self.broker
     }
 }
+
+impl Storage {
+    /// Grows a topic to `count` partitions (CreatePartitions); the caller has checked that
+    /// `count` is larger than the current count.
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<Arc<Topic>, StorageError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let now = now_ms();
+        let mut partitions = old.partitions.clone();
+        // Directories first: a crash before the catalog write leaves only empty dirs.
+        for index in old.record.partitions..count {
+            partitions.push(Partition::open(
+                self.db.clone(),
+                &self.log_root,
+                name,
+                old.record.id,
+                index,
+                old.config.clone(),
+                self.flush_policy(),
+                now,
+            )?);
+        }
+        let record = TopicRecord {
+            partitions: count,
+            ..old.record.clone()
+        };
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.db.cf(CF_TOPICS)?, name.as_bytes(), record.encode());
+        self.db.write(wb, true)?;
+        let topic = Arc::new(Topic {
+            record,
+            config: old.config.clone(),
+            partitions,
+        });
+        self.insert_topic(topic.clone());
+        tracing::info!(
+            topic = name,
+            from = old.record.partitions,
+            to = count,
+            "added partitions"
+        );
+        Ok(topic)
+    }
+}

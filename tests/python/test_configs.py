@@ -195,3 +195,85 @@ def test_kafka_python_admin_describe_and_alter(broker):
         assert values()["retention.bytes"] == ("-1", "DEFAULT_CONFIG")
     finally:
         k.close()
+
+
+def test_create_partitions_grows_a_topic(broker):
+    """confluent-kafka create_partitions: a topic grows from 2 to 5 partitions at once (the
+    new ones take records from offset 0); shrinking, the same count and an unknown topic are
+    refused as Kafka refuses them; validate-only changes nothing."""
+    from confluent_kafka.admin import NewPartitions
+
+    a = admin(broker.bootstrap)
+    topic = unique_topic("grow")
+    a.create_topics([NewTopic(topic, 2, 1)])[topic].result(20)
+
+    def grow(count: int, validate_only: bool = False, name: str = topic):
+        return a.create_partitions([NewPartitions(name, count)], validate_only=validate_only,
+                                   request_timeout=15)[name].result(20)
+
+    grow(5)
+    assert len(a.list_topics(topic, timeout=10).topics[topic].partitions) == 5
+    reports = produce_and_report(producer(broker.bootstrap), [(topic, None, b"new", None, 4)])
+    assert [(e, p, o) for e, p, o in reports] == [(None, 4, 0)]
+    for count, code in [(3, KafkaError.INVALID_PARTITIONS), (5, KafkaError.INVALID_PARTITIONS)]:
+        with pytest.raises(KafkaException) as e:
+            grow(count)
+        assert e.value.args[0].code() == code, e.value.args[0]
+    grow(8, validate_only=True)
+    assert len(a.list_topics(topic, timeout=10).topics[topic].partitions) == 5
+    with pytest.raises(KafkaException) as e:
+        grow(3, name=unique_topic("missing"))
+    assert e.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_delete_records_moves_the_log_start(broker):
+    """confluent-kafka delete_records: the low watermark moves to the given offset, the
+    earliest offset follows, a consumer from the beginning starts there, an offset beyond
+    the high watermark is OFFSET_OUT_OF_RANGE, and the new log start survives a restart."""
+    a = admin(broker.bootstrap)
+    topic = unique_topic("delrec")
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(20)
+    produce_and_report(producer(broker.bootstrap), [(topic, None, f"v{i}".encode(), None, 0) for i in range(10)])
+    tp = TopicPartition(topic, 0, 4)
+    assert a.delete_records([tp], request_timeout=15)[tp].result(20).low_watermark == 4
+    with pytest.raises(KafkaException) as e:
+        beyond = TopicPartition(topic, 0, 11)
+        a.delete_records([beyond], request_timeout=15)[beyond].result(20)
+    assert e.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+    def first_record():
+        c = assigned_consumer(broker.bootstrap, **{"auto.offset.reset": "earliest"})
+        try:
+            lo_hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+            c.assign([TopicPartition(topic, 0, 0)])
+            for _ in range(100):
+                m = c.poll(0.2)
+                if m is not None and m.error() is None:
+                    return lo_hi, (m.offset(), m.value())
+            return lo_hi, None
+        finally:
+            c.close()
+
+    assert first_record() == ((4, 10), (4, b"v4"))
+    broker.stop()
+    broker.start()
+    assert first_record() == ((4, 10), (4, b"v4"))
+
+
+def test_kafka_python_create_partitions_and_delete_records(broker):
+    """kafka-python's admin client: create_partitions and delete_records."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import NewPartitions as KNewPartitions, NewTopic as KNewTopic
+
+    topic = unique_topic("kpy-parts")
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        k.create_topics([KNewTopic(topic, 1, 1)])
+        k.create_partitions({topic: KNewPartitions(total_count=3)})
+        assert len(admin(broker.bootstrap).list_topics(topic, timeout=10).topics[topic].partitions) == 3
+        produce_and_report(producer(broker.bootstrap), [(topic, None, b"x", None, 2) for _ in range(6)])
+        res = k.delete_records({KTopicPartition(topic, 2): 5})
+        assert res[KTopicPartition(topic, 2)]["low_watermark"] == 5
+    finally:
+        k.close()

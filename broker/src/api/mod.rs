@@ -8,6 +8,7 @@ pub(crate) mod fetch;
 pub(crate) mod groups;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
+pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod producer_id;
 pub(crate) mod txn;

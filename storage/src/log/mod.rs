@@ -1,6 +1,7 @@
 //! The partition log: segments of raw batches, indexed in RocksDB.
 
 mod aborted;
+mod delete_records;
 mod partition;
 mod recovery;
 mod retention;

@@ -584,6 +584,10 @@ impl Partition {
         for cf in [CF_OFFSETS, CF_TIMES, CF_PRODUCERS, CF_ABORTED_TXNS] {
             self.db.delete_partition_keys(&mut wb, cf, &self.key)?;
         }
+        wb.delete_cf(
+            self.db.cf(crate::db::CF_META)?,
+            super::delete_records::log_start_key(&self.key),
+        );
         self.db.write(wb, false)?;
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),

@@ -9,6 +9,7 @@ use sluice_config::TopicConfig;
 use sluice_protocol::batch::{self, HEADER_SIZE};
 
 use super::aborted::AbortedIndex;
+use super::delete_records::stored_log_start;
 use super::partition::{index_batch, AbortedTxn, LogState};
 use super::segment::{parse_segment_file_name, read_at, Segment};
 use crate::db::{
@@ -42,8 +43,11 @@ pub(super) fn recover(
 
     let mut wb = WriteBatch::default();
     let last = drop_dangling_entries(db, key, &segments, &mut wb)?;
+    // DeleteRecords may have moved the log start inside the first segment.
+    let first_base = *segments.keys().next().unwrap_or(&0);
+    let log_start_offset = stored_log_start(db, &key)?.map_or(first_base, |s| s.max(first_base));
     let mut state = LogState {
-        log_start_offset: *segments.keys().next().unwrap_or(&0),
+        log_start_offset,
         log_end_offset: 0,
         segments,
         producers: load_producers(db, key)?,

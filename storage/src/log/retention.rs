@@ -54,7 +54,9 @@ impl Partition {
                 removed.push(seg);
             }
         }
-        let new_start = *log.segments.keys().next().unwrap_or(&log.log_end_offset);
+        let first_base = *log.segments.keys().next().unwrap_or(&log.log_end_offset);
+        // A DeleteRecords may already have moved the log start past the first segment base.
+        let new_start = first_base.max(log.log_start_offset);
         log.log_start_offset = new_start;
         // Aborted transactions whose marker went with the segments are of no use to a fetch.
         log.aborted_txns.prune_below(new_start);
