@@ -80,6 +80,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -198,6 +199,9 @@ pub(crate) async fn handle(
         )),
         RequestKind::DeleteRecords(r) => Some(ResponseKind::DeleteRecords(
             api::partitions::delete_records(broker, r).await,
+        )),
+        RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
+            api::log_dirs::describe_log_dirs(broker, r, version),
         )),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             api::groups::find_coordinator(broker, ctx, r, version),
@@ -644,6 +648,11 @@ mod tests {
                 r.topics = vec![t];
                 RequestKind::DeleteRecords(r)
             }
+            ApiKey::DescribeLogDirs => {
+                let mut r = DescribeLogDirsRequest::default();
+                r.topics = None;
+                RequestKind::DescribeLogDirs(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -850,6 +859,16 @@ mod tests {
                     ResponseKind::DeleteRecords(r) => {
                         let p = &r.topics[0].partitions[0];
                         assert_eq!((p.error_code, p.low_watermark), (0, 0));
+                    }
+                    ResponseKind::DescribeLogDirs(r) => {
+                        let dir = &r.results[0];
+                        assert_eq!(dir.error_code, 0);
+                        let t = dir
+                            .topics
+                            .iter()
+                            .find(|t| t.name.as_str() == "t")
+                            .expect("t");
+                        assert!(t.partitions[0].partition_size > 0);
                     }
                     other => panic!("unexpected {other:?}"),
                 }

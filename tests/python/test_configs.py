@@ -277,3 +277,27 @@ def test_kafka_python_create_partitions_and_delete_records(broker):
         assert res[KTopicPartition(topic, 2)]["low_watermark"] == 5
     finally:
         k.close()
+
+
+def test_describe_log_dirs_reports_partition_sizes(broker):
+    """kafka-python describe_log_dirs: the one data directory, and each partition's size on
+    disk: 50 records of 1,000 bytes take their bytes plus batch overhead, an empty partition
+    takes none."""
+    from kafka import KafkaAdminClient
+
+    a = admin(broker.bootstrap)
+    topic = unique_topic("logdirs")
+    a.create_topics([NewTopic(topic, 2, 1)])[topic].result(20)
+    produce_and_report(producer(broker.bootstrap), [(topic, None, b"d" * 1000, None, 0) for _ in range(50)])
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        (per_broker,) = k.describe_log_dirs({topic: [0, 1]})
+        (d,) = per_broker["log_dirs"]
+        assert d["error_code"] == 0
+        assert d["log_dir"] == str(broker.log_dir.resolve())
+        sizes = {p["partition_index"]: p["partition_size"]
+                 for t in d["topics"] if t["name"] == topic for p in t["partitions"]}
+        assert sizes[1] == 0
+        assert 50_000 < sizes[0] < 55_000, sizes
+    finally:
+        k.close()

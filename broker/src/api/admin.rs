@@ -13,17 +13,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_config::{validate_topic_config, TopicConfig};
+use sluice_config::{describe_topic_configs, validate_topic_config};
 use uuid::Uuid;
 
 use super::{topic_name, validate_topic_name};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
-
-/// Kafka's config source for a topic-level override and for a default.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 /// Answers CreateTopics, creating each valid topic (or only checking, if validate-only).
 pub(crate) async fn create_topics(
@@ -179,43 +175,24 @@ pub(crate) async fn create_topics(
     r
 }
 
-/// The configs a CreateTopics response reports (v5+): overrides and the defaults in force.
+/// The configs a CreateTopics response reports (v5+): every topic config with the value
+/// in force and its source, as DescribeConfigs reports them.
 fn described_configs(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    let resolved = TopicConfig::resolve(&broker.config, overrides);
-    let defaults = [
-        (
-            "cleanup.policy",
-            match resolved.cleanup_policy {
-                sluice_config::CleanupPolicy::Delete => "delete".to_string(),
-                sluice_config::CleanupPolicy::Compact => "compact".to_string(),
-                sluice_config::CleanupPolicy::CompactDelete => "compact,delete".to_string(),
-            },
-        ),
-        ("max.message.bytes", resolved.max_message_bytes.to_string()),
-        ("retention.bytes", resolved.retention_bytes.to_string()),
-        ("retention.ms", resolved.retention_ms.to_string()),
-        ("segment.bytes", resolved.segment_bytes.to_string()),
-        ("segment.ms", resolved.segment_ms.to_string()),
-    ];
-    let mut out: BTreeMap<String, CreatableTopicConfigs> = BTreeMap::new();
-    for (k, v) in defaults {
-        out.insert(k.to_string(), config_entry(k, &v, SOURCE_DEFAULT));
-    }
-    for (k, v) in overrides {
-        out.insert(k.clone(), config_entry(k, v, SOURCE_TOPIC));
-    }
-    out.into_values().collect()
-}
-
-fn config_entry(name: &str, value: &str, source: i8) -> CreatableTopicConfigs {
-    let mut c = CreatableTopicConfigs::default();
-    c.name = StrBytes::from_string(name.to_string());
-    c.value = Some(StrBytes::from_string(value.to_string()));
-    c.config_source = source;
-    c
+    describe_topic_configs(&broker.config, overrides)
+        .into_iter()
+        .map(|c| {
+            let mut e = CreatableTopicConfigs::default();
+            e.name = StrBytes::from_static_str(c.name);
+            e.value = Some(StrBytes::from_string(c.value));
+            e.read_only = c.read_only;
+            e.config_source = c.source.code();
+            e.is_sensitive = false;
+            e
+        })
+        .collect()
 }
 
 /// Answers DeleteTopics, by name (all versions) and by topic id (v6+).

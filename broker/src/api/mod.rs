@@ -7,6 +7,7 @@ pub(crate) mod configs;
 pub(crate) mod fetch;
 pub(crate) mod groups;
 pub(crate) mod list_offsets;
+pub(crate) mod log_dirs;
 pub(crate) mod metadata;
 pub(crate) mod partitions;
 pub(crate) mod produce;
