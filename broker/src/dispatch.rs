@@ -81,6 +81,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -203,6 +207,22 @@ pub(crate) async fn handle(
         RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
             api::log_dirs::describe_log_dirs(broker, r, version),
         )),
+        RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
+            api::leadership::offset_for_leader_epoch(broker, r),
+        )),
+        RequestKind::ElectLeaders(r) => Some(ResponseKind::ElectLeaders(
+            api::leadership::elect_leaders(broker, r, version),
+        )),
+        RequestKind::ListPartitionReassignments(r) => {
+            Some(ResponseKind::ListPartitionReassignments(
+                api::leadership::list_partition_reassignments(broker, r),
+            ))
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            Some(ResponseKind::AlterPartitionReassignments(
+                api::leadership::alter_partition_reassignments(broker, r),
+            ))
+        }
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             api::groups::find_coordinator(broker, ctx, r, version),
         )),
@@ -653,6 +673,49 @@ mod tests {
                 r.topics = None;
                 RequestKind::DescribeLogDirs(r)
             }
+            ApiKey::OffsetForLeaderEpoch => {
+                let p = |partition, current, epoch| {
+                    let mut x =
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+                    x.partition = partition;
+                    x.current_leader_epoch = current;
+                    x.leader_epoch = epoch;
+                    x
+                };
+                let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                t.topic = name("t");
+                t.partitions = vec![p(0, 0, 0), p(0, -1, 3), p(0, 1, 0), p(5, -1, 0)];
+                let mut r = OffsetForLeaderEpochRequest::default();
+                r.replica_id = BrokerId(-1);
+                r.topics = vec![t];
+                RequestKind::OffsetForLeaderEpoch(r)
+            }
+            ApiKey::ElectLeaders => {
+                let mut t = elect_leaders_request::TopicPartitions::default();
+                t.topic = name("t");
+                t.partitions = vec![0, 7];
+                let mut r = ElectLeadersRequest::default();
+                r.topic_partitions = Some(vec![t]);
+                RequestKind::ElectLeaders(r)
+            }
+            ApiKey::ListPartitionReassignments => {
+                RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+            }
+            ApiKey::AlterPartitionReassignments => {
+                let p = |index, replicas: Option<Vec<i32>>| {
+                    let mut x =
+                        alter_partition_reassignments_request::ReassignablePartition::default();
+                    x.partition_index = index;
+                    x.replicas = replicas.map(|r| r.into_iter().map(BrokerId).collect());
+                    x
+                };
+                let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+                t.name = name("t");
+                t.partitions = vec![p(0, Some(vec![1])), p(0, Some(vec![1, 2])), p(0, None)];
+                let mut r = AlterPartitionReassignmentsRequest::default();
+                r.topics = vec![t];
+                RequestKind::AlterPartitionReassignments(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -869,6 +932,40 @@ mod tests {
                             .find(|t| t.name.as_str() == "t")
                             .expect("t");
                         assert!(t.partitions[0].partition_size > 0);
+                    }
+                    ResponseKind::OffsetForLeaderEpoch(r) => {
+                        let got: Vec<(i16, i32, i64)> = r.topics[0]
+                            .partitions
+                            .iter()
+                            .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+                            .collect();
+                        let leo = topic.partitions[0].high_watermark();
+                        // epoch 0 ends at the log end; epoch 3 does not exist; a newer
+                        // current epoch is unknown (75); a missing partition is 3.
+                        assert_eq!(
+                            got,
+                            vec![(0, 0, leo), (0, -1, -1), (75, -1, -1), (3, -1, -1)]
+                        );
+                    }
+                    ResponseKind::ElectLeaders(r) => {
+                        let codes: Vec<i16> = r.replica_election_results[0]
+                            .partition_result
+                            .iter()
+                            .map(|p| p.error_code)
+                            .collect();
+                        assert_eq!(codes, vec![84, 3]);
+                    }
+                    ResponseKind::ListPartitionReassignments(r) => {
+                        assert_eq!(r.error_code, 0);
+                        assert!(r.topics.is_empty());
+                    }
+                    ResponseKind::AlterPartitionReassignments(r) => {
+                        let codes: Vec<i16> = r.responses[0]
+                            .partitions
+                            .iter()
+                            .map(|p| p.error_code)
+                            .collect();
+                        assert_eq!(codes, vec![0, 39, 85]);
                     }
                     other => panic!("unexpected {other:?}"),
                 }

@@ -301,3 +301,30 @@ def test_describe_log_dirs_reports_partition_sizes(broker):
         assert 50_000 < sizes[0] < 55_000, sizes
     finally:
         k.close()
+
+
+def test_leadership_and_reassignment_as_one_node(broker):
+    """kafka-python: a preferred-leader election is never needed (ELECTION_NOT_NEEDED), no
+    reassignment is ever in progress, a reassignment to this broker is already done, to
+    another broker INVALID_REPLICA_ASSIGNMENT, and a cancel NO_REASSIGNMENT_IN_PROGRESS."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+
+    a = admin(broker.bootstrap)
+    topic = unique_topic("leaders")
+    a.create_topics([NewTopic(topic, 2, 1)])[topic].result(20)
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        r = k.elect_leaders(0, {topic: [0, 1]})
+        codes = [(res.topic, p.partition_id, p.error_code)
+                 for res in r.replica_election_results for p in res.partition_result]
+        assert codes == [(topic, 0, 84), (topic, 1, 84)]
+        assert k.list_partition_reassignments() == {}
+        tp0, tp1 = KTopicPartition(topic, 0), KTopicPartition(topic, 1)
+        assert k.alter_partition_reassignments({tp0: [1], tp1: [1, 2]}) == {
+            tp0: None, tp1: InvalidReplicationAssignmentError}
+        assert k.alter_partition_reassignments({tp0: None}) == {tp0: NoReassignmentInProgressError}
+        assert k.list_partition_reassignments() == {}
+    finally:
+        k.close()

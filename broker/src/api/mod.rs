@@ -6,6 +6,7 @@ pub(crate) mod api_versions;
 pub(crate) mod configs;
 pub(crate) mod fetch;
 pub(crate) mod groups;
+pub(crate) mod leadership;
 pub(crate) mod list_offsets;
 pub(crate) mod log_dirs;
 pub(crate) mod metadata;

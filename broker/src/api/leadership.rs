@@ -1,0 +1,163 @@
+//! Leadership and replica placement, answered as a one-node cluster truthfully can:
+//! OffsetForLeaderEpoch (clients' truncation check), ElectLeaders (the leader is always the
+//! preferred one), ListPartitionReassignments (none ever runs) and
+//! AlterPartitionReassignments (only this broker can hold a replica).
+
+use kafka_protocol::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_storage::{Partition, LEADER_EPOCH};
+
+use crate::broker::Broker;
+use crate::error::NONE;
+
+fn partition(broker: &Broker, topic: &str, index: i32) -> Option<std::sync::Arc<Partition>> {
+    broker
+        .storage
+        .topic(topic)?
+        .partitions
+        .get(usize::try_from(index).ok()?)
+        .cloned()
+}
+
+/// OffsetForLeaderEpoch: every batch was written in leader epoch 0, so epoch 0 ends at
+/// the log end offset and no other epoch exists.
+pub(crate) fn offset_for_leader_epoch(
+    broker: &Broker,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut res = OffsetForLeaderEpochResponse::default();
+    for t in req.topics {
+        let mut tr = OffsetForLeaderTopicResult::default().with_topic(t.topic.clone());
+        for p in t.partitions {
+            let mut e = EpochEndOffset::default()
+                .with_partition(p.partition)
+                .with_leader_epoch(-1)
+                .with_end_offset(-1);
+            match partition(broker, &t.topic, p.partition) {
+                None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
+                    e.error_code = ResponseError::UnknownLeaderEpoch.code()
+                }
+                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
+                    e.error_code = ResponseError::FencedLeaderEpoch.code()
+                }
+                Some(part) => {
+                    e.error_code = NONE;
+                    if p.leader_epoch == LEADER_EPOCH {
+                        e.leader_epoch = LEADER_EPOCH;
+                        e.end_offset = part.high_watermark();
+                    }
+                }
+            }
+            tr.partitions.push(e);
+        }
+        res.topics.push(tr);
+    }
+    res
+}
+
+/// ElectLeaders: this broker leads every partition and is its preferred replica, so an
+/// election is never needed. For "all partitions" Kafka lists only the elections it
+/// attempted: none.
+pub(crate) fn elect_leaders(
+    broker: &Broker,
+    req: ElectLeadersRequest,
+    version: i16,
+) -> ElectLeadersResponse {
+    let mut res = ElectLeadersResponse::default();
+    if version >= 1 {
+        res.error_code = NONE;
+    }
+    for t in req.topic_partitions.unwrap_or_default() {
+        let mut tr = ReplicaElectionResult::default().with_topic(t.topic.clone());
+        for index in t.partitions {
+            let (code, msg) = match partition(broker, &t.topic, index) {
+                None => (
+                    ResponseError::UnknownTopicOrPartition,
+                    "the partition does not exist",
+                ),
+                Some(_) => (
+                    ResponseError::ElectionNotNeeded,
+                    "the preferred replica is already the leader",
+                ),
+            };
+            tr.partition_result.push(
+                PartitionResult::default()
+                    .with_partition_id(index)
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_static_str(msg))),
+            );
+        }
+        res.replica_election_results.push(tr);
+    }
+    res
+}
+
+/// ListPartitionReassignments: no reassignment is ever in progress.
+pub(crate) fn list_partition_reassignments(
+    _broker: &Broker,
+    _req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    let mut res = ListPartitionReassignmentsResponse::default();
+    res.error_code = NONE;
+    res
+}
+
+/// AlterPartitionReassignments: the only placement possible is this broker, which every
+/// partition already has; cancelling finds nothing in progress.
+pub(crate) fn alter_partition_reassignments(
+    broker: &Broker,
+    req: AlterPartitionReassignmentsRequest,
+) -> AlterPartitionReassignmentsResponse {
+    let mut res = AlterPartitionReassignmentsResponse::default();
+    res.error_code = NONE;
+    let node = broker.node_id();
+    for t in req.topics {
+        let mut tr = ReassignableTopicResponse::default().with_name(t.name.clone());
+        for p in t.partitions {
+            let outcome = match (partition(broker, &t.name, p.partition_index), &p.replicas) {
+                (None, _) => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    "the partition does not exist".to_string(),
+                )),
+                (Some(_), None) => Err((
+                    ResponseError::NoReassignmentInProgress,
+                    "no reassignment is in progress".to_string(),
+                )),
+                // Already placed as asked: nothing to move.
+                (Some(_), Some(replicas)) if replicas.iter().map(|b| b.0).eq([node]) => Ok(()),
+                (Some(_), Some(replicas)) => Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "replicas {:?}: this single-node cluster has only broker {node}",
+                        replicas.iter().map(|b| b.0).collect::<Vec<_>>()
+                    ),
+                )),
+            };
+            let mut pr =
+                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            match outcome {
+                Ok(()) => pr.error_code = NONE,
+                Err((e, m)) => {
+                    pr.error_code = e.code();
+                    pr.error_message = Some(StrBytes::from_string(m));
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        res.responses.push(tr);
+    }
+    res
+}
