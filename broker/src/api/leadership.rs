@@ -45,15 +45,21 @@ pub(crate) fn offset_for_leader_epoch(
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
-            match partition(broker, &t.topic, p.partition) {
-                None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
+            // -1 means the client knows no epoch; any other is checked against ours.
+            let epoch_check = if p.current_leader_epoch >= 0 {
+                p.current_leader_epoch.cmp(&LEADER_EPOCH)
+            } else {
+                std::cmp::Ordering::Equal
+            };
+            match (partition(broker, &t.topic, p.partition), epoch_check) {
+                (None, _) => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (Some(_), std::cmp::Ordering::Greater) => {
                     e.error_code = ResponseError::UnknownLeaderEpoch.code()
                 }
-                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
+                (Some(_), std::cmp::Ordering::Less) => {
                     e.error_code = ResponseError::FencedLeaderEpoch.code()
                 }
-                Some(part) => {
+                (Some(part), std::cmp::Ordering::Equal) => {
                     e.error_code = NONE;
                     if p.leader_epoch == LEADER_EPOCH {
                         e.leader_epoch = LEADER_EPOCH;
