@@ -25,6 +25,7 @@ pub(crate) fn append_error_code(e: &AppendError) -> i16 {
             code(ResponseError::InvalidTxnState)
         }
         AppendError::InvalidRecord(_) => code(ResponseError::InvalidRecord),
+        AppendError::InvalidTimestamp(_) => code(ResponseError::InvalidTimestamp),
         AppendError::Storage(e) => storage_error_code(e),
     }
 }

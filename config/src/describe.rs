@@ -162,6 +162,8 @@ fn broker_value(broker: &BrokerConfig, def: &TopicConfigDef) -> (String, ConfigS
         "segment.bytes" => Some(defaults.segment_bytes.to_string()),
         "segment.ms" => Some(defaults.segment_ms.to_string()),
         "max.message.bytes" => Some(defaults.max_message_bytes.to_string()),
+        "message.timestamp.after.max.ms" => Some(defaults.timestamp_after_max_ms.to_string()),
+        "message.timestamp.before.max.ms" => Some(defaults.timestamp_before_max_ms.to_string()),
         "flush.messages" => Some(
             i64::try_from(broker.flush.interval_messages)
                 .unwrap_or(i64::MAX)

@@ -17,7 +17,9 @@ pub use describe::{
 };
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
-pub use topic::{validate_topic_config, CleanupPolicy, TopicConfig, TOPIC_CONFIG_NAMES};
+pub use topic::{
+    validate_topic_config, CleanupPolicy, TimestampType, TopicConfig, TOPIC_CONFIG_NAMES,
+};
 
 /// A configuration error that names the offending property.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

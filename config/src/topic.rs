@@ -56,6 +56,15 @@ pub enum CleanupPolicy {
     CompactDelete,
 }
 
+/// `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// `CreateTime`: the producer's timestamps, checked against the allowed range.
+    CreateTime,
+    /// `LogAppendTime`: the broker stamps each batch with its own time.
+    LogAppendTime,
+}
+
 /// The values in force for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -71,6 +80,12 @@ pub struct TopicConfig {
     pub max_message_bytes: i32,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a CreateTime may be.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl TopicConfig {
@@ -84,6 +99,10 @@ impl TopicConfig {
             segment_ms: broker.log_roll_ms,
             max_message_bytes: broker.message_max_bytes,
             cleanup_policy: CleanupPolicy::Delete,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            // Kafka 4's default: an hour into the future.
+            timestamp_after_max_ms: 3_600_000,
         };
         for (k, v) in overrides {
             // Validated before it was stored; a value that no longer parses keeps the default.
@@ -104,6 +123,23 @@ impl TopicConfig {
                     .map_err(|_| ConfigError::invalid(key, v, "too large"))?
             }
             "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, v)?,
+            "message.timestamp.type" => {
+                self.timestamp_type = match v {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            key,
+                            v,
+                            "expected CreateTime or LogAppendTime",
+                        ))
+                    }
+                }
+            }
+            "message.timestamp.before.max.ms" => {
+                self.timestamp_before_max_ms = parse_i64(key, v, 0)?
+            }
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = parse_i64(key, v, 0)?,
             _ => {}
         }
         Ok(())
@@ -138,6 +174,9 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
         segment_ms: 0,
         max_message_bytes: 0,
         cleanup_policy: CleanupPolicy::Delete,
+        timestamp_type: TimestampType::CreateTime,
+        timestamp_before_max_ms: 0,
+        timestamp_after_max_ms: 0,
     };
     scratch.apply(key, value)?;
     match key {
@@ -147,14 +186,6 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
                 key,
                 value,
                 "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
-            )),
-        },
-        "message.timestamp.type" => match value {
-            "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(ConfigError::invalid(
-                key,
-                value,
-                "expected CreateTime or LogAppendTime",
             )),
         },
         "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
@@ -175,8 +206,6 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
         | "file.delete.delay.ms"
         | "max.compaction.lag.ms"
         | "min.compaction.lag.ms"
-        | "message.timestamp.after.max.ms"
-        | "message.timestamp.before.max.ms"
         | "message.timestamp.difference.max.ms"
         | "segment.jitter.ms"
         | "index.interval.bytes" => parse_i64(key, value, 0).map(|_| ()),

@@ -207,6 +207,28 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, Batch
     Ok(out)
 }
 
+/// Stamps a batch with the broker's time (`message.timestamp.type=LogAppendTime`): sets
+/// the timestamp-type bit and the max timestamp, which consumers then use for every
+/// record, and recomputes the CRC, which covers both.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let end = (LOG_OVERHEAD
+        + i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize)
+        .min(batch.len());
+    let crc = crc32c::crc32c(&batch[CRC_START..end]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The smallest record timestamp of a batch (decompressing it if needed), as the
+/// `message.timestamp.before.max.ms` check needs; `None` if the records do not decode.
+pub fn min_record_timestamp(batch: &Bytes) -> Option<i64> {
+    let mut buf = batch.clone();
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records.iter().map(|r| r.timestamp).min()
+}
+
 /// Attribute bits of a transaction marker: transactional (0x10) and control (0x20).
 const CONTROL_ATTRIBUTES: i16 = 0x30;
 
@@ -410,6 +432,29 @@ mod tests {
         let mut magic = BytesMut::from(&good[..]);
         magic[16] = 1;
         assert_eq!(validate(&magic), Err(BatchError::BadMagic(1)));
+    }
+
+    #[test]
+    fn log_append_time_rewrites_the_max_timestamp_and_the_crc() {
+        use kafka_protocol::records::{RecordBatchDecoder, TimestampType as KTimestampType};
+        let mut b = BytesMut::from(&sample_batch(3)[..]);
+        set_log_append_time(&mut b, 1_234_567);
+        let h = validate(&b).unwrap();
+        assert!(h.is_log_append_time());
+        assert_eq!(h.max_timestamp, 1_234_567);
+        let mut bytes = b.freeze();
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        // Clients take every record's time from the max timestamp once the type bit is set.
+        assert!(set
+            .records
+            .iter()
+            .all(|r| r.timestamp_type == KTimestampType::LogAppend));
+    }
+
+    #[test]
+    fn min_record_timestamp_reads_every_record() {
+        assert_eq!(min_record_timestamp(&sample_batch(3)), Some(1_000));
+        assert_eq!(min_record_timestamp(&Bytes::from_static(b"nonsense")), None);
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn append(
 ) -> Result<sluice_storage::AppendInfo, AppendError> {
     let h = validate(b).unwrap();
     assert_eq!(h.size(), b.len(), "test batches are single batches");
-    p.append(h, b, 1_000)
+    p.append(h, b, sluice_storage::now_ms())
 }
 
 #[test]

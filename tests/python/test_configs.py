@@ -5,6 +5,7 @@ invalid names and values refused with INVALID_CONFIG and a message that names th
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import pytest
@@ -328,3 +329,53 @@ def test_leadership_and_reassignment_as_one_node(broker):
         assert k.list_partition_reassignments() == {}
     finally:
         k.close()
+
+
+def test_message_timestamp_type_and_range_are_enforced(broker):
+    """message.timestamp.type=LogAppendTime stamps the broker's time on what is appended
+    (consumers see TIMESTAMP_LOG_APPEND_TIME); back to CreateTime the producer's time is
+    kept; message.timestamp.after.max.ms and before.max.ms refuse records too far in the
+    future or the past with INVALID_TIMESTAMP, compressed batches included."""
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+
+    a = admin(broker.bootstrap)
+    topic = unique_topic("ts")
+    a.create_topics([NewTopic(topic, 1, 1, config={"message.timestamp.type": "LogAppendTime"})])[topic].result(20)
+
+    def send(ts: int, **conf):
+        p = producer(broker.bootstrap, **{"linger.ms": 0, **conf})
+        out = []
+        p.produce(topic, value=b"v", partition=0, timestamp=ts,
+                  on_delivery=lambda err, msg: out.append((err, msg.offset())))
+        assert p.flush(20) == 0
+        ((err, offset),) = out
+        return (None, offset) if err is None else (err.code(), None)
+
+    def timestamp_at(offset: int):
+        c = assigned_consumer(broker.bootstrap)
+        try:
+            c.assign([TopicPartition(topic, 0, offset)])
+            for _ in range(100):
+                m = c.poll(0.2)
+                if m is not None and m.error() is None:
+                    return m.timestamp()
+            return None
+        finally:
+            c.close()
+
+    before = int(time.time() * 1000)
+    assert send(1000) == (None, 0)
+    after = int(time.time() * 1000)
+    kind, ts = timestamp_at(0)
+    assert kind == TIMESTAMP_LOG_APPEND_TIME and before <= ts <= after, (kind, ts, before, after)
+
+    incremental(a, topic, ("message.timestamp.type", "CreateTime", AlterConfigOpType.SET))
+    assert send(1000) == (None, 1)
+    assert timestamp_at(1) == (TIMESTAMP_CREATE_TIME, 1000)
+
+    incremental(a, topic, ("message.timestamp.after.max.ms", "60000", AlterConfigOpType.SET),
+                ("message.timestamp.before.max.ms", "60000", AlterConfigOpType.SET))
+    now = int(time.time() * 1000)
+    assert send(now + 3_600_000) == (KafkaError.INVALID_TIMESTAMP, None)
+    assert send(now - 3_600_000, **{"compression.type": "lz4"}) == (KafkaError.INVALID_TIMESTAMP, None)
+    assert send(now) == (None, 2)

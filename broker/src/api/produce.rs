@@ -154,6 +154,7 @@ pub(crate) async fn handle(
                 Ok(info) => {
                     let mut p = partition_response(index, NONE, None, version);
                     p.base_offset = info.base_offset;
+                    p.log_append_time_ms = info.log_append_time_ms;
                     if version >= 5 {
                         p.log_start_offset = info.log_start_offset;
                     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
-use sluice_config::{FlushPolicy, TopicConfig};
+use sluice_config::{FlushPolicy, TimestampType, TopicConfig};
 use sluice_protocol::batch::{self, BatchHeader, ControlType};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -42,6 +42,8 @@ pub struct AppendInfo {
     pub duplicate: bool,
     /// True when the flush policy wants the log flushed before the append is acknowledged.
     pub flush_due: bool,
+    /// The broker time stamped on the batch (`LogAppendTime` topics), else -1.
+    pub log_append_time_ms: i64,
 }
 
 /// Why an append was refused; each maps to one Kafka error code.
@@ -61,6 +63,9 @@ pub enum AppendError {
     /// The batch is well formed but not acceptable from a client (INVALID_RECORD).
     #[error("{0}")]
     InvalidRecord(&'static str),
+    /// A record's CreateTime is outside the topic's allowed range (INVALID_TIMESTAMP).
+    #[error("{0}")]
+    InvalidTimestamp(String),
     /// The disk or the index failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -268,7 +273,53 @@ impl Partition {
                 "a transactional batch must carry a producer id",
             ));
         }
-        self.append_inner(header, batch, None, now_ms)
+        let (timestamp_type, before_max, after_max) = {
+            let log = self.lock();
+            (
+                log.config.timestamp_type,
+                log.config.timestamp_before_max_ms,
+                log.config.timestamp_after_max_ms,
+            )
+        };
+        match timestamp_type {
+            TimestampType::LogAppendTime => {
+                let mut stamped = batch.to_vec();
+                batch::set_log_append_time(&mut stamped, now_ms);
+                let header = batch::read_header(&stamped)
+                    .map_err(|e| StorageError::Corrupt(format!("stamped batch: {e}")))?;
+                self.append_inner(header, &Bytes::from(stamped), None, now_ms)
+            }
+            TimestampType::CreateTime => {
+                let range = || {
+                    format!(
+                        "the timestamp should be within [{}, {}]",
+                        now_ms.saturating_sub(before_max),
+                        now_ms.saturating_add(after_max)
+                    )
+                };
+                if header.max_timestamp > now_ms.saturating_add(after_max) {
+                    return Err(AppendError::InvalidTimestamp(format!(
+                        "timestamp {} is too far in the future: {}",
+                        header.max_timestamp,
+                        range()
+                    )));
+                }
+                // The smallest timestamp is not in the header: only a configured limit
+                // is worth decoding the records for.
+                if before_max != i64::MAX {
+                    let oldest = batch::min_record_timestamp(batch).ok_or(
+                        AppendError::InvalidRecord("the batch's records do not decode"),
+                    )?;
+                    if oldest < now_ms.saturating_sub(before_max) {
+                        return Err(AppendError::InvalidTimestamp(format!(
+                            "timestamp {oldest} is too far in the past: {}",
+                            range()
+                        )));
+                    }
+                }
+                self.append_inner(header, batch, None, now_ms)
+            }
+        }
     }
 
     /// Appends a transaction marker that ends the producer's transaction on this
@@ -320,6 +371,7 @@ impl Partition {
                     log_start_offset: log.log_start_offset,
                     duplicate: true,
                     flush_due: false,
+                    log_append_time_ms: -1,
                 });
             }
         }
@@ -361,6 +413,11 @@ impl Partition {
             log_start_offset: log.log_start_offset,
             duplicate: false,
             flush_due,
+            log_append_time_ms: if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                -1
+            },
         };
         let leo = log.log_end_offset;
         drop(log);
