@@ -86,6 +86,29 @@ impl Db {
         Ok(())
     }
 
+    /// Calls `f` with every key and value of one partition in a column family, in key
+    /// order.
+    pub(crate) fn for_each_partition_entry(
+        &self,
+        cf: &str,
+        key: &PartitionKey,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), StorageError> {
+        let cf = self.cf(cf)?;
+        let start = key.with_u64(0);
+        for item in self.db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            if !k.starts_with(key.as_bytes()) {
+                break;
+            }
+            f(&k, &v);
+        }
+        Ok(())
+    }
+
     /// Deletes every key of one partition in a column family.
     pub(crate) fn delete_partition_keys(
         &self,

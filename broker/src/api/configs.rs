@@ -170,14 +170,28 @@ fn alter_topic(
         })
 }
 
-fn static_broker_refusal(keys: &[String]) -> Refusal {
-    (
+/// A change to the broker's own settings: they are all static, so only an empty change
+/// succeeds.
+fn alter_broker(broker: &Broker, name: &str, keys: Vec<String>) -> Result<(), Refusal> {
+    check_broker_name(broker, name)?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    Err((
         ResponseError::InvalidRequest,
         format!(
             "cannot update these broker configs dynamically: {}; set them in the broker's properties and restart",
             keys.join(", ")
         ),
-    )
+    ))
+}
+
+/// The error code and message a resource's outcome is answered with.
+fn answer(outcome: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (NONE, None),
+        Err((e, msg)) => (e.code(), Some(StrBytes::from_string(msg))),
+    }
 }
 
 fn other_resource_refusal(resource_type: i8) -> Refusal {
@@ -219,27 +233,21 @@ pub(crate) fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> AlterC
                     ),
                 }
             }
-            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name).and_then(|()| {
-                let keys: Vec<String> = r.configs.iter().map(|c| c.name.to_string()).collect();
-                if keys.is_empty() {
-                    Ok(())
-                } else {
-                    Err(static_broker_refusal(&keys))
-                }
-            }),
+            RESOURCE_BROKER => alter_broker(
+                broker,
+                &r.resource_name,
+                r.configs.iter().map(|c| c.name.to_string()).collect(),
+            ),
             other => Err(other_resource_refusal(other)),
         };
-        let mut out = alter_configs_response::AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name);
-        match outcome {
-            Ok(()) => out.error_code = NONE,
-            Err((e, msg)) => {
-                out.error_code = e.code();
-                out.error_message = Some(StrBytes::from_string(msg));
-            }
-        }
-        res.responses.push(out);
+        let (error_code, error_message) = answer(outcome);
+        res.responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
     }
     res
 }
@@ -356,27 +364,21 @@ pub(crate) fn incremental_alter_configs(
                     ),
                 }
             }
-            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name).and_then(|()| {
-                let keys: Vec<String> = r.configs.iter().map(|c| c.name.to_string()).collect();
-                if keys.is_empty() {
-                    Ok(())
-                } else {
-                    Err(static_broker_refusal(&keys))
-                }
-            }),
+            RESOURCE_BROKER => alter_broker(
+                broker,
+                &r.resource_name,
+                r.configs.iter().map(|c| c.name.to_string()).collect(),
+            ),
             other => Err(other_resource_refusal(other)),
         };
-        let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name);
-        match outcome {
-            Ok(()) => out.error_code = NONE,
-            Err((e, msg)) => {
-                out.error_code = e.code();
-                out.error_message = Some(StrBytes::from_string(msg));
-            }
-        }
-        res.responses.push(out);
+        let (error_code, error_message) = answer(outcome);
+        res.responses.push(
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
     }
     res
 }

@@ -216,46 +216,28 @@ fn last_indexed_timestamp(db: &Db, key: PartitionKey) -> Result<i64, StorageErro
 }
 
 fn load_producers(db: &Db, key: PartitionKey) -> Result<ProducerStates, StorageError> {
-    let cf = db.cf(CF_PRODUCERS)?;
     let mut states = ProducerStates::default();
-    let start = key.with_u64(0);
-    for item in db
-        .db
-        .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
-    {
-        let (k, v) = item?;
-        if !k.starts_with(key.as_bytes()) {
-            break;
-        }
-        let pid = key_suffix_u64(&k).map(|p| p as i64);
-        match (pid, ProducerEntry::decode(&v)) {
+    db.for_each_partition_entry(CF_PRODUCERS, &key, |k, v| {
+        let pid = key_suffix_u64(k).map(|p| p as i64);
+        match (pid, ProducerEntry::decode(v)) {
             (Some(pid), Some(entry)) => {
                 states.producers.insert(pid, entry);
             }
             _ => tracing::warn!("skipping malformed producer state entry"),
         }
-    }
+    })?;
     Ok(states)
 }
 
 fn load_aborted_txns(db: &Db, key: PartitionKey) -> Result<AbortedIndex, StorageError> {
-    let cf = db.cf(CF_ABORTED_TXNS)?;
     let mut out = AbortedIndex::default();
-    let start = key.with_u64(0);
-    for item in db
-        .db
-        .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
-    {
-        let (k, v) = item?;
-        if !k.starts_with(key.as_bytes()) {
-            break;
-        }
-        let last = key_suffix_u64(&k).map(|o| o as i64);
-        match last.and_then(|last| AbortedTxn::decode(last, &v)) {
+    db.for_each_partition_entry(CF_ABORTED_TXNS, &key, |k, v| {
+        let last = key_suffix_u64(k).map(|o| o as i64);
+        match last.and_then(|last| AbortedTxn::decode(last, v)) {
             Some(t) => out.insert(t),
             None => tracing::warn!("skipping malformed aborted transaction entry"),
         }
-    }
+    })?;
     Ok(out)
 }
 
