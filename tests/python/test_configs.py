@@ -379,3 +379,31 @@ def test_message_timestamp_type_and_range_are_enforced(broker):
     assert send(now + 3_600_000) == (KafkaError.INVALID_TIMESTAMP, None)
     assert send(now - 3_600_000, **{"compression.type": "lz4"}) == (KafkaError.INVALID_TIMESTAMP, None)
     assert send(now) == (None, 2)
+
+
+def test_broker_defaults_and_no_unwanted_auto_creation(broker_factory):
+    """Kafka Connect's start-up path: CreateTopics with partitions and replication factor -1
+    takes the broker's defaults (KIP-464); Metadata from a client that sets
+    allow_auto_topic_creation=false (a consumer's default) never creates a topic, while a
+    producer's Metadata does, with num.partitions."""
+    from confluent_kafka import Consumer
+
+    b = broker_factory(overrides={"num.partitions": 3})
+    a = admin(b.bootstrap)
+    defaults = unique_topic("defaults")
+    a.create_topics([NewTopic(defaults, num_partitions=-1, replication_factor=-1)])[defaults].result(20)
+    assert len(a.list_topics(defaults, timeout=10).topics[defaults].partitions) == 3
+
+    missing = unique_topic("never-created")
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "meta-only"})
+    try:
+        md = c.list_topics(missing, timeout=10)
+        assert md.topics[missing].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    finally:
+        c.close()
+    assert missing not in a.list_topics(timeout=10).topics
+
+    wanted = unique_topic("auto")
+    reports = produce_and_report(producer(b.bootstrap), [(wanted, None, b"v", None, None)])
+    assert reports[0][0] is None
+    assert len(a.list_topics(wanted, timeout=10).topics[wanted].partitions) == 3
