@@ -85,6 +85,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -218,6 +219,9 @@ pub(crate) async fn handle(
                 api::leadership::list_partition_reassignments(broker, r),
             ))
         }
+        RequestKind::DescribeTopicPartitions(r) => Some(ResponseKind::DescribeTopicPartitions(
+            api::topic_partitions::handle(broker, r),
+        )),
         RequestKind::AlterPartitionReassignments(r) => {
             Some(ResponseKind::AlterPartitionReassignments(
                 api::leadership::alter_partition_reassignments(broker, r),
@@ -716,6 +720,17 @@ mod tests {
                 r.topics = vec![t];
                 RequestKind::AlterPartitionReassignments(r)
             }
+            ApiKey::DescribeTopicPartitions => {
+                let t = |n: &str| {
+                    let mut x = describe_topic_partitions_request::TopicRequest::default();
+                    x.name = name(n);
+                    x
+                };
+                let mut r = DescribeTopicPartitionsRequest::default();
+                r.topics = vec![t("t"), t("zz-missing")];
+                r.response_partition_limit = 10;
+                RequestKind::DescribeTopicPartitions(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -966,6 +981,15 @@ mod tests {
                             .map(|p| p.error_code)
                             .collect();
                         assert_eq!(codes, vec![0, 39, 85]);
+                    }
+                    ResponseKind::DescribeTopicPartitions(r) => {
+                        let got: Vec<(i16, usize)> = r
+                            .topics
+                            .iter()
+                            .map(|t| (t.error_code, t.partitions.len()))
+                            .collect();
+                        assert_eq!(got, vec![(0, 1), (3, 0)]);
+                        assert!(r.next_cursor.is_none());
                     }
                     other => panic!("unexpected {other:?}"),
                 }

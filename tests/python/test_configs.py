@@ -407,3 +407,39 @@ def test_broker_defaults_and_no_unwanted_auto_creation(broker_factory):
     reports = produce_and_report(producer(b.bootstrap), [(wanted, None, b"v", None, None)])
     assert reports[0][0] is None
     assert len(a.list_topics(wanted, timeout=10).topics[wanted].partitions) == 3
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(broker):
+    """kafka-python describe_topic_partitions (KIP-966): topics sorted by name, at most
+    response_partition_limit partitions per response, next_cursor naming where to go on;
+    this broker leads every partition in epoch 0; an unknown topic is
+    UNKNOWN_TOPIC_OR_PARTITION."""
+    from kafka import KafkaAdminClient
+
+    a = admin(broker.bootstrap)
+    prefix = unique_topic("dtp")
+    first, second, missing = f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"
+    for name, n in [(first, 3), (second, 2)]:
+        a.create_topics([NewTopic(name, n, 1)])[name].result(20)
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        pages, cursor = [], None
+        for _ in range(5):
+            r = k.describe_topic_partitions([second, missing, first], response_partition_limit=2, cursor=cursor)
+            pages.append([(t["name"], t["error_code"], [p["partition_index"] for p in t["partitions"]])
+                          for t in r["topics"]])
+            cursor = r["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == [
+            [(first, 0, [0, 1])],
+            [(first, 0, [2]), (second, 0, [0])],
+            [(second, 0, [1]), (missing, 3, [])],
+        ]
+        r = k.describe_topic_partitions([first])
+        (t,) = r["topics"]
+        assert [(p["leader_id"], p["leader_epoch"], p["replica_nodes"], p["isr_nodes"]) for p in t["partitions"]] \
+            == [(1, 0, [1], [1])] * 3
+        assert r["next_cursor"] is None
+    finally:
+        k.close()

@@ -13,6 +13,7 @@ pub(crate) mod metadata;
 pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod producer_id;
+pub(crate) mod topic_partitions;
 pub(crate) mod txn;
 
 use kafka_protocol::messages::TopicName;
