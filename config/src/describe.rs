@@ -143,7 +143,11 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
 
 /// The broker property that supplies a topic config's default, its value in force and
 /// its source; `None` when the broker's value is Kafka's default.
-fn broker_value(broker: &BrokerConfig, def: &TopicConfigDef) -> (String, ConfigSource) {
+fn broker_value(
+    broker: &BrokerConfig,
+    defaults: &TopicConfig,
+    def: &TopicConfigDef,
+) -> (String, ConfigSource) {
     let set = def
         .synonyms
         .iter()
@@ -155,7 +159,6 @@ fn broker_value(broker: &BrokerConfig, def: &TopicConfigDef) -> (String, ConfigS
     };
     // Values Sluice parses come from the typed configuration, so the report is what is
     // enforced; the others are passed through as given, or Kafka's default.
-    let defaults = TopicConfig::resolve(broker, &BTreeMap::new());
     let typed = match def.name {
         "retention.ms" => Some(defaults.retention_ms.to_string()),
         "retention.bytes" => Some(defaults.retention_bytes.to_string()),
@@ -183,11 +186,20 @@ fn broker_value(broker: &BrokerConfig, def: &TopicConfigDef) -> (String, ConfigS
     (value, source)
 }
 
+/// The type of a topic config; `None` for a name Kafka does not have.
+pub fn topic_config_type(name: &str) -> Option<ConfigType> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.config_type)
+}
+
 /// Every topic config of a topic with these overrides, sorted by name.
 pub fn describe_topic_configs(
     broker: &BrokerConfig,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<DescribedConfig> {
+    let defaults = TopicConfig::resolve(broker, &BTreeMap::new());
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -217,7 +229,7 @@ pub fn describe_topic_configs(
             }
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
-                None => broker_value(broker, def),
+                None => broker_value(broker, &defaults, def),
             };
             DescribedConfig {
                 name: def.name,

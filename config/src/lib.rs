@@ -12,8 +12,8 @@ mod topic;
 
 pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
 pub use describe::{
-    describe_broker_configs, describe_topic_configs, ConfigSource, ConfigSynonym, ConfigType,
-    DescribedConfig,
+    describe_broker_configs, describe_topic_configs, topic_config_type, ConfigSource,
+    ConfigSynonym, ConfigType, DescribedConfig,
 };
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_config::{
-    describe_broker_configs, describe_topic_configs, validate_topic_config, ConfigType,
-    DescribedConfig,
+    describe_broker_configs, describe_topic_configs, topic_config_type, validate_topic_config,
+    ConfigType, DescribedConfig,
 };
 
 use crate::broker::Broker;
@@ -261,11 +261,7 @@ fn apply_op(
     value: Option<&str>,
 ) -> Result<(), Refusal> {
     let invalid = |msg: String| Err((ResponseError::InvalidConfig, msg));
-    let is_list = describe_topic_configs(&broker.config, &BTreeMap::new())
-        .into_iter()
-        .find(|c| c.name == name)
-        .map(|c| c.config_type == ConfigType::List);
-    let Some(is_list) = is_list else {
+    let Some(is_list) = topic_config_type(name).map(|t| t == ConfigType::List) else {
         return invalid(format!("unknown topic config {name}"));
     };
     match op {
