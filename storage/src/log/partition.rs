@@ -283,11 +283,7 @@ impl Partition {
         };
         match timestamp_type {
             TimestampType::LogAppendTime => {
-                let mut stamped = batch.to_vec();
-                batch::set_log_append_time(&mut stamped, now_ms);
-                let header = batch::read_header(&stamped)
-                    .map_err(|e| StorageError::Corrupt(format!("stamped batch: {e}")))?;
-                self.append_inner(header, &Bytes::from(stamped), None, now_ms)
+                self.append_inner(header, batch, None, Some(now_ms), now_ms)
             }
             TimestampType::CreateTime => {
                 let range = || {
@@ -317,7 +313,7 @@ impl Partition {
                         )));
                     }
                 }
-                self.append_inner(header, batch, None, now_ms)
+                self.append_inner(header, batch, None, None, now_ms)
             }
         }
     }
@@ -340,14 +336,17 @@ impl Partition {
         );
         let header = batch::read_header(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("control batch: {e}")))?;
-        self.append_inner(header, &bytes, Some(control), now_ms)
+        self.append_inner(header, &bytes, Some(control), None, now_ms)
     }
 
+    /// Appends a batch; `log_append_time` stamps it with that time (LogAppendTime topics)
+    /// on the copy that takes its offsets.
     fn append_inner(
         &self,
         header: BatchHeader,
         batch: &Bytes,
         control: Option<ControlType>,
+        log_append_time: Option<i64>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let mut log = self.lock();
@@ -381,10 +380,17 @@ impl Partition {
         let mut bytes = batch.to_vec();
         batch::set_base_offset(&mut bytes, base_offset);
         batch::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
-        let header = BatchHeader {
-            base_offset,
-            partition_leader_epoch: LEADER_EPOCH,
-            ..header
+        let header = match log_append_time {
+            Some(t) => {
+                batch::set_log_append_time(&mut bytes, t);
+                batch::read_header(&bytes)
+                    .map_err(|e| StorageError::Corrupt(format!("stamped batch: {e}")))?
+            }
+            None => BatchHeader {
+                base_offset,
+                partition_leader_epoch: LEADER_EPOCH,
+                ..header
+            },
         };
         let segment = log.active()?;
         let segment_base = segment.base_offset;
