@@ -1,6 +1,6 @@
 //! Topic administration: CreateTopics, DeleteTopics, DescribeCluster.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -28,13 +28,7 @@ pub(crate) async fn create_topics(
     version: i16,
 ) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
-    let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = req
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.to_string()))
-        .map(|t| t.name.to_string())
-        .collect();
+    let duplicates = super::repeated_names(req.topics.iter().map(|t| t.name.as_str()));
     for t in req.topics {
         let name = t.name.to_string();
         let mut res = CreatableTopicResult::default();

@@ -1,8 +1,6 @@
 //! CreatePartitions (growing a topic) and DeleteRecords (moving a partition's log start
 //! offset forward).
 
-use std::collections::HashSet;
-
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -27,13 +25,7 @@ pub(crate) fn create_partitions(
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut res = CreatePartitionsResponse::default();
-    let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = req
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.to_string()))
-        .map(|t| t.name.to_string())
-        .collect();
+    let duplicates = super::repeated_names(req.topics.iter().map(|t| t.name.as_str()));
     for t in req.topics {
         let name = t.name.to_string();
         let outcome: Result<(), (ResponseError, String)> = (|| {
