@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes};
 pub const HEADER_SIZE: usize = 61;
 /// Bytes before the `batchLength` field ends: base offset (8) and batch length (4).
 pub const LOG_OVERHEAD: usize = 12;
-const CRC_START: usize = 21;
+pub(crate) const CRC_START: usize = 21;
 
 /// Why bytes are not a valid record batch (answered as CORRUPT_MESSAGE, or
 /// INVALID_RECORD / UNSUPPORTED_FOR_MESSAGE_FORMAT where Kafka distinguishes).
@@ -34,6 +34,9 @@ pub enum BatchError {
     /// The header's counts contradict each other.
     #[error("record batch header is inconsistent: {0}")]
     Inconsistent(&'static str),
+    /// The records inside the batch do not decode (or do not compress).
+    #[error("record batch records are malformed: {0}")]
+    Records(String),
 }
 
 /// The compression codec in a batch's attributes.
@@ -323,7 +326,7 @@ pub fn control_type(batch: &[u8]) -> Option<ControlType> {
 }
 
 /// Appends a zig-zag varint, the record format's integer encoding.
-fn put_varint(buf: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_varint(buf: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         buf.push((z as u8) | 0x80);
@@ -333,7 +336,7 @@ fn put_varint(buf: &mut Vec<u8>, v: i64) {
 }
 
 /// Reads a zig-zag varint from the front of `buf`.
-fn get_varint(buf: &mut &[u8]) -> Option<i64> {
+pub(crate) fn get_varint(buf: &mut &[u8]) -> Option<i64> {
     let mut z: u64 = 0;
     for shift in (0..64).step_by(7) {
         let (&b, rest) = buf.split_first()?;

@@ -5,5 +5,6 @@
 
 pub mod batch;
 pub mod frame;
+pub mod records;
 
 pub use kafka_protocol;
