@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::listener::{parse_listeners, Listener};
+use crate::topic::{CleanupPolicy, CompressionType, TimestampType, TopicConfig};
 use crate::{parse_bool, parse_i64, ConfigError};
 
 /// Kafka properties that an existing `server.properties` commonly sets and that have no
@@ -32,6 +33,34 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
     "log.flush.scheduler.interval.ms",
+    "log.cleaner.threads",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.segment.delete.delay.ms",
+    "log.message.timestamp.difference.max.ms",
+];
+
+/// Broker properties that set a topic config's default: broker name, topic name.
+const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str)] = &[
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("compression.type", "compression.type"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+    ),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+    ),
 ];
 
 /// When the log forces written data to disk (Kafka's `log.flush.*` settings).
@@ -92,6 +121,11 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
     pub transactions: TxnConfig,
+    /// Topic config defaults set by broker properties (`log.cleanup.policy`,
+    /// `compression.type`, `log.message.timestamp.*`, `log.cleaner.*` topic defaults).
+    pub topic_defaults: TopicDefaults,
+    /// The log cleaner's own settings (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
     /// Accepted Kafka properties that have no effect here, for a start-up log line.
     pub ignored: Vec<String>,
     /// Every property given at start-up, as given: the source DescribeConfigs reports
@@ -131,6 +165,102 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub remove_expired_interval_ms: i64,
+}
+
+/// Topic config defaults that come from broker properties, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDefaults {
+    /// `log.cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `compression.type`.
+    pub compression_type: CompressionType,
+    /// `log.message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `log.message.timestamp.before.max.ms`.
+    pub timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms`.
+    pub timestamp_after_max_ms: i64,
+    /// `log.cleaner.delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            cleanup_policy: CleanupPolicy::Delete,
+            compression_type: CompressionType::Producer,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            // Kafka 4's default: an hour into the future.
+            timestamp_after_max_ms: 3_600_000,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+        }
+    }
+}
+
+impl TopicDefaults {
+    /// Sets the default of topic config `topic_key` from broker property `broker_key`.
+    fn set(&mut self, broker_key: &str, topic_key: &str, v: &str) -> Result<(), ConfigError> {
+        let mut t = TopicConfig::resolve(&BrokerConfig::default(), &Default::default());
+        // Parse with the topic config's rules, then name the broker property in errors.
+        t.apply(topic_key, v).map_err(|e| match e {
+            ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
+                key: broker_key.to_string(),
+                value,
+                reason,
+            },
+            other => other,
+        })?;
+        match topic_key {
+            "cleanup.policy" => self.cleanup_policy = t.cleanup_policy,
+            "compression.type" => self.compression_type = t.compression_type,
+            "message.timestamp.type" => self.timestamp_type = t.timestamp_type,
+            "message.timestamp.before.max.ms" => {
+                self.timestamp_before_max_ms = t.timestamp_before_max_ms
+            }
+            "message.timestamp.after.max.ms" => {
+                self.timestamp_after_max_ms = t.timestamp_after_max_ms
+            }
+            "delete.retention.ms" => self.delete_retention_ms = t.delete_retention_ms,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = t.min_compaction_lag_ms,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = t.max_compaction_lag_ms,
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = t.min_cleanable_dirty_ratio
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The log cleaner's settings, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.backoff.ms`: the pause when no log needs cleaning.
+    pub backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the key map of one cleaning pass.
+    pub dedupe_buffer_size: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enable: true,
+            backoff_ms: 15_000,
+            dedupe_buffer_size: 134_217_728,
+        }
+    }
 }
 
 impl Default for TxnConfig {
@@ -189,6 +319,8 @@ impl Default for BrokerConfig {
             cluster_id: None,
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
+            topic_defaults: TopicDefaults::default(),
+            cleaner: CleanerConfig::default(),
             ignored: Vec::new(),
             set_properties: Default::default(),
         }
@@ -306,6 +438,18 @@ impl BrokerConfig {
                 "transaction.remove.expired.transaction.cleanup.interval.ms" => {
                     cfg.transactions.remove_expired_interval_ms = parse_i64(key, v, 1)?
                 }
+                "log.cleaner.enable" => cfg.cleaner.enable = parse_bool(key, v)?,
+                "log.cleaner.backoff.ms" => cfg.cleaner.backoff_ms = parse_i64(key, v, 0)?,
+                "log.cleaner.dedupe.buffer.size" => {
+                    cfg.cleaner.dedupe_buffer_size = parse_i64(key, v, 1)? as u64
+                }
+                k if TOPIC_DEFAULT_PROPERTIES.iter().any(|(b, _)| *b == k) => {
+                    let topic_key = TOPIC_DEFAULT_PROPERTIES
+                        .iter()
+                        .find(|(b, _)| *b == k)
+                        .map_or(k, |(_, t)| *t);
+                    cfg.topic_defaults.set(k, topic_key, v)?
+                }
                 k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => cfg.ignored.push(k.to_string()),
                 other => return Err(ConfigError::Unknown(other.to_string())),
             }
@@ -342,6 +486,14 @@ impl BrokerConfig {
                 "group.min.session.timeout.ms",
                 &cfg.groups.min_session_timeout_ms.to_string(),
                 "must not exceed group.max.session.timeout.ms",
+            ));
+        }
+        let d = &cfg.topic_defaults;
+        if d.min_compaction_lag_ms > d.max_compaction_lag_ms {
+            return Err(ConfigError::invalid(
+                "log.cleaner.min.compaction.lag.ms",
+                &d.min_compaction_lag_ms.to_string(),
+                "must not exceed log.cleaner.max.compaction.lag.ms",
             ));
         }
         if cfg.message_max_bytes > cfg.socket_request_max_bytes {
@@ -389,6 +541,37 @@ mod tests {
         assert_eq!(c.advertised_listeners, c.listeners);
         assert_eq!(c.log_dir, PathBuf::from("./data"));
         assert!(c.flush.is_lazy());
+    }
+
+    #[test]
+    fn topic_defaults_come_from_broker_properties() {
+        let c = cfg(&[
+            ("log.cleanup.policy", "compact"),
+            ("compression.type", "zstd"),
+            ("log.cleaner.delete.retention.ms", "1000"),
+            ("log.cleaner.min.cleanable.ratio", "0.1"),
+            ("log.message.timestamp.type", "LogAppendTime"),
+        ])
+        .unwrap();
+        let t = TopicConfig::resolve(&c, &Default::default());
+        assert_eq!(t.cleanup_policy, CleanupPolicy::Compact);
+        assert_eq!(t.compression_type, CompressionType::Zstd);
+        assert_eq!(t.delete_retention_ms, 1000);
+        assert_eq!(t.min_cleanable_dirty_ratio, 0.1);
+        assert_eq!(t.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(
+            cfg(&[("log.cleaner.min.cleanable.ratio", "2")]).unwrap_err(),
+            ConfigError::Invalid {
+                key: "log.cleaner.min.cleanable.ratio".into(),
+                value: "2".into(),
+                reason: "expected a number between 0 and 1".into(),
+            }
+        );
+        assert!(cfg(&[
+            ("log.cleaner.min.compaction.lag.ms", "10"),
+            ("log.cleaner.max.compaction.lag.ms", "5")
+        ])
+        .is_err());
     }
 
     #[test]

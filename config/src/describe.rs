@@ -166,6 +166,13 @@ fn broker_value(
         "segment.ms" => Some(defaults.segment_ms.to_string()),
         "max.message.bytes" => Some(defaults.max_message_bytes.to_string()),
         "message.timestamp.after.max.ms" => Some(defaults.timestamp_after_max_ms.to_string()),
+        "cleanup.policy" => Some(defaults.cleanup_policy.name().to_string()),
+        "compression.type" => Some(defaults.compression_type.name().to_string()),
+        "message.timestamp.type" => Some(defaults.timestamp_type.name().to_string()),
+        "delete.retention.ms" => Some(defaults.delete_retention_ms.to_string()),
+        "min.compaction.lag.ms" => Some(defaults.min_compaction_lag_ms.to_string()),
+        "max.compaction.lag.ms" => Some(defaults.max_compaction_lag_ms.to_string()),
+        "min.cleanable.dirty.ratio" => Some(defaults.min_cleanable_dirty_ratio.to_string()),
         "message.timestamp.before.max.ms" => Some(defaults.timestamp_before_max_ms.to_string()),
         "flush.messages" => Some(
             i64::try_from(broker.flush.interval_messages)
@@ -304,6 +311,24 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             listeners(&broker.listeners),
             ConfigType::String,
             "Addresses the broker listens on.",
+        ),
+        (
+            "log.cleaner.backoff.ms",
+            broker.cleaner.backoff_ms.to_string(),
+            ConfigType::Long,
+            "Pause of the log cleaner when no log needs cleaning.",
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            broker.cleaner.dedupe_buffer_size.to_string(),
+            ConfigType::Long,
+            "Memory for the key map of one cleaning pass.",
+        ),
+        (
+            "log.cleaner.enable",
+            broker.cleaner.enable.to_string(),
+            ConfigType::Boolean,
+            "Run the log cleaner for compacted topics.",
         ),
         (
             "log.dirs",

@@ -11,6 +11,7 @@ mod properties;
 mod topic;
 
 pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
+pub use broker::{CleanerConfig, TopicDefaults};
 pub use describe::{
     describe_broker_configs, describe_topic_configs, topic_config_type, ConfigSource,
     ConfigSynonym, ConfigType, DescribedConfig,
@@ -18,7 +19,8 @@ pub use describe::{
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
 pub use topic::{
-    validate_topic_config, CleanupPolicy, TimestampType, TopicConfig, TOPIC_CONFIG_NAMES,
+    validate_topic_config, validate_topic_overrides, CleanupPolicy, CompressionType, TimestampType,
+    TopicConfig, TOPIC_CONFIG_NAMES,
 };
 
 /// A configuration error that names the offending property.

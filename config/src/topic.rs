@@ -65,8 +65,90 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// `compression.type`: the codec stored batches are kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    /// `producer`: batches keep the producer's codec.
+    Producer,
+    /// `uncompressed` (or `none`).
+    Uncompressed,
+    /// `gzip`.
+    Gzip,
+    /// `snappy`.
+    Snappy,
+    /// `lz4`.
+    Lz4,
+    /// `zstd`.
+    Zstd,
+}
+
+impl CompressionType {
+    fn parse(key: &str, v: &str) -> Result<Self, ConfigError> {
+        Ok(match v {
+            "producer" => CompressionType::Producer,
+            "uncompressed" | "none" => CompressionType::Uncompressed,
+            "gzip" => CompressionType::Gzip,
+            "snappy" => CompressionType::Snappy,
+            "lz4" => CompressionType::Lz4,
+            "zstd" => CompressionType::Zstd,
+            _ => {
+                return Err(ConfigError::invalid(
+                    key,
+                    v,
+                    "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+                ))
+            }
+        })
+    }
+}
+
+impl CompressionType {
+    /// The name `compression.type` takes for this codec.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Uncompressed => "uncompressed",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+        }
+    }
+}
+
+impl TimestampType {
+    /// The name `message.timestamp.type` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
+}
+
+impl CleanupPolicy {
+    /// The value `cleanup.policy` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+
+    /// True when the cleaner compacts the log.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// True when retention deletes old segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+}
+
 /// The values in force for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     /// `retention.ms`; -1 keeps data forever.
     pub retention_ms: i64,
@@ -86,23 +168,38 @@ pub struct TopicConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future a CreateTime may be.
     pub timestamp_after_max_ms: i64,
+    /// `compression.type`.
+    pub compression_type: CompressionType,
+    /// `delete.retention.ms`: how long the cleaner keeps tombstones once it has seen them.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: records older than this are compacted whatever the ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: share of uncleaned bytes that makes a log worth cleaning.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl TopicConfig {
     /// The values in force: `overrides` over the broker defaults. The overrides must
     /// already have passed [`validate_topic_config`].
     pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Self {
+        let d = &broker.topic_defaults;
         let mut cfg = TopicConfig {
             retention_ms: broker.log_retention_ms,
             retention_bytes: broker.log_retention_bytes,
             segment_bytes: broker.log_segment_bytes,
             segment_ms: broker.log_roll_ms,
             max_message_bytes: broker.message_max_bytes,
-            cleanup_policy: CleanupPolicy::Delete,
-            timestamp_type: TimestampType::CreateTime,
-            timestamp_before_max_ms: i64::MAX,
-            // Kafka 4's default: an hour into the future.
-            timestamp_after_max_ms: 3_600_000,
+            cleanup_policy: d.cleanup_policy,
+            timestamp_type: d.timestamp_type,
+            timestamp_before_max_ms: d.timestamp_before_max_ms,
+            timestamp_after_max_ms: d.timestamp_after_max_ms,
+            compression_type: d.compression_type,
+            delete_retention_ms: d.delete_retention_ms,
+            min_compaction_lag_ms: d.min_compaction_lag_ms,
+            max_compaction_lag_ms: d.max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: d.min_cleanable_dirty_ratio,
         };
         for (k, v) in overrides {
             // Validated before it was stored; a value that no longer parses keeps the default.
@@ -111,7 +208,9 @@ impl TopicConfig {
         cfg
     }
 
-    fn apply(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+    /// Sets one entry (its name as a topic config); names without a typed field are
+    /// accepted and ignored here.
+    pub(crate) fn apply(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
         match key {
             "retention.ms" => self.retention_ms = parse_i64(key, v, -1)?,
             "retention.bytes" => self.retention_bytes = parse_i64(key, v, -1)?,
@@ -123,19 +222,21 @@ impl TopicConfig {
                     .map_err(|_| ConfigError::invalid(key, v, "too large"))?
             }
             "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, v)?,
-            "message.timestamp.type" => {
-                self.timestamp_type = match v {
-                    "CreateTime" => TimestampType::CreateTime,
-                    "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            key,
-                            v,
-                            "expected CreateTime or LogAppendTime",
-                        ))
-                    }
+            "message.timestamp.type" => self.timestamp_type = parse_timestamp_type(key, v)?,
+            "compression.type" => self.compression_type = CompressionType::parse(key, v)?,
+            "delete.retention.ms" => self.delete_retention_ms = parse_i64(key, v, 0)?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_i64(key, v, 0)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = parse_i64(key, v, 1)?,
+            "min.cleanable.dirty.ratio" => match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => self.min_cleanable_dirty_ratio = r,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        v,
+                        "expected a number between 0 and 1",
+                    ))
                 }
-            }
+            },
             "message.timestamp.before.max.ms" => {
                 self.timestamp_before_max_ms = parse_i64(key, v, 0)?
             }
@@ -146,7 +247,19 @@ impl TopicConfig {
     }
 }
 
-fn parse_cleanup_policy(key: &str, v: &str) -> Result<CleanupPolicy, ConfigError> {
+pub(crate) fn parse_timestamp_type(key: &str, v: &str) -> Result<TimestampType, ConfigError> {
+    match v {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        _ => Err(ConfigError::invalid(
+            key,
+            v,
+            "expected CreateTime or LogAppendTime",
+        )),
+    }
+}
+
+pub(crate) fn parse_cleanup_policy(key: &str, v: &str) -> Result<CleanupPolicy, ConfigError> {
     let mut parts: Vec<&str> = v.split(',').map(str::trim).collect();
     parts.sort_unstable();
     parts.dedup();
@@ -162,50 +275,41 @@ fn parse_cleanup_policy(key: &str, v: &str) -> Result<CleanupPolicy, ConfigError
     }
 }
 
+/// Checks the entries of a topic's overrides together, as Kafka does after each one
+/// passed [`validate_topic_config`].
+pub fn validate_topic_overrides(
+    broker: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let cfg = TopicConfig::resolve(broker, overrides);
+    if cfg.min_compaction_lag_ms > cfg.max_compaction_lag_ms {
+        return Err(ConfigError::invalid(
+            "min.compaction.lag.ms",
+            &cfg.min_compaction_lag_ms.to_string(),
+            format!(
+                "must not exceed max.compaction.lag.ms ({})",
+                cfg.max_compaction_lag_ms
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one topic config entry as CreateTopics and AlterConfigs must.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
     if !TOPIC_CONFIG_NAMES.contains(&key) {
         return Err(ConfigError::Unknown(key.to_string()));
     }
-    let mut scratch = TopicConfig {
-        retention_ms: 0,
-        retention_bytes: 0,
-        segment_bytes: 0,
-        segment_ms: 0,
-        max_message_bytes: 0,
-        cleanup_policy: CleanupPolicy::Delete,
-        timestamp_type: TimestampType::CreateTime,
-        timestamp_before_max_ms: 0,
-        timestamp_after_max_ms: 0,
-    };
+    let mut scratch = TopicConfig::resolve(&BrokerConfig::default(), &BTreeMap::new());
     scratch.apply(key, value)?;
     match key {
-        "compression.type" => match value {
-            "producer" | "uncompressed" | "none" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
-            _ => Err(ConfigError::invalid(
-                key,
-                value,
-                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
-            )),
-        },
-        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
-            Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
-            _ => Err(ConfigError::invalid(
-                key,
-                value,
-                "expected a number between 0 and 1",
-            )),
-        },
         "preallocate"
         | "unclean.leader.election.enable"
         | "message.downconversion.enable"
         | "remote.storage.enable"
         | "remote.log.copy.disable"
         | "remote.log.delete.on.disable" => crate::parse_bool(key, value).map(|_| ()),
-        "delete.retention.ms"
-        | "file.delete.delay.ms"
-        | "max.compaction.lag.ms"
-        | "min.compaction.lag.ms"
+        "file.delete.delay.ms"
         | "message.timestamp.difference.max.ms"
         | "segment.jitter.ms"
         | "index.interval.bytes" => parse_i64(key, value, 0).map(|_| ()),

@@ -61,7 +61,10 @@ pub fn decode_records(batch: &Bytes) -> Result<(BatchHeader, Vec<Record>), Batch
         .compression()
         .ok_or(BatchError::Inconsistent("unknown compression codec"))?;
     let data = decompress(codec, batch.slice(HEADER_SIZE..header.size()))?;
-    let mut cursor = Cursor { data: &data, pos: 0 };
+    let mut cursor = Cursor {
+        data: &data,
+        pos: 0,
+    };
     // The count comes from the client: never let it size an allocation on its own.
     let mut records = Vec::with_capacity((header.records_count.max(0) as usize).min(4096));
     for _ in 0..header.records_count {
@@ -266,7 +269,10 @@ mod tests {
 
     fn kp_batch(codec: KpCompression) -> Bytes {
         let mut headers = IndexMap::new();
-        headers.insert(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")));
+        headers.insert(
+            StrBytes::from_static_str("h"),
+            Some(Bytes::from_static(b"v")),
+        );
         let records: Vec<KpRecord> = (0..5)
             .map(|i| KpRecord {
                 transactional: false,

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_config::{describe_topic_configs, validate_topic_config};
+use sluice_config::{describe_topic_configs, validate_topic_config, validate_topic_overrides};
 use uuid::Uuid;
 
 use super::{topic_name, validate_topic_name};
@@ -133,6 +133,11 @@ pub(crate) async fn create_topics(
                 break;
             }
             configs.insert(key, value);
+        }
+        if config_error.is_none() {
+            if let Err(e) = validate_topic_overrides(&broker.config, &configs) {
+                config_error = Some(e.to_string());
+            }
         }
         if let Some(msg) = config_error {
             r.topics.push(fail(res, ResponseError::InvalidConfig, msg));

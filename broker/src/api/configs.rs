@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_config::{
     describe_broker_configs, describe_topic_configs, topic_config_type, validate_topic_config,
-    ConfigType, DescribedConfig,
+    validate_topic_overrides, ConfigType, DescribedConfig,
 };
 
 use crate::broker::Broker;
@@ -134,11 +134,12 @@ pub(crate) fn describe_configs(
 }
 
 /// The new overrides of a topic, each checked; `Err` names the first bad entry.
-fn validated(configs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+fn validated(broker: &Broker, configs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    let invalid = |e: sluice_config::ConfigError| (ResponseError::InvalidConfig, e.to_string());
     for (k, v) in configs {
-        validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        validate_topic_config(k, v).map_err(invalid)?;
     }
-    Ok(())
+    validate_topic_overrides(&broker.config, configs).map_err(invalid)
 }
 
 /// Applies new overrides to a topic, or only checks them when `validate_only`.
@@ -156,7 +157,7 @@ fn alter_topic(
     })?;
     let mut configs = topic.record.configs.clone();
     change(&mut configs)?;
-    validated(&configs)?;
+    validated(broker, &configs)?;
     if validate_only {
         return Ok(());
     }
