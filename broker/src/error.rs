@@ -43,8 +43,9 @@ pub(crate) fn storage_error_code(e: &StorageError) -> i16 {
     match e {
         StorageError::TopicExists(_) => code(ResponseError::TopicAlreadyExists),
         StorageError::UnknownTopic(_) => code(ResponseError::UnknownTopicOrPartition),
-        StorageError::Io { .. } | StorageError::Index(_) | StorageError::Corrupt(_) => {
-            code(ResponseError::KafkaStorageError)
-        }
+        StorageError::Io { .. }
+        | StorageError::Index(_)
+        | StorageError::Corrupt(_)
+        | StorageError::CrashPoint(_) => code(ResponseError::KafkaStorageError),
     }
 }

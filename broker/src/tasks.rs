@@ -1,8 +1,9 @@
-//! Background work: retention checks and time-based log flushes.
+//! Background work: retention checks, the log cleaner and time-based log flushes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_storage::{CleanOptions, CleanerCrashPoint};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -27,6 +28,9 @@ pub(crate) fn spawn_background(
             }
         }
     }));
+    if broker.config.cleaner.enable {
+        tasks.push(tokio::spawn(run_cleaner(broker.clone(), stop.clone())));
+    }
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(stop.clone())));
     tasks.push(tokio::spawn(broker.txns.clone().run_timers(stop.clone())));
     let b = broker.clone();
@@ -62,6 +66,51 @@ pub(crate) fn spawn_background(
         }));
     }
     tasks
+}
+
+/// The log cleaner: cleans the dirtiest compacted partition, again at once while there is
+/// work, and waits `log.cleaner.backoff.ms` when there is none. Cleaning runs on a
+/// blocking thread and holds a partition's lock only to snapshot it and to swap segments.
+async fn run_cleaner(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let backoff = Duration::from_millis(broker.config.cleaner.backoff_ms.max(1) as u64);
+    let opts = CleanOptions {
+        dedupe_buffer_size: broker.config.cleaner.dedupe_buffer_size,
+        crash_point: std::env::var("SLUICE_CRASH_POINT")
+            .ok()
+            .and_then(|v| CleanerCrashPoint::parse(&v)),
+    };
+    if let Some(p) = opts.crash_point {
+        tracing::warn!(
+            "SLUICE_CRASH_POINT={}: the broker will abort in its next log cleaning",
+            p.name()
+        );
+    }
+    loop {
+        let storage = broker.storage.clone();
+        let pass = tokio::task::spawn_blocking(move || storage.clean_dirtiest(&opts));
+        let worked = match pass.await {
+            Ok(Ok(done)) => done.is_some(),
+            Ok(Err(e)) => {
+                // Only a test crash point comes back as an error: die as a crash would.
+                tracing::error!(error = %e, "aborting the process");
+                std::process::abort();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "log cleaner task failed");
+                false
+            }
+        };
+        if *stop.borrow() {
+            return;
+        }
+        if worked {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = crate::stopped(&mut stop) => return,
+        }
+    }
 }
 
 fn spawn_every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut f: F) -> JoinHandle<()>

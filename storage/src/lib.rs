@@ -24,8 +24,9 @@ use uuid::Uuid;
 pub use catalog::TopicRecord;
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
-    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Partition, ProducerInfo, ReadError,
-    TimestampOffset, COORDINATOR_EPOCH, LEADER_EPOCH,
+    AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,
+    FetchData, Isolation, Partition, ProducerInfo, ReadError, TimestampOffset, COORDINATOR_EPOCH,
+    LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
 pub use txns::{PendingOffset, TxnRecord, TxnState};
@@ -55,6 +56,9 @@ pub enum StorageError {
     /// The topic does not exist (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("topic {0} does not exist")]
     UnknownTopic(String),
+    /// A test hook stopped the work here, as a crash would.
+    #[error("stopped at crash point {0}")]
+    CrashPoint(&'static str),
 }
 
 impl StorageError {
@@ -349,6 +353,38 @@ impl Storage {
             }
         }
         deleted
+    }
+
+    /// Cleans the compacted partition that most needs it, if any is due; returns it with
+    /// what the pass did. Failures are logged and the partition skipped; only a test crash
+    /// point is returned as an error.
+    pub fn clean_dirtiest(
+        &self,
+        opts: &CleanOptions,
+    ) -> Result<Option<(Arc<Partition>, CleanStats)>, StorageError> {
+        let now = now_ms();
+        let mut due: Vec<(f64, Arc<Partition>)> = Vec::new();
+        for p in self.partitions() {
+            match p.cleanability(now) {
+                Ok(Some(c)) if c.due => due.push((c.dirty_ratio, p)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "cannot assess the log for cleaning")
+                }
+            }
+        }
+        due.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, p) in due {
+            match p.clean(now, opts) {
+                Ok(Some(stats)) => return Ok(Some((p, stats))),
+                Ok(None) => {}
+                Err(e @ StorageError::CrashPoint(_)) => return Err(e),
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "cleaning failed")
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Every partition, for background flushing and metrics.

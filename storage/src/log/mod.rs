@@ -1,6 +1,7 @@
 //! The partition log: segments of raw batches, indexed in RocksDB.
 
 mod aborted;
+mod cleaner;
 mod delete_records;
 mod partition;
 mod recovery;
@@ -8,6 +9,7 @@ mod retention;
 pub(crate) mod segment;
 mod timestamp;
 
+pub use cleaner::{CleanOptions, CleanStats, Cleanability, CleanerCrashPoint};
 pub use partition::{
     AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Partition, ProducerInfo, ReadError,
     COORDINATOR_EPOCH, LEADER_EPOCH,

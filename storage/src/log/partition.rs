@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
-use sluice_config::{FlushPolicy, TimestampType, TopicConfig};
-use sluice_protocol::batch::{self, BatchHeader, ControlType};
+use sluice_config::{CompressionType, FlushPolicy, TimestampType, TopicConfig};
+use sluice_protocol::batch::{self, BatchHeader, Compression, ControlType};
+use sluice_protocol::records;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -176,6 +177,8 @@ pub struct Partition {
     /// Everything below this offset is on disk.
     flushed_offset: AtomicI64,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Held by a cleaning pass, so that passes on one partition never overlap.
+    pub(super) cleaner_lock: Mutex<()>,
     /// The high watermark; long-poll fetches wait for it to move.
     high_watermark: watch::Sender<i64>,
 }
@@ -209,6 +212,7 @@ impl Partition {
             flush_policy,
             flushed_offset: AtomicI64::new(leo),
             flush_lock: tokio::sync::Mutex::new(()),
+            cleaner_lock: Mutex::new(()),
             high_watermark: watch::channel(leo).0,
         }))
     }
@@ -273,13 +277,20 @@ impl Partition {
                 "a transactional batch must carry a producer id",
             ));
         }
-        let (timestamp_type, before_max, after_max) = {
+        let (timestamp_type, before_max, after_max, compacted, codec) = {
             let log = self.lock();
             (
                 log.config.timestamp_type,
                 log.config.timestamp_before_max_ms,
                 log.config.timestamp_after_max_ms,
+                log.config.cleanup_policy.compacts(),
+                stored_codec(log.config.compression_type),
             )
+        };
+        let rewritten = self.check_records(&header, batch, compacted, codec)?;
+        let (header, batch) = match &rewritten {
+            Some((h, b)) => (*h, b),
+            None => (header, batch),
         };
         match timestamp_type {
             TimestampType::LogAppendTime => {
@@ -316,6 +327,38 @@ impl Partition {
                 self.append_inner(header, batch, None, None, now_ms)
             }
         }
+    }
+
+    /// Looks inside a producer's batch where the topic's configs require it: a compacted
+    /// topic refuses records without a key, and a named `compression.type` recompresses.
+    /// Returns the batch to store when it differs from the one given.
+    fn check_records(
+        &self,
+        header: &BatchHeader,
+        batch: &Bytes,
+        compacted: bool,
+        codec: Option<Compression>,
+    ) -> Result<Option<(BatchHeader, Bytes)>, AppendError> {
+        let recompress = codec.filter(|c| header.compression() != Some(*c));
+        if !compacted && recompress.is_none() {
+            return Ok(None);
+        }
+        let (mut h, recs) = records::decode_records(batch)
+            .map_err(|_| AppendError::InvalidRecord("the batch's records do not decode"))?;
+        if compacted && recs.iter().any(|r| r.key.is_none()) {
+            return Err(AppendError::InvalidRecord(
+                "Compacted topic cannot accept message without key",
+            ));
+        }
+        let Some(to) = recompress else {
+            return Ok(None);
+        };
+        h.attributes = (h.attributes & !0x07) | to.attribute_bits();
+        let bytes = records::encode_batch(&h, &recs)
+            .map_err(|_| AppendError::InvalidRecord("the batch's records do not encode"))?;
+        let header = batch::read_header(&bytes)
+            .map_err(|e| StorageError::Corrupt(format!("recompressed batch: {e}")))?;
+        Ok(Some((header, Bytes::from(bytes))))
     }
 
     /// Appends a transaction marker that ends the producer's transaction on this
@@ -461,7 +504,13 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let segment_bytes = log.config.segment_bytes;
-        let segment_ms = log.config.segment_ms;
+        // A compacted log rolls by max.compaction.lag.ms too, so that no record waits in
+        // the active segment longer than that for the cleaner (KIP-354).
+        let segment_ms = if log.config.cleanup_policy.compacts() {
+            log.config.segment_ms.min(log.config.max_compaction_lag_ms)
+        } else {
+            log.config.segment_ms
+        };
         let leo = log.log_end_offset;
         let active = log.active()?;
         let full = active.size > 0 && active.size + incoming > segment_bytes;
@@ -524,16 +573,14 @@ impl Partition {
         if offset >= upper {
             return Ok(empty);
         }
-        let Some(entry) = self.batch_containing(offset)? else {
+        let Some(Located {
+            entry,
+            file,
+            path,
+            segment_size,
+        }) = self.locate(offset)?
+        else {
             return Ok(empty);
-        };
-        let (file, path, segment_size) = {
-            let log = self.lock();
-            match log.segments.get(&entry.segment) {
-                Some(s) => (s.file.clone(), s.path.clone(), s.size),
-                // Removed by retention since the index lookup.
-                None => return Ok(empty),
-            }
         };
         let want = (entry.size as usize).max(max_bytes) as u64;
         let end = segment_size.min(entry.position + want);
@@ -579,6 +626,22 @@ impl Partition {
             .collect();
         out.sort_by_key(|p| p.producer_id);
         out
+    }
+
+    /// The batch holding `offset` (or the first after it) and its segment file, looked up
+    /// together under the log lock so that the cleaner cannot swap the file in between.
+    pub(super) fn locate(&self, offset: i64) -> Result<Option<Located>, StorageError> {
+        let log = self.lock();
+        let Some(entry) = self.batch_containing(offset)? else {
+            return Ok(None);
+        };
+        // A segment missing from the map was just removed by retention.
+        Ok(log.segments.get(&entry.segment).map(|s| Located {
+            entry,
+            file: s.file.clone(),
+            path: s.path.clone(),
+            segment_size: s.size,
+        }))
     }
 
     /// The index entry of the first batch whose last offset is at or after `offset`.
@@ -651,6 +714,7 @@ impl Partition {
             self.db.cf(crate::db::CF_META)?,
             super::delete_records::log_start_key(&self.key),
         );
+        super::cleaner::delete_checkpoint(&self.db, &mut wb, &self.key)?;
         self.db.write(wb, false)?;
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
@@ -738,6 +802,14 @@ pub(super) fn index_batch(
     Ok(())
 }
 
+/// A batch found in the index, with the segment file that holds it.
+pub(super) struct Located {
+    pub(super) entry: IndexEntry,
+    pub(super) file: Arc<File>,
+    pub(super) path: PathBuf,
+    pub(super) segment_size: u64,
+}
+
 /// One producer's state on a partition, as DescribeProducers reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerInfo {
@@ -771,6 +843,18 @@ impl AbortedTxn {
             first_offset: i64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
             last_offset,
         })
+    }
+}
+
+/// The codec a topic's `compression.type` stores batches in; `None` keeps the producer's.
+fn stored_codec(c: CompressionType) -> Option<Compression> {
+    match c {
+        CompressionType::Producer => None,
+        CompressionType::Uncompressed => Some(Compression::None),
+        CompressionType::Gzip => Some(Compression::Gzip),
+        CompressionType::Snappy => Some(Compression::Snappy),
+        CompressionType::Lz4 => Some(Compression::Lz4),
+        CompressionType::Zstd => Some(Compression::Zstd),
     }
 }
 

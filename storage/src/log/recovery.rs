@@ -9,9 +9,10 @@ use sluice_config::TopicConfig;
 use sluice_protocol::batch::{self, HEADER_SIZE};
 
 use super::aborted::AbortedIndex;
+use super::cleaner::{parse_swap_file_name, reindex_swapped, sync_dir};
 use super::delete_records::stored_log_start;
 use super::partition::{index_batch, AbortedTxn, LogState};
-use super::segment::{parse_segment_file_name, read_at, Segment};
+use super::segment::{parse_segment_file_name, read_at, segment_file_name, Segment};
 use crate::db::{
     key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS,
     CF_PRODUCERS, CF_TIMES,
@@ -27,6 +28,7 @@ pub(super) fn recover(
     config: TopicConfig,
     now_ms: i64,
 ) -> Result<LogState, StorageError> {
+    finish_interrupted_cleaning(db, key, dir)?;
     let mut segments = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
     for entry in entries {
@@ -78,7 +80,8 @@ pub(super) fn recover(
         if base != seg_base {
             seg_base = base;
             pos = 0;
-            if base != next_offset && next_offset != state.log_start_offset {
+            // Compaction leaves gaps between segments; only an overlap is wrong.
+            if base < next_offset {
                 tracing::warn!(
                     segment = base,
                     expected = next_offset,
@@ -145,6 +148,45 @@ pub(super) fn recover(
     }
     compute_segment_timestamps(db, key, &mut state)?;
     Ok(state)
+}
+
+/// Completes what a crash interrupted in the cleaner: a `.swap` file is a finished clean of
+/// the segments in its range, so those segments are replaced by it and its batches are
+/// indexed again; a `.cleaned` file is an unfinished one and is deleted.
+fn finish_interrupted_cleaning(db: &Db, key: PartitionKey, dir: &Path) -> Result<(), StorageError> {
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".cleaned") {
+            tracing::warn!(path = %entry.path().display(), "deleting an unfinished cleaning");
+            std::fs::remove_file(entry.path()).map_err(|e| StorageError::io(&entry.path(), e))?;
+        } else if let Some(range) = parse_swap_file_name(name) {
+            swaps.push((range, entry.path()));
+        } else if let Some(base) = parse_segment_file_name(name) {
+            logs.push((base, entry.path()));
+        }
+    }
+    for ((base, end), swap) in swaps {
+        tracing::warn!(path = %swap.display(), "finishing a cleaning interrupted by a crash");
+        for (b, path) in &logs {
+            if *b > base && *b < end {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(path, e)),
+                }
+            }
+        }
+        sync_dir(dir)?;
+        let target = dir.join(segment_file_name(base));
+        std::fs::rename(&swap, &target).map_err(|e| StorageError::io(&target, e))?;
+        sync_dir(dir)?;
+        reindex_swapped(db, key, &target, base, end)?;
+    }
+    Ok(())
 }
 
 /// Deletes index entries at the end of the partition whose batch is not intact on disk;

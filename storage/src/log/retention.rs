@@ -1,7 +1,6 @@
 //! Retention: deleting whole segments from the front of the log by time and by size.
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
-use sluice_config::CleanupPolicy;
 
 use super::partition::Partition;
 use crate::db::{timestamp_key, IndexEntry, CF_ABORTED_TXNS, CF_OFFSETS, CF_TIMES};
@@ -11,7 +10,7 @@ impl Partition {
     /// Deletes the segments that retention allows; returns how many were deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let mut log = self.lock();
-        if log.config.cleanup_policy == CleanupPolicy::Compact {
+        if !log.config.cleanup_policy.deletes() {
             return Ok(0);
         }
         let retention_ms = log.config.retention_ms;
@@ -21,12 +20,14 @@ impl Partition {
         let count = log.segments.len();
         for (i, (base, seg)) in log.segments.iter().enumerate() {
             let is_active = i + 1 == count;
-            if seg.size == 0 {
+            if seg.size == 0 && is_active {
                 break;
             }
-            let expired = retention_ms >= 0
-                && seg.max_timestamp >= 0
-                && seg.max_timestamp < now_ms - retention_ms;
+            // A sealed segment the cleaner emptied holds nothing to keep.
+            let expired = (seg.size == 0 && retention_ms >= 0)
+                || (retention_ms >= 0
+                    && seg.max_timestamp >= 0
+                    && seg.max_timestamp < now_ms - retention_ms);
             let oversize =
                 retention_bytes >= 0 && total.saturating_sub(seg.size) >= retention_bytes as u64;
             if !(expired || oversize) {

@@ -46,7 +46,7 @@ impl Partition {
             if base < log_start {
                 continue;
             }
-            return self.find_in_batch(base, |ts| ts >= target);
+            return self.find_in_batch(base, |ts| ts >= target, true);
         }
         Ok(None)
     }
@@ -70,42 +70,52 @@ impl Partition {
                 if base < self.log_start_offset() {
                     return Ok(None);
                 }
-                self.find_in_batch(base, |ts| ts == max)
+                self.find_in_batch(base, |ts| ts == max, false)
             }
             Some(Err(e)) => Err(e.into()),
             _ => Ok(None),
         }
     }
 
-    /// Decodes the batch starting at `base` (decompressing if needed) and returns the first
-    /// record matching `pred`.
+    /// Decodes the batch holding `base` (decompressing if needed) and returns its first
+    /// record matching `pred`; with `scan_forward`, later batches are tried too, since the
+    /// cleaner may have removed the records the time index was written for.
     fn find_in_batch(
         &self,
         base: i64,
         pred: impl Fn(i64) -> bool,
+        scan_forward: bool,
     ) -> Result<Option<TimestampOffset>, StorageError> {
-        let Some(entry) = self.batch_containing(base)? else {
-            return Ok(None);
-        };
-        let (file, path) = {
-            let log = self.lock();
-            match log.segments.get(&entry.segment) {
-                Some(s) => (s.file.clone(), s.path.clone()),
-                None => return Ok(None),
+        let mut offset = base;
+        loop {
+            let Some(found) = self.locate(offset)? else {
+                return Ok(None);
+            };
+            let data = read_at(
+                &found.file,
+                &found.path,
+                found.entry.position,
+                found.entry.size as usize,
+            )?;
+            let mut buf = Bytes::from(data);
+            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+                StorageError::Corrupt(format!(
+                    "cannot decode stored batch at offset {offset}: {e}"
+                ))
+            })?;
+            let hit = set
+                .records
+                .iter()
+                .filter(|r| r.offset >= base)
+                .find(|r| pred(r.timestamp))
+                .map(|r| TimestampOffset {
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                });
+            if hit.is_some() || !scan_forward {
+                return Ok(hit);
             }
-        };
-        let data = read_at(&file, &path, entry.position, entry.size as usize)?;
-        let mut buf = Bytes::from(data);
-        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
-            StorageError::Corrupt(format!("cannot decode stored batch at offset {base}: {e}"))
-        })?;
-        Ok(set
-            .records
-            .iter()
-            .find(|r| pred(r.timestamp))
-            .map(|r| TimestampOffset {
-                offset: r.offset,
-                timestamp: r.timestamp,
-            }))
+            offset = found.entry.last_offset + 1;
+        }
     }
 }

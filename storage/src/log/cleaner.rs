@@ -1,0 +1,815 @@
+//! Log compaction (`cleanup.policy=compact`): the cleaner keeps the latest record of
+//! every key.
+//!
+//! One pass over a partition:
+//! 1. Under the log lock, snapshot the sealed segments below the first uncleanable offset
+//!    (the active segment, the last stable offset and `min.compaction.lag.ms` bound it).
+//! 2. Map each key of the dirty section (from the cleaner checkpoint on) to its latest
+//!    offset, within `log.cleaner.dedupe.buffer.size`.
+//! 3. Without the lock, rewrite the segments from the log start to the end of the mapped
+//!    section, in groups that fit `segment.bytes`, into `.cleaned` files.
+//! 4. Swap each group in under the lock: `.cleaned` becomes `.swap` (the commit point),
+//!    the index entries are replaced, the old files go, `.swap` becomes `.log`. Start-up
+//!    recovery finishes a swap a crash interrupted and deletes any `.cleaned` file.
+//!
+//! Tombstones get a delete horizon (KIP-534) the first time they are cleaned and are
+//! dropped by the first clean after it. Transaction markers are kept; records of aborted
+//! transactions are dropped; records of open transactions are never reached (the clean
+//! stops at the last stable offset).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rocksdb::WriteBatch;
+use sluice_protocol::batch::{self, BatchHeader, HEADER_SIZE};
+use sluice_protocol::records::{self, DELETE_HORIZON_BIT};
+
+use super::partition::{AbortedTxn, Partition};
+use super::segment::{read_at, segment_file_name, Segment};
+use crate::db::{Db, IndexEntry, PartitionKey, CF_META, CF_OFFSETS};
+use crate::StorageError;
+
+/// Bytes the key map is charged per entry on top of the key: the offset, the hash
+/// table's slot and the allocation.
+const MAP_ENTRY_OVERHEAD: u64 = 48;
+/// Read size when scanning a segment.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A point inside a cleaning pass where a test makes the pass stop as a crash would,
+/// leaving the files and the index exactly as they are at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanerCrashPoint {
+    /// The cleaned copy of a group is written; the swap has not begun.
+    BeforeSwap,
+    /// The copy is renamed `.swap`; the index still describes the old segments.
+    AfterSwapFile,
+    /// The index describes the copy; the old segment files are still there.
+    AfterIndex,
+}
+
+impl CleanerCrashPoint {
+    /// The name `SLUICE_CRASH_POINT` gives this point.
+    pub fn name(self) -> &'static str {
+        match self {
+            CleanerCrashPoint::BeforeSwap => "cleaner-before-swap",
+            CleanerCrashPoint::AfterSwapFile => "cleaner-after-swap-file",
+            CleanerCrashPoint::AfterIndex => "cleaner-after-index",
+        }
+    }
+
+    /// Parses [`CleanerCrashPoint::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            CleanerCrashPoint::BeforeSwap,
+            CleanerCrashPoint::AfterSwapFile,
+            CleanerCrashPoint::AfterIndex,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
+}
+
+/// How a cleaning pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanOptions {
+    /// `log.cleaner.dedupe.buffer.size`: the key map's memory budget.
+    pub dedupe_buffer_size: u64,
+    /// A test hook: stop at this point with [`StorageError::CrashPoint`].
+    pub crash_point: Option<CleanerCrashPoint>,
+}
+
+fn crash_here(opts: &CleanOptions, here: CleanerCrashPoint) -> Result<(), StorageError> {
+    if opts.crash_point == Some(here) {
+        return Err(StorageError::CrashPoint(here.name()));
+    }
+    Ok(())
+}
+
+/// What one cleaning pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanStats {
+    /// Segments rewritten.
+    pub segments: usize,
+    /// Their bytes before the pass.
+    pub bytes_before: u64,
+    /// Their bytes after it.
+    pub bytes_after: u64,
+    /// Records dropped (older values, expired tombstones, aborted or keyless records).
+    pub records_removed: u64,
+    /// The new cleaner checkpoint: everything below it has been cleaned.
+    pub clean_end: i64,
+}
+
+/// How dirty a compacted partition is, as the cleaner chooses what to clean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cleanability {
+    /// Bytes of cleanable segments not yet cleaned over all cleanable bytes.
+    pub dirty_ratio: f64,
+    /// True when the partition should be cleaned now: the ratio exceeds
+    /// `min.cleanable.dirty.ratio`, a record waited `max.compaction.lag.ms`, or a tombstone's
+    /// delete horizon passed.
+    pub due: bool,
+}
+
+/// A sealed segment as the cleaner saw it.
+#[derive(Clone)]
+struct SegmentView {
+    base: i64,
+    /// Base of the next segment: every offset of this one is below it.
+    end: i64,
+    file: Arc<File>,
+    path: PathBuf,
+    size: u64,
+    created_ms: i64,
+}
+
+/// The state a pass works from, taken under the log lock.
+struct Plan {
+    /// Sealed segments from the log start up to the first uncleanable offset.
+    cleanable: Vec<SegmentView>,
+    first_dirty: i64,
+    earliest_horizon: Option<i64>,
+    segment_bytes: u64,
+    delete_retention_ms: i64,
+    min_ratio: f64,
+    max_lag_ms: i64,
+    aborted: Vec<AbortedTxn>,
+}
+
+/// The cleaner's durable progress: the first dirty offset and the earliest delete horizon
+/// of the tombstones it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checkpoint {
+    first_dirty: i64,
+    earliest_horizon: Option<i64>,
+}
+
+fn checkpoint_key(key: &PartitionKey) -> Vec<u8> {
+    let mut k = b"cleaner:".to_vec();
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn read_checkpoint(db: &Db, key: &PartitionKey) -> Result<Option<Checkpoint>, StorageError> {
+    let Some(v) = db.db.get_cf(db.cf(CF_META)?, checkpoint_key(key))? else {
+        return Ok(None);
+    };
+    let bad = || StorageError::Corrupt("cleaner checkpoint".into());
+    let first_dirty =
+        i64::from_be_bytes(v.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let horizon = i64::from_be_bytes(
+        v.get(8..16)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
+    Ok(Some(Checkpoint {
+        first_dirty,
+        earliest_horizon: (horizon >= 0).then_some(horizon),
+    }))
+}
+
+/// Removes the cleaner checkpoint of a partition being deleted.
+pub(super) fn delete_checkpoint(
+    db: &Db,
+    wb: &mut WriteBatch,
+    key: &PartitionKey,
+) -> Result<(), StorageError> {
+    wb.delete_cf(db.cf(CF_META)?, checkpoint_key(key));
+    Ok(())
+}
+
+/// File name of a finished cleaning of the segments in `[base, end)`, awaiting its swap.
+pub(super) fn swap_file_name(base: i64, end: i64) -> String {
+    format!("{base:020}-{end:020}.swap")
+}
+
+/// Parses [`swap_file_name`].
+pub(super) fn parse_swap_file_name(name: &str) -> Option<(i64, i64)> {
+    let stem = name.strip_suffix(".swap")?;
+    let (a, b) = stem.split_once('-')?;
+    let ok = |s: &str| s.len() == 20 && s.bytes().all(|c| c.is_ascii_digit());
+    if !ok(a) || !ok(b) {
+        return None;
+    }
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn cleaned_file_name(base: i64) -> String {
+    format!("{base:020}.cleaned")
+}
+
+/// Forces a directory's entries (renames, deletions) to disk.
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}
+
+impl Partition {
+    /// How dirty the partition is; `None` when it is not compacted or has nothing the
+    /// cleaner may touch yet.
+    pub fn cleanability(&self, now_ms: i64) -> Result<Option<Cleanability>, StorageError> {
+        let Some(plan) = self.plan(now_ms)? else {
+            return Ok(None);
+        };
+        let (clean, dirty) = plan.bytes();
+        if dirty + clean == 0 {
+            return Ok(None);
+        }
+        let dirty_ratio = dirty as f64 / (dirty + clean) as f64;
+        let by_ratio = dirty > 0 && dirty_ratio > plan.min_ratio;
+        let by_lag = dirty > 0 && self.first_dirty_batch_older_than(&plan, now_ms)?;
+        let by_horizon = plan.earliest_horizon.is_some_and(|h| now_ms >= h);
+        Ok(Some(Cleanability {
+            dirty_ratio,
+            due: by_ratio || by_lag || by_horizon,
+        }))
+    }
+
+    /// Runs one cleaning pass if the partition is compacted and has something to clean.
+    pub fn clean(
+        &self,
+        now_ms: i64,
+        opts: &CleanOptions,
+    ) -> Result<Option<CleanStats>, StorageError> {
+        // One pass at a time per partition; a second caller has nothing to add.
+        let Ok(_pass) = self.cleaner_lock.try_lock() else {
+            return Ok(None);
+        };
+        let Some(plan) = self.plan(now_ms)? else {
+            return Ok(None);
+        };
+        let (map, map_end) = self.build_key_map(&plan, opts.dedupe_buffer_size)?;
+        let clean_end = map_end.max(plan.first_dirty);
+        let segments: Vec<SegmentView> = plan
+            .cleanable
+            .iter()
+            .filter(|s| s.end <= clean_end)
+            .cloned()
+            .collect();
+        if segments.is_empty() {
+            return Ok(None);
+        }
+        let ctx = BatchCleaner {
+            map: &map,
+            aborted: aborted_by_producer(&plan.aborted),
+            now_ms,
+            delete_retention_ms: plan.delete_retention_ms,
+        };
+        let mut stats = CleanStats {
+            segments: 0,
+            bytes_before: 0,
+            bytes_after: 0,
+            records_removed: 0,
+            clean_end,
+        };
+        let mut earliest_horizon: Option<i64> = None;
+        for group in group_by_size(&segments, plan.segment_bytes) {
+            let cleaned = self.clean_group(group, &ctx)?;
+            stats.records_removed += cleaned.records_removed;
+            if let Some(h) = cleaned.earliest_horizon {
+                earliest_horizon = Some(earliest_horizon.map_or(h, |e: i64| e.min(h)));
+            }
+            let before: u64 = group.iter().map(|s| s.size).sum();
+            let after = cleaned.size;
+            crash_here(opts, CleanerCrashPoint::BeforeSwap)?;
+            if self.swap_in(group, cleaned, opts)? {
+                stats.segments += group.len();
+                stats.bytes_before += before;
+                stats.bytes_after += after;
+            } else {
+                // Retention or DeleteRecords took part of the group meanwhile; the next
+                // pass starts over from what is left.
+                return Ok(Some(stats));
+            }
+        }
+        let mut wb = WriteBatch::default();
+        let mut v = clean_end.to_be_bytes().to_vec();
+        v.extend_from_slice(&earliest_horizon.unwrap_or(-1).to_be_bytes());
+        wb.put_cf(self.db.cf(CF_META)?, checkpoint_key(&self.key), v);
+        self.db.write(wb, false)?;
+        tracing::info!(
+            topic = %self.topic,
+            partition = self.index,
+            segments = stats.segments,
+            bytes_before = stats.bytes_before,
+            bytes_after = stats.bytes_after,
+            records_removed = stats.records_removed,
+            clean_end,
+            "cleaned log"
+        );
+        Ok(Some(stats))
+    }
+
+    fn plan(&self, now_ms: i64) -> Result<Option<Plan>, StorageError> {
+        let checkpoint = read_checkpoint(&self.db, &self.key)?;
+        let log = self.lock();
+        let cfg = &log.config;
+        if !cfg.cleanup_policy.compacts() {
+            return Ok(None);
+        }
+        let lso = log.last_stable_offset();
+        let lag_limit = now_ms.saturating_sub(cfg.min_compaction_lag_ms);
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        let mut cleanable = Vec::new();
+        for w in bases.windows(2) {
+            let (base, end) = (w[0], w[1]);
+            let Some(seg) = log.segments.get(&base) else {
+                break;
+            };
+            if end > lso || (cfg.min_compaction_lag_ms > 0 && seg.max_timestamp > lag_limit) {
+                break;
+            }
+            cleanable.push(SegmentView {
+                base,
+                end,
+                file: seg.file.clone(),
+                path: seg.path.clone(),
+                size: seg.size,
+                created_ms: seg.created_ms,
+            });
+        }
+        let log_start_offset = log.log_start_offset;
+        let clean_end = cleanable.last().map_or(log_start_offset, |s| s.end);
+        let plan = Plan {
+            first_dirty: checkpoint
+                .map_or(log_start_offset, |c| c.first_dirty.max(log_start_offset)),
+            earliest_horizon: checkpoint.and_then(|c| c.earliest_horizon),
+            segment_bytes: cfg.segment_bytes,
+            delete_retention_ms: cfg.delete_retention_ms,
+            min_ratio: cfg.min_cleanable_dirty_ratio,
+            max_lag_ms: cfg.max_compaction_lag_ms,
+            aborted: log.aborted_txns.overlapping(log_start_offset, clean_end),
+            cleanable,
+        };
+        Ok((!plan.cleanable.is_empty()).then_some(plan))
+    }
+
+    /// True when the first dirty batch has waited longer than `max.compaction.lag.ms`.
+    fn first_dirty_batch_older_than(&self, plan: &Plan, now_ms: i64) -> Result<bool, StorageError> {
+        if plan.max_lag_ms == i64::MAX {
+            return Ok(false);
+        }
+        Ok(self
+            .locate(plan.first_dirty)?
+            .is_some_and(|l| l.entry.max_timestamp < now_ms.saturating_sub(plan.max_lag_ms)))
+    }
+
+    /// Maps every key of the dirty section to its latest offset, segment by segment, until
+    /// the map reaches `budget` bytes; returns the map and the offset it ends at.
+    fn build_key_map(
+        &self,
+        plan: &Plan,
+        budget: u64,
+    ) -> Result<(HashMap<Bytes, i64>, i64), StorageError> {
+        let aborted = aborted_by_producer(&plan.aborted);
+        let mut map: HashMap<Bytes, i64> = HashMap::new();
+        let mut used = 0u64;
+        let mut end = plan.first_dirty;
+        for seg in plan.cleanable.iter().filter(|s| s.end > plan.first_dirty) {
+            if used >= budget && end > plan.first_dirty {
+                break;
+            }
+            for item in SegmentBatches::new(seg) {
+                let (_, bytes) = item?;
+                let header = batch::read_header(&bytes).map_err(|e| corrupt(seg, &e))?;
+                if header.last_offset() < plan.first_dirty
+                    || header.is_control()
+                    || is_aborted(&aborted, &header)
+                {
+                    continue;
+                }
+                let (h, recs) = records::decode_records(&bytes).map_err(|e| corrupt(seg, &e))?;
+                for r in recs {
+                    let offset = h.base_offset + i64::from(r.offset_delta);
+                    let Some(key) = r.key else { continue };
+                    if offset < plan.first_dirty {
+                        continue;
+                    }
+                    // Copy the key out so the map does not pin whole batches in memory.
+                    let key = Bytes::copy_from_slice(&key);
+                    let len = key.len() as u64;
+                    if map.insert(key, offset).is_none() {
+                        used += len + MAP_ENTRY_OVERHEAD;
+                    }
+                }
+            }
+            end = seg.end;
+        }
+        if used > budget {
+            tracing::debug!(topic = %self.topic, partition = self.index, used, budget, "key map went past log.cleaner.dedupe.buffer.size by its last segment");
+        }
+        Ok((map, end))
+    }
+
+    /// Writes the cleaned copy of a group of segments to a `.cleaned` file, forced to disk.
+    fn clean_group(
+        &self,
+        group: &[SegmentView],
+        ctx: &BatchCleaner<'_>,
+    ) -> Result<CleanedGroup, StorageError> {
+        let base = group[0].base;
+        let path = self.dir.join(cleaned_file_name(base));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(&path, e))?;
+        let mut out = BufWriter::with_capacity(READ_CHUNK, &file);
+        let mut cleaned = CleanedGroup {
+            path: path.clone(),
+            file: None,
+            entries: Vec::new(),
+            size: 0,
+            max_timestamp: -1,
+            records_removed: 0,
+            earliest_horizon: None,
+        };
+        for seg in group {
+            for item in SegmentBatches::new(seg) {
+                let (_, bytes) = item?;
+                let header = batch::validate(&bytes).map_err(|e| corrupt(seg, &e))?;
+                let kept = ctx.clean(&header, &bytes).map_err(|e| corrupt(seg, &e))?;
+                cleaned.records_removed += kept.removed;
+                let Some((h, bytes)) = kept.batch else {
+                    continue;
+                };
+                out.write_all(&bytes)
+                    .map_err(|e| StorageError::io(&path, e))?;
+                cleaned.entries.push(IndexEntry {
+                    segment: base,
+                    position: cleaned.size,
+                    size: bytes.len() as u32,
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    max_timestamp: h.max_timestamp,
+                });
+                cleaned.size += bytes.len() as u64;
+                cleaned.max_timestamp = cleaned.max_timestamp.max(h.max_timestamp);
+                if let Some(horizon) = kept.horizon {
+                    cleaned.earliest_horizon = Some(
+                        cleaned
+                            .earliest_horizon
+                            .map_or(horizon, |e: i64| e.min(horizon)),
+                    );
+                }
+            }
+        }
+        out.flush().map_err(|e| StorageError::io(&path, e))?;
+        drop(out);
+        file.sync_all().map_err(|e| StorageError::io(&path, e))?;
+        cleaned.file = Some(file);
+        Ok(cleaned)
+    }
+
+    /// Replaces a group of segments by its cleaned copy; `false` when the group changed
+    /// since the pass began (the copy is then discarded).
+    fn swap_in(
+        &self,
+        group: &[SegmentView],
+        cleaned: CleanedGroup,
+        opts: &CleanOptions,
+    ) -> Result<bool, StorageError> {
+        let base = group[0].base;
+        let end = group[group.len() - 1].end;
+        let mut log = self.lock();
+        let intact = group.iter().all(|g| {
+            log.segments
+                .get(&g.base)
+                .is_some_and(|s| Arc::ptr_eq(&s.file, &g.file) && s.size == g.size)
+        });
+        let Some(file) = cleaned.file.filter(|_| intact) else {
+            drop(log);
+            let _ = std::fs::remove_file(&cleaned.path);
+            return Ok(false);
+        };
+        let swap_path = self.dir.join(swap_file_name(base, end));
+        std::fs::rename(&cleaned.path, &swap_path).map_err(|e| StorageError::io(&swap_path, e))?;
+        sync_dir(&self.dir)?;
+        // The swap file is durable: from here a crash is finished by recovery.
+        crash_here(opts, CleanerCrashPoint::AfterSwapFile)?;
+        let mut wb = WriteBatch::default();
+        let offsets = self.db.cf(CF_OFFSETS)?;
+        wb.delete_range_cf(offsets, self.key.with_i64(base), self.key.with_i64(end));
+        for e in &cleaned.entries {
+            wb.put_cf(offsets, self.key.with_i64(e.last_offset), e.encode());
+        }
+        self.db.write(wb, true)?;
+        crash_here(opts, CleanerCrashPoint::AfterIndex)?;
+        let final_path = self.dir.join(segment_file_name(base));
+        for g in group {
+            log.segments.remove(&g.base);
+        }
+        log.segments.insert(
+            base,
+            Segment {
+                base_offset: base,
+                path: final_path.clone(),
+                file: Arc::new(file),
+                size: cleaned.size,
+                created_ms: group[0].created_ms,
+                max_timestamp: cleaned.max_timestamp,
+            },
+        );
+        // Readers now use the new file through its handle; the names can follow.
+        for g in &group[1..] {
+            remove_if_present(&g.path)?;
+        }
+        sync_dir(&self.dir)?;
+        std::fs::rename(&swap_path, &final_path).map_err(|e| StorageError::io(&final_path, e))?;
+        sync_dir(&self.dir)?;
+        Ok(true)
+    }
+}
+
+impl Plan {
+    /// Bytes of the cleanable segments below and at or after the first dirty offset.
+    fn bytes(&self) -> (u64, u64) {
+        let mut clean = 0;
+        let mut dirty = 0;
+        for s in &self.cleanable {
+            if s.end <= self.first_dirty {
+                clean += s.size;
+            } else {
+                dirty += s.size;
+            }
+        }
+        (clean, dirty)
+    }
+}
+
+/// A group's cleaned copy, written but not yet swapped in.
+struct CleanedGroup {
+    path: PathBuf,
+    file: Option<File>,
+    entries: Vec<IndexEntry>,
+    size: u64,
+    max_timestamp: i64,
+    records_removed: u64,
+    earliest_horizon: Option<i64>,
+}
+
+/// Consecutive segments whose sizes together fit `max_bytes` (a segment larger than it
+/// forms a group alone).
+fn group_by_size(segments: &[SegmentView], max_bytes: u64) -> Vec<&[SegmentView]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut size = 0u64;
+    for (i, s) in segments.iter().enumerate() {
+        if i > start && size + s.size > max_bytes {
+            groups.push(&segments[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += s.size;
+    }
+    if start < segments.len() {
+        groups.push(&segments[start..]);
+    }
+    groups
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(path, e)),
+    }
+}
+
+fn corrupt(seg: &SegmentView, e: &dyn std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{}: {e}", seg.path.display()))
+}
+
+/// Aborted transactions by producer: (first offset, marker offset) ranges.
+fn aborted_by_producer(aborted: &[AbortedTxn]) -> HashMap<i64, Vec<(i64, i64)>> {
+    let mut out: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for t in aborted {
+        out.entry(t.producer_id)
+            .or_default()
+            .push((t.first_offset, t.last_offset));
+    }
+    out
+}
+
+fn is_aborted(aborted: &HashMap<i64, Vec<(i64, i64)>>, h: &BatchHeader) -> bool {
+    h.is_transactional()
+        && aborted.get(&h.producer_id).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|(first, last)| *first <= h.base_offset && h.base_offset < *last)
+        })
+}
+
+/// Decides, batch by batch, what a clean keeps.
+struct BatchCleaner<'a> {
+    map: &'a HashMap<Bytes, i64>,
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
+    now_ms: i64,
+    delete_retention_ms: i64,
+}
+
+/// What a clean keeps of one batch.
+struct Kept {
+    /// The batch to write (the original bytes when nothing changed), or none.
+    batch: Option<(BatchHeader, Bytes)>,
+    /// Records dropped.
+    removed: u64,
+    /// The delete horizon of the tombstones kept, if any.
+    horizon: Option<i64>,
+}
+
+impl BatchCleaner<'_> {
+    fn clean(&self, header: &BatchHeader, bytes: &Bytes) -> Result<Kept, batch::BatchError> {
+        let keep_all = |horizon| Kept {
+            batch: Some((*header, bytes.clone())),
+            removed: 0,
+            horizon,
+        };
+        // Markers stay: a read-committed consumer needs each ABORT marker to stop skipping.
+        if header.is_control() {
+            return Ok(keep_all(None));
+        }
+        if is_aborted(&self.aborted, header) {
+            return Ok(Kept {
+                batch: None,
+                removed: header.records_count.max(0) as u64,
+                horizon: None,
+            });
+        }
+        let (h, recs) = records::decode_records(bytes)?;
+        let total = recs.len();
+        let horizon_passed = h.has_delete_horizon() && self.now_ms >= h.base_timestamp;
+        let kept: Vec<records::Record> = recs
+            .into_iter()
+            .filter(|r| {
+                let Some(key) = &r.key else {
+                    // Kafka's cleaner drops records without a key too.
+                    return false;
+                };
+                let offset = h.base_offset + i64::from(r.offset_delta);
+                let latest = self.map.get(key).is_none_or(|o| offset >= *o);
+                latest && !(r.value.is_none() && horizon_passed)
+            })
+            .collect();
+        let removed = (total - kept.len()) as u64;
+        let Some(last) = kept.last() else {
+            return Ok(Kept {
+                batch: None,
+                removed,
+                horizon: None,
+            });
+        };
+        let tombstones = kept.iter().any(|r| r.value.is_none());
+        let horizon = match (tombstones, h.has_delete_horizon()) {
+            (false, _) => None,
+            (true, true) => Some(h.base_timestamp),
+            (true, false) => Some(self.now_ms.saturating_add(self.delete_retention_ms)),
+        };
+        if removed == 0 && (!tombstones || h.has_delete_horizon()) {
+            return Ok(keep_all(horizon));
+        }
+        let mut nh = h;
+        nh.last_offset_delta = last.offset_delta;
+        match horizon {
+            Some(t) => {
+                nh.attributes |= DELETE_HORIZON_BIT;
+                nh.base_timestamp = t;
+            }
+            None => {
+                nh.attributes &= !DELETE_HORIZON_BIT;
+                nh.base_timestamp = kept
+                    .iter()
+                    .map(|r| r.timestamp)
+                    .min()
+                    .unwrap_or(h.base_timestamp);
+            }
+        }
+        if !h.is_log_append_time() {
+            nh.max_timestamp = kept
+                .iter()
+                .map(|r| r.timestamp)
+                .max()
+                .unwrap_or(h.max_timestamp);
+        }
+        let encoded = records::encode_batch(&nh, &kept)?;
+        let header = batch::read_header(&encoded)?;
+        Ok(Kept {
+            batch: Some((header, Bytes::from(encoded))),
+            removed,
+            horizon,
+        })
+    }
+}
+
+/// The batches of a segment in order, read in large chunks.
+struct SegmentBatches<'a> {
+    seg: &'a SegmentView,
+    pos: u64,
+    buf: Bytes,
+    buf_start: u64,
+}
+
+impl<'a> SegmentBatches<'a> {
+    fn new(seg: &'a SegmentView) -> Self {
+        SegmentBatches {
+            seg,
+            pos: 0,
+            buf: Bytes::new(),
+            buf_start: 0,
+        }
+    }
+
+    /// Makes the buffer cover `[pos, pos + len)`.
+    fn fill(&mut self, len: usize) -> Result<(), StorageError> {
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if self.pos >= self.buf_start && self.pos + len as u64 <= buf_end {
+            return Ok(());
+        }
+        let want = len.max(READ_CHUNK).min((self.seg.size - self.pos) as usize);
+        self.buf = Bytes::from(read_at(&self.seg.file, &self.seg.path, self.pos, want)?);
+        self.buf_start = self.pos;
+        if self.buf.len() < len {
+            return Err(StorageError::Corrupt(format!(
+                "{}: batch at {} runs past the segment",
+                self.seg.path.display(),
+                self.pos
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for SegmentBatches<'_> {
+    type Item = Result<(u64, Bytes), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.seg.size {
+            return None;
+        }
+        let item = (|| {
+            self.fill(HEADER_SIZE)?;
+            let at = (self.pos - self.buf_start) as usize;
+            let header = batch::read_header(&self.buf[at..]).map_err(|e| corrupt(self.seg, &e))?;
+            self.fill(header.size())?;
+            let at = (self.pos - self.buf_start) as usize;
+            let bytes = self.buf.slice(at..at + header.size());
+            let pos = self.pos;
+            self.pos += header.size() as u64;
+            Ok((pos, bytes))
+        })();
+        if item.is_err() {
+            // Stop after an error rather than loop on it.
+            self.pos = self.seg.size;
+        }
+        Some(item)
+    }
+}
+
+/// Re-indexes a segment rewritten by a swap that recovery finished: its offset index
+/// entries in `[base, end)` are replaced by entries for the batches now in the file.
+pub(super) fn reindex_swapped(
+    db: &Db,
+    key: PartitionKey,
+    path: &Path,
+    base: i64,
+    end: i64,
+) -> Result<(), StorageError> {
+    let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| StorageError::io(path, e))?
+        .len();
+    let view = SegmentView {
+        base,
+        end,
+        file: Arc::new(file),
+        path: path.to_path_buf(),
+        size,
+        created_ms: 0,
+    };
+    let offsets = db.cf(CF_OFFSETS)?;
+    let mut wb = WriteBatch::default();
+    wb.delete_range_cf(offsets, key.with_i64(base), key.with_i64(end));
+    for item in SegmentBatches::new(&view) {
+        let (position, bytes) = item?;
+        let h = batch::validate(&bytes).map_err(|e| corrupt(&view, &e))?;
+        let entry = IndexEntry {
+            segment: base,
+            position,
+            size: h.size() as u32,
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+        };
+        wb.put_cf(offsets, key.with_i64(entry.last_offset), entry.encode());
+    }
+    db.write(wb, true)
+}
