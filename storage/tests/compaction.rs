@@ -497,10 +497,15 @@ fn retention_and_compaction_together() {
         .partitions[0]
         .clone();
     fill(&p, 10, 60);
-    p.clean(NOW, &opts()).unwrap().unwrap();
     assert!(p.enforce_retention(NOW).unwrap() > 0);
-    assert!(p.log_start_offset() > 0);
-    let seen = read_all(&p);
-    assert!(seen.iter().all(|s| s.offset >= p.log_start_offset()));
+    let log_start = p.log_start_offset();
+    assert!(log_start > 0);
     assert!(p.size_bytes() <= 4096 + 2048);
+    let before = read_all(&p);
+    let stats = p.clean(NOW, &opts()).unwrap().unwrap();
+    assert_eq!(p.log_start_offset(), log_start);
+    let after = read_all(&p);
+    assert_eq!(latest(&after), latest(&before));
+    assert_compacted(&after, stats.clean_end);
+    assert!(after.iter().all(|s| s.offset >= log_start));
 }

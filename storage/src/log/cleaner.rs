@@ -269,8 +269,22 @@ impl Partition {
             clean_end,
         };
         let mut earliest_horizon: Option<i64> = None;
-        for group in group_by_size(&segments, plan.segment_bytes) {
-            let cleaned = self.clean_group(group, &ctx)?;
+        // Groups are cut by what the cleaned copy holds so far, so that a clean of many
+        // mostly-obsolete segments ends as few full ones.
+        let mut next = 0;
+        while next < segments.len() {
+            let start = next;
+            let mut cleaned = CleanedGroup::create(&self.dir, segments[start].base)?;
+            while next < segments.len() {
+                let seg = &segments[next];
+                if next > start && cleaned.size + seg.size > plan.segment_bytes {
+                    break;
+                }
+                cleaned.add_segment(seg, &ctx)?;
+                next += 1;
+            }
+            let group = &segments[start..next];
+            let cleaned = cleaned.finish()?;
             stats.records_removed += cleaned.records_removed;
             if let Some(h) = cleaned.earliest_horizon {
                 earliest_horizon = Some(earliest_horizon.map_or(h, |e: i64| e.min(h)));
@@ -407,68 +421,6 @@ impl Partition {
         Ok((map, end))
     }
 
-    /// Writes the cleaned copy of a group of segments to a `.cleaned` file, forced to disk.
-    fn clean_group(
-        &self,
-        group: &[SegmentView],
-        ctx: &BatchCleaner<'_>,
-    ) -> Result<CleanedGroup, StorageError> {
-        let base = group[0].base;
-        let path = self.dir.join(cleaned_file_name(base));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| StorageError::io(&path, e))?;
-        let mut out = BufWriter::with_capacity(READ_CHUNK, &file);
-        let mut cleaned = CleanedGroup {
-            path: path.clone(),
-            file: None,
-            entries: Vec::new(),
-            size: 0,
-            max_timestamp: -1,
-            records_removed: 0,
-            earliest_horizon: None,
-        };
-        for seg in group {
-            for item in SegmentBatches::new(seg) {
-                let (_, bytes) = item?;
-                let header = batch::validate(&bytes).map_err(|e| corrupt(seg, &e))?;
-                let kept = ctx.clean(&header, &bytes).map_err(|e| corrupt(seg, &e))?;
-                cleaned.records_removed += kept.removed;
-                let Some((h, bytes)) = kept.batch else {
-                    continue;
-                };
-                out.write_all(&bytes)
-                    .map_err(|e| StorageError::io(&path, e))?;
-                cleaned.entries.push(IndexEntry {
-                    segment: base,
-                    position: cleaned.size,
-                    size: bytes.len() as u32,
-                    base_offset: h.base_offset,
-                    last_offset: h.last_offset(),
-                    max_timestamp: h.max_timestamp,
-                });
-                cleaned.size += bytes.len() as u64;
-                cleaned.max_timestamp = cleaned.max_timestamp.max(h.max_timestamp);
-                if let Some(horizon) = kept.horizon {
-                    cleaned.earliest_horizon = Some(
-                        cleaned
-                            .earliest_horizon
-                            .map_or(horizon, |e: i64| e.min(horizon)),
-                    );
-                }
-            }
-        }
-        out.flush().map_err(|e| StorageError::io(&path, e))?;
-        drop(out);
-        file.sync_all().map_err(|e| StorageError::io(&path, e))?;
-        cleaned.file = Some(file);
-        Ok(cleaned)
-    }
-
     /// Replaces a group of segments by its cleaned copy; `false` when the group changed
     /// since the pass began (the copy is then discarded).
     fn swap_in(
@@ -545,9 +497,11 @@ impl Plan {
     }
 }
 
-/// A group's cleaned copy, written but not yet swapped in.
+/// A group's cleaned copy: written segment by segment, then forced to disk and swapped in.
 struct CleanedGroup {
+    base: i64,
     path: PathBuf,
+    out: Option<BufWriter<File>>,
     file: Option<File>,
     entries: Vec<IndexEntry>,
     size: u64,
@@ -556,24 +510,82 @@ struct CleanedGroup {
     earliest_horizon: Option<i64>,
 }
 
-/// Consecutive segments whose sizes together fit `max_bytes` (a segment larger than it
-/// forms a group alone).
-fn group_by_size(segments: &[SegmentView], max_bytes: u64) -> Vec<&[SegmentView]> {
-    let mut groups = Vec::new();
-    let mut start = 0;
-    let mut size = 0u64;
-    for (i, s) in segments.iter().enumerate() {
-        if i > start && size + s.size > max_bytes {
-            groups.push(&segments[start..i]);
-            start = i;
-            size = 0;
+impl CleanedGroup {
+    fn create(dir: &Path, base: i64) -> Result<Self, StorageError> {
+        let path = dir.join(cleaned_file_name(base));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(&path, e))?;
+        Ok(CleanedGroup {
+            base,
+            path,
+            out: Some(BufWriter::with_capacity(READ_CHUNK, file)),
+            file: None,
+            entries: Vec::new(),
+            size: 0,
+            max_timestamp: -1,
+            records_removed: 0,
+            earliest_horizon: None,
+        })
+    }
+
+    /// Appends what the clean keeps of one segment.
+    fn add_segment(
+        &mut self,
+        seg: &SegmentView,
+        ctx: &BatchCleaner<'_>,
+    ) -> Result<(), StorageError> {
+        let Some(out) = self.out.as_mut() else {
+            return Err(StorageError::Corrupt(
+                "cleaned segment already finished".into(),
+            ));
+        };
+        for item in SegmentBatches::new(seg) {
+            let (_, bytes) = item?;
+            let header = batch::validate(&bytes).map_err(|e| corrupt(seg, &e))?;
+            let kept = ctx.clean(&header, &bytes).map_err(|e| corrupt(seg, &e))?;
+            self.records_removed += kept.removed;
+            let Some((h, bytes)) = kept.batch else {
+                continue;
+            };
+            out.write_all(&bytes)
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            self.entries.push(IndexEntry {
+                segment: self.base,
+                position: self.size,
+                size: bytes.len() as u32,
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+            });
+            self.size += bytes.len() as u64;
+            self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+            if let Some(horizon) = kept.horizon {
+                self.earliest_horizon = Some(
+                    self.earliest_horizon
+                        .map_or(horizon, |e: i64| e.min(horizon)),
+                );
+            }
         }
-        size += s.size;
+        Ok(())
     }
-    if start < segments.len() {
-        groups.push(&segments[start..]);
+
+    /// Flushes the copy and forces it to disk.
+    fn finish(mut self) -> Result<Self, StorageError> {
+        if let Some(out) = self.out.take() {
+            let file = out
+                .into_inner()
+                .map_err(|e| StorageError::io(&self.path, e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            self.file = Some(file);
+        }
+        Ok(self)
     }
-    groups
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StorageError> {
