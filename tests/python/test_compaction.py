@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
-import subprocess
+
 import time
 from pathlib import Path
 
@@ -202,3 +202,165 @@ def test_a_million_records_compacted_through_kill_and_crash(broker_factory):
     assert_compacted(records, hw, segment_bases(b, topic)[-1],
                      {k: v for k, v in expected.items() if v is not None})
     assert {k for _, k, _ in records} == {key(k) for k in range(100, KEYS)}
+
+
+def test_keyless_records_are_refused_on_compacted_topics(broker):
+    """kafka-python and confluent-kafka: a record without a key on a compacted topic fails
+    with INVALID_RECORD and is not stored; keyed records around it take consecutive
+    offsets. On a topic with cleanup.policy=delete the same record is accepted."""
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+
+    a = admin(broker.bootstrap)
+    topic, plain = unique_topic("compact-keyless"), unique_topic("delete-keyless")
+    fs = a.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"}),
+                          NewTopic(plain, 1, 1)])
+    for f in fs.values():
+        f.result(20)
+
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, retries=0, linger_ms=0)
+    try:
+        assert kp.send(topic, key=b"a", value=b"1").get(20).offset == 0
+        try:
+            kp.send(topic, value=b"no key").get(20)
+            raise AssertionError("a keyless record was accepted on a compacted topic")
+        except InvalidRecordError:
+            pass
+        assert kp.send(topic, key=b"b", value=b"2").get(20).offset == 1
+        assert kp.send(plain, value=b"no key").get(20).offset == 0
+    finally:
+        kp.close()
+
+    p = producer(broker.bootstrap, **{"linger.ms": 0})
+    reports: list = []
+    # One at a time: a batch holding a keyless record is refused whole, as in Kafka.
+    p.produce(topic, value=b"no key either", on_delivery=lambda err, m: reports.append(err))
+    assert p.flush(30) == 0
+    p.produce(topic, key=b"c", value=b"3", on_delivery=lambda err, m: reports.append((err, m.offset())))
+    assert p.flush(30) == 0
+    assert reports[0] is not None and reports[0].code() == KafkaError.INVALID_RECORD, reports[0]
+    assert reports[1] == (None, 2)
+
+    records, hw = read_from_start(broker.bootstrap, topic)
+    assert hw == 3
+    assert records == [(0, b"a", b"1"), (1, b"b", b"2"), (2, b"c", b"3")]
+
+
+def batch_codecs(b, topic: str) -> list[int]:
+    """The codec bits of every stored batch, in log order, read from the segment files
+    (they hold batches exactly as Kafka's wire format has them)."""
+    codecs = []
+    for base in segment_bases(b, topic):
+        data = (partition_dir(b, topic) / f"{base:020d}.log").read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            length = int.from_bytes(data[pos + 8:pos + 12], "big")
+            codecs.append(int.from_bytes(data[pos + 21:pos + 23], "big") & 0x07)
+            pos += 12 + length
+    return codecs
+
+
+def test_compression_type_recompresses_what_producers_send(broker):
+    """kafka-python: a topic with compression.type=gzip stores an uncompressed producer's
+    batches gzip-compressed (a fraction of the size) and a consumer reads every value back
+    exactly; switched to zstd with IncrementalAlterConfigs, the next batches are zstd; and
+    with `producer`, a snappy producer's batches stay snappy."""
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, NewTopic as KNewTopic
+
+    topic = unique_topic("recompress")
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50, compression_type=None)
+    try:
+        k.create_topics([KNewTopic(topic, 1, 1, topic_configs={"compression.type": "gzip"})])
+        values = [f"record {i:05d} ".encode() + b"compressible " * 40 for i in range(400)]
+        for v in values[:200]:
+            kp.send(topic, key=b"k", value=v)
+        kp.flush(30)
+        raw = sum(len(v) for v in values[:200])
+        assert log_bytes(broker, topic) < raw // 5, (log_bytes(broker, topic), raw)
+        assert set(batch_codecs(broker, topic)) == {1}
+
+        k.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic, configs={"compression.type": "zstd"})])
+        first_zstd = len(batch_codecs(broker, topic))
+        for v in values[200:]:
+            kp.send(topic, key=b"k", value=v)
+        kp.flush(30)
+        codecs = batch_codecs(broker, topic)
+        assert set(codecs[:first_zstd]) == {1} and set(codecs[first_zstd:]) == {4}, codecs
+
+        # kafka-python reads gzip but has no zstd without an extra package: librdkafka reads.
+        records, _ = read_from_start(broker.bootstrap, topic)
+        got = [(o, v) for o, _, v in records]
+        assert got == list(enumerate(values))
+    finally:
+        kp.close()
+        k.close()
+
+    kept = unique_topic("producer-codec")
+    p = producer(broker.bootstrap, **{"compression.codec": "snappy", "linger.ms": 20})
+    for i in range(100):
+        p.produce(kept, key=b"k", value=b"snappy " * 30, partition=0)
+    assert p.flush(30) == 0
+    assert set(batch_codecs(broker, kept)) == {2}
+
+
+def test_kcat_reads_a_compacted_topic(broker_factory, tmp_path):
+    """kcat produces ten rounds of 50 keys and a tombstone into a compacted topic with small
+    segments; once cleaned, kcat reading from the beginning gets each key's latest value
+    once below the active segment, and the tombstone as a NULL value."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_kcat import kcat
+
+    b = broker_factory(overrides={"log.cleaner.backoff.ms": 100})
+    topic = unique_topic("kcat-compact")
+    a = admin(b.bootstrap)
+    a.create_topics([NewTopic(topic, 1, 1, config={
+        "cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.01"})])[topic].result(20)
+    lines = [f"k{k:02d}:round-{r}-of-k{k:02d}" for r in range(10) for k in range(50)]
+    lines.append("k07:")  # with -Z: a NULL value, the tombstone of k07
+    lines += [f"filler-{i % 5}:{'x' * 100}-{i}" for i in range(200)]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n")
+    kcat("-P", "-b", b.bootstrap, "-t", topic, "-p", "0", "-K:", "-Z", "-X", "batch.num.messages=20", "-l", str(src))
+
+    expected = {f"k{k:02d}": f"round-9-of-k{k:02d}" for k in range(50)}
+    expected["k07"] = None
+    expected.update({f"filler-{i}": f"{'x' * 100}-{195 + i}" for i in range(5)})
+
+    def cleaned():
+        out = kcat("-C", "-b", b.bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q",
+                   "-f", "%o %k %S %s\n", timeout=60).stdout.decode()
+        rows = []
+        for line in out.splitlines():
+            o, k, size, *rest = line.split(" ", 3)
+            rows.append((int(o), k, None if size == "-1" else (rest[0] if rest else "")))
+        active = segment_bases(b, topic)[-1]
+        below = [k for o, k, _ in rows if o < active]
+        return rows if len(below) == len(set(below)) and len(rows) < len(lines) else None
+
+    rows = wait_for(cleaned, 60, "kcat to read a compacted log", interval=0.2)
+    last = {}
+    for _, k, v in rows:
+        last[k] = v
+    assert last == expected
+    assert rows[-1][0] == len(lines) - 1
+
+
+def test_compaction_lags_must_be_ordered(broker):
+    """confluent-kafka: min.compaction.lag.ms above max.compaction.lag.ms is INVALID_CONFIG
+    at creation, naming the config."""
+    from confluent_kafka import KafkaException
+
+    a = admin(broker.bootstrap)
+    topic = unique_topic("lags")
+    f = a.create_topics([NewTopic(topic, 1, 1, config={
+        "cleanup.policy": "compact", "min.compaction.lag.ms": "10000", "max.compaction.lag.ms": "5000"})])[topic]
+    try:
+        f.result(20)
+        raise AssertionError("accepted min.compaction.lag.ms > max.compaction.lag.ms")
+    except KafkaException as e:
+        err = e.args[0]
+        assert err.code() == KafkaError.INVALID_CONFIG, err
+        assert "min.compaction.lag.ms" in err.str(), err.str()
