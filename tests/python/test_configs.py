@@ -169,6 +169,49 @@ def test_a_shorter_retention_ms_removes_old_segments(broker_factory):
         c.close()
 
 
+def test_retention_bytes_removes_whole_segments(broker_factory):
+    """retention.bytes on a topic of 20 two-record segments: the oldest whole segments go
+    until the rest fits (the low watermark lands on a segment boundary, 30), and a consumer
+    (kafka-python) positioned at offset 0 is out of range and resets to the latest offset,
+    as configured, then receives the next record."""
+    b = broker_factory(overrides={"log.retention.check.interval.ms": 200})
+    a = admin(b.bootstrap)
+    topic = unique_topic("cfg-ret-bytes")
+    a.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "1024"})])[topic].result(20)
+    p = producer(b.bootstrap, **{"linger.ms": 0})
+    # one batch per record: each waits for the previous one's acknowledgement
+    offsets = [produce_and_report(p, [(topic, None, b"v" * 300, None, 0)])[0][2] for _ in range(40)]
+    assert offsets == list(range(40))
+    segments = sorted((b.log_dir / f"{topic}-0").glob("*.log"))
+    assert [int(s.name[:-4]) for s in segments] == list(range(0, 40, 2))
+    from kafka import KafkaConsumer, TopicPartition as KTP
+
+    incremental(a, topic, ("retention.bytes", "3000", AlterConfigOpType.SET))
+    c = assigned_consumer(b.bootstrap)
+    try:
+        wait_for(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False) == (30, 40),
+                 15, "retention to keep the last 3000 bytes of whole segments")
+    finally:
+        c.close()
+    left = sorted((b.log_dir / f"{topic}-0").glob("*.log"))
+    assert [int(s.name[:-4]) for s in left] == [30, 32, 34, 36, 38]
+
+    # kafka-python reports the fetch position, so the reset can be awaited before producing
+    kc = KafkaConsumer(bootstrap_servers=b.bootstrap, auto_offset_reset="latest", enable_auto_commit=False)
+    try:
+        tp = KTP(topic, 0)
+        kc.assign([tp])
+        kc.seek(tp, 0)
+        wait_for(lambda: not kc.poll(timeout_ms=100) and kc.position(tp) == 40, 15,
+                 "the consumer at offset 0 to reset to the latest offset")
+        assert produce_and_report(p, [(topic, None, b"after", None, 0)])[0][2] == 40
+        got = wait_for(lambda: [(m.offset, m.value) for ms in kc.poll(timeout_ms=200).values() for m in ms],
+                       15, "the record after the reset")
+        assert got == [(40, b"after")]
+    finally:
+        kc.close()
+
+
 def test_kafka_python_admin_describe_and_alter(broker):
     """kafka-python's admin client: describe_configs of a topic, alter_configs SET and DELETE,
     the new values described back."""
