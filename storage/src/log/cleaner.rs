@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -241,6 +242,9 @@ impl Partition {
         let Ok(_pass) = self.cleaner_lock.try_lock() else {
             return Ok(None);
         };
+        if self.cleaner_stopped.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         let Some(plan) = self.plan(now_ms)? else {
             return Ok(None);
         };
@@ -444,40 +448,51 @@ impl Partition {
         };
         let swap_path = self.dir.join(swap_file_name(base, end));
         std::fs::rename(&cleaned.path, &swap_path).map_err(|e| StorageError::io(&swap_path, e))?;
-        sync_dir(&self.dir)?;
-        // The swap file is durable: from here a crash is finished by recovery.
-        crash_here(opts, CleanerCrashPoint::AfterSwapFile)?;
-        let mut wb = WriteBatch::default();
-        let offsets = self.db.cf(CF_OFFSETS)?;
-        wb.delete_range_cf(offsets, self.key.with_i64(base), self.key.with_i64(end));
-        for e in &cleaned.entries {
-            wb.put_cf(offsets, self.key.with_i64(e.last_offset), e.encode());
+        // From here the swap file decides what start-up recovery does. If a later step
+        // fails, the partition keeps serving from what is in memory and is not cleaned
+        // again before a restart, so that no second swap file can contradict this one.
+        let committed = (|| {
+            sync_dir(&self.dir)?;
+            crash_here(opts, CleanerCrashPoint::AfterSwapFile)?;
+            let mut wb = WriteBatch::default();
+            let offsets = self.db.cf(CF_OFFSETS)?;
+            wb.delete_range_cf(offsets, self.key.with_i64(base), self.key.with_i64(end));
+            for e in &cleaned.entries {
+                wb.put_cf(offsets, self.key.with_i64(e.last_offset), e.encode());
+            }
+            self.db.write(wb, true)?;
+            crash_here(opts, CleanerCrashPoint::AfterIndex)?;
+            let final_path = self.dir.join(segment_file_name(base));
+            for g in group {
+                log.segments.remove(&g.base);
+            }
+            log.segments.insert(
+                base,
+                Segment {
+                    base_offset: base,
+                    path: final_path.clone(),
+                    file: Arc::new(file),
+                    size: cleaned.size,
+                    created_ms: group[0].created_ms,
+                    max_timestamp: cleaned.max_timestamp,
+                },
+            );
+            // Readers now use the new file through its handle; the names can follow.
+            for g in &group[1..] {
+                remove_if_present(&g.path)?;
+            }
+            sync_dir(&self.dir)?;
+            std::fs::rename(&swap_path, &final_path)
+                .map_err(|e| StorageError::io(&final_path, e))?;
+            sync_dir(&self.dir)
+        })();
+        if let Err(e) = &committed {
+            if !matches!(e, StorageError::CrashPoint(_)) {
+                self.cleaner_stopped.store(true, Ordering::Release);
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "a segment swap failed after its commit point; the partition is not cleaned again before a restart finishes the swap");
+            }
         }
-        self.db.write(wb, true)?;
-        crash_here(opts, CleanerCrashPoint::AfterIndex)?;
-        let final_path = self.dir.join(segment_file_name(base));
-        for g in group {
-            log.segments.remove(&g.base);
-        }
-        log.segments.insert(
-            base,
-            Segment {
-                base_offset: base,
-                path: final_path.clone(),
-                file: Arc::new(file),
-                size: cleaned.size,
-                created_ms: group[0].created_ms,
-                max_timestamp: cleaned.max_timestamp,
-            },
-        );
-        // Readers now use the new file through its handle; the names can follow.
-        for g in &group[1..] {
-            remove_if_present(&g.path)?;
-        }
-        sync_dir(&self.dir)?;
-        std::fs::rename(&swap_path, &final_path).map_err(|e| StorageError::io(&final_path, e))?;
-        sync_dir(&self.dir)?;
-        Ok(true)
+        committed.map(|()| true)
     }
 }
 

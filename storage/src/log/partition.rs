@@ -179,6 +179,8 @@ pub struct Partition {
     flush_lock: tokio::sync::Mutex<()>,
     /// Held by a cleaning pass, so that passes on one partition never overlap.
     pub(super) cleaner_lock: Mutex<()>,
+    /// Set when a segment swap failed after its commit point: recovery must finish it first.
+    pub(super) cleaner_stopped: std::sync::atomic::AtomicBool,
     /// The high watermark; long-poll fetches wait for it to move.
     high_watermark: watch::Sender<i64>,
 }
@@ -213,6 +215,7 @@ impl Partition {
             flushed_offset: AtomicI64::new(leo),
             flush_lock: tokio::sync::Mutex::new(()),
             cleaner_lock: Mutex::new(()),
+            cleaner_stopped: std::sync::atomic::AtomicBool::new(false),
             high_watermark: watch::channel(leo).0,
         }))
     }

@@ -169,6 +169,8 @@ fn finish_interrupted_cleaning(db: &Db, key: PartitionKey, dir: &Path) -> Result
             logs.push((base, entry.path()));
         }
     }
+    // In offset order, should a failed swap ever have left more than one.
+    swaps.sort();
     for ((base, end), swap) in swaps {
         tracing::warn!(path = %swap.display(), "finishing a cleaning interrupted by a crash");
         for (b, path) in &logs {
