@@ -6,19 +6,19 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use sluice_protocol::frame::take_frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::dispatch::{self, RequestContext};
 
 /// Serves one connection until the client closes it, sends garbage, or the broker stops.
-pub(crate) async fn serve(
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
+    mut stream: S,
     peer: SocketAddr,
     listener: String,
+    principal: String,
     mut stop: watch::Receiver<bool>,
 ) {
     let max = broker.config.socket_request_max_bytes.max(0) as usize;
@@ -27,13 +27,18 @@ pub(crate) async fn serve(
         peer,
         listener,
         client_id: None,
+        principal,
     };
     loop {
         loop {
             match take_frame(&mut buf, max) {
                 Ok(Some(frame)) => match dispatch::handle(&broker, &mut ctx, frame).await {
                     Ok(Some(response)) => {
-                        if let Err(e) = stream.write_all(&response).await {
+                        let written = match stream.write_all(&response).await {
+                            Ok(()) => stream.flush().await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = written {
                             tracing::debug!(%peer, error = %e, "write failed");
                             return;
                         }

@@ -15,6 +15,9 @@ pub(crate) struct RequestContext {
     pub(crate) peer: SocketAddr,
     pub(crate) listener: String,
     pub(crate) client_id: Option<String>,
+    /// Who the client is: `User:ANONYMOUS`, or the principal of its TLS certificate.
+    #[allow(dead_code)] // read by the authorizer to come
+    pub(crate) principal: String,
 }
 
 /// Why a connection is closed instead of answered.
@@ -765,6 +768,7 @@ mod tests {
             .create_topic("t", 1, Default::default())
             .expect("create");
         let mut ctx = RequestContext {
+            principal: "User:ANONYMOUS".into(),
             peer: "127.0.0.1:1".parse().expect("addr"),
             listener: "PLAINTEXT".into(),
             client_id: None,
@@ -1008,6 +1012,7 @@ mod tests {
         .expect("config");
         let (broker, _l) = crate::server::bind(config).await.expect("bind");
         let mut ctx = RequestContext {
+            principal: "User:ANONYMOUS".into(),
             peer: "127.0.0.1:1".parse().expect("addr"),
             listener: "PLAINTEXT".into(),
             client_id: None,

@@ -10,6 +10,7 @@ mod fetch_session;
 mod group;
 mod server;
 mod tasks;
+mod tls;
 mod txn;
 
 use std::future::Future;

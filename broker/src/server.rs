@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
+use crate::tls::TlsListener;
 use crate::txn::TxnCoordinator;
 use crate::{connection, tasks};
 
@@ -22,6 +23,8 @@ pub(crate) struct BoundListener {
     pub(crate) name: String,
     pub(crate) local_addr: SocketAddr,
     listener: TcpListener,
+    /// TLS of an SSL listener.
+    tls: Option<Arc<TlsListener>>,
 }
 
 /// Opens storage and binds every listener; advertised port 0 becomes the bound port.
@@ -35,16 +38,21 @@ pub(crate) async fn bind(
         .with_context(|| format!("opening log.dirs {}", config.log_dir.display()))?;
     let mut bound = Vec::new();
     for l in &config.listeners {
+        let tls = match &l.tls {
+            Some(t) => Some(Arc::new(TlsListener::new(&l.name, t.clone())?)),
+            None => None,
+        };
         let addr = l.bind_address();
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding listener {} on {addr}", l.name))?;
         let local_addr = listener.local_addr()?;
-        tracing::info!(listener = %l.name, address = %local_addr, "listening");
+        tracing::info!(listener = %l.name, address = %local_addr, protocol = ?l.security_protocol, "listening");
         bound.push(BoundListener {
             name: l.name.clone(),
             local_addr,
             listener,
+            tls,
         });
     }
     let mut advertised = config.advertised_listeners.clone();
@@ -137,6 +145,46 @@ pub(crate) async fn serve(
     result
 }
 
+/// The principal of a client that did not authenticate.
+const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the TLS handshake of a new connection; `None` when it fails (a plaintext client,
+/// an untrusted or missing client certificate, a principal no rule maps).
+async fn handshake(
+    tls: &TlsListener,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    String,
+)> {
+    let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return None;
+        }
+    };
+    match tls.principal(stream.get_ref().1.peer_certificates()) {
+        Ok(principal) => {
+            tracing::debug!(%peer, %principal, "TLS connection");
+            Some((stream, principal))
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = format!("{e:#}"), "TLS client refused");
+            None
+        }
+    }
+}
+
 async fn accept_loop(
     broker: Arc<Broker>,
     l: BoundListener,
@@ -162,8 +210,19 @@ async fn accept_loop(
                 let mut conns = connections.lock().await;
                 // Reap finished connection tasks so the set does not grow without bound.
                 while conns.try_join_next().is_some() {}
+                let tls = l.tls.clone();
                 conns.spawn(async move {
-                    connection::serve(broker, stream, peer, name, stop).await;
+                    match tls {
+                        None => {
+                            connection::serve(broker, stream, peer, name, ANONYMOUS.into(), stop)
+                                .await
+                        }
+                        Some(tls) => {
+                            if let Some((stream, principal)) = handshake(&tls, stream, peer).await {
+                                connection::serve(broker, stream, peer, name, principal, stop).await
+                            }
+                        }
+                    }
                     drop(permit);
                 });
             }

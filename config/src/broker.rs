@@ -15,7 +15,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "controller.quorum.bootstrap.servers",
     "controller.listener.names",
     "inter.broker.listener.name",
-    "listener.security.protocol.map",
     "num.network.threads",
     "num.io.threads",
     "socket.send.buffer.bytes",
@@ -295,6 +294,7 @@ impl Default for BrokerConfig {
             host: "127.0.0.1".into(),
             port: 9092,
             security_protocol: crate::SecurityProtocol::Plaintext,
+            tls: None,
         };
         BrokerConfig {
             node_id: 1,
@@ -335,6 +335,7 @@ impl BrokerConfig {
     {
         let mut cfg = BrokerConfig::default();
         let mut advertised_set = false;
+        let mut protocol_map = None;
         // Kafka gives the most precise unit precedence: ms over minutes over hours.
         let (mut retention_ms, mut retention_min, mut retention_hours) = (None, None, None);
         let (mut roll_ms, mut roll_hours) = (None, None);
@@ -370,6 +371,10 @@ impl BrokerConfig {
                         }
                     }
                 }
+                "listener.security.protocol.map" => {
+                    protocol_map = Some(crate::tls::parse_protocol_map(key, v)?)
+                }
+                k if crate::tls::is_ssl_property(k) => {}
                 "num.partitions" => cfg.num_partitions = parse_i32(key, v, 1)?,
                 "default.replication.factor" => {
                     if parse_i64(key, v, 1)? != 1 {
@@ -454,7 +459,20 @@ impl BrokerConfig {
                 other => return Err(ConfigError::Unknown(other.to_string())),
             }
         }
-        if !advertised_set {
+        crate::listener::resolve_security(
+            &mut cfg.listeners,
+            protocol_map.as_ref(),
+            &cfg.set_properties,
+            "listeners",
+        )?;
+        if advertised_set {
+            crate::listener::resolve_security(
+                &mut cfg.advertised_listeners,
+                protocol_map.as_ref(),
+                &cfg.set_properties,
+                "advertised.listeners",
+            )?;
+        } else {
             cfg.advertised_listeners = cfg.listeners.clone();
         }
         for l in &cfg.listeners {

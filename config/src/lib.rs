@@ -8,6 +8,7 @@ mod broker;
 mod describe;
 mod listener;
 mod properties;
+mod tls;
 mod topic;
 
 pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
@@ -18,6 +19,7 @@ pub use describe::{
 };
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
+pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
     validate_topic_config, validate_topic_overrides, CleanupPolicy, CompressionType, TimestampType,
     TopicConfig, TOPIC_CONFIG_NAMES,

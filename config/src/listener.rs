@@ -1,5 +1,8 @@
 //! `listeners` and `advertised.listeners`: `NAME://host:port` lists.
 
+use std::collections::BTreeMap;
+
+use crate::tls::{default_protocol_map, tls_config, TlsConfig};
 use crate::ConfigError;
 
 /// The security protocol of a listener.
@@ -7,6 +10,8 @@ use crate::ConfigError;
 pub enum SecurityProtocol {
     /// Plain TCP, no authentication.
     Plaintext,
+    /// TLS (rustls); with `ssl.client.auth`, mutual TLS.
+    Ssl,
 }
 
 /// One listener endpoint: its name, host and port.
@@ -20,6 +25,8 @@ pub struct Listener {
     pub port: u16,
     /// The security protocol in force on this listener.
     pub security_protocol: SecurityProtocol,
+    /// TLS settings of an SSL listener.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Listener {
@@ -56,16 +63,6 @@ pub(crate) fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, C
             .trim_end_matches(']')
             .to_string();
         let name = name.to_ascii_uppercase();
-        let security_protocol = match name.as_str() {
-            "PLAINTEXT" => SecurityProtocol::Plaintext,
-            other => {
-                return Err(ConfigError::invalid(
-                    key,
-                    value,
-                    format!("listener `{other}`: only PLAINTEXT listeners are supported so far"),
-                ))
-            }
-        };
         if out.iter().any(|l| l.name == name) {
             return Err(ConfigError::invalid(
                 key,
@@ -77,13 +74,54 @@ pub(crate) fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, C
             name,
             host,
             port,
-            security_protocol,
+            // Set from listener.security.protocol.map once every property is read.
+            security_protocol: SecurityProtocol::Plaintext,
+            tls: None,
         });
     }
     if out.is_empty() {
         return Err(ConfigError::invalid(key, value, "no listener given"));
     }
     Ok(out)
+}
+
+/// Sets each listener's security protocol from `listener.security.protocol.map` (or
+/// Kafka's default map) and, for SSL listeners, its TLS settings.
+pub(crate) fn resolve_security(
+    listeners: &mut [Listener],
+    protocol_map: Option<&BTreeMap<String, String>>,
+    props: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<(), ConfigError> {
+    let default_map = default_protocol_map();
+    let map = protocol_map.unwrap_or(&default_map);
+    for l in listeners {
+        let protocol = map.get(&l.name).ok_or_else(|| {
+            ConfigError::invalid(
+                "listener.security.protocol.map",
+                &format!("{map:?}"),
+                format!("no security protocol for listener {} of {key}", l.name),
+            )
+        })?;
+        match protocol.as_str() {
+            "PLAINTEXT" => l.security_protocol = SecurityProtocol::Plaintext,
+            "SSL" => {
+                l.security_protocol = SecurityProtocol::Ssl;
+                l.tls = Some(tls_config(&l.name, props)?);
+            }
+            other => {
+                return Err(ConfigError::invalid(
+                    "listener.security.protocol.map",
+                    &format!("{}:{other}", l.name),
+                    format!(
+                        "listener {}: {other} is not supported yet (PLAINTEXT and SSL are)",
+                        l.name
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

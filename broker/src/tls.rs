@@ -1,0 +1,388 @@
+//! TLS for SSL listeners by rustls: the server config built from Kafka's PEM settings and
+//! rebuilt when the key store or trust store changes on disk, and the principal a client
+//! certificate stands for (`ssl.principal.mapping.rules`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context};
+use regex::Regex;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sluice_config::{ClientAuth, TlsConfig, TlsVersion};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+
+/// How often the store files are checked for changes, at most.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// The TLS side of one SSL listener.
+pub(crate) struct TlsListener {
+    config: TlsConfig,
+    rules: Vec<PrincipalRule>,
+    state: Mutex<Loaded>,
+}
+
+struct Loaded {
+    acceptor: TlsAcceptor,
+    stamps: Vec<Option<(SystemTime, u64)>>,
+    checked: Instant,
+}
+
+impl TlsListener {
+    /// Loads the listener's certificates; an error names the setting or file at fault.
+    pub(crate) fn new(listener: &str, config: TlsConfig) -> anyhow::Result<Self> {
+        let rules = parse_principal_rules(&config.principal_mapping_rules)
+            .with_context(|| format!("listener {listener}: ssl.principal.mapping.rules"))?;
+        let acceptor = TlsAcceptor::from(
+            build(&config).with_context(|| format!("listener {listener}: TLS settings"))?,
+        );
+        Ok(TlsListener {
+            state: Mutex::new(Loaded {
+                acceptor,
+                stamps: stamps(&config),
+                checked: Instant::now(),
+            }),
+            config,
+            rules,
+        })
+    }
+
+    /// The acceptor for a new connection, rebuilt first if a store file changed.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.checked.elapsed() >= RELOAD_CHECK {
+            s.checked = Instant::now();
+            let now = stamps(&self.config);
+            if now != s.stamps {
+                s.stamps = now;
+                match build(&self.config) {
+                    Ok(cfg) => {
+                        s.acceptor = TlsAcceptor::from(cfg);
+                        tracing::info!(keystore = %self.config.keystore_location.display(), "reloaded TLS certificates");
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "changed TLS certificates do not load; keeping the previous ones"
+                        );
+                    }
+                }
+            }
+        }
+        s.acceptor.clone()
+    }
+
+    /// The principal of a connection: `User:` and the mapped subject of the client's
+    /// certificate, or `User:ANONYMOUS` without one.
+    pub(crate) fn principal(
+        &self,
+        peer_certs: Option<&[CertificateDer<'_>]>,
+    ) -> anyhow::Result<String> {
+        let Some(cert) = peer_certs.and_then(|c| c.first()) else {
+            return Ok("User:ANONYMOUS".to_string());
+        };
+        let dn = subject_dn(cert)?;
+        map_principal(&self.rules, &dn).map(|name| format!("User:{name}"))
+    }
+}
+
+fn stamps(config: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    let mut out = vec![stamp(&config.keystore_location)];
+    if let Some(t) = &config.truststore_location {
+        out.push(stamp(t));
+    }
+    out
+}
+
+fn build(config: &TlsConfig) -> anyhow::Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = config
+        .protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let keystore = &config.keystore_location;
+    let certs = read_certs(keystore).context("ssl.keystore.location")?;
+    let key =
+        read_key(keystore, config.key_password.as_deref()).context("ssl.keystore.location")?;
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = match (config.client_auth, &config.truststore_location) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (auth, Some(truststore)) => {
+            let mut roots = RootCertStore::empty();
+            for c in read_certs(truststore).context("ssl.truststore.location")? {
+                roots
+                    .add(c)
+                    .with_context(|| format!("{}: a CA certificate", truststore.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(verifier.build()?)
+        }
+        (_, None) => bail!("ssl.client.auth needs ssl.truststore.location"),
+    };
+    let cfg = builder
+        .with_single_cert(certs, key)
+        .with_context(|| format!("{}: key and certificate", keystore.display()))?;
+    Ok(Arc::new(cfg))
+}
+
+fn read_certs(path: &PathBuf) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: a CERTIFICATE block does not parse", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no CERTIFICATE", path.display());
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM key store: an `ENCRYPTED PRIVATE KEY` (PKCS#8, decrypted with
+/// `ssl.key.password`) or a plain PKCS#8, PKCS#1 or SEC1 key.
+fn read_key(path: &Path, password: Option<&str>) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    if let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) {
+        let password = password.ok_or_else(|| {
+            anyhow!(
+                "{} holds an encrypted key and ssl.key.password is not set",
+                path.display()
+            )
+        })?;
+        let block = text
+            .get(start..end + END.len())
+            .ok_or_else(|| anyhow!("{}: malformed ENCRYPTED PRIVATE KEY", path.display()))?;
+        let (_, der) = pkcs8::der::pem::decode_vec(block.as_bytes())
+            .map_err(|e| anyhow!("{}: ENCRYPTED PRIVATE KEY: {e}", path.display()))?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+            .map_err(|e| anyhow!("{}: ENCRYPTED PRIVATE KEY: {e}", path.display()))?;
+        let plain = info.decrypt(password).map_err(|_| {
+            anyhow!(
+                "{}: the key does not decrypt with ssl.key.password",
+                path.display()
+            )
+        })?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            plain.as_bytes().to_vec(),
+        )));
+    }
+    PrivateKeyDer::from_pem_slice(text.as_bytes())
+        .map_err(|e| anyhow!("{}: no private key ({e})", path.display()))
+}
+
+/// The subject of a certificate as Java's `X500Principal.getName()` writes it (RFC 2253):
+/// the most specific name first, `,` between names, escaped values.
+fn subject_dn(cert: &CertificateDer<'_>) -> anyhow::Result<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| anyhow!("client certificate does not parse: {e}"))?;
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns = Vec::new();
+    for rdn in parsed.subject().iter_rdn() {
+        let mut parts = Vec::new();
+        for attr in rdn.iter() {
+            let oid = attr.attr_type();
+            let name = match x509_parser::objects::oid2abbrev(oid, registry) {
+                Ok(n) if RFC2253_KEYWORDS.contains(&n) => n.to_string(),
+                _ => oid.to_id_string(),
+            };
+            let value = attr
+                .as_str()
+                .map_err(|e| anyhow!("client certificate subject: {e}"))?;
+            parts.push(format!("{name}={}", escape_dn_value(value)));
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Ok(rdns.join(","))
+}
+
+/// The attribute keywords RFC 2253 output uses; others are written as dotted OIDs.
+const RFC2253_KEYWORDS: &[&str] = &["CN", "C", "L", "ST", "O", "OU", "STREET", "DC", "UID"];
+
+fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.chars().enumerate() {
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == v.chars().count() && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One entry of `ssl.principal.mapping.rules`.
+#[derive(Debug)]
+enum PrincipalRule {
+    /// `DEFAULT`: the whole distinguished name.
+    Default,
+    /// `RULE:pattern/replacement/[LU]`.
+    Rule {
+        pattern: Regex,
+        replacement: String,
+        case: Option<char>,
+    },
+}
+
+/// Parses Kafka's rule list: `DEFAULT` and `RULE:pattern/replacement/` entries (with an
+/// optional `L` or `U` after the last slash), separated by commas outside the rules.
+fn parse_principal_rules(text: &str) -> anyhow::Result<Vec<PrincipalRule>> {
+    let mut rules = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("DEFAULT") {
+            rules.push(PrincipalRule::Default);
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("RULE:") {
+            let (pattern, after) = take_until_slash(after)
+                .ok_or_else(|| anyhow!("`{rest}`: a rule is RULE:pattern/replacement/"))?;
+            let (replacement, after) = take_until_slash(after)
+                .ok_or_else(|| anyhow!("`{rest}`: a rule is RULE:pattern/replacement/"))?;
+            let (case, after) = match after.chars().next() {
+                Some(c @ ('L' | 'U')) => (Some(c), &after[1..]),
+                _ => (None, after),
+            };
+            // Java's matches() needs the whole name to match.
+            let pattern = Regex::new(&format!("^(?:{pattern})$"))
+                .with_context(|| format!("pattern `{pattern}`"))?;
+            rules.push(PrincipalRule::Rule {
+                pattern,
+                replacement: java_replacement(&replacement),
+                case,
+            });
+            rest = after;
+        } else {
+            bail!("`{rest}`: expected DEFAULT or RULE:pattern/replacement/");
+        }
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after.trim_start();
+        } else if !rest.is_empty() {
+            bail!("`{rest}`: rules are separated by commas");
+        }
+    }
+    if rules.is_empty() {
+        bail!("no rule given");
+    }
+    Ok(rules)
+}
+
+/// Reads up to the next `/` not escaped by `\`; returns the text (unescaped) and the rest.
+fn take_until_slash(s: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, '/')) => out.push('/'),
+                Some((_, other)) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            },
+            '/' => return Some((out, &s[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Java writes group references as `$1`; the regex crate needs `${1}` when a name
+/// character follows.
+fn java_replacement(r: &str) -> String {
+    let mut out = String::new();
+    let mut chars = r.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            let mut n = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                n.push(*d);
+                chars.next();
+            }
+            out.push_str(&format!("${{{n}}}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn map_principal(rules: &[PrincipalRule], dn: &str) -> anyhow::Result<String> {
+    for rule in rules {
+        match rule {
+            PrincipalRule::Default => return Ok(dn.to_string()),
+            PrincipalRule::Rule {
+                pattern,
+                replacement,
+                case,
+            } => {
+                if pattern.is_match(dn) {
+                    let name = pattern.replace(dn, replacement.as_str()).into_owned();
+                    return Ok(match case {
+                        Some('L') => name.to_lowercase(),
+                        Some('U') => name.to_uppercase(),
+                        _ => name,
+                    });
+                }
+            }
+        }
+    }
+    bail!("no ssl.principal.mapping.rules entry applies to `{dn}`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_rules_map_as_kafka_documents() {
+        let rules = parse_principal_rules(
+            r"RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L, RULE:^CN=([a-z]+)\/x,.*$/$1-slash/, DEFAULT",
+        )
+        .unwrap();
+        assert_eq!(
+            map_principal(&rules, "CN=Kafka-Client,OU=ServiceUsers,O=Org,C=US").unwrap(),
+            "kafka-client"
+        );
+        assert_eq!(
+            map_principal(&rules, "CN=abc/x,O=Org").unwrap(),
+            "abc-slash"
+        );
+        assert_eq!(
+            map_principal(&rules, "CN=other,O=Org").unwrap(),
+            "CN=other,O=Org"
+        );
+        let only = parse_principal_rules("RULE:^CN=(.*)$/$1/U").unwrap();
+        assert_eq!(map_principal(&only, "CN=alice").unwrap(), "ALICE");
+        assert!(map_principal(&only, "O=none").is_err());
+        assert!(parse_principal_rules("RULE:broken").is_err());
+        assert!(parse_principal_rules("SOMETHING").is_err());
+    }
+
+    #[test]
+    fn dn_values_are_escaped() {
+        assert_eq!(escape_dn_value("a,b"), "a\\,b");
+        assert_eq!(escape_dn_value(" x "), "\\ x\\ ");
+        assert_eq!(java_replacement("$1-$2x"), "${1}-${2}x");
+    }
+}

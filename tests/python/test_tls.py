@@ -1,0 +1,217 @@
+"""TLS listeners (rustls) with Kafka's PEM settings: confluent-kafka and kcat over SSL next
+to a PLAINTEXT listener, mutual TLS with `ssl.client.auth=required` (a client without a
+certificate or with one from another CA is refused), an encrypted key with
+`ssl.key.password`, certificates reloaded when the key store file changes, plaintext and
+garbage on the TLS port, and start-up errors that name the bad setting."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import SLUICE_BIN, free_port
+from e2e import consume_exact, produce_and_report, producer, unique_topic, wait_for
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+
+
+def make_ca(d: Path, name: str) -> None:
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
+            "-days", "2", "-subj", f"/CN={name}", cwd=d)
+
+
+def make_cert(d: Path, name: str, ca: str, subject: str, ext: str) -> None:
+    """`subject` lists the names most general first, as certificates encode them; Java (and
+    so the principal) writes them the other way round: CN=...,OU=...,O=..."""
+    (d / f"{name}.ext").write_text(ext)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", subject, cwd=d)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+
+
+SERVER_EXT = "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+CLIENT_EXT = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    """Two CAs; a server certificate and a client certificate from the first, a server and
+    a client certificate from the second; key stores as Kafka's PEM key store wants them
+    (key, then certificate chain), one with an encrypted PKCS#8 key."""
+    d = tmp_path_factory.mktemp("pki")
+    make_ca(d, "ca")
+    make_ca(d, "other-ca")
+    make_cert(d, "server", "ca", "/O=Sluice/CN=localhost", SERVER_EXT)
+    make_cert(d, "server2", "other-ca", "/O=Sluice/CN=localhost", SERVER_EXT)
+    make_cert(d, "alice", "ca", "/O=Sluice/OU=ServiceUsers/CN=alice", CLIENT_EXT)
+    make_cert(d, "mallory", "other-ca", "/O=Sluice/OU=ServiceUsers/CN=mallory", CLIENT_EXT)
+    for name in ("server", "server2"):
+        (d / f"{name}-keystore.pem").write_text((d / f"{name}.key").read_text() + (d / f"{name}.pem").read_text())
+    openssl("pkcs8", "-topk8", "-in", "server.key", "-out", "server-enc.key", "-passout", "pass:s3cret", cwd=d)
+    (d / "server-enc-keystore.pem").write_text((d / "server-enc.key").read_text() + (d / "server.pem").read_text())
+    return d
+
+
+def tls_broker(broker_factory, pki: Path, **extra):
+    """A broker with a PLAINTEXT listener (the fixture's port) and an SSL one; it logs each
+    TLS connection's principal."""
+    b = broker_factory(start=False, env={"RUST_LOG": "info,sluice_broker::server=debug"})
+    ssl_port = free_port()
+    listeners = f"PLAINTEXT://127.0.0.1:{b.port},SSL://127.0.0.1:{ssl_port}"
+    b.overrides.update({
+        "listeners": listeners,
+        "advertised.listeners": listeners,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(pki / "server-keystore.pem"),
+    })
+    b.overrides.update({k: str(v) for k, v in extra.items()})
+    b.start()
+    b.ssl_bootstrap = f"127.0.0.1:{ssl_port}"
+    return b
+
+
+def ssl_conf(pki: Path, client: str | None = None, ca: str = "ca") -> dict:
+    conf = {"security.protocol": "SSL", "ssl.ca.location": str(pki / f"{ca}.pem")}
+    if client:
+        conf["ssl.certificate.location"] = str(pki / f"{client}.pem")
+        conf["ssl.key.location"] = str(pki / f"{client}.key")
+    return conf
+
+
+def roundtrip(bootstrap: str, conf: dict, n: int = 200) -> None:
+    """Produces n keyed records over `conf` and reads them back exactly over it."""
+    topic = unique_topic("tls")
+    p = producer(bootstrap, **conf)
+    items = [(topic, f"k{i}".encode(), f"value-{i}".encode(), None, 0) for i in range(n)]
+    reports = produce_and_report(p, items)
+    assert [(e, off) for e, _, off in reports] == [(None, i) for i in range(n)]
+    got = consume_exact(bootstrap, topic, {0: n}, **conf)[0]
+    assert [(r.offset, r.key, r.value) for r in got] == [(i, f"k{i}".encode(), f"value-{i}".encode()) for i in range(n)]
+
+
+def refused(bootstrap: str, conf: dict) -> bool:
+    """True when a client with `conf` cannot get metadata."""
+    a = AdminClient({"bootstrap.servers": bootstrap, **conf})
+    try:
+        a.list_topics(timeout=4)
+        return False
+    except KafkaException:
+        return True
+
+
+def test_ssl_listener_next_to_plaintext(broker_factory, pki):
+    """confluent-kafka and kcat produce and consume over the SSL listener (Metadata there
+    advertises the SSL address, else the consumer's fetches would fail); the PLAINTEXT
+    listener keeps serving; a client that does not trust the broker's CA is refused."""
+    b = tls_broker(broker_factory, pki)
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki))
+    roundtrip(b.bootstrap, {})
+    assert "principal=User:ANONYMOUS" in b.stderr.read_text()
+    md = AdminClient({"bootstrap.servers": b.ssl_bootstrap, **ssl_conf(pki)}).list_topics(timeout=10)
+    assert [f"{x.host}:{x.port}" for x in md.brokers.values()] == [b.ssl_bootstrap]
+    assert refused(b.ssl_bootstrap, ssl_conf(pki, ca="other-ca"))
+
+    topic = unique_topic("tls-kcat")
+    kc = ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={pki / 'ca.pem'}"]
+    lines = "".join(f"key{i}:value{i}\n" for i in range(500))
+    r = subprocess.run(["kcat", "-P", "-b", b.ssl_bootstrap, *kc, "-t", topic, "-p", "0", "-K:"],
+                       input=lines.encode(), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["kcat", "-C", "-b", b.ssl_bootstrap, *kc, "-t", topic, "-p", "0", "-o", "beginning",
+                        "-e", "-q", "-f", "%o %k %s\n"], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == "".join(f"{i} key{i} value{i}\n" for i in range(500))
+
+
+def test_mutual_tls_required(broker_factory, pki):
+    """ssl.client.auth=required: a client with a certificate from the trusted CA produces
+    and consumes, as the principal its subject maps to by ssl.principal.mapping.rules
+    (User:alice); one without a certificate and one with a certificate from another CA are
+    refused at the handshake, and the broker goes on serving."""
+    b = tls_broker(broker_factory, pki, **{
+        "ssl.client.auth": "required",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": pki / "ca.pem",
+        "ssl.principal.mapping.rules": "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L,DEFAULT",
+    })
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki, "alice"))
+    assert refused(b.ssl_bootstrap, ssl_conf(pki))
+    assert refused(b.ssl_bootstrap, ssl_conf(pki, "mallory"))
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki, "alice"), n=10)
+    log = b.stderr.read_text()
+    assert "TLS handshake failed" in log
+    assert "principal=User:alice" in log
+    assert "principal=User:ANONYMOUS" not in log
+
+
+def test_encrypted_key_and_certificate_reload(broker_factory, pki, tmp_path):
+    """A key store with an encrypted PKCS#8 key and ssl.key.password serves TLS; when the
+    key store file is replaced by one signed by another CA, new connections get the new
+    certificate without a restart."""
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_text((pki / "server-enc-keystore.pem").read_text())
+    b = tls_broker(broker_factory, pki, **{"ssl.keystore.location": keystore, "ssl.key.password": "s3cret"})
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki), n=20)
+    assert refused(b.ssl_bootstrap, ssl_conf(pki, ca="other-ca"))
+
+    keystore.write_text((pki / "server2-keystore.pem").read_text())
+    wait_for(lambda: not refused(b.ssl_bootstrap, ssl_conf(pki, ca="other-ca")), 30,
+             "a client trusting the new CA to connect")
+    assert refused(b.ssl_bootstrap, ssl_conf(pki))
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki, ca="other-ca"), n=20)
+    assert "reloaded TLS certificates" in b.stderr.read_text()
+
+
+def test_plaintext_and_garbage_on_the_tls_port(broker_factory, pki):
+    """A Kafka request in plaintext and random bytes sent to the SSL port are answered by
+    closing the connection; TLS clients are served before and after."""
+    b = tls_broker(broker_factory, pki)
+    host, port = b.ssl_bootstrap.split(":")
+    # ApiVersions v0 in plaintext: size, api key 18, version 0, correlation id 1, client id -1
+    api_versions = bytes.fromhex("0000000a" "0012" "0000" "00000001" "ffff")
+    for payload in (api_versions, bytes(range(256)) * 8):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(payload)
+            s.settimeout(10)
+            data = b""
+            try:
+                while chunk := s.recv(4096):
+                    data += chunk
+            except ConnectionResetError:
+                pass
+            # at most a TLS alert record (content type 21), never a Kafka response
+            assert data == b"" or data[0] == 21, data[:16]
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki), n=10)
+
+
+@pytest.mark.parametrize("setting,value,named", [
+    ("ssl.keystore.type", "JKS", "ssl.keystore.type"),
+    ("ssl.key.password", "wrong", "ssl.key.password"),
+    ("ssl.client.auth", "required", "ssl.truststore.location"),
+    ("ssl.keystore.location", "/nonexistent/keystore.pem", "/nonexistent/keystore.pem"),
+])
+def test_bad_tls_settings_stop_start_up(tmp_path, pki, setting, value, named):
+    """A bad TLS setting stops the broker at start-up with a message naming it."""
+    props = {
+        "listeners": f"SSL://127.0.0.1:{free_port()}",
+        "log.dirs": str(tmp_path / "data"),
+        "ssl.keystore.location": str(pki / "server-enc-keystore.pem" if setting == "ssl.key.password"
+                                     else pki / "server-keystore.pem"),
+        setting: value,
+    }
+    argv = [str(SLUICE_BIN)]
+    for k, v in props.items():
+        argv += ["--override", f"{k}={v}"]
+    r = subprocess.run(argv, capture_output=True, timeout=30)
+    assert r.returncode != 0
+    err = (r.stdout + r.stderr).decode(errors="replace")
+    assert named in err, err[-2000:]
