@@ -121,17 +121,15 @@ pub fn encode_batch(header: &BatchHeader, records: &[Record]) -> Result<Vec<u8>,
     Ok(out)
 }
 
-/// Re-encodes a batch with another codec, keeping everything else.
-pub fn recompress(batch: &Bytes, to: Compression) -> Result<Vec<u8>, BatchError> {
-    let (mut header, records) = decode_records(batch)?;
-    header.attributes = (header.attributes & !0x07) | to.attribute_bits();
-    encode_batch(&header, &records)
-}
-
-/// True when some record of the batch has a null key (refused on compacted topics).
-pub fn has_keyless_record(batch: &Bytes) -> Result<bool, BatchError> {
-    let (_, records) = decode_records(batch)?;
-    Ok(records.iter().any(|r| r.key.is_none()))
+/// Encodes decoded records in another codec, keeping everything else of `header`.
+pub fn encode_with_codec(
+    header: &BatchHeader,
+    records: &[Record],
+    to: Compression,
+) -> Result<Vec<u8>, BatchError> {
+    let mut h = *header;
+    h.attributes = (h.attributes & !0x07) | to.attribute_bits();
+    encode_batch(&h, records)
 }
 
 fn records_error(what: &str) -> BatchError {
@@ -332,7 +330,8 @@ mod tests {
     #[test]
     fn recompression_changes_only_the_codec() {
         let original = kp_batch(KpCompression::None);
-        let zstd = recompress(&original, Compression::Zstd).unwrap();
+        let (header, records) = decode_records(&original).unwrap();
+        let zstd = encode_with_codec(&header, &records, Compression::Zstd).unwrap();
         let header = batch::validate(&zstd).unwrap();
         assert_eq!(header.compression(), Some(Compression::Zstd));
         assert!(zstd.len() < original.len());
@@ -380,12 +379,13 @@ mod tests {
 
     #[test]
     fn keyless_records_are_found() {
+        let keyless = |b: &Bytes| decode_records(b).unwrap().1.iter().any(|r| r.key.is_none());
         let batch = kp_batch(KpCompression::Snappy);
-        assert!(!has_keyless_record(&batch).unwrap());
+        assert!(!keyless(&batch));
         let (header, mut records) = decode_records(&batch).unwrap();
         records[2].key = None;
         let encoded = Bytes::from(encode_batch(&header, &records).unwrap());
-        assert!(has_keyless_record(&encoded).unwrap());
+        assert!(keyless(&encoded));
     }
 
     #[test]

@@ -138,7 +138,8 @@ struct Plan {
     delete_retention_ms: i64,
     min_ratio: f64,
     max_lag_ms: i64,
-    aborted: Vec<AbortedTxn>,
+    /// Aborted transactions by producer: (first offset, marker offset) ranges.
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 /// The cleaner's durable progress: the first dirty offset and the earliest delete horizon
@@ -261,7 +262,7 @@ impl Partition {
         }
         let ctx = BatchCleaner {
             map: &map,
-            aborted: aborted_by_producer(&plan.aborted),
+            aborted: &plan.aborted,
             now_ms,
             delete_retention_ms: plan.delete_retention_ms,
         };
@@ -362,7 +363,9 @@ impl Partition {
             delete_retention_ms: cfg.delete_retention_ms,
             min_ratio: cfg.min_cleanable_dirty_ratio,
             max_lag_ms: cfg.max_compaction_lag_ms,
-            aborted: log.aborted_txns.overlapping(log_start_offset, clean_end),
+            aborted: aborted_by_producer(
+                &log.aborted_txns.overlapping(log_start_offset, clean_end),
+            ),
             cleanable,
         };
         Ok((!plan.cleanable.is_empty()).then_some(plan))
@@ -385,7 +388,6 @@ impl Partition {
         plan: &Plan,
         budget: u64,
     ) -> Result<(HashMap<Bytes, i64>, i64), StorageError> {
-        let aborted = aborted_by_producer(&plan.aborted);
         let mut map: HashMap<Bytes, i64> = HashMap::new();
         let mut used = 0u64;
         let mut end = plan.first_dirty;
@@ -398,7 +400,7 @@ impl Partition {
                 let header = batch::read_header(&bytes).map_err(|e| corrupt(seg, &e))?;
                 if header.last_offset() < plan.first_dirty
                     || header.is_control()
-                    || is_aborted(&aborted, &header)
+                    || is_aborted(&plan.aborted, &header)
                 {
                     continue;
                 }
@@ -603,7 +605,7 @@ impl CleanedGroup {
     }
 }
 
-fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+pub(super) fn remove_if_present(path: &Path) -> Result<(), StorageError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -638,7 +640,7 @@ fn is_aborted(aborted: &HashMap<i64, Vec<(i64, i64)>>, h: &BatchHeader) -> bool 
 /// Decides, batch by batch, what a clean keeps.
 struct BatchCleaner<'a> {
     map: &'a HashMap<Bytes, i64>,
-    aborted: HashMap<i64, Vec<(i64, i64)>>,
+    aborted: &'a HashMap<i64, Vec<(i64, i64)>>,
     now_ms: i64,
     delete_retention_ms: i64,
 }
@@ -664,7 +666,7 @@ impl BatchCleaner<'_> {
         if header.is_control() {
             return Ok(keep_all(None));
         }
-        if is_aborted(&self.aborted, header) {
+        if is_aborted(self.aborted, header) {
             return Ok(Kept {
                 batch: None,
                 removed: header.records_count.max(0) as u64,

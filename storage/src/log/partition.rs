@@ -346,7 +346,7 @@ impl Partition {
         if !compacted && recompress.is_none() {
             return Ok(None);
         }
-        let (mut h, recs) = records::decode_records(batch)
+        let (h, recs) = records::decode_records(batch)
             .map_err(|_| AppendError::InvalidRecord("the batch's records do not decode"))?;
         if compacted && recs.iter().any(|r| r.key.is_none()) {
             return Err(AppendError::InvalidRecord(
@@ -356,8 +356,7 @@ impl Partition {
         let Some(to) = recompress else {
             return Ok(None);
         };
-        h.attributes = (h.attributes & !0x07) | to.attribute_bits();
-        let bytes = records::encode_batch(&h, &recs)
+        let bytes = records::encode_with_codec(&h, &recs, to)
             .map_err(|_| AppendError::InvalidRecord("the batch's records do not encode"))?;
         let header = batch::read_header(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("recompressed batch: {e}")))?;

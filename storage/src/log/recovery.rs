@@ -9,7 +9,7 @@ use sluice_config::TopicConfig;
 use sluice_protocol::batch::{self, HEADER_SIZE};
 
 use super::aborted::AbortedIndex;
-use super::cleaner::{parse_swap_file_name, reindex_swapped, sync_dir};
+use super::cleaner::{parse_swap_file_name, reindex_swapped, remove_if_present, sync_dir};
 use super::delete_records::stored_log_start;
 use super::partition::{index_batch, AbortedTxn, LogState};
 use super::segment::{parse_segment_file_name, read_at, segment_file_name, Segment};
@@ -175,11 +175,7 @@ fn finish_interrupted_cleaning(db: &Db, key: PartitionKey, dir: &Path) -> Result
         tracing::warn!(path = %swap.display(), "finishing a cleaning interrupted by a crash");
         for (b, path) in &logs {
             if *b > base && *b < end {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io(path, e)),
-                }
+                remove_if_present(path)?;
             }
         }
         sync_dir(dir)?;
