@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::listener::{parse_listeners, Listener};
-use crate::topic::{CleanupPolicy, CompressionType, TimestampType, TopicConfig};
+use crate::topic::TopicConfig;
 use crate::{parse_bool, parse_i64, ConfigError};
 
 /// Kafka properties that an existing `server.properties` commonly sets and that have no
@@ -121,8 +121,9 @@ pub struct BrokerConfig {
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
     pub transactions: TxnConfig,
     /// Topic config defaults set by broker properties (`log.cleanup.policy`,
-    /// `compression.type`, `log.message.timestamp.*`, `log.cleaner.*` topic defaults).
-    pub topic_defaults: TopicDefaults,
+    /// `compression.type`, `log.message.timestamp.*`, `log.cleaner.*` topic defaults),
+    /// under the topic configs' names; validated.
+    pub topic_defaults: std::collections::BTreeMap<String, String>,
     /// The log cleaner's own settings (`log.cleaner.*`).
     pub cleaner: CleanerConfig,
     /// Accepted Kafka properties that have no effect here, for a start-up log line.
@@ -164,81 +165,6 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub remove_expired_interval_ms: i64,
-}
-
-/// Topic config defaults that come from broker properties, with Kafka's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicDefaults {
-    /// `log.cleanup.policy`.
-    pub cleanup_policy: CleanupPolicy,
-    /// `compression.type`.
-    pub compression_type: CompressionType,
-    /// `log.message.timestamp.type`.
-    pub timestamp_type: TimestampType,
-    /// `log.message.timestamp.before.max.ms`.
-    pub timestamp_before_max_ms: i64,
-    /// `log.message.timestamp.after.max.ms`.
-    pub timestamp_after_max_ms: i64,
-    /// `log.cleaner.delete.retention.ms`.
-    pub delete_retention_ms: i64,
-    /// `log.cleaner.min.compaction.lag.ms`.
-    pub min_compaction_lag_ms: i64,
-    /// `log.cleaner.max.compaction.lag.ms`.
-    pub max_compaction_lag_ms: i64,
-    /// `log.cleaner.min.cleanable.ratio`.
-    pub min_cleanable_dirty_ratio: f64,
-}
-
-impl Default for TopicDefaults {
-    fn default() -> Self {
-        TopicDefaults {
-            cleanup_policy: CleanupPolicy::Delete,
-            compression_type: CompressionType::Producer,
-            timestamp_type: TimestampType::CreateTime,
-            timestamp_before_max_ms: i64::MAX,
-            // Kafka 4's default: an hour into the future.
-            timestamp_after_max_ms: 3_600_000,
-            delete_retention_ms: 86_400_000,
-            min_compaction_lag_ms: 0,
-            max_compaction_lag_ms: i64::MAX,
-            min_cleanable_dirty_ratio: 0.5,
-        }
-    }
-}
-
-impl TopicDefaults {
-    /// Sets the default of topic config `topic_key` from broker property `broker_key`.
-    fn set(&mut self, broker_key: &str, topic_key: &str, v: &str) -> Result<(), ConfigError> {
-        let mut t = TopicConfig::resolve(&BrokerConfig::default(), &Default::default());
-        // Parse with the topic config's rules, then name the broker property in errors.
-        t.apply(topic_key, v).map_err(|e| match e {
-            ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
-                key: broker_key.to_string(),
-                value,
-                reason,
-            },
-            other => other,
-        })?;
-        match topic_key {
-            "cleanup.policy" => self.cleanup_policy = t.cleanup_policy,
-            "compression.type" => self.compression_type = t.compression_type,
-            "message.timestamp.type" => self.timestamp_type = t.timestamp_type,
-            "message.timestamp.before.max.ms" => {
-                self.timestamp_before_max_ms = t.timestamp_before_max_ms
-            }
-            "message.timestamp.after.max.ms" => {
-                self.timestamp_after_max_ms = t.timestamp_after_max_ms
-            }
-            "delete.retention.ms" => self.delete_retention_ms = t.delete_retention_ms,
-            "min.compaction.lag.ms" => self.min_compaction_lag_ms = t.min_compaction_lag_ms,
-            "max.compaction.lag.ms" => self.max_compaction_lag_ms = t.max_compaction_lag_ms,
-            "min.cleanable.dirty.ratio" => {
-                self.min_cleanable_dirty_ratio = t.min_cleanable_dirty_ratio
-            }
-            _ => {}
-        }
-        Ok(())
-    }
 }
 
 /// The log cleaner's settings, with Kafka's defaults.
@@ -319,7 +245,7 @@ impl Default for BrokerConfig {
             cluster_id: None,
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
-            topic_defaults: TopicDefaults::default(),
+            topic_defaults: Default::default(),
             cleaner: CleanerConfig::default(),
             ignored: Vec::new(),
             set_properties: Default::default(),
@@ -453,7 +379,19 @@ impl BrokerConfig {
                         .iter()
                         .find(|(b, _)| *b == k)
                         .map_or(k, |(_, t)| *t);
-                    cfg.topic_defaults.set(k, topic_key, v)?
+                    // Checked with the topic config's rules; errors name the broker property.
+                    let mut scratch =
+                        TopicConfig::resolve(&BrokerConfig::default(), &Default::default());
+                    scratch.apply(topic_key, v).map_err(|e| match e {
+                        ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
+                            key: k.to_string(),
+                            value,
+                            reason,
+                        },
+                        other => other,
+                    })?;
+                    cfg.topic_defaults
+                        .insert(topic_key.to_string(), v.to_string());
                 }
                 k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => cfg.ignored.push(k.to_string()),
                 other => return Err(ConfigError::Unknown(other.to_string())),
@@ -506,7 +444,7 @@ impl BrokerConfig {
                 "must not exceed group.max.session.timeout.ms",
             ));
         }
-        let d = &cfg.topic_defaults;
+        let d = TopicConfig::resolve(&cfg, &Default::default());
         if d.min_compaction_lag_ms > d.max_compaction_lag_ms {
             return Err(ConfigError::invalid(
                 "log.cleaner.min.compaction.lag.ms",
@@ -547,6 +485,7 @@ fn mul_or_keep(v: i64, factor: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topic::{CleanupPolicy, CompressionType, TimestampType};
 
     fn cfg(props: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::from_properties(props.iter().copied())

@@ -11,8 +11,8 @@ mod properties;
 mod tls;
 mod topic;
 
+pub use broker::CleanerConfig;
 pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
-pub use broker::{CleanerConfig, TopicDefaults};
 pub use describe::{
     describe_broker_configs, describe_topic_configs, topic_config_type, ConfigSource,
     ConfigSynonym, ConfigType, DescribedConfig,

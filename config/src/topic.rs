@@ -184,23 +184,27 @@ impl TopicConfig {
     /// The values in force: `overrides` over the broker defaults. The overrides must
     /// already have passed [`validate_topic_config`].
     pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Self {
-        let d = &broker.topic_defaults;
         let mut cfg = TopicConfig {
             retention_ms: broker.log_retention_ms,
             retention_bytes: broker.log_retention_bytes,
             segment_bytes: broker.log_segment_bytes,
             segment_ms: broker.log_roll_ms,
             max_message_bytes: broker.message_max_bytes,
-            cleanup_policy: d.cleanup_policy,
-            timestamp_type: d.timestamp_type,
-            timestamp_before_max_ms: d.timestamp_before_max_ms,
-            timestamp_after_max_ms: d.timestamp_after_max_ms,
-            compression_type: d.compression_type,
-            delete_retention_ms: d.delete_retention_ms,
-            min_compaction_lag_ms: d.min_compaction_lag_ms,
-            max_compaction_lag_ms: d.max_compaction_lag_ms,
-            min_cleanable_dirty_ratio: d.min_cleanable_dirty_ratio,
+            cleanup_policy: CleanupPolicy::Delete,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            // Kafka 4's default: an hour into the future.
+            timestamp_after_max_ms: 3_600_000,
+            compression_type: CompressionType::Producer,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         };
+        // Broker properties set some defaults (validated at start-up).
+        for (k, v) in &broker.topic_defaults {
+            let _ = cfg.apply(k, v);
+        }
         for (k, v) in overrides {
             // Validated before it was stored; a value that no longer parses keeps the default.
             let _ = cfg.apply(k, v);
