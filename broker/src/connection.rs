@@ -1,5 +1,6 @@
 //! One client connection: bounded frame reads, one request at a time (so responses stay
-//! in order), and no response for `acks=0` produce requests.
+//! in order), no response for `acks=0` produce requests, and a last answer before a
+//! close where the protocol asks for one (a failed SASL authentication).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::dispatch::{self, RequestContext};
+use crate::sasl::{SaslListener, SaslSession};
 
 /// Serves one connection until the client closes it, sends garbage, or the broker stops.
 pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
@@ -19,27 +21,33 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     listener: String,
     principal: String,
+    sasl: Option<Arc<SaslListener>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let max = broker.config.socket_request_max_bytes.max(0) as usize;
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let mut ctx = RequestContext {
-        peer,
-        listener,
-        client_id: None,
-        principal,
-    };
+    let mut ctx = RequestContext::new(peer, listener, principal, sasl.map(SaslSession::new));
     loop {
         loop {
             match take_frame(&mut buf, max) {
                 Ok(Some(frame)) => match dispatch::handle(&broker, &mut ctx, frame).await {
                     Ok(Some(response)) => {
+                        let last = ctx.close_after.take();
+                        if let Some(delay) = last.filter(|d| !d.is_zero()) {
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = crate::stopped(&mut stop) => return,
+                            }
+                        }
                         let written = match stream.write_all(&response).await {
                             Ok(()) => stream.flush().await,
                             Err(e) => Err(e),
                         };
                         if let Err(e) = written {
                             tracing::debug!(%peer, error = %e, "write failed");
+                            return;
+                        }
+                        if last.is_some() {
                             return;
                         }
                     }

@@ -15,9 +15,34 @@ pub(crate) struct RequestContext {
     pub(crate) peer: SocketAddr,
     pub(crate) listener: String,
     pub(crate) client_id: Option<String>,
-    /// Who the client is: `User:ANONYMOUS`, or the principal of its TLS certificate.
+    /// Who the client is: `User:ANONYMOUS`, the principal of its TLS certificate, or the
+    /// principal it authenticated as by SASL.
     #[allow(dead_code)] // read by the authorizer to come
     pub(crate) principal: String,
+    /// The SASL session of a connection to a SASL listener.
+    pub(crate) sasl: Option<crate::sasl::SaslSession>,
+    /// Set by a handler whose answer must be the connection's last: the connection
+    /// waits this long, sends the answer and closes.
+    pub(crate) close_after: Option<std::time::Duration>,
+}
+
+impl RequestContext {
+    /// A connection's context before its first request.
+    pub(crate) fn new(
+        peer: SocketAddr,
+        listener: String,
+        principal: String,
+        sasl: Option<crate::sasl::SaslSession>,
+    ) -> Self {
+        RequestContext {
+            peer,
+            listener,
+            client_id: None,
+            principal,
+            sasl,
+            close_after: None,
+        }
+    }
 }
 
 /// Why a connection is closed instead of answered.
@@ -27,6 +52,8 @@ pub(crate) enum DispatchError {
     Short,
     #[error("unknown API key {0}")]
     UnknownApi(i16),
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("unsupported version {version} of {api:?}")]
     UnsupportedVersion { api: ApiKey, version: i16 },
     #[error("malformed {api:?} v{version} request: {reason}")]
@@ -89,6 +116,11 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    // SaslHandshake v0 (raw SASL tokens after it) is left out, as Kafka 4 does.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -121,6 +153,9 @@ pub(crate) async fn handle(
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
+    if let Some(session) = &ctx.sasl {
+        session.admit(api).map_err(DispatchError::Unauthenticated)?;
+    }
     let header =
         RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
             DispatchError::Malformed {
@@ -145,6 +180,18 @@ pub(crate) async fn handle(
         RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(
             &r, version,
         ))),
+        RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(
+            api::sasl::sasl_handshake(ctx, r),
+        )),
+        RequestKind::SaslAuthenticate(r) => Some(ResponseKind::SaslAuthenticate(
+            api::sasl::sasl_authenticate(broker, ctx, r, version),
+        )),
+        RequestKind::DescribeUserScramCredentials(r) => Some(
+            ResponseKind::DescribeUserScramCredentials(api::scram::describe(broker, r)),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => Some(ResponseKind::AlterUserScramCredentials(
+            api::scram::alter(broker, r),
+        )),
         RequestKind::Metadata(r) => Some(ResponseKind::Metadata(api::metadata::handle(
             broker, ctx, r, version,
         ))),
@@ -734,6 +781,29 @@ mod tests {
                 r.response_partition_limit = 10;
                 RequestKind::DescribeTopicPartitions(r)
             }
+            ApiKey::SaslHandshake => {
+                let mut r = SaslHandshakeRequest::default();
+                r.mechanism = StrBytes::from_static_str("PLAIN");
+                RequestKind::SaslHandshake(r)
+            }
+            ApiKey::SaslAuthenticate => {
+                RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
+            }
+            ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default(),
+            ),
+            ApiKey::AlterUserScramCredentials => {
+                let mut u =
+                    alter_user_scram_credentials_request::ScramCredentialUpsertion::default();
+                u.name = StrBytes::from_static_str("alice");
+                u.mechanism = 1;
+                u.iterations = 4096;
+                u.salt = Bytes::from_static(b"salt");
+                u.salted_password = Bytes::from_static(&[7; 32]);
+                let mut r = AlterUserScramCredentialsRequest::default();
+                r.upsertions = vec![u];
+                RequestKind::AlterUserScramCredentials(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -767,12 +837,12 @@ mod tests {
             .storage
             .create_topic("t", 1, Default::default())
             .expect("create");
-        let mut ctx = RequestContext {
-            principal: "User:ANONYMOUS".into(),
-            peer: "127.0.0.1:1".parse().expect("addr"),
-            listener: "PLAINTEXT".into(),
-            client_id: None,
-        };
+        let mut ctx = RequestContext::new(
+            "127.0.0.1:1".parse().expect("addr"),
+            "PLAINTEXT".into(),
+            "User:ANONYMOUS".into(),
+            None,
+        );
         for (api, min, max) in SUPPORTED {
             for version in *min..=*max {
                 let req = request(*api, version, topic.record.id);
@@ -995,6 +1065,18 @@ mod tests {
                         assert_eq!(got, vec![(0, 1), (3, 0)]);
                         assert!(r.next_cursor.is_none());
                     }
+                    // A PLAINTEXT listener has no SASL: Kafka's ILLEGAL_SASL_STATE.
+                    ResponseKind::SaslHandshake(r) => assert_eq!(r.error_code, 34),
+                    ResponseKind::SaslAuthenticate(r) => assert_eq!(r.error_code, 34),
+                    ResponseKind::DescribeUserScramCredentials(r) => {
+                        assert_eq!(r.error_code, 0);
+                        assert!(r.results.is_empty());
+                    }
+                    ResponseKind::AlterUserScramCredentials(r) => {
+                        assert_eq!(r.results.len(), 1);
+                        assert_eq!(r.results[0].user.as_str(), "alice");
+                        assert_eq!(r.results[0].error_code, 0);
+                    }
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -1011,12 +1093,12 @@ mod tests {
         ])
         .expect("config");
         let (broker, _l) = crate::server::bind(config).await.expect("bind");
-        let mut ctx = RequestContext {
-            principal: "User:ANONYMOUS".into(),
-            peer: "127.0.0.1:1".parse().expect("addr"),
-            listener: "PLAINTEXT".into(),
-            client_id: None,
-        };
+        let mut ctx = RequestContext::new(
+            "127.0.0.1:1".parse().expect("addr"),
+            "PLAINTEXT".into(),
+            "User:ANONYMOUS".into(),
+            None,
+        );
         // ApiVersions v99 with a correlation id and a body we cannot parse.
         let raw = Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 1, 2, 3]);
         let out = handle(&broker, &mut ctx, raw)

@@ -8,6 +8,9 @@ mod dispatch;
 mod error;
 mod fetch_session;
 mod group;
+mod reload;
+mod sasl;
+mod scram_admin;
 mod server;
 mod tasks;
 mod tls;
@@ -21,6 +24,7 @@ use sluice_config::BrokerConfig;
 use tokio::sync::watch;
 
 pub use broker::Broker;
+pub use scram_admin::{run_scram_admin, ScramAdmin};
 
 /// Sets up `tracing` output: human-readable text, or JSON; level from `RUST_LOG`.
 pub fn init_tracing(json: bool) {

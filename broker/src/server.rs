@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
+use crate::sasl::SaslListener;
 use crate::tls::TlsListener;
 use crate::txn::TxnCoordinator;
 use crate::{connection, tasks};
@@ -23,8 +24,10 @@ pub(crate) struct BoundListener {
     pub(crate) name: String,
     pub(crate) local_addr: SocketAddr,
     listener: TcpListener,
-    /// TLS of an SSL listener.
+    /// TLS of an SSL or SASL_SSL listener.
     tls: Option<Arc<TlsListener>>,
+    /// SASL of a SASL_PLAINTEXT or SASL_SSL listener.
+    sasl: Option<Arc<SaslListener>>,
 }
 
 /// Opens storage and binds every listener; advertised port 0 becomes the bound port.
@@ -42,6 +45,14 @@ pub(crate) async fn bind(
             Some(t) => Some(Arc::new(TlsListener::new(&l.name, t.clone())?)),
             None => None,
         };
+        let sasl = match &l.sasl {
+            Some(s) => Some(Arc::new(SaslListener::new(
+                &l.name,
+                s.clone(),
+                storage.credentials(),
+            )?)),
+            None => None,
+        };
         let addr = l.bind_address();
         let listener = TcpListener::bind(&addr)
             .await
@@ -53,6 +64,7 @@ pub(crate) async fn bind(
             local_addr,
             listener,
             tls,
+            sasl,
         });
     }
     let mut advertised = config.advertised_listeners.clone();
@@ -211,15 +223,25 @@ async fn accept_loop(
                 // Reap finished connection tasks so the set does not grow without bound.
                 while conns.try_join_next().is_some() {}
                 let tls = l.tls.clone();
+                let sasl = l.sasl.clone();
                 conns.spawn(async move {
                     match tls {
                         None => {
-                            connection::serve(broker, stream, peer, name, ANONYMOUS.into(), stop)
-                                .await
+                            connection::serve(
+                                broker,
+                                stream,
+                                peer,
+                                name,
+                                ANONYMOUS.into(),
+                                sasl,
+                                stop,
+                            )
+                            .await
                         }
                         Some(tls) => {
                             if let Some((stream, principal)) = handshake(&tls, stream, peer).await {
-                                connection::serve(broker, stream, peer, name, principal, stop).await
+                                connection::serve(broker, stream, peer, name, principal, sasl, stop)
+                                    .await
                             }
                         }
                     }

@@ -3,8 +3,7 @@
 //! certificate stands for (`ssl.principal.mapping.rules`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use regex::Regex;
@@ -15,20 +14,12 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-/// How often the store files are checked for changes, at most.
-const RELOAD_CHECK: Duration = Duration::from_secs(1);
+use crate::reload::Reloading;
 
 /// The TLS side of one SSL listener.
 pub(crate) struct TlsListener {
-    config: TlsConfig,
     rules: Vec<PrincipalRule>,
-    state: Mutex<Loaded>,
-}
-
-struct Loaded {
-    acceptor: TlsAcceptor,
-    stamps: Vec<Option<(SystemTime, u64)>>,
-    checked: Instant,
+    acceptor: Reloading<TlsAcceptor>,
 }
 
 impl TlsListener {
@@ -36,43 +27,19 @@ impl TlsListener {
     pub(crate) fn new(listener: &str, config: TlsConfig) -> anyhow::Result<Self> {
         let rules = parse_principal_rules(&config.principal_mapping_rules)
             .with_context(|| format!("listener {listener}: ssl.principal.mapping.rules"))?;
-        let acceptor = TlsAcceptor::from(
-            build(&config).with_context(|| format!("listener {listener}: TLS settings"))?,
-        );
-        Ok(TlsListener {
-            state: Mutex::new(Loaded {
-                acceptor,
-                stamps: stamps(&config),
-                checked: Instant::now(),
-            }),
-            config,
-            rules,
+        let mut paths = vec![config.keystore_location.clone()];
+        paths.extend(config.truststore_location.clone());
+        let acceptor = Reloading::new(format!("listener {listener} TLS certificates"), paths, {
+            let config = config.clone();
+            move || build(&config).map(TlsAcceptor::from)
         })
+        .with_context(|| format!("listener {listener}: TLS settings"))?;
+        Ok(TlsListener { rules, acceptor })
     }
 
     /// The acceptor for a new connection, rebuilt first if a store file changed.
     pub(crate) fn acceptor(&self) -> TlsAcceptor {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.checked.elapsed() >= RELOAD_CHECK {
-            s.checked = Instant::now();
-            let now = stamps(&self.config);
-            if now != s.stamps {
-                s.stamps = now;
-                match build(&self.config) {
-                    Ok(cfg) => {
-                        s.acceptor = TlsAcceptor::from(cfg);
-                        tracing::info!(keystore = %self.config.keystore_location.display(), "reloaded TLS certificates");
-                    }
-                    Err(e) => {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            "changed TLS certificates do not load; keeping the previous ones"
-                        );
-                    }
-                }
-            }
-        }
-        s.acceptor.clone()
+        TlsAcceptor::clone(&self.acceptor.current())
     }
 
     /// The principal of a connection: `User:` and the mapped subject of the client's
@@ -87,19 +54,6 @@ impl TlsListener {
         let dn = subject_dn(cert)?;
         map_principal(&self.rules, &dn).map(|name| format!("User:{name}"))
     }
-}
-
-fn stamps(config: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
-    let stamp = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())))
-    };
-    let mut out = vec![stamp(&config.keystore_location)];
-    if let Some(t) = &config.truststore_location {
-        out.push(stamp(t));
-    }
-    out
 }
 
 fn build(config: &TlsConfig) -> anyhow::Result<Arc<ServerConfig>> {

@@ -38,6 +38,8 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "log.cleaner.io.max.bytes.per.second",
     "log.segment.delete.delay.ms",
     "log.message.timestamp.difference.max.ms",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
 ];
 
 /// Broker properties that set a topic config's default: broker name, topic name.
@@ -114,6 +116,9 @@ pub struct BrokerConfig {
     pub flush: FlushPolicy,
     /// `max.connections`.
     pub max_connections: usize,
+    /// `connection.failed.authentication.delay.ms`: how long a failed SASL authentication
+    /// waits before its answer and the close, to slow down password guessing.
+    pub failed_authentication_delay: Duration,
     /// `cluster.id`: the cluster id reported to clients; generated and stored if unset.
     pub cluster_id: Option<String>,
     /// Group coordinator settings (`group.*`, `offsets.*`).
@@ -221,6 +226,7 @@ impl Default for BrokerConfig {
             port: 9092,
             security_protocol: crate::SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         };
         BrokerConfig {
             node_id: 1,
@@ -242,6 +248,7 @@ impl Default for BrokerConfig {
                 interval: None,
             },
             max_connections: 10_000,
+            failed_authentication_delay: Duration::from_millis(100),
             cluster_id: None,
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
@@ -301,6 +308,11 @@ impl BrokerConfig {
                     protocol_map = Some(crate::tls::parse_protocol_map(key, v)?)
                 }
                 k if crate::tls::is_ssl_property(k) => {}
+                k if crate::sasl::is_sasl_property(k) => {}
+                "connection.failed.authentication.delay.ms" => {
+                    cfg.failed_authentication_delay =
+                        Duration::from_millis(parse_i64(key, v, 0)? as u64)
+                }
                 "num.partitions" => cfg.num_partitions = parse_i32(key, v, 1)?,
                 "default.replication.factor" => {
                     if parse_i64(key, v, 1)? != 1 {

@@ -8,6 +8,7 @@ mod broker;
 mod describe;
 mod listener;
 mod properties;
+mod sasl;
 mod tls;
 mod topic;
 
@@ -19,6 +20,7 @@ pub use describe::{
 };
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
+pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
     validate_topic_config, validate_topic_overrides, CleanupPolicy, CompressionType, TimestampType,

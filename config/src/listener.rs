@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::sasl::{sasl_config, SaslConfig};
 use crate::tls::{default_protocol_map, tls_config, TlsConfig};
 use crate::ConfigError;
 
@@ -12,6 +13,10 @@ pub enum SecurityProtocol {
     Plaintext,
     /// TLS (rustls); with `ssl.client.auth`, mutual TLS.
     Ssl,
+    /// SASL authentication over plain TCP.
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    SaslSsl,
 }
 
 /// One listener endpoint: its name, host and port.
@@ -25,8 +30,10 @@ pub struct Listener {
     pub port: u16,
     /// The security protocol in force on this listener.
     pub security_protocol: SecurityProtocol,
-    /// TLS settings of an SSL listener.
+    /// TLS settings of an SSL or SASL_SSL listener.
     pub tls: Option<TlsConfig>,
+    /// SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<SaslConfig>,
 }
 
 impl Listener {
@@ -77,6 +84,7 @@ pub(crate) fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, C
             // Set from listener.security.protocol.map once every property is read.
             security_protocol: SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         });
     }
     if out.is_empty() {
@@ -109,14 +117,20 @@ pub(crate) fn resolve_security(
                 l.security_protocol = SecurityProtocol::Ssl;
                 l.tls = Some(tls_config(&l.name, props)?);
             }
+            "SASL_PLAINTEXT" => {
+                l.security_protocol = SecurityProtocol::SaslPlaintext;
+                l.sasl = Some(sasl_config(&l.name, props)?);
+            }
+            "SASL_SSL" => {
+                l.security_protocol = SecurityProtocol::SaslSsl;
+                l.tls = Some(tls_config(&l.name, props)?);
+                l.sasl = Some(sasl_config(&l.name, props)?);
+            }
             other => {
                 return Err(ConfigError::invalid(
                     "listener.security.protocol.map",
                     &format!("{}:{other}", l.name),
-                    format!(
-                        "listener {}: {other} is not supported yet (PLAINTEXT and SSL are)",
-                        l.name
-                    ),
+                    format!("listener {}: unknown security protocol {other}", l.name),
                 ))
             }
         }

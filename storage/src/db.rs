@@ -28,6 +28,9 @@ pub(crate) const CF_GROUPS: &str = "groups";
 /// Committed offsets: group ‖ topic ‖ partition → offset, leader epoch, metadata.
 pub(crate) const CF_COMMITTED: &str = "committed_offsets";
 
+/// SCRAM credentials: user ‖ 0 ‖ mechanism → salt, iterations, stored and server keys.
+pub(crate) const CF_SCRAM: &str = "scram_credentials";
+
 const FAMILIES: &[&str] = &[
     CF_OFFSETS,
     CF_TIMES,
@@ -38,6 +41,7 @@ const FAMILIES: &[&str] = &[
     CF_COMMITTED,
     CF_ABORTED_TXNS,
     CF_TXNS,
+    CF_SCRAM,
 ];
 
 /// The data directory's RocksDB handle.

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod codec;
+mod credentials;
 mod db;
 mod groups;
 mod log;
@@ -22,6 +23,7 @@ use sluice_config::{BrokerConfig, FlushPolicy, TopicConfig};
 use uuid::Uuid;
 
 pub use catalog::TopicRecord;
+pub use credentials::{Credentials, ScramCredential, ScramCredentialInfo};
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,
@@ -167,6 +169,11 @@ impl Storage {
         };
         storage.load_topics()?;
         Ok(storage)
+    }
+
+    /// The SCRAM credential store.
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(self.db.clone())
     }
 
     fn load_topics(&self) -> Result<(), StorageError> {

@@ -1,0 +1,259 @@
+//! DescribeUserScramCredentials and AlterUserScramCredentials (KIP-554): SCRAM users are
+//! kept as salt, iterations, stored key and server key; the salted password a client
+//! sends is turned into those and dropped.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::{
+    CredentialInfo, DescribeUserScramCredentialsResult,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_storage::ScramCredentialInfo;
+
+use crate::broker::Broker;
+use crate::error::{code, storage_error_code, NONE};
+use crate::sasl::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
+
+/// The wire number of a SCRAM mechanism (1 is SHA-256, 2 is SHA-512).
+fn hash_of(mechanism: i8) -> Option<ScramHash> {
+    match mechanism {
+        1 => Some(ScramHash::Sha256),
+        2 => Some(ScramHash::Sha512),
+        _ => None,
+    }
+}
+
+fn mechanism_number(name: &str) -> i8 {
+    match name {
+        "SCRAM-SHA-256" => 1,
+        "SCRAM-SHA-512" => 2,
+        _ => 0,
+    }
+}
+
+type UserError = (i16, String);
+
+/// DescribeUserScramCredentials: every user when none is named.
+pub(crate) fn describe(
+    broker: &Broker,
+    req: DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
+    let mut r = DescribeUserScramCredentialsResponse::default();
+    let stored = match broker.storage.credentials().list() {
+        Ok(s) => s,
+        Err(e) => {
+            r.error_code = storage_error_code(&e);
+            r.error_message = Some(StrBytes::from_string(e.to_string()));
+            return r;
+        }
+    };
+    let mut by_user: BTreeMap<String, Vec<ScramCredentialInfo>> = BTreeMap::new();
+    for info in stored {
+        by_user.entry(info.user.clone()).or_default().push(info);
+    }
+    let result = |user: &str, infos: &[ScramCredentialInfo], error: Option<UserError>| {
+        let mut res = DescribeUserScramCredentialsResult::default();
+        res.user = StrBytes::from_string(user.to_string());
+        match error {
+            Some((c, m)) => {
+                res.error_code = c;
+                res.error_message = Some(StrBytes::from_string(m));
+            }
+            None => {
+                res.error_code = NONE;
+                res.credential_infos = infos
+                    .iter()
+                    .map(|i| {
+                        let mut c = CredentialInfo::default();
+                        c.mechanism = mechanism_number(&i.mechanism);
+                        c.iterations = i.iterations;
+                        c
+                    })
+                    .collect();
+            }
+        }
+        res
+    };
+    r.error_code = NONE;
+    match req.users.filter(|u| !u.is_empty()) {
+        None => {
+            r.results = by_user
+                .iter()
+                .map(|(user, infos)| result(user, infos, None))
+                .collect();
+        }
+        Some(users) => {
+            let repeated = super::repeated_names(users.iter().map(|u| u.name.as_str()));
+            let mut answered = std::collections::HashSet::new();
+            for u in &users {
+                let name = u.name.as_str();
+                if !answered.insert(name) {
+                    continue;
+                }
+                let error = if repeated.contains(name) {
+                    Some((
+                        code(ResponseError::DuplicateResource),
+                        "Cannot describe SCRAM credentials for the same user twice in a single request".to_string(),
+                    ))
+                } else if !by_user.contains_key(name) {
+                    Some((
+                        code(ResponseError::ResourceNotFound),
+                        "Attempt to describe a user credential that does not exist".to_string(),
+                    ))
+                } else {
+                    None
+                };
+                let infos = by_user.get(name).map(Vec::as_slice).unwrap_or_default();
+                r.results.push(result(name, infos, error));
+            }
+        }
+    }
+    r
+}
+
+/// AlterUserScramCredentials: each user's changes apply together or not at all.
+pub(crate) fn alter(
+    broker: &Broker,
+    req: AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
+    let credentials = broker.storage.credentials();
+    // Users in request order, each with its first error.
+    let mut order: Vec<String> = Vec::new();
+    let mut errors: HashMap<String, UserError> = HashMap::new();
+    let mut pairs: HashMap<(String, i8), usize> = HashMap::new();
+    let mut note = |user: &str, mechanism: i8| {
+        if !order.iter().any(|u| u == user) {
+            order.push(user.to_string());
+        }
+        *pairs.entry((user.to_string(), mechanism)).or_default() += 1;
+    };
+    for d in &req.deletions {
+        note(d.name.as_str(), d.mechanism);
+    }
+    for u in &req.upsertions {
+        note(u.name.as_str(), u.mechanism);
+    }
+    let mut fail = |user: &str, c: ResponseError, m: &str| {
+        errors
+            .entry(user.to_string())
+            .or_insert_with(|| (code(c), m.to_string()));
+    };
+    for ((user, _), n) in &pairs {
+        if *n > 1 {
+            fail(
+                user,
+                ResponseError::DuplicateResource,
+                "A user credential cannot be altered twice in the same request",
+            );
+        }
+    }
+    let mut deletions = Vec::new();
+    for d in &req.deletions {
+        let user = d.name.as_str();
+        let Some(hash) = hash_of(d.mechanism) else {
+            fail(
+                user,
+                ResponseError::UnsupportedSaslMechanism,
+                "Unknown SCRAM mechanism",
+            );
+            continue;
+        };
+        if user.is_empty() {
+            fail(
+                user,
+                ResponseError::UnacceptableCredential,
+                "Username must not be empty",
+            );
+            continue;
+        }
+        match credentials.get(user, hash.mechanism()) {
+            Ok(Some(_)) => deletions.push((user.to_string(), hash.mechanism().to_string())),
+            Ok(None) => fail(
+                user,
+                ResponseError::ResourceNotFound,
+                "Attempt to delete a user credential that does not exist",
+            ),
+            Err(e) => fail(user, ResponseError::KafkaStorageError, &e.to_string()),
+        }
+    }
+    let mut upserts = Vec::new();
+    for u in &req.upsertions {
+        let user = u.name.as_str();
+        let Some(hash) = hash_of(u.mechanism) else {
+            fail(
+                user,
+                ResponseError::UnsupportedSaslMechanism,
+                "Unknown SCRAM mechanism",
+            );
+            continue;
+        };
+        if user.is_empty() {
+            fail(
+                user,
+                ResponseError::UnacceptableCredential,
+                "Username must not be empty",
+            );
+        } else if u.iterations < MIN_ITERATIONS {
+            fail(
+                user,
+                ResponseError::UnacceptableCredential,
+                "Too few iterations",
+            );
+        } else if u.iterations > MAX_ITERATIONS {
+            fail(
+                user,
+                ResponseError::UnacceptableCredential,
+                "Too many iterations",
+            );
+        } else if u.salt.is_empty() || u.salted_password.is_empty() {
+            fail(
+                user,
+                ResponseError::UnacceptableCredential,
+                "Salt and salted password must not be empty",
+            );
+        } else {
+            let credential = hash.credential(&u.salt, u.iterations, &u.salted_password);
+            upserts.push((user.to_string(), hash.mechanism().to_string(), credential));
+        }
+    }
+    deletions.retain(|(user, _)| !errors.contains_key(user));
+    upserts.retain(|(user, _, _)| !errors.contains_key(user));
+    if let Err(e) = credentials.apply(&deletions, &upserts) {
+        tracing::error!(error = %e, "storing SCRAM credentials failed");
+        for user in &order {
+            errors
+                .entry(user.clone())
+                .or_insert_with(|| (storage_error_code(&e), e.to_string()));
+        }
+    } else {
+        for (user, mechanism) in &deletions {
+            tracing::info!(%user, %mechanism, "SCRAM credential deleted");
+        }
+        for (user, mechanism, c) in &upserts {
+            tracing::info!(%user, %mechanism, iterations = c.iterations, "SCRAM credential set");
+        }
+    }
+    let mut r = AlterUserScramCredentialsResponse::default();
+    r.results = order
+        .iter()
+        .map(|user| {
+            let mut res = AlterUserScramCredentialsResult::default();
+            res.user = StrBytes::from_string(user.clone());
+            match errors.get(user) {
+                Some((c, m)) => {
+                    res.error_code = *c;
+                    res.error_message = Some(StrBytes::from_string(m.clone()));
+                }
+                None => res.error_code = NONE,
+            }
+            res
+        })
+        .collect();
+    r
+}
