@@ -116,8 +116,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::DescribeTopicPartitions, 0, 0),
-    // SaslHandshake v0 (raw SASL tokens after it) is left out, as Kafka 4 does.
-    (ApiKey::SaslHandshake, 1, 1),
+    // v0 is followed by bare SASL tokens; librdkafka needs it in the range.
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
@@ -137,6 +137,9 @@ pub(crate) async fn handle(
     ctx: &mut RequestContext,
     mut frame: Bytes,
 ) -> Result<Option<Bytes>, DispatchError> {
+    if ctx.sasl.as_ref().is_some_and(|s| s.expects_raw_token()) {
+        return Ok(Some(api::sasl::raw_token(broker, ctx, &frame)));
+    }
     if frame.len() < 8 {
         return Err(DispatchError::Short);
     }
@@ -181,7 +184,7 @@ pub(crate) async fn handle(
             &r, version,
         ))),
         RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(
-            api::sasl::sasl_handshake(ctx, r),
+            api::sasl::sasl_handshake(ctx, r, version),
         )),
         RequestKind::SaslAuthenticate(r) => Some(ResponseKind::SaslAuthenticate(
             api::sasl::sasl_authenticate(broker, ctx, r, version),

@@ -55,8 +55,9 @@ impl SaslMechanism {
 /// How OAUTHBEARER tokens are validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthBearerConfig {
-    /// The JWKS file named by `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL).
-    pub jwks_file: PathBuf,
+    /// The JWKS file named by `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL); `None`
+    /// when the listener names Kafka's unsecured validator and takes unsigned tokens.
+    pub jwks_file: Option<PathBuf>,
     /// `sasl.oauthbearer.expected.audience`: when set, a token must name one of these.
     pub expected_audience: Vec<String>,
     /// `sasl.oauthbearer.expected.issuer`: when set, a token's `iss` must equal it.
@@ -102,6 +103,10 @@ const OAUTHBEARER_VALIDATORS: &[&str] = &[
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
     "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
 ];
+
+/// Kafka's validator of unsigned (`alg: none`) tokens, for development only.
+const OAUTHBEARER_UNSECURED_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
 /// Listener-scopable SASL properties (`listener.name.NAME.X` or `X`).
 const SASL_PROPERTIES: &[&str] = &[
@@ -251,14 +256,33 @@ fn oauthbearer_config<'a>(
     get: &Lookup<'a>,
     scoped: &Lookup<'a>,
 ) -> Result<OAuthBearerConfig, ConfigError> {
+    let mut unsecured = false;
     if let Some((k, v)) = scoped("oauthbearer.sasl.server.callback.handler.class") {
-        if !OAUTHBEARER_VALIDATORS.contains(&v) {
+        if v == OAUTHBEARER_UNSECURED_VALIDATOR {
+            unsecured = true;
+        } else if !OAUTHBEARER_VALIDATORS.contains(&v) {
             return Err(ConfigError::invalid(
                 &k,
                 v,
-                "only Kafka's OAuthBearerValidatorCallbackHandler (signed JWTs) is supported",
+                "Kafka's OAuthBearerValidatorCallbackHandler (signed JWTs) and \
+                 OAuthBearerUnsecuredValidatorCallbackHandler are supported",
             ));
         }
+    }
+    let clock_skew = match get("sasl.oauthbearer.clock.skew.seconds") {
+        None => Duration::from_secs(30),
+        Some((k, v)) => Duration::from_secs(crate::parse_i64(&k, v, 0)? as u64),
+    };
+    let sub_claim_name = get("sasl.oauthbearer.sub.claim.name")
+        .map_or_else(|| "sub".to_string(), |(_, v)| v.to_string());
+    if unsecured {
+        return Ok(OAuthBearerConfig {
+            jwks_file: None,
+            expected_audience: Vec::new(),
+            expected_issuer: None,
+            sub_claim_name,
+            clock_skew,
+        });
     }
     let (key, url) = get("sasl.oauthbearer.jwks.endpoint.url").ok_or_else(|| {
         ConfigError::invalid(
@@ -266,7 +290,9 @@ fn oauthbearer_config<'a>(
             "",
             format!(
                 "listener {listener} offers OAUTHBEARER and needs the issuer's keys: a file: URL \
-                 of a JWKS file (unsecured tokens are not accepted)"
+                 of a JWKS file (or, for development only, Kafka's unsecured validator named in \
+                 listener.name.{}.oauthbearer.sasl.server.callback.handler.class)",
+                listener.to_ascii_lowercase()
             ),
         )
     })?;
@@ -290,16 +316,11 @@ fn oauthbearer_config<'a>(
                 .collect()
         })
         .unwrap_or_default();
-    let clock_skew = match get("sasl.oauthbearer.clock.skew.seconds") {
-        None => Duration::from_secs(30),
-        Some((k, v)) => Duration::from_secs(crate::parse_i64(&k, v, 0)? as u64),
-    };
     Ok(OAuthBearerConfig {
-        jwks_file: PathBuf::from(path),
+        jwks_file: Some(PathBuf::from(path)),
         expected_audience,
         expected_issuer: get("sasl.oauthbearer.expected.issuer").map(|(_, v)| v.to_string()),
-        sub_claim_name: get("sasl.oauthbearer.sub.claim.name")
-            .map_or_else(|| "sub".to_string(), |(_, v)| v.to_string()),
+        sub_claim_name,
         clock_skew,
     })
 }
@@ -452,7 +473,7 @@ mod tests {
         )
         .unwrap();
         let o = c.oauthbearer.unwrap();
-        assert_eq!(o.jwks_file, PathBuf::from("/etc/jwks.json"));
+        assert_eq!(o.jwks_file, Some(PathBuf::from("/etc/jwks.json")));
         assert_eq!(o.expected_audience, vec!["kafka", "other"]);
     }
 }

@@ -15,12 +15,14 @@ use kafka_protocol::ResponseError;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, NONE};
+use crate::sasl::Refusal;
 
 /// SaslHandshake: ILLEGAL_SASL_STATE outside a SASL listener, UNSUPPORTED_SASL_MECHANISM
 /// for a mechanism the listener does not offer; both close the connection.
 pub(crate) fn sasl_handshake(
     ctx: &mut RequestContext,
     req: SaslHandshakeRequest,
+    version: i16,
 ) -> SaslHandshakeResponse {
     let mut r = SaslHandshakeResponse::default();
     let Some(session) = ctx.sasl.as_mut() else {
@@ -33,7 +35,7 @@ pub(crate) fn sasl_handshake(
         .into_iter()
         .map(StrBytes::from_static_str)
         .collect();
-    match session.handshake(req.mechanism.as_str()) {
+    match session.handshake(req.mechanism.as_str(), version == 0) {
         Ok(()) => r.error_code = NONE,
         Err(refusal) => {
             tracing::info!(peer = %ctx.peer, listener = %ctx.listener, mechanism = %req.mechanism.as_str(), reason = %refusal.message, "SASL handshake refused");
@@ -53,22 +55,57 @@ pub(crate) fn sasl_authenticate(
     version: i16,
 ) -> SaslAuthenticateResponse {
     let mut r = SaslAuthenticateResponse::default();
-    let Some(session) = ctx.sasl.as_mut() else {
-        r.error_code = code(ResponseError::IllegalSaslState);
-        r.error_message = Some(StrBytes::from_static_str(
-            "SaslAuthenticate on a listener without SASL",
-        ));
-        ctx.close_after = Some(Duration::ZERO);
-        return r;
-    };
-    match session.authenticate(&req.auth_bytes) {
-        Ok(accepted) => {
+    match step(broker, ctx, &req.auth_bytes) {
+        Ok((response, lifetime_ms)) => {
             r.error_code = NONE;
-            r.auth_bytes = Bytes::from(accepted.response);
+            r.error_message = None;
+            r.auth_bytes = Bytes::from(response);
+            if version >= 1 {
+                r.session_lifetime_ms = lifetime_ms;
+            }
+        }
+        Err(refusal) => {
+            r.error_code = code(refusal.error);
+            r.error_message = Some(StrBytes::from_string(refusal.message));
+        }
+    }
+    r
+}
+
+/// A bare SASL token after SaslHandshake v0: the answer is a bare size-prefixed token,
+/// and a failure closes the connection without one, as Kafka does.
+pub(crate) fn raw_token(broker: &Broker, ctx: &mut RequestContext, token: &[u8]) -> Bytes {
+    match step(broker, ctx, token) {
+        Ok((response, _)) => {
+            let mut out = Vec::with_capacity(4 + response.len());
+            out.extend_from_slice(&(response.len() as u32).to_be_bytes());
+            out.extend_from_slice(&response);
+            Bytes::from(out)
+        }
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// One step of the exchange: the server's message and, once authenticated, the session
+/// lifetime; a refusal is logged and marks the connection for closing.
+fn step(
+    broker: &Broker,
+    ctx: &mut RequestContext,
+    message: &[u8],
+) -> Result<(Vec<u8>, i64), Refusal> {
+    let Some(session) = ctx.sasl.as_mut() else {
+        ctx.close_after = Some(Duration::ZERO);
+        return Err(Refusal {
+            error: ResponseError::IllegalSaslState,
+            message: "SaslAuthenticate on a listener without SASL".into(),
+            user: None,
+        });
+    };
+    match session.authenticate(message) {
+        Ok(accepted) => {
+            let mut lifetime_ms = 0;
             if let Some(done) = accepted.completed {
-                if version >= 1 {
-                    r.session_lifetime_ms = done.session_lifetime_ms;
-                }
+                lifetime_ms = done.session_lifetime_ms;
                 tracing::debug!(
                     peer = %ctx.peer,
                     listener = %ctx.listener,
@@ -79,6 +116,7 @@ pub(crate) fn sasl_authenticate(
                 );
                 ctx.principal = done.principal;
             }
+            Ok((accepted.response, lifetime_ms))
         }
         Err(refusal) => {
             // Kafka's error and message, with the user name but never the password or
@@ -91,8 +129,6 @@ pub(crate) fn sasl_authenticate(
                 reason = %refusal.message,
                 "SASL authentication failed"
             );
-            r.error_code = code(refusal.error);
-            r.error_message = Some(StrBytes::from_string(refusal.message));
             ctx.close_after = Some(
                 if refusal.error == ResponseError::SaslAuthenticationFailed {
                     broker.config.failed_authentication_delay
@@ -100,7 +136,7 @@ pub(crate) fn sasl_authenticate(
                     Duration::ZERO
                 },
             );
+            Err(refusal)
         }
     }
-    r
 }

@@ -51,6 +51,7 @@ impl Step {
 pub(crate) struct SaslListener {
     config: SaslConfig,
     plain_users: Option<Reloading<BTreeMap<String, String>>>,
+    /// The issuer's keys; `None` for PLAIN-only listeners and unsecured OAUTHBEARER.
     jwks: Option<Reloading<JwkSet>>,
     credentials: Credentials,
 }
@@ -83,21 +84,30 @@ impl SaslListener {
         } else {
             None
         };
-        let jwks = match &config.oauthbearer {
-            Some(o) => {
-                let path = o.jwks_file.clone();
-                Some(
-                    Reloading::new(
-                        format!("listener {listener} OAUTHBEARER keys"),
-                        vec![path.clone()],
-                        move || oauthbearer::load_jwks(&path),
-                    )
-                    .with_context(|| {
-                        format!("listener {listener}: sasl.oauthbearer.jwks.endpoint.url")
-                    })?,
+        let jwks = match config
+            .oauthbearer
+            .as_ref()
+            .and_then(|o| o.jwks_file.clone())
+        {
+            Some(path) => Some(
+                Reloading::new(
+                    format!("listener {listener} OAUTHBEARER keys"),
+                    vec![path.clone()],
+                    move || oauthbearer::load_jwks(&path),
                 )
+                .with_context(|| {
+                    format!("listener {listener}: sasl.oauthbearer.jwks.endpoint.url")
+                })?,
+            ),
+            None => {
+                if config.oauthbearer.is_some() {
+                    tracing::warn!(
+                        listener,
+                        "OAUTHBEARER takes unsigned tokens: for development only"
+                    );
+                }
+                None
             }
-            None => None,
         };
         Ok(SaslListener {
             config,
@@ -117,14 +127,19 @@ impl SaslListener {
 enum Exchange {
     /// PLAIN and OAUTHBEARER: one client message.
     Single,
-    Scram(ScramServer),
+    Scram(Box<ScramServer>),
 }
 
 enum State {
     /// No exchange in progress.
     Idle,
-    /// Between SaslHandshake and the exchange's last SaslAuthenticate.
-    Exchanging(SaslMechanism, Exchange),
+    /// Between SaslHandshake and the exchange's last message; `raw` after SaslHandshake
+    /// v0, whose exchange is bare size-prefixed SASL tokens instead of SaslAuthenticate.
+    Exchanging {
+        mechanism: SaslMechanism,
+        exchange: Exchange,
+        raw: bool,
+    },
 }
 
 struct Authenticated {
@@ -184,7 +199,7 @@ impl SaslSession {
         match api {
             ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Ok(()),
             _ => {
-                if matches!(self.state, State::Exchanging(..)) {
+                if matches!(self.state, State::Exchanging { .. }) {
                     return Err(format!("{api:?} request during SASL authentication"));
                 }
                 match &self.authenticated {
@@ -198,9 +213,14 @@ impl SaslSession {
         }
     }
 
-    /// SaslHandshake: picks the mechanism of the exchange that follows.
-    pub(crate) fn handshake(&mut self, mechanism: &str) -> Result<(), Refusal> {
-        if matches!(self.state, State::Exchanging(..)) {
+    /// Whether the next frame is a bare SASL token (the exchange after SaslHandshake v0).
+    pub(crate) fn expects_raw_token(&self) -> bool {
+        matches!(self.state, State::Exchanging { raw: true, .. })
+    }
+
+    /// SaslHandshake: picks the mechanism of the exchange that follows; `raw` for v0.
+    pub(crate) fn handshake(&mut self, mechanism: &str, raw: bool) -> Result<(), Refusal> {
+        if matches!(self.state, State::Exchanging { .. }) {
             return Err(Refusal {
                 error: ResponseError::IllegalSaslState,
                 message: "SaslHandshake during an exchange".into(),
@@ -228,16 +248,25 @@ impl SaslSession {
             }
         }
         let exchange = match ScramHash::of(m) {
-            Some(hash) => Exchange::Scram(ScramServer::new(hash)),
+            Some(hash) => Exchange::Scram(Box::new(ScramServer::new(hash))),
             None => Exchange::Single,
         };
-        self.state = State::Exchanging(m, exchange);
+        self.state = State::Exchanging {
+            mechanism: m,
+            exchange,
+            raw,
+        };
         Ok(())
     }
 
     /// SaslAuthenticate: the client's next message of the exchange.
     pub(crate) fn authenticate(&mut self, message: &[u8]) -> Result<Accepted, Refusal> {
-        let State::Exchanging(mechanism, exchange) = &mut self.state else {
+        let State::Exchanging {
+            mechanism,
+            exchange,
+            ..
+        } = &mut self.state
+        else {
             return Err(Refusal {
                 error: ResponseError::IllegalSaslState,
                 message: "SaslAuthenticate without a SaslHandshake".into(),
@@ -255,8 +284,9 @@ impl SaslSession {
                 },
                 SaslMechanism::OAuthBearer => match (&l.config.oauthbearer, &l.jwks) {
                     (Some(config), Some(jwks)) => {
-                        oauthbearer::authenticate(config, &jwks.current(), message)
+                        oauthbearer::authenticate(config, Some(&jwks.current()), message)
                     }
+                    (Some(config), None) => oauthbearer::authenticate(config, None, message),
                     _ => Step::failure(None, "OAUTHBEARER is not enabled"),
                 },
                 SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
