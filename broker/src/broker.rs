@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sluice_config::{BrokerConfig, Listener};
 use sluice_storage::Storage;
 
+use crate::acl::Authorizer;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::txn::TxnCoordinator;
@@ -23,6 +24,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Transactional ids and their transactions.
     pub(crate) txns: Arc<TxnCoordinator>,
+    /// ACLs and the decisions made from them.
+    pub(crate) authorizer: Authorizer,
 }
 
 impl Broker {
@@ -32,6 +35,7 @@ impl Broker {
         advertised: Vec<Listener>,
         groups: Arc<GroupCoordinator>,
         txns: Arc<TxnCoordinator>,
+        authorizer: Authorizer,
     ) -> Self {
         Broker {
             config,
@@ -40,6 +44,7 @@ impl Broker {
             advertised,
             groups,
             txns,
+            authorizer,
         }
     }
 

@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use crate::acl::{Operation, Resource};
 use crate::api;
 use crate::broker::Broker;
 
@@ -17,7 +18,6 @@ pub(crate) struct RequestContext {
     pub(crate) client_id: Option<String>,
     /// Who the client is: `User:ANONYMOUS`, the principal of its TLS certificate, or the
     /// principal it authenticated as by SASL.
-    #[allow(dead_code)] // read by the authorizer to come
     pub(crate) principal: String,
     /// The SASL session of a connection to a SASL listener.
     pub(crate) sasl: Option<crate::sasl::SaslSession>,
@@ -42,6 +42,28 @@ impl RequestContext {
             sasl,
             close_after: None,
         }
+    }
+
+    /// Whether this client may do `op` on the named resource.
+    pub(crate) fn may(
+        &self,
+        broker: &Broker,
+        op: Operation,
+        resource: Resource,
+        name: &str,
+    ) -> bool {
+        broker.authorizer.authorize(
+            &self.principal,
+            &self.peer.ip().to_string(),
+            op,
+            resource,
+            name,
+        )
+    }
+
+    /// Whether this client may do `op` on the cluster.
+    pub(crate) fn may_cluster(&self, broker: &Broker, op: Operation) -> bool {
+        self.may(broker, op, Resource::Cluster, crate::acl::CLUSTER_NAME)
     }
 }
 
@@ -121,6 +143,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -190,94 +215,103 @@ pub(crate) async fn handle(
             api::sasl::sasl_authenticate(broker, ctx, r, version),
         )),
         RequestKind::DescribeUserScramCredentials(r) => Some(
-            ResponseKind::DescribeUserScramCredentials(api::scram::describe(broker, r)),
+            ResponseKind::DescribeUserScramCredentials(api::scram::describe(broker, ctx, r)),
         ),
         RequestKind::AlterUserScramCredentials(r) => Some(ResponseKind::AlterUserScramCredentials(
-            api::scram::alter(broker, r),
+            api::scram::alter(broker, ctx, r),
         )),
+        RequestKind::CreateAcls(r) => Some(ResponseKind::CreateAcls(api::acls::create_acls(
+            broker, ctx, r,
+        ))),
+        RequestKind::DescribeAcls(r) => Some(ResponseKind::DescribeAcls(api::acls::describe_acls(
+            broker, ctx, r,
+        ))),
+        RequestKind::DeleteAcls(r) => Some(ResponseKind::DeleteAcls(api::acls::delete_acls(
+            broker, ctx, r,
+        ))),
         RequestKind::Metadata(r) => Some(ResponseKind::Metadata(api::metadata::handle(
             broker, ctx, r, version,
         ))),
-        RequestKind::Produce(r) => api::produce::handle(broker, r, version)
+        RequestKind::Produce(r) => api::produce::handle(broker, ctx, r, version)
             .await
             .map(ResponseKind::Produce),
         RequestKind::Fetch(r) => Some(ResponseKind::Fetch(
-            api::fetch::handle(broker, r, version).await,
+            api::fetch::handle(broker, ctx, r, version).await,
         )),
         RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(api::list_offsets::handle(
-            broker, r, version,
+            broker, ctx, r, version,
         ))),
         RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(
-            api::admin::create_topics(broker, r, version).await,
+            api::admin::create_topics(broker, ctx, r, version).await,
         )),
         RequestKind::DeleteTopics(r) => Some(ResponseKind::DeleteTopics(
-            api::admin::delete_topics(broker, r, version).await,
+            api::admin::delete_topics(broker, ctx, r, version).await,
         )),
         RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
             api::admin::describe_cluster(broker, ctx, r, version),
         )),
         RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
-            api::producer_id::init_producer_id(broker, r, version).await,
+            api::producer_id::init_producer_id(broker, ctx, r, version).await,
         )),
         RequestKind::AddPartitionsToTxn(r) => Some(ResponseKind::AddPartitionsToTxn(
-            api::txn::add_partitions_to_txn(broker, r, version).await,
+            api::txn::add_partitions_to_txn(broker, ctx, r, version).await,
         )),
         RequestKind::AddOffsetsToTxn(r) => Some(ResponseKind::AddOffsetsToTxn(
-            api::txn::add_offsets_to_txn(broker, r, version).await,
+            api::txn::add_offsets_to_txn(broker, ctx, r, version).await,
         )),
         RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(
-            api::txn::end_txn(broker, r, version).await,
+            api::txn::end_txn(broker, ctx, r, version).await,
         )),
         RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
-            api::txn::txn_offset_commit(broker, r, version).await,
+            api::txn::txn_offset_commit(broker, ctx, r, version).await,
         )),
         RequestKind::DescribeTransactions(r) => Some(ResponseKind::DescribeTransactions(
-            api::txn::describe_transactions(broker, r),
+            api::txn::describe_transactions(broker, ctx, r),
         )),
         RequestKind::ListTransactions(r) => Some(ResponseKind::ListTransactions(
-            api::txn::list_transactions(broker, r, version),
+            api::txn::list_transactions(broker, ctx, r, version),
         )),
         RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
-            api::txn::describe_producers(broker, r),
+            api::txn::describe_producers(broker, ctx, r),
         )),
         RequestKind::WriteTxnMarkers(r) => Some(ResponseKind::WriteTxnMarkers(
-            api::txn::write_txn_markers(broker, r).await,
+            api::txn::write_txn_markers(broker, ctx, r).await,
         )),
         RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(
-            api::configs::describe_configs(broker, r, version),
+            api::configs::describe_configs(broker, ctx, r, version),
         )),
         RequestKind::AlterConfigs(r) => Some(ResponseKind::AlterConfigs(
-            api::configs::alter_configs(broker, r),
+            api::configs::alter_configs(broker, ctx, r),
         )),
         RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
-            api::configs::incremental_alter_configs(broker, r),
+            api::configs::incremental_alter_configs(broker, ctx, r),
         )),
         RequestKind::CreatePartitions(r) => Some(ResponseKind::CreatePartitions(
-            api::partitions::create_partitions(broker, r),
+            api::partitions::create_partitions(broker, ctx, r),
         )),
         RequestKind::DeleteRecords(r) => Some(ResponseKind::DeleteRecords(
-            api::partitions::delete_records(broker, r).await,
+            api::partitions::delete_records(broker, ctx, r).await,
         )),
         RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
-            api::log_dirs::describe_log_dirs(broker, r, version),
+            api::log_dirs::describe_log_dirs(broker, ctx, r, version),
         )),
         RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
-            api::leadership::offset_for_leader_epoch(broker, r),
+            api::leadership::offset_for_leader_epoch(broker, ctx, r),
         )),
         RequestKind::ElectLeaders(r) => Some(ResponseKind::ElectLeaders(
-            api::leadership::elect_leaders(broker, r, version),
+            api::leadership::elect_leaders(broker, ctx, r, version),
         )),
         RequestKind::ListPartitionReassignments(r) => {
             Some(ResponseKind::ListPartitionReassignments(
-                api::leadership::list_partition_reassignments(broker, r),
+                api::leadership::list_partition_reassignments(broker, ctx, r),
             ))
         }
         RequestKind::DescribeTopicPartitions(r) => Some(ResponseKind::DescribeTopicPartitions(
-            api::topic_partitions::handle(broker, r),
+            api::topic_partitions::handle(broker, ctx, r),
         )),
         RequestKind::AlterPartitionReassignments(r) => {
             Some(ResponseKind::AlterPartitionReassignments(
-                api::leadership::alter_partition_reassignments(broker, r),
+                api::leadership::alter_partition_reassignments(broker, ctx, r),
             ))
         }
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
@@ -287,37 +321,37 @@ pub(crate) async fn handle(
             api::groups::join_group(broker, ctx, r, version).await,
         )),
         RequestKind::SyncGroup(r) => Some(ResponseKind::SyncGroup(
-            api::groups::sync_group(broker, r, version).await,
+            api::groups::sync_group(broker, ctx, r, version).await,
         )),
-        RequestKind::Heartbeat(r) => {
-            Some(ResponseKind::Heartbeat(api::groups::heartbeat(broker, r)))
-        }
+        RequestKind::Heartbeat(r) => Some(ResponseKind::Heartbeat(api::groups::heartbeat(
+            broker, ctx, r,
+        ))),
         RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(api::groups::leave_group(
-            broker, r, version,
+            broker, ctx, r, version,
         ))),
         RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(
-            api::groups::offset_commit(broker, r, version),
+            api::groups::offset_commit(broker, ctx, r, version),
         )),
         RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(api::groups::offset_fetch(
-            broker, r, version,
+            broker, ctx, r, version,
         ))),
         RequestKind::OffsetDelete(r) => Some(ResponseKind::OffsetDelete(
-            api::groups::offset_delete(broker, r),
+            api::groups::offset_delete(broker, ctx, r),
         )),
         RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(api::groups::list_groups(
-            broker, r, version,
+            broker, ctx, r, version,
         ))),
         RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(
-            api::groups::describe_groups(broker, r, version),
+            api::groups::describe_groups(broker, ctx, r, version),
         )),
         RequestKind::DeleteGroups(r) => Some(ResponseKind::DeleteGroups(
-            api::groups::delete_groups(broker, r),
+            api::groups::delete_groups(broker, ctx, r),
         )),
         RequestKind::ConsumerGroupHeartbeat(r) => Some(ResponseKind::ConsumerGroupHeartbeat(
             api::groups::consumer_group_heartbeat(broker, ctx, r, version),
         )),
         RequestKind::ConsumerGroupDescribe(r) => Some(ResponseKind::ConsumerGroupDescribe(
-            api::groups::consumer_group_describe(broker, r),
+            api::groups::consumer_group_describe(broker, ctx, r),
         )),
         // The table above admits only the APIs matched here.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),

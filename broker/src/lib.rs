@@ -1,6 +1,7 @@
 //! The Sluice broker as a library: `run(config, shutdown)` serves until `shutdown`
 //! completes, so tests can start brokers in-process on ephemeral ports.
 
+mod acl;
 mod api;
 mod broker;
 mod connection;

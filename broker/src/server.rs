@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::acl::Authorizer;
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
 use crate::sasl::SaslListener;
@@ -90,6 +91,8 @@ pub(crate) async fn bind(
     );
     let txns = TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
         .context("loading transaction state")?;
+    let authorizer =
+        Authorizer::load(config.authorizer.clone(), storage.acls()).context("loading ACLs")?;
     Ok((
         Arc::new(Broker::new(
             config,
@@ -97,6 +100,7 @@ pub(crate) async fn bind(
             advertised,
             groups,
             Arc::new(txns),
+            authorizer,
         )),
         bound,
     ))

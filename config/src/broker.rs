@@ -42,6 +42,24 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "sasl.mechanism.controller.protocol",
 ];
 
+/// Kafka's standard authorizer classes; both mean the built-in ACL authorizer.
+const AUTHORIZER_CLASSES: &[&str] = &[
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+    "kafka.security.auth.SimpleAclAuthorizer",
+];
+
+/// The ACL authorizer's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    /// Whether requests are authorized at all (`authorizer.class.name` is set).
+    pub enabled: bool,
+    /// `super.users`: principals allowed everything.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`: a resource without ACLs is open to all.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
 /// Broker properties that set a topic config's default: broker name, topic name.
 const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("log.cleanup.policy", "cleanup.policy"),
@@ -116,6 +134,9 @@ pub struct BrokerConfig {
     pub flush: FlushPolicy,
     /// `max.connections`.
     pub max_connections: usize,
+    /// The ACL authorizer (`authorizer.class.name`, `super.users`,
+    /// `allow.everyone.if.no.acl.found`).
+    pub authorizer: AuthorizerConfig,
     /// `connection.failed.authentication.delay.ms`: how long a failed SASL authentication
     /// waits before its answer and the close, to slow down password guessing.
     pub failed_authentication_delay: Duration,
@@ -249,6 +270,7 @@ impl Default for BrokerConfig {
             },
             max_connections: 10_000,
             failed_authentication_delay: Duration::from_millis(100),
+            authorizer: AuthorizerConfig::default(),
             cluster_id: None,
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
@@ -309,6 +331,38 @@ impl BrokerConfig {
                 }
                 k if crate::tls::is_ssl_property(k) => {}
                 k if crate::sasl::is_sasl_property(k) => {}
+                "authorizer.class.name" => {
+                    cfg.authorizer.enabled = match v {
+                        "" => false,
+                        v if AUTHORIZER_CLASSES.contains(&v) => true,
+                        _ => {
+                            return Err(ConfigError::invalid(
+                                key,
+                                v,
+                                "only Kafka's standard authorizer is supported \
+                                 (org.apache.kafka.metadata.authorizer.StandardAuthorizer or \
+                                 kafka.security.authorizer.AclAuthorizer, both meaning the built-in one)",
+                            ))
+                        }
+                    }
+                }
+                "super.users" => {
+                    let mut users = Vec::new();
+                    for u in v.split(';').map(str::trim).filter(|u| !u.is_empty()) {
+                        if !u.contains(':') {
+                            return Err(ConfigError::invalid(
+                                key,
+                                v,
+                                format!("`{u}` is not a principal such as User:admin"),
+                            ));
+                        }
+                        users.push(u.to_string());
+                    }
+                    cfg.authorizer.super_users = users;
+                }
+                "allow.everyone.if.no.acl.found" => {
+                    cfg.authorizer.allow_everyone_if_no_acl_found = parse_bool(key, v)?
+                }
                 "connection.failed.authentication.delay.ms" => {
                     cfg.failed_authentication_delay =
                         Duration::from_millis(parse_i64(key, v, 0)? as u64)

@@ -13,7 +13,7 @@ mod tls;
 mod topic;
 
 pub use broker::CleanerConfig;
-pub use broker::{BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
+pub use broker::{AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
 pub use describe::{
     describe_broker_configs, describe_topic_configs, topic_config_type, ConfigSource,
     ConfigSynonym, ConfigType, DescribedConfig,

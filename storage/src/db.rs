@@ -31,6 +31,9 @@ pub(crate) const CF_COMMITTED: &str = "committed_offsets";
 /// SCRAM credentials: user ‖ 0 ‖ mechanism → salt, iterations, stored and server keys.
 pub(crate) const CF_SCRAM: &str = "scram_credentials";
 
+/// ACL bindings: every field of the binding → nothing.
+pub(crate) const CF_ACLS: &str = "acls";
+
 const FAMILIES: &[&str] = &[
     CF_OFFSETS,
     CF_TIMES,
@@ -42,6 +45,7 @@ const FAMILIES: &[&str] = &[
     CF_ABORTED_TXNS,
     CF_TXNS,
     CF_SCRAM,
+    CF_ACLS,
 ];
 
 /// The data directory's RocksDB handle.

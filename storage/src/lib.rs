@@ -4,6 +4,7 @@
 //! Nothing here knows about sockets; the broker drives it through [`Storage`] and
 //! [`Partition`].
 
+mod acls;
 mod catalog;
 mod codec;
 mod credentials;
@@ -22,6 +23,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 use sluice_config::{BrokerConfig, FlushPolicy, TopicConfig};
 use uuid::Uuid;
 
+pub use acls::{AclBinding, AclStore};
 pub use catalog::TopicRecord;
 pub use credentials::{Credentials, ScramCredential, ScramCredentialInfo};
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
@@ -169,6 +171,11 @@ impl Storage {
         };
         storage.load_topics()?;
         Ok(storage)
+    }
+
+    /// The ACL store.
+    pub fn acls(&self) -> AclStore {
+        AclStore::new(self.db.clone())
     }
 
     /// The SCRAM credential store.

@@ -17,6 +17,7 @@ use sluice_config::{describe_topic_configs, validate_topic_config, validate_topi
 use uuid::Uuid;
 
 use super::{topic_name, validate_topic_name};
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
@@ -24,10 +25,13 @@ use crate::error::{code, storage_error_code, NONE};
 /// Answers CreateTopics, creating each valid topic (or only checking, if validate-only).
 pub(crate) async fn create_topics(
     broker: &Broker,
+    ctx: &RequestContext,
     req: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
     let mut r = CreateTopicsResponse::default();
+    // Create on the cluster covers every topic; otherwise Create on each topic.
+    let cluster_create = ctx.may_cluster(broker, Operation::Create);
     let duplicates = super::repeated_names(req.topics.iter().map(|t| t.name.as_str()));
     for t in req.topics {
         let name = t.name.to_string();
@@ -43,6 +47,14 @@ pub(crate) async fn create_topics(
                 res,
                 ResponseError::InvalidRequest,
                 format!("topic {name} appears more than once in the request"),
+            ));
+            continue;
+        }
+        if !cluster_create && !ctx.may(broker, Operation::Create, Resource::Topic, &name) {
+            r.topics.push(fail(
+                res,
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
             ));
             continue;
         }
@@ -197,6 +209,7 @@ fn described_configs(
 /// Answers DeleteTopics, by name (all versions) and by topic id (v6+).
 pub(crate) async fn delete_topics(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -219,6 +232,19 @@ pub(crate) async fn delete_topics(
             Some(n) => broker.storage.topic(n),
             None => broker.storage.topic_by_id(id),
         };
+        let denied = match (&topic, &name) {
+            (Some(t), _) => !ctx.may(broker, Operation::Delete, Resource::Topic, &t.record.name),
+            (None, Some(n)) => !ctx.may(broker, Operation::Delete, Resource::Topic, n),
+            (None, None) => false,
+        };
+        if denied {
+            if version >= 6 {
+                res.topic_id = id;
+            }
+            res.error_code = code(ResponseError::TopicAuthorizationFailed);
+            r.responses.push(res);
+            continue;
+        }
         let Some(topic) = topic else {
             if version >= 6 {
                 res.topic_id = id;
@@ -270,6 +296,10 @@ pub(crate) fn describe_cluster(
     let mut r = DescribeClusterResponse::default();
     r.endpoint_type = 1;
     r.cluster_authorized_operations = i32::MIN;
+    if !ctx.may_cluster(broker, Operation::Describe) {
+        r.error_code = code(ResponseError::ClusterAuthorizationFailed);
+        return r;
+    }
     if version >= 1 && req.endpoint_type != 1 {
         r.error_code = code(ResponseError::UnsupportedEndpointType);
         r.error_message = Some(StrBytes::from_static_str(

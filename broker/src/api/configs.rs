@@ -19,7 +19,9 @@ use sluice_config::{
     validate_topic_overrides, ConfigType, DescribedConfig,
 };
 
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::NONE;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -86,9 +88,32 @@ fn described(
         .collect()
 }
 
+/// The refusal of a config operation the client may not do: DescribeConfigs or
+/// AlterConfigs on the topic, or on the cluster for broker configs.
+fn config_denied(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    op: Operation,
+) -> Option<(ResponseError, String)> {
+    match resource_type {
+        RESOURCE_TOPIC if !ctx.may(broker, op, Resource::Topic, name) => Some((
+            ResponseError::TopicAuthorizationFailed,
+            format!("not authorized to {op:?} topic {name}"),
+        )),
+        RESOURCE_BROKER if !ctx.may_cluster(broker, op) => Some((
+            ResponseError::ClusterAuthorizationFailed,
+            format!("not authorized to {op:?} the cluster"),
+        )),
+        _ => None,
+    }
+}
+
 /// DescribeConfigs.
 pub(crate) fn describe_configs(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -97,20 +122,31 @@ pub(crate) fn describe_configs(
         let mut out = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
-        let configs = match r.resource_type {
-            RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
-                Some(t) => Ok(describe_topic_configs(&broker.config, &t.record.configs)),
-                None => Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic {} does not exist", r.resource_name.as_str()),
+        let denied = config_denied(
+            broker,
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            Operation::DescribeConfigs,
+        );
+        let configs = if let Some(e) = denied {
+            Err(e)
+        } else {
+            match r.resource_type {
+                RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
+                    Some(t) => Ok(describe_topic_configs(&broker.config, &t.record.configs)),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic {} does not exist", r.resource_name.as_str()),
+                    )),
+                },
+                RESOURCE_BROKER => check_broker_name(broker, &r.resource_name)
+                    .map(|()| describe_broker_configs(&broker.config)),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} has no configs on this broker"),
                 )),
-            },
-            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name)
-                .map(|()| describe_broker_configs(&broker.config)),
-            other => Err((
-                ResponseError::InvalidRequest,
-                format!("resource type {other} has no configs on this broker"),
-            )),
+            }
         };
         match configs {
             Ok(c) => {
@@ -203,43 +239,58 @@ fn other_resource_refusal(resource_type: i8) -> Refusal {
 }
 
 /// AlterConfigs: the given configs replace every override of the resource.
-pub(crate) fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(crate) fn alter_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut res = AlterConfigsResponse::default();
     for r in req.resources {
-        let outcome = match r.resource_type {
-            RESOURCE_TOPIC => {
-                let mut wanted = BTreeMap::new();
-                let mut null = None;
-                for c in &r.configs {
-                    match &c.value {
-                        Some(v) => {
-                            wanted.insert(c.name.to_string(), v.to_string());
+        let denied = config_denied(
+            broker,
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            Operation::AlterConfigs,
+        );
+        let outcome = if let Some(e) = denied {
+            Err(e)
+        } else {
+            match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let mut wanted = BTreeMap::new();
+                    let mut null = None;
+                    for c in &r.configs {
+                        match &c.value {
+                            Some(v) => {
+                                wanted.insert(c.name.to_string(), v.to_string());
+                            }
+                            None => null = Some(c.name.to_string()),
                         }
-                        None => null = Some(c.name.to_string()),
+                    }
+                    match null {
+                        Some(k) => Err((
+                            ResponseError::InvalidRequest,
+                            format!("null value not supported for {k}"),
+                        )),
+                        None => alter_topic(
+                            broker,
+                            &r.resource_name,
+                            |configs| {
+                                *configs = wanted;
+                                Ok(())
+                            },
+                            req.validate_only,
+                        ),
                     }
                 }
-                match null {
-                    Some(k) => Err((
-                        ResponseError::InvalidRequest,
-                        format!("null value not supported for {k}"),
-                    )),
-                    None => alter_topic(
-                        broker,
-                        &r.resource_name,
-                        |configs| {
-                            *configs = wanted;
-                            Ok(())
-                        },
-                        req.validate_only,
-                    ),
-                }
+                RESOURCE_BROKER => alter_broker(
+                    broker,
+                    &r.resource_name,
+                    r.configs.iter().map(|c| c.name.to_string()).collect(),
+                ),
+                other => Err(other_resource_refusal(other)),
             }
-            RESOURCE_BROKER => alter_broker(
-                broker,
-                &r.resource_name,
-                r.configs.iter().map(|c| c.name.to_string()).collect(),
-            ),
-            other => Err(other_resource_refusal(other)),
         };
         let (error_code, error_message) = answer(outcome);
         res.responses.push(
@@ -329,44 +380,56 @@ fn apply_op(
 /// resource is changed only if every operation on it is valid.
 pub(crate) fn incremental_alter_configs(
     broker: &Broker,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut res = IncrementalAlterConfigsResponse::default();
     for r in req.resources {
-        let outcome = match r.resource_type {
-            RESOURCE_TOPIC => {
-                let mut seen = std::collections::HashSet::new();
-                let duplicate = r.configs.iter().find(|c| !seen.insert(c.name.as_str()));
-                match duplicate {
-                    Some(c) => Err((
-                        ResponseError::InvalidRequest,
-                        format!("config {} appears more than once", c.name.as_str()),
-                    )),
-                    None => alter_topic(
-                        broker,
-                        &r.resource_name,
-                        |configs| {
-                            for c in &r.configs {
-                                apply_op(
-                                    configs,
-                                    broker,
-                                    &c.name,
-                                    c.config_operation,
-                                    c.value.as_deref(),
-                                )?;
-                            }
-                            Ok(())
-                        },
-                        req.validate_only,
-                    ),
+        let denied = config_denied(
+            broker,
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            Operation::AlterConfigs,
+        );
+        let outcome = if let Some(e) = denied {
+            Err(e)
+        } else {
+            match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let mut seen = std::collections::HashSet::new();
+                    let duplicate = r.configs.iter().find(|c| !seen.insert(c.name.as_str()));
+                    match duplicate {
+                        Some(c) => Err((
+                            ResponseError::InvalidRequest,
+                            format!("config {} appears more than once", c.name.as_str()),
+                        )),
+                        None => alter_topic(
+                            broker,
+                            &r.resource_name,
+                            |configs| {
+                                for c in &r.configs {
+                                    apply_op(
+                                        configs,
+                                        broker,
+                                        &c.name,
+                                        c.config_operation,
+                                        c.value.as_deref(),
+                                    )?;
+                                }
+                                Ok(())
+                            },
+                            req.validate_only,
+                        ),
+                    }
                 }
+                RESOURCE_BROKER => alter_broker(
+                    broker,
+                    &r.resource_name,
+                    r.configs.iter().map(|c| c.name.to_string()).collect(),
+                ),
+                other => Err(other_resource_refusal(other)),
             }
-            RESOURCE_BROKER => alter_broker(
-                broker,
-                &r.resource_name,
-                r.configs.iter().map(|c| c.name.to_string()).collect(),
-            ),
-            other => Err(other_resource_refusal(other)),
         };
         let (error_code, error_message) = answer(outcome);
         res.responses.push(

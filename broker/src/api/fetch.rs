@@ -16,7 +16,9 @@ use sluice_storage::{AbortedTxn, Isolation, Partition};
 use uuid::Uuid;
 
 use super::topic_name;
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::{code, read_error_code, NONE};
 use crate::fetch_session::{PartitionKey, SessionError, SessionPartition};
 
@@ -43,9 +45,14 @@ enum Mode {
 }
 
 /// Answers Fetch.
-pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let by_id = version >= 13;
-    let requested = request_targets(broker, &req, by_id);
+    let requested = request_targets(broker, ctx, &req, by_id);
     let (mode, targets) = match (req.session_id, req.session_epoch) {
         (0, -1) => (Mode::Sessionless, requested),
         (0, 0) => {
@@ -61,7 +68,7 @@ pub(crate) async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> 
             (Mode::Sessionless, requested)
         }
         (0, _) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)),
-        (id, epoch) => match incremental_targets(broker, &req, id, epoch, requested) {
+        (id, epoch) => match incremental_targets(broker, ctx, &req, id, epoch, requested) {
             Ok(t) => (Mode::Incremental(id), t),
             Err(SessionError::NotFound) => {
                 return top_level_error(code(ResponseError::FetchSessionIdNotFound))
@@ -213,7 +220,12 @@ fn session_partition(t: &Target) -> SessionPartition {
 }
 
 /// The partitions named in the request, resolved against storage.
-fn request_targets(broker: &Broker, req: &FetchRequest, by_id: bool) -> Vec<Target> {
+fn request_targets(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+    by_id: bool,
+) -> Vec<Target> {
     let mut out = Vec::new();
     for topic in &req.topics {
         let (name, found) = if by_id {
@@ -226,13 +238,16 @@ fn request_targets(broker: &Broker, req: &FetchRequest, by_id: bool) -> Vec<Targ
             let found = broker.storage.topic(&name);
             (name, found)
         };
-        let missing = if by_id {
+        let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &name);
+        let missing = if !allowed {
+            code(ResponseError::TopicAuthorizationFailed)
+        } else if by_id {
             code(ResponseError::UnknownTopicId)
         } else {
             code(ResponseError::UnknownTopicOrPartition)
         };
         for p in &topic.partitions {
-            let partition = found.as_ref().and_then(|t| {
+            let partition = found.as_ref().filter(|_| allowed).and_then(|t| {
                 t.partitions
                     .get(usize::try_from(p.partition).ok()?)
                     .cloned()
@@ -257,6 +272,7 @@ fn request_targets(broker: &Broker, req: &FetchRequest, by_id: bool) -> Vec<Targ
 /// Applies an incremental request to its session and returns every partition of it.
 fn incremental_targets(
     broker: &Broker,
+    ctx: &RequestContext,
     req: &FetchRequest,
     id: i32,
     epoch: i32,
@@ -304,15 +320,19 @@ fn incremental_targets(
     let mut out: Vec<Target> = cached
         .into_iter()
         .map(|(key, sp)| {
+            // Checked on every fetch: an ACL removed mid-session takes effect at once.
+            let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &key.0);
             let partition = broker
                 .storage
                 .topic(&key.0)
-                .filter(|t| t.record.id == sp.topic_id)
+                .filter(|t| allowed && t.record.id == sp.topic_id)
                 .and_then(|t| t.partitions.get(usize::try_from(key.1).ok()?).cloned());
             Target {
-                error: partition
-                    .is_none()
-                    .then_some(code(ResponseError::UnknownTopicOrPartition)),
+                error: match (&partition, allowed) {
+                    (_, false) => Some(code(ResponseError::TopicAuthorizationFailed)),
+                    (None, true) => Some(code(ResponseError::UnknownTopicOrPartition)),
+                    (Some(_), true) => None,
+                },
                 partition,
                 topic_id: sp.topic_id,
                 fetch_offset: sp.fetch_offset,

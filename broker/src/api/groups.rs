@@ -23,6 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::topic_name;
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::NONE;
@@ -36,6 +37,34 @@ fn s(v: &str) -> StrBytes {
 
 fn err_code(e: Option<ResponseError>) -> i16 {
     e.map_or(NONE, |e| e.code())
+}
+
+/// Whether the client may do `op` on the group.
+fn may_group(broker: &Broker, ctx: &RequestContext, op: Operation, group: &str) -> bool {
+    ctx.may(broker, op, Resource::Group, group)
+}
+
+const GROUP_AUTH_FAILED: i16 = ResponseError::GroupAuthorizationFailed.code();
+const TOPIC_AUTH_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
+
+/// The error FindCoordinator gives a key the client may not describe.
+fn coordinator_denied(
+    broker: &Broker,
+    ctx: &RequestContext,
+    key_type: i8,
+    key: &str,
+) -> Option<i16> {
+    match key_type {
+        KEY_TYPE_GROUP if !may_group(broker, ctx, Operation::Describe, key) => {
+            Some(GROUP_AUTH_FAILED)
+        }
+        KEY_TYPE_TRANSACTION
+            if !ctx.may(broker, Operation::Describe, Resource::TransactionalId, key) =>
+        {
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        }
+        _ => None,
+    }
 }
 
 /// Coordinator key types of FindCoordinator.
@@ -54,7 +83,10 @@ pub(crate) fn find_coordinator(
     let valid_type = matches!(req.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
     let mut res = FindCoordinatorResponse::default();
     if version < 4 {
-        if valid_type {
+        if let Some(e) = coordinator_denied(broker, ctx, req.key_type, &req.key) {
+            res.error_code = e;
+            res.node_id = BrokerId(-1);
+        } else if valid_type {
             res.node_id = node_id;
             res.host = s(host);
             res.port = port;
@@ -72,7 +104,10 @@ pub(crate) fn find_coordinator(
         .iter()
         .map(|key| {
             let mut c = Coordinator::default().with_key(key.clone());
-            if valid_type {
+            if let Some(e) = coordinator_denied(broker, ctx, req.key_type, key) {
+                c.node_id = BrokerId(-1);
+                c.error_code = e;
+            } else if valid_type {
                 c.node_id = node_id;
                 c.host = s(host);
                 c.port = port;
@@ -95,6 +130,16 @@ pub(crate) async fn join_group(
     req: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
+    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+        let mut res = JoinGroupResponse::default()
+            .with_error_code(GROUP_AUTH_FAILED)
+            .with_generation_id(-1)
+            .with_member_id(req.member_id.clone());
+        if version < 7 {
+            res.protocol_name = Some(s(""));
+        }
+        return res;
+    }
     let params = JoinParams {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -151,9 +196,13 @@ pub(crate) async fn join_group(
 /// SyncGroup: the leader hands out assignments; every member gets its own.
 pub(crate) async fn sync_group(
     broker: &Broker,
+    ctx: &RequestContext,
     req: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
+    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+        return SyncGroupResponse::default().with_error_code(GROUP_AUTH_FAILED);
+    }
     let params = SyncParams {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -179,7 +228,14 @@ pub(crate) async fn sync_group(
 }
 
 /// Heartbeat.
-pub(crate) fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: HeartbeatRequest,
+) -> HeartbeatResponse {
+    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+        return HeartbeatResponse::default().with_error_code(GROUP_AUTH_FAILED);
+    }
     let error = broker.groups.heartbeat(
         &req.group_id,
         &req.member_id,
@@ -192,9 +248,13 @@ pub(crate) fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResp
 /// LeaveGroup: one member (v0-2) or a batch of members (v3+).
 pub(crate) fn leave_group(
     broker: &Broker,
+    ctx: &RequestContext,
     req: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
+    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(GROUP_AUTH_FAILED);
+    }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
@@ -231,13 +291,22 @@ pub(crate) fn leave_group(
 /// OffsetCommit.
 pub(crate) fn offset_commit(
     broker: &Broker,
+    ctx: &RequestContext,
     req: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
+    let group_allowed = may_group(broker, ctx, Operation::Read, &req.group_id);
+    let topic_allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| ctx.may(broker, Operation::Read, Resource::Topic, &t.name))
+        .collect();
     let entries: Vec<OffsetCommitEntry> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&topic_allowed)
+        .filter(|(_, allowed)| **allowed)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(move |p| OffsetCommitEntry {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
@@ -251,13 +320,17 @@ pub(crate) fn offset_commit(
             })
         })
         .collect();
-    let outcome = broker.groups.commit_offsets(
-        &req.group_id,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        req.generation_id_or_member_epoch,
-        &entries,
-    );
+    let outcome = if group_allowed {
+        broker.groups.commit_offsets(
+            &req.group_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id_or_member_epoch,
+            &entries,
+        )
+    } else {
+        Err(ResponseError::GroupAuthorizationFailed)
+    };
     let mut errors = entries.iter().enumerate().map(|(i, _)| match &outcome {
         Err(e) => Some(*e),
         Ok(per) => per.get(i).copied().flatten(),
@@ -265,16 +338,22 @@ pub(crate) fn offset_commit(
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(&topic_allowed)
+        .map(|(t, allowed)| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(
                     t.partitions
                         .iter()
                         .map(|p| {
+                            let error = match (group_allowed, allowed) {
+                                (false, _) => GROUP_AUTH_FAILED,
+                                (true, false) => TOPIC_AUTH_FAILED,
+                                (true, true) => err_code(errors.next().flatten()),
+                            };
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(err_code(errors.next().flatten()))
+                                .with_error_code(error)
                         })
                         .collect(),
                 )
@@ -294,22 +373,34 @@ fn fetched(committed: Option<sluice_storage::CommittedOffset>) -> (i64, i32, Str
 /// OffsetFetch: one group (v1-7) or several (v8+).
 pub(crate) fn offset_fetch(
     broker: &Broker,
+    ctx: &RequestContext,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     let mut res = OffsetFetchResponse::default();
+    // Topics the client may not describe: an error where named, left out otherwise.
+    let topic_denied = |topic: &str| !ctx.may(broker, Operation::Describe, Resource::Topic, topic);
     if version < 8 {
+        if !may_group(broker, ctx, Operation::Describe, &req.group_id) {
+            if version >= 2 {
+                res.error_code = GROUP_AUTH_FAILED;
+            }
+            return res;
+        }
         let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
             ts.iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
+        let named = wanted.is_some();
         let offsets = broker
             .groups
             .fetch_offsets(&req.group_id, wanted.as_deref());
         res.topics = offsets
             .into_iter()
+            .filter(|(topic, _)| named || !topic_denied(topic))
             .map(|(topic, parts)| {
+                let denied = topic_denied(&topic);
                 OffsetFetchResponseTopic::default()
                     .with_name(topic_name(&topic))
                     .with_partitions(
@@ -319,13 +410,16 @@ pub(crate) fn offset_fetch(
                                 let unstable = req.require_stable
                                     && broker.txns.has_pending_offset(&req.group_id, &topic, p);
                                 let (offset, epoch, metadata) =
-                                    fetched(if unstable { None } else { c });
+                                    fetched(if unstable || denied { None } else { c });
                                 let mut part = OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_metadata(Some(metadata));
                                 if unstable {
                                     part.error_code = ResponseError::UnstableOffsetCommit.code();
+                                }
+                                if denied {
+                                    part.error_code = TOPIC_AUTH_FAILED;
                                 }
                                 if version >= 5 {
                                     part.committed_leader_epoch = epoch;
@@ -347,6 +441,11 @@ pub(crate) fn offset_fetch(
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
+            if !may_group(broker, ctx, Operation::Describe, &g.group_id) {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(GROUP_AUTH_FAILED);
+            }
             if version >= 9 {
                 let member_id = g.member_id.as_deref();
                 if let Some(e) =
@@ -359,13 +458,16 @@ pub(crate) fn offset_fetch(
                         .with_error_code(e.code());
                 }
             }
+            let named = wanted.is_some();
             let offsets = broker.groups.fetch_offsets(&g.group_id, wanted.as_deref());
             OffsetFetchResponseGroup::default()
                 .with_group_id(g.group_id.clone())
                 .with_topics(
                     offsets
                         .into_iter()
+                        .filter(|(topic, _)| named || !topic_denied(topic))
                         .map(|(topic, parts)| {
+                            let denied = topic_denied(&topic);
                             OffsetFetchResponseTopics::default()
                                 .with_name(topic_name(&topic))
                                 .with_partitions(
@@ -379,7 +481,7 @@ pub(crate) fn offset_fetch(
                                                     p,
                                                 );
                                             let (offset, epoch, metadata) =
-                                                fetched(if unstable { None } else { c });
+                                                fetched(if unstable || denied { None } else { c });
                                             let mut part = OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(offset)
@@ -388,6 +490,9 @@ pub(crate) fn offset_fetch(
                                             if unstable {
                                                 part.error_code =
                                                     ResponseError::UnstableOffsetCommit.code();
+                                            }
+                                            if denied {
+                                                part.error_code = TOPIC_AUTH_FAILED;
                                             }
                                             part
                                         })
@@ -402,9 +507,21 @@ pub(crate) fn offset_fetch(
 }
 
 /// OffsetDelete.
-pub(crate) fn offset_delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let topics: Vec<(String, Vec<i32>)> = req
+pub(crate) fn offset_delete(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    if !may_group(broker, ctx, Operation::Delete, &req.group_id) {
+        let mut res = OffsetDeleteResponse::default();
+        res.error_code = GROUP_AUTH_FAILED;
+        return res;
+    }
+    let (allowed, denied): (Vec<_>, Vec<_>) = req
         .topics
+        .iter()
+        .partition(|t| ctx.may(broker, Operation::Read, Resource::Topic, &t.name));
+    let topics: Vec<(String, Vec<i32>)> = allowed
         .iter()
         .map(|t| {
             (
@@ -434,6 +551,22 @@ pub(crate) fn offset_delete(broker: &Broker, req: OffsetDeleteRequest) -> Offset
                         )
                 })
                 .collect();
+            for t in denied {
+                res.topics.push(
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(TOPIC_AUTH_FAILED)
+                                })
+                                .collect(),
+                        ),
+                );
+            }
         }
     }
     res
@@ -442,15 +575,19 @@ pub(crate) fn offset_delete(broker: &Broker, req: OffsetDeleteRequest) -> Offset
 /// ListGroups, with the state (v4+) and type (v5+) filters.
 pub(crate) fn list_groups(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
+    // Describe on the cluster lists every group; otherwise those the client may describe.
+    let all = ctx.may_cluster(broker, Operation::Describe);
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|t| t.to_string()).collect();
     let groups = broker
         .groups
         .list_groups(&states, &types)
         .into_iter()
+        .filter(|g| all || may_group(broker, ctx, Operation::Describe, &g.group_id))
         .map(|g| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(s(&g.group_id)))
@@ -470,6 +607,7 @@ pub(crate) fn list_groups(
 /// DescribeGroups. A group that does not exist is `Dead`; from v6 it is GROUP_ID_NOT_FOUND.
 pub(crate) fn describe_groups(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -478,6 +616,10 @@ pub(crate) fn describe_groups(
         .iter()
         .map(|id| {
             let mut g = DescribedGroup::default().with_group_id(id.clone());
+            if !may_group(broker, ctx, Operation::Describe, id) {
+                g.error_code = GROUP_AUTH_FAILED;
+                return g;
+            }
             match broker.groups.describe_group(id) {
                 Described::Missing | Described::NotClassic => {
                     g.group_state = s("Dead");
@@ -515,13 +657,19 @@ pub(crate) fn describe_groups(
 }
 
 /// DeleteGroups.
-pub(crate) fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) fn delete_groups(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let results = req
         .groups_names
         .iter()
         .map(|id| {
             let error = if id.is_empty() {
                 Some(ResponseError::InvalidGroupId)
+            } else if !may_group(broker, ctx, Operation::Delete, id) {
+                Some(ResponseError::GroupAuthorizationFailed)
             } else {
                 broker.groups.delete_group(id)
             };
@@ -546,6 +694,26 @@ pub(crate) fn consumer_group_heartbeat(
     use kafka_protocol::messages::consumer_group_heartbeat_response::{
         Assignment, TopicPartitions,
     };
+    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+        let mut res = ConsumerGroupHeartbeatResponse::default();
+        res.error_code = GROUP_AUTH_FAILED;
+        return res;
+    }
+    // KIP-848: subscribing to a topic needs Describe on it.
+    let hidden = req
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .find(|t| !ctx.may(broker, Operation::Describe, Resource::Topic, t.as_str()));
+    if let Some(t) = hidden {
+        let mut res = ConsumerGroupHeartbeatResponse::default();
+        res.error_code = TOPIC_AUTH_FAILED;
+        res.error_message = Some(s(&format!(
+            "not authorized to describe topic {}",
+            t.as_str()
+        )));
+        return res;
+    }
     let owned: Option<TopicPartitionSets> = req.topic_partitions.as_ref().map(|tps| {
         tps.iter()
             .filter(|tp| !tp.partitions.is_empty())
@@ -599,6 +767,7 @@ pub(crate) fn consumer_group_heartbeat(
 /// ConsumerGroupDescribe (KIP-848).
 pub(crate) fn consumer_group_describe(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     use kafka_protocol::messages::consumer_group_describe_response::{
@@ -626,6 +795,9 @@ pub(crate) fn consumer_group_describe(
         .iter()
         .map(|id| {
             let g = DescribedGroup::default().with_group_id(id.clone());
+            if !may_group(broker, ctx, Operation::Describe, id) {
+                return g.with_error_code(GROUP_AUTH_FAILED);
+            }
             match broker.groups.describe_consumer_group(id) {
                 Err((e, message)) => g
                     .with_error_code(e.code())

@@ -19,7 +19,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, LEADER_EPOCH};
 
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::NONE;
 
 fn partition(broker: &Broker, topic: &str, index: i32) -> Option<std::sync::Arc<Partition>> {
@@ -35,10 +37,12 @@ fn partition(broker: &Broker, topic: &str, index: i32) -> Option<std::sync::Arc<
 /// the log end offset and no other epoch exists.
 pub(crate) fn offset_for_leader_epoch(
     broker: &Broker,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut res = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
+        let allowed = ctx.may(broker, Operation::Describe, Resource::Topic, &t.topic);
         let mut tr = OffsetForLeaderTopicResult::default().with_topic(t.topic.clone());
         for p in t.partitions {
             let mut e = EpochEndOffset::default()
@@ -52,6 +56,7 @@ pub(crate) fn offset_for_leader_epoch(
                 std::cmp::Ordering::Equal
             };
             match (partition(broker, &t.topic, p.partition), epoch_check) {
+                _ if !allowed => e.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 (None, _) => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 (Some(_), std::cmp::Ordering::Greater) => {
                     e.error_code = ResponseError::UnknownLeaderEpoch.code()
@@ -79,10 +84,15 @@ pub(crate) fn offset_for_leader_epoch(
 /// attempted: none.
 pub(crate) fn elect_leaders(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ElectLeadersRequest,
     version: i16,
 ) -> ElectLeadersResponse {
     let mut res = ElectLeadersResponse::default();
+    if !ctx.may_cluster(broker, Operation::Alter) {
+        res.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return res;
+    }
     if version >= 1 {
         res.error_code = NONE;
     }
@@ -113,10 +123,15 @@ pub(crate) fn elect_leaders(
 
 /// ListPartitionReassignments: no reassignment is ever in progress.
 pub(crate) fn list_partition_reassignments(
-    _broker: &Broker,
+    broker: &Broker,
+    ctx: &RequestContext,
     _req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let mut res = ListPartitionReassignmentsResponse::default();
+    if !ctx.may_cluster(broker, Operation::Describe) {
+        res.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return res;
+    }
     res.error_code = NONE;
     res
 }
@@ -125,9 +140,14 @@ pub(crate) fn list_partition_reassignments(
 /// partition already has; cancelling finds nothing in progress.
 pub(crate) fn alter_partition_reassignments(
     broker: &Broker,
+    ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
     let mut res = AlterPartitionReassignmentsResponse::default();
+    if !ctx.may_cluster(broker, Operation::Alter) {
+        res.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return res;
+    }
     res.error_code = NONE;
     let node = broker.node_id();
     for t in req.topics {

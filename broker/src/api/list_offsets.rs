@@ -7,7 +7,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, StorageError, TimestampOffset, LEADER_EPOCH};
 
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
 
 const LATEST: i64 = -1;
@@ -19,12 +21,19 @@ const LATEST_TIERED: i64 = -5;
 /// Answers ListOffsets.
 pub(crate) fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
     let mut r = ListOffsetsResponse::default();
     let read_committed = req.isolation_level == 1;
     for topic in req.topics {
+        let allowed = ctx.may(
+            broker,
+            Operation::Describe,
+            Resource::Topic,
+            topic.name.as_str(),
+        );
         let found = broker.storage.topic(topic.name.as_str());
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = topic.name.clone();
@@ -37,6 +46,7 @@ pub(crate) fn handle(
                 .as_ref()
                 .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
             match partition {
+                _ if !allowed => pr.error_code = code(ResponseError::TopicAuthorizationFailed),
                 None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
                 Some(partition) => match lookup(partition, p.timestamp, read_committed) {
                     Ok(found) => {

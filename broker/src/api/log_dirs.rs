@@ -5,18 +5,29 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::topic_name;
+use crate::acl::Operation;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::NONE;
 
 /// Answers DescribeLogDirs for the requested partitions (all, when `topics` is null);
 /// partitions that do not exist are left out, as Kafka leaves them out.
 pub(crate) fn describe_log_dirs(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeLogDirsRequest,
     version: i16,
 ) -> DescribeLogDirsResponse {
+    if !ctx.may_cluster(broker, Operation::Describe) {
+        let mut r = DescribeLogDirsResponse::default();
+        if version >= 3 {
+            r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return r;
+    }
     let dir = &broker.config.log_dir;
     let shown = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
     let mut result = DescribeLogDirsResult::default()

@@ -13,6 +13,7 @@ use sluice_storage::{StorageError, Topic};
 use uuid::Uuid;
 
 use super::{topic_name, validate_topic_name};
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
@@ -44,6 +45,30 @@ pub(crate) fn handle(
         r.controller_id = BrokerId(broker.node_id());
     }
     r.cluster_authorized_operations = OPS_NOT_REQUESTED;
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = authorized_operations(
+            broker,
+            ctx,
+            Resource::Cluster,
+            crate::acl::CLUSTER_NAME,
+            CLUSTER_OPERATIONS,
+        );
+    }
+    let topic_ops = version >= 8 && req.include_topic_authorized_operations;
+    let finish = |mut t: MetadataResponseTopic| {
+        if topic_ops && t.error_code == NONE {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = authorized_operations(
+                    broker,
+                    ctx,
+                    Resource::Topic,
+                    name.as_str(),
+                    TOPIC_OPERATIONS,
+                );
+            }
+        }
+        t
+    };
 
     // v0 asks for every topic with an empty list; later versions with null.
     let all = match &req.topics {
@@ -51,11 +76,13 @@ pub(crate) fn handle(
         Some(t) => t.is_empty() && version == 0,
     };
     if all {
+        // Topics the client may not describe are left out, as if they did not exist.
         r.topics = broker
             .storage
             .topics()
             .iter()
-            .map(|t| topic_metadata(broker, t, version))
+            .filter(|t| ctx.may(broker, Operation::Describe, Resource::Topic, &t.record.name))
+            .map(|t| finish(topic_metadata(broker, t, version)))
             .collect();
         return r;
     }
@@ -63,15 +90,62 @@ pub(crate) fn handle(
     let allow_auto = version < 4 || req.allow_auto_topic_creation;
     for t in req.topics.unwrap_or_default() {
         let entry = match &t.name {
-            Some(name) => by_name(broker, name.as_str(), allow_auto, version),
-            None => by_id(broker, t.topic_id, version),
+            Some(name) => by_name(broker, ctx, name.as_str(), allow_auto, version),
+            None => by_id(broker, ctx, t.topic_id, version),
         };
-        r.topics.push(entry);
+        r.topics.push(finish(entry));
     }
     r
 }
 
-fn by_name(broker: &Broker, name: &str, allow_auto: bool, version: i16) -> MetadataResponseTopic {
+/// Operations a Metadata response reports for topics and the cluster (KIP-430).
+const TOPIC_OPERATIONS: &[Operation] = &[
+    Operation::Read,
+    Operation::Write,
+    Operation::Create,
+    Operation::Delete,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
+const CLUSTER_OPERATIONS: &[Operation] = &[
+    Operation::Create,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+];
+
+/// The bit set (1 << operation code) of the operations the client may do.
+fn authorized_operations(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource: Resource,
+    name: &str,
+    ops: &[Operation],
+) -> i32 {
+    ops.iter()
+        .filter(|op| ctx.may(broker, **op, resource, name))
+        .fold(0, |bits, op| bits | (1 << (*op as i8)))
+}
+
+fn by_name(
+    broker: &Broker,
+    ctx: &RequestContext,
+    name: &str,
+    allow_auto: bool,
+    version: i16,
+) -> MetadataResponseTopic {
+    if !ctx.may(broker, Operation::Describe, Resource::Topic, name) {
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::TopicAuthorizationFailed),
+        );
+    }
     if let Some(t) = broker.storage.topic(name) {
         return topic_metadata(broker, &t, version);
     }
@@ -88,6 +162,15 @@ fn by_name(broker: &Broker, name: &str, allow_auto: bool, version: i16) -> Metad
             Some(name),
             Uuid::nil(),
             code(ResponseError::UnknownTopicOrPartition),
+        );
+    }
+    if !ctx.may_cluster(broker, Operation::Create)
+        && !ctx.may(broker, Operation::Create, Resource::Topic, name)
+    {
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::TopicAuthorizationFailed),
         );
     }
     match broker
@@ -111,8 +194,15 @@ fn by_name(broker: &Broker, name: &str, allow_auto: bool, version: i16) -> Metad
     }
 }
 
-fn by_id(broker: &Broker, id: Uuid, version: i16) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, ctx: &RequestContext, id: Uuid, version: i16) -> MetadataResponseTopic {
     match broker.storage.topic_by_id(id) {
+        Some(t) if !ctx.may(broker, Operation::Describe, Resource::Topic, &t.record.name) => {
+            topic_error(
+                None,
+                if version >= 10 { id } else { Uuid::nil() },
+                code(ResponseError::TopicAuthorizationFailed),
+            )
+        }
         Some(t) => topic_metadata(broker, &t, version),
         None => topic_error(
             None,

@@ -1,6 +1,7 @@
 //! One module per API family; each handler takes a typed request and returns a typed
 //! response with Kafka error codes inside.
 
+pub(crate) mod acls;
 pub(crate) mod admin;
 pub(crate) mod api_versions;
 pub(crate) mod configs;

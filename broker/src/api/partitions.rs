@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::{read_error_code, storage_error_code, NONE};
 
 /// The most partitions one topic may have here; a guard against a typo creating millions
@@ -22,6 +24,7 @@ const MAX_PARTITIONS: i32 = 100_000;
 /// INVALID_PARTITIONS, as in Kafka.
 pub(crate) fn create_partitions(
     broker: &Broker,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut res = CreatePartitionsResponse::default();
@@ -33,6 +36,12 @@ pub(crate) fn create_partitions(
                 return Err((
                     ResponseError::InvalidRequest,
                     format!("topic {name} appears more than once in the request"),
+                ));
+            }
+            if !ctx.may(broker, Operation::Alter, Resource::Topic, &name) {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("not authorized to alter topic {name}"),
                 ));
             }
             let topic = broker.storage.topic(&name).ok_or_else(|| {
@@ -118,11 +127,13 @@ pub(crate) fn create_partitions(
 /// high watermark); the answer is the new low watermark.
 pub(crate) async fn delete_records(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let mut res = DeleteRecordsResponse::default();
     for t in req.topics {
-        let topic = broker.storage.topic(&t.name);
+        let allowed = ctx.may(broker, Operation::Delete, Resource::Topic, &t.name);
+        let topic = broker.storage.topic(&t.name).filter(|_| allowed);
         let mut tr = DeleteRecordsTopicResult::default().with_name(t.name.clone());
         for p in t.partitions {
             let mut pr = DeleteRecordsPartitionResult::default()
@@ -134,6 +145,7 @@ pub(crate) async fn delete_records(
                     .cloned()
             });
             match partition {
+                None if !allowed => pr.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {
                     let moved = tokio::task::spawn_blocking(move || {

@@ -7,7 +7,9 @@ use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{split_batches, Compression};
 use sluice_storage::{now_ms, AppendError, Partition};
 
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
 use crate::txn::ProducerRef;
 
@@ -32,14 +34,27 @@ fn partition_response(
 /// Answers Produce; `None` for `acks=0`, which gets no response at all.
 pub(crate) async fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ProduceRequest,
     version: i16,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
+    // A transactional producer needs Write on its transactional id; each topic needs Write.
+    let txn_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.may(broker, Operation::Write, Resource::TransactionalId, id));
     let mut response = ProduceResponse::default();
     let mut pending_flush: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
+        let denied = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !ctx.may(broker, Operation::Write, Resource::Topic, &name) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let found = broker.storage.topic(&name);
         let mut tr = TopicProduceResponse::default();
         tr.name = topic.name.clone();
@@ -52,6 +67,11 @@ pub(crate) async fn handle(
                     None,
                     version,
                 ));
+                continue;
+            }
+            if let Some(e) = denied {
+                tr.partition_responses
+                    .push(partition_response(index, code(e), None, version));
                 continue;
             }
             let Some(partition) = found

@@ -3,14 +3,19 @@
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::api::txn::fenced_for;
+use kafka_protocol::ResponseError;
+
+use crate::acl::{Operation, Resource};
+use crate::api::txn::{fenced_for, may_txn};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::{storage_error_code, NONE};
 use crate::txn::ProducerRef;
 
 /// Answers InitProducerId.
 pub(crate) async fn init_producer_id(
     broker: &Broker,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
@@ -18,6 +23,10 @@ pub(crate) async fn init_producer_id(
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
     if let Some(id) = &req.transactional_id {
+        if !may_txn(broker, ctx, Operation::Write, id) {
+            r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return r;
+        }
         // KIP-360 (v3+): a producer re-initialising names the id and epoch it had.
         let expected = (version >= 3 && req.producer_id.0 >= 0).then_some(ProducerRef {
             producer_id: req.producer_id.0,
@@ -35,6 +44,18 @@ pub(crate) async fn init_producer_id(
             }
             Err(e) => r.error_code = fenced_for(e, version, 4),
         }
+        return r;
+    }
+    // KIP-679: IdempotentWrite on the cluster, or Write on some topic.
+    if !ctx.may_cluster(broker, Operation::IdempotentWrite)
+        && !broker.authorizer.authorize_any(
+            &ctx.principal,
+            &ctx.peer.ip().to_string(),
+            Operation::Write,
+            Resource::Topic,
+        )
+    {
+        r.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return r;
     }
     match broker.storage.allocate_producer_id() {

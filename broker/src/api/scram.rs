@@ -16,7 +16,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_storage::ScramCredentialInfo;
 
+use crate::acl::Operation;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
 use crate::sasl::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
 
@@ -42,9 +44,14 @@ type UserError = (i16, String);
 /// DescribeUserScramCredentials: every user when none is named.
 pub(crate) fn describe(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let mut r = DescribeUserScramCredentialsResponse::default();
+    if !ctx.may_cluster(broker, Operation::Describe) {
+        r.error_code = code(ResponseError::ClusterAuthorizationFailed);
+        return r;
+    }
     let stored = match broker.storage.credentials().list() {
         Ok(s) => s,
         Err(e) => {
@@ -120,9 +127,11 @@ pub(crate) fn describe(
 /// AlterUserScramCredentials: each user's changes apply together or not at all.
 pub(crate) fn alter(
     broker: &Broker,
+    ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let credentials = broker.storage.credentials();
+    let allowed = ctx.may_cluster(broker, Operation::Alter);
     // Users in request order, each with its first error.
     let mut order: Vec<String> = Vec::new();
     let mut errors: HashMap<String, UserError> = HashMap::new();
@@ -144,6 +153,15 @@ pub(crate) fn alter(
             .entry(user.to_string())
             .or_insert_with(|| (code(c), m.to_string()));
     };
+    if !allowed {
+        for user in &order {
+            fail(
+                user,
+                ResponseError::ClusterAuthorizationFailed,
+                "not authorized to alter SCRAM credentials",
+            );
+        }
+    }
     for ((user, _), n) in &pairs {
         if *n > 1 {
             fail(

@@ -11,7 +11,9 @@ use kafka_protocol::ResponseError;
 use sluice_storage::LEADER_EPOCH;
 
 use super::topic_name;
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::NONE;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response
@@ -27,11 +29,19 @@ const TOPIC_OPERATIONS_ALL: i32 =
 /// named) by name, from the cursor on, at most the partition limit.
 pub(crate) fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let mut res = DescribeTopicPartitionsResponse::default();
+    let may_describe = |name: &str| ctx.may(broker, Operation::Describe, Resource::Topic, name);
     let mut names: Vec<String> = if req.topics.is_empty() {
-        broker.storage.topic_names()
+        // Every topic the client may describe; the others stay hidden.
+        broker
+            .storage
+            .topic_names()
+            .into_iter()
+            .filter(|n| may_describe(n))
+            .collect()
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
     };
@@ -52,6 +62,14 @@ pub(crate) fn handle(
         } else {
             0
         };
+        if !may_describe(&name) {
+            res.topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_name(Some(topic_name(&name))),
+            );
+            continue;
+        }
         let Some(topic) = broker.storage.topic(&name) else {
             res.topics.push(
                 DescribeTopicPartitionsResponseTopic::default()

@@ -31,12 +31,21 @@ use sluice_protocol::batch::ControlType;
 use sluice_storage::{now_ms, CommittedOffset, PendingOffset, TxnState};
 
 use super::topic_name;
+use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::error::NONE;
 use crate::txn::{ListFilter, ProducerRef};
 
 /// PRODUCER_FENCED exists from version 2 of AddPartitionsToTxn, AddOffsetsToTxn and
 /// EndTxn (4 of InitProducerId); older clients get INVALID_PRODUCER_EPOCH instead.
+const TXN_AUTH_FAILED: i16 = ResponseError::TransactionalIdAuthorizationFailed.code();
+
+/// Whether the client may do `op` on the transactional id.
+pub(crate) fn may_txn(broker: &Broker, ctx: &RequestContext, op: Operation, id: &str) -> bool {
+    ctx.may(broker, op, Resource::TransactionalId, id)
+}
+
 pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> i16 {
     if e == ResponseError::ProducerFenced && version < fenced_since {
         ResponseError::InvalidProducerEpoch.code()
@@ -133,11 +142,31 @@ async fn add_partitions_one(
 /// AddPartitionsToTxn: v0-3 from producers, v4+ batched (from brokers, or to verify).
 pub(crate) async fn add_partitions_to_txn(
     broker: &Broker,
+    ctx: &RequestContext,
     req: AddPartitionsToTxnRequest,
     version: i16,
 ) -> AddPartitionsToTxnResponse {
     let mut res = AddPartitionsToTxnResponse::default();
     if version <= 3 {
+        let id = &req.v3_and_below_transactional_id;
+        let topics = &req.v3_and_below_topics;
+        if !may_txn(broker, ctx, Operation::Write, id) {
+            res.results_by_topic_v3_and_below = topic_results(topics, |_, _| TXN_AUTH_FAILED);
+            return res;
+        }
+        // Kafka adds nothing when a topic may not be written: those get the error, the
+        // rest OPERATION_NOT_ATTEMPTED.
+        let denied = |t: &str| !ctx.may(broker, Operation::Write, Resource::Topic, t);
+        if topics.iter().any(|t| denied(&t.name)) {
+            res.results_by_topic_v3_and_below = topic_results(topics, |t, _| {
+                if denied(t) {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else {
+                    ResponseError::OperationNotAttempted.code()
+                }
+            });
+            return res;
+        }
         let producer = ProducerRef {
             producer_id: req.v3_and_below_producer_id.0,
             producer_epoch: req.v3_and_below_producer_epoch,
@@ -151,6 +180,11 @@ pub(crate) async fn add_partitions_to_txn(
             version,
         )
         .await;
+        return res;
+    }
+    // The batched form is for brokers verifying transactions.
+    if !ctx.may_cluster(broker, Operation::ClusterAction) {
+        res.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return res;
     }
     res.error_code = NONE;
@@ -180,10 +214,19 @@ pub(crate) async fn add_partitions_to_txn(
 /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
 pub(crate) async fn add_offsets_to_txn(
     broker: &Broker,
+    ctx: &RequestContext,
     req: AddOffsetsToTxnRequest,
     version: i16,
 ) -> AddOffsetsToTxnResponse {
     let mut res = AddOffsetsToTxnResponse::default();
+    if !may_txn(broker, ctx, Operation::Write, &req.transactional_id) {
+        res.error_code = TXN_AUTH_FAILED;
+        return res;
+    }
+    if !ctx.may(broker, Operation::Read, Resource::Group, &req.group_id) {
+        res.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return res;
+    }
     if req.group_id.is_empty() {
         res.error_code = ResponseError::InvalidGroupId.code();
         return res;
@@ -206,12 +249,17 @@ pub(crate) async fn add_offsets_to_txn(
 /// TxnOffsetCommit: offsets held with the transaction until it ends.
 pub(crate) async fn txn_offset_commit(
     broker: &Broker,
+    ctx: &RequestContext,
     req: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
     let group = req.group_id.to_string();
     let member = req.member_id.to_string();
-    let check = if group.is_empty() {
+    let check = if !may_txn(broker, ctx, Operation::Write, &req.transactional_id) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.may(broker, Operation::Read, Resource::Group, &group) {
+        Err(ResponseError::GroupAuthorizationFailed)
+    } else if group.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
         broker.groups.check_txn_commit(
@@ -230,6 +278,9 @@ pub(crate) async fn txn_offset_commit(
         for (pi, p) in t.partitions.iter().enumerate() {
             let metadata = p.committed_metadata.as_deref().unwrap_or_default();
             let error = check.err().or_else(|| {
+                if !ctx.may(broker, Operation::Read, Resource::Topic, &t.name) {
+                    return Some(ResponseError::TopicAuthorizationFailed);
+                }
                 broker
                     .groups
                     .check_commit_entry(&t.name, p.partition_index, metadata)
@@ -282,8 +333,17 @@ pub(crate) async fn txn_offset_commit(
 }
 
 /// EndTxn: commit or abort the producer's transaction.
-pub(crate) async fn end_txn(broker: &Broker, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub(crate) async fn end_txn(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let mut res = EndTxnResponse::default();
+    if !may_txn(broker, ctx, Operation::Write, &req.transactional_id) {
+        res.error_code = TXN_AUTH_FAILED;
+        return res;
+    }
     let producer = ProducerRef {
         producer_id: req.producer_id.0,
         producer_epoch: req.producer_epoch,
@@ -302,6 +362,7 @@ pub(crate) async fn end_txn(broker: &Broker, req: EndTxnRequest, version: i16) -
 /// DescribeTransactions.
 pub(crate) fn describe_transactions(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let mut res = DescribeTransactionsResponse::default();
@@ -313,6 +374,8 @@ pub(crate) fn describe_transactions(
         state.transaction_start_time_ms = -1;
         if id.is_empty() {
             state.error_code = ResponseError::InvalidRequest.code();
+        } else if !may_txn(broker, ctx, Operation::Describe, &id) {
+            state.error_code = TXN_AUTH_FAILED;
         } else {
             match broker.txns.describe(&id) {
                 None => state.error_code = ResponseError::TransactionalIdNotFound.code(),
@@ -344,6 +407,7 @@ pub(crate) fn describe_transactions(
 /// ListTransactions, with state, producer id, duration (v1) and id pattern (v2) filters.
 pub(crate) fn list_transactions(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ListTransactionsRequest,
     version: i16,
 ) -> ListTransactionsResponse {
@@ -389,6 +453,7 @@ pub(crate) fn list_transactions(
         .txns
         .list(&filter)
         .into_iter()
+        .filter(|(id, _, _)| may_txn(broker, ctx, Operation::Describe, id))
         .map(|(id, pid, state)| {
             ListedTransaction::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
@@ -402,11 +467,13 @@ pub(crate) fn list_transactions(
 /// DescribeProducers: the producer state of each partition.
 pub(crate) fn describe_producers(
     broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut res = DescribeProducersResponse::default();
     for t in req.topics {
-        let topic = broker.storage.topic(&t.name);
+        let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &t.name);
+        let topic = broker.storage.topic(&t.name).filter(|_| allowed);
         let mut tr = TopicResponse::default().with_name(t.name.clone());
         for index in t.partition_indexes {
             let mut pr = PartitionResponse::default().with_partition_index(index);
@@ -414,6 +481,7 @@ pub(crate) fn describe_producers(
                 .as_ref()
                 .and_then(|tp| tp.partitions.get(usize::try_from(index).ok()?));
             match partition {
+                None if !allowed => pr.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(p) => {
                     pr.error_code = NONE;
@@ -445,9 +513,11 @@ pub(crate) fn describe_producers(
 /// coordinator's alone; a client asking for one is refused.
 pub(crate) async fn write_txn_markers(
     broker: &Broker,
+    ctx: &RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
     let mut res = WriteTxnMarkersResponse::default();
+    let allowed = ctx.may_cluster(broker, Operation::ClusterAction);
     for marker in req.markers {
         let pid = marker.producer_id.0;
         let mut result = WritableTxnMarkerResult::default().with_producer_id(marker.producer_id);
@@ -459,6 +529,7 @@ pub(crate) async fn write_txn_markers(
                     .as_ref()
                     .and_then(|tp| tp.partitions.get(usize::try_from(index).ok()?).cloned());
                 let code = match partition {
+                    _ if !allowed => ResponseError::ClusterAuthorizationFailed.code(),
                     _ if marker.transaction_result => {
                         tracing::warn!(
                             producer_id = pid,
