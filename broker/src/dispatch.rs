@@ -841,6 +841,37 @@ mod tests {
                 r.upsertions = vec![u];
                 RequestKind::AlterUserScramCredentials(r)
             }
+            ApiKey::DescribeAcls => {
+                let mut r = DescribeAclsRequest::default();
+                r.resource_type_filter = 1;
+                r.pattern_type_filter = 1;
+                r.operation = 1;
+                r.permission_type = 1;
+                RequestKind::DescribeAcls(r)
+            }
+            ApiKey::CreateAcls => {
+                let mut c = create_acls_request::AclCreation::default();
+                c.resource_type = 2;
+                c.resource_name = StrBytes::from_static_str("t");
+                c.resource_pattern_type = 3;
+                c.principal = StrBytes::from_static_str("User:alice");
+                c.host = StrBytes::from_static_str("*");
+                c.operation = 3;
+                c.permission_type = 3;
+                let mut r = CreateAclsRequest::default();
+                r.creations = vec![c];
+                RequestKind::CreateAcls(r)
+            }
+            ApiKey::DeleteAcls => {
+                let mut f = delete_acls_request::DeleteAclsFilter::default();
+                f.resource_type_filter = 2;
+                f.pattern_type_filter = 3;
+                f.operation = 1;
+                f.permission_type = 1;
+                let mut r = DeleteAclsRequest::default();
+                r.filters = vec![f];
+                RequestKind::DeleteAcls(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -1108,6 +1139,15 @@ mod tests {
                     ResponseKind::DescribeUserScramCredentials(r) => {
                         assert_eq!(r.error_code, 0);
                         assert!(r.results.is_empty());
+                    }
+                    ResponseKind::DescribeAcls(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::CreateAcls(r) => {
+                        assert_eq!(r.results.len(), 1);
+                        assert_eq!(r.results[0].error_code, 0);
+                    }
+                    ResponseKind::DeleteAcls(r) => {
+                        assert_eq!(r.filter_results.len(), 1);
+                        assert_eq!(r.filter_results[0].error_code, 0);
                     }
                     ResponseKind::AlterUserScramCredentials(r) => {
                         assert_eq!(r.results.len(), 1);
