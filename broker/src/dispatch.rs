@@ -52,13 +52,9 @@ impl RequestContext {
         resource: Resource,
         name: &str,
     ) -> bool {
-        broker.authorizer.authorize(
-            &self.principal,
-            &self.peer.ip().to_string(),
-            op,
-            resource,
-            name,
-        )
+        broker
+            .authorizer
+            .authorize(&self.principal, self.peer.ip(), op, resource, name)
     }
 
     /// Whether this client may do `op` on the cluster.

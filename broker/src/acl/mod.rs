@@ -4,6 +4,7 @@
 //! prefixed patterns; `User:*` and host `*` wildcards; a resource without any ACL is
 //! open only with `allow.everyone.if.no.acl.found`.
 
+use std::net::IpAddr;
 use std::sync::RwLock;
 
 use sluice_config::AuthorizerConfig;
@@ -144,7 +145,7 @@ impl Authorizer {
     pub(crate) fn authorize(
         &self,
         principal: &str,
-        host: &str,
+        host: IpAddr,
         op: Operation,
         resource: Resource,
         name: &str,
@@ -152,6 +153,7 @@ impl Authorizer {
         if !self.config.enabled || self.config.super_users.iter().any(|s| s == principal) {
             return true;
         }
+        let host = host.to_string();
         let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
         let mut any_for_resource = false;
         let mut allowed = false;
@@ -190,13 +192,14 @@ impl Authorizer {
     pub(crate) fn authorize_any(
         &self,
         principal: &str,
-        host: &str,
+        host: IpAddr,
         op: Operation,
         resource: Resource,
     ) -> bool {
         if !self.config.enabled || self.config.super_users.iter().any(|s| s == principal) {
             return true;
         }
+        let host = host.to_string();
         let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
         let of_type: Vec<&AclBinding> = acls
             .iter()
@@ -326,7 +329,8 @@ mod tests {
             ],
             false,
         );
-        let can = |who: &str, op, rt, name: &str| a.authorize(who, "10.0.0.1", op, rt, name);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let can = |who: &str, op, rt, name: &str| a.authorize(who, ip, op, rt, name);
         assert!(can("User:alice", Write, Topic, "orders-eu"));
         assert!(can("User:alice", Describe, Topic, "orders-eu"));
         assert!(!can("User:alice", Read, Topic, "orders-eu"));
@@ -354,9 +358,10 @@ mod tests {
             )],
             true,
         );
-        assert!(a.authorize("User:bob", "h", Read, Topic, "open"));
-        assert!(!a.authorize("User:bob", "h", Read, Topic, "locked"));
-        assert!(a.authorize("User:alice", "h", Read, Topic, "locked"));
+        let h: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(a.authorize("User:bob", h, Read, Topic, "open"));
+        assert!(!a.authorize("User:bob", h, Read, Topic, "locked"));
+        assert!(a.authorize("User:alice", h, Read, Topic, "locked"));
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub(crate) async fn init_producer_id(
     if !ctx.may_cluster(broker, Operation::IdempotentWrite)
         && !broker.authorizer.authorize_any(
             &ctx.principal,
-            &ctx.peer.ip().to_string(),
+            ctx.peer.ip(),
             Operation::Write,
             Resource::Topic,
         )
