@@ -27,46 +27,56 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let max = broker.config.socket_request_max_bytes.max(0) as usize;
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut ctx = RequestContext::new(peer, listener, principal, sasl.map(SaslSession::new));
+    // connections.max.idle.ms counts from the last complete request, so a client that
+    // trickles a frame byte by byte is closed too.
+    let idle = broker.config.connections_max_idle;
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
     loop {
         loop {
-            match take_frame(&mut buf, max) {
-                Ok(Some(frame)) => match dispatch::handle(&broker, &mut ctx, frame).await {
-                    Ok(Some(response)) => {
-                        let last = ctx.close_after.take();
-                        if let Some(delay) = last.filter(|d| !d.is_zero()) {
-                            tokio::select! {
-                                _ = tokio::time::sleep(delay) => {}
-                                _ = crate::stopped(&mut stop) => return,
-                            }
-                        }
-                        let written = match stream.write_all(&response).await {
-                            Ok(()) => stream.flush().await,
-                            Err(e) => Err(e),
-                        };
-                        if let Err(e) = written {
-                            tracing::debug!(%peer, error = %e, "write failed");
-                            return;
-                        }
-                        if last.is_some() {
-                            return;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
-                        return;
-                    }
-                },
+            let frame = match take_frame(&mut buf, max) {
+                Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
                     return;
                 }
+            };
+            let handled = dispatch::handle(&broker, &mut ctx, frame).await;
+            idle_deadline = tokio::time::Instant::now() + idle;
+            let response = match handled {
+                Ok(Some(response)) => response,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
+                    return;
+                }
+            };
+            let last = ctx.close_after.take();
+            if let Some(delay) = last.filter(|d| !d.is_zero()) {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = crate::stopped(&mut stop) => return,
+                }
+            }
+            let written = match stream.write_all(&response).await {
+                Ok(()) => stream.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return;
+            }
+            if last.is_some() {
+                return;
             }
         }
         let read = tokio::select! {
             r = stream.read_buf(&mut buf) => r,
             _ = crate::stopped(&mut stop) => return,
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                return;
+            }
         };
         match read {
             Ok(0) => return,

@@ -4,6 +4,7 @@
 mod acl;
 mod api;
 mod broker;
+mod conn_limits;
 mod connection;
 mod dispatch;
 mod error;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::acl::Authorizer;
 use crate::broker::Broker;
+use crate::conn_limits::PerIpLimits;
 use crate::group::GroupCoordinator;
 use crate::sasl::SaslListener;
 use crate::tls::TlsListener;
@@ -115,6 +116,14 @@ pub(crate) async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = Arc::new(PerIpLimits::new(
+        broker.config.max_connections_per_ip,
+        broker
+            .config
+            .max_connections_per_ip_overrides
+            .iter()
+            .map(|(ip, n)| (*ip, *n)),
+    ));
     let mut accept_loops = JoinSet::new();
     let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     for l in listeners {
@@ -122,6 +131,7 @@ pub(crate) async fn serve(
             broker.clone(),
             l,
             permits.clone(),
+            per_ip.clone(),
             stop_rx.clone(),
             connections.clone(),
         ));
@@ -205,6 +215,7 @@ async fn accept_loop(
     broker: Arc<Broker>,
     l: BoundListener,
     permits: Arc<Semaphore>,
+    per_ip: Arc<PerIpLimits>,
     mut stop: watch::Receiver<bool>,
     connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 ) {
@@ -219,6 +230,12 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                // Kafka closes a connection over its address's limit at once.
+                let Some(slot) = per_ip.acquire(peer.ip()) else {
+                    tracing::debug!(%peer, limit = broker.config.max_connections_per_ip, "connection refused: max.connections.per.ip reached");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
                 let stop = stop.clone();
@@ -249,6 +266,7 @@ async fn accept_loop(
                             }
                         }
                     }
+                    drop(slot);
                     drop(permit);
                 });
             }

@@ -134,6 +134,13 @@ pub struct BrokerConfig {
     pub flush: FlushPolicy,
     /// `max.connections`.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: connections one client address may hold.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: per-address exceptions (IP address → limit).
+    pub max_connections_per_ip_overrides: std::collections::BTreeMap<std::net::IpAddr, usize>,
+    /// `connections.max.idle.ms`: a connection without a complete request for this long
+    /// is closed.
+    pub connections_max_idle: Duration,
     /// The ACL authorizer (`authorizer.class.name`, `super.users`,
     /// `allow.everyone.if.no.acl.found`).
     pub authorizer: AuthorizerConfig,
@@ -269,6 +276,9 @@ impl Default for BrokerConfig {
                 interval: None,
             },
             max_connections: 10_000,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: std::collections::BTreeMap::new(),
+            connections_max_idle: Duration::from_millis(600_000),
             failed_authentication_delay: Duration::from_millis(100),
             authorizer: AuthorizerConfig::default(),
             cluster_id: None,
@@ -398,6 +408,30 @@ impl BrokerConfig {
                     cfg.flush.interval = Some(Duration::from_millis(parse_i64(key, v, 0)? as u64))
                 }
                 "max.connections" => cfg.max_connections = parse_i64(key, v, 1)? as usize,
+                "max.connections.per.ip" => {
+                    cfg.max_connections_per_ip = parse_i64(key, v, 0)? as usize
+                }
+                "max.connections.per.ip.overrides" => {
+                    let mut out = std::collections::BTreeMap::new();
+                    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                        let (host, limit) = item.rsplit_once(':').ok_or_else(|| {
+                            ConfigError::invalid(key, v, format!("`{item}` is not ADDRESS:LIMIT"))
+                        })?;
+                        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+                        let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                            ConfigError::invalid(
+                                key,
+                                v,
+                                format!("`{host}` is not an IP address (host names are not resolved)"),
+                            )
+                        })?;
+                        out.insert(ip, parse_i64(key, limit, 0)? as usize);
+                    }
+                    cfg.max_connections_per_ip_overrides = out;
+                }
+                "connections.max.idle.ms" => {
+                    cfg.connections_max_idle = Duration::from_millis(parse_i64(key, v, 1)? as u64)
+                }
                 "cluster.id" => {
                     if v.is_empty() {
                         return Err(ConfigError::invalid(key, v, "must not be empty"));
@@ -555,6 +589,25 @@ mod tests {
 
     fn cfg(props: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::from_properties(props.iter().copied())
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = BrokerConfig::from_properties([
+            ("max.connections.per.ip", "10"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:100, ::1:0"),
+            ("connections.max.idle.ms", "30000"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_connections_per_ip, 10);
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: std::net::IpAddr = "::1".parse().unwrap();
+        assert_eq!(c.max_connections_per_ip_overrides[&local], 100);
+        assert_eq!(c.max_connections_per_ip_overrides[&v6], 0);
+        assert_eq!(c.connections_max_idle, Duration::from_secs(30));
+        let e = BrokerConfig::from_properties([("max.connections.per.ip.overrides", "db1:5")])
+            .unwrap_err();
+        assert!(e.to_string().contains("db1"), "{e}");
     }
 
     #[test]

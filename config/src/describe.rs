@@ -387,6 +387,18 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             "Most open client connections.",
         ),
         (
+            "max.connections.per.ip",
+            broker.max_connections_per_ip.to_string(),
+            ConfigType::Int,
+            "Most open connections from one client address.",
+        ),
+        (
+            "connections.max.idle.ms",
+            broker.connections_max_idle.as_millis().to_string(),
+            ConfigType::Long,
+            "Idle connections are closed after this long.",
+        ),
+        (
             "message.max.bytes",
             broker.message_max_bytes.to_string(),
             ConfigType::Int,

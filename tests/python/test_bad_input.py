@@ -1,5 +1,6 @@
 """Bad input on raw sockets, hand-encoded with struct (tests/python/wire.py): oversized and
-negative frames, unknown API keys, unsupported versions and corrupted record batches."""
+negative frames, unknown API keys, unsupported versions, corrupted record batches, too
+many connections from one address, and idle or trickling connections."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 import pytest
 
 import wire
-from e2e import consume_exact, create_topic, unique_topic
+from e2e import consume_exact, create_topic, produce_and_report, producer, unique_topic, wait_for
 
 REQUIRED_APIS = {
     0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 18: "ApiVersions",
@@ -132,3 +133,80 @@ def test_corrupt_crc_with_acks_all(broker):
     with wire.Conn(broker.host, broker.port) as c:
         _, res = wire.parse_produce_response(v, c.request(wire.produce_request(v, 1, topic, 0, bytes(bad), acks=-1)))
     assert [(t, p, e) for t, p, e, _ in res] == [(topic, 0, 2)]
+
+
+def test_connections_per_ip_are_bounded(broker_factory):
+    """max.connections.per.ip=5: five connections are served, a sixth from the same
+    address is closed at once; when one goes, a new one is served again."""
+    b = broker_factory(overrides={"max.connections.per.ip": 5})
+
+    def open_served() -> wire.Conn:
+        """A connection that got an answer; the start-up probe's slot may take a moment
+        to come back."""
+        got: list[wire.Conn] = []
+
+        def attempt() -> bool:
+            c = wire.Conn(b.host, b.port)
+            try:
+                c.request(wire.api_versions_request(0, 1))
+                got.append(c)
+                return True
+            except ConnectionError:
+                c.close()
+                return False
+        wait_for(attempt, 10, "a connection to be served")
+        return got[0]
+    conns = [open_served() for _ in range(5)]
+    try:
+        with wire.Conn(b.host, b.port) as extra:
+            assert extra.closed_by_peer(10)
+        conns.pop().close()
+
+        def served() -> bool:
+            try:
+                with wire.Conn(b.host, b.port) as c:
+                    return 18 in wire.parse_api_versions(0, c.request(wire.api_versions_request(0, 2)), 2)[1]
+            except ConnectionError:
+                return False
+        wait_for(served, 10, "a freed slot to serve a new connection")
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_thousand_idle_connections_and_a_trickling_one_are_closed(broker_factory):
+    """connections.max.idle.ms=3000: a thousand connections that never send a request,
+    and one that sends a frame one byte at a time, are closed by the broker; meanwhile a
+    confluent-kafka client produces and reads back exactly what it wrote."""
+    b = broker_factory(overrides={"connections.max.idle.ms": 3000})
+    idle = [wire.Conn(b.host, b.port, timeout=30) for _ in range(1000)]
+    trickle = wire.Conn(b.host, b.port, timeout=30)
+    try:
+        topic = unique_topic("idle")
+        create_topic(b.bootstrap, topic, 1)
+        p = producer(b.bootstrap)
+        items = [(topic, None, f"v{i}".encode(), None, 0) for i in range(100)]
+        assert [(e, off) for e, _, off in produce_and_report(p, items)] == [(None, i) for i in range(100)]
+        got = consume_exact(b.bootstrap, topic, {0: 100})[0]
+        assert [r.value for r in got] == [f"v{i}".encode() for i in range(100)]
+
+        request = wire.frame(wire.api_versions_request(0, 9))
+        started = time.monotonic()
+        closed = False
+        for byte in request[:-1]:
+            try:
+                trickle.send(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.4)  # the trickle's own pace: one byte per 0.4 s
+            if time.monotonic() - started > 8:
+                break
+        assert closed or trickle.closed_by_peer(5), "a trickling client outlived connections.max.idle.ms"
+        for c in idle:
+            assert c.closed_by_peer(10)
+    finally:
+        for c in idle:
+            c.close()
+        trickle.close()
+    serves(b)
