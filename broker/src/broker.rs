@@ -8,6 +8,7 @@ use sluice_storage::Storage;
 use crate::acl::Authorizer;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
+use crate::quota::QuotaManager;
 use crate::txn::TxnCoordinator;
 
 /// The broker: what every handler reads and changes.
@@ -26,6 +27,8 @@ pub struct Broker {
     pub(crate) txns: Arc<TxnCoordinator>,
     /// ACLs and the decisions made from them.
     pub(crate) authorizer: Authorizer,
+    /// Client quota configs and measured rates.
+    pub(crate) quotas: QuotaManager,
 }
 
 impl Broker {
@@ -36,6 +39,7 @@ impl Broker {
         groups: Arc<GroupCoordinator>,
         txns: Arc<TxnCoordinator>,
         authorizer: Authorizer,
+        quotas: QuotaManager,
     ) -> Self {
         Broker {
             config,
@@ -45,6 +49,7 @@ impl Broker {
             groups,
             txns,
             authorizer,
+            quotas,
         }
     }
 

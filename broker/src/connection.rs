@@ -45,7 +45,16 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             idle_deadline = tokio::time::Instant::now() + idle;
             let response = match handled {
                 Ok(Some(response)) => response,
-                Ok(None) => continue,
+                Ok(None) => {
+                    let throttle = std::mem::take(&mut ctx.throttle);
+                    if !throttle.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(throttle) => {}
+                            _ = crate::stopped(&mut stop) => return,
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
                     return;
@@ -68,6 +77,16 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             if last.is_some() {
                 return;
+            }
+            // KIP-219: the throttled client got its answer at once; its next request
+            // waits until the throttle time has passed.
+            let throttle = std::mem::take(&mut ctx.throttle);
+            if !throttle.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(throttle) => {}
+                    _ = crate::stopped(&mut stop) => return,
+                }
+                idle_deadline = tokio::time::Instant::now() + idle;
             }
         }
         let read = tokio::select! {

@@ -24,6 +24,9 @@ pub(crate) struct RequestContext {
     /// Set by a handler whose answer must be the connection's last: the connection
     /// waits this long, sends the answer and closes.
     pub(crate) close_after: Option<std::time::Duration>,
+    /// How long the connection is not read after this answer: the client's quota
+    /// throttle (KIP-219).
+    pub(crate) throttle: std::time::Duration,
 }
 
 impl RequestContext {
@@ -41,6 +44,7 @@ impl RequestContext {
             principal,
             sasl,
             close_after: None,
+            throttle: std::time::Duration::ZERO,
         }
     }
 
@@ -142,6 +146,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The supported version range of an API, if it is supported at all.
@@ -164,6 +170,8 @@ pub(crate) async fn handle(
     if frame.len() < 8 {
         return Err(DispatchError::Short);
     }
+    let started = std::time::Instant::now();
+    let request_bytes = frame.len();
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -200,7 +208,7 @@ pub(crate) async fn handle(
             version,
             reason: e.to_string(),
         })?;
-    let response = match request {
+    let mut response = match request {
         RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(
             &r, version,
         ))),
@@ -225,6 +233,12 @@ pub(crate) async fn handle(
         RequestKind::DeleteAcls(r) => Some(ResponseKind::DeleteAcls(api::acls::delete_acls(
             broker, ctx, r,
         ))),
+        RequestKind::DescribeClientQuotas(r) => Some(ResponseKind::DescribeClientQuotas(
+            api::quotas::describe(broker, ctx, r),
+        )),
+        RequestKind::AlterClientQuotas(r) => Some(ResponseKind::AlterClientQuotas(
+            api::quotas::alter(broker, ctx, r),
+        )),
         RequestKind::Metadata(r) => Some(ResponseKind::Metadata(api::metadata::handle(
             broker, ctx, r, version,
         ))),
@@ -352,10 +366,67 @@ pub(crate) async fn handle(
         // The table above admits only the APIs matched here.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
+    let throttle = quota_throttle(broker, ctx, api, request_bytes, &response, started);
+    if !throttle.is_zero() {
+        let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+        match &mut response {
+            Some(ResponseKind::Produce(r)) if version >= 1 => r.throttle_time_ms = ms,
+            Some(ResponseKind::Fetch(r)) if version >= 1 => r.throttle_time_ms = ms,
+            _ => {}
+        }
+        ctx.throttle = ctx.throttle.max(throttle);
+    }
     match response {
         Some(r) => encode(api, version, correlation_id, &r).map(Some),
         None => Ok(None),
     }
+}
+
+/// Records a request against the client's quotas; the longest throttle it earned.
+fn quota_throttle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    api: ApiKey,
+    request_bytes: usize,
+    response: &Option<ResponseKind>,
+    started: std::time::Instant,
+) -> std::time::Duration {
+    use crate::quota::QuotaKind;
+    if matches!(
+        api,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    ) {
+        return std::time::Duration::ZERO;
+    }
+    let user = ctx
+        .principal
+        .split_once(':')
+        .map_or(ctx.principal.as_str(), |(_, name)| name);
+    let client = ctx.client_id.as_deref().unwrap_or("");
+    let q = &broker.quotas;
+    let mut throttle = std::time::Duration::ZERO;
+    match (api, response) {
+        (ApiKey::Produce, _) => {
+            throttle = q.record(user, client, QuotaKind::Produce, request_bytes as f64)
+        }
+        (ApiKey::Fetch, Some(ResponseKind::Fetch(r))) => {
+            let bytes: usize = r
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                .sum();
+            throttle = q.record(user, client, QuotaKind::Fetch, bytes as f64);
+        }
+        _ => {}
+    }
+    // Handling time, for request_percentage; requests that wait by design (long-poll
+    // fetches, rebalances) are left out, as Kafka counts thread time, not waiting.
+    if !matches!(api, ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup) {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        throttle = throttle.max(q.record(user, client, QuotaKind::Request, ms));
+    }
+    throttle
 }
 
 fn encode(
@@ -868,6 +939,23 @@ mod tests {
                 r.filters = vec![f];
                 RequestKind::DeleteAcls(r)
             }
+            ApiKey::DescribeClientQuotas => {
+                RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+            }
+            ApiKey::AlterClientQuotas => {
+                let mut e = alter_client_quotas_request::EntityData::default();
+                e.entity_type = StrBytes::from_static_str("user");
+                e.entity_name = Some(StrBytes::from_static_str("alice"));
+                let mut op = alter_client_quotas_request::OpData::default();
+                op.key = StrBytes::from_static_str("producer_byte_rate");
+                op.value = 1e9;
+                let mut entry = alter_client_quotas_request::EntryData::default();
+                entry.entity = vec![e];
+                entry.ops = vec![op];
+                let mut r = AlterClientQuotasRequest::default();
+                r.entries = vec![entry];
+                RequestKind::AlterClientQuotas(r)
+            }
             other => panic!("no sample request for {other:?}"),
         }
     }
@@ -1137,6 +1225,11 @@ mod tests {
                         assert!(r.results.is_empty());
                     }
                     ResponseKind::DescribeAcls(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::DescribeClientQuotas(r) => assert_eq!(r.error_code, 0),
+                    ResponseKind::AlterClientQuotas(r) => {
+                        assert_eq!(r.entries.len(), 1);
+                        assert_eq!(r.entries[0].error_code, 0);
+                    }
                     ResponseKind::CreateAcls(r) => {
                         assert_eq!(r.results.len(), 1);
                         assert_eq!(r.results[0].error_code, 0);

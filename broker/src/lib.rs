@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod fetch_session;
 mod group;
+mod quota;
 mod reload;
 mod sasl;
 mod scram_admin;

@@ -16,6 +16,7 @@ use crate::acl::Authorizer;
 use crate::broker::Broker;
 use crate::conn_limits::PerIpLimits;
 use crate::group::GroupCoordinator;
+use crate::quota::QuotaManager;
 use crate::sasl::SaslListener;
 use crate::tls::TlsListener;
 use crate::txn::TxnCoordinator;
@@ -94,6 +95,12 @@ pub(crate) async fn bind(
         .context("loading transaction state")?;
     let authorizer =
         Authorizer::load(config.authorizer.clone(), storage.acls()).context("loading ACLs")?;
+    let quotas = QuotaManager::load(
+        storage.quotas(),
+        config.quota_window_size,
+        config.quota_window_num,
+    )
+    .context("loading client quotas")?;
     Ok((
         Arc::new(Broker::new(
             config,
@@ -102,6 +109,7 @@ pub(crate) async fn bind(
             groups,
             Arc::new(txns),
             authorizer,
+            quotas,
         )),
         bound,
     ))

@@ -138,6 +138,10 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     /// `max.connections.per.ip.overrides`: per-address exceptions (IP address → limit).
     pub max_connections_per_ip_overrides: std::collections::BTreeMap<std::net::IpAddr, usize>,
+    /// `quota.window.num`: samples in a client quota's rate window.
+    pub quota_window_num: usize,
+    /// `quota.window.size.seconds`: the length of one sample.
+    pub quota_window_size: Duration,
     /// `connections.max.idle.ms`: a connection without a complete request for this long
     /// is closed.
     pub connections_max_idle: Duration,
@@ -279,6 +283,8 @@ impl Default for BrokerConfig {
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: std::collections::BTreeMap::new(),
             connections_max_idle: Duration::from_millis(600_000),
+            quota_window_num: 11,
+            quota_window_size: Duration::from_secs(1),
             failed_authentication_delay: Duration::from_millis(100),
             authorizer: AuthorizerConfig::default(),
             cluster_id: None,
@@ -428,6 +434,10 @@ impl BrokerConfig {
                         out.insert(ip, parse_i64(key, limit, 0)? as usize);
                     }
                     cfg.max_connections_per_ip_overrides = out;
+                }
+                "quota.window.num" => cfg.quota_window_num = parse_i64(key, v, 2)? as usize,
+                "quota.window.size.seconds" => {
+                    cfg.quota_window_size = Duration::from_secs(parse_i64(key, v, 1)? as u64)
                 }
                 "connections.max.idle.ms" => {
                     cfg.connections_max_idle = Duration::from_millis(parse_i64(key, v, 1)? as u64)

@@ -34,6 +34,9 @@ pub(crate) const CF_SCRAM: &str = "scram_credentials";
 /// ACL bindings: every field of the binding → nothing.
 pub(crate) const CF_ACLS: &str = "acls";
 
+/// Client quotas: entity → quota values.
+pub(crate) const CF_QUOTAS: &str = "client_quotas";
+
 const FAMILIES: &[&str] = &[
     CF_OFFSETS,
     CF_TIMES,
@@ -46,6 +49,7 @@ const FAMILIES: &[&str] = &[
     CF_TXNS,
     CF_SCRAM,
     CF_ACLS,
+    CF_QUOTAS,
 ];
 
 /// The data directory's RocksDB handle.

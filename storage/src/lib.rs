@@ -12,6 +12,7 @@ mod db;
 mod groups;
 mod log;
 mod producers;
+mod quotas;
 mod txns;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +34,7 @@ pub use log::{
     LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
+pub use quotas::{QuotaEntity, QuotaStore, QuotaValues};
 pub use txns::{PendingOffset, TxnRecord, TxnState};
 
 use db::{Db, CF_META, CF_TOPICS};
@@ -171,6 +173,11 @@ impl Storage {
         };
         storage.load_topics()?;
         Ok(storage)
+    }
+
+    /// The client quota store.
+    pub fn quotas(&self) -> QuotaStore {
+        QuotaStore::new(self.db.clone())
     }
 
     /// The ACL store.
