@@ -210,3 +210,27 @@ def test_a_thousand_idle_connections_and_a_trickling_one_are_closed(broker_facto
             c.close()
         trickle.close()
     serves(b)
+
+
+def test_huge_array_counts_are_refused(broker):
+    """Requests a few bytes long that declare two billion array elements (Metadata v0's
+    topics, a flexible Metadata v9's compact array, CreateTopics v2's topics) close their
+    own connection instead of making the broker allocate for them; the broker serves on
+    and keeps its data."""
+    topic = unique_topic("huge")
+    create_topic(broker.bootstrap, topic, 1)
+    before = wire.api_versions(broker.host, broker.port, 0)
+    requests = [
+        wire.header_v1(3, 0, 1) + struct.pack(">i", 0x7FFFFFFF) + b"\x00" * 8,
+        wire.header_v2(3, 9, 2) + wire.uvarint(0xFFFFFFFF) + b"\x00" * 8,
+        wire.header_v1(19, 2, 3) + struct.pack(">i", 0x7FFFFFFF) + b"\x00" * 16,
+    ]
+    for payload in requests:
+        with wire.Conn(broker.host, broker.port) as bad:
+            bad.send(wire.frame(payload))
+            assert bad.closed_by_peer(10)
+        assert broker.running(), "the broker died on a request declaring a huge array"
+        assert wire.api_versions(broker.host, broker.port, 0) == before
+    p = producer(broker.bootstrap)
+    assert [e for e, _, _ in produce_and_report(p, [(topic, None, b"still here", None, 0)])] == [None]
+    assert [r.value for r in consume_exact(broker.bootstrap, topic, {0: 1})[0]] == [b"still here"]
