@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
+
+use sluice_protocol::request::{decode_body, decode_header, RequestDecodeError};
 
 use crate::acl::{Operation, Resource};
 use crate::api;
@@ -188,26 +190,19 @@ pub(crate) async fn handle(
     if let Some(session) = &ctx.sasl {
         session.admit(api).map_err(DispatchError::Unauthenticated)?;
     }
-    let header =
-        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
-            DispatchError::Malformed {
-                api,
-                version,
-                reason: e.to_string(),
-            }
-        })?;
+    let malformed = |e: RequestDecodeError| DispatchError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    let header = decode_header(api, version, &mut frame).map_err(malformed)?;
     if let Some(id) = &header.client_id {
         if ctx.client_id.as_deref() != Some(id.as_str()) {
             ctx.client_id = Some(id.to_string());
         }
     }
     tracing::trace!(peer = %ctx.peer, ?api, version, correlation_id, "request");
-    let request =
-        RequestKind::decode(api, &mut frame, version).map_err(|e| DispatchError::Malformed {
-            api,
-            version,
-            reason: e.to_string(),
-        })?;
+    let request = decode_body(api, version, &mut frame).map_err(malformed)?;
     let mut response = match request {
         RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(
             &r, version,
@@ -466,7 +461,9 @@ mod tests {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::RequestHeader;
     use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Decodable;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,

@@ -6,5 +6,6 @@
 pub mod batch;
 pub mod frame;
 pub mod records;
+pub mod request;
 
 pub use kafka_protocol;
