@@ -4,6 +4,7 @@
 //! around them and nothing that does I/O.
 
 pub mod batch;
+pub mod decompress;
 pub mod frame;
 pub mod records;
 pub mod request;

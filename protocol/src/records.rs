@@ -5,8 +5,8 @@
 //! batch re-encoded from its records differs from the original only where the caller
 //! changed something.
 
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::batch::{
     self, get_varint, put_varint, BatchError, BatchHeader, Compression, CRC_START, HEADER_SIZE,
@@ -222,18 +222,9 @@ fn decode_record(c: &mut Cursor<'_>, base_timestamp: i64) -> Result<Record, Batc
     })
 }
 
-fn decompress(codec: Compression, mut body: Bytes) -> Result<Bytes, BatchError> {
-    fn all(b: &mut Bytes) -> anyhow::Result<Bytes> {
-        Ok(b.copy_to_bytes(b.remaining()))
-    }
-    let out = match codec {
-        Compression::None => return Ok(body),
-        Compression::Gzip => <Gzip as Decompressor<Bytes>>::decompress(&mut body, all),
-        Compression::Snappy => <Snappy as Decompressor<Bytes>>::decompress(&mut body, all),
-        Compression::Lz4 => <Lz4 as Decompressor<Bytes>>::decompress(&mut body, all),
-        Compression::Zstd => <Zstd as Decompressor<Bytes>>::decompress(&mut body, all),
-    };
-    out.map_err(|e| BatchError::Records(format!("cannot decompress: {e}")))
+fn decompress(codec: Compression, body: Bytes) -> Result<Bytes, BatchError> {
+    crate::decompress::decompress(codec, &body, crate::decompress::MAX_DECOMPRESSED_BYTES)
+        .map_err(|e| BatchError::Records(e.to_string()))
 }
 
 fn compress(codec: Compression, raw: &[u8], out: &mut Vec<u8>) -> Result<(), BatchError> {

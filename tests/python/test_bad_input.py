@@ -234,3 +234,36 @@ def test_huge_array_counts_are_refused(broker):
     p = producer(broker.bootstrap)
     assert [e for e, _, _ in produce_and_report(p, [(topic, None, b"still here", None, 0)])] == [None]
     assert [r.value for r in consume_exact(broker.bootstrap, topic, {0: 1})[0]] == [b"still here"]
+
+
+def test_a_decompression_bomb_is_refused(broker_factory):
+    """A gzip batch of a few hundred kilobytes that inflates past 256 MiB, produced to a
+    compacted topic (whose records the broker decodes to check their keys), gets
+    INVALID_RECORD; the broker stays up and takes the next, honest batch."""
+    import gzip
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+    b = broker_factory()
+    topic = unique_topic("bomb")
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[topic].result(30)
+
+    value = bytes(270 * 1024 * 1024)
+    rec = struct.pack(">b", 0) + wire.varint(0) + wire.varint(0) + wire.varbytes(b"k") + wire.varbytes(value) \
+        + wire.varint(0)
+    records = gzip.compress(wire.varint(len(rec)) + rec, compresslevel=9)
+    del value, rec
+    ts = int(time.time() * 1000)
+    after_crc = struct.pack(">hiqqqhii", 1, 0, ts, ts, -1, -1, -1, 1) + records  # attributes 1: gzip
+    after_len = struct.pack(">ibI", 0, 2, wire.crc32c(after_crc)) + after_crc
+    batch = struct.pack(">qi", 0, len(after_len)) + after_len
+    assert len(batch) < 1024 * 1024
+    v = produce_version(b)
+    with wire.Conn(b.host, b.port, timeout=60) as c:
+        payload = c.request(wire.produce_request(v, 11, topic, 0, batch))
+    _, [(_, _, err, _)] = wire.parse_produce_response(v, payload)
+    assert err == 87, f"error {err}, expected 87 (INVALID_RECORD)"
+    assert b.running()
+    p = producer(b.bootstrap)
+    reports = produce_and_report(p, [(topic, b"k", b"honest", None, 0)])
+    assert [(e, off) for e, _, off in reports] == [(None, 0)]
