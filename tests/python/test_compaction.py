@@ -32,7 +32,15 @@ def segment_bases(b, topic: str) -> list[int]:
 
 
 def log_bytes(b, topic: str) -> int:
-    return sum(p.stat().st_size for p in partition_dir(b, topic).glob("*.log"))
+    """Bytes in the partition's segment files; a file the cleaner removes between the
+    listing and its stat counts as gone."""
+    total = 0
+    for p in partition_dir(b, topic).glob("*.log"):
+        try:
+            total += p.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def read_from_start(bootstrap: str, topic: str, timeout: float = 120) -> tuple[list, int]:
