@@ -80,6 +80,9 @@ impl Rate {
     }
 }
 
+/// How many clients' rates are kept before idle ones are dropped.
+const MAX_SENSORS: usize = 10_000;
+
 /// Sensors are keyed by the matched entity's user and client id.
 type SensorKey = (Option<String>, Option<String>, QuotaKind);
 
@@ -191,6 +194,15 @@ impl QuotaManager {
         let now = Instant::now();
         let (size, num) = (self.window_size, self.window_num);
         let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
+        if sensors.len() >= MAX_SENSORS {
+            // Many client ids under a default quota: forget those idle for a whole window.
+            let horizon = size * num as u32;
+            sensors.retain(|_, r| {
+                r.samples
+                    .back()
+                    .is_some_and(|(start, _)| now.duration_since(*start) <= horizon)
+            });
+        }
         let rate = sensors.entry(sensor).or_insert_with(|| Rate {
             samples: VecDeque::new(),
         });
