@@ -8,6 +8,7 @@ use sluice_storage::Storage;
 use crate::acl::Authorizer;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
+use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::txn::TxnCoordinator;
 
@@ -29,30 +30,11 @@ pub struct Broker {
     pub(crate) authorizer: Authorizer,
     /// Client quota configs and measured rates.
     pub(crate) quotas: QuotaManager,
+    /// Prometheus metrics.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Broker {
-    pub(crate) fn new(
-        config: BrokerConfig,
-        storage: Arc<Storage>,
-        advertised: Vec<Listener>,
-        groups: Arc<GroupCoordinator>,
-        txns: Arc<TxnCoordinator>,
-        authorizer: Authorizer,
-        quotas: QuotaManager,
-    ) -> Self {
-        Broker {
-            config,
-            storage,
-            fetch_sessions: FetchSessionCache::new(1000),
-            advertised,
-            groups,
-            txns,
-            authorizer,
-            quotas,
-        }
-    }
-
     /// This node's id.
     pub(crate) fn node_id(&self) -> i32 {
         self.config.node_id

@@ -57,6 +57,8 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Err(e) => {
                     tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
+                    let api = e.api().map_or("Unknown", dispatch::api_name);
+                    broker.metrics.error(api, "CONNECTION_CLOSED");
                     return;
                 }
             };

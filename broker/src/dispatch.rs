@@ -94,6 +94,18 @@ pub(crate) enum DispatchError {
     },
 }
 
+impl DispatchError {
+    /// The API the request named, when it named a known one.
+    pub(crate) fn api(&self) -> Option<ApiKey> {
+        match self {
+            DispatchError::UnsupportedVersion { api, .. }
+            | DispatchError::Malformed { api, .. }
+            | DispatchError::Encode { api, .. } => Some(*api),
+            _ => None,
+        }
+    }
+}
+
 /// The APIs and versions this broker implements; ApiVersions answers from this table,
 /// and requests outside it are refused.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -362,6 +374,7 @@ pub(crate) async fn handle(
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
     let throttle = quota_throttle(broker, ctx, api, request_bytes, &response, started);
+    record_metrics(broker, api, &response, started);
     if !throttle.is_zero() {
         let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
         match &mut response {
@@ -375,6 +388,112 @@ pub(crate) async fn handle(
         Some(r) => encode(api, version, correlation_id, &r).map(Some),
         None => Ok(None),
     }
+}
+
+/// Kafka's name for an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
+pub(crate) fn error_name(code: i16) -> String {
+    let camel = kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}"));
+    match camel.filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric())) {
+        Some(camel) => {
+            let mut out = String::with_capacity(camel.len() + 8);
+            for (i, c) in camel.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_uppercase());
+            }
+            out
+        }
+        None => format!("ERROR_{code}"),
+    }
+}
+
+/// Counts the request, its time, the error codes in its answer and, for Fetch, the bytes
+/// sent per topic.
+fn record_metrics(
+    broker: &Broker,
+    api: ApiKey,
+    response: &Option<ResponseKind>,
+    started: std::time::Instant,
+) {
+    let m = &broker.metrics;
+    let name = api_name(api);
+    m.request(name, started.elapsed());
+    let mut codes: Vec<i16> = Vec::new();
+    match response {
+        Some(ResponseKind::Produce(r)) => codes.extend(
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partition_responses)
+                .map(|p| p.error_code),
+        ),
+        Some(ResponseKind::Fetch(r)) => {
+            codes.push(r.error_code);
+            for t in &r.responses {
+                let bytes: usize = t
+                    .partitions
+                    .iter()
+                    .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                    .sum();
+                if bytes > 0 {
+                    let topic = if t.topic.is_empty() {
+                        broker
+                            .storage
+                            .topic_by_id(t.topic_id)
+                            .map(|x| x.record.name.clone())
+                            .unwrap_or_default()
+                    } else {
+                        t.topic.to_string()
+                    };
+                    m.fetched(&topic, bytes);
+                }
+                codes.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+        Some(ResponseKind::Metadata(r)) => codes.extend(r.topics.iter().map(|t| t.error_code)),
+        Some(ResponseKind::ListOffsets(r)) => codes.extend(
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error_code),
+        ),
+        Some(ResponseKind::JoinGroup(r)) => codes.push(r.error_code),
+        Some(ResponseKind::SyncGroup(r)) => codes.push(r.error_code),
+        Some(ResponseKind::Heartbeat(r)) => codes.push(r.error_code),
+        Some(ResponseKind::OffsetCommit(r)) => codes.extend(
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error_code),
+        ),
+        Some(ResponseKind::InitProducerId(r)) => codes.push(r.error_code),
+        Some(ResponseKind::EndTxn(r)) => codes.push(r.error_code),
+        Some(ResponseKind::SaslAuthenticate(r)) => codes.push(r.error_code),
+        Some(ResponseKind::CreateTopics(r)) => codes.extend(r.topics.iter().map(|t| t.error_code)),
+        Some(ResponseKind::DeleteTopics(r)) => {
+            codes.extend(r.responses.iter().map(|t| t.error_code))
+        }
+        _ => {}
+    }
+    for code in codes.into_iter().filter(|c| *c != 0) {
+        m.error(name, &error_name(code));
+    }
+}
+
+/// The API's name as Kafka writes it (`Produce`, `FindCoordinator`).
+pub(crate) fn api_name(api: ApiKey) -> &'static str {
+    // ApiKey's Debug is the name; kept per key so labels do not allocate per request.
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i16, &'static str>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            ApiKey::iter()
+                .map(|k| (k as i16, &*Box::leak(format!("{k:?}").into_boxed_str())))
+                .collect()
+        })
+        .get(&(api as i16))
+        .copied()
+        .unwrap_or("Unknown")
 }
 
 /// Records a request against the client's quotas; the longest throttle it earned.
@@ -971,6 +1090,14 @@ mod tests {
         buf.freeze()
     }
 
+    #[test]
+    fn error_names_are_kafkas() {
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(58), "SASL_AUTHENTICATION_FAILED");
+        assert_eq!(error_name(-32768), "ERROR_-32768");
+        assert_eq!(api_name(ApiKey::FindCoordinator), "FindCoordinator");
+    }
+
     #[tokio::test]
     async fn every_supported_version_answers() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -981,7 +1108,12 @@ mod tests {
             ("group.initial.rebalance.delay.ms", "0"),
         ])
         .expect("config");
-        let (broker, _listeners) = crate::server::bind(config).await.expect("bind");
+        let (broker, _listeners) = crate::server::bind(
+            config,
+            std::sync::Arc::new(crate::metrics::Metrics::new().expect("metrics")),
+        )
+        .await
+        .expect("bind");
         let topic = broker
             .storage
             .create_topic("t", 1, Default::default())
@@ -1255,7 +1387,12 @@ mod tests {
             ("listeners", "PLAINTEXT://127.0.0.1:0"),
         ])
         .expect("config");
-        let (broker, _l) = crate::server::bind(config).await.expect("bind");
+        let (broker, _l) = crate::server::bind(
+            config,
+            std::sync::Arc::new(crate::metrics::Metrics::new().expect("metrics")),
+        )
+        .await
+        .expect("bind");
         let mut ctx = RequestContext::new(
             "127.0.0.1:1".parse().expect("addr"),
             "PLAINTEXT".into(),

@@ -10,6 +10,8 @@ mod dispatch;
 mod error;
 mod fetch_session;
 mod group;
+mod http;
+mod metrics;
 mod quota;
 mod reload;
 mod sasl;
@@ -23,6 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context;
 use sluice_config::BrokerConfig;
 use tokio::sync::watch;
 
@@ -69,6 +72,8 @@ pub async fn shutdown_signal() {
 pub struct RunningBroker {
     /// The bound address of each listener, in `listeners` order.
     pub addresses: Vec<SocketAddr>,
+    /// The bound address of `metrics.listener`, when set.
+    pub metrics_address: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -81,19 +86,74 @@ impl RunningBroker {
     }
 }
 
+/// A broker with storage open and every listener bound, not yet serving.
+struct Launched {
+    broker: Arc<Broker>,
+    listeners: Vec<server::BoundListener>,
+    http: Arc<http::HttpState>,
+    /// The metrics listener's stop signal and task.
+    http_task: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    metrics_address: Option<SocketAddr>,
+}
+
+/// Binds the metrics listener first, so that `/health` answers while storage recovers,
+/// then opens storage and binds the Kafka listeners.
+async fn launch(config: BrokerConfig) -> anyhow::Result<Launched> {
+    let metrics = Arc::new(metrics::Metrics::new()?);
+    let state = Arc::new(http::HttpState::new(metrics.clone()));
+    let mut http_task = None;
+    let mut metrics_address = None;
+    if let Some(addr) = &config.metrics_listener {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics.listener {addr}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, "metrics listening");
+        metrics_address = Some(local);
+        let (tx, rx) = watch::channel(false);
+        http_task = Some((tx, tokio::spawn(http::serve(listener, state.clone(), rx))));
+    }
+    let (broker, listeners) = server::bind(config, metrics).await?;
+    Ok(Launched {
+        broker,
+        listeners,
+        http: state,
+        http_task,
+        metrics_address,
+    })
+}
+
+/// Serves until `shutdown` completes; `/ready` turns 503 as shutdown begins.
+async fn serve_launched(
+    l: Launched,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    l.http.set_ready(l.broker.clone());
+    let state = l.http.clone();
+    let result = server::serve(l.broker, l.listeners, async move {
+        shutdown.await;
+        state.set_stopping();
+    })
+    .await;
+    if let Some((stop, task)) = l.http_task {
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
+    result
+}
+
 /// Opens storage, binds the listeners and serves in the background.
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let (stop, mut stop_rx) = watch::channel(false);
-    let (broker, listeners) = server::bind(config).await?;
-    let addresses = listeners.iter().map(|l| l.local_addr).collect();
-    let done = tokio::spawn(async move {
-        server::serve(broker, listeners, async move {
-            stopped(&mut stop_rx).await;
-        })
-        .await
-    });
+    let launched = launch(config).await?;
+    let addresses = launched.listeners.iter().map(|l| l.local_addr).collect();
+    let metrics_address = launched.metrics_address;
+    let done = tokio::spawn(serve_launched(launched, async move {
+        stopped(&mut stop_rx).await;
+    }));
     Ok(RunningBroker {
         addresses,
+        metrics_address,
         stop,
         done,
     })
@@ -104,8 +164,7 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (broker, listeners): (Arc<Broker>, _) = server::bind(config).await?;
-    server::serve(broker, listeners, shutdown).await
+    serve_launched(launch(config).await?, shutdown).await
 }
 
 /// Completes once `stop` turns true (or its sender is gone).

@@ -15,7 +15,9 @@ use tokio::task::JoinSet;
 use crate::acl::Authorizer;
 use crate::broker::Broker;
 use crate::conn_limits::PerIpLimits;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
+use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::sasl::SaslListener;
 use crate::tls::TlsListener;
@@ -36,6 +38,7 @@ pub(crate) struct BoundListener {
 /// Opens storage and binds every listener; advertised port 0 becomes the bound port.
 pub(crate) async fn bind(
     config: BrokerConfig,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Arc<Broker>, Vec<BoundListener>)> {
     let storage_config = config.clone();
     let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_config))
@@ -102,15 +105,17 @@ pub(crate) async fn bind(
     )
     .context("loading client quotas")?;
     Ok((
-        Arc::new(Broker::new(
+        Arc::new(Broker {
             config,
             storage,
+            fetch_sessions: FetchSessionCache::new(1000),
             advertised,
             groups,
-            Arc::new(txns),
+            txns: Arc::new(txns),
             authorizer,
             quotas,
-        )),
+            metrics,
+        }),
         bound,
     ))
 }
@@ -253,6 +258,9 @@ async fn accept_loop(
                 while conns.try_join_next().is_some() {}
                 let tls = l.tls.clone();
                 let sasl = l.sasl.clone();
+                broker.metrics.connection_opened(&name);
+                let opened_on = name.clone();
+                let metrics = broker.metrics.clone();
                 conns.spawn(async move {
                     match tls {
                         None => {
@@ -274,6 +282,7 @@ async fn accept_loop(
                             }
                         }
                     }
+                    metrics.connection_closed(&opened_on);
                     drop(slot);
                     drop(permit);
                 });

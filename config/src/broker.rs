@@ -138,6 +138,9 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     /// `max.connections.per.ip.overrides`: per-address exceptions (IP address → limit).
     pub max_connections_per_ip_overrides: std::collections::BTreeMap<std::net::IpAddr, usize>,
+    /// `metrics.listener`: `host:port` of the HTTP listener for `/metrics`, `/health` and
+    /// `/ready`; none when unset.
+    pub metrics_listener: Option<String>,
     /// `quota.window.num`: samples in a client quota's rate window.
     pub quota_window_num: usize,
     /// `quota.window.size.seconds`: the length of one sample.
@@ -284,6 +287,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip_overrides: std::collections::BTreeMap::new(),
             connections_max_idle: Duration::from_millis(600_000),
             quota_window_num: 11,
+            metrics_listener: None,
             quota_window_size: Duration::from_secs(1),
             failed_authentication_delay: Duration::from_millis(100),
             authorizer: AuthorizerConfig::default(),
@@ -434,6 +438,16 @@ impl BrokerConfig {
                         out.insert(ip, parse_i64(key, limit, 0)? as usize);
                     }
                     cfg.max_connections_per_ip_overrides = out;
+                }
+                "metrics.listener" => {
+                    let addr = v.strip_prefix("http://").unwrap_or(v);
+                    let port_ok = addr
+                        .rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+                    if !port_ok {
+                        return Err(ConfigError::invalid(key, v, "expected host:port"));
+                    }
+                    cfg.metrics_listener = Some(addr.to_string());
                 }
                 "quota.window.num" => cfg.quota_window_num = parse_i64(key, v, 2)? as usize,
                 "quota.window.size.seconds" => {

@@ -37,7 +37,7 @@ pub(crate) const CF_ACLS: &str = "acls";
 /// Client quotas: entity → quota values.
 pub(crate) const CF_QUOTAS: &str = "client_quotas";
 
-const FAMILIES: &[&str] = &[
+pub(crate) const FAMILIES: &[&str] = &[
     CF_OFFSETS,
     CF_TIMES,
     CF_TOPICS,

@@ -76,6 +76,35 @@ impl StorageError {
     }
 }
 
+/// How many segment fsyncs the log did, and the time they took: for monitoring.
+pub struct FsyncStats {
+    count: std::sync::atomic::AtomicU64,
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl FsyncStats {
+    fn record(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.count.fetch_add(1, Relaxed);
+        self.micros.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// (fsyncs, total seconds) so far.
+    pub fn totals(&self) -> (u64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.count.load(Relaxed),
+            self.micros.load(Relaxed) as f64 / 1_000_000.0,
+        )
+    }
+}
+
+/// Every partition's fsyncs, process-wide.
+pub static FSYNC_STATS: FsyncStats = FsyncStats {
+    count: std::sync::atomic::AtomicU64::new(0),
+    micros: std::sync::atomic::AtomicU64::new(0),
+};
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -178,6 +207,28 @@ impl Storage {
     /// The client quota store.
     pub fn quotas(&self) -> QuotaStore {
         QuotaStore::new(self.db.clone())
+    }
+
+    /// RocksDB figures for monitoring, summed over column families: memtable bytes and
+    /// pending compaction bytes.
+    pub fn index_stats(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("memtable", "rocksdb.cur-size-all-mem-tables"),
+            (
+                "pending_compaction",
+                "rocksdb.estimate-pending-compaction-bytes",
+            ),
+        ]
+        .into_iter()
+        .map(|(name, property)| {
+            let total = db::FAMILIES
+                .iter()
+                .filter_map(|cf| self.db.cf(cf).ok())
+                .filter_map(|h| self.db.db.property_int_value_cf(h, property).ok().flatten())
+                .sum();
+            (name, total)
+        })
+        .collect()
     }
 
     /// The ACL store.

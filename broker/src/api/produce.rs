@@ -172,6 +172,9 @@ pub(crate) async fn handle(
             };
             match appended {
                 Ok(info) => {
+                    broker
+                        .metrics
+                        .appended(&name, batch.len(), i64::from(header.records_count));
                     let mut p = partition_response(index, NONE, None, version);
                     p.base_offset = info.base_offset;
                     p.log_append_time_ms = info.log_append_time_ms;

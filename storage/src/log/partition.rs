@@ -688,7 +688,9 @@ impl Partition {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             for f in files {
+                let started = std::time::Instant::now();
                 f.sync_data().map_err(|e| StorageError::io(&dir, e))?;
+                crate::FSYNC_STATS.record(started.elapsed());
             }
             Ok(())
         })
