@@ -251,12 +251,26 @@ impl Storage {
             records.push(TopicRecord::decode(&name, &v)?);
         }
         let started = std::time::Instant::now();
-        for record in records {
+        let total = records.len();
+        let mut reported = started;
+        let mut recovery_work = 0u64;
+        for (done, record) in records.into_iter().enumerate() {
             let topic = self.open_topic(record)?;
+            recovery_work += topic
+                .partitions
+                .iter()
+                .map(|p| p.recovery_work())
+                .sum::<u64>();
             self.insert_topic(topic);
+            if reported.elapsed() >= std::time::Duration::from_secs(5) {
+                reported = std::time::Instant::now();
+                tracing::info!(done = done + 1, total, "opening topics");
+            }
         }
+        // recovery_work is 0 after a clean shutdown: every batch was indexed and synced.
         tracing::info!(
             topics = self.topic_names().len(),
+            recovery_work,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage recovered"
         );

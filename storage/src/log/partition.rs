@@ -183,6 +183,8 @@ pub struct Partition {
     pub(super) cleaner_stopped: std::sync::atomic::AtomicBool,
     /// The high watermark; long-poll fetches wait for it to move.
     high_watermark: watch::Sender<i64>,
+    /// What opening the partition had to repair (see [`Partition::recovery_work`]).
+    recovery_work: u64,
 }
 
 impl Partition {
@@ -201,7 +203,7 @@ impl Partition {
         let dir = log_root.join(format!("{topic}-{index}"));
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let key = PartitionKey::new(topic_id, index);
-        let state = super::recovery::recover(&db, &dir, key, config, now_ms)?;
+        let (state, recovery_work) = super::recovery::recover(&db, &dir, key, config, now_ms)?;
         let leo = state.log_end_offset;
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
@@ -217,6 +219,7 @@ impl Partition {
             cleaner_lock: Mutex::new(()),
             cleaner_stopped: std::sync::atomic::AtomicBool::new(false),
             high_watermark: watch::channel(leo).0,
+            recovery_work,
         }))
     }
 
@@ -224,6 +227,12 @@ impl Partition {
         // A panic while holding the lock cannot leave the log half-written on disk (files
         // are written before the index), so the state is still usable.
         self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What opening the partition had to repair: batches found beyond the index, torn
+    /// tails truncated, segments removed after them. 0 after a clean shutdown.
+    pub fn recovery_work(&self) -> u64 {
+        self.recovery_work
     }
 
     /// The directory holding the segment files.

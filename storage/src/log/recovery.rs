@@ -27,7 +27,7 @@ pub(super) fn recover(
     key: PartitionKey,
     config: TopicConfig,
     now_ms: i64,
-) -> Result<LogState, StorageError> {
+) -> Result<(LogState, u64), StorageError> {
     finish_interrupted_cleaning(db, key, dir)?;
     let mut segments = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
@@ -68,11 +68,14 @@ pub(super) fn recover(
     let bases: Vec<i64> = state.segments.range(seg_base..).map(|(b, _)| *b).collect();
     let mut torn = false;
     let mut recovered_batches = 0u64;
+    // Torn tails truncated and segments removed after them.
+    let mut repairs = 0u64;
     for base in bases {
         if torn {
             // Everything after a torn batch is unreachable garbage from the same crash.
             if let Some(seg) = state.segments.remove(&base) {
                 tracing::warn!(path = %seg.path.display(), "removing segment after a torn batch");
+                repairs += 1;
                 std::fs::remove_file(&seg.path).map_err(|e| StorageError::io(&seg.path, e))?;
             }
             continue;
@@ -118,6 +121,7 @@ pub(super) fn recover(
                 }
                 None => {
                     tracing::warn!(path = %path.display(), position = pos, file_len, "truncating torn tail of segment");
+                    repairs += 1;
                     torn = true;
                     break;
                 }
@@ -147,7 +151,7 @@ pub(super) fn recover(
         }
     }
     compute_segment_timestamps(db, key, &mut state)?;
-    Ok(state)
+    Ok((state, recovered_batches + repairs))
 }
 
 /// Completes what a crash interrupted in the cleaner: a `.swap` file is a finished clean of
