@@ -52,6 +52,38 @@ impl Listener {
     }
 }
 
+/// A listener's view of the properties: `listener.name.<name>.X` wins over `X`.
+pub(crate) struct ListenerProps<'a> {
+    prefix: String,
+    props: &'a BTreeMap<String, String>,
+}
+
+impl<'a> ListenerProps<'a> {
+    pub(crate) fn new(listener: &str, props: &'a BTreeMap<String, String>) -> Self {
+        ListenerProps {
+            prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
+            props,
+        }
+    }
+
+    /// `listener.name.<name>.`
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The listener's own value, else the broker-wide one, with the key it came from.
+    pub(crate) fn get(&self, name: &str) -> Option<(String, &'a str)> {
+        self.scoped(name)
+            .or_else(|| self.props.get(name).map(|v| (name.to_string(), v.as_str())))
+    }
+
+    /// Only the listener's own value (`listener.name.<name>.X`).
+    pub(crate) fn scoped(&self, name: &str) -> Option<(String, &'a str)> {
+        let key = format!("{}{name}", self.prefix);
+        self.props.get(&key).map(|v| (key, v.as_str()))
+    }
+}
+
 /// Parses a comma-separated listener list such as `PLAINTEXT://127.0.0.1:9092`.
 pub(crate) fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
     let mut out: Vec<Listener> = Vec::new();

@@ -153,18 +153,10 @@ pub(crate) fn sasl_config(
     listener: &str,
     props: &BTreeMap<String, String>,
 ) -> Result<SaslConfig, ConfigError> {
-    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
-    let get = |name: &str| -> Option<(String, &str)> {
-        let scoped = format!("{prefix}{name}");
-        props
-            .get(&scoped)
-            .map(|v| (scoped, v.as_str()))
-            .or_else(|| props.get(name).map(|v| (name.to_string(), v.as_str())))
-    };
-    let scoped = |name: &str| -> Option<(String, &str)> {
-        let key = format!("{prefix}{name}");
-        props.get(&key).map(|v| (key, v.as_str()))
-    };
+    let lp = crate::listener::ListenerProps::new(listener, props);
+    let prefix = lp.prefix();
+    let get = |name: &str| lp.get(name);
+    let scoped = |name: &str| lp.scoped(name);
     let (key, value) = get("sasl.enabled.mechanisms").ok_or_else(|| {
         ConfigError::invalid(
             "sasl.enabled.mechanisms",

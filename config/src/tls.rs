@@ -112,14 +112,8 @@ pub(crate) fn tls_config(
     listener: &str,
     props: &BTreeMap<String, String>,
 ) -> Result<TlsConfig, ConfigError> {
-    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
-    let get = |name: &str| -> Option<(String, &str)> {
-        let scoped = format!("{prefix}{name}");
-        props
-            .get(&scoped)
-            .map(|v| (scoped, v.as_str()))
-            .or_else(|| props.get(name).map(|v| (name.to_string(), v.as_str())))
-    };
+    let lp = crate::listener::ListenerProps::new(listener, props);
+    let get = |name: &str| lp.get(name);
     for store in ["ssl.keystore.type", "ssl.truststore.type"] {
         if let Some((k, v)) = get(store) {
             if !v.eq_ignore_ascii_case("PEM") {

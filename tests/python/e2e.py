@@ -144,3 +144,16 @@ __all__ = [
     "consume_exact", "create_topic", "err_code", "produce_and_report", "producer", "unique_topic",
     "wait_for",
 ]
+
+
+def roundtrip(bootstrap: str, conf: dict, n: int = 200, prefix: str = "rt") -> None:
+    """Produces n keyed records to a new topic over `conf` (a security setup, say) and
+    reads them back exactly over it."""
+    topic = unique_topic(prefix)
+    p = producer(bootstrap, **conf)
+    items = [(topic, f"k{i}".encode(), f"value-{i}".encode(), None, 0) for i in range(n)]
+    reports = produce_and_report(p, items)
+    assert [(e, off) for e, _, off in reports] == [(None, i) for i in range(n)]
+    got = consume_exact(bootstrap, topic, {0: n}, **conf)[0]
+    assert [(r.offset, r.key, r.value) for r in got] == [(i, f"k{i}".encode(), f"value-{i}".encode())
+                                                         for i in range(n)]

@@ -20,25 +20,6 @@ DESCRIBE_CLIENT_QUOTAS = 48
 MB = 1024 * 1024
 
 
-class Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, fmt: str):
-        size = struct.calcsize(fmt)
-        (v,) = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return v
-
-    def string(self) -> str | None:
-        n = self.take(">h")
-        if n < 0:
-            return None
-        s = self.data[self.pos:self.pos + n].decode()
-        self.pos += n
-        return s
-
-
 def alter_quotas(b, entries: list[tuple[list[tuple[str, str | None]], list[tuple[str, float, bool]]]],
                  validate_only: bool = False) -> list[tuple[int, str | None]]:
     """AlterClientQuotas v0: (error code, message) per entry."""
@@ -52,7 +33,7 @@ def alter_quotas(b, entries: list[tuple[list[tuple[str, str | None]], list[tuple
             body += wire.string(key) + struct.pack(">d?", value, remove)
     body += struct.pack(">?", validate_only)
     with wire.Conn(b.host, b.port) as c:
-        r = Reader(c.request(wire.header_v1(ALTER_CLIENT_QUOTAS, 0, 5) + body))
+        r = wire.Reader(c.request(wire.header_v1(ALTER_CLIENT_QUOTAS, 0, 5) + body))
     assert r.take(">i") == 5
     r.take(">i")  # throttle
     out = []
@@ -68,7 +49,7 @@ def describe_quotas(b) -> tuple[int, dict]:
     """DescribeClientQuotas v0 of every entity: (error code, {entity: {key: value}})."""
     body = struct.pack(">i", 0) + struct.pack(">?", False)
     with wire.Conn(b.host, b.port) as c:
-        r = Reader(c.request(wire.header_v1(DESCRIBE_CLIENT_QUOTAS, 0, 6) + body))
+        r = wire.Reader(c.request(wire.header_v1(DESCRIBE_CLIENT_QUOTAS, 0, 6) + body))
     assert r.take(">i") == 6
     r.take(">i")
     code, _ = r.take(">h"), r.string()

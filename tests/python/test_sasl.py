@@ -21,7 +21,7 @@ from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechan
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from conftest import SLUICE_BIN, free_port
-from e2e import consume_exact, produce_and_report, producer, unique_topic, wait_for
+from e2e import consume_exact, produce_and_report, producer, roundtrip, unique_topic, wait_for
 from pki import openssl, pki  # noqa: F401  (pki is a fixture)
 
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -120,18 +120,6 @@ def kcat_args(conf: dict) -> list[str]:
     for k, v in conf.items():
         out += ["-X", f"{k}={v}"]
     return out
-
-
-def roundtrip(bootstrap: str, conf: dict, n: int = 100) -> None:
-    """Produces n keyed records with confluent-kafka over `conf` and reads them back exactly."""
-    topic = unique_topic("sasl")
-    p = producer(bootstrap, **conf)
-    items = [(topic, f"k{i}".encode(), f"value-{i}".encode(), None, 0) for i in range(n)]
-    reports = produce_and_report(p, items)
-    assert [(e, off) for e, _, off in reports] == [(None, i) for i in range(n)]
-    got = consume_exact(bootstrap, topic, {0: n}, **conf)[0]
-    assert [(r.offset, r.key, r.value) for r in got] == [(i, f"k{i}".encode(), f"value-{i}".encode())
-                                                         for i in range(n)]
 
 
 def kcat_roundtrip(bootstrap: str, conf: dict, n: int = 200) -> None:

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import SLUICE_BIN, free_port
-from e2e import consume_exact, produce_and_report, producer, unique_topic, wait_for
+from e2e import roundtrip, unique_topic, wait_for
 from pki import pki  # noqa: F401  (a fixture)
 
 
@@ -44,17 +44,6 @@ def ssl_conf(pki: Path, client: str | None = None, ca: str = "ca") -> dict:
         conf["ssl.certificate.location"] = str(pki / f"{client}.pem")
         conf["ssl.key.location"] = str(pki / f"{client}.key")
     return conf
-
-
-def roundtrip(bootstrap: str, conf: dict, n: int = 200) -> None:
-    """Produces n keyed records over `conf` and reads them back exactly over it."""
-    topic = unique_topic("tls")
-    p = producer(bootstrap, **conf)
-    items = [(topic, f"k{i}".encode(), f"value-{i}".encode(), None, 0) for i in range(n)]
-    reports = produce_and_report(p, items)
-    assert [(e, off) for e, _, off in reports] == [(None, i) for i in range(n)]
-    got = consume_exact(bootstrap, topic, {0: n}, **conf)[0]
-    assert [(r.offset, r.key, r.value) for r in got] == [(i, f"k{i}".encode(), f"value-{i}".encode()) for i in range(n)]
 
 
 def refused(bootstrap: str, conf: dict) -> bool:
