@@ -88,25 +88,25 @@ fn described(
         .collect()
 }
 
-/// The refusal of a config operation the client may not do: DescribeConfigs or
-/// AlterConfigs on the topic, or on the cluster for broker configs.
-fn config_denied(
+/// Whether the client may do a config operation (DescribeConfigs or AlterConfigs on the
+/// topic, or on the cluster for broker configs); the refusal when not.
+fn config_allowed(
     broker: &Broker,
     ctx: &RequestContext,
     resource_type: i8,
     name: &str,
     op: Operation,
-) -> Option<(ResponseError, String)> {
+) -> Result<(), (ResponseError, String)> {
     match resource_type {
-        RESOURCE_TOPIC if !ctx.may(broker, op, Resource::Topic, name) => Some((
+        RESOURCE_TOPIC if !ctx.may(broker, op, Resource::Topic, name) => Err((
             ResponseError::TopicAuthorizationFailed,
             format!("not authorized to {op:?} topic {name}"),
         )),
-        RESOURCE_BROKER if !ctx.may_cluster(broker, op) => Some((
+        RESOURCE_BROKER if !ctx.may_cluster(broker, op) => Err((
             ResponseError::ClusterAuthorizationFailed,
             format!("not authorized to {op:?} the cluster"),
         )),
-        _ => None,
+        _ => Ok(()),
     }
 }
 
@@ -122,32 +122,28 @@ pub(crate) fn describe_configs(
         let mut out = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
-        let denied = config_denied(
+        let configs = config_allowed(
             broker,
             ctx,
             r.resource_type,
             &r.resource_name,
             Operation::DescribeConfigs,
-        );
-        let configs = if let Some(e) = denied {
-            Err(e)
-        } else {
-            match r.resource_type {
-                RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
-                    Some(t) => Ok(describe_topic_configs(&broker.config, &t.record.configs)),
-                    None => Err((
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic {} does not exist", r.resource_name.as_str()),
-                    )),
-                },
-                RESOURCE_BROKER => check_broker_name(broker, &r.resource_name)
-                    .map(|()| describe_broker_configs(&broker.config)),
-                other => Err((
-                    ResponseError::InvalidRequest,
-                    format!("resource type {other} has no configs on this broker"),
+        )
+        .and_then(|()| match r.resource_type {
+            RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
+                Some(t) => Ok(describe_topic_configs(&broker.config, &t.record.configs)),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {} does not exist", r.resource_name.as_str()),
                 )),
-            }
-        };
+            },
+            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name)
+                .map(|()| describe_broker_configs(&broker.config)),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} has no configs on this broker"),
+            )),
+        });
         match configs {
             Ok(c) => {
                 out.error_code = NONE;
@@ -246,52 +242,48 @@ pub(crate) fn alter_configs(
 ) -> AlterConfigsResponse {
     let mut res = AlterConfigsResponse::default();
     for r in req.resources {
-        let denied = config_denied(
+        let outcome = config_allowed(
             broker,
             ctx,
             r.resource_type,
             &r.resource_name,
             Operation::AlterConfigs,
-        );
-        let outcome = if let Some(e) = denied {
-            Err(e)
-        } else {
-            match r.resource_type {
-                RESOURCE_TOPIC => {
-                    let mut wanted = BTreeMap::new();
-                    let mut null = None;
-                    for c in &r.configs {
-                        match &c.value {
-                            Some(v) => {
-                                wanted.insert(c.name.to_string(), v.to_string());
-                            }
-                            None => null = Some(c.name.to_string()),
+        )
+        .and_then(|()| match r.resource_type {
+            RESOURCE_TOPIC => {
+                let mut wanted = BTreeMap::new();
+                let mut null = None;
+                for c in &r.configs {
+                    match &c.value {
+                        Some(v) => {
+                            wanted.insert(c.name.to_string(), v.to_string());
                         }
-                    }
-                    match null {
-                        Some(k) => Err((
-                            ResponseError::InvalidRequest,
-                            format!("null value not supported for {k}"),
-                        )),
-                        None => alter_topic(
-                            broker,
-                            &r.resource_name,
-                            |configs| {
-                                *configs = wanted;
-                                Ok(())
-                            },
-                            req.validate_only,
-                        ),
+                        None => null = Some(c.name.to_string()),
                     }
                 }
-                RESOURCE_BROKER => alter_broker(
-                    broker,
-                    &r.resource_name,
-                    r.configs.iter().map(|c| c.name.to_string()).collect(),
-                ),
-                other => Err(other_resource_refusal(other)),
+                match null {
+                    Some(k) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("null value not supported for {k}"),
+                    )),
+                    None => alter_topic(
+                        broker,
+                        &r.resource_name,
+                        |configs| {
+                            *configs = wanted;
+                            Ok(())
+                        },
+                        req.validate_only,
+                    ),
+                }
             }
-        };
+            RESOURCE_BROKER => alter_broker(
+                broker,
+                &r.resource_name,
+                r.configs.iter().map(|c| c.name.to_string()).collect(),
+            ),
+            other => Err(other_resource_refusal(other)),
+        });
         let (error_code, error_message) = answer(outcome);
         res.responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()
@@ -385,52 +377,48 @@ pub(crate) fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut res = IncrementalAlterConfigsResponse::default();
     for r in req.resources {
-        let denied = config_denied(
+        let outcome = config_allowed(
             broker,
             ctx,
             r.resource_type,
             &r.resource_name,
             Operation::AlterConfigs,
-        );
-        let outcome = if let Some(e) = denied {
-            Err(e)
-        } else {
-            match r.resource_type {
-                RESOURCE_TOPIC => {
-                    let mut seen = std::collections::HashSet::new();
-                    let duplicate = r.configs.iter().find(|c| !seen.insert(c.name.as_str()));
-                    match duplicate {
-                        Some(c) => Err((
-                            ResponseError::InvalidRequest,
-                            format!("config {} appears more than once", c.name.as_str()),
-                        )),
-                        None => alter_topic(
-                            broker,
-                            &r.resource_name,
-                            |configs| {
-                                for c in &r.configs {
-                                    apply_op(
-                                        configs,
-                                        broker,
-                                        &c.name,
-                                        c.config_operation,
-                                        c.value.as_deref(),
-                                    )?;
-                                }
-                                Ok(())
-                            },
-                            req.validate_only,
-                        ),
-                    }
+        )
+        .and_then(|()| match r.resource_type {
+            RESOURCE_TOPIC => {
+                let mut seen = std::collections::HashSet::new();
+                let duplicate = r.configs.iter().find(|c| !seen.insert(c.name.as_str()));
+                match duplicate {
+                    Some(c) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("config {} appears more than once", c.name.as_str()),
+                    )),
+                    None => alter_topic(
+                        broker,
+                        &r.resource_name,
+                        |configs| {
+                            for c in &r.configs {
+                                apply_op(
+                                    configs,
+                                    broker,
+                                    &c.name,
+                                    c.config_operation,
+                                    c.value.as_deref(),
+                                )?;
+                            }
+                            Ok(())
+                        },
+                        req.validate_only,
+                    ),
                 }
-                RESOURCE_BROKER => alter_broker(
-                    broker,
-                    &r.resource_name,
-                    r.configs.iter().map(|c| c.name.to_string()).collect(),
-                ),
-                other => Err(other_resource_refusal(other)),
             }
-        };
+            RESOURCE_BROKER => alter_broker(
+                broker,
+                &r.resource_name,
+                r.configs.iter().map(|c| c.name.to_string()).collect(),
+            ),
+            other => Err(other_resource_refusal(other)),
+        });
         let (error_code, error_message) = answer(outcome);
         res.responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()

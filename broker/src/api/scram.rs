@@ -41,6 +41,21 @@ fn mechanism_number(name: &str) -> i8 {
 
 type UserError = (i16, String);
 
+/// The checks deletions and upsertions share: a known mechanism (its hash) and a name.
+fn checked(user: &str, mechanism: i8) -> Result<ScramHash, (ResponseError, &'static str)> {
+    let hash = hash_of(mechanism).ok_or((
+        ResponseError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism",
+    ))?;
+    if user.is_empty() {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty",
+        ));
+    }
+    Ok(hash)
+}
+
 /// DescribeUserScramCredentials: every user when none is named.
 pub(crate) fn describe(
     broker: &Broker,
@@ -174,22 +189,13 @@ pub(crate) fn alter(
     let mut deletions = Vec::new();
     for d in &req.deletions {
         let user = d.name.as_str();
-        let Some(hash) = hash_of(d.mechanism) else {
-            fail(
-                user,
-                ResponseError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism",
-            );
-            continue;
+        let hash = match checked(user, d.mechanism) {
+            Ok(hash) => hash,
+            Err((code, message)) => {
+                fail(user, code, message);
+                continue;
+            }
         };
-        if user.is_empty() {
-            fail(
-                user,
-                ResponseError::UnacceptableCredential,
-                "Username must not be empty",
-            );
-            continue;
-        }
         match credentials.get(user, hash.mechanism()) {
             Ok(Some(_)) => deletions.push((user.to_string(), hash.mechanism().to_string())),
             Ok(None) => fail(
@@ -203,21 +209,14 @@ pub(crate) fn alter(
     let mut upserts = Vec::new();
     for u in &req.upsertions {
         let user = u.name.as_str();
-        let Some(hash) = hash_of(u.mechanism) else {
-            fail(
-                user,
-                ResponseError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism",
-            );
-            continue;
+        let hash = match checked(user, u.mechanism) {
+            Ok(hash) => hash,
+            Err((code, message)) => {
+                fail(user, code, message);
+                continue;
+            }
         };
-        if user.is_empty() {
-            fail(
-                user,
-                ResponseError::UnacceptableCredential,
-                "Username must not be empty",
-            );
-        } else if u.iterations < MIN_ITERATIONS {
+        if u.iterations < MIN_ITERATIONS {
             fail(
                 user,
                 ResponseError::UnacceptableCredential,
