@@ -419,16 +419,20 @@ fn record_metrics(
     let m = &broker.metrics;
     let name = api_name(api);
     m.request(name, started.elapsed());
-    let mut codes: Vec<i16> = Vec::new();
+    // Errors are counted as they are met: no list is built for the usual all-zero answer.
+    let note = |code: i16| {
+        if code != 0 {
+            m.error(name, &error_name(code));
+        }
+    };
     match response {
-        Some(ResponseKind::Produce(r)) => codes.extend(
-            r.responses
-                .iter()
-                .flat_map(|t| &t.partition_responses)
-                .map(|p| p.error_code),
-        ),
+        Some(ResponseKind::Produce(r)) => r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .for_each(|p| note(p.error_code)),
         Some(ResponseKind::Fetch(r)) => {
-            codes.push(r.error_code);
+            note(r.error_code);
             for t in &r.responses {
                 let bytes: usize = t
                     .partitions
@@ -447,36 +451,29 @@ fn record_metrics(
                     };
                     m.fetched(&topic, bytes);
                 }
-                codes.extend(t.partitions.iter().map(|p| p.error_code));
+                t.partitions.iter().for_each(|p| note(p.error_code));
             }
         }
-        Some(ResponseKind::Metadata(r)) => codes.extend(r.topics.iter().map(|t| t.error_code)),
-        Some(ResponseKind::ListOffsets(r)) => codes.extend(
-            r.topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code),
-        ),
-        Some(ResponseKind::JoinGroup(r)) => codes.push(r.error_code),
-        Some(ResponseKind::SyncGroup(r)) => codes.push(r.error_code),
-        Some(ResponseKind::Heartbeat(r)) => codes.push(r.error_code),
-        Some(ResponseKind::OffsetCommit(r)) => codes.extend(
-            r.topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code),
-        ),
-        Some(ResponseKind::InitProducerId(r)) => codes.push(r.error_code),
-        Some(ResponseKind::EndTxn(r)) => codes.push(r.error_code),
-        Some(ResponseKind::SaslAuthenticate(r)) => codes.push(r.error_code),
-        Some(ResponseKind::CreateTopics(r)) => codes.extend(r.topics.iter().map(|t| t.error_code)),
-        Some(ResponseKind::DeleteTopics(r)) => {
-            codes.extend(r.responses.iter().map(|t| t.error_code))
-        }
+        Some(ResponseKind::Metadata(r)) => r.topics.iter().for_each(|t| note(t.error_code)),
+        Some(ResponseKind::ListOffsets(r)) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| note(p.error_code)),
+        Some(ResponseKind::JoinGroup(r)) => note(r.error_code),
+        Some(ResponseKind::SyncGroup(r)) => note(r.error_code),
+        Some(ResponseKind::Heartbeat(r)) => note(r.error_code),
+        Some(ResponseKind::OffsetCommit(r)) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| note(p.error_code)),
+        Some(ResponseKind::InitProducerId(r)) => note(r.error_code),
+        Some(ResponseKind::EndTxn(r)) => note(r.error_code),
+        Some(ResponseKind::SaslAuthenticate(r)) => note(r.error_code),
+        Some(ResponseKind::CreateTopics(r)) => r.topics.iter().for_each(|t| note(t.error_code)),
+        Some(ResponseKind::DeleteTopics(r)) => r.responses.iter().for_each(|t| note(t.error_code)),
         _ => {}
-    }
-    for code in codes.into_iter().filter(|c| *c != 0) {
-        m.error(name, &error_name(code));
     }
 }
 
