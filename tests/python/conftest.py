@@ -36,6 +36,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_up_error(props: dict[str, object]) -> str:
+    """Starts the broker with `props` (as --override pairs), expects it to refuse to
+    start, and returns what it printed."""
+    argv = [str(SLUICE_BIN)]
+    for k, v in props.items():
+        argv += ["--override", f"{k}={v}"]
+    r = subprocess.run(argv, capture_output=True, timeout=30)
+    assert r.returncode != 0, f"the broker started with {props}"
+    return (r.stdout + r.stderr).decode(errors="replace")
+
+
 class BrokerError(AssertionError):
     pass
 

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
-from conftest import SLUICE_BIN, free_port
+from conftest import free_port, start_up_error
 from e2e import consume_exact, produce_and_report, producer, roundtrip, unique_topic, wait_for
 from pki import openssl, pki  # noqa: F401  (pki is a fixture)
 
@@ -433,10 +433,5 @@ def test_bad_sasl_settings_stop_start_up(tmp_path, settings, named):
     """A bad SASL setting stops the broker at start-up with a message naming it."""
     props = {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{free_port()}", "log.dirs": str(tmp_path / "data"),
              **settings}
-    argv = [str(SLUICE_BIN)]
-    for k, v in props.items():
-        argv += ["--override", f"{k}={v}"]
-    r = subprocess.run(argv, capture_output=True, timeout=30)
-    assert r.returncode != 0
-    err = (r.stdout + r.stderr).decode(errors="replace")
+    err = start_up_error(props)
     assert named in err, err[-2000:]

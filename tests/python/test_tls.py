@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import SLUICE_BIN, free_port
+from conftest import free_port, start_up_error
 from e2e import roundtrip, unique_topic, wait_for
 from pki import pki  # noqa: F401  (a fixture)
 
@@ -156,10 +156,5 @@ def test_bad_tls_settings_stop_start_up(tmp_path, pki, setting, value, named):
                                      else pki / "server-keystore.pem"),
         setting: value,
     }
-    argv = [str(SLUICE_BIN)]
-    for k, v in props.items():
-        argv += ["--override", f"{k}={v}"]
-    r = subprocess.run(argv, capture_output=True, timeout=30)
-    assert r.returncode != 0
-    err = (r.stdout + r.stderr).decode(errors="replace")
+    err = start_up_error(props)
     assert named in err, err[-2000:]
