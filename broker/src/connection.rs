@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use sluice_protocol::frame::take_frame;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::dispatch::{self, RequestContext};
+use crate::metrics::RequestTimes;
 use crate::sasl::{SaslListener, SaslSession};
 
 /// Serves one connection until the client closes it, sends garbage, or the broker stops.
@@ -31,6 +33,9 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     // trickles a frame byte by byte is closed too.
     let idle = broker.config.connections_max_idle;
     let mut idle_deadline = tokio::time::Instant::now() + idle;
+    // When the last read returned: every frame taken before the next read was whole by
+    // then, so its queue time starts here.
+    let mut arrived = Instant::now();
     loop {
         loop {
             let frame = match take_frame(&mut buf, max) {
@@ -41,11 +46,15 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     return;
                 }
             };
+            ctx.waited.take();
+            let started = Instant::now();
             let handled = dispatch::handle(&broker, &mut ctx, frame).await;
+            let ready = Instant::now();
             idle_deadline = tokio::time::Instant::now() + idle;
             let response = match handled {
                 Ok(Some(response)) => response,
                 Ok(None) => {
+                    record(&broker, &mut ctx, arrived, started, ready, ready);
                     let throttle = std::mem::take(&mut ctx.throttle);
                     if !throttle.is_zero() {
                         tokio::select! {
@@ -69,10 +78,12 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     _ = crate::stopped(&mut stop) => return,
                 }
             }
+            // Flushed, so a TLS stream's records are on the socket too.
             let written = match stream.write_all(&response).await {
                 Ok(()) => stream.flush().await,
                 Err(e) => Err(e),
             };
+            record(&broker, &mut ctx, arrived, started, ready, Instant::now());
             if let Err(e) = written {
                 tracing::debug!(%peer, error = %e, "write failed");
                 return;
@@ -101,11 +112,28 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         };
         match read {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(_) => arrived = Instant::now(),
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "read failed");
                 return;
             }
         }
+    }
+}
+
+/// Counts a request the dispatcher marked as served, with where its time went: a failed
+/// authentication's deliberate delay counts as send time.
+fn record(
+    broker: &Broker,
+    ctx: &mut RequestContext,
+    arrived: Instant,
+    started: Instant,
+    ready: Instant,
+    sent: Instant,
+) {
+    let remote = ctx.waited.take();
+    if let Some(api) = ctx.served.take() {
+        let times = RequestTimes::new(arrived, started, ready, remote, sent);
+        broker.metrics.request(api, &times);
     }
 }

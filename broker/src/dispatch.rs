@@ -12,6 +12,7 @@ use sluice_protocol::request::{decode_body, decode_header, RequestDecodeError};
 use crate::acl::{Operation, Resource};
 use crate::api;
 use crate::broker::Broker;
+use crate::metrics::WaitClock;
 
 /// Who is asking, through which listener.
 pub(crate) struct RequestContext {
@@ -29,6 +30,11 @@ pub(crate) struct RequestContext {
     /// How long the connection is not read after this answer: the client's quota
     /// throttle (KIP-219).
     pub(crate) throttle: std::time::Duration,
+    /// The time the request in hand has spent waiting by design (its remote time).
+    pub(crate) waited: WaitClock,
+    /// Set when the request in hand is one to count: the connection records its times
+    /// once the answer is sent.
+    pub(crate) served: Option<ApiKey>,
 }
 
 impl RequestContext {
@@ -47,6 +53,8 @@ impl RequestContext {
             sasl,
             close_after: None,
             throttle: std::time::Duration::ZERO,
+            waited: WaitClock::default(),
+            served: None,
         }
     }
 
@@ -374,7 +382,8 @@ pub(crate) async fn handle(
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
     let throttle = quota_throttle(broker, ctx, api, request_bytes, &response, started);
-    record_metrics(broker, api, &response, started);
+    record_metrics(broker, api, &response);
+    ctx.served = Some(api);
     if !throttle.is_zero() {
         let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
         match &mut response {
@@ -408,21 +417,14 @@ pub(crate) fn error_name(code: i16) -> String {
     }
 }
 
-/// Counts the request, its time, the error codes in its answer and, for Fetch, the bytes
-/// sent per topic.
-fn record_metrics(
-    broker: &Broker,
-    api: ApiKey,
-    response: &Option<ResponseKind>,
-    started: std::time::Instant,
-) {
+/// Counts the error codes in an answer and, for Fetch, the bytes sent per topic; the
+/// request itself and its times are counted once the answer is sent.
+fn record_metrics(broker: &Broker, api: ApiKey, response: &Option<ResponseKind>) {
     let m = &broker.metrics;
-    let name = api_name(api);
-    m.request(name, started.elapsed());
     // Errors are counted as they are met: no list is built for the usual all-zero answer.
     let note = |code: i16| {
         if code != 0 {
-            m.error(name, &error_name(code));
+            m.error(api_name(api), &error_name(code));
         }
     };
     match response {
@@ -440,14 +442,17 @@ fn record_metrics(
                     .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
                     .sum();
                 if bytes > 0 {
+                    // Fetch v13+ names topics by id only.
                     let topic = if t.topic.is_empty() {
-                        broker
-                            .storage
-                            .topic_by_id(t.topic_id)
-                            .map(|x| x.record.name.clone())
-                            .unwrap_or_default()
+                        std::borrow::Cow::Owned(
+                            broker
+                                .storage
+                                .topic_by_id(t.topic_id)
+                                .map(|x| x.record.name.clone())
+                                .unwrap_or_default(),
+                        )
                     } else {
-                        t.topic.to_string()
+                        std::borrow::Cow::Borrowed(&**t.topic)
                     };
                     m.fetched(&topic, bytes);
                 }

@@ -1,21 +1,25 @@
 //! Prometheus metrics: counters and histograms updated as requests are served, and
 //! gauges of the log, the groups and the index read from the broker's state at scrape.
 
-use std::time::Duration;
+mod latency;
 
+use std::sync::Mutex;
+
+use kafka_protocol::messages::ApiKey;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::broker::Broker;
+use latency::RequestMetrics;
+pub(crate) use latency::{RequestTimes, WaitClock};
 
 /// Every metric the broker exports, in one registry.
 pub(crate) struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
+    requests: RequestMetrics,
     request_errors: IntCounterVec,
-    request_seconds: HistogramVec,
     bytes_in: IntCounterVec,
     messages_in: IntCounterVec,
     bytes_out: IntCounterVec,
@@ -26,38 +30,71 @@ pub(crate) struct Metrics {
     partitions: IntGauge,
     under_replicated: IntGauge,
     group_lag: IntGaugeVec,
-    index_stat: GaugeVec,
+    rocksdb: RocksDbGauges,
     uptime: Gauge,
-    fsyncs: Gauge,
-    fsync_seconds: Gauge,
+    fsyncs: IntCounter,
+    fsync_seconds: Counter,
     started: std::time::Instant,
+    /// One scrape at a time: a refresh resets gauge families and advances the fsync
+    /// counters by the difference since the last scrape.
+    scraping: Mutex<()>,
+}
+
+/// The RocksDB figures of the index.
+struct RocksDbGauges {
+    memtable: IntGauge,
+    pending_compaction: IntGauge,
+    live_sst_files: IntGauge,
+    keys: IntGauge,
+}
+
+impl RocksDbGauges {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        Ok(RocksDbGauges {
+            memtable: gauge(
+                "sluice_rocksdb_memtable_bytes",
+                "Bytes in the index's RocksDB memtables (rocksdb.cur-size-all-mem-tables).",
+            )?,
+            pending_compaction: gauge(
+                "sluice_rocksdb_pending_compaction_bytes",
+                "Bytes RocksDB compaction still has to rewrite (rocksdb.estimate-pending-compaction-bytes).",
+            )?,
+            live_sst_files: gauge(
+                "sluice_rocksdb_live_sst_files_bytes",
+                "Bytes of the index's live SST files (rocksdb.live-sst-files-size).",
+            )?,
+            keys: gauge(
+                "sluice_rocksdb_estimated_keys",
+                "Estimated keys in the index (rocksdb.estimate-num-keys).",
+            )?,
+        })
+    }
+
+    fn set(&self, s: sluice_storage::IndexStats) {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.memtable.set(int(s.memtable_bytes));
+        self.pending_compaction.set(int(s.pending_compaction_bytes));
+        self.live_sst_files.set(int(s.live_sst_files_bytes));
+        self.keys.set(int(s.estimated_keys));
+    }
 }
 
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub(crate) fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("sluice_requests_total", "Requests handled, by API."),
-            &["api"],
-        )?;
+        let requests = RequestMetrics::new(&registry)?;
         let request_errors = IntCounterVec::new(
             Opts::new(
                 "sluice_request_errors_total",
                 "Errors answered or connections closed, by API and Kafka error name.",
             ),
             &["api", "error"],
-        )?;
-        let request_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "sluice_request_duration_seconds",
-                "Time from a request's arrival to its answer being ready, by API.",
-            )
-            .buckets(vec![
-                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                5.0, 10.0, 30.0,
-            ]),
-            &["api"],
         )?;
         let bytes_in = IntCounterVec::new(
             Opts::new(
@@ -120,25 +157,17 @@ impl Metrics {
             ),
             &["group", "topic", "partition"],
         )?;
-        let index_stat = GaugeVec::new(
-            Opts::new(
-                "sluice_index_stat_bytes",
-                "RocksDB index figures: memtable size and pending compaction bytes.",
-            ),
-            &["stat"],
-        )?;
+        let rocksdb = RocksDbGauges::new(&registry)?;
         let uptime = Gauge::new("sluice_uptime_seconds", "Seconds since the broker started.")?;
-        let fsyncs = Gauge::new(
+        let fsyncs = IntCounter::new(
             "sluice_storage_fsyncs_total",
             "Segment fsyncs done by the log flush policy.",
         )?;
-        let fsync_seconds = Gauge::new(
+        let fsync_seconds = Counter::new(
             "sluice_storage_fsync_seconds_total",
             "Time spent in segment fsyncs; divided by the fsyncs, the mean latency.",
         )?;
-        registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_errors.clone()))?;
-        registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(bytes_in.clone()))?;
         registry.register(Box::new(messages_in.clone()))?;
         registry.register(Box::new(bytes_out.clone()))?;
@@ -149,7 +178,6 @@ impl Metrics {
         registry.register(Box::new(partitions.clone()))?;
         registry.register(Box::new(under_replicated.clone()))?;
         registry.register(Box::new(group_lag.clone()))?;
-        registry.register(Box::new(index_stat.clone()))?;
         registry.register(Box::new(uptime.clone()))?;
         registry.register(Box::new(fsyncs.clone()))?;
         registry.register(Box::new(fsync_seconds.clone()))?;
@@ -157,7 +185,6 @@ impl Metrics {
             registry,
             requests,
             request_errors,
-            request_seconds,
             bytes_in,
             messages_in,
             bytes_out,
@@ -168,20 +195,18 @@ impl Metrics {
             partitions,
             under_replicated,
             group_lag,
-            index_stat,
+            rocksdb,
             uptime,
             fsyncs,
             fsync_seconds,
             started: std::time::Instant::now(),
+            scraping: Mutex::new(()),
         })
     }
 
-    /// A request answered, and how long it took.
-    pub(crate) fn request(&self, api: &str, elapsed: Duration) {
-        self.requests.with_label_values(&[api]).inc();
-        self.request_seconds
-            .with_label_values(&[api])
-            .observe(elapsed.as_secs_f64());
+    /// A request answered (or, for acks=0, handled), and where its time went.
+    pub(crate) fn request(&self, api: ApiKey, times: &RequestTimes) {
+        self.requests.observe(api, times);
     }
 
     /// An error answered (or a connection closed) for an API.
@@ -223,10 +248,16 @@ impl Metrics {
 
     /// The text exposition of every metric, with the state gauges read from `broker`.
     pub(crate) fn render(&self, broker: Option<&Broker>) -> String {
+        // A poisoned lock only means an earlier scrape panicked; the guard is still good.
+        let _scraping = self.scraping.lock().unwrap_or_else(|e| e.into_inner());
         self.uptime.set(self.started.elapsed().as_secs_f64());
+        // The storage keeps running totals; the counters catch up with them.
         let (count, seconds) = sluice_storage::FSYNC_STATS.totals();
-        self.fsyncs.set(count as f64);
-        self.fsync_seconds.set(seconds);
+        self.fsyncs.inc_by(count.saturating_sub(self.fsyncs.get()));
+        let behind = seconds - self.fsync_seconds.get();
+        if behind > 0.0 {
+            self.fsync_seconds.inc_by(behind);
+        }
         if let Some(b) = broker {
             self.refresh(b);
         }
@@ -280,34 +311,47 @@ impl Metrics {
                 }
             }
         }
-        for (stat, v) in broker.storage.index_stats() {
-            self.index_stat.with_label_values(&[stat]).set(v as f64);
-        }
+        self.rocksdb.set(broker.storage.index_stats());
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn every_metric_registers_and_renders() {
         let m = Metrics::new().expect("metrics");
-        m.request("Produce", Duration::from_millis(3));
+        let ms = Duration::from_millis;
+        let times = RequestTimes {
+            queue: ms(1),
+            handle: ms(2),
+            remote: ms(0),
+            send: ms(1),
+            total: ms(4),
+        };
+        m.request(ApiKey::Produce, &times);
+        m.request(ApiKey::Produce, &times);
         m.appended("t", 100, 2);
         m.connection_opened("PLAINTEXT");
         let text = m.render(None);
-        assert!(
-            text.contains("sluice_requests_total{api=\"Produce\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("sluice_topic_messages_in_total{topic=\"t\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("sluice_connections{listener=\"PLAINTEXT\"} 1"),
-            "{text}"
-        );
+        for line in [
+            "sluice_requests_total{api=\"Produce\"} 2",
+            "sluice_request_queue_seconds_count{api=\"Produce\"} 2",
+            "sluice_request_handle_seconds_sum{api=\"Produce\"} 0.004",
+            "sluice_request_remote_seconds_count{api=\"Produce\"} 2",
+            "sluice_request_send_seconds_bucket{api=\"Produce\",le=\"0.001\"} 2",
+            "sluice_request_duration_seconds_sum{api=\"Produce\"} 0.008",
+            "sluice_topic_messages_in_total{topic=\"t\"} 2",
+            "sluice_connections{listener=\"PLAINTEXT\"} 1",
+            "sluice_storage_fsyncs_total ",
+            "# TYPE sluice_storage_fsyncs_total counter",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        // An API never called exports no series.
+        assert!(!text.contains("api=\"Fetch\""), "{text}");
     }
 }

@@ -99,6 +99,19 @@ impl FsyncStats {
     }
 }
 
+/// RocksDB figures of the index, summed over its column families.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Bytes in active and immutable memtables (`rocksdb.cur-size-all-mem-tables`).
+    pub memtable_bytes: u64,
+    /// Bytes compaction still has to rewrite (`rocksdb.estimate-pending-compaction-bytes`).
+    pub pending_compaction_bytes: u64,
+    /// Bytes of SST files in the current version (`rocksdb.live-sst-files-size`).
+    pub live_sst_files_bytes: u64,
+    /// Estimated keys in memtables and SST files (`rocksdb.estimate-num-keys`).
+    pub estimated_keys: u64,
+}
+
 /// Every partition's fsyncs, process-wide.
 pub static FSYNC_STATS: FsyncStats = FsyncStats {
     count: std::sync::atomic::AtomicU64::new(0),
@@ -209,26 +222,21 @@ impl Storage {
         QuotaStore::new(self.db.clone())
     }
 
-    /// RocksDB figures for monitoring, summed over column families: memtable bytes and
-    /// pending compaction bytes.
-    pub fn index_stats(&self) -> Vec<(&'static str, u64)> {
-        [
-            ("memtable", "rocksdb.cur-size-all-mem-tables"),
-            (
-                "pending_compaction",
-                "rocksdb.estimate-pending-compaction-bytes",
-            ),
-        ]
-        .into_iter()
-        .map(|(name, property)| {
-            let total = db::FAMILIES
+    /// RocksDB figures for monitoring, summed over column families.
+    pub fn index_stats(&self) -> IndexStats {
+        let sum = |property: &str| -> u64 {
+            db::FAMILIES
                 .iter()
                 .filter_map(|cf| self.db.cf(cf).ok())
                 .filter_map(|h| self.db.db.property_int_value_cf(h, property).ok().flatten())
-                .sum();
-            (name, total)
-        })
-        .collect()
+                .sum()
+        };
+        IndexStats {
+            memtable_bytes: sum("rocksdb.cur-size-all-mem-tables"),
+            pending_compaction_bytes: sum("rocksdb.estimate-pending-compaction-bytes"),
+            live_sst_files_bytes: sum("rocksdb.live-sst-files-size"),
+            estimated_keys: sum("rocksdb.estimate-num-keys"),
+        }
     }
 
     /// The ACL store.

@@ -351,3 +351,23 @@ fn groups_and_committed_offsets_survive_reopening() {
         .collect();
     assert_eq!(names, vec!["g2".to_string()]);
 }
+
+#[test]
+fn index_stats_report_memtables_keys_and_sst_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(&config(dir.path(), &[])).unwrap();
+    let t = s.create_topic("t", 1, BTreeMap::new()).unwrap();
+    for i in 0..10 {
+        append(&t.partitions[0], &batch(3, i * 10, None, Compression::None)).unwrap();
+    }
+    let stats = s.index_stats();
+    assert!(stats.memtable_bytes > 0, "{stats:?}");
+    assert!(stats.estimated_keys > 0, "{stats:?}");
+    drop(t);
+    drop(s);
+    // Reopening replays the write-ahead log into SST files.
+    let s = Storage::open(&config(dir.path(), &[])).unwrap();
+    let stats = s.index_stats();
+    assert!(stats.live_sst_files_bytes > 0, "{stats:?}");
+    assert!(stats.estimated_keys > 0, "{stats:?}");
+}

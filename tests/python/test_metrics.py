@@ -1,17 +1,33 @@
 """The metrics listener: `/metrics` parsed by the Prometheus client library's own text
 parser after a confluent-kafka produce/consume/group workload, with counters that match
-the workload (records and bytes in, log offsets, group lag); `/health` and `/ready`."""
+the workload (records and bytes in, log offsets, group lag), request latency split into
+queue, handle, remote and send, RocksDB figures; `/health` and `/ready`; and the Grafana
+dashboard, which may only query metrics a live broker exports."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import urllib.error
 import urllib.request
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port, start_up_error
-from e2e import create_topic, produce_and_report, producer, unique_topic, wait_for
+from conftest import REPO, free_port, start_up_error
+from e2e import admin, assigned_consumer, create_topic, produce_and_report, producer, unique_topic, wait_for
+
+DASHBOARD = REPO / "docker" / "grafana" / "sluice-dashboard.json"
+# Request latency by phase; the total keeps the name it had before the split.
+PHASES = {
+    "queue": "sluice_request_queue_seconds",
+    "handle": "sluice_request_handle_seconds",
+    "remote": "sluice_request_remote_seconds",
+    "send": "sluice_request_send_seconds",
+    "total": "sluice_request_duration_seconds",
+}
 
 
 def get(url: str) -> tuple[int, str]:
@@ -99,3 +115,200 @@ def test_bad_metrics_listener_stops_start_up(tmp_path):
     err = start_up_error({"listeners": f"PLAINTEXT://127.0.0.1:{free_port()}", "log.dirs": tmp_path / "data",
                           "metrics.listener": "localhost"})
     assert "metrics.listener" in err, err[-2000:]
+
+
+def metrics_broker(broker_factory, **overrides):
+    """A broker with a metrics listener, and the listener's base URL."""
+    port = free_port()
+    b = broker_factory(overrides={"metrics.listener": f"127.0.0.1:{port}", **overrides})
+    return b, f"http://127.0.0.1:{port}"
+
+
+def phase_counts(m: dict, api: str) -> dict[str, float]:
+    """Each phase histogram's count, and the requests counted, of one API."""
+    counts = {phase: value(m, f"{name}_count", api=api) for phase, name in PHASES.items()}
+    counts["requests"] = value(m, "sluice_requests_total", api=api)
+    return counts
+
+
+def test_request_latency_is_split_into_queue_handle_remote_and_send(broker_factory):
+    """After a produce/fetch workload, with the clients closed, every phase histogram of
+    Produce and Fetch counts exactly the requests in `sluice_requests_total`; queue,
+    handle, send and total sums are positive, the phases add up to the total, and Fetch
+    long polls that found no data show as remote time. RocksDB memtables and keys are
+    above 0 after the writes."""
+    b, base = metrics_broker(broker_factory)
+    topic = unique_topic("latency")
+    create_topic(b.bootstrap, topic, 1)
+    p = producer(b.bootstrap, **{"linger.ms": 0, "acks": "all"})
+    assert all(e is None for e, _, _ in produce_and_report(p, [(topic, None, b"x" * 100, None, 0)] * 300))
+
+    c = assigned_consumer(b.bootstrap, **{"fetch.wait.max.ms": 100})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    wait_for(lambda: got.extend(m for m in c.consume(500, 0.2) if not m.error()) or len(got) >= 300, 30,
+             "the consumer to read everything")
+
+    def fetch_waited():
+        # With everything read, the next fetches wait out fetch.wait.max.ms for data.
+        c.poll(0.05)
+        return value(scrape(base), f"{PHASES['remote']}_sum", api="Fetch") >= 0.05
+    wait_for(fetch_waited, 30, "Fetch remote time from long polls")
+    c.close()
+    del p
+
+    # A fetch still waiting when its consumer closed is counted when it ends.
+    def settled():
+        m = scrape(base)
+        counts = {api: phase_counts(m, api) for api in ("Produce", "Fetch")}
+        return (m, counts) if all(len(set(c.values())) == 1 for c in counts.values()) else None
+    m, counts = wait_for(settled, 10, "every phase to count every request")
+    for api in ("Produce", "Fetch"):
+        n = counts[api]["requests"]
+        assert n >= 1, (api, counts)
+        sums = {phase: value(m, f"{name}_sum", api=api) for phase, name in PHASES.items()}
+        for phase in ("queue", "handle", "send", "total"):
+            assert sums[phase] > 0, (api, sums)
+        assert sums["total"] >= sums["handle"], (api, sums)
+        parts = sums["queue"] + sums["handle"] + sums["remote"] + sums["send"]
+        assert math.isclose(sums["total"], parts, rel_tol=1e-9, abs_tol=1e-6), (api, sums)
+        inf = value(m, f"{PHASES['total']}_bucket", api=api, le="+Inf")
+        assert inf == n, (api, inf, n)
+    assert value(m, f"{PHASES['remote']}_sum", api="Fetch") >= 0.05
+
+    assert value(m, "sluice_rocksdb_memtable_bytes") > 0
+    assert value(m, "sluice_rocksdb_estimated_keys") > 0
+    assert value(m, "sluice_rocksdb_pending_compaction_bytes") >= 0
+    assert value(m, "sluice_rocksdb_live_sst_files_bytes") >= 0
+
+
+# --- The Grafana dashboard ------------------------------------------------------------
+
+# PromQL words that look like metric names but are not.
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+                   "unless", "offset", "inf", "nan"}
+IDENTIFIER = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects, as written (`x_bucket` stays `x_bucket`):
+    label matchers, ranges, offsets, grouping label lists, template variables, numbers
+    and function names are dropped."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"\{[^}]*\}", " ", e)
+    e = re.sub(r"\[[^\]]*\]", " ", e)
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    e = re.sub(r"\$\{[^}]*\}|\$\w+", " ", e)
+    e = re.sub(r"\boffset\s+-?\w+", " ", e)
+    e = re.sub(r"\b\d+(\.\d+)?([eE][-+]?\d+)?\b", " ", e)
+    names = set()
+    for m in re.finditer(rf"({IDENTIFIER})(\s*\()?", e):
+        if m.group(2) is None and m.group(1).lower() not in PROMQL_KEYWORDS:
+            names.add(m.group(1))
+    return names
+
+
+def test_promql_metric_names():
+    """The extractor drops functions, label matchers, ranges, grouping and variables."""
+    expr = ('histogram_quantile(0.99, sum by (api, le) (rate(sluice_request_queue_seconds_bucket'
+            '{instance=~"$instance", api=~"$api"}[$__rate_interval]))) / on (api) group_left '
+            'sum without (instance) (sluice_requests_total offset 5m) > bool 1e-3')
+    assert promql_metric_names(expr) == {"sluice_request_queue_seconds_bucket", "sluice_requests_total"}
+
+
+def panels_of(dashboard: dict) -> list[dict]:
+    """Every panel, those in collapsed rows included."""
+    out = []
+    for p in dashboard["panels"]:
+        out.append(p)
+        out.extend(p.get("panels", []))
+    return out
+
+
+def dashboard_metric_names(dashboard: dict) -> set[str]:
+    """Every metric name a panel target or a template variable queries."""
+    names = set()
+    for p in panels_of(dashboard):
+        for t in p.get("targets", []):
+            names |= promql_metric_names(t["expr"])
+    for v in dashboard["templating"]["list"]:
+        if v["type"] == "query":
+            q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+            m = re.fullmatch(rf"label_values\(\s*({IDENTIFIER})\s*(\{{[^}}]*\}})?\s*,\s*\w+\s*\)", q)
+            assert m, f"variable {v['name']}: {q}"
+            names.add(m.group(1))
+    return names
+
+
+def test_dashboard_is_valid_and_every_panel_uses_the_datasource_variable():
+    """The dashboard parses as JSON, has a Prometheus datasource variable that every panel
+    and target uses, `topic` and `group` variables from label_values, and unique ids."""
+    d = json.loads(DASHBOARD.read_text())
+    assert d["schemaVersion"] >= 36 and d["uid"] and d["title"]
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    ds = variables["DS_PROMETHEUS"]
+    assert (ds["type"], ds["query"]) == ("datasource", "prometheus")
+    for name in ("topic", "group"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["datasource"]["uid"] == "${DS_PROMETHEUS}"
+    ids = [p["id"] for p in panels_of(d)]
+    assert len(ids) == len(set(ids)), ids
+    graphs = [p for p in panels_of(d) if p["type"] != "row"]
+    assert len(graphs) >= 20
+    for p in graphs:
+        assert p["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, p["title"]
+        assert p["targets"], p["title"]
+        assert {"h", "w", "x", "y"} <= p["gridPos"].keys(), p["title"]
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == "${DS_PROMETHEUS}", p["title"]
+            assert t["expr"].strip(), p["title"]
+
+
+def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory):
+    """After a workload that touches every family (produce, consume in a group, commit
+    short of the end so lag exists, an error answered), every metric name the dashboard
+    queries is in `/metrics`, and every family `/metrics` exports has a panel."""
+    used = dashboard_metric_names(json.loads(DASHBOARD.read_text()))
+    # The extractor found the latency histograms by their series names.
+    for name in PHASES.values():
+        assert f"{name}_bucket" in used, sorted(used)
+    assert all(n.startswith("sluice_") for n in used), sorted(used)
+
+    b, base = metrics_broker(broker_factory, **{"group.initial.rebalance.delay.ms": 0})
+    topic = unique_topic("dashboard")
+    create_topic(b.bootstrap, topic, 2)
+    p = producer(b.bootstrap)
+    assert all(e is None for e, _, _ in produce_and_report(p, [(topic, None, b"v" * 100, None, i % 2)
+                                                              for i in range(100)]))
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique_topic("dashboard-group"),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = []
+    wait_for(lambda: got.extend(m for m in c.consume(100, 0.2) if not m.error()) or len(got) >= 100, 30,
+             "the group member to read everything")
+    c.commit(offsets=[TopicPartition(topic, 0, 10), TopicPartition(topic, 1, 10)], asynchronous=False)
+    # An error answered: TOPIC_ALREADY_EXISTS.
+    a = admin(b.bootstrap)
+    try:
+        a.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        raise AssertionError("creating an existing topic succeeded")
+    except KafkaException:
+        pass
+
+    # A request is counted just after its answer is flushed, so the client may be first.
+    missing: list[str] = []
+
+    def exported():
+        m = scrape(base)
+        missing[:] = sorted(used - m.keys())
+        return m if not missing else None
+    try:
+        wait_for(exported, 10, "every metric the dashboard queries")
+    except AssertionError:
+        raise AssertionError(f"the dashboard queries metrics /metrics lacks: {missing}") from None
+    c.close()
+
+    _, text = get(f"{base}/metrics")
+    unused = [f.name for f in text_string_to_metric_families(text)
+              if not any(s.name in used for s in f.samples)]
+    assert not unused, f"families without a panel: {unused}"

@@ -109,7 +109,11 @@ pub(crate) async fn handle(
             break results;
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
-        match tokio::time::timeout_at(deadline, changed).await {
+        match ctx
+            .waited
+            .wait(tokio::time::timeout_at(deadline, changed))
+            .await
+        {
             // Timed out, or a partition went away with its topic: answer with what is there.
             Err(_) | Ok((Err(_), _, _)) => break read_all(&targets, max_bytes, isolation),
             Ok(_) => {}

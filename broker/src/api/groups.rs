@@ -161,7 +161,7 @@ pub(crate) async fn join_group(
         require_known_member_id: version >= 4,
         version,
     };
-    let r = broker.groups.join_group(params).await;
+    let r = ctx.waited.wait(broker.groups.join_group(params)).await;
     let mut res = JoinGroupResponse::default()
         .with_error_code(err_code(r.error))
         .with_generation_id(r.generation_id)
@@ -216,7 +216,7 @@ pub(crate) async fn sync_group(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let r = broker.groups.sync_group(params).await;
+    let r = ctx.waited.wait(broker.groups.sync_group(params)).await;
     let mut res = SyncGroupResponse::default()
         .with_error_code(err_code(r.error))
         .with_assignment(r.assignment);

@@ -210,7 +210,7 @@ pub(crate) async fn handle(
     }
     // One fsync per partition covers every request appended before it ran: group commit.
     for (ti, pi, partition, last_offset) in pending_flush {
-        if let Err(e) = partition.flush_to(last_offset).await {
+        if let Err(e) = ctx.waited.wait(partition.flush_to(last_offset)).await {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
             let p = &mut response.responses[ti].partition_responses[pi];
             p.error_code = storage_error_code(&e);
