@@ -1,5 +1,6 @@
 //! The `sluice` binary: parse the command line, load properties, run the broker (or a
-//! maintenance command on its data directory).
+//! maintenance command on its data directory, or an admin command against a running
+//! cluster).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -13,10 +14,11 @@ use sluice_config::{parse_properties, BrokerConfig};
 #[command(name = "sluice", version, about)]
 struct Cli {
     /// A server.properties-style file.
-    #[arg(long, value_name = "FILE", global = true)]
+    // Not global: `topic create --config KEY=VALUE` is a topic config, as in kafka-topics.sh.
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Sets a property, as kafka-server-start.sh --override does (repeatable).
-    #[arg(long = "override", value_name = "KEY=VALUE", global = true)]
+    #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -29,9 +31,17 @@ struct Cli {
 enum Command {
     /// Manages SCRAM users in the data directory of a stopped broker.
     Scram {
+        /// A server.properties-style file (the same as --config before `scram`).
+        #[arg(long = "config", value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Sets a property (the same as --override before `scram`).
+        #[arg(long = "override", value_name = "KEY=VALUE", global = true)]
+        overrides: Vec<String>,
         #[command(subcommand)]
         action: ScramAction,
     },
+    #[command(flatten)]
+    Admin(sluice_broker::admin_cli::AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,9 +122,31 @@ fn scram_command(action: ScramAction) -> anyhow::Result<sluice_broker::ScramAdmi
 
 fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
+    // Admin commands talk to a cluster; the broker's own properties do not apply.
+    cli.command = match cli.command.take() {
+        Some(Command::Admin(command)) => {
+            if let Err(e) = sluice_broker::admin_cli::run(command) {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        other => other,
+    };
     sluice_broker::init_tracing(cli.log_format == "json");
+    // `--config` and `--override` are not global, so that `topic create --config` can be a
+    // topic config; `scram` takes them after its name too.
+    if let Some(Command::Scram {
+        config, overrides, ..
+    }) = &mut cli.command
+    {
+        if let Some(path) = config.take() {
+            cli.config = Some(path);
+        }
+        cli.overrides.append(overrides);
+    }
     let config = load_config(&cli)?;
-    if let Some(Command::Scram { action }) = cli.command.take() {
+    if let Some(Command::Scram { action, .. }) = cli.command.take() {
         return sluice_broker::run_scram_admin(&config, scram_command(action)?);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

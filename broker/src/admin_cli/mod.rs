@@ -1,0 +1,83 @@
+//! `sluice topic|group|produce|consume`: admin and client commands that speak the Kafka
+//! protocol to any broker, Sluice or Apache Kafka, in the spirit of kafka-topics.sh,
+//! kafka-consumer-groups.sh and kafka-console-producer/consumer.sh.
+//!
+//! A small client of its own (`connection`, `client`) negotiates versions with
+//! ApiVersions and routes each request as a real client would; each command is one module.
+
+pub mod args;
+mod client;
+mod connection;
+mod consume;
+mod error;
+mod fetched;
+mod group;
+mod interrupt;
+mod metadata;
+mod offsets;
+mod output;
+mod partitioner;
+mod produce;
+mod reset;
+mod topic;
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use args::AdminCommand;
+use args::ConnectArgs;
+use client::Client;
+use connection::Timeouts;
+use error::CliError;
+
+/// Runs an admin command to completion on its own runtime; an error means exit status 1.
+pub fn run(command: AdminCommand) -> anyhow::Result<()> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let result = runtime.block_on(execute(command));
+    // Do not wait for a blocking write to a reader that stopped reading.
+    runtime.shutdown_background();
+    Ok(result?)
+}
+
+async fn execute(command: AdminCommand) -> Result<(), CliError> {
+    match command {
+        AdminCommand::Topic { connect, action } => {
+            topic::run(&mut connect_client(&connect).await?, action).await
+        }
+        AdminCommand::Group { connect, action } => {
+            group::run(&mut connect_client(&connect).await?, action).await
+        }
+        AdminCommand::Produce(args) => {
+            let mut client = connect_client(&args.connect).await?;
+            produce::run(&mut client, args).await
+        }
+        AdminCommand::Consume(args) => {
+            let mut client = connect_client(&args.connect).await?;
+            consume::run(&mut client, args).await
+        }
+    }
+}
+
+async fn connect_client(args: &ConnectArgs) -> Result<Client, CliError> {
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(args.connect_timeout_ms.max(1)),
+        request: Duration::from_millis(args.request_timeout_ms.max(1)),
+    };
+    Client::connect(&args.bootstrap_server, timeouts).await
+}
+
+/// Logs go to stderr, warnings and errors only unless `RUST_LOG` says otherwise: the
+/// commands' own output is on stdout.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
