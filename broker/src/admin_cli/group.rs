@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 use super::args::GroupAction;
 use super::client::{group_id, Client, Target, RETRY_BACKOFF};
 use super::error::CliError;
-use super::offsets::{committed, list_offsets, OffsetSpec, Tp, READ_UNCOMMITTED};
+use super::offsets::{committed, list_offsets, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED};
 use super::output::{or_dash, print, Table};
 use super::reset;
 
@@ -167,12 +167,7 @@ async fn describe(client: &mut Client, group: &str) -> Result<(), CliError> {
         .cloned()
         .chain(owner.keys().map(|tp| (*tp).clone()))
         .collect();
-    let topics: Vec<String> = partitions
-        .iter()
-        .map(|(t, _)| t.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let topics = topics_of(&partitions);
     let end_offsets = if topics.is_empty() {
         BTreeMap::new()
     } else {

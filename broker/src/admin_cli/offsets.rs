@@ -48,6 +48,41 @@ pub(crate) const READ_UNCOMMITTED: i8 = 0;
 /// READ_COMMITTED.
 pub(crate) const READ_COMMITTED: i8 = 1;
 
+/// The distinct topics of `partitions`, sorted: what a Metadata request for them names.
+pub(crate) fn topics_of<'a>(partitions: impl IntoIterator<Item = &'a Tp>) -> Vec<String> {
+    partitions
+        .into_iter()
+        .map(|(t, _)| t.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The log start and log end (high watermark) offsets of `partitions`.
+pub(crate) async fn log_bounds(
+    client: &mut Client,
+    cluster: &Cluster,
+    partitions: &[Tp],
+) -> Result<(BTreeMap<Tp, i64>, BTreeMap<Tp, i64>), CliError> {
+    let start = list_offsets(
+        client,
+        cluster,
+        partitions,
+        OffsetSpec::Earliest,
+        READ_UNCOMMITTED,
+    )
+    .await?;
+    let end = list_offsets(
+        client,
+        cluster,
+        partitions,
+        OffsetSpec::Latest,
+        READ_UNCOMMITTED,
+    )
+    .await?;
+    Ok((start, end))
+}
+
 /// Looks up `spec` for each partition at its leader; retries partitions whose leader
 /// moved or is not ready after refreshing metadata, until the request timeout. For a
 /// timestamp past the last record the offset is -1, as Kafka answers.

@@ -9,7 +9,9 @@ use super::args::ResetArgs;
 use super::client::Client;
 use super::error::{error_name, CliError};
 use super::group::describe_group;
-use super::offsets::{commit, committed, list_offsets, OffsetSpec, Tp, READ_UNCOMMITTED};
+use super::offsets::{
+    commit, committed, list_offsets, log_bounds, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED,
+};
 use super::output::{print, Progress, Table};
 
 /// Partitions per OffsetCommit request.
@@ -38,29 +40,8 @@ pub(crate) async fn run(client: &mut Client, args: ResetArgs) -> Result<(), CliE
             "group {group} has no committed offsets to reset"
         )));
     }
-    let topics: Vec<String> = partitions
-        .iter()
-        .map(|(t, _)| t.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let cluster = client.metadata(Some(&topics)).await?;
-    let start = list_offsets(
-        client,
-        &cluster,
-        &partitions,
-        OffsetSpec::Earliest,
-        READ_UNCOMMITTED,
-    )
-    .await?;
-    let end = list_offsets(
-        client,
-        &cluster,
-        &partitions,
-        OffsetSpec::Latest,
-        READ_UNCOMMITTED,
-    )
-    .await?;
+    let cluster = client.metadata(Some(&topics_of(&partitions))).await?;
+    let (start, end) = log_bounds(client, &cluster, &partitions).await?;
     let by_time = match target {
         Target::Timestamp(ms) => Some(
             list_offsets(

@@ -21,7 +21,7 @@ use super::args::TopicAction;
 use super::client::{str_bytes, topic_name, Client, Target, RETRY_BACKOFF};
 use super::error::CliError;
 use super::metadata::{Cluster, TopicMeta};
-use super::offsets::{list_offsets, OffsetSpec, Tp, READ_UNCOMMITTED};
+use super::offsets::{log_bounds, Tp};
 use super::output::{print, Progress};
 
 /// DescribeConfigs / IncrementalAlterConfigs resource type of a topic.
@@ -246,22 +246,7 @@ async fn describe(client: &mut Client, names: &[String]) -> Result<(), CliError>
                 .map(|p| (t.name.clone(), p.index))
         })
         .collect();
-    let start = list_offsets(
-        client,
-        &cluster,
-        &with_leader,
-        OffsetSpec::Earliest,
-        READ_UNCOMMITTED,
-    )
-    .await?;
-    let end = list_offsets(
-        client,
-        &cluster,
-        &with_leader,
-        OffsetSpec::Latest,
-        READ_UNCOMMITTED,
-    )
-    .await?;
+    let (start, end) = log_bounds(client, &cluster, &with_leader).await?;
     let mut out = String::new();
     for t in topics {
         let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
