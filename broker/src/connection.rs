@@ -8,16 +8,17 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use sluice_protocol::frame::take_frame;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::dispatch::{self, RequestContext};
 use crate::metrics::RequestTimes;
+use crate::response::{write_response, ResponseStream};
 use crate::sasl::{SaslListener, SaslSession};
 
 /// Serves one connection until the client closes it, sends garbage, or the broker stops.
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn serve<S: ResponseStream>(
     broker: Arc<Broker>,
     mut stream: S,
     peer: SocketAddr,
@@ -28,6 +29,8 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let max = broker.config.socket_request_max_bytes.max(0) as usize;
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Copy buffer for fetched records on a stream that cannot take them by sendfile.
+    let mut scratch = Vec::new();
     let mut ctx = RequestContext::new(peer, listener, principal, sasl.map(SaslSession::new));
     // connections.max.idle.ms counts from the last complete request, so a client that
     // trickles a frame byte by byte is closed too.
@@ -78,11 +81,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     _ = crate::stopped(&mut stop) => return,
                 }
             }
-            // Flushed, so a TLS stream's records are on the socket too.
-            let written = match stream.write_all(&response).await {
-                Ok(()) => stream.flush().await,
-                Err(e) => Err(e),
-            };
+            let written = write_response(&mut stream, &response, &mut scratch).await;
             record(&broker, &mut ctx, arrived, started, ready, Instant::now());
             if let Err(e) = written {
                 tracing::debug!(%peer, error = %e, "write failed");

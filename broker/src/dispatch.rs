@@ -8,11 +8,13 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind
 use kafka_protocol::protocol::Encodable;
 
 use sluice_protocol::request::{decode_body, decode_header, RequestDecodeError};
+use sluice_storage::FileRegion;
 
 use crate::acl::{Operation, Resource};
 use crate::api;
 use crate::broker::Broker;
 use crate::metrics::WaitClock;
+use crate::response::Response;
 
 /// Who is asking, through which listener.
 pub(crate) struct RequestContext {
@@ -185,9 +187,9 @@ pub(crate) async fn handle(
     broker: &Broker,
     ctx: &mut RequestContext,
     mut frame: Bytes,
-) -> Result<Option<Bytes>, DispatchError> {
+) -> Result<Option<Response>, DispatchError> {
     if ctx.sasl.as_ref().is_some_and(|s| s.expects_raw_token()) {
-        return Ok(Some(api::sasl::raw_token(broker, ctx, &frame)));
+        return Ok(Some(api::sasl::raw_token(broker, ctx, &frame).into()));
     }
     if frame.len() < 8 {
         return Err(DispatchError::Short);
@@ -203,7 +205,8 @@ pub(crate) async fn handle(
         if api == ApiKey::ApiVersions {
             // A client newer than us: answer at v0 with the table, so it can pick a version.
             let response = api::api_versions::unsupported_version_response();
-            return encode(api, 0, correlation_id, &ResponseKind::ApiVersions(response)).map(Some);
+            return encode(api, 0, correlation_id, &ResponseKind::ApiVersions(response))
+                .map(|b| Some(b.into()));
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
@@ -223,6 +226,8 @@ pub(crate) async fn handle(
     }
     tracing::trace!(peer = %ctx.peer, ?api, version, correlation_id, "request");
     let request = decode_body(api, version, &mut frame).map_err(malformed)?;
+    // A Fetch answer's records, left in their segment files until it is written.
+    let mut fetch_regions: Vec<Option<FileRegion>> = Vec::new();
     let mut response = match request {
         RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(
             &r, version,
@@ -260,9 +265,11 @@ pub(crate) async fn handle(
         RequestKind::Produce(r) => api::produce::handle(broker, ctx, r, version)
             .await
             .map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(
-            api::fetch::handle(broker, ctx, r, version).await,
-        )),
+        RequestKind::Fetch(r) => {
+            let reply = api::fetch::handle(broker, ctx, r, version).await;
+            fetch_regions = reply.regions;
+            Some(ResponseKind::Fetch(reply.response))
+        }
         RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(api::list_offsets::handle(
             broker, ctx, r, version,
         ))),
@@ -381,8 +388,16 @@ pub(crate) async fn handle(
         // The table above admits only the APIs matched here.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
-    let throttle = quota_throttle(broker, ctx, api, request_bytes, &response, started);
-    record_metrics(broker, api, &response);
+    let throttle = quota_throttle(
+        broker,
+        ctx,
+        api,
+        request_bytes,
+        &response,
+        &fetch_regions,
+        started,
+    );
+    record_metrics(broker, api, &response, &fetch_regions);
     ctx.served = Some(api);
     if !throttle.is_zero() {
         let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
@@ -394,7 +409,16 @@ pub(crate) async fn handle(
         ctx.throttle = ctx.throttle.max(throttle);
     }
     match response {
-        Some(r) => encode(api, version, correlation_id, &r).map(Some),
+        Some(ResponseKind::Fetch(r)) => {
+            api::fetch::encode(&r, &fetch_regions, version, correlation_id)
+                .map(Some)
+                .map_err(|e| DispatchError::Encode {
+                    api,
+                    version,
+                    reason: e.to_string(),
+                })
+        }
+        Some(r) => encode(api, version, correlation_id, &r).map(|b| Some(b.into())),
         None => Ok(None),
     }
 }
@@ -419,7 +443,12 @@ pub(crate) fn error_name(code: i16) -> String {
 
 /// Counts the error codes in an answer and, for Fetch, the bytes sent per topic; the
 /// request itself and its times are counted once the answer is sent.
-fn record_metrics(broker: &Broker, api: ApiKey, response: &Option<ResponseKind>) {
+fn record_metrics(
+    broker: &Broker,
+    api: ApiKey,
+    response: &Option<ResponseKind>,
+    fetch_regions: &[Option<FileRegion>],
+) {
     let m = &broker.metrics;
     // Errors are counted as they are met: no list is built for the usual all-zero answer.
     let note = |code: i16| {
@@ -435,12 +464,7 @@ fn record_metrics(broker: &Broker, api: ApiKey, response: &Option<ResponseKind>)
             .for_each(|p| note(p.error_code)),
         Some(ResponseKind::Fetch(r)) => {
             note(r.error_code);
-            for t in &r.responses {
-                let bytes: usize = t
-                    .partitions
-                    .iter()
-                    .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                    .sum();
+            for (t, bytes) in api::fetch::bytes_per_topic(r, fetch_regions) {
                 if bytes > 0 {
                     // Fetch v13+ names topics by id only.
                     let topic = if t.topic.is_empty() {
@@ -505,6 +529,7 @@ fn quota_throttle(
     api: ApiKey,
     request_bytes: usize,
     response: &Option<ResponseKind>,
+    fetch_regions: &[Option<FileRegion>],
     started: std::time::Instant,
 ) -> std::time::Duration {
     use crate::quota::QuotaKind;
@@ -526,11 +551,8 @@ fn quota_throttle(
             throttle = q.record(user, client, QuotaKind::Produce, request_bytes as f64)
         }
         (ApiKey::Fetch, Some(ResponseKind::Fetch(r))) => {
-            let bytes: usize = r
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+            let bytes: usize = api::fetch::bytes_per_topic(r, fetch_regions)
+                .map(|(_, b)| b)
                 .sum();
             throttle = q.record(user, client, QuotaKind::Fetch, bytes as f64);
         }
@@ -1133,7 +1155,7 @@ mod tests {
                     .await
                     .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
                     .unwrap_or_else(|| panic!("{api:?} v{version}: no response"));
-                let mut body = out.slice(4..);
+                let mut body = out.to_bytes().expect("readable").slice(4..);
                 let header =
                     ResponseHeader::decode(&mut body, api.response_header_version(version))
                         .unwrap_or_else(|e| panic!("{api:?} v{version} header: {e}"));
@@ -1407,7 +1429,7 @@ mod tests {
             .await
             .expect("answered")
             .expect("response");
-        let mut body = out.slice(4..);
+        let mut body = out.to_bytes().expect("readable").slice(4..);
         assert_eq!(
             ResponseHeader::decode(&mut body, 0)
                 .expect("header")

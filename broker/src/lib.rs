@@ -15,6 +15,7 @@ mod http;
 mod metrics;
 mod quota;
 mod reload;
+mod response;
 mod sasl;
 mod scram_admin;
 mod server;

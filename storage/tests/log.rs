@@ -371,3 +371,69 @@ fn index_stats_report_memtables_keys_and_sst_files() {
     assert!(stats.live_sst_files_bytes > 0, "{stats:?}");
     assert!(stats.estimated_keys > 0, "{stats:?}");
 }
+
+/// Every read, at every offset and byte limit, returns exactly the longest run of whole
+/// batches a reader walking the segment would return: the batch holding the offset, then
+/// each next batch of the same segment while the total stays within the limit.
+#[test]
+fn reads_end_at_the_last_whole_batch_within_the_byte_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(&config(dir.path(), &[])).unwrap();
+    let mut configs = BTreeMap::new();
+    configs.insert("segment.bytes".to_string(), "1500".to_string());
+    let t = s.create_topic("t", 1, configs).unwrap();
+    let p = &t.partitions[0];
+    // Batches of 1 to 7 records, so sizes and offsets per batch vary.
+    let mut batches = Vec::new();
+    for i in 0..60i64 {
+        let n = 1 + (i * 5) % 7;
+        let info = append(p, &batch(n, i * 10, None, Compression::None)).unwrap();
+        batches.push((info.base_offset, info.last_offset));
+    }
+    assert!(
+        std::fs::read_dir(p.dir()).unwrap().count() > 3,
+        "the test needs several segments"
+    );
+    // What each batch is, and which segment holds it, from one read per batch.
+    let mut stored = Vec::new();
+    for (base, last) in &batches {
+        let one = p.read(*base, 1, Isolation::ReadUncommitted).unwrap();
+        let got = split_batches(&one.records).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].0.base_offset, got[0].0.last_offset()),
+            (*base, *last)
+        );
+        stored.push(one.records.clone());
+    }
+    let segment_of = |i: usize| {
+        let r = p
+            .read_region(batches[i].0, 1, Isolation::ReadUncommitted)
+            .unwrap();
+        r.records.unwrap().path().to_path_buf()
+    };
+    let segments: Vec<_> = (0..batches.len()).map(segment_of).collect();
+    for start in 0..batches.len() {
+        for offset in batches[start].0..=batches[start].1 {
+            for max_bytes in [0usize, 1, 70, 150, 333, 1000, 2500, 1 << 20] {
+                let mut expected = stored[start].to_vec();
+                let mut i = start + 1;
+                while i < batches.len()
+                    && segments[i] == segments[start]
+                    && expected.len() + stored[i].len() <= max_bytes
+                {
+                    expected.extend_from_slice(&stored[i]);
+                    i += 1;
+                }
+                let got = p
+                    .read(offset, max_bytes, Isolation::ReadUncommitted)
+                    .unwrap();
+                assert_eq!(
+                    &got.records[..],
+                    &expected[..],
+                    "read at offset {offset} with max_bytes {max_bytes}"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use sluice_storage::{AbortedTxn, Isolation, Partition};
+use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition};
 use uuid::Uuid;
 
 use super::topic_name;
@@ -21,6 +21,10 @@ use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, read_error_code, NONE};
 use crate::fetch_session::{PartitionKey, SessionError, SessionPartition};
+
+mod frame;
+
+pub(crate) use frame::encode;
 
 /// Longest wait a client may ask for; Kafka's clients stay far below it.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -44,13 +48,51 @@ enum Mode {
     Incremental(i32),
 }
 
+/// A Fetch answer whose records stay in their segment files until it is written.
+#[derive(Debug, Default)]
+pub(crate) struct FetchReply {
+    /// The response, each partition's records left out.
+    pub(crate) response: FetchResponse,
+    /// The records of each partition of `response`, in its order.
+    pub(crate) regions: Vec<Option<FileRegion>>,
+}
+
+/// Record bytes per topic of a Fetch answer (named up to v12, by id from v13), whether in
+/// memory or in `regions`, for metrics and quotas.
+pub(crate) fn bytes_per_topic<'a>(
+    response: &'a FetchResponse,
+    regions: &'a [Option<FileRegion>],
+) -> impl Iterator<Item = (&'a FetchableTopicResponse, usize)> + 'a {
+    let mut regions = regions.iter();
+    response.responses.iter().map(move |t| {
+        let bytes = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let region = regions.next().and_then(Option::as_ref);
+                p.records.as_ref().map_or(0, Bytes::len) + region.map_or(0, FileRegion::len)
+            })
+            .sum();
+        (t, bytes)
+    })
+}
+
+impl From<FetchResponse> for FetchReply {
+    fn from(response: FetchResponse) -> Self {
+        FetchReply {
+            response,
+            regions: Vec::new(),
+        }
+    }
+}
+
 /// Answers Fetch.
 pub(crate) async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
     req: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> FetchReply {
     let by_id = version >= 13;
     let requested = request_targets(broker, ctx, &req, by_id);
     let (mode, targets) = match (req.session_id, req.session_epoch) {
@@ -67,14 +109,14 @@ pub(crate) async fn handle(
             broker.fetch_sessions.remove(id);
             (Mode::Sessionless, requested)
         }
-        (0, _) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)),
+        (0, _) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)).into(),
         (id, epoch) => match incremental_targets(broker, ctx, &req, id, epoch, requested) {
             Ok(t) => (Mode::Incremental(id), t),
             Err(SessionError::NotFound) => {
-                return top_level_error(code(ResponseError::FetchSessionIdNotFound))
+                return top_level_error(code(ResponseError::FetchSessionIdNotFound)).into()
             }
             Err(SessionError::InvalidEpoch) => {
-                return top_level_error(code(ResponseError::InvalidFetchSessionEpoch))
+                return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)).into()
             }
         },
     };
@@ -99,7 +141,7 @@ pub(crate) async fn handle(
         .collect();
     let results = loop {
         let results = read_all(&targets, max_bytes, isolation);
-        let bytes: usize = results.iter().map(|r| r.records.len()).sum();
+        let bytes: usize = results.iter().map(ReadResult::len).sum();
         let any_error = results.iter().any(|r| r.error_code != NONE);
         if bytes >= min_bytes.max(1)
             || any_error
@@ -131,9 +173,10 @@ pub(crate) async fn handle(
         Mode::Full(id) | Mode::Incremental(id) => id,
     };
     let mut sent: Vec<(PartitionKey, i64, i64, i64)> = Vec::new();
-    for (t, mut pd) in targets.iter().zip(results) {
+    let mut regions = Vec::new();
+    for (t, pd) in targets.iter().zip(results) {
         if incremental {
-            let unchanged = pd.records.is_empty()
+            let unchanged = pd.len() == 0
                 && pd.error_code == NONE
                 && t.last_sent == Some((pd.high_watermark, pd.log_start_offset));
             if unchanged {
@@ -166,7 +209,10 @@ pub(crate) async fn handle(
                 })
                 .collect()
         });
-        data.records = Some(std::mem::take(&mut pd.records));
+        // Empty records as Kafka sends them, or null ones where a region stands in.
+        let region = pd.records.filter(|r| !r.is_empty());
+        data.records = region.is_none().then(Bytes::new);
+        regions.push(region);
         let topic = match response.responses.last_mut() {
             Some(last) if same_topic(last, t, by_id) => last,
             _ => {
@@ -196,7 +242,7 @@ pub(crate) async fn handle(
             }
         });
     }
-    response
+    FetchReply { response, regions }
 }
 
 fn same_topic(tr: &FetchableTopicResponse, t: &Target, by_id: bool) -> bool {
@@ -356,7 +402,13 @@ struct ReadResult {
     log_start_offset: i64,
     last_stable_offset: i64,
     aborted: Vec<AbortedTxn>,
-    records: Bytes,
+    records: Option<FileRegion>,
+}
+
+impl ReadResult {
+    fn len(&self) -> usize {
+        self.records.as_ref().map_or(0, FileRegion::len)
+    }
 }
 
 /// Reads every target within the response's byte budget. Only the first partition with
@@ -373,19 +425,20 @@ fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<R
                     log_start_offset: -1,
                     last_stable_offset: -1,
                     aborted: Vec::new(),
-                    records: Bytes::new(),
+                    records: None,
                 };
             };
             let budget = (t.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(used));
-            match p.read(t.fetch_offset, budget, isolation) {
+            match p.read_region(t.fetch_offset, budget, isolation) {
                 Ok(data) => {
                     let mut records = data.records;
                     let mut aborted = data.aborted_transactions;
-                    if used > 0 && records.len() > budget {
-                        records = Bytes::new();
+                    let len = records.as_ref().map_or(0, FileRegion::len);
+                    if used > 0 && len > budget {
+                        records = None;
                         aborted.clear();
                     }
-                    used += records.len();
+                    used += records.as_ref().map_or(0, FileRegion::len);
                     ReadResult {
                         error_code: NONE,
                         high_watermark: data.high_watermark,
@@ -403,7 +456,7 @@ fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<R
                         log_start_offset: p.log_start_offset(),
                         last_stable_offset: p.last_stable_offset(),
                         aborted: Vec::new(),
-                        records: Bytes::new(),
+                        records: None,
                     }
                 }
             }

@@ -5,6 +5,7 @@ mod cleaner;
 mod delete_records;
 mod partition;
 mod recovery;
+mod region;
 mod retention;
 pub(crate) mod segment;
 mod timestamp;
@@ -14,4 +15,5 @@ pub use partition::{
     AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Partition, ProducerInfo, ReadError,
     COORDINATOR_EPOCH, LEADER_EPOCH,
 };
+pub use region::FileRegion;
 pub use timestamp::TimestampOffset;

@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::aborted::AbortedIndex;
-use super::segment::{read_at, Segment};
+use super::region::FileRegion;
+use super::segment::Segment;
 use crate::db::{
     timestamp_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS, CF_PRODUCERS,
     CF_TIMES,
@@ -110,11 +111,13 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
-/// Batches read for a fetch, with the offsets a fetch response reports.
+/// Batches read for a fetch, with the offsets a fetch response reports. `R` is how the
+/// batches are held: in memory ([`Partition::read`]) or as a file region
+/// ([`Partition::read_region`]).
 #[derive(Debug, Clone)]
-pub struct FetchData {
+pub struct FetchData<R = Bytes> {
     /// Whole batches, byte for byte as stored.
-    pub records: Bytes,
+    pub records: R,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
     /// Log start offset at the time of the read.
@@ -123,6 +126,18 @@ pub struct FetchData {
     pub last_stable_offset: i64,
     /// For a read-committed read: aborted transactions overlapping the returned batches.
     pub aborted_transactions: Vec<AbortedTxn>,
+}
+
+impl<R> FetchData<R> {
+    fn with_records<T>(self, records: T) -> FetchData<T> {
+        FetchData {
+            records,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            last_stable_offset: self.last_stable_offset,
+            aborted_transactions: self.aborted_transactions,
+        }
+    }
 }
 
 pub(super) struct LogState {
@@ -555,6 +570,23 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<FetchData, ReadError> {
+        let data = self.read_region(offset, max_bytes, isolation)?;
+        let records = match &data.records {
+            Some(region) => region.read()?,
+            None => Bytes::new(),
+        };
+        Ok(data.with_records(records))
+    }
+
+    /// Like [`Partition::read`], but names the batches as a region of their segment file
+    /// instead of reading them: the batches are found from the index alone. `None` when
+    /// there is nothing to return.
+    pub fn read_region(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<FetchData<Option<FileRegion>>, ReadError> {
         let (log_start_offset, high_watermark, last_stable_offset) = {
             let log = self.lock();
             (
@@ -574,49 +606,95 @@ impl Partition {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
         };
-        let empty = FetchData {
-            records: Bytes::new(),
+        let mut data = FetchData {
+            records: None,
             high_watermark,
             log_start_offset,
             last_stable_offset,
             aborted_transactions: Vec::new(),
         };
         if offset >= upper {
-            return Ok(empty);
+            return Ok(data);
         }
-        let Some(Located {
-            entry,
-            file,
-            path,
-            segment_size,
-        }) = self.locate(offset)?
-        else {
-            return Ok(empty);
+        // Index and segment map are read under one lock, so that the cleaner cannot swap
+        // the file between finding the batches and taking its handle.
+        let log = self.lock();
+        let Some(first) = self.batch_containing(offset)? else {
+            return Ok(data);
         };
-        let want = (entry.size as usize).max(max_bytes) as u64;
-        let end = segment_size.min(entry.position + want);
-        let len = end.saturating_sub(entry.position) as usize;
-        let data = read_at(&file, &path, entry.position, len)?;
-        let (whole, next_offset) = whole_batches_prefix(&data, max_bytes, upper);
-        let mut records = Bytes::from(data);
-        records.truncate(whole);
-        let aborted_transactions = match isolation {
-            Isolation::ReadCommitted if whole > 0 => self.aborted_between(offset, next_offset),
-            _ => Vec::new(),
+        // A segment missing from the map was just removed by retention.
+        let Some(segment) = log.segments.get(&first.segment) else {
+            return Ok(data);
         };
-        Ok(FetchData {
-            records,
-            high_watermark,
-            log_start_offset,
-            last_stable_offset,
-            aborted_transactions,
-        })
+        if first.base_offset >= upper {
+            return Ok(data);
+        }
+        let (end, next_offset) = self.batches_end(&log, &first, segment.size, max_bytes, upper)?;
+        if isolation == Isolation::ReadCommitted {
+            data.aborted_transactions = log.aborted_txns.overlapping(offset, next_offset);
+        }
+        data.records = Some(FileRegion::new(
+            segment.file.clone(),
+            segment.path.clone(),
+            first.position,
+            end.saturating_sub(first.position) as usize,
+        ));
+        Ok(data)
     }
 
-    /// Aborted transactions with records in `[from, to)`: those whose ABORT marker is at
-    /// or after `from` and whose first record is before `to`.
-    fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.lock().aborted_txns.overlapping(from, to)
+    /// Where a read starting at batch `first` ends in its segment: after the last whole
+    /// batch that starts below `upper` and ends within `max_bytes` of `first` (or after
+    /// `first` alone if it is larger). Returns the position and the offset after it.
+    fn batches_end(
+        &self,
+        log: &LogState,
+        first: &IndexEntry,
+        segment_size: u64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<(u64, i64), StorageError> {
+        let segment = first.segment;
+        let limit = first
+            .position
+            .saturating_add((first.size as u64).max(max_bytes as u64));
+        // Everything below `upper` in this segment: up to the batch holding `upper`, or to
+        // the segment's end (the next segment's base offset comes after it).
+        let (upper_end, upper_next) = match self.batch_containing(upper)? {
+            Some(e) if e.segment == segment && e.base_offset < upper => {
+                (e.position + e.size as u64, e.last_offset + 1)
+            }
+            Some(e) if e.segment == segment => (e.position, e.base_offset),
+            _ => {
+                let next = log
+                    .segments
+                    .range(segment + 1..)
+                    .next()
+                    .map_or(log.log_end_offset, |(base, _)| *base);
+                (segment_size, next)
+            }
+        };
+        if upper_end <= limit {
+            return Ok((upper_end, upper_next));
+        }
+        // Positions grow with offsets within a segment: search the offsets for the last
+        // batch that still ends within the limit.
+        let mut best = (first.position + first.size as u64, first.last_offset + 1);
+        let (mut lo, mut hi) = (first.last_offset, upper - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo + 1) / 2;
+            match self.batch_containing(mid)? {
+                Some(e)
+                    if e.segment == segment
+                        && e.base_offset < upper
+                        && e.position + e.size as u64 <= limit =>
+                {
+                    best = (e.position + e.size as u64, e.last_offset + 1);
+                    lo = e.last_offset.max(mid);
+                }
+                _ => hi = mid - 1,
+            }
+        }
+        Ok(best)
     }
 
     /// Producers with state on this partition, for DescribeProducers.
@@ -651,7 +729,6 @@ impl Partition {
             entry,
             file: s.file.clone(),
             path: s.path.clone(),
-            segment_size: s.size,
         }))
     }
 
@@ -820,7 +897,6 @@ pub(super) struct Located {
     pub(super) entry: IndexEntry,
     pub(super) file: Arc<File>,
     pub(super) path: PathBuf,
-    pub(super) segment_size: u64,
 }
 
 /// One producer's state on a partition, as DescribeProducers reports it.
@@ -869,21 +945,4 @@ fn stored_codec(c: CompressionType) -> Option<Compression> {
         CompressionType::Lz4 => Some(Compression::Lz4),
         CompressionType::Zstd => Some(Compression::Zstd),
     }
-}
-
-/// Length of the longest prefix of `data` made of whole batches within `max_bytes` (but
-/// always at least the first batch if it is whole) that start below `upper`, and the
-/// offset after the last of them.
-fn whole_batches_prefix(data: &[u8], max_bytes: usize, upper: i64) -> (usize, i64) {
-    let mut pos = 0;
-    let mut next_offset = -1;
-    while let Ok(h) = batch::read_header(&data[pos..]) {
-        let end = pos + h.size();
-        if end > data.len() || (pos > 0 && end > max_bytes) || h.base_offset >= upper {
-            break;
-        }
-        pos = end;
-        next_offset = h.last_offset() + 1;
-    }
-    (pos, next_offset)
 }
