@@ -35,11 +35,34 @@ pub(crate) struct BoundListener {
     sasl: Option<Arc<SaslListener>>,
 }
 
+/// Raises the soft open-files limit to the hard one, as the JVM does for Kafka: the
+/// default soft limit (often 1024) is far below what many partitions and clients need.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::debug!(from = ?limit.current, to = ?limit.maximum, "raised the open-files limit")
+        }
+        Err(e) => {
+            tracing::warn!(limit = ?limit.current, error = %e, "could not raise the open-files limit")
+        }
+    }
+}
+
 /// Opens storage and binds every listener; advertised port 0 becomes the bound port.
 pub(crate) async fn bind(
     config: BrokerConfig,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Arc<Broker>, Vec<BoundListener>)> {
+    raise_open_files_limit();
     let storage_config = config.clone();
     let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_config))
         .await

@@ -126,6 +126,9 @@ pub struct BrokerConfig {
     pub log_retention_bytes: i64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval: Duration,
+    /// `log.max.open.segment.files` (Sluice's own): how many segment files may be open at
+    /// once; `None` means half the process's open-files limit.
+    pub log_max_open_segment_files: Option<usize>,
     /// `message.max.bytes`: the largest record batch accepted.
     pub message_max_bytes: i32,
     /// `socket.request.max.bytes`: the largest request frame accepted.
@@ -276,6 +279,7 @@ impl Default for BrokerConfig {
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
             log_retention_check_interval: Duration::from_millis(300_000),
+            log_max_open_segment_files: None,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             flush: FlushPolicy {
@@ -408,6 +412,9 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms" => {
                     cfg.log_retention_check_interval =
                         Duration::from_millis(parse_i64(key, v, 1)? as u64)
+                }
+                "log.max.open.segment.files" => {
+                    cfg.log_max_open_segment_files = Some(parse_i64(key, v, 1)? as usize)
                 }
                 "message.max.bytes" => cfg.message_max_bytes = parse_i32(key, v, 0)?,
                 "socket.request.max.bytes" => cfg.socket_request_max_bytes = parse_i32(key, v, 1)?,

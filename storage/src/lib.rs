@@ -144,6 +144,8 @@ struct Topics {
 /// The data directory: its RocksDB instance and every topic's partitions.
 pub struct Storage {
     db: Arc<Db>,
+    /// The budget of open segment files shared by every partition.
+    files: Arc<log::open_files::OpenFiles>,
     log_root: PathBuf,
     broker: BrokerConfig,
     topics: RwLock<Topics>,
@@ -198,8 +200,14 @@ impl Storage {
             ),
             None => 0,
         };
+        let files = log::open_files::OpenFiles::new(open_files_budget(broker));
+        tracing::info!(
+            max_open_segment_files = files.capacity(),
+            "segment files are opened on use and closed past this budget"
+        );
         let storage = Storage {
             db,
+            files,
             log_root: root,
             broker: broker.clone(),
             topics: RwLock::new(Topics {
@@ -215,6 +223,11 @@ impl Storage {
         };
         storage.load_topics()?;
         Ok(storage)
+    }
+
+    /// Segment files open now, and the budget they are kept within.
+    pub fn open_segment_files(&self) -> (usize, usize) {
+        (self.files.open_now(), self.files.capacity())
     }
 
     /// The client quota store.
@@ -298,6 +311,7 @@ impl Storage {
                     i,
                     config.clone(),
                     self.flush_policy(),
+                    self.files.clone(),
                     now,
                 )
             })
@@ -385,7 +399,18 @@ impl Storage {
             configs,
         };
         // Directories first: a crash before the catalog write leaves only empty dirs.
-        let topic = self.open_topic(record.clone())?;
+        let topic = match self.open_topic(record.clone()) {
+            Ok(topic) => topic,
+            Err(e) => {
+                // Nothing names these directories yet: remove what was made, so a failure
+                // part-way (out of disk space or open files) leaves no half topic behind.
+                tracing::error!(topic = name, partitions, error = %e, "creating topic failed");
+                for i in 0..partitions {
+                    let _ = std::fs::remove_dir_all(self.log_root.join(format!("{name}-{i}")));
+                }
+                return Err(e);
+            }
+        };
         let mut wb = WriteBatch::default();
         wb.put_cf(self.db.cf(CF_TOPICS)?, name.as_bytes(), record.encode());
         self.db.write(wb, true)?;
@@ -564,6 +589,7 @@ impl Storage {
                 index,
                 old.config.clone(),
                 self.flush_policy(),
+                self.files.clone(),
                 now,
             )?);
         }
@@ -588,4 +614,16 @@ impl Storage {
         );
         Ok(topic)
     }
+}
+
+/// How many segment files may be open: `log.max.open.segment.files`, else half the soft
+/// open-files limit, the other half left for sockets and RocksDB's files.
+fn open_files_budget(broker: &BrokerConfig) -> usize {
+    if let Some(n) = broker.log_max_open_segment_files {
+        return n;
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1 << 20);
+    usize::try_from(limit / 2).unwrap_or(usize::MAX).max(64)
 }

@@ -437,3 +437,60 @@ fn reads_end_at_the_last_whole_batch_within_the_byte_limit() {
         }
     }
 }
+
+/// With a budget of 3 open segment files, 8 partitions of several segments each take
+/// appends, serve exact reads and come back after a restart, with never more than 3
+/// segment files open between calls.
+#[test]
+fn many_segments_work_within_a_small_open_files_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("log.max.open.segment.files", "3")]);
+    let mut topic_configs = BTreeMap::new();
+    topic_configs.insert("segment.bytes".to_string(), "250".to_string());
+    let mut expected: Vec<Vec<Bytes>> = vec![Vec::new(); 8];
+    {
+        let s = Storage::open(&cfg).unwrap();
+        let t = s.create_topic("t", 8, topic_configs).unwrap();
+        for round in 0..12i64 {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let b = batch(2, round * 100 + i as i64, None, Compression::None);
+                let info = append(p, &b).unwrap();
+                assert_eq!(info.base_offset, round * 2);
+                let stored = p
+                    .read(info.base_offset, 1, Isolation::ReadUncommitted)
+                    .unwrap();
+                expected[i].push(stored.records);
+                assert!(
+                    s.open_segment_files().0 <= 3,
+                    "{:?}",
+                    s.open_segment_files()
+                );
+            }
+        }
+        assert!(
+            std::fs::read_dir(t.partitions[0].dir()).unwrap().count() > 3,
+            "the test needs several segments per partition"
+        );
+    }
+    let s = Storage::open(&cfg).unwrap();
+    // Start-up checks each partition's last batch, within the budget too.
+    assert!(
+        s.open_segment_files().0 <= 3,
+        "{:?}",
+        s.open_segment_files()
+    );
+    let t = s.topic("t").unwrap();
+    for (i, p) in t.partitions.iter().enumerate() {
+        let mut offset = 0;
+        let mut got = Vec::new();
+        while offset < p.high_watermark() {
+            let data = p.read(offset, 1 << 20, Isolation::ReadUncommitted).unwrap();
+            for (h, b) in split_batches(&data.records).unwrap() {
+                offset = h.last_offset() + 1;
+                got.push(b);
+            }
+            assert!(s.open_segment_files().0 <= 3);
+        }
+        assert_eq!(got, expected[i], "partition {i}");
+    }
+}

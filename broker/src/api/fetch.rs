@@ -12,7 +12,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition};
+use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition, ReadError};
 use uuid::Uuid;
 
 use super::topic_name;
@@ -449,7 +449,11 @@ fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<R
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
+                    if matches!(e, ReadError::Storage(_)) {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
+                    } else {
+                        tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "fetch read refused");
+                    }
                     ReadResult {
                         error_code: read_error_code(&e),
                         high_watermark: p.high_watermark(),

@@ -22,13 +22,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use rocksdb::WriteBatch;
 use sluice_protocol::batch::{self, BatchHeader, HEADER_SIZE};
 use sluice_protocol::records::{self, DELETE_HORIZON_BIT};
 
+use super::open_files::SegmentFile;
 use super::partition::{AbortedTxn, Partition};
 use super::segment::{read_at, segment_file_name, Segment};
 use crate::db::{Db, IndexEntry, PartitionKey, CF_META, CF_OFFSETS};
@@ -123,6 +124,8 @@ struct SegmentView {
     /// Base of the next segment: every offset of this one is below it.
     end: i64,
     file: Arc<File>,
+    /// The segment's file as the log holds it: a swap checks the segment is unchanged.
+    source: Weak<SegmentFile>,
     path: PathBuf,
     size: u64,
     created_ms: i64,
@@ -347,7 +350,8 @@ impl Partition {
             cleanable.push(SegmentView {
                 base,
                 end,
-                file: seg.file.clone(),
+                file: seg.file.handle()?,
+                source: Arc::downgrade(&seg.file),
                 path: seg.path.clone(),
                 size: seg.size,
                 created_ms: seg.created_ms,
@@ -439,9 +443,9 @@ impl Partition {
         let end = group[group.len() - 1].end;
         let mut log = self.lock();
         let intact = group.iter().all(|g| {
-            log.segments
-                .get(&g.base)
-                .is_some_and(|s| Arc::ptr_eq(&s.file, &g.file) && s.size == g.size)
+            log.segments.get(&g.base).is_some_and(|s| {
+                std::ptr::eq(Arc::as_ptr(&s.file), g.source.as_ptr()) && s.size == g.size
+            })
         });
         let Some(file) = cleaned.file.filter(|_| intact) else {
             drop(log);
@@ -468,12 +472,15 @@ impl Partition {
             for g in group {
                 log.segments.remove(&g.base);
             }
+            // Until the rename below, `final_path` still names the old file: the new one
+            // must not be closed and opened again by name before then.
+            let swapped = SegmentFile::with_open(&self.files, final_path.clone(), file, true);
             log.segments.insert(
                 base,
                 Segment {
                     base_offset: base,
                     path: final_path.clone(),
-                    file: Arc::new(file),
+                    file: swapped.clone(),
                     size: cleaned.size,
                     created_ms: group[0].created_ms,
                     max_timestamp: cleaned.max_timestamp,
@@ -486,6 +493,7 @@ impl Partition {
             sync_dir(&self.dir)?;
             std::fs::rename(&swap_path, &final_path)
                 .map_err(|e| StorageError::io(&final_path, e))?;
+            swapped.set_pinned(false);
             sync_dir(&self.dir)
         })();
         if let Err(e) = &committed {
@@ -820,6 +828,7 @@ pub(super) fn reindex_swapped(
         base,
         end,
         file: Arc::new(file),
+        source: Weak::new(),
         path: path.to_path_buf(),
         size,
         created_ms: 0,

@@ -3,6 +3,7 @@
 mod aborted;
 mod cleaner;
 mod delete_records;
+pub(crate) mod open_files;
 mod partition;
 mod recovery;
 mod region;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::aborted::AbortedIndex;
+use super::open_files::OpenFiles;
 use super::region::FileRegion;
 use super::segment::Segment;
 use crate::db::{
@@ -200,6 +201,10 @@ pub struct Partition {
     high_watermark: watch::Sender<i64>,
     /// What opening the partition had to repair (see [`Partition::recovery_work`]).
     recovery_work: u64,
+    /// The data directory's budget of open segment files.
+    pub(super) files: Arc<OpenFiles>,
+    /// This partition, for background work started from `&self`.
+    me: Weak<Partition>,
 }
 
 impl Partition {
@@ -213,14 +218,16 @@ impl Partition {
         index: i32,
         config: TopicConfig,
         flush_policy: FlushPolicy,
+        files: Arc<OpenFiles>,
         now_ms: i64,
     ) -> Result<Arc<Self>, StorageError> {
         let dir = log_root.join(format!("{topic}-{index}"));
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let key = PartitionKey::new(topic_id, index);
-        let (state, recovery_work) = super::recovery::recover(&db, &dir, key, config, now_ms)?;
+        let (state, recovery_work) =
+            super::recovery::recover(&db, &files, &dir, key, config, now_ms)?;
         let leo = state.log_end_offset;
-        Ok(Arc::new(Partition {
+        Ok(Arc::new_cyclic(|me| Partition {
             topic: topic.to_string(),
             topic_id,
             index,
@@ -235,6 +242,8 @@ impl Partition {
             cleaner_stopped: std::sync::atomic::AtomicBool::new(false),
             high_watermark: watch::channel(leo).0,
             recovery_work,
+            files,
+            me: me.clone(),
         }))
     }
 
@@ -553,12 +562,39 @@ impl Partition {
         now_ms: i64,
         base: i64,
     ) -> Result<(), StorageError> {
-        let old = log.active()?.file.clone();
-        log.unflushed_files.push(old);
-        let segment = Segment::create(&self.dir, base, now_ms)?;
+        let old = log.active()?.file.handle()?;
+        log.unflushed_files.push(old.clone());
+        let segment = Segment::create(&self.files, &self.dir, base, now_ms)?;
         tracing::debug!(topic = %self.topic, partition = self.index, base_offset = base, "rolled segment");
         log.segments.insert(base, segment);
+        self.flush_rolled(old);
         Ok(())
+    }
+
+    /// Forces a rolled segment to disk in the background, whatever the flush policy, as
+    /// Kafka does: afterwards nothing holds its file open, so the open-files budget can
+    /// close it and retention's deletion frees its space at once.
+    fn flush_rolled(&self, file: Arc<File>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Outside the broker (tools, tests): the next flush takes it.
+            return;
+        };
+        let me = self.me.clone();
+        runtime.spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            let Some(p) = me.upgrade() else { return };
+            match synced {
+                Ok(()) => {
+                    crate::FSYNC_STATS.record(started.elapsed());
+                    p.lock().unflushed_files.retain(|f| !Arc::ptr_eq(f, &file));
+                }
+                // Left in the list: the next flush retries it and reports the error.
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flushing a rolled segment failed")
+                }
+            }
+        });
     }
 
     /// Reads whole batches starting at the batch that holds `offset`, up to `max_bytes`
@@ -634,7 +670,7 @@ impl Partition {
             data.aborted_transactions = log.aborted_txns.overlapping(offset, next_offset);
         }
         data.records = Some(FileRegion::new(
-            segment.file.clone(),
+            segment.file.handle()?,
             segment.path.clone(),
             first.position,
             end.saturating_sub(first.position) as usize,
@@ -725,9 +761,12 @@ impl Partition {
             return Ok(None);
         };
         // A segment missing from the map was just removed by retention.
-        Ok(log.segments.get(&entry.segment).map(|s| Located {
+        let Some(s) = log.segments.get(&entry.segment) else {
+            return Ok(None);
+        };
+        Ok(Some(Located {
             entry,
-            file: s.file.clone(),
+            file: s.file.handle()?,
             path: s.path.clone(),
         }))
     }
@@ -764,24 +803,38 @@ impl Partition {
 
     /// Forces all appended data to disk now.
     pub async fn flush_now(&self) -> Result<(), StorageError> {
-        let (files, leo) = {
+        let files = {
             let mut log = self.lock();
-            let mut files = std::mem::take(&mut log.unflushed_files);
-            files.push(log.active()?.file.clone());
+            let rolled = std::mem::take(&mut log.unflushed_files);
+            let active = log.active()?.file.handle()?;
             log.unflushed_messages = 0;
-            (files, log.log_end_offset)
+            (rolled, active, log.log_end_offset)
         };
+        let (rolled, active, leo) = files;
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
-            for f in files {
+        let synced = tokio::task::spawn_blocking(move || {
+            let mut failed = None;
+            for (i, f) in rolled.iter().chain([&active]).enumerate() {
                 let started = std::time::Instant::now();
-                f.sync_data().map_err(|e| StorageError::io(&dir, e))?;
+                if let Err(e) = f.sync_data() {
+                    failed = Some((i, StorageError::io(&dir, e)));
+                    break;
+                }
                 crate::FSYNC_STATS.record(started.elapsed());
             }
-            Ok(())
+            match failed {
+                Some((i, e)) => Err((rolled, i, e)),
+                None => Ok(()),
+            }
         })
         .await
-        .map_err(|e| StorageError::Corrupt(format!("flush task failed: {e}")))??;
+        .map_err(|e| StorageError::Corrupt(format!("flush task failed: {e}")))?;
+        if let Err((rolled, failed, e)) = synced {
+            // The rolled segments not yet synced stay due, so a later flush retries them.
+            let mut log = self.lock();
+            log.unflushed_files.extend(rolled.into_iter().skip(failed));
+            return Err(e);
+        }
         self.flushed_offset.fetch_max(leo, Ordering::AcqRel);
         Ok(())
     }

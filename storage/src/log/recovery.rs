@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_config::TopicConfig;
@@ -11,6 +12,7 @@ use sluice_protocol::batch::{self, HEADER_SIZE};
 use super::aborted::AbortedIndex;
 use super::cleaner::{parse_swap_file_name, reindex_swapped, remove_if_present, sync_dir};
 use super::delete_records::stored_log_start;
+use super::open_files::OpenFiles;
 use super::partition::{index_batch, AbortedTxn, LogState};
 use super::segment::{parse_segment_file_name, read_at, segment_file_name, Segment};
 use crate::db::{
@@ -23,6 +25,7 @@ use crate::StorageError;
 /// Rebuilds the in-memory state of a partition from its directory and the index.
 pub(super) fn recover(
     db: &Db,
+    files: &Arc<OpenFiles>,
     dir: &Path,
     key: PartitionKey,
     config: TopicConfig,
@@ -35,12 +38,12 @@ pub(super) fn recover(
         let entry = entry.map_err(|e| StorageError::io(dir, e))?;
         let name = entry.file_name();
         if let Some(base) = name.to_str().and_then(parse_segment_file_name) {
-            segments.insert(base, Segment::open(entry.path(), base)?);
+            segments.insert(base, Segment::open(files, entry.path(), base)?);
         }
     }
     if segments.is_empty() {
         let first = first_indexed_offset(db, key)?.unwrap_or(0);
-        segments.insert(first, Segment::create(dir, first, now_ms)?);
+        segments.insert(first, Segment::create(files, dir, first, now_ms)?);
     }
 
     let mut wb = WriteBatch::default();
@@ -99,6 +102,12 @@ pub(super) fn recover(
                 .get(&base)
                 .ok_or_else(|| StorageError::Corrupt("segment vanished".into()))?;
             (seg.file.clone(), seg.path.clone(), seg.size)
+        };
+        // Opened only when there is a tail to check: a clean partition opens no file.
+        let file = if pos < file_len {
+            file.handle()?
+        } else {
+            continue;
         };
         loop {
             if pos == file_len {
@@ -212,7 +221,9 @@ fn drop_dangling_entries(
         let e = IndexEntry::decode(&k, &v)?;
         let intact = segments.get(&e.segment).is_some_and(|s| {
             e.position + u64::from(e.size) <= s.size
-                && read_at(&s.file, &s.path, e.position, e.size as usize)
+                && s.file
+                    .handle()
+                    .and_then(|f| read_at(&f, &s.path, e.position, e.size as usize))
                     .ok()
                     .and_then(|b| batch::validate(&b).ok())
                     .is_some_and(|h| h.last_offset() == e.last_offset)

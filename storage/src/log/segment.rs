@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::open_files::{OpenFiles, SegmentFile};
+
 use rustix::buffer::spare_capacity;
 
 use crate::StorageError;
@@ -28,7 +30,8 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<i64> {
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
     pub(crate) path: PathBuf,
-    pub(crate) file: Arc<File>,
+    /// Opened on use, within the broker's budget of open segment files.
+    pub(crate) file: Arc<SegmentFile>,
     /// Bytes of whole, indexed batches; readers never look past it.
     pub(crate) size: u64,
     /// Wall-clock time the segment was created (ms), for `segment.ms` rolls.
@@ -39,7 +42,12 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Creates a new empty segment file.
-    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Self, StorageError> {
+    pub(crate) fn create(
+        budget: &Arc<OpenFiles>,
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+    ) -> Result<Self, StorageError> {
         let path = dir.join(segment_file_name(base_offset));
         let file = OpenOptions::new()
             .read(true)
@@ -54,22 +62,22 @@ impl Segment {
             .len();
         Ok(Segment {
             base_offset,
+            file: SegmentFile::with_open(budget, path.clone(), file, false),
             path,
-            file: Arc::new(file),
             size,
             created_ms: now_ms,
             max_timestamp: -1,
         })
     }
 
-    /// Opens an existing segment file; its `size` is the file length until recovery says otherwise.
-    pub(crate) fn open(path: PathBuf, base_offset: i64) -> Result<Self, StorageError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| StorageError::io(&path, e))?;
-        let meta = file.metadata().map_err(|e| StorageError::io(&path, e))?;
+    /// An existing segment file, left closed until used; its `size` is the file length
+    /// until recovery says otherwise.
+    pub(crate) fn open(
+        budget: &Arc<OpenFiles>,
+        path: PathBuf,
+        base_offset: i64,
+    ) -> Result<Self, StorageError> {
+        let meta = std::fs::metadata(&path).map_err(|e| StorageError::io(&path, e))?;
         let created_ms = meta
             .modified()
             .ok()
@@ -78,8 +86,8 @@ impl Segment {
             .unwrap_or(0);
         Ok(Segment {
             base_offset,
+            file: SegmentFile::closed(budget, path.clone()),
             path,
-            file: Arc::new(file),
             size: meta.len(),
             created_ms,
             max_timestamp: -1,
@@ -89,7 +97,7 @@ impl Segment {
     /// Appends bytes at the end; returns the position they start at.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64, StorageError> {
         let pos = self.size;
-        (&*self.file)
+        (&*self.file.handle()?)
             .write_all(bytes)
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.size += bytes.len() as u64;
@@ -99,6 +107,7 @@ impl Segment {
     /// Cuts the file back to `size` bytes (a torn tail found by recovery).
     pub(crate) fn truncate(&mut self, size: u64) -> Result<(), StorageError> {
         self.file
+            .handle()?
             .set_len(size)
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.size = size;
@@ -147,11 +156,13 @@ mod tests {
     #[test]
     fn append_read_truncate() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Segment::create(dir.path(), 0, 0).unwrap();
+        let budget = OpenFiles::new(10);
+        let mut s = Segment::create(&budget, dir.path(), 0, 0).unwrap();
         assert_eq!(s.append(b"hello").unwrap(), 0);
         assert_eq!(s.append(b"world").unwrap(), 5);
-        assert_eq!(read_at(&s.file, &s.path, 3, 4).unwrap(), b"lowo");
+        let file = s.file.handle().unwrap();
+        assert_eq!(read_at(&file, &s.path, 3, 4).unwrap(), b"lowo");
         s.truncate(5).unwrap();
-        assert_eq!(read_at(&s.file, &s.path, 0, 100).unwrap(), b"hello");
+        assert_eq!(read_at(&file, &s.path, 0, 100).unwrap(), b"hello");
     }
 }
