@@ -24,8 +24,6 @@ pub(crate) struct BrokerProcess {
     port: u16,
     metrics_port: u16,
     overrides: Vec<(String, String)>,
-    /// Open-files limit to start the broker with (through prlimit), when not inherited.
-    nofile: Option<u64>,
     child: Option<Child>,
     spawned_at: Instant,
 }
@@ -37,14 +35,12 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl BrokerProcess {
-    /// Starts `bin` with a fresh data directory under `work_dir`, `overrides` as
-    /// `--override` properties and, when given, `nofile` as its open-files limit, and
-    /// waits until it is ready.
+    /// Starts `bin` with a fresh data directory under `work_dir` and `overrides` as
+    /// `--override` properties, and waits until it is ready.
     pub(crate) fn start(
         bin: &Path,
         work_dir: &Path,
         overrides: &[(String, String)],
-        nofile: Option<u64>,
     ) -> anyhow::Result<BrokerProcess> {
         if !bin.is_file() {
             bail!(
@@ -62,7 +58,6 @@ impl BrokerProcess {
             port: free_port()?,
             metrics_port: free_port()?,
             overrides: overrides.to_vec(),
-            nofile,
             child: None,
             spawned_at: Instant::now(),
         };
@@ -126,15 +121,7 @@ impl BrokerProcess {
             .append(true)
             .open(self.log_path())
             .context("opening the broker log")?;
-        // prlimit sets the limit and execs the broker, so the pid is the broker's.
-        let mut command = match self.nofile {
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(&self.bin);
-                c
-            }
-            None => Command::new(&self.bin),
-        };
+        let mut command = Command::new(&self.bin);
         for (k, v) in &props {
             command.arg("--override").arg(format!("{k}={v}"));
         }

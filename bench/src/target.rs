@@ -24,15 +24,6 @@ impl Target {
     /// A broker for one case: a fresh process with `props` when managed; the external
     /// broker otherwise (where `props` cannot apply).
     pub(crate) fn broker(&self, props: &[(&str, &str)]) -> anyhow::Result<Broker> {
-        self.broker_with_nofile(props, None)
-    }
-
-    /// [`Target::broker`], with an open-files limit for a managed broker.
-    pub(crate) fn broker_with_nofile(
-        &self,
-        props: &[(&str, &str)],
-        nofile: Option<u64>,
-    ) -> anyhow::Result<Broker> {
         match self {
             Target::Managed {
                 bin,
@@ -44,9 +35,7 @@ impl Target {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 all.extend(overrides.iter().cloned());
-                Ok(Broker::Managed(BrokerProcess::start(
-                    bin, work_dir, &all, nofile,
-                )?))
+                Ok(Broker::Managed(BrokerProcess::start(bin, work_dir, &all)?))
             }
             Target::External(bootstrap) => Ok(Broker::External(bootstrap.clone())),
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use sluice_config::BrokerConfig;
 use sluice_storage::Storage;
 use tokio::net::TcpListener;
@@ -193,8 +194,21 @@ pub(crate) async fn serve(
         let _ = t.await;
     }
     let mut result = Ok(());
-    for p in broker.storage.partitions() {
-        if let Err(e) = p.flush_now().await {
+    // As Kafka does, the recovery threads' count of partitions are flushed at once: each
+    // fsync mostly waits on the disk, which takes several together.
+    let dirty: Vec<_> = broker
+        .storage
+        .partitions()
+        .into_iter()
+        .filter(|p| p.has_unflushed())
+        .collect();
+    let mut flushes = futures::stream::iter(dirty.into_iter().map(|p| async move {
+        let flushed = p.flush_now().await;
+        (p, flushed)
+    }))
+    .buffer_unordered(broker.config.num_recovery_threads.max(1));
+    while let Some((p, flushed)) = flushes.next().await {
+        if let Err(e) = flushed {
             tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush at shutdown failed");
             result = Err(anyhow::anyhow!("flush at shutdown failed: {e}"));
         }

@@ -19,7 +19,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "num.io.threads",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "num.recovery.threads.per.data.dir",
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
@@ -126,6 +125,8 @@ pub struct BrokerConfig {
     pub log_retention_bytes: i64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval: Duration,
+    /// `num.recovery.threads.per.data.dir`: threads opening partitions at start-up.
+    pub num_recovery_threads: usize,
     /// `log.max.open.segment.files` (Sluice's own): how many segment files may be open at
     /// once; `None` means half the process's open-files limit.
     pub log_max_open_segment_files: Option<usize>,
@@ -280,6 +281,9 @@ impl Default for BrokerConfig {
             log_retention_bytes: -1,
             log_retention_check_interval: Duration::from_millis(300_000),
             log_max_open_segment_files: None,
+            // Kafka's default is 2; opening a partition mostly waits on the disk (its
+            // directory, its last batch), so more threads than cores pay off.
+            num_recovery_threads: 8,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             flush: FlushPolicy {
@@ -412,6 +416,9 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms" => {
                     cfg.log_retention_check_interval =
                         Duration::from_millis(parse_i64(key, v, 1)? as u64)
+                }
+                "num.recovery.threads.per.data.dir" => {
+                    cfg.num_recovery_threads = parse_i32(key, v, 1)? as usize
                 }
                 "log.max.open.segment.files" => {
                     cfg.log_max_open_segment_files = Some(parse_i64(key, v, 1)? as usize)

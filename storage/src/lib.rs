@@ -272,21 +272,37 @@ impl Storage {
             records.push(TopicRecord::decode(&name, &v)?);
         }
         let started = std::time::Instant::now();
-        let total = records.len();
-        let mut reported = started;
-        let mut recovery_work = 0u64;
-        for (done, record) in records.into_iter().enumerate() {
-            let topic = self.open_topic(record)?;
-            recovery_work += topic
-                .partitions
-                .iter()
-                .map(|p| p.recovery_work())
-                .sum::<u64>();
-            self.insert_topic(topic);
-            if reported.elapsed() >= std::time::Duration::from_secs(5) {
-                reported = std::time::Instant::now();
-                tracing::info!(done = done + 1, total, "opening topics");
+        let configs: Vec<TopicConfig> = records
+            .iter()
+            .map(|r| TopicConfig::resolve(&self.broker, &r.configs))
+            .collect();
+        let jobs: Vec<_> = records
+            .iter()
+            .zip(&configs)
+            .flat_map(|(r, c)| (0..r.partitions).map(move |i| (r, c, i)))
+            .collect();
+        let total = jobs.len();
+        let reported = std::sync::Mutex::new(started);
+        let opened = self.open_partitions(&jobs, |done| {
+            let mut last = reported.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= std::time::Duration::from_secs(5) {
+                *last = std::time::Instant::now();
+                tracing::info!(done, total, "opening partitions");
             }
+        });
+        drop(jobs);
+        let mut opened = opened.into_iter();
+        let mut recovery_work = 0u64;
+        for (record, config) in records.into_iter().zip(configs) {
+            let partitions = (&mut opened)
+                .take(record.partitions.max(0) as usize)
+                .collect::<Result<Vec<_>, _>>()?;
+            recovery_work += partitions.iter().map(|p| p.recovery_work()).sum::<u64>();
+            self.insert_topic(Arc::new(Topic {
+                record,
+                config,
+                partitions,
+            }));
         }
         // recovery_work is 0 after a clean shutdown: every batch was indexed and synced.
         tracing::info!(
@@ -300,27 +316,85 @@ impl Storage {
 
     fn open_topic(&self, record: TopicRecord) -> Result<Arc<Topic>, StorageError> {
         let config = TopicConfig::resolve(&self.broker, &record.configs);
-        let now = now_ms();
-        let partitions = (0..record.partitions)
-            .map(|i| {
-                Partition::open(
-                    self.db.clone(),
-                    &self.log_root,
-                    &record.name,
-                    record.id,
-                    i,
-                    config.clone(),
-                    self.flush_policy(),
-                    self.files.clone(),
-                    now,
-                )
-            })
+        let jobs: Vec<_> = (0..record.partitions)
+            .map(|i| (&record, &config, i))
+            .collect();
+        let partitions = self
+            .open_partitions(&jobs, |_| {})
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(Topic {
             record,
             config,
             partitions,
         }))
+    }
+
+    /// Opens partitions (topic, its config, index) on `num.recovery.threads.per.data.dir`
+    /// threads: opening one mostly waits on the disk. Results come in the order of `jobs`;
+    /// `progress` is told how many are done, now and then.
+    fn open_partitions(
+        &self,
+        jobs: &[(&TopicRecord, &TopicConfig, i32)],
+        progress: impl Fn(usize) + Sync,
+    ) -> Vec<Result<Arc<Partition>, StorageError>> {
+        let now = now_ms();
+        let open = |(record, config, index): &(&TopicRecord, &TopicConfig, i32)| {
+            Partition::open(
+                self.db.clone(),
+                &self.log_root,
+                &record.name,
+                record.id,
+                *index,
+                (*config).clone(),
+                self.flush_policy(),
+                self.files.clone(),
+                now,
+            )
+        };
+        let threads = self.broker.num_recovery_threads.clamp(1, jobs.len().max(1));
+        if threads == 1 {
+            return jobs.iter().map(open).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<Arc<Partition>, StorageError>>> =
+            jobs.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(job) = jobs.get(i) else { break };
+                            done.push((i, open(job)));
+                            if i % 1000 == 999 {
+                                progress(i + 1);
+                            }
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for worker in workers {
+                // A worker that panicked leaves its partitions unopened: reported below.
+                if let Ok(done) = worker.join() {
+                    for (i, r) in done {
+                        results[i] = Some(r);
+                    }
+                }
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StorageError::Corrupt(
+                        "a thread opening partitions panicked".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     fn insert_topic(&self, topic: Arc<Topic>) {
