@@ -189,6 +189,10 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// `group.max.size`.
     pub max_size: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often a KIP-848 member heartbeats.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms`: a KIP-848 member silent this long is removed.
+    pub consumer_session_timeout_ms: i32,
     /// `offsets.retention.minutes`, in ms: how long offsets of an empty group are kept.
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
@@ -247,6 +251,8 @@ impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
             initial_rebalance_delay_ms: 3_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             max_size: i32::MAX,
@@ -486,6 +492,12 @@ impl BrokerConfig {
                     cfg.groups.max_session_timeout_ms = parse_i32(key, v, 0)?
                 }
                 "group.max.size" => cfg.groups.max_size = parse_i32(key, v, 1)?,
+                "group.consumer.heartbeat.interval.ms" => {
+                    cfg.groups.consumer_heartbeat_interval_ms = parse_i32(key, v, 1)?
+                }
+                "group.consumer.session.timeout.ms" => {
+                    cfg.groups.consumer_session_timeout_ms = parse_i32(key, v, 1)?
+                }
                 "offsets.retention.minutes" => {
                     cfg.groups.offsets_retention_ms = parse_i64(key, v, 1)?.saturating_mul(60_000)
                 }
@@ -574,6 +586,13 @@ impl BrokerConfig {
         }
         if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {
             cfg.log_roll_ms = ms;
+        }
+        if cfg.groups.consumer_heartbeat_interval_ms >= cfg.groups.consumer_session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "group.consumer.heartbeat.interval.ms",
+                &cfg.groups.consumer_heartbeat_interval_ms.to_string(),
+                "must be below group.consumer.session.timeout.ms",
+            ));
         }
         if cfg.groups.min_session_timeout_ms > cfg.groups.max_session_timeout_ms {
             return Err(ConfigError::invalid(

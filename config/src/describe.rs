@@ -283,6 +283,18 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             "Replication factor of auto-created topics.",
         ),
         (
+            "group.consumer.heartbeat.interval.ms",
+            g.consumer_heartbeat_interval_ms.to_string(),
+            ConfigType::Int,
+            "How often a member of a consumer-protocol (KIP-848) group heartbeats.",
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            g.consumer_session_timeout_ms.to_string(),
+            ConfigType::Int,
+            "A consumer-protocol member silent this long leaves its group.",
+        ),
+        (
             "group.initial.rebalance.delay.ms",
             g.initial_rebalance_delay_ms.to_string(),
             ConfigType::Int,
@@ -357,6 +369,14 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             "Default retention.bytes of topics.",
         ),
         (
+            "log.max.open.segment.files",
+            broker
+                .log_max_open_segment_files
+                .map_or("-1".to_string(), |n| n.to_string()),
+            ConfigType::Int,
+            "Most segment files open at once; -1: half the open-files limit.",
+        ),
+        (
             "log.retention.check.interval.ms",
             ms(broker.log_retention_check_interval),
             ConfigType::Long,
@@ -415,6 +435,12 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             broker.num_partitions.to_string(),
             ConfigType::Int,
             "Partitions of auto-created topics.",
+        ),
+        (
+            "num.recovery.threads.per.data.dir",
+            broker.num_recovery_threads.to_string(),
+            ConfigType::Int,
+            "Partitions opened at once at start-up and flushed at once at shutdown.",
         ),
         (
             "offset.metadata.max.bytes",

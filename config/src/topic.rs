@@ -178,6 +178,9 @@ pub struct TopicConfig {
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`: share of uncleaned bytes that makes a log worth cleaning.
     pub min_cleanable_dirty_ratio: f64,
+    /// `flush.messages`: an fsync before acknowledging once this many messages are
+    /// unflushed; `u64::MAX` leaves flushing to the OS (and `flush.ms`).
+    pub flush_messages: u64,
 }
 
 impl TopicConfig {
@@ -200,6 +203,7 @@ impl TopicConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            flush_messages: broker.flush.interval_messages,
         };
         // Broker properties set some defaults (validated at start-up).
         for (k, v) in &broker.topic_defaults {
@@ -219,6 +223,7 @@ impl TopicConfig {
             "retention.ms" => self.retention_ms = parse_i64(key, v, -1)?,
             "retention.bytes" => self.retention_bytes = parse_i64(key, v, -1)?,
             "segment.bytes" => self.segment_bytes = parse_i64(key, v, 14)? as u64,
+            "flush.messages" => self.flush_messages = parse_i64(key, v, 1)? as u64,
             "segment.ms" => self.segment_ms = parse_i64(key, v, 1)?,
             "max.message.bytes" => {
                 self.max_message_bytes = parse_i64(key, v, 0)?

@@ -347,7 +347,6 @@ impl Storage {
                 record.id,
                 *index,
                 (*config).clone(),
-                self.flush_policy(),
                 self.files.clone(),
                 now,
             )
@@ -662,7 +661,6 @@ impl Storage {
                 old.record.id,
                 index,
                 old.config.clone(),
-                self.flush_policy(),
                 self.files.clone(),
                 now,
             )?);

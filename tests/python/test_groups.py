@@ -635,6 +635,34 @@ def test_kip848_consumer_protocol_members(broker_factory, members):
     assert no_errors(ms) == {}
 
 
+def test_kip848_heartbeat_interval_and_session_timeout_are_the_brokers(broker_factory, members):
+    """group.consumer.heartbeat.interval.ms=300 and group.consumer.session.timeout.ms=2000:
+    live librdkafka members heartbeat often enough to keep their partitions through twice
+    the session timeout, and a member killed with SIGKILL (no leave) loses its partitions to
+    the survivor within seconds, not the default 45 s."""
+    b = broker_factory(overrides={"group.consumer.heartbeat.interval.ms": 300,
+                                  "group.consumer.session.timeout.ms": 2000})
+    topic = unique_topic("grp-848-hb")
+    create_topic(b.bootstrap, topic, 4)
+    group = unique_group("848hb")
+    conf = {"group.protocol": "consumer", "session.timeout.ms": None, "heartbeat.interval.ms": None}
+    ms = [members(f"m{i}", b, group, [topic], conf=conf) for i in range(2)]
+    own = wait_for(lambda: exact_cover(ms, range(4)), 30, "2 members to own 2 partitions each")
+    assert sorted(len(v) for v in own.values()) == [2, 2], own
+    # An observation window, not a wait for a condition: members told to heartbeat every
+    # 5 s would be fenced after 2 s and lose their partitions here.
+    changes = [len(m.events("lost", "revoke", "assign")) for m in ms]
+    time.sleep(4.5)
+    assert exact_cover(ms, range(4)) == own
+    assert [len(m.events("lost", "revoke", "assign")) for m in ms] == changes, \
+        [m.summary() for m in ms]
+    ms[1].kill()
+    own = wait_for(lambda: exact_cover(ms[:1], range(4)), 15,
+                   "the survivor to own every partition after the session timeout")
+    assert sorted(own["m0"]) == [0, 1, 2, 3], own
+    assert no_errors(ms[:1]) == {}
+
+
 # --- static membership ------------------------------------------------------------------------
 
 def test_static_member_restart_keeps_partitions_without_rebalance(broker_factory, members):

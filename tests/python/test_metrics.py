@@ -312,3 +312,27 @@ def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory):
     unused = [f.name for f in text_string_to_metric_families(text)
               if not any(s.name in used for s in f.samples)]
     assert not unused, f"families without a panel: {unused}"
+
+
+def test_topic_flush_messages_forces_an_fsync_per_produce(broker_factory):
+    """`flush.messages=1` on one topic: 20 acks=all requests to it cost at least 20 fsyncs;
+    20 to a topic with the default (no flush policy) cost none."""
+    b, base = metrics_broker(broker_factory)
+    a = admin(b.bootstrap)
+    synced, lazy = unique_topic("flush1"), unique_topic("lazy")
+    fs = a.create_topics([NewTopic(synced, 1, 1, config={"flush.messages": "1"}), NewTopic(lazy, 1, 1)])
+    for f in fs.values():
+        f.result(timeout=30)
+    # One record per request: each is its own append.
+    p = producer(b.bootstrap, **{"acks": "all", "linger.ms": 0, "max.in.flight": 1, "batch.num.messages": 1})
+
+    def fsyncs() -> float:
+        return value(scrape(base), "sluice_storage_fsyncs_total")
+
+    before = fsyncs()
+    reports = produce_and_report(p, [(lazy, None, b"v%d" % i, None, 0) for i in range(20)])
+    assert [r[2] for r in reports] == list(range(20))
+    assert fsyncs() == before, "a topic without a flush policy must not be fsynced per request"
+    reports = produce_and_report(p, [(synced, None, b"v%d" % i, None, 0) for i in range(20)])
+    assert [r[2] for r in reports] == list(range(20))
+    assert fsyncs() >= before + 20

@@ -27,9 +27,7 @@ use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::NONE;
-use crate::group::{
-    ConsumerHeartbeat, Described, JoinParams, OffsetCommitEntry, SyncParams, HEARTBEAT_INTERVAL_MS,
-};
+use crate::group::{ConsumerHeartbeat, Described, JoinParams, OffsetCommitEntry, SyncParams};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -747,7 +745,7 @@ pub(crate) fn consumer_group_heartbeat(
         Ok(r) => {
             res.member_id = Some(s(&r.member_id));
             res.member_epoch = r.member_epoch;
-            res.heartbeat_interval_ms = HEARTBEAT_INTERVAL_MS;
+            res.heartbeat_interval_ms = broker.groups.consumer_heartbeat_interval_ms();
             res.assignment = r.assignment.map(|a| {
                 Assignment::default().with_topic_partitions(
                     a.into_iter()

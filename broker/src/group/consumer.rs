@@ -13,11 +13,6 @@ use super::assignor::{self, Assignment, AssignorMember};
 use super::state::{Group, GroupState};
 use super::GroupCoordinator;
 
-/// `group.consumer.heartbeat.interval.ms`.
-pub(crate) const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
-/// `group.consumer.session.timeout.ms`.
-const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
-
 /// Epoch a member sends to join.
 const JOIN_EPOCH: i32 = 0;
 /// Epoch a member sends to leave.
@@ -201,6 +196,16 @@ impl GroupCoordinator {
         result
     }
 
+    /// `group.consumer.session.timeout.ms`.
+    fn consumer_session_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.consumer_session_timeout_ms.max(1) as u64)
+    }
+
+    /// `group.consumer.heartbeat.interval.ms`, as ConsumerGroupHeartbeat tells members.
+    pub(crate) fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.config.consumer_heartbeat_interval_ms
+    }
+
     fn consumer_heartbeat_in(
         &self,
         group: &mut Group,
@@ -229,7 +234,7 @@ impl GroupCoordinator {
                 if let Some(m) = cg.members.get_mut(&id) {
                     // Keeps its partitions until it returns or its session runs out.
                     m.left_temporarily = true;
-                    m.session_deadline = now + SESSION_TIMEOUT;
+                    m.session_deadline = now + self.consumer_session_timeout();
                 }
             } else {
                 remove_consumer_member(cg, &id);
@@ -245,7 +250,12 @@ impl GroupCoordinator {
 
         let mut member_changed = false;
         if req.member_epoch == JOIN_EPOCH {
-            member_changed = join_member(cg, &req, now, &group.group_id)?;
+            member_changed = join_member(
+                cg,
+                &req,
+                now + self.consumer_session_timeout(),
+                &group.group_id,
+            )?;
         } else {
             let Some(m) = cg.members.get(&req.member_id) else {
                 return Err((
@@ -282,7 +292,7 @@ impl GroupCoordinator {
         let Some(m) = cg.members.get_mut(&req.member_id) else {
             return Err((ResponseError::UnknownMemberId, String::new()));
         };
-        m.session_deadline = now + SESSION_TIMEOUT;
+        m.session_deadline = now + self.consumer_session_timeout();
         m.left_temporarily = false;
         if let Some(names) = &req.subscribed_topic_names {
             let mut names = names.clone();
@@ -520,7 +530,7 @@ fn validate(req: &ConsumerHeartbeat) -> Result<(), HeartbeatError> {
 fn join_member(
     cg: &mut ConsumerGroupState,
     req: &ConsumerHeartbeat,
-    now: Instant,
+    session_deadline: Instant,
     group_id: &str,
 ) -> Result<bool, HeartbeatError> {
     let mut inherited: Option<(String, ConsumerMember)> = None;
@@ -569,7 +579,7 @@ fn join_member(
             server_assignor: None,
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
-            session_deadline: now + SESSION_TIMEOUT,
+            session_deadline,
             revocation_deadline: None,
             left_temporarily: false,
         },

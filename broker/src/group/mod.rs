@@ -23,7 +23,7 @@ use sluice_storage::{Storage, StorageError};
 use tokio::sync::{oneshot, watch, Notify};
 
 pub(crate) use classic::{JoinParams, SyncParams};
-pub(crate) use consumer::{ConsumerHeartbeat, HEARTBEAT_INTERVAL_MS};
+pub(crate) use consumer::ConsumerHeartbeat;
 pub(crate) use offsets::OffsetCommitEntry;
 pub(crate) use state::{JoinResult, SyncResult};
 pub(crate) use views::Described;

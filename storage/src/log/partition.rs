@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
-use sluice_config::{CompressionType, FlushPolicy, TimestampType, TopicConfig};
+use sluice_config::{CompressionType, TimestampType, TopicConfig};
 use sluice_protocol::batch::{self, BatchHeader, Compression, ControlType};
 use sluice_protocol::records;
 use tokio::sync::watch;
@@ -189,7 +189,6 @@ pub struct Partition {
     pub(super) dir: PathBuf,
     pub(super) db: Arc<Db>,
     pub(super) log: Mutex<LogState>,
-    flush_policy: FlushPolicy,
     /// Everything below this offset is on disk.
     flushed_offset: AtomicI64,
     flush_lock: tokio::sync::Mutex<()>,
@@ -217,7 +216,6 @@ impl Partition {
         topic_id: Uuid,
         index: i32,
         config: TopicConfig,
-        flush_policy: FlushPolicy,
         files: Arc<OpenFiles>,
         now_ms: i64,
     ) -> Result<Arc<Self>, StorageError> {
@@ -235,7 +233,6 @@ impl Partition {
             dir,
             db,
             log: Mutex::new(state),
-            flush_policy,
             flushed_offset: AtomicI64::new(leo),
             flush_lock: tokio::sync::Mutex::new(()),
             cleaner_lock: Mutex::new(()),
@@ -489,8 +486,8 @@ impl Partition {
         }
         log.log_end_offset = header.last_offset() + 1;
         log.unflushed_messages += header.records_count.max(1) as u64;
-        let flush_due = !self.flush_policy.is_lazy()
-            && log.unflushed_messages >= self.flush_policy.interval_messages;
+        // flush.messages (topic) over log.flush.interval.messages (broker).
+        let flush_due = log.unflushed_messages >= log.config.flush_messages;
         let info = AppendInfo {
             base_offset,
             last_offset: header.last_offset(),
