@@ -1,7 +1,9 @@
 //! The one match from API key to handler, the supported-versions table that feeds
 //! ApiVersions, and request/response framing around the handlers.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
@@ -182,14 +184,40 @@ pub(crate) fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
         .map(|(_, min, max)| (*min, *max))
 }
 
-/// Handles one request frame; `Ok(None)` means no response is sent (acks=0).
+/// An answer that is ready once a Produce's fsyncs are done.
+pub(crate) type LaterResponse =
+    Pin<Box<dyn Future<Output = Result<Option<Response>, DispatchError>> + Send>>;
+
+/// What handling a request gave.
+pub(crate) enum Handled {
+    /// The answer to send now; `None` when none is sent (acks=0).
+    Now(Option<Response>),
+    /// A Produce's answer, waiting for the fsyncs of its flush policy: the connection may
+    /// take the next Produce meanwhile and sends the answers in order.
+    Later(LaterResponse),
+}
+
+impl Handled {
+    /// The answer, waiting for it if need be.
+    #[cfg(test)]
+    pub(crate) async fn response(self) -> Result<Option<Response>, DispatchError> {
+        match self {
+            Handled::Now(r) => Ok(r),
+            Handled::Later(f) => f.await,
+        }
+    }
+}
+
+/// Handles one request frame.
 pub(crate) async fn handle(
     broker: &Broker,
     ctx: &mut RequestContext,
     mut frame: Bytes,
-) -> Result<Option<Response>, DispatchError> {
+) -> Result<Handled, DispatchError> {
     if ctx.sasl.as_ref().is_some_and(|s| s.expects_raw_token()) {
-        return Ok(Some(api::sasl::raw_token(broker, ctx, &frame).into()));
+        return Ok(Handled::Now(Some(
+            api::sasl::raw_token(broker, ctx, &frame).into(),
+        )));
     }
     if frame.len() < 8 {
         return Err(DispatchError::Short);
@@ -206,7 +234,7 @@ pub(crate) async fn handle(
             // A client newer than us: answer at v0 with the table, so it can pick a version.
             let response = api::api_versions::unsupported_version_response();
             return encode(api, 0, correlation_id, &ResponseKind::ApiVersions(response))
-                .map(|b| Some(b.into()));
+                .map(|b| Handled::Now(Some(b.into())));
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
@@ -228,6 +256,8 @@ pub(crate) async fn handle(
     let request = decode_body(api, version, &mut frame).map_err(malformed)?;
     // A Fetch answer's records, left in their segment files until it is written.
     let mut fetch_regions: Vec<Option<FileRegion>> = Vec::new();
+    // A Produce answer's fsyncs, still to wait for.
+    let mut produce_flushes = None;
     let mut response = match request {
         RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api::api_versions::handle(
             &r, version,
@@ -262,9 +292,15 @@ pub(crate) async fn handle(
         RequestKind::Metadata(r) => Some(ResponseKind::Metadata(api::metadata::handle(
             broker, ctx, r, version,
         ))),
-        RequestKind::Produce(r) => api::produce::handle(broker, ctx, r, version)
-            .await
-            .map(ResponseKind::Produce),
+        RequestKind::Produce(r) => {
+            let (response, flushes) = api::produce::append(broker, ctx, r, version);
+            if flushes.is_empty() {
+                flushes.ready(response).map(ResponseKind::Produce)
+            } else {
+                produce_flushes = Some(flushes);
+                Some(ResponseKind::Produce(response))
+            }
+        }
         RequestKind::Fetch(r) => {
             let reply = api::fetch::handle(broker, ctx, r, version).await;
             fetch_regions = reply.regions;
@@ -408,18 +444,29 @@ pub(crate) async fn handle(
         }
         ctx.throttle = ctx.throttle.max(throttle);
     }
-    match response {
-        Some(ResponseKind::Fetch(r)) => {
+    match (response, produce_flushes) {
+        (Some(ResponseKind::Produce(r)), Some(flushes)) => {
+            Ok(Handled::Later(Box::pin(async move {
+                match flushes.finish(r).await {
+                    Some(r) => encode(api, version, correlation_id, &ResponseKind::Produce(r))
+                        .map(|b| Some(b.into())),
+                    None => Ok(None),
+                }
+            })))
+        }
+        (Some(ResponseKind::Fetch(r)), _) => {
             api::fetch::encode(&r, &fetch_regions, version, correlation_id)
-                .map(Some)
+                .map(|r| Handled::Now(Some(r)))
                 .map_err(|e| DispatchError::Encode {
                     api,
                     version,
                     reason: e.to_string(),
                 })
         }
-        Some(r) => encode(api, version, correlation_id, &r).map(|b| Some(b.into())),
-        None => Ok(None),
+        (Some(r), _) => {
+            encode(api, version, correlation_id, &r).map(|b| Handled::Now(Some(b.into())))
+        }
+        (None, _) => Ok(Handled::Now(None)),
     }
 }
 
@@ -1154,6 +1201,9 @@ mod tests {
                 let out = handle(&broker, &mut ctx, frame(*api, version, &req))
                     .await
                     .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
+                    .response()
+                    .await
+                    .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
                     .unwrap_or_else(|| panic!("{api:?} v{version}: no response"));
                 let mut body = out.to_bytes().expect("readable").slice(4..);
                 let header =
@@ -1426,6 +1476,9 @@ mod tests {
         // ApiVersions v99 with a correlation id and a body we cannot parse.
         let raw = Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 1, 2, 3]);
         let out = handle(&broker, &mut ctx, raw)
+            .await
+            .expect("answered")
+            .response()
             .await
             .expect("answered")
             .expect("response");

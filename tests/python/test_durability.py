@@ -3,14 +3,18 @@ promises it, and offsets carry on where they left off."""
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections import Counter
 
 import pytest
 from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
 
+import wire
 from e2e import (
+    admin,
     assigned_consumer,
     consume_exact,
     create_topic,
@@ -200,3 +204,29 @@ def test_idempotent_producer_across_restarts(broker_factory, how):
         gaps = [v for v in expected if v not in counts]
         pytest.fail(f"read {len(values)} values, sent {len(expected)}: {len(dups)} duplicates (first {dups[:5]}), "
                     f"{len(gaps)} missing (first {gaps[:5]})")
+
+
+def test_pipelined_produces_waiting_for_fsyncs_are_answered_in_order(broker_factory):
+    """flush.messages=1: six acks=all Produce requests and an ApiVersions sent back to back
+    on one connection (raw frames, as a pipelining client sends them) are answered in the
+    order sent, with offsets 0..5; an acks=0 Produce among them gets no answer, as ever."""
+    b = broker_factory()
+    topic = unique_topic("pipelined")
+    a = admin(b.bootstrap)
+    fs = a.create_topics([NewTopic(topic, 1, 1, config={"flush.messages": "1"})])
+    fs[topic].result(timeout=30)
+    requests = []
+    for i in range(6):
+        batch = wire.record_batch([(None, b"v%d" % i)], 1_000 + i)
+        acks = 0 if i == 3 else -1
+        requests.append(wire.produce_request(7, 100 + i, topic, 0, batch, acks=acks))
+    requests.append(wire.api_versions_request(0, 200))
+    with wire.Conn(b.host, b.port) as c:
+        c.send(b"".join(wire.frame(r) for r in requests))
+        answers = [c.recv_frame() for _ in range(6)]
+    produced = [wire.parse_produce_response(7, p) for p in answers[:5]]
+    assert [corr for corr, _ in produced] == [100, 101, 102, 104, 105]
+    assert [parts[0][2:] for _, parts in produced] == [(0, 0), (0, 1), (0, 2), (0, 4), (0, 5)]
+    assert struct.unpack(">i", answers[5][:4])[0] == 200
+    values = [r.value for r in consume_exact(b.bootstrap, topic, {0: 6})[0]]
+    assert values == [b"v%d" % i for i in range(6)]

@@ -1,5 +1,7 @@
 //! Produce: validate each partition's batch, append it, wait for the flush policy, answer.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -31,13 +33,50 @@ fn partition_response(
     p
 }
 
-/// Answers Produce; `None` for `acks=0`, which gets no response at all.
-pub(crate) async fn handle(
+/// What a Produce's appends leave to do before it is answered.
+pub(crate) struct PendingFlushes {
+    acks: i16,
+    /// (topic index, partition index in the response, partition, offset to cover).
+    flushes: Vec<(usize, usize, Arc<Partition>, i64)>,
+}
+
+impl PendingFlushes {
+    /// True when the answer can go at once.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.flushes.is_empty()
+    }
+
+    /// The answer when there is nothing to wait for (`None` for `acks=0`).
+    pub(crate) fn ready(self, response: ProduceResponse) -> Option<ProduceResponse> {
+        (self.acks != 0).then_some(response)
+    }
+
+    /// Waits for the fsyncs the flush policy asks for, then gives the answer (`None` for
+    /// `acks=0`, which gets no response). One fsync per partition covers every request
+    /// appended before it ran: group commit. A failed fsync fails its partition.
+    /// The connection counts the wait as the request's remote time.
+    pub(crate) async fn finish(self, mut response: ProduceResponse) -> Option<ProduceResponse> {
+        for (ti, pi, partition, last_offset) in self.flushes {
+            if let Err(e) = partition.flush_to(last_offset).await {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+                let p = &mut response.responses[ti].partition_responses[pi];
+                p.error_code = storage_error_code(&e);
+                p.base_offset = -1;
+            }
+        }
+        (self.acks != 0).then_some(response)
+    }
+}
+
+/// Validates and appends a Produce's batches. The answer is ready once the returned
+/// flushes are done ([`PendingFlushes::finish`]), so the connection may read the next
+/// request meanwhile.
+pub(crate) fn append(
     broker: &Broker,
     ctx: &RequestContext,
     req: ProduceRequest,
     version: i16,
-) -> Option<ProduceResponse> {
+) -> (ProduceResponse, PendingFlushes) {
     let acks = req.acks;
     // A transactional producer needs Write on its transactional id; each topic needs Write.
     let txn_denied = req
@@ -45,7 +84,7 @@ pub(crate) async fn handle(
         .as_ref()
         .is_some_and(|id| !ctx.may(broker, Operation::Write, Resource::TransactionalId, id));
     let mut response = ProduceResponse::default();
-    let mut pending_flush: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    let mut pending_flush: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let denied = if txn_denied {
@@ -208,18 +247,11 @@ pub(crate) async fn handle(
         }
         response.responses.push(tr);
     }
-    // One fsync per partition covers every request appended before it ran: group commit.
-    for (ti, pi, partition, last_offset) in pending_flush {
-        if let Err(e) = ctx.waited.wait(partition.flush_to(last_offset)).await {
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-            let p = &mut response.responses[ti].partition_responses[pi];
-            p.error_code = storage_error_code(&e);
-            p.base_offset = -1;
-        }
-    }
-    if acks == 0 {
-        None
-    } else {
-        Some(response)
-    }
+    (
+        response,
+        PendingFlushes {
+            acks,
+            flushes: pending_flush,
+        },
+    )
 }
