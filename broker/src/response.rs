@@ -13,6 +13,11 @@ use tokio::net::TcpStream;
 /// Bytes read from a segment per write on a connection that cannot use sendfile.
 const COPY_CHUNK: usize = 256 * 1024;
 
+/// Responses up to this size go out in one write, file regions read in: for the small
+/// fetches of a consumer at the head of the log, one syscall and one TCP segment cost less
+/// than a header write and a sendfile.
+const ONE_WRITE_MAX: usize = 64 * 1024;
+
 /// One part of a response, written in order.
 #[derive(Debug, Clone)]
 pub(crate) enum Piece {
@@ -145,6 +150,25 @@ pub(crate) async fn write_response<S: ResponseStream>(
     response: &Response,
     scratch: &mut Vec<u8>,
 ) -> io::Result<()> {
+    let len = response.len();
+    if response.pieces.len() > 1 && len <= ONE_WRITE_MAX {
+        if scratch.len() < len {
+            scratch.resize(len, 0);
+        }
+        let mut at = 0;
+        for piece in &response.pieces {
+            match piece {
+                Piece::Bytes(b) => scratch[at..at + b.len()].copy_from_slice(b),
+                Piece::File(r) => r.read_exact_at(0, &mut scratch[at..at + r.len()])?,
+            }
+            at += match piece {
+                Piece::Bytes(b) => b.len(),
+                Piece::File(r) => r.len(),
+            };
+        }
+        stream.write_all(&scratch[..len]).await?;
+        return stream.flush().await;
+    }
     for piece in &response.pieces {
         match piece {
             Piece::Bytes(b) => stream.write_all(b).await?,
