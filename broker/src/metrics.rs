@@ -29,6 +29,8 @@ pub(crate) struct Metrics {
     partition_size: IntGaugeVec,
     partitions: IntGauge,
     under_replicated: IntGauge,
+    segment_files_open: IntGauge,
+    segment_files_open_max: IntGauge,
     group_lag: IntGaugeVec,
     rocksdb: RocksDbGauges,
     uptime: Gauge,
@@ -150,6 +152,12 @@ impl Metrics {
             "sluice_under_replicated_partitions",
             "Partitions with fewer in-sync replicas than replicas (0 on one node).",
         )?;
+        let segment_files_open =
+            IntGauge::new("sluice_log_segment_files_open", "Segment files open now.")?;
+        let segment_files_open_max = IntGauge::new(
+            "sluice_log_segment_files_open_max",
+            "log.max.open.segment.files: past it the least recently used segment files are closed.",
+        )?;
         let group_lag = IntGaugeVec::new(
             Opts::new(
                 "sluice_consumer_group_lag",
@@ -177,6 +185,8 @@ impl Metrics {
         registry.register(Box::new(partition_size.clone()))?;
         registry.register(Box::new(partitions.clone()))?;
         registry.register(Box::new(under_replicated.clone()))?;
+        registry.register(Box::new(segment_files_open.clone()))?;
+        registry.register(Box::new(segment_files_open_max.clone()))?;
         registry.register(Box::new(group_lag.clone()))?;
         registry.register(Box::new(uptime.clone()))?;
         registry.register(Box::new(fsyncs.clone()))?;
@@ -194,6 +204,8 @@ impl Metrics {
             partition_size,
             partitions,
             under_replicated,
+            segment_files_open,
+            segment_files_open_max,
             group_lag,
             rocksdb,
             uptime,
@@ -312,6 +324,11 @@ impl Metrics {
             }
         }
         self.rocksdb.set(broker.storage.index_stats());
+        let (open, max) = broker.storage.open_segment_files();
+        self.segment_files_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+        self.segment_files_open_max
+            .set(i64::try_from(max).unwrap_or(i64::MAX));
     }
 }
 

@@ -4,7 +4,12 @@ and after a kill -9, while the broker keeps no more segment files open than the 
 
 import os
 import re
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import free_port
 
 from e2e import (admin, consume_exact, produce_and_report, producer, unique_topic, wait_for)
 from confluent_kafka.admin import NewTopic
@@ -30,7 +35,9 @@ def open_segment_files(pid: int) -> list[str]:
 
 
 def test_partitions_beyond_the_open_files_budget_read_back_exactly(broker_factory):
-    b = broker_factory({"log.max.open.segment.files": BUDGET})
+    metrics_port = free_port()
+    b = broker_factory({"log.max.open.segment.files": BUDGET,
+                        "metrics.listener": f"127.0.0.1:{metrics_port}"})
     topic = unique_topic("budget")
     # 1 KiB segments: every partition rolls several times.
     a = admin(b.bootstrap)
@@ -63,3 +70,10 @@ def test_partitions_beyond_the_open_files_budget_read_back_exactly(broker_factor
     wait_for(lambda: len(open_segment_files(b.pid)) <= BUDGET, 10,
              f"at most {BUDGET} open segment files after a restart")
     assert f"max_open_segment_files={BUDGET}" in b.stderr_tail(400)
+    # The gauges agree with /proc.
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+    [budget] = families["sluice_log_segment_files_open_max"].samples
+    [open_now] = families["sluice_log_segment_files_open"].samples
+    assert budget.value == BUDGET
+    assert 1 <= open_now.value <= BUDGET
