@@ -352,7 +352,7 @@ impl Partition {
                 end,
                 file: seg.file.handle()?,
                 source: Arc::downgrade(&seg.file),
-                path: seg.path.clone(),
+                path: seg.path().to_path_buf(),
                 size: seg.size,
                 created_ms: seg.created_ms,
             });
@@ -382,7 +382,7 @@ impl Partition {
         }
         Ok(self
             .locate(plan.first_dirty)?
-            .is_some_and(|l| l.entry.max_timestamp < now_ms.saturating_sub(plan.max_lag_ms)))
+            .is_some_and(|(entry, _)| entry.max_timestamp < now_ms.saturating_sub(plan.max_lag_ms)))
     }
 
     /// Maps every key of the dirty section to its latest offset, segment by segment, until
@@ -479,7 +479,6 @@ impl Partition {
                 base,
                 Segment {
                     base_offset: base,
-                    path: final_path.clone(),
                     file: swapped.clone(),
                     size: cleaned.size,
                     created_ms: group[0].created_ms,

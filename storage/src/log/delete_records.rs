@@ -76,8 +76,8 @@ impl Partition {
         drop(log);
         for seg in removed {
             tracing::info!(topic = %self.topic, partition = self.index, segment = seg.base_offset, "deleting segment below the log start offset");
-            if let Err(e) = std::fs::remove_file(&seg.path) {
-                tracing::warn!(path = %seg.path.display(), error = %e, "could not delete segment file");
+            if let Err(e) = std::fs::remove_file(seg.path()) {
+                tracing::warn!(path = %seg.path().display(), error = %e, "could not delete segment file");
             }
         }
         tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "deleted records");

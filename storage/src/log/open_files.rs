@@ -138,6 +138,11 @@ impl SegmentFile {
         })
     }
 
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Keeps the file open whatever the budget (`true`), or lets the budget close it.
     pub(crate) fn set_pinned(&self, pinned: bool) {
         self.pinned.store(pinned, Ordering::Relaxed);

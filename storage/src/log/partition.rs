@@ -620,14 +620,14 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<FetchData<Option<FileRegion>>, ReadError> {
-        let (log_start_offset, high_watermark, last_stable_offset) = {
-            let log = self.lock();
-            (
-                log.log_start_offset,
-                log.log_end_offset,
-                log.last_stable_offset(),
-            )
-        };
+        // The offsets, the index and the segment map are read under one lock, so that the
+        // cleaner cannot swap the file between finding the batches and taking its handle.
+        let log = self.lock();
+        let (log_start_offset, high_watermark, last_stable_offset) = (
+            log.log_start_offset,
+            log.log_end_offset,
+            log.last_stable_offset(),
+        );
         if offset < log_start_offset || offset > high_watermark {
             return Err(ReadError::OutOfRange {
                 offset,
@@ -649,14 +649,7 @@ impl Partition {
         if offset >= upper {
             return Ok(data);
         }
-        // Index and segment map are read under one lock, so that the cleaner cannot swap
-        // the file between finding the batches and taking its handle.
-        let log = self.lock();
-        let Some(first) = self.batch_containing(offset)? else {
-            return Ok(data);
-        };
-        // A segment missing from the map was just removed by retention.
-        let Some(segment) = log.segments.get(&first.segment) else {
+        let Some((first, segment)) = self.find_batch(&log, offset)? else {
             return Ok(data);
         };
         if first.base_offset >= upper {
@@ -666,12 +659,8 @@ impl Partition {
         if isolation == Isolation::ReadCommitted {
             data.aborted_transactions = log.aborted_txns.overlapping(offset, next_offset);
         }
-        data.records = Some(FileRegion::new(
-            segment.file.handle()?,
-            segment.path.clone(),
-            first.position,
-            end.saturating_sub(first.position) as usize,
-        ));
+        let len = end.saturating_sub(first.position) as usize;
+        data.records = Some(FileRegion::new(&segment.file, first.position, len)?);
         Ok(data)
     }
 
@@ -750,22 +739,33 @@ impl Partition {
         out
     }
 
-    /// The batch holding `offset` (or the first after it) and its segment file, looked up
-    /// together under the log lock so that the cleaner cannot swap the file in between.
-    pub(super) fn locate(&self, offset: i64) -> Result<Option<Located>, StorageError> {
+    /// The batch holding `offset` (or the first after it) and the region of its segment
+    /// file it fills, looked up together under the log lock so that the cleaner cannot
+    /// swap the file in between.
+    pub(super) fn locate(
+        &self,
+        offset: i64,
+    ) -> Result<Option<(IndexEntry, FileRegion)>, StorageError> {
         let log = self.lock();
+        let Some((entry, segment)) = self.find_batch(&log, offset)? else {
+            return Ok(None);
+        };
+        let region = FileRegion::new(&segment.file, entry.position, entry.size as usize)?;
+        Ok(Some((entry, region)))
+    }
+
+    /// The batch holding `offset` (or the first after it) and its segment; `log` is the
+    /// held log lock, which keeps the two consistent.
+    fn find_batch<'a>(
+        &self,
+        log: &'a LogState,
+        offset: i64,
+    ) -> Result<Option<(IndexEntry, &'a Segment)>, StorageError> {
         let Some(entry) = self.batch_containing(offset)? else {
             return Ok(None);
         };
         // A segment missing from the map was just removed by retention.
-        let Some(s) = log.segments.get(&entry.segment) else {
-            return Ok(None);
-        };
-        Ok(Some(Located {
-            entry,
-            file: s.file.handle()?,
-            path: s.path.clone(),
-        }))
+        Ok(log.segments.get(&entry.segment).map(|s| (entry, s)))
     }
 
     /// The index entry of the first batch whose last offset is at or after `offset`.
@@ -800,14 +800,13 @@ impl Partition {
 
     /// Forces all appended data to disk now.
     pub async fn flush_now(&self) -> Result<(), StorageError> {
-        let files = {
+        let (rolled, active, leo) = {
             let mut log = self.lock();
             let rolled = std::mem::take(&mut log.unflushed_files);
             let active = log.active()?.file.handle()?;
             log.unflushed_messages = 0;
             (rolled, active, log.log_end_offset)
         };
-        let (rolled, active, leo) = files;
         let dir = self.dir.clone();
         let synced = tokio::task::spawn_blocking(move || {
             let mut failed = None;
@@ -940,13 +939,6 @@ pub(super) fn index_batch(
         wb.put_cf(producers, key.with_i64(header.producer_id), state.encode());
     }
     Ok(())
-}
-
-/// A batch found in the index, with the segment file that holds it.
-pub(super) struct Located {
-    pub(super) entry: IndexEntry,
-    pub(super) file: Arc<File>,
-    pub(super) path: PathBuf,
 }
 
 /// One producer's state on a partition, as DescribeProducers reports it.

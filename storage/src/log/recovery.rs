@@ -77,9 +77,9 @@ pub(super) fn recover(
         if torn {
             // Everything after a torn batch is unreachable garbage from the same crash.
             if let Some(seg) = state.segments.remove(&base) {
-                tracing::warn!(path = %seg.path.display(), "removing segment after a torn batch");
+                tracing::warn!(path = %seg.path().display(), "removing segment after a torn batch");
                 repairs += 1;
-                std::fs::remove_file(&seg.path).map_err(|e| StorageError::io(&seg.path, e))?;
+                std::fs::remove_file(seg.path()).map_err(|e| StorageError::io(seg.path(), e))?;
             }
             continue;
         }
@@ -101,7 +101,7 @@ pub(super) fn recover(
                 .segments
                 .get(&base)
                 .ok_or_else(|| StorageError::Corrupt("segment vanished".into()))?;
-            (seg.file.clone(), seg.path.clone(), seg.size)
+            (seg.file.clone(), seg.path().to_path_buf(), seg.size)
         };
         // Opened only when there is a tail to check: a clean partition opens no file.
         let file = if pos < file_len {
@@ -227,7 +227,7 @@ fn drop_dangling_entries(
             e.position + u64::from(e.size) <= s.size
                 && s.file
                     .handle()
-                    .and_then(|f| read_at(&f, &s.path, e.position, e.size as usize))
+                    .and_then(|f| read_at(&f, s.path(), e.position, e.size as usize))
                     .ok()
                     .and_then(|b| batch::validate(&b).ok())
                     .is_some_and(|h| h.last_offset() == e.last_offset)

@@ -3,11 +3,12 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::open_files::SegmentFile;
 use super::segment::read_at;
 use crate::StorageError;
 
@@ -18,19 +19,25 @@ use crate::StorageError;
 #[derive(Debug, Clone)]
 pub struct FileRegion {
     file: Arc<File>,
-    path: PathBuf,
+    /// The segment's file as the log holds it, for its path.
+    segment: Arc<SegmentFile>,
     position: u64,
     len: usize,
 }
 
 impl FileRegion {
-    pub(super) fn new(file: Arc<File>, path: PathBuf, position: u64, len: usize) -> Self {
-        FileRegion {
-            file,
-            path,
+    /// `len` bytes from `position` of `segment`, whose file it opens if the budget closed it.
+    pub(super) fn new(
+        segment: &Arc<SegmentFile>,
+        position: u64,
+        len: usize,
+    ) -> Result<Self, StorageError> {
+        Ok(FileRegion {
+            file: segment.handle()?,
+            segment: segment.clone(),
             position,
             len,
-        }
+        })
     }
 
     /// Length in bytes.
@@ -55,16 +62,16 @@ impl FileRegion {
 
     /// The segment file's path, for error messages.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.segment.path()
     }
 
     /// Reads the whole region into memory.
     pub fn read(&self) -> Result<Bytes, StorageError> {
-        let data = read_at(&self.file, &self.path, self.position, self.len)?;
+        let data = read_at(&self.file, self.path(), self.position, self.len)?;
         if data.len() != self.len {
             return Err(StorageError::Corrupt(format!(
                 "{}: {} bytes at {} are indexed but the file ends first",
-                self.path.display(),
+                self.path().display(),
                 self.len,
                 self.position
             )));

@@ -75,8 +75,8 @@ impl Partition {
         self.db.write(wb, false)?;
         for seg in removed {
             tracing::info!(topic = %self.topic, partition = self.index, segment = seg.base_offset, "deleting segment by retention");
-            if let Err(e) = std::fs::remove_file(&seg.path) {
-                tracing::warn!(path = %seg.path.display(), error = %e, "could not delete segment file");
+            if let Err(e) = std::fs::remove_file(seg.path()) {
+                tracing::warn!(path = %seg.path().display(), error = %e, "could not delete segment file");
             }
         }
         Ok(delete.len())

@@ -29,8 +29,8 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<i64> {
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
-    pub(crate) path: PathBuf,
-    /// Opened on use, within the broker's budget of open segment files.
+    /// The file (and its path), opened on use within the broker's budget of open
+    /// segment files.
     pub(crate) file: Arc<SegmentFile>,
     /// Bytes of whole, indexed batches; readers never look past it.
     pub(crate) size: u64,
@@ -41,6 +41,11 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// The segment file's path.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+
     /// Creates a new empty segment file.
     pub(crate) fn create(
         budget: &Arc<OpenFiles>,
@@ -62,8 +67,7 @@ impl Segment {
             .len();
         Ok(Segment {
             base_offset,
-            file: SegmentFile::with_open(budget, path.clone(), file, false),
-            path,
+            file: SegmentFile::with_open(budget, path, file, false),
             size,
             created_ms: now_ms,
             max_timestamp: -1,
@@ -86,8 +90,7 @@ impl Segment {
             .unwrap_or(0);
         Ok(Segment {
             base_offset,
-            file: SegmentFile::closed(budget, path.clone()),
-            path,
+            file: SegmentFile::closed(budget, path),
             size: meta.len(),
             created_ms,
             max_timestamp: -1,
@@ -99,7 +102,7 @@ impl Segment {
         let pos = self.size;
         (&*self.file.handle()?)
             .write_all(bytes)
-            .map_err(|e| StorageError::io(&self.path, e))?;
+            .map_err(|e| StorageError::io(self.path(), e))?;
         self.size += bytes.len() as u64;
         Ok(pos)
     }
@@ -109,7 +112,7 @@ impl Segment {
         self.file
             .handle()?
             .set_len(size)
-            .map_err(|e| StorageError::io(&self.path, e))?;
+            .map_err(|e| StorageError::io(self.path(), e))?;
         self.size = size;
         Ok(())
     }
@@ -161,8 +164,8 @@ mod tests {
         assert_eq!(s.append(b"hello").unwrap(), 0);
         assert_eq!(s.append(b"world").unwrap(), 5);
         let file = s.file.handle().unwrap();
-        assert_eq!(read_at(&file, &s.path, 3, 4).unwrap(), b"lowo");
+        assert_eq!(read_at(&file, s.path(), 3, 4).unwrap(), b"lowo");
         s.truncate(5).unwrap();
-        assert_eq!(read_at(&file, &s.path, 0, 100).unwrap(), b"hello");
+        assert_eq!(read_at(&file, s.path(), 0, 100).unwrap(), b"hello");
     }
 }

@@ -1,11 +1,9 @@
 //! Offset lookups by timestamp (ListOffsets), through the time index.
 
-use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use rocksdb::{Direction, IteratorMode};
 
 use super::partition::Partition;
-use super::segment::read_at;
 use crate::db::{key_suffix_u64, timestamp_from_key, timestamp_key, CF_TIMES};
 use crate::StorageError;
 
@@ -88,16 +86,10 @@ impl Partition {
     ) -> Result<Option<TimestampOffset>, StorageError> {
         let mut offset = base;
         loop {
-            let Some(found) = self.locate(offset)? else {
+            let Some((entry, region)) = self.locate(offset)? else {
                 return Ok(None);
             };
-            let data = read_at(
-                &found.file,
-                &found.path,
-                found.entry.position,
-                found.entry.size as usize,
-            )?;
-            let mut buf = Bytes::from(data);
+            let mut buf = region.read()?;
             let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
                 StorageError::Corrupt(format!(
                     "cannot decode stored batch at offset {offset}: {e}"
@@ -115,7 +107,7 @@ impl Partition {
             if hit.is_some() || !scan_forward {
                 return Ok(hit);
             }
-            offset = found.entry.last_offset + 1;
+            offset = entry.last_offset + 1;
         }
     }
 }
