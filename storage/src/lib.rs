@@ -352,9 +352,6 @@ impl Storage {
             )
         };
         let threads = self.broker.num_recovery_threads.clamp(1, jobs.len().max(1));
-        if threads == 1 {
-            return jobs.iter().map(open).collect();
-        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<Option<Result<Arc<Partition>, StorageError>>> =
             jobs.iter().map(|_| None).collect();
