@@ -80,7 +80,7 @@ pub(crate) async fn serve<S: ResponseStream>(
                 }
             };
             let produce = frame.get(..2) == Some(&[0, 0][..]);
-            if !in_flight.is_empty() && (!produce || in_flight.len() >= MAX_IN_FLIGHT) {
+            if !produce || in_flight.len() >= MAX_IN_FLIGHT {
                 let drained = drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
                 if !drained.await {
                     return;
@@ -93,6 +93,7 @@ pub(crate) async fn serve<S: ResponseStream>(
             idle_deadline = tokio::time::Instant::now() + idle;
             let response = match handled {
                 Ok(Handled::Later(answer)) => {
+                    // Counted when it is answered.
                     ctx.waited.take();
                     in_flight.push_back(InFlight {
                         answer,
@@ -101,28 +102,12 @@ pub(crate) async fn serve<S: ResponseStream>(
                         started,
                         appended: ready,
                     });
-                    let throttle = std::mem::take(&mut ctx.throttle);
-                    if !throttle.is_zero() {
-                        let drained =
-                            drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
-                        if !drained.await {
-                            return;
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(throttle) => {}
-                            _ = crate::stopped(&mut stop) => return,
-                        }
-                        idle_deadline = tokio::time::Instant::now() + idle;
-                    }
-                    continue;
+                    None
                 }
                 Ok(Handled::Now(response)) => {
-                    if !in_flight.is_empty() {
-                        let drained =
-                            drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
-                        if !drained.await {
-                            return;
-                        }
+                    let drained = drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
+                    if !drained.await {
+                        return;
                     }
                     response
                 }
@@ -135,18 +120,19 @@ pub(crate) async fn serve<S: ResponseStream>(
                 record(&broker, &mut ctx, arrived, started, ready, ready);
                 let throttle = std::mem::take(&mut ctx.throttle);
                 if !throttle.is_zero() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(throttle) => {}
-                        _ = crate::stopped(&mut stop) => return,
+                    // KIP-219: answers already due go out before the pause.
+                    let drained = drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
+                    if !drained.await || !pause(throttle, &mut stop).await {
+                        return;
                     }
+                    idle_deadline = tokio::time::Instant::now() + idle;
                 }
                 continue;
             };
             let last = ctx.close_after.take();
             if let Some(delay) = last.filter(|d| !d.is_zero()) {
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = crate::stopped(&mut stop) => return,
+                if !pause(delay, &mut stop).await {
+                    return;
                 }
             }
             let written = write_response(&mut stream, &response, &mut scratch).await;
@@ -162,9 +148,8 @@ pub(crate) async fn serve<S: ResponseStream>(
             // waits until the throttle time has passed.
             let throttle = std::mem::take(&mut ctx.throttle);
             if !throttle.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(throttle) => {}
-                    _ = crate::stopped(&mut stop) => return,
+                if !pause(throttle, &mut stop).await {
+                    return;
                 }
                 idle_deadline = tokio::time::Instant::now() + idle;
             }
@@ -201,6 +186,14 @@ pub(crate) async fn serve<S: ResponseStream>(
                 return;
             }
         }
+    }
+}
+
+/// Sleeps for `delay`; false when the broker stops meanwhile.
+async fn pause(delay: std::time::Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = crate::stopped(stop) => false,
     }
 }
 

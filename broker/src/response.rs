@@ -41,16 +41,20 @@ impl From<Bytes> for Response {
     }
 }
 
+impl Piece {
+    /// Length in bytes.
+    fn len(&self) -> usize {
+        match self {
+            Piece::Bytes(b) => b.len(),
+            Piece::File(r) => r.len(),
+        }
+    }
+}
+
 impl Response {
     /// Length of the frame in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Bytes(b) => b.len(),
-                Piece::File(r) => r.len(),
-            })
-            .sum()
+        self.pieces.iter().map(Piece::len).sum()
     }
 
     /// The frame in one buffer, reading any file regions (for tests and small answers).
@@ -157,14 +161,12 @@ pub(crate) async fn write_response<S: ResponseStream>(
         }
         let mut at = 0;
         for piece in &response.pieces {
+            let to = &mut scratch[at..at + piece.len()];
             match piece {
-                Piece::Bytes(b) => scratch[at..at + b.len()].copy_from_slice(b),
-                Piece::File(r) => r.read_exact_at(0, &mut scratch[at..at + r.len()])?,
+                Piece::Bytes(b) => to.copy_from_slice(b),
+                Piece::File(r) => r.read_exact_at(0, to)?,
             }
-            at += match piece {
-                Piece::Bytes(b) => b.len(),
-                Piece::File(r) => r.len(),
-            };
+            at += piece.len();
         }
         stream.write_all(&scratch[..len]).await?;
         return stream.flush().await;

@@ -437,8 +437,9 @@ fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<R
                     if used > 0 && len > budget {
                         records = None;
                         aborted.clear();
+                    } else {
+                        used += len;
                     }
-                    used += records.as_ref().map_or(0, FileRegion::len);
                     ReadResult {
                         error_code: NONE,
                         high_watermark: data.high_watermark,
