@@ -12,6 +12,7 @@ mod error;
 mod fetch_session;
 mod group;
 mod http;
+mod internal_topics;
 mod metrics;
 mod quota;
 mod reload;

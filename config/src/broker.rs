@@ -22,8 +22,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "transaction.state.log.num.partitions",
-    "transaction.state.log.segment.bytes",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "min.insync.replicas",
@@ -199,6 +197,10 @@ pub struct GroupConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`: the longest metadata string of a committed offset.
     pub offset_metadata_max_bytes: i32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
+    pub offsets_topic_segment_bytes: i64,
 }
 
 /// The transaction coordinator's settings, with Kafka's defaults.
@@ -213,6 +215,10 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub remove_expired_interval_ms: i64,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
+    pub state_log_segment_bytes: i64,
 }
 
 /// The log cleaner's settings, with Kafka's defaults.
@@ -243,6 +249,8 @@ impl Default for TxnConfig {
             abort_timed_out_interval_ms: 10_000,
             id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             remove_expired_interval_ms: 3_600_000,
+            state_log_num_partitions: 50,
+            state_log_segment_bytes: 104_857_600,
         }
     }
 }
@@ -259,6 +267,8 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
         }
     }
 }
@@ -506,6 +516,18 @@ impl BrokerConfig {
                 }
                 "offset.metadata.max.bytes" => {
                     cfg.groups.offset_metadata_max_bytes = parse_i32(key, v, 0)?
+                }
+                "offsets.topic.num.partitions" => {
+                    cfg.groups.offsets_topic_num_partitions = parse_i32(key, v, 1)?
+                }
+                "offsets.topic.segment.bytes" => {
+                    cfg.groups.offsets_topic_segment_bytes = parse_i64(key, v, 1)?
+                }
+                "transaction.state.log.num.partitions" => {
+                    cfg.transactions.state_log_num_partitions = parse_i32(key, v, 1)?
+                }
+                "transaction.state.log.segment.bytes" => {
+                    cfg.transactions.state_log_segment_bytes = parse_i64(key, v, 1)?
                 }
                 "transaction.max.timeout.ms" => {
                     cfg.transactions.max_timeout_ms = parse_i32(key, v, 1)?

@@ -461,6 +461,18 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             "How long offsets of an empty group are kept.",
         ),
         (
+            "offsets.topic.num.partitions",
+            g.offsets_topic_num_partitions.to_string(),
+            ConfigType::Int,
+            "Partitions of the internal topic __consumer_offsets.",
+        ),
+        (
+            "offsets.topic.segment.bytes",
+            g.offsets_topic_segment_bytes.to_string(),
+            ConfigType::Int,
+            "Segment size of the internal topic __consumer_offsets.",
+        ),
+        (
             "socket.request.max.bytes",
             broker.socket_request_max_bytes.to_string(),
             ConfigType::Int,
@@ -483,6 +495,18 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             t.remove_expired_interval_ms.to_string(),
             ConfigType::Int,
             "How often idle transactional ids are removed.",
+        ),
+        (
+            "transaction.state.log.num.partitions",
+            t.state_log_num_partitions.to_string(),
+            ConfigType::Int,
+            "Partitions of the internal topic __transaction_state.",
+        ),
+        (
+            "transaction.state.log.segment.bytes",
+            t.state_log_segment_bytes.to_string(),
+            ConfigType::Int,
+            "Segment size of the internal topic __transaction_state.",
         ),
         (
             "transactional.id.expiration.ms",

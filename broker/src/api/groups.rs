@@ -28,6 +28,7 @@ use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::NONE;
 use crate::group::{ConsumerHeartbeat, Described, JoinParams, OffsetCommitEntry, SyncParams};
+use crate::internal_topics;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -65,6 +66,19 @@ fn coordinator_denied(
     }
 }
 
+/// Creates the coordinator's internal topic on first use, as Kafka does; a failure is
+/// COORDINATOR_NOT_AVAILABLE, which clients retry.
+fn internal_topic_missing(broker: &Broker, key_type: i8) -> Option<i16> {
+    let topic = if key_type == KEY_TYPE_TRANSACTION {
+        internal_topics::TRANSACTION_STATE_TOPIC
+    } else {
+        internal_topics::GROUP_METADATA_TOPIC
+    };
+    internal_topics::ensure(broker, topic)
+        .err()
+        .map(|_| ResponseError::CoordinatorNotAvailable.code())
+}
+
 /// Coordinator key types of FindCoordinator.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -82,6 +96,12 @@ pub(crate) fn find_coordinator(
     let mut res = FindCoordinatorResponse::default();
     if version < 4 {
         if let Some(e) = coordinator_denied(broker, ctx, req.key_type, &req.key) {
+            res.error_code = e;
+            res.node_id = BrokerId(-1);
+        } else if let Some(e) = valid_type
+            .then(|| internal_topic_missing(broker, req.key_type))
+            .flatten()
+        {
             res.error_code = e;
             res.node_id = BrokerId(-1);
         } else if valid_type {
@@ -103,6 +123,12 @@ pub(crate) fn find_coordinator(
         .map(|key| {
             let mut c = Coordinator::default().with_key(key.clone());
             if let Some(e) = coordinator_denied(broker, ctx, req.key_type, key) {
+                c.node_id = BrokerId(-1);
+                c.error_code = e;
+            } else if let Some(e) = valid_type
+                .then(|| internal_topic_missing(broker, req.key_type))
+                .flatten()
+            {
                 c.node_id = BrokerId(-1);
                 c.error_code = e;
             } else if valid_type {

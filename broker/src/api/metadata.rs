@@ -17,6 +17,7 @@ use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
+use crate::internal_topics;
 
 /// Kafka's "authorized operations not requested" value.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
@@ -157,6 +158,14 @@ fn by_name(
             code(ResponseError::InvalidTopicException),
         );
     }
+    if allow_auto && internal_topics::is_internal(name) {
+        // Kafka creates an internal topic with its own partition count and configs,
+        // whether or not auto.create.topics.enable is set.
+        return match internal_topics::ensure(broker, name) {
+            Ok(t) => topic_metadata(broker, &t, version),
+            Err(e) => topic_error(Some(name), Uuid::nil(), storage_error_code(&e)),
+        };
+    }
     if !(allow_auto && broker.config.auto_create_topics) {
         return topic_error(
             Some(name),
@@ -234,6 +243,7 @@ pub(crate) fn topic_metadata(
         Uuid::nil()
     };
     let mut t = topic_error(Some(&topic.record.name), id, NONE);
+    t.is_internal = internal_topics::is_internal(&topic.record.name);
     t.partitions = topic
         .partitions
         .iter()

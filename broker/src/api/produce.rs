@@ -91,6 +91,9 @@ pub(crate) fn append(
             Some(ResponseError::TransactionalIdAuthorizationFailed)
         } else if !ctx.may(broker, Operation::Write, Resource::Topic, &name) {
             Some(ResponseError::TopicAuthorizationFailed)
+        } else if crate::internal_topics::is_internal(&name) {
+            // Kafka: "Cannot append to internal topic"; only coordinators write there.
+            Some(ResponseError::InvalidTopicException)
         } else {
             None
         };

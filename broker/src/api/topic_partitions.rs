@@ -90,7 +90,7 @@ pub(crate) fn handle(
             .with_error_code(NONE)
             .with_name(Some(topic_name(&name)))
             .with_topic_id(topic.record.id)
-            .with_is_internal(false)
+            .with_is_internal(crate::internal_topics::is_internal(&name))
             .with_topic_authorized_operations(TOPIC_OPERATIONS_ALL);
         let mut index = start;
         while index < topic.record.partitions {

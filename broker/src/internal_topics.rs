@@ -1,0 +1,75 @@
+//! Kafka's internal topics, `__consumer_offsets` and `__transaction_state`: created the first
+//! time their coordinator is looked for (as Kafka creates them), listed by Metadata with
+//! `is_internal`, and closed to producers.
+//!
+//! The coordinators keep their state in RocksDB, so these partitions hold no records yet;
+//! they exist so that clients which list, describe or exclude internal topics see what a
+//! Kafka cluster shows them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_storage::{StorageError, Topic};
+
+use crate::broker::Broker;
+
+/// The group coordinator's topic.
+pub(crate) const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
+/// The transaction coordinator's topic.
+pub(crate) const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Kafka's `Topic.isInternal`: whether a topic name is one of the internal topics.
+pub(crate) fn is_internal(name: &str) -> bool {
+    matches!(name, GROUP_METADATA_TOPIC | TRANSACTION_STATE_TOPIC)
+}
+
+/// Creates an internal topic unless it exists, with the partition count and configs Kafka
+/// gives it (`offsets.topic.*`, `transaction.state.log.*`).
+pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageError> {
+    if let Some(t) = broker.storage.topic(name) {
+        return Ok(t);
+    }
+    let (partitions, segment_bytes, compression) = match name {
+        TRANSACTION_STATE_TOPIC => (
+            broker.config.transactions.state_log_num_partitions,
+            broker.config.transactions.state_log_segment_bytes,
+            "uncompressed",
+        ),
+        _ => (
+            broker.config.groups.offsets_topic_num_partitions,
+            broker.config.groups.offsets_topic_segment_bytes,
+            "producer",
+        ),
+    };
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("compression.type".to_string(), compression.to_string()),
+        ("segment.bytes".to_string(), segment_bytes.to_string()),
+    ]);
+    match broker.storage.create_topic(name, partitions, configs) {
+        Ok(t) => Ok(t),
+        // Another request created it first.
+        Err(StorageError::TopicExists(_)) => broker
+            .storage
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string())),
+        Err(e) => {
+            tracing::error!(topic = name, error = %e, "creating internal topic failed");
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kafkas_internal_names_are_internal() {
+        assert!(is_internal("__consumer_offsets"));
+        assert!(is_internal("__transaction_state"));
+        assert!(!is_internal("__consumer_offsets2"));
+        assert!(!is_internal("_schemas"));
+        assert!(!is_internal("orders"));
+    }
+}
