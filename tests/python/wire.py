@@ -249,3 +249,18 @@ def parse_api_versions(version: int, payload: bytes, correlation_id: int) -> tup
         if version >= 1:
             r.take(">i")
     return err, apis, len(payload) - r.pos
+
+
+# --- kafka-python's generated message classes over a raw connection ---------------------------
+def call(conn: Conn, request, version: int, correlation_id: int = 1):
+    """Sends `request` (a kafka-python `kafka.protocol` message) at `version` on `conn` and
+    decodes the answer with its response class; both ends independent of the broker."""
+    import importlib
+
+    module = importlib.import_module(type(request).__module__)
+    response_cls = getattr(module, type(request).__name__.removesuffix("Request") + "Response")
+    request.with_header(correlation_id=correlation_id, client_id="raw-test")
+    conn.send(bytes(request.encode(version=version, header=True, framed=True)))
+    response = response_cls.decode(conn.recv_frame(), version=version, header=True)
+    assert response.header.correlation_id == correlation_id
+    return response
