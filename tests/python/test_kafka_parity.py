@@ -1,25 +1,49 @@
 """Behaviours of Apache Kafka 4.2 that other projects' client suites depend on, by raw frames
-(kafka-python's generated message classes over a socket): fetch session ids and epochs as
-Kafka's FetchManager.newContext treats them, the session cache's eviction, and the reset
-franz-go sends after every rebalance."""
+(kafka-python's generated message classes over a socket) and real clients: fetch session ids
+and epochs as Kafka's FetchManager.newContext treats them, the session cache's eviction, and
+the reset franz-go sends after every rebalance; per-record produce errors (KIP-467)."""
 
 from __future__ import annotations
 
+import re
 import struct
+import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka.admin import ConfigResource, NewTopic
 from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import MetadataRequest
+from kafka.protocol.producer import ProduceResponse
 
-from e2e import admin, create_topic, produce_and_report, producer, unique_topic
+import wire
+from e2e import admin, assigned_consumer, create_topic, produce_and_report, producer, unique_topic
 from wire import Conn, call
 
 NONE = 0
 FETCH_SESSION_ID_NOT_FOUND = 70
 INVALID_FETCH_SESSION_EPOCH = 71
 FETCH_SESSION_TOPIC_ID_ERROR = 106
+
+
+def watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
+    c = assigned_consumer(bootstrap)
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    finally:
+        c.close()
+
+
+@dataclass
+class RecordError:
+    """Kafka's RecordError, printed as its toString."""
+    index: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"RecordError(batchIndex={self.index}, message='{self.message}')"
 
 
 def produce(bootstrap: str, topic: str, n: int, first: int = 0) -> None:
@@ -216,3 +240,104 @@ def test_fetch_session_cache_evicts_as_kafka(broker_factory):
         assert ask(follower, 0, 0, offsets={0: 1})[1] == 0
         assert ask(follower, f1, 1) == (NONE, f1, [])
         assert ask(follower, f2, 1) == (NONE, f2, [])
+
+
+# --- per-record produce errors (KIP-467) ---------------------------------------------------
+
+INVALID_TIMESTAMP = 32
+INVALID_RECORD = 87
+
+
+def compacted_topic(bootstrap: str, prefix: str) -> str:
+    topic = unique_topic(prefix)
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])
+    assert fs[topic].result(30) is None
+    return topic
+
+
+def produce_v8(conn: Conn, topic: str, batch: bytes):
+    """A raw Produce v8 of one batch to partition 0; its one partition answer."""
+    payload = conn.request(wire.produce_request(8, 3, topic, 0, batch))
+    r = ProduceResponse.decode(payload, version=8, header=True)
+    (t,) = r.responses
+    (p,) = t.partition_responses
+    return p
+
+
+def keyless(topic: str) -> str:
+    return f"Compacted topic cannot accept message without key in topic partition {topic}-0"
+
+
+def test_keyless_records_get_record_errors(broker):
+    """Produce v8 of keyed and keyless records to a compacted topic: INVALID_RECORD with each
+    keyless record's batch index and Kafka's message, the summary naming at most three, the
+    log start offset, and nothing appended; a keyed batch then lands at offset 0."""
+    topic = compacted_topic(broker.bootstrap, "kip467")
+    now = int(time.time() * 1000)
+    v = b"v"
+    with Conn(broker.host, broker.port) as c:
+        p = produce_v8(c, topic, wire.record_batch([(b"k0", v), (None, v), (b"k2", v), (None, v)], now))
+        errors = [RecordError(1, keyless(topic)), RecordError(3, keyless(topic))]
+        assert (p.error_code, p.base_offset, p.log_start_offset) == (INVALID_RECORD, -1, 0)
+        assert [(e.batch_index, e.batch_index_error_message) for e in p.record_errors] == [
+            (e.index, e.message) for e in errors]
+        assert p.error_message == ("One or more records have been rejected due to 2 record errors in total, "
+                                   f"and only showing the first three errors at most: [{errors[0]}, {errors[1]}]")
+        p = produce_v8(c, topic, wire.record_batch([(None, v)] * 4, now))
+        assert (p.error_code, [e.batch_index for e in p.record_errors]) == (INVALID_RECORD, [0, 1, 2, 3])
+        shown = ", ".join(str(RecordError(i, keyless(topic))) for i in range(3))
+        assert p.error_message == ("One or more records have been rejected due to 4 record errors in total, "
+                                   f"and only showing the first three errors at most: [{shown}]")
+        assert watermarks(broker.bootstrap, topic) == (0, 0)
+        p = produce_v8(c, topic, wire.record_batch([(b"k0", v), (b"k1", v)], now))
+        assert (p.error_code, p.base_offset, list(p.record_errors), p.error_message) == (0, 0, [], None)
+    assert watermarks(broker.bootstrap, topic) == (0, 2)
+
+
+def test_out_of_range_timestamps_get_record_errors(broker):
+    """Records past message.timestamp.after.max.ms (1 h by default): INVALID_TIMESTAMP, each
+    named with its timestamp, offset and the allowed range as Kafka words it."""
+    topic = unique_topic("kip467ts")
+    create_topic(broker.bootstrap, topic, 1)
+    now = int(time.time() * 1000)
+    late = now + 7_200_000
+    with Conn(broker.host, broker.port) as c:
+        batch = wire.record_batch([(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], now, timestamps=[now, late, late + 1])
+        p = produce_v8(c, topic, batch)
+    assert (p.error_code, p.base_offset, p.log_start_offset) == (INVALID_TIMESTAMP, -1, 0)
+    assert p.error_message == "One or more records have been rejected due to invalid timestamp"
+    pattern = re.compile(r"Timestamp (\d+) of message with offset (\d+) is out of range\. "
+                         r"The timestamp should be within \[(-?\d+), (\d+)\]")
+    got = []
+    for e in p.record_errors:
+        m = pattern.fullmatch(e.batch_index_error_message)
+        assert m, e.batch_index_error_message
+        ts, offset, low, high = map(int, m.groups())
+        # The bounds are the broker's now minus before.max.ms (Long.MAX_VALUE) and plus 1 h.
+        assert low == high - 3_600_000 - (2**63 - 1)
+        assert now - 60_000 <= high - 3_600_000 <= now + 60_000
+        got.append((e.batch_index, ts, offset))
+    assert got == [(1, late, 1), (2, late + 1, 2)]
+    assert watermarks(broker.bootstrap, topic) == (0, 0)
+
+
+def test_confluent_reports_record_errors_per_message(broker):
+    """confluent-kafka producing one batch of keyed and keyless records to a compacted topic:
+    librdkafka fails each keyless record with INVALID_RECORD, the others with
+    _INVALID_DIFFERENT_RECORD, without retrying; a keyed batch then lands at offset 0."""
+    topic = compacted_topic(broker.bootstrap, "kip467rd")
+    p = producer(broker.bootstrap, **{"linger.ms": 500, "batch.num.messages": 100})
+    keys = [b"k0", None, b"k2", None, b"k4"]
+    reports = produce_and_report(p, [(topic, k, b"v", None, 0) for k in keys])
+    # librdkafka keeps each record's broker message to itself (confluent-kafka's KafkaError
+    # shows the code's description): rd_kafka_msgbatch_handle_Produce_result_record_errors.
+    invalid = (KafkaError.INVALID_RECORD, "Broker: Broker failed to validate record")
+    other = (KafkaError._INVALID_DIFFERENT_RECORD,
+             "Local: an invalid record in the same batch caused the failure of this message too")
+    assert [(err.code(), err.str()) if err else None for err, _, _ in reports] == [
+        other, invalid, other, invalid, other]
+    assert watermarks(broker.bootstrap, topic) == (0, 0)
+    reports = produce_and_report(p, [(topic, k, b"v", None, 0) for k in (b"k0", b"k1")])
+    assert [(err, offset) for err, _, offset in reports] == [(None, 0), (None, 1)]
+
