@@ -1,7 +1,9 @@
 """Behaviours of Apache Kafka 4.2 that other projects' client suites depend on, by raw frames
 (kafka-python's generated message classes over a socket) and real clients: fetch session ids
 and epochs as Kafka's FetchManager.newContext treats them, the session cache's eviction, and
-the reset franz-go sends after every rebalance; per-record produce errors (KIP-467)."""
+the reset franz-go sends after every rebalance; per-record produce errors (KIP-467);
+ListOffsets -4 and -5 (KIP-1005); AlterReplicaLogDirs and DescribeQuorum, which kafka-python
+sends without asking ApiVersions."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource, NewTopic
-from kafka.protocol.consumer import FetchRequest
+from kafka.protocol.admin import AlterReplicaLogDirsRequest, DescribeQuorumRequest
+from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
 from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.producer import ProduceResponse
 
@@ -341,3 +344,134 @@ def test_confluent_reports_record_errors_per_message(broker):
     reports = produce_and_report(p, [(topic, k, b"v", None, 0) for k in (b"k0", b"k1")])
     assert [(err, offset) for err, _, offset in reports] == [(None, 0), (None, 1)]
 
+
+# --- KIP-1005 ListOffsets ---------------------------------------------------------------------
+
+UNSUPPORTED_VERSION = 35
+
+
+def list_offset(conn: Conn, topic: str, version: int, timestamp: int) -> tuple[int, int, int, int]:
+    """A raw ListOffsets of partition 0: (error_code, timestamp, offset, leader_epoch)."""
+    part = ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, timestamp=timestamp)
+    req = ListOffsetsRequest(replica_id=-1, isolation_level=0, timeout_ms=10_000,
+                             topics=[ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[part])])
+    (t,) = call(conn, req, version).topics
+    (p,) = t.partitions
+    return p.error_code, p.timestamp, p.offset, p.leader_epoch
+
+
+def test_list_offsets_earliest_local_and_latest_tiered(broker):
+    """KIP-1005 on a broker without tiered storage, after DeleteRecords moved the log start
+    to 3 of 5: -4 (earliest local, v8+) is the log start offset, -5 (latest tiered, v9+) is
+    offset -1 with leader epoch -1; each below its version, and any unknown negative
+    timestamp, is UNSUPPORTED_VERSION, checked before the partition is looked up."""
+    topic = unique_topic("kip1005")
+    create_topic(broker.bootstrap, topic, 1)
+    produce(broker.bootstrap, topic, 5)
+    a = admin(broker.bootstrap)
+    (f,) = a.delete_records([TopicPartition(topic, 0, 3)]).values()
+    assert f.result(30).low_watermark == 3
+    unsupported = (UNSUPPORTED_VERSION, -1, -1, -1)
+    with Conn(broker.host, broker.port) as c:
+        for version in (9, 10):
+            assert list_offset(c, topic, version, -4) == (NONE, -1, 3, 0)
+            assert list_offset(c, topic, version, -5) == (NONE, -1, -1, -1)
+            assert list_offset(c, topic, version, -2) == (NONE, -1, 3, 0)
+            assert list_offset(c, topic, version, -1) == (NONE, -1, 5, 0)
+        assert list_offset(c, topic, 8, -4) == (NONE, -1, 3, 0)
+        assert list_offset(c, topic, 8, -5) == unsupported
+        assert list_offset(c, topic, 7, -4) == unsupported
+        assert list_offset(c, topic, 6, -3) == unsupported
+        assert list_offset(c, topic, 7, -3)[0] == NONE
+        assert list_offset(c, topic, 10, -6) == unsupported
+        assert list_offset(c, topic, 10, -7) == unsupported
+        assert list_offset(c, "no-such-topic", 10, -7) == unsupported
+        assert list_offset(c, "no-such-topic", 10, -4) == (3, -1, -1, -1)
+
+
+# --- APIs a client may send without asking ApiVersions -----------------------------------------
+
+LOG_DIR_NOT_FOUND = 57
+
+
+def test_alter_replica_log_dirs_with_kafka_python(broker):
+    """kafka-python's alter_replica_log_dirs (AlterReplicaLogDirs v2, sent without looking at
+    ApiVersions): the replica's own directory succeeds, another directory is
+    LOG_DIR_NOT_FOUND, a partition that does not exist UNKNOWN_TOPIC_OR_PARTITION; the
+    connection stays open throughout."""
+    from kafka import KafkaAdminClient, TopicPartitionReplica
+    from kafka import errors as Errors
+
+    topic = unique_topic("logdirs")
+    create_topic(broker.bootstrap, topic, 1)
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        ((dirs,),) = [d["log_dirs"] for d in ka.describe_log_dirs()]
+        here = dirs["log_dir"]
+        r = ka.alter_replica_log_dirs({
+            TopicPartitionReplica(topic, 0, 1): here,
+            TopicPartitionReplica(topic, 5, 1): here,
+            TopicPartitionReplica("no-such-topic", 0, 1): here,
+        })
+        assert r == {
+            TopicPartitionReplica(topic, 0, 1): Errors.NoError,
+            TopicPartitionReplica(topic, 5, 1): Errors.UnknownTopicOrPartitionError,
+            TopicPartitionReplica("no-such-topic", 0, 1): Errors.UnknownTopicOrPartitionError,
+        }
+        r = ka.alter_replica_log_dirs({TopicPartitionReplica(topic, 0, 1): "/elsewhere"})
+        assert r == {TopicPartitionReplica(topic, 0, 1): Errors.LogDirNotFoundError}
+    finally:
+        ka.close()
+    with Conn(broker.host, broker.port) as c:
+        _Dir = AlterReplicaLogDirsRequest.AlterReplicaLogDir
+        req = AlterReplicaLogDirsRequest(dirs=[
+            _Dir(path=here, topics=[_Dir.AlterReplicaLogDirTopic(name=topic, partitions=[0])]),
+            _Dir(path=here + "-not", topics=[_Dir.AlterReplicaLogDirTopic(name="x" * 249, partitions=[0])]),
+        ])
+        for version in (1, 2):
+            got = [(t.topic_name, [(p.partition_index, p.error_code) for p in t.partitions])
+                   for t in call(c, req, version).results]
+            # A name too long for Kafka's "-future" directory is INVALID_TOPIC_EXCEPTION (17).
+            assert got == [(topic, [(0, NONE)]), ("x" * 249, [(0, 17)])]
+
+
+def test_describe_quorum_names_the_single_node(broker):
+    """DescribeQuorum by raw frame (v0-v2) and kafka-python's describe_metadata_quorum: the
+    node is the one voter and the leader of __cluster_metadata-0, its offsets -1 (there is
+    no metadata log), its endpoints the advertised listeners; another partition or topic is
+    UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers."""
+    from kafka import KafkaAdminClient
+
+    _Topic = DescribeQuorumRequest.TopicData
+    with Conn(broker.host, broker.port) as c:
+        for version in (0, 1, 2):
+            req = DescribeQuorumRequest(topics=[_Topic(topic_name="__cluster_metadata",
+                                                       partitions=[_Topic.PartitionData(partition_index=0)])])
+            before = int(time.time() * 1000)
+            r = call(c, req, version)
+            assert r.error_code == NONE
+            ((t, (p,)),) = [(t.topic_name, t.partitions) for t in r.topics]
+            assert (t, p.partition_index, p.error_code, p.leader_id, p.leader_epoch, p.high_watermark) == (
+                "__cluster_metadata", 0, NONE, 1, 0, -1)
+            (v,) = p.current_voters
+            assert (v.replica_id, v.log_end_offset, list(p.observers)) == (1, -1, [])
+            if version >= 1:
+                assert before - 1000 <= v.last_fetch_timestamp == v.last_caught_up_timestamp <= before + 60_000
+            if version >= 2:
+                # Kafka's NO_DIRECTORY_ID, the zero uuid, which kafka-python reads as None.
+                assert v.replica_directory_id is None
+                ((node_id, listeners),) = [(n.node_id, [(l.name, l.host, l.port) for l in n.listeners])
+                                           for n in r.nodes]
+                assert (node_id, listeners) == (1, [("PLAINTEXT", broker.host, broker.port)])
+            req = DescribeQuorumRequest(topics=[_Topic(topic_name="__cluster_metadata",
+                                                       partitions=[_Topic.PartitionData(partition_index=1)])])
+            r = call(c, req, version)
+            assert [(t.topic_name, [(p.partition_index, p.error_code) for p in t.partitions]) for t in r.topics] == [
+                ("__cluster_metadata", [(1, 3)])]
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        q = ka.describe_metadata_quorum()
+    finally:
+        ka.close()
+    (p,) = q["topics"][0]["partitions"]
+    assert (p["leader_id"], p["error"], [v["replica_id"] for v in p["current_voters"]]) == (1, None, [1])
