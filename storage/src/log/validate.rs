@@ -71,8 +71,8 @@ pub(super) fn check_records(
             errors.push(RecordError {
                 batch_index,
                 message: format!(
-                    "Compacted topic cannot accept message without key in topic partition {}-{}",
-                    topic, index
+                    "Compacted topic cannot accept message without key in topic partition \
+                     {topic}-{index}"
                 ),
             });
         } else if let Some((now, before, after)) = times {
@@ -81,15 +81,13 @@ pub(super) fn check_records(
                 now.wrapping_sub(r.timestamp) > before || r.timestamp.wrapping_sub(now) > after;
             if r.timestamp != NO_TIMESTAMP && out {
                 invalid_timestamp = true;
+                let (timestamp, offset) = (r.timestamp, base_offset + i64::from(r.offset_delta));
+                let (low, high) = (now.wrapping_sub(before), now.wrapping_add(after));
                 errors.push(RecordError {
                     batch_index,
                     message: format!(
-                        "Timestamp {} of message with offset {} is out of range. The \
-                         timestamp should be within [{}, {}]",
-                        r.timestamp,
-                        base_offset + i64::from(r.offset_delta),
-                        now.wrapping_sub(before),
-                        now.wrapping_add(after)
+                        "Timestamp {timestamp} of message with offset {offset} is out of range. \
+                         The timestamp should be within [{low}, {high}]"
                     ),
                 });
             }
