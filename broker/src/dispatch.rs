@@ -159,6 +159,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::ListPartitionReassignments, 0, 0),
@@ -362,6 +364,12 @@ pub(crate) async fn handle(
         )),
         RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
             api::log_dirs::describe_log_dirs(broker, ctx, r, version),
+        )),
+        RequestKind::AlterReplicaLogDirs(r) => Some(ResponseKind::AlterReplicaLogDirs(
+            api::log_dirs::alter_replica_log_dirs(broker, ctx, r),
+        )),
+        RequestKind::DescribeQuorum(r) => Some(ResponseKind::DescribeQuorum(
+            api::quorum::describe_quorum(broker, ctx, r, version),
         )),
         RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
             api::leadership::offset_for_leader_epoch(broker, ctx, r),
@@ -1018,6 +1026,27 @@ mod tests {
                 r.topics = None;
                 RequestKind::DescribeLogDirs(r)
             }
+            ApiKey::AlterReplicaLogDirs => {
+                let mut t = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default();
+                t.name = TopicName(StrBytes::from_static_str("t"));
+                t.partitions = vec![0];
+                let mut d = alter_replica_log_dirs_request::AlterReplicaLogDir::default();
+                d.path = StrBytes::from_static_str("/nowhere");
+                d.topics = vec![t];
+                let mut r = AlterReplicaLogDirsRequest::default();
+                r.dirs = vec![d];
+                RequestKind::AlterReplicaLogDirs(r)
+            }
+            ApiKey::DescribeQuorum => {
+                let mut p = describe_quorum_request::PartitionData::default();
+                p.partition_index = 0;
+                let mut t = describe_quorum_request::TopicData::default();
+                t.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+                t.partitions = vec![p];
+                let mut r = DescribeQuorumRequest::default();
+                r.topics = vec![t];
+                RequestKind::DescribeQuorum(r)
+            }
             ApiKey::OffsetForLeaderEpoch => {
                 let p = |partition, current, epoch| {
                     let mut x =
@@ -1445,6 +1474,16 @@ mod tests {
                         assert_eq!(r.results.len(), 1);
                         assert_eq!(r.results[0].user.as_str(), "alice");
                         assert_eq!(r.results[0].error_code, 0);
+                    }
+                    // The sample names a directory that is not log.dirs: LOG_DIR_NOT_FOUND.
+                    ResponseKind::AlterReplicaLogDirs(r) => {
+                        assert_eq!(r.results[0].partitions[0].error_code, 57)
+                    }
+                    ResponseKind::DescribeQuorum(r) => {
+                        assert_eq!(r.error_code, 0);
+                        let p = &r.topics[0].partitions[0];
+                        assert_eq!((p.error_code, p.leader_id.0), (0, 1));
+                        assert_eq!(r.nodes.len(), usize::from(version >= 2));
                     }
                     other => panic!("unexpected {other:?}"),
                 }

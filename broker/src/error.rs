@@ -25,7 +25,11 @@ pub(crate) fn append_error_code(e: &AppendError) -> i16 {
             code(ResponseError::InvalidTxnState)
         }
         AppendError::InvalidRecord(_) => code(ResponseError::InvalidRecord),
-        AppendError::InvalidTimestamp(_) => code(ResponseError::InvalidTimestamp),
+        AppendError::RecordErrors {
+            invalid_timestamp: true,
+            ..
+        } => code(ResponseError::InvalidTimestamp),
+        AppendError::RecordErrors { .. } => code(ResponseError::InvalidRecord),
         AppendError::Storage(e) => storage_error_code(e),
     }
 }

@@ -128,11 +128,12 @@ pub(crate) async fn bind(
         config.quota_window_num,
     )
     .context("loading client quotas")?;
+    let fetch_sessions = FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
     Ok((
         Arc::new(Broker {
             config,
             storage,
-            fetch_sessions: FetchSessionCache::new(1000),
+            fetch_sessions,
             advertised,
             groups,
             txns: Arc::new(txns),

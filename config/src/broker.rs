@@ -130,6 +130,8 @@ pub struct BrokerConfig {
     pub log_max_open_segment_files: Option<usize>,
     /// `message.max.bytes`: the largest record batch accepted.
     pub message_max_bytes: i32,
+    /// `max.incremental.fetch.session.cache.slots`: how many fetch sessions are kept.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: i32,
     /// `log.flush.interval.messages` and `log.flush.interval.ms`.
@@ -301,6 +303,7 @@ impl Default for BrokerConfig {
             // directory, its last batch), so more threads than cores pay off.
             num_recovery_threads: 8,
             message_max_bytes: 1_048_588,
+            max_incremental_fetch_session_cache_slots: 1000,
             socket_request_max_bytes: 104_857_600,
             flush: FlushPolicy {
                 interval_messages: u64::MAX,
@@ -440,6 +443,9 @@ impl BrokerConfig {
                     cfg.log_max_open_segment_files = Some(parse_i64(key, v, 1)? as usize)
                 }
                 "message.max.bytes" => cfg.message_max_bytes = parse_i32(key, v, 0)?,
+                "max.incremental.fetch.session.cache.slots" => {
+                    cfg.max_incremental_fetch_session_cache_slots = parse_i32(key, v, 0)? as usize
+                }
                 "socket.request.max.bytes" => cfg.socket_request_max_bytes = parse_i32(key, v, 1)?,
                 "log.flush.interval.messages" => {
                     cfg.flush.interval_messages = parse_i64(key, v, 1)? as u64

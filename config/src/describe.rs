@@ -419,6 +419,12 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             "Idle connections are closed after this long.",
         ),
         (
+            "max.incremental.fetch.session.cache.slots",
+            broker.max_incremental_fetch_session_cache_slots.to_string(),
+            ConfigType::Int,
+            "Fetch sessions kept; a full cache evicts as Kafka does.",
+        ),
+        (
             "message.max.bytes",
             broker.message_max_bytes.to_string(),
             ConfigType::Int,

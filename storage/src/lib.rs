@@ -30,8 +30,8 @@ pub use credentials::{Credentials, ScramCredential, ScramCredentialInfo};
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,
-    FetchData, FileRegion, Isolation, Partition, ProducerInfo, ReadError, TimestampOffset,
-    COORDINATOR_EPOCH, LEADER_EPOCH,
+    FetchData, FileRegion, Isolation, Partition, ProducerInfo, ReadError, RecordError,
+    TimestampOffset, COORDINATOR_EPOCH, LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
 pub use quotas::{QuotaEntity, QuotaStore, QuotaValues};

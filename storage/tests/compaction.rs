@@ -382,10 +382,26 @@ fn keyless_records_are_refused_on_compacted_topics() {
         None,
         Compression::Lz4,
     );
-    assert!(matches!(
-        append(&p, &keyless),
-        Err(AppendError::InvalidRecord(m)) if m.contains("without key")
-    ));
+    match append(&p, &keyless) {
+        Err(AppendError::RecordErrors {
+            invalid_timestamp: false,
+            records,
+            ..
+        }) => {
+            let got: Vec<(i32, &str)> = records
+                .iter()
+                .map(|e| (e.batch_index, e.message.as_str()))
+                .collect();
+            assert_eq!(
+                got,
+                [(
+                    1,
+                    "Compacted topic cannot accept message without key in topic partition t-0"
+                )]
+            );
+        }
+        other => panic!("expected the keyless record refused, got {other:?}"),
+    }
     assert_eq!(p.high_watermark(), 0);
 }
 

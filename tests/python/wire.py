@@ -127,14 +127,18 @@ def api_versions_request(version: int, correlation_id: int) -> bytes:
     return header_v1(API_API_VERSIONS, version, correlation_id)
 
 
-def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp: int) -> bytes:
-    """One uncompressed magic-v2 batch at base offset 0, no producer id."""
+def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp: int,
+                 timestamps: list[int] | None = None) -> bytes:
+    """One uncompressed magic-v2 batch at base offset 0, no producer id; each record at
+    `base_timestamp` or at its own entry of `timestamps`."""
+    stamps = timestamps or [base_timestamp] * len(records)
     body = bytearray()
     for i, (key, value) in enumerate(records):
-        rec = struct.pack(">b", 0) + varint(0) + varint(i) + varbytes(key) + varbytes(value) + varint(0)
+        rec = (struct.pack(">b", 0) + varint(stamps[i] - base_timestamp) + varint(i) + varbytes(key)
+               + varbytes(value) + varint(0))
         body += varint(len(rec)) + rec
     n = len(records)
-    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_timestamp, base_timestamp, -1, -1, -1, n) + bytes(body)
+    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_timestamp, max(stamps), -1, -1, -1, n) + bytes(body)
     after_len = struct.pack(">ibI", 0, 2, crc32c(after_crc)) + after_crc
     return struct.pack(">qi", 0, len(after_len)) + after_len
 
@@ -249,3 +253,18 @@ def parse_api_versions(version: int, payload: bytes, correlation_id: int) -> tup
         if version >= 1:
             r.take(">i")
     return err, apis, len(payload) - r.pos
+
+
+# --- kafka-python's generated message classes over a raw connection ---------------------------
+def call(conn: Conn, request, version: int, correlation_id: int = 1):
+    """Sends `request` (a kafka-python `kafka.protocol` message) at `version` on `conn` and
+    decodes the answer with its response class; both ends independent of the broker."""
+    import importlib
+
+    module = importlib.import_module(type(request).__module__)
+    response_cls = getattr(module, type(request).__name__.removesuffix("Request") + "Response")
+    request.with_header(correlation_id=correlation_id, client_id="raw-test")
+    conn.send(bytes(request.encode(version=version, header=True, framed=True)))
+    response = response_cls.decode(conn.recv_frame(), version=version, header=True)
+    assert response.header.correlation_id == correlation_id
+    return response

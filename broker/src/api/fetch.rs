@@ -2,11 +2,10 @@
 //! `max_wait_ms` passes (woken by appends, never by polling), and keep fetch sessions.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::select_all;
-use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -20,7 +19,7 @@ use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, read_error_code, NONE};
-use crate::fetch_session::{PartitionKey, SessionError, SessionPartition};
+use crate::fetch_session::{PartitionKey, SessionError, SessionPartition, TopicKey};
 
 mod frame;
 
@@ -30,8 +29,11 @@ pub(crate) use frame::encode;
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
 /// One partition to read.
+#[derive(Clone)]
 struct Target {
-    key: PartitionKey,
+    /// The topic's name; empty for an unknown topic id.
+    name: String,
+    index: i32,
     topic_id: Uuid,
     fetch_offset: i64,
     max_bytes: i32,
@@ -44,8 +46,21 @@ struct Target {
 
 enum Mode {
     Sessionless,
-    Full(i32),
+    /// A full fetch: a session is created for the answer if the cache makes room.
+    Full,
     Incremental(i32),
+}
+
+impl Target {
+    /// The partition as a session keys it: by id from v13, by name below.
+    fn session_key(&self, by_id: bool) -> PartitionKey {
+        let topic = if by_id {
+            TopicKey::Id(self.topic_id)
+        } else {
+            TopicKey::Name(self.name.clone())
+        };
+        (topic, self.index)
+    }
 }
 
 /// A Fetch answer whose records stay in their segment files until it is written.
@@ -95,30 +110,39 @@ pub(crate) async fn handle(
 ) -> FetchReply {
     let by_id = version >= 13;
     let requested = request_targets(broker, ctx, &req, by_id);
-    let (mode, targets) = match (req.session_id, req.session_epoch) {
-        (0, -1) => (Mode::Sessionless, requested),
-        (0, 0) => {
-            let cached = requested
-                .iter()
-                .filter(|t| t.error.is_none())
-                .map(|t| (t.key.clone(), session_partition(t)))
-                .collect();
-            (Mode::Full(broker.fetch_sessions.create(cached)), requested)
+    // Fetch v4-v6 has no session fields: Kafka reads it as sessionless.
+    let (id, epoch) = if version >= 7 {
+        (req.session_id, req.session_epoch)
+    } else {
+        (0, -1)
+    };
+    // Kafka's FetchManager.newContext: epoch 0 or -1 is a full fetch, which first closes
+    // any session it names (a client resetting its session after a rebalance sends its old
+    // id with epoch 0); any other epoch is incremental, even with session id 0.
+    let (mode, targets) = if epoch == 0 || epoch == -1 {
+        if id != 0 && broker.fetch_sessions.remove(id) {
+            tracing::debug!(session = id, "fetch session closed by a full fetch");
         }
-        (id, -1) => {
-            broker.fetch_sessions.remove(id);
-            (Mode::Sessionless, requested)
+        let mode = if epoch == 0 {
+            Mode::Full
+        } else {
+            Mode::Sessionless
+        };
+        (mode, requested)
+    } else {
+        match incremental_targets(broker, ctx, &req, id, epoch, by_id, &requested) {
+            Ok(Some(t)) => (Mode::Incremental(id), t),
+            // The request removed the session's last partition: closed, answered sessionless.
+            Ok(None) => (Mode::Sessionless, requested),
+            Err(e) => {
+                let error = match e {
+                    SessionError::NotFound => ResponseError::FetchSessionIdNotFound,
+                    SessionError::InvalidEpoch => ResponseError::InvalidFetchSessionEpoch,
+                    SessionError::TopicIdMismatch => ResponseError::FetchSessionTopicIdError,
+                };
+                return top_level_error(code(error)).into();
+            }
         }
-        (0, _) => return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)).into(),
-        (id, epoch) => match incremental_targets(broker, ctx, &req, id, epoch, requested) {
-            Ok(t) => (Mode::Incremental(id), t),
-            Err(SessionError::NotFound) => {
-                return top_level_error(code(ResponseError::FetchSessionIdNotFound)).into()
-            }
-            Err(SessionError::InvalidEpoch) => {
-                return top_level_error(code(ResponseError::InvalidFetchSessionEpoch)).into()
-            }
-        },
     };
 
     let read_committed = req.isolation_level == 1;
@@ -170,9 +194,30 @@ pub(crate) async fn handle(
     let incremental = matches!(mode, Mode::Incremental(_));
     response.session_id = match mode {
         Mode::Sessionless => 0,
-        Mode::Full(id) | Mode::Incremental(id) => id,
+        Mode::Incremental(id) => id,
+        // Created now, from what this answer tells the client, as Kafka's FullFetchContext
+        // does; 0 when the cache is full and nothing in it may be evicted.
+        Mode::Full => {
+            let cached = targets
+                .iter()
+                .zip(&results)
+                .map(|(t, pd)| {
+                    let (hw, lso) = last_sent(pd);
+                    let sp = SessionPartition {
+                        fetch_offset: t.fetch_offset,
+                        max_bytes: t.max_bytes,
+                        last_high_watermark: hw,
+                        last_log_start_offset: lso,
+                    };
+                    (t.session_key(by_id), sp)
+                })
+                .collect();
+            broker
+                .fetch_sessions
+                .create(Instant::now(), is_follower(&req, version), by_id, cached)
+        }
     };
-    let mut sent: Vec<(PartitionKey, i64, i64, i64)> = Vec::new();
+    let mut sent: Vec<(PartitionKey, i64, i64)> = Vec::new();
     let mut regions = Vec::new();
     for (t, pd) in targets.iter().zip(results) {
         if incremental {
@@ -182,15 +227,11 @@ pub(crate) async fn handle(
             if unchanged {
                 continue;
             }
+            let (hw, lso) = last_sent(&pd);
+            sent.push((t.session_key(by_id), hw, lso));
         }
-        sent.push((
-            t.key.clone(),
-            t.fetch_offset,
-            pd.high_watermark,
-            pd.log_start_offset,
-        ));
         let mut data = PartitionData::default();
-        data.partition_index = t.key.1;
+        data.partition_index = t.index;
         data.error_code = pd.error_code;
         data.high_watermark = pd.high_watermark;
         data.last_stable_offset = pd.last_stable_offset;
@@ -221,7 +262,7 @@ pub(crate) async fn handle(
                 if by_id {
                     tr.topic_id = t.topic_id;
                 } else {
-                    tr.topic = topic_name(&t.key.0);
+                    tr.topic = topic_name(&t.name);
                 }
                 response.responses.push(tr);
                 match response.responses.last_mut() {
@@ -232,9 +273,9 @@ pub(crate) async fn handle(
         };
         topic.partitions.push(data);
     }
-    if let Mode::Full(id) | Mode::Incremental(id) = mode {
+    if let Mode::Incremental(id) = mode {
         broker.fetch_sessions.update(id, |s| {
-            for (key, _offset, hw, lso) in sent {
+            for (key, hw, lso) in sent {
                 if let Some(p) = s.partitions.get_mut(&key) {
                     p.last_high_watermark = hw;
                     p.last_log_start_offset = lso;
@@ -249,8 +290,31 @@ fn same_topic(tr: &FetchableTopicResponse, t: &Target, by_id: bool) -> bool {
     if by_id {
         tr.topic_id == t.topic_id
     } else {
-        tr.topic.as_str() == t.key.0
+        tr.topic.as_str() == t.name
     }
+}
+
+/// What a session remembers as sent for a partition: an error is remembered as high
+/// watermark -1, so the partition is sent again once the error goes away (Kafka's
+/// `CachedPartition.maybeUpdateResponseData`).
+fn last_sent(pd: &ReadResult) -> (i64, i64) {
+    let hw = if pd.error_code == NONE {
+        pd.high_watermark
+    } else {
+        -1
+    };
+    (hw, pd.log_start_offset)
+}
+
+/// Kafka's `FetchRequest.isFromFollower`: a replica id of 0 or more; its sessions are
+/// privileged in the cache.
+fn is_follower(req: &FetchRequest, version: i16) -> bool {
+    let replica = if version >= 15 {
+        req.replica_state.replica_id
+    } else {
+        req.replica_id
+    };
+    replica.0 >= 0
 }
 
 fn top_level_error(error_code: i16) -> FetchResponse {
@@ -261,7 +325,6 @@ fn top_level_error(error_code: i16) -> FetchResponse {
 
 fn session_partition(t: &Target) -> SessionPartition {
     SessionPartition {
-        topic_id: t.topic_id,
         fetch_offset: t.fetch_offset,
         max_bytes: t.max_bytes,
         last_high_watermark: -1,
@@ -303,7 +366,8 @@ fn request_targets(
                     .cloned()
             });
             out.push(Target {
-                key: (name.clone(), p.partition),
+                name: name.clone(),
+                index: p.partition,
                 topic_id: found
                     .as_ref()
                     .map(|t| t.record.id)
@@ -319,81 +383,95 @@ fn request_targets(
     out
 }
 
-/// Applies an incremental request to its session and returns every partition of it.
+/// Applies an incremental request to its session and returns every partition of it, or
+/// `None` when the request left the session empty and so closed it.
 fn incremental_targets(
     broker: &Broker,
     ctx: &RequestContext,
     req: &FetchRequest,
     id: i32,
     epoch: i32,
-    requested: Vec<Target>,
-) -> Result<Vec<Target>, SessionError> {
+    by_id: bool,
+    requested: &[Target],
+) -> Result<Option<Vec<Target>>, SessionError> {
     let forgotten: Vec<PartitionKey> = req
         .forgotten_topics_data
         .iter()
         .flat_map(|f| {
-            let name = if f.topic_id.is_nil() {
-                f.topic.to_string()
+            let topic = if by_id {
+                TopicKey::Id(f.topic_id)
             } else {
-                broker
-                    .storage
-                    .topic_by_id(f.topic_id)
-                    .map(|t| t.record.name.clone())
-                    .unwrap_or_default()
+                TopicKey::Name(f.topic.to_string())
             };
-            f.partitions.iter().map(move |p| (name.clone(), *p))
+            f.partitions.iter().map(move |p| (topic.clone(), *p))
         })
         .collect();
-    let mut errors: Vec<Target> = Vec::new();
-    let cached: IndexMap<PartitionKey, SessionPartition> =
-        broker.fetch_sessions.with_session(id, epoch, |s| {
-            for key in &forgotten {
-                s.partitions.shift_remove(key);
-            }
-            for t in requested {
-                if t.error.is_some() {
-                    errors.push(t);
-                    continue;
-                }
-                match s.partitions.get_mut(&t.key) {
-                    Some(p) => {
-                        p.fetch_offset = t.fetch_offset;
-                        p.max_bytes = t.max_bytes;
-                    }
-                    None => {
-                        s.partitions.insert(t.key.clone(), session_partition(&t));
+    // Kafka's FetchSession.update: the request's partitions are added or updated first,
+    // then the forgotten ones removed.
+    let cached =
+        broker
+            .fetch_sessions
+            .incremental(id, epoch, by_id, Instant::now(), |partitions| {
+                for t in requested {
+                    match partitions.get_mut(&t.session_key(by_id)) {
+                        Some(p) => {
+                            p.fetch_offset = t.fetch_offset;
+                            p.max_bytes = t.max_bytes;
+                        }
+                        None => {
+                            partitions.insert(t.session_key(by_id), session_partition(t));
+                        }
                     }
                 }
-            }
-            s.partitions.clone()
-        })?;
-    let mut out: Vec<Target> = cached
+                for key in &forgotten {
+                    partitions.shift_remove(key);
+                }
+            })?;
+    let Some(cached) = cached else {
+        return Ok(None);
+    };
+    let out = cached
         .into_iter()
-        .map(|(key, sp)| {
+        .map(|((topic, index), sp)| {
+            let found = match &topic {
+                TopicKey::Id(topic_id) => broker.storage.topic_by_id(*topic_id),
+                TopicKey::Name(name) => broker.storage.topic(name),
+            };
+            let name = match (&topic, &found) {
+                (TopicKey::Name(name), _) => name.clone(),
+                (TopicKey::Id(_), Some(t)) => t.record.name.clone(),
+                (TopicKey::Id(_), None) => String::new(),
+            };
             // Checked on every fetch: an ACL removed mid-session takes effect at once.
-            let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &key.0);
-            let partition = broker
-                .storage
-                .topic(&key.0)
-                .filter(|t| allowed && t.record.id == sp.topic_id)
-                .and_then(|t| t.partitions.get(usize::try_from(key.1).ok()?).cloned());
+            let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &name);
+            let partition = found
+                .as_ref()
+                .filter(|_| allowed)
+                .and_then(|t| t.partitions.get(usize::try_from(index).ok()?).cloned());
+            let error = match (&partition, allowed, &topic) {
+                (_, false, _) => Some(code(ResponseError::TopicAuthorizationFailed)),
+                (None, true, TopicKey::Id(_)) if found.is_none() => {
+                    Some(code(ResponseError::UnknownTopicId))
+                }
+                (None, true, _) => Some(code(ResponseError::UnknownTopicOrPartition)),
+                (Some(_), true, _) => None,
+            };
             Target {
-                error: match (&partition, allowed) {
-                    (_, false) => Some(code(ResponseError::TopicAuthorizationFailed)),
-                    (None, true) => Some(code(ResponseError::UnknownTopicOrPartition)),
-                    (Some(_), true) => None,
+                topic_id: match &topic {
+                    TopicKey::Id(topic_id) => *topic_id,
+                    TopicKey::Name(_) => found.as_ref().map_or(Uuid::nil(), |t| t.record.id),
                 },
+                name,
+                index,
+                error,
                 partition,
-                topic_id: sp.topic_id,
                 fetch_offset: sp.fetch_offset,
                 max_bytes: sp.max_bytes,
                 last_sent: Some((sp.last_high_watermark, sp.last_log_start_offset)),
-                key,
             }
         })
         .collect();
-    out.extend(errors);
-    Ok(out)
+    Ok(Some(out))
 }
 
 struct ReadResult {

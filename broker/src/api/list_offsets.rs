@@ -18,6 +18,23 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
+/// Kafka's `timestampMinSupportedVersion`: the first ListOffsets version that may carry each
+/// special timestamp; any other negative timestamp is unsupported at every version.
+fn min_version(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        EARLIEST | LATEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        _ => None,
+    }
+}
+
+/// Kafka's `isListOffsetsTimestampUnsupported`, answered UNSUPPORTED_VERSION per partition.
+fn unsupported(timestamp: i64, version: i16) -> bool {
+    timestamp < 0 && min_version(timestamp).is_none_or(|min| version < min)
+}
+
 /// Answers ListOffsets.
 pub(crate) fn handle(
     broker: &Broker,
@@ -47,6 +64,10 @@ pub(crate) fn handle(
                 .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
             match partition {
                 _ if !allowed => pr.error_code = code(ResponseError::TopicAuthorizationFailed),
+                // Kafka checks the timestamp before it looks the partition up.
+                _ if unsupported(p.timestamp, version) => {
+                    pr.error_code = code(ResponseError::UnsupportedVersion)
+                }
                 None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
                 Some(partition) => match lookup(partition, p.timestamp, read_committed) {
                     Ok(found) => {
@@ -54,7 +75,8 @@ pub(crate) fn handle(
                         if let Some(f) = found {
                             pr.offset = f.offset;
                             pr.timestamp = f.timestamp;
-                            if version >= 4 {
+                            // Nothing is tiered: Kafka answers -5 with offset and epoch -1.
+                            if version >= 4 && p.timestamp != LATEST_TIERED {
                                 pr.leader_epoch = LEADER_EPOCH;
                             }
                         }
@@ -97,6 +119,7 @@ fn lookup(
         LATEST_TIERED => at(-1),
         MAX_TIMESTAMP => below_fetchable(p.max_timestamp_offset()?),
         t if t >= 0 => below_fetchable(p.offset_for_timestamp(t)?),
-        _ => at(-1),
+        // Refused as unsupported before the lookup.
+        _ => None,
     })
 }

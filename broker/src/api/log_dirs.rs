@@ -1,9 +1,16 @@
-//! DescribeLogDirs: the one data directory and the size of each partition in it.
+//! DescribeLogDirs: the one data directory and the size of each partition in it;
+//! AlterReplicaLogDirs: moving a replica to the directory it is in already.
 
+use kafka_protocol::messages::alter_replica_log_dirs_response::{
+    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+};
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+use kafka_protocol::messages::{
+    AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, DescribeLogDirsRequest,
+    DescribeLogDirsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -11,7 +18,7 @@ use super::topic_name;
 use crate::acl::Operation;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
-use crate::error::NONE;
+use crate::error::{code, NONE};
 
 /// Answers DescribeLogDirs for the requested partitions (all, when `topics` is null);
 /// partitions that do not exist are left out, as Kafka leaves them out.
@@ -80,5 +87,73 @@ pub(crate) fn describe_log_dirs(
     let mut res = DescribeLogDirsResponse::default();
     res.error_code = NONE;
     res.results = vec![result];
+    res
+}
+
+/// Kafka's `UnifiedLog.logFutureDirName` is `<topic>-<partition>.<32 hex digits>-future`;
+/// a replica whose name would pass 255 bytes cannot be moved (KAFKA-4893).
+fn future_dir_name_too_long(topic: &str, partition: i32) -> bool {
+    topic.len() + 1 + partition.to_string().len() + 1 + 32 + "-future".len() > 255
+}
+
+/// Answers AlterReplicaLogDirs as Kafka's `ReplicaManager.alterReplicaLogDirs`. Sluice has
+/// one data directory: moving a replica to it succeeds (it is there already), any other
+/// path is LOG_DIR_NOT_FOUND, and a partition that does not exist UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) fn alter_replica_log_dirs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterReplicaLogDirsRequest,
+) -> AlterReplicaLogDirsResponse {
+    let allowed = ctx.may_cluster(broker, Operation::Alter);
+    let dir = &broker.config.log_dir;
+    // Kafka compares with the directory's absolute path; DescribeLogDirs here shows the
+    // canonical one, so either names it.
+    let known: Vec<String> = [
+        std::path::absolute(dir).ok(),
+        std::fs::canonicalize(dir).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.display().to_string())
+    .collect();
+    // Kafka keys the request by partition: a partition named twice keeps its last directory.
+    let mut wanted: indexmap::IndexMap<(TopicName, i32), String> = indexmap::IndexMap::new();
+    for d in &req.dirs {
+        for t in &d.topics {
+            for p in &t.partitions {
+                wanted.insert((t.name.clone(), *p), d.path.to_string());
+            }
+        }
+    }
+    let mut res = AlterReplicaLogDirsResponse::default();
+    for ((topic, partition), path) in wanted {
+        let error = if !allowed {
+            ResponseError::ClusterAuthorizationFailed.code()
+        } else if future_dir_name_too_long(&topic, partition) {
+            code(ResponseError::InvalidTopicException)
+        } else if !known.contains(&path) {
+            code(ResponseError::LogDirNotFound)
+        } else if broker
+            .storage
+            .topic(&topic)
+            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?).cloned())
+            .is_none()
+        {
+            code(ResponseError::UnknownTopicOrPartition)
+        } else {
+            NONE
+        };
+        let result = AlterReplicaLogDirPartitionResult::default()
+            .with_partition_index(partition)
+            .with_error_code(error);
+        match res.results.iter_mut().find(|r| r.topic_name == topic) {
+            Some(r) => r.partitions.push(result),
+            None => res.results.push(
+                AlterReplicaLogDirTopicResult::default()
+                    .with_topic_name(topic)
+                    .with_partitions(vec![result]),
+            ),
+        }
+    }
     res
 }

@@ -14,6 +14,7 @@ pub(crate) mod metadata;
 pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod producer_id;
+pub(crate) mod quorum;
 pub(crate) mod quotas;
 pub(crate) mod sasl;
 pub(crate) mod scram;

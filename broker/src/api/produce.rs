@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{split_batches, Compression};
-use sluice_storage::{now_ms, AppendError, Partition};
+use sluice_storage::{now_ms, AppendError, Partition, RecordError};
 
 use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
@@ -31,6 +33,13 @@ fn partition_response(
         p.error_message = message.map(StrBytes::from_string);
     }
     p
+}
+
+fn batch_index_error(e: &RecordError) -> BatchIndexAndErrorMessage {
+    let mut out = BatchIndexAndErrorMessage::default();
+    out.batch_index = e.batch_index;
+    out.batch_index_error_message = Some(StrBytes::from_string(e.message.clone()));
+    out
 }
 
 /// What a Produce's appends leave to do before it is answered.
@@ -239,12 +248,23 @@ pub(crate) fn append(
                     } else {
                         tracing::debug!(topic = %name, partition = index, error = %e, "append refused");
                     }
-                    tr.partition_responses.push(partition_response(
+                    let mut p = partition_response(
                         index,
                         append_error_code(&e),
                         Some(e.to_string()),
                         version,
-                    ));
+                    );
+                    if let AppendError::RecordErrors { records, .. } = &e {
+                        // Kafka answers refused records with the log start offset and, from
+                        // v8, each record's index and message.
+                        if version >= 5 {
+                            p.log_start_offset = partition.log_start_offset();
+                        }
+                        if version >= 8 {
+                            p.record_errors = records.iter().map(batch_index_error).collect();
+                        }
+                    }
+                    tr.partition_responses.push(p);
                 }
             }
         }

@@ -10,6 +10,7 @@ mod region;
 mod retention;
 pub(crate) mod segment;
 mod timestamp;
+mod validate;
 
 pub use cleaner::{CleanOptions, CleanStats, Cleanability, CleanerCrashPoint};
 pub use partition::{
@@ -18,3 +19,4 @@ pub use partition::{
 };
 pub use region::FileRegion;
 pub use timestamp::TimestampOffset;
+pub use validate::RecordError;

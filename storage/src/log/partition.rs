@@ -18,6 +18,7 @@ use super::aborted::AbortedIndex;
 use super::open_files::OpenFiles;
 use super::region::FileRegion;
 use super::segment::Segment;
+use super::validate::{self, RecordError, TimeRange};
 use crate::db::{
     timestamp_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS, CF_PRODUCERS,
     CF_TIMES,
@@ -66,9 +67,18 @@ pub enum AppendError {
     /// The batch is well formed but not acceptable from a client (INVALID_RECORD).
     #[error("{0}")]
     InvalidRecord(&'static str),
-    /// A record's CreateTime is outside the topic's allowed range (INVALID_TIMESTAMP).
-    #[error("{0}")]
-    InvalidTimestamp(String),
+    /// Records Kafka's LogValidator refuses one by one (KIP-467): INVALID_TIMESTAMP when a
+    /// CreateTime is outside the topic's range, else INVALID_RECORD (a keyless record on a
+    /// compacted topic). Nothing of the batch is appended.
+    #[error("{message}")]
+    RecordErrors {
+        /// Whether any record's timestamp is out of range (INVALID_TIMESTAMP).
+        invalid_timestamp: bool,
+        /// The partition's error message, in Kafka's words.
+        message: String,
+        /// Each refused record.
+        records: Vec<RecordError>,
+    },
     /// The disk or the index failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -320,69 +330,46 @@ impl Partition {
                 stored_codec(log.config.compression_type),
             )
         };
-        let rewritten = self.check_records(&header, batch, compacted, codec)?;
+        // Kafka checks every record's CreateTime; the header's maximum rules out the future
+        // bound without decoding the records, and only a configured past bound needs them.
+        let times = (timestamp_type == TimestampType::CreateTime
+            && (header.max_timestamp > now_ms.saturating_add(after_max) || before_max != i64::MAX))
+            .then_some((now_ms, before_max, after_max));
+        let rewritten = self.check_records(&header, batch, compacted, times, codec)?;
         let (header, batch) = match &rewritten {
             Some((h, b)) => (*h, b),
             None => (header, batch),
         };
-        match timestamp_type {
-            TimestampType::LogAppendTime => {
-                self.append_inner(header, batch, None, Some(now_ms), now_ms)
-            }
-            TimestampType::CreateTime => {
-                let range = || {
-                    format!(
-                        "the timestamp should be within [{}, {}]",
-                        now_ms.saturating_sub(before_max),
-                        now_ms.saturating_add(after_max)
-                    )
-                };
-                if header.max_timestamp > now_ms.saturating_add(after_max) {
-                    return Err(AppendError::InvalidTimestamp(format!(
-                        "timestamp {} is too far in the future: {}",
-                        header.max_timestamp,
-                        range()
-                    )));
-                }
-                // The smallest timestamp is not in the header: only a configured limit
-                // is worth decoding the records for.
-                if before_max != i64::MAX {
-                    let oldest = batch::min_record_timestamp(batch).ok_or(
-                        AppendError::InvalidRecord("the batch's records do not decode"),
-                    )?;
-                    if oldest < now_ms.saturating_sub(before_max) {
-                        return Err(AppendError::InvalidTimestamp(format!(
-                            "timestamp {oldest} is too far in the past: {}",
-                            range()
-                        )));
-                    }
-                }
-                self.append_inner(header, batch, None, None, now_ms)
-            }
-        }
+        let log_append_time = (timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        self.append_inner(header, batch, None, log_append_time, now_ms)
     }
 
     /// Looks inside a producer's batch where the topic's configs require it: a compacted
-    /// topic refuses records without a key, and a named `compression.type` recompresses.
+    /// topic refuses records without a key, records outside `times` are refused (both per
+    /// record, as Kafka's LogValidator), and a named `compression.type` recompresses.
     /// Returns the batch to store when it differs from the one given.
     fn check_records(
         &self,
         header: &BatchHeader,
         batch: &Bytes,
         compacted: bool,
+        times: Option<TimeRange>,
         codec: Option<Compression>,
     ) -> Result<Option<(BatchHeader, Bytes)>, AppendError> {
         let recompress = codec.filter(|c| header.compression() != Some(*c));
-        if !compacted && recompress.is_none() {
+        if !compacted && times.is_none() && recompress.is_none() {
             return Ok(None);
         }
         let (h, recs) = records::decode_records(batch)
             .map_err(|_| AppendError::InvalidRecord("the batch's records do not decode"))?;
-        if compacted && recs.iter().any(|r| r.key.is_none()) {
-            return Err(AppendError::InvalidRecord(
-                "Compacted topic cannot accept message without key",
-            ));
-        }
+        validate::check_records(
+            &self.topic,
+            self.index,
+            h.base_offset,
+            &recs,
+            compacted,
+            times,
+        )?;
         let Some(to) = recompress else {
             return Ok(None);
         };
