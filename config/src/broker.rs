@@ -213,6 +213,11 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub remove_expired_interval_ms: i64,
+    /// `producer.id.expiration.ms`: how long after its last batch's timestamp an idle
+    /// producer id's state is kept on a partition.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often expired producer ids are removed.
+    pub producer_id_expiration_check_interval_ms: i64,
 }
 
 /// The log cleaner's settings, with Kafka's defaults.
@@ -243,6 +248,8 @@ impl Default for TxnConfig {
             abort_timed_out_interval_ms: 10_000,
             id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             remove_expired_interval_ms: 3_600_000,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -518,6 +525,13 @@ impl BrokerConfig {
                 }
                 "transaction.remove.expired.transaction.cleanup.interval.ms" => {
                     cfg.transactions.remove_expired_interval_ms = parse_i64(key, v, 1)?
+                }
+                "producer.id.expiration.ms" => {
+                    cfg.transactions.producer_id_expiration_ms = parse_i32(key, v, 1)?.into()
+                }
+                "producer.id.expiration.check.interval.ms" => {
+                    cfg.transactions.producer_id_expiration_check_interval_ms =
+                        parse_i32(key, v, 1)?.into()
                 }
                 "log.cleaner.enable" => cfg.cleaner.enable = parse_bool(key, v)?,
                 "log.cleaner.backoff.ms" => cfg.cleaner.backoff_ms = parse_i64(key, v, 0)?,
