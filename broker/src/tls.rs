@@ -16,6 +16,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::reload::Reloading;
 
+mod v1_certs;
+
 /// The TLS side of one SSL listener.
 pub(crate) struct TlsListener {
     rules: Vec<PrincipalRule>,
@@ -87,7 +89,9 @@ fn build(config: &TlsConfig) -> anyhow::Result<Arc<ServerConfig>> {
             } else {
                 verifier
             };
-            builder.with_client_cert_verifier(verifier.build()?)
+            builder.with_client_cert_verifier(Arc::new(v1_certs::ExplainV1Certificates(
+                verifier.build()?,
+            )))
         }
         (_, None) => bail!("ssl.client.auth needs ssl.truststore.location"),
     };
