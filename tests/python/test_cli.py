@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource
 
 from conftest import SLUICE_BIN, free_port
@@ -345,6 +345,59 @@ def test_group_describe_list_and_reset_offsets(broker_factory):
     wait_for(lambda: "State:          Empty" in out(sluice(b, "group", "describe", group)), 15, "the group to empty")
     assert out(sluice(b, "group", "delete", group)) == f"Deleted group {group}.\n"
     assert group not in [g.group_id for g in admin(b.bootstrap).list_consumer_groups(request_timeout=30).result(30).valid]
+
+
+def test_group_describe_of_a_kip848_group(broker_factory):
+    """Two confluent-kafka members with group.protocol=consumer (KIP-848, which DescribeGroups
+    answers with GROUP_ID_NOT_FOUND): `group describe` asks ConsumerGroupDescribe, as Kafka's
+    admin client does, and prints the state, the assignor, each member with its assignment
+    exactly as librdkafka's describe_consumer_groups reports them, and each partition's
+    committed offset, log end offset, lag and owner."""
+    b = broker_factory(overrides=FAST)
+    topic, group = unique_topic("cli-848"), unique_topic("cli-848-group")
+    create_topic(b.bootstrap, topic, 4)
+    ends = {0: 5, 1: 6, 2: 7, 3: 8}
+    produce_to(b.bootstrap, topic, ends)
+    members = [Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "client.id": f"cli-848-{name}",
+                         "group.protocol": "consumer", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"}) for name in ("a", "b")]
+    try:
+        for c in members:
+            c.subscribe([topic])
+
+        def assigned():
+            for c in members:
+                c.poll(0.1)
+            return all(len(c.assignment()) == 2 for c in members)
+        wait_for(assigned, 30, "each member to own 2 partitions")
+        # each member commits offset p + 1 for each partition p it owns
+        for c in members:
+            c.commit(offsets=[TopicPartition(topic, tp.partition, tp.partition + 1) for tp in c.assignment()],
+                     asynchronous=False)
+        a = admin(b.bootstrap)
+
+        def stable():
+            d = a.describe_consumer_groups([group], request_timeout=30)[group].result(30)
+            return d if d.state == ConsumerGroupState.STABLE else None
+        desc = wait_for(stable, 15, "ConsumerGroupDescribe to report the group Stable", interval=0.5)
+        owner = {tp.partition: m for m in desc.members for tp in m.assignment.topic_partitions}
+        assert sorted(owner) == [0, 1, 2, 3], owner
+
+        text = out(sluice(b, "group", "describe", group))
+        head = text.split("\n\n")[0].splitlines()
+        assert head == [f"Group:          {group}", "State:          Stable", "Protocol type:  consumer",
+                        f"Protocol:       {desc.partition_assignor}", "Members:        2"], text
+        want_members = sorted(
+            [m.member_id, m.client_id, m.host,
+             f"{topic}({','.join(str(p) for p in sorted(tp.partition for tp in m.assignment.topic_partitions))})"]
+            for m in desc.members)
+        assert sorted(rows(text, "MEMBER-ID")) == want_members, text
+        assert rows(text, "TOPIC") == [
+            [topic, str(p), str(p + 1), str(ends[p]), str(ends[p] - p - 1),
+             owner[p].member_id, owner[p].host, owner[p].client_id] for p in range(4)], text
+    finally:
+        for c in members:
+            c.close()
 
 
 # --- errors ----------------------------------------------------------------------------

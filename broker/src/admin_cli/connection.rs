@@ -40,6 +40,7 @@ const HANDLED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::ListGroups, 0, 5),
     // v2 is the first that fetches every topic of a group (null topics).
     (ApiKey::OffsetFetch, 2, 9),
@@ -412,6 +413,7 @@ mod tests {
         check::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs);
         check::<FindCoordinatorRequest>(ApiKey::FindCoordinator);
         check::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
+        check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
         check::<ListGroupsRequest>(ApiKey::ListGroups);
         check::<OffsetFetchRequest>(ApiKey::OffsetFetch);
         check::<OffsetCommitRequest>(ApiKey::OffsetCommit);

@@ -12,6 +12,7 @@ mod consume;
 mod error;
 mod fetched;
 mod group;
+mod group_describe;
 mod interrupt;
 mod metadata;
 mod offsets;
