@@ -261,8 +261,7 @@ fn parse_jaas(text: &str) -> Result<(String, Vec<(String, String)>), String> {
             .ok_or_else(|| format!("expected key=value at {rest:?}"))?;
         let key = rest[..eq].trim().to_string();
         rest = rest[eq + 1..].trim_start();
-        let value;
-        if let Some(quoted) = rest.strip_prefix('"') {
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
             let mut v = String::new();
             let mut chars = quoted.char_indices();
             let mut end = None;
@@ -281,13 +280,13 @@ fn parse_jaas(text: &str) -> Result<(String, Vec<(String, String)>), String> {
                 }
             }
             let end = end.ok_or_else(|| format!("unterminated quote in the {key} option"))?;
-            value = v;
             rest = quoted[end + 1..].trim_start();
+            v
         } else {
             let (v, n) = word(rest);
-            value = v;
             rest = rest[n..].trim_start();
-        }
+            v
+        };
         options.push((key, value));
     }
     Ok((module, options))
