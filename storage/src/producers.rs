@@ -431,7 +431,7 @@ mod tests {
         s.record(&at(header(2, 0, 0, 1, 1), 5_000));
         s.record(&at(header(2, 0, 1, 1, 2), 2_000));
         s.record(&at(txn(header(3, 0, 0, 1, 3)), 0));
-        assert_eq!(s.expired(1_999, 1_000), vec![1]);
+        assert_eq!(s.expired(2_000, 1_000), vec![1]);
         let mut both = s.expired(3_000, 1_000);
         both.sort_unstable();
         assert_eq!(both, vec![1, 2]);
