@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     under_replicated: IntGauge,
     segment_files_open: IntGauge,
     segment_files_open_max: IntGauge,
+    producer_ids: IntGauge,
     group_lag: IntGaugeVec,
     rocksdb: RocksDbGauges,
     uptime: Gauge,
@@ -158,6 +159,10 @@ impl Metrics {
             "sluice_log_segment_files_open_max",
             "log.max.open.segment.files: past it the least recently used segment files are closed.",
         )?;
+        let producer_ids = IntGauge::new(
+            "sluice_producer_ids",
+            "Producer ids with idempotent or transactional state, summed over partitions (Kafka's ProducerIdCount).",
+        )?;
         let group_lag = IntGaugeVec::new(
             Opts::new(
                 "sluice_consumer_group_lag",
@@ -187,6 +192,7 @@ impl Metrics {
         registry.register(Box::new(under_replicated.clone()))?;
         registry.register(Box::new(segment_files_open.clone()))?;
         registry.register(Box::new(segment_files_open_max.clone()))?;
+        registry.register(Box::new(producer_ids.clone()))?;
         registry.register(Box::new(group_lag.clone()))?;
         registry.register(Box::new(uptime.clone()))?;
         registry.register(Box::new(fsyncs.clone()))?;
@@ -206,6 +212,7 @@ impl Metrics {
             under_replicated,
             segment_files_open,
             segment_files_open_max,
+            producer_ids,
             group_lag,
             rocksdb,
             uptime,
@@ -324,6 +331,15 @@ impl Metrics {
             }
         }
         self.rocksdb.set(broker.storage.index_stats());
+        self.producer_ids.set(
+            i64::try_from(
+                partitions
+                    .iter()
+                    .map(|p| p.producer_id_count())
+                    .sum::<usize>(),
+            )
+            .unwrap_or(i64::MAX),
+        );
         let (open, max) = broker.storage.open_segment_files();
         self.segment_files_open
             .set(i64::try_from(open).unwrap_or(i64::MAX));

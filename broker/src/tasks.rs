@@ -1,4 +1,5 @@
-//! Background work: retention checks, the log cleaner and time-based log flushes.
+//! Background work: retention checks, the log cleaner, producer id expiry and time-based
+//! log flushes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 
-/// Starts the retention and flush tasks; they end when `stop` turns true.
+/// Starts the background tasks; they end when `stop` turns true.
 pub(crate) fn spawn_background(
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
@@ -47,6 +48,26 @@ pub(crate) fn spawn_background(
             let n = b.groups.expire_offsets(sluice_storage::now_ms());
             if n > 0 {
                 tracing::info!(offsets = n, "expired committed offsets");
+            }
+        }
+    }));
+    let b = broker.clone();
+    let producers_every = Duration::from_millis(
+        broker
+            .config
+            .transactions
+            .producer_id_expiration_check_interval_ms
+            .max(1) as u64,
+    );
+    tasks.push(spawn_every(producers_every, stop.clone(), move || {
+        let b = b.clone();
+        async move {
+            let storage = b.storage.clone();
+            let now = sluice_storage::now_ms();
+            match tokio::task::spawn_blocking(move || storage.remove_expired_producers(now)).await {
+                Ok(n) if n > 0 => tracing::info!(producer_ids = n, "expired producer ids removed"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "producer id expiry task failed"),
             }
         }
     }));

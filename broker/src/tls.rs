@@ -16,6 +16,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::reload::Reloading;
 
+mod v1_certs;
+
 /// The TLS side of one SSL listener.
 pub(crate) struct TlsListener {
     rules: Vec<PrincipalRule>,
@@ -87,7 +89,9 @@ fn build(config: &TlsConfig) -> anyhow::Result<Arc<ServerConfig>> {
             } else {
                 verifier
             };
-            builder.with_client_cert_verifier(verifier.build()?)
+            builder.with_client_cert_verifier(Arc::new(v1_certs::ExplainV1Certificates(
+                verifier.build()?,
+            )))
         }
         (_, None) => bail!("ssl.client.auth needs ssl.truststore.location"),
     };
@@ -97,7 +101,7 @@ fn build(config: &TlsConfig) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(cfg))
 }
 
-fn read_certs(path: &PathBuf) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &PathBuf) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .with_context(|| format!("reading {}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -110,7 +114,10 @@ fn read_certs(path: &PathBuf) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 /// The private key of a PEM key store: an `ENCRYPTED PRIVATE KEY` (PKCS#8, decrypted with
 /// `ssl.key.password`) or a plain PKCS#8, PKCS#1 or SEC1 key.
-fn read_key(path: &Path, password: Option<&str>) -> anyhow::Result<PrivateKeyDer<'static>> {
+pub(crate) fn read_key(
+    path: &Path,
+    password: Option<&str>,
+) -> anyhow::Result<PrivateKeyDer<'static>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";

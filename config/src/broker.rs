@@ -221,6 +221,11 @@ pub struct TxnConfig {
     pub state_log_num_partitions: i32,
     /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
     pub state_log_segment_bytes: i64,
+    /// `producer.id.expiration.ms`: how long after its last batch's timestamp an idle
+    /// producer id's state is kept on a partition.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often expired producer ids are removed.
+    pub producer_id_expiration_check_interval_ms: i64,
 }
 
 /// The log cleaner's settings, with Kafka's defaults.
@@ -253,6 +258,8 @@ impl Default for TxnConfig {
             remove_expired_interval_ms: 3_600_000,
             state_log_num_partitions: 50,
             state_log_segment_bytes: 104_857_600,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -546,6 +553,13 @@ impl BrokerConfig {
                 }
                 "transaction.remove.expired.transaction.cleanup.interval.ms" => {
                     cfg.transactions.remove_expired_interval_ms = parse_i64(key, v, 1)?
+                }
+                "producer.id.expiration.ms" => {
+                    cfg.transactions.producer_id_expiration_ms = parse_i32(key, v, 1)?.into()
+                }
+                "producer.id.expiration.check.interval.ms" => {
+                    cfg.transactions.producer_id_expiration_check_interval_ms =
+                        parse_i32(key, v, 1)?.into()
                 }
                 "log.cleaner.enable" => cfg.cleaner.enable = parse_bool(key, v)?,
                 "log.cleaner.backoff.ms" => cfg.cleaner.backoff_ms = parse_i64(key, v, 0)?,

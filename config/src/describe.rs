@@ -479,6 +479,18 @@ pub fn describe_broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
             "Segment size of the internal topic __consumer_offsets.",
         ),
         (
+            "producer.id.expiration.check.interval.ms",
+            t.producer_id_expiration_check_interval_ms.to_string(),
+            ConfigType::Int,
+            "How often expired producer ids are removed.",
+        ),
+        (
+            "producer.id.expiration.ms",
+            t.producer_id_expiration_ms.to_string(),
+            ConfigType::Int,
+            "How long an idle producer id's state is kept after its last batch's timestamp.",
+        ),
+        (
             "socket.request.max.bytes",
             broker.socket_request_max_bytes.to_string(),
             ConfigType::Int,

@@ -222,6 +222,14 @@ impl Storage {
             }),
         };
         storage.load_topics()?;
+        // As Kafka skips expired entries when it loads a producer snapshot.
+        let expired = storage.remove_expired_producers(now_ms());
+        if expired > 0 {
+            tracing::info!(
+                producer_ids = expired,
+                "expired producer ids removed at start-up"
+            );
+        }
         Ok(storage)
     }
 
@@ -542,6 +550,22 @@ impl Storage {
             }
         }
         deleted
+    }
+
+    /// Forgets, on every partition, the producer ids idle for `producer.id.expiration.ms`
+    /// at `now_ms`; returns how many.
+    pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
+        let expiration_ms = self.broker.transactions.producer_id_expiration_ms;
+        let mut removed = 0;
+        for p in self.partitions() {
+            match p.remove_expired_producers(now_ms, expiration_ms) {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "producer id expiry failed")
+                }
+            }
+        }
+        removed
     }
 
     /// Cleans the compacted partition that most needs it, if any is due; returns it with

@@ -194,6 +194,28 @@ impl ProducerStates {
         (entry, completed)
     }
 
+    /// Producer ids whose state has expired at `now_ms`: as Kafka's ProducerStateManager
+    /// decides it, no open transaction and `expiration_ms` passed since the timestamp of
+    /// the producer's last batch or marker.
+    pub(crate) fn expired(&self, now_ms: i64, expiration_ms: i64) -> Vec<i64> {
+        self.producers
+            .iter()
+            .filter(|(_, e)| e.is_expired(now_ms, expiration_ms))
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    /// Forgets these producer ids.
+    pub(crate) fn remove(&mut self, pids: &[i64]) {
+        for pid in pids {
+            self.producers.remove(pid);
+        }
+        // A burst of short-lived producers must not pin its peak table size forever.
+        if self.producers.capacity() > 4 * self.producers.len().max(16) {
+            self.producers.shrink_to_fit();
+        }
+    }
+
     /// The producer's entry, its batches forgotten when the epoch changes.
     fn entry(&mut self, h: &BatchHeader) -> &mut ProducerEntry {
         let entry = self
@@ -212,6 +234,12 @@ impl ProducerStates {
 }
 
 impl ProducerEntry {
+    /// Kafka's `isProducerExpired`: a producer inside a transaction never expires.
+    fn is_expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        self.txn_first_offset.is_none()
+            && now_ms.saturating_sub(self.last_timestamp) >= expiration_ms
+    }
+
     /// Serialised form stored in RocksDB.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(2 + 8 + 1 + self.batches.len() * 24);
@@ -388,6 +416,34 @@ mod tests {
             s.check(&txn(header(1, 1, 0, 1, 18))),
             Ok(SequenceCheck::Append)
         );
+    }
+
+    fn at(mut h: BatchHeader, timestamp: i64) -> BatchHeader {
+        h.max_timestamp = timestamp;
+        h
+    }
+
+    #[test]
+    fn idle_producers_expire_by_their_last_batch_timestamp_unless_in_a_transaction() {
+        let mut s = ProducerStates::default();
+        s.record(&at(header(1, 0, 0, 1, 0), 1_000));
+        // A later batch with an older timestamp: the last batch's timestamp counts.
+        s.record(&at(header(2, 0, 0, 1, 1), 5_000));
+        s.record(&at(header(2, 0, 1, 1, 2), 2_000));
+        s.record(&at(txn(header(3, 0, 0, 1, 3)), 0));
+        assert_eq!(s.expired(2_000, 1_000), vec![1]);
+        let mut both = s.expired(3_000, 1_000);
+        both.sort_unstable();
+        assert_eq!(both, vec![1, 2]);
+        s.remove(&both);
+        assert_eq!(s.producers.keys().copied().collect::<Vec<_>>(), vec![3]);
+        // Once its transaction ends, the marker's timestamp is the last use.
+        s.record_marker(&at(marker(3, 0, 4), 10_000), ControlType::Commit, 0);
+        assert!(s.expired(10_999, 1_000).is_empty());
+        assert_eq!(s.expired(11_000, 1_000), vec![3]);
+        // An expired producer starts afresh: sequence 0 is appended, not a duplicate.
+        s.remove(&[3]);
+        assert_eq!(s.check(&header(3, 0, 0, 1, 5)), Ok(SequenceCheck::Append));
     }
 
     #[test]

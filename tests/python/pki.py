@@ -1,5 +1,5 @@
 """Certificates made with `openssl` for the TLS and SASL_SSL suites: two CAs, server and
-client certificates from each, and key stores laid out as Kafka's PEM key store wants
+client certificates from each (and an X.509 v1 client certificate), and key stores laid out as Kafka's PEM key store wants
 them (the key, then the certificate chain)."""
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ def make_ca(d: Path, name: str) -> None:
             "-days", "2", "-subj", f"/CN={name}", cwd=d)
 
 
-def make_cert(d: Path, name: str, ca: str, subject: str, ext: str) -> None:
+def make_cert(d: Path, name: str, ca: str, subject: str, ext: str | None) -> None:
     """`subject` lists the names most general first, as certificates encode them; Java (and
-    so the principal) writes them the other way round: CN=...,OU=...,O=..."""
-    (d / f"{name}.ext").write_text(ext)
+    so the principal) writes them the other way round: CN=...,OU=...,O=... Without `ext`,
+    openssl makes an X.509 v1 certificate."""
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
             "-subj", subject, cwd=d)
+    extfile = []
+    if ext is not None:
+        (d / f"{name}.ext").write_text(ext)
+        extfile = ["-extfile", f"{name}.ext"]
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+            "-out", f"{name}.pem", "-days", "2", *extfile, cwd=d)
 
 
 SERVER_EXT = "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
@@ -36,8 +40,8 @@ CLIENT_EXT = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Path:
-    """Two CAs; a server certificate and a client certificate from the first, a server and
-    a client certificate from the second; key stores as Kafka's PEM key store wants them
+    """Two CAs; a server certificate, a client certificate and an X.509 v1 client
+    certificate from the first, a server and a client certificate from the second; key stores as Kafka's PEM key store wants them
     (key, then certificate chain), one with an encrypted PKCS#8 key."""
     d = tmp_path_factory.mktemp("pki")
     make_ca(d, "ca")
@@ -46,6 +50,7 @@ def pki(tmp_path_factory) -> Path:
     make_cert(d, "server2", "other-ca", "/O=Sluice/CN=localhost", SERVER_EXT)
     make_cert(d, "alice", "ca", "/O=Sluice/OU=ServiceUsers/CN=alice", CLIENT_EXT)
     make_cert(d, "mallory", "other-ca", "/O=Sluice/OU=ServiceUsers/CN=mallory", CLIENT_EXT)
+    make_cert(d, "v1-client", "ca", "/O=Sluice/CN=v1-client", None)
     for name in ("server", "server2"):
         (d / f"{name}-keystore.pem").write_text((d / f"{name}.key").read_text() + (d / f"{name}.pem").read_text())
     openssl("pkcs8", "-topk8", "-in", "server.key", "-out", "server-enc.key", "-passout", "pass:s3cret", cwd=d)

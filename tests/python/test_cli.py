@@ -12,11 +12,12 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource
 
 from conftest import SLUICE_BIN, free_port
 from e2e import admin, consume_exact, create_topic, produce_and_report, producer, unique_topic, wait_for
+from pki import pki  # noqa: F401  (a fixture)
 
 # the first rebalance of an empty group completes at once (Kafka's default waits 3 s)
 FAST = {"group.initial.rebalance.delay.ms": 0}
@@ -345,6 +346,164 @@ def test_group_describe_list_and_reset_offsets(broker_factory):
     wait_for(lambda: "State:          Empty" in out(sluice(b, "group", "describe", group)), 15, "the group to empty")
     assert out(sluice(b, "group", "delete", group)) == f"Deleted group {group}.\n"
     assert group not in [g.group_id for g in admin(b.bootstrap).list_consumer_groups(request_timeout=30).result(30).valid]
+
+
+def test_group_describe_of_a_kip848_group(broker_factory):
+    """Two confluent-kafka members with group.protocol=consumer (KIP-848, which DescribeGroups
+    answers with GROUP_ID_NOT_FOUND): `group describe` asks ConsumerGroupDescribe, as Kafka's
+    admin client does, and prints the state, the assignor, each member with its assignment
+    exactly as librdkafka's describe_consumer_groups reports them, and each partition's
+    committed offset, log end offset, lag and owner."""
+    b = broker_factory(overrides=FAST)
+    topic, group = unique_topic("cli-848"), unique_topic("cli-848-group")
+    create_topic(b.bootstrap, topic, 4)
+    ends = {0: 5, 1: 6, 2: 7, 3: 8}
+    produce_to(b.bootstrap, topic, ends)
+    members = [Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "client.id": f"cli-848-{name}",
+                         "group.protocol": "consumer", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"}) for name in ("a", "b")]
+    try:
+        for c in members:
+            c.subscribe([topic])
+
+        def assigned():
+            for c in members:
+                c.poll(0.1)
+            return all(len(c.assignment()) == 2 for c in members)
+        wait_for(assigned, 30, "each member to own 2 partitions")
+        # each member commits offset p + 1 for each partition p it owns
+        for c in members:
+            c.commit(offsets=[TopicPartition(topic, tp.partition, tp.partition + 1) for tp in c.assignment()],
+                     asynchronous=False)
+        a = admin(b.bootstrap)
+
+        def stable():
+            d = a.describe_consumer_groups([group], request_timeout=30)[group].result(30)
+            return d if d.state == ConsumerGroupState.STABLE else None
+        desc = wait_for(stable, 15, "ConsumerGroupDescribe to report the group Stable", interval=0.5)
+        owner = {tp.partition: m for m in desc.members for tp in m.assignment.topic_partitions}
+        assert sorted(owner) == [0, 1, 2, 3], owner
+
+        text = out(sluice(b, "group", "describe", group))
+        head = text.split("\n\n")[0].splitlines()
+        assert head == [f"Group:          {group}", "State:          Stable", "Protocol type:  consumer",
+                        f"Protocol:       {desc.partition_assignor}", "Members:        2"], text
+        want_members = sorted(
+            [m.member_id, m.client_id, m.host,
+             f"{topic}({','.join(str(p) for p in sorted(tp.partition for tp in m.assignment.topic_partitions))})"]
+            for m in desc.members)
+        assert sorted(rows(text, "MEMBER-ID")) == want_members, text
+        assert rows(text, "TOPIC") == [
+            [topic, str(p), str(p + 1), str(ends[p]), str(ends[p] - p - 1),
+             owner[p].member_id, owner[p].host, owner[p].client_id] for p in range(4)], text
+    finally:
+        for c in members:
+            c.close()
+
+
+# --- --command-config ------------------------------------------------------------------
+
+SCRAM_JAAS = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="{}" password="{}";'
+PLAIN_LOGIN = 'org.apache.kafka.common.security.plain.PlainLoginModule required username="{}" password="{}";'
+
+
+def secure_broker(broker_factory, pki):
+    """SASL_SSL and SASL_PLAINTEXT listeners next to the fixture's PLAINTEXT one, offering
+    SCRAM-SHA-512 (user alice, made with `sluice scram` before start-up) and PLAIN (bob)."""
+    b = broker_factory(start=False, overrides=FAST)
+    sasl_ssl, sasl_plain = free_port(), free_port()
+    listeners = (f"PLAINTEXT://127.0.0.1:{b.port},SASL_SSL://127.0.0.1:{sasl_ssl},"
+                 f"SASL_PLAINTEXT://127.0.0.1:{sasl_plain}")
+    b.overrides.update({
+        "listeners": listeners, "advertised.listeners": listeners,
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+        **{f"listener.name.{name}.plain.sasl.jaas.config":
+           'org.apache.kafka.common.security.plain.PlainLoginModule required user_bob="bob-secret";'
+           for name in ("sasl_ssl", "sasl_plaintext")},
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(pki / "server-keystore.pem"),
+    })
+    r = subprocess.run([*b.argv(), "scram", "set", "--user", "alice", "--mechanism", "SCRAM-SHA-512"],
+                       input=b"alice-secret\n", capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    b.start()
+    b.sasl_ssl, b.sasl_plain = f"127.0.0.1:{sasl_ssl}", f"127.0.0.1:{sasl_plain}"
+    return b
+
+
+def command_config(path, **props) -> str:
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return str(path)
+
+
+def sluice_at(bootstrap: str, config: str, *args: str, stdin: bytes | None = None, ok: bool = True):
+    argv = [str(SLUICE_BIN), *args, "--bootstrap-server", bootstrap, "--command-config", config]
+    r = subprocess.run(argv, input=stdin, capture_output=True, timeout=30)
+    if ok:
+        assert r.returncode == 0, f"{args} exited {r.returncode}\n{err(r)}"
+    return r
+
+
+def test_command_config_sasl_ssl_scram_and_sasl_plaintext_plain(broker_factory, pki, tmp_path):
+    """--command-config with Kafka's client properties: SCRAM-SHA-512 over SASL_SSL (PEM trust
+    store, host name checked) creates, lists and describes a topic, produces lines and reads
+    them back exactly; PLAIN over SASL_PLAINTEXT does the same and describes a group that a
+    confluent-kafka consumer committed for over SASL; a wrong password is refused with
+    Kafka's message; unsupported settings are refused naming the property."""
+    b = secure_broker(broker_factory, pki)
+    scram = command_config(tmp_path / "scram.properties", **{
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": SCRAM_JAAS.format("alice", "alice-secret"),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": pki / "ca.pem",
+        "ssl.endpoint.identification.algorithm": "https"})
+    plain = command_config(tmp_path / "plain.properties", **{
+        "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+        "sasl.jaas.config": PLAIN_LOGIN.format("bob", "bob-secret")})
+
+    for bootstrap, config, name in ((b.sasl_ssl, scram, "scram"), (b.sasl_plain, plain, "plain")):
+        topic = unique_topic(f"cli-{name}")
+        assert out(sluice_at(bootstrap, config, "topic", "create", topic, "--partitions", "2")) \
+            == f"Created topic {topic}.\n"
+        assert topic in out(sluice_at(bootstrap, config, "topic", "list")).split()
+        described = out(sluice_at(bootstrap, config, "topic", "describe", topic))
+        assert "PartitionCount: 2" in described, described
+        lines = [f"{name} line {i}" for i in range(20)]
+        sluice_at(bootstrap, config, "produce", topic, "--partition", "1", stdin="\n".join(lines).encode() + b"\n")
+        r = sluice_at(bootstrap, config, "consume", topic, "--partition", "1", "--offset", "0",
+                      "--max-messages", "20")
+        assert out(r).splitlines() == lines
+
+    # a group committed by a real client over SASL_SSL, described over SASL_PLAINTEXT
+    topic, group = unique_topic("cli-sasl-grp"), unique_topic("cli-sasl-group")
+    sluice_at(b.sasl_plain, plain, "topic", "create", topic, "--partitions", "2")
+    sluice_at(b.sasl_plain, plain, "produce", topic, "--partition", "0", stdin=b"a\nb\nc\n")
+    c = Consumer({"bootstrap.servers": b.sasl_ssl, "group.id": group, "security.protocol": "SASL_SSL",
+                  "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "alice-secret",
+                  "ssl.ca.location": str(pki / "ca.pem"), "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+    finally:
+        c.close()
+    text = out(sluice_at(b.sasl_plain, plain, "group", "describe", group))
+    assert rows(text, "TOPIC") == [[topic, "0", "2", "3", "1", "-", "-", "-"]], text
+
+    wrong = command_config(tmp_path / "wrong.properties", **{
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": SCRAM_JAAS.format("alice", "guess"),
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": pki / "ca.pem"})
+    r = sluice_at(b.sasl_ssl, wrong, "topic", "list", ok=False)
+    assert r.returncode == 1
+    assert ("SASL_AUTHENTICATION_FAILED: Authentication failed during authentication due to invalid "
+            "credentials with SASL mechanism SCRAM-SHA-512") in err(r), err(r)
+
+    for props, named in (
+        ({"security.protocol": "SSL", "ssl.truststore.type": "JKS", "ssl.truststore.location": "x.jks"},
+         "ssl.truststore.type: JKS stores are not supported"),
+        ({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "GSSAPI"}, "sasl.mechanism: GSSAPI is not supported"),
+        ({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER"},
+         "sasl.mechanism: OAUTHBEARER is not supported"),
+    ):
+        r = sluice_at(b.sasl_plain, command_config(tmp_path / "bad.properties", **props), "topic", "list", ok=False)
+        assert r.returncode != 0 and named in err(r), (props, err(r))
 
 
 # --- errors ----------------------------------------------------------------------------

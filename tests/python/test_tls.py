@@ -1,6 +1,7 @@
 """TLS listeners (rustls) with Kafka's PEM settings: confluent-kafka and kcat over SSL next
 to a PLAINTEXT listener, mutual TLS with `ssl.client.auth=required` (a client without a
-certificate or with one from another CA is refused), an encrypted key with
+certificate, with one from another CA or with an X.509 v1 one is refused, the last with
+the reason logged), an encrypted key with
 `ssl.key.password`, certificates reloaded when the key store file changes, plaintext and
 garbage on the TLS port, and start-up errors that name the bad setting."""
 
@@ -99,6 +100,24 @@ def test_mutual_tls_required(broker_factory, pki):
     assert "TLS handshake failed" in log
     assert "principal=User:alice" in log
     assert "principal=User:ANONYMOUS" not in log
+
+
+def test_x509_v1_client_certificate_refused_with_the_reason_logged(broker_factory, pki):
+    """ssl.client.auth=required and a client certificate that openssl made as X.509 v1 (no
+    extensions) by the trusted CA: the client is refused (rustls' WebPKI takes only v3, so
+    chain validation is not weakened for it) and the broker log says why and how to
+    re-issue it; a v3 client is still served."""
+    b = tls_broker(broker_factory, pki, **{
+        "ssl.client.auth": "required",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": pki / "ca.pem",
+    })
+    assert refused(b.ssl_bootstrap, ssl_conf(pki, "v1-client"))
+    reason = (r'TLS handshake failed peer=127\.0\.0\.1:\d+ error=invalid peer certificate: .*'
+              r'the client certificate "O=Sluice, CN=v1-client" is X\.509 version 1 \(it has no extensions\)'
+              r'.*re-issue it as X\.509 v3.*basicConstraints=CA:FALSE.*extendedKeyUsage=clientAuth')
+    wait_for(lambda: re.search(reason, b.stderr.read_text()), 10, "the explained refusal in the log")
+    roundtrip(b.ssl_bootstrap, ssl_conf(pki, "alice"), n=10)
 
 
 def test_encrypted_key_and_certificate_reload(broker_factory, pki, tmp_path):

@@ -1,5 +1,5 @@
 """A tiny hand-written Kafka wire codec for the raw-socket tests, independent of the
-broker's code: frames, request headers, ApiVersions, Produce v3-v8 and record batches v2."""
+broker's code: frames, request headers, ApiVersions, InitProducerId v0, Produce v3-v8 and record batches v2."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 
 API_PRODUCE = 0
 API_API_VERSIONS = 18
+API_INIT_PRODUCER_ID = 22
 
 
 # --- CRC-32C (Castagnoli), as record batches v2 use --------------------------------------
@@ -128,9 +129,10 @@ def api_versions_request(version: int, correlation_id: int) -> bytes:
 
 
 def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp: int,
-                 timestamps: list[int] | None = None) -> bytes:
-    """One uncompressed magic-v2 batch at base offset 0, no producer id; each record at
-    `base_timestamp` or at its own entry of `timestamps`."""
+                 timestamps: list[int] | None = None, producer_id: int = -1,
+                 producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+    """One uncompressed magic-v2 batch at base offset 0, no producer id unless given;
+    each record at `base_timestamp` or at its own entry of `timestamps`."""
     stamps = timestamps or [base_timestamp] * len(records)
     body = bytearray()
     for i, (key, value) in enumerate(records):
@@ -138,18 +140,39 @@ def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestam
                + varbytes(value) + varint(0))
         body += varint(len(rec)) + rec
     n = len(records)
-    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_timestamp, max(stamps), -1, -1, -1, n) + bytes(body)
+    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_timestamp, max(stamps),
+                            producer_id, producer_epoch, base_sequence, n) + bytes(body)
     after_len = struct.pack(">ibI", 0, 2, crc32c(after_crc)) + after_crc
     return struct.pack(">qi", 0, len(after_len)) + after_len
 
 
 def produce_request(version: int, correlation_id: int, topic: str, partition: int, records: bytes,
                     acks: int = 1, timeout_ms: int = 10000) -> bytes:
+    return produce_request_to(version, correlation_id, topic, {partition: records}, acks, timeout_ms)
+
+
+def produce_request_to(version: int, correlation_id: int, topic: str, batches: dict[int, bytes],
+                       acks: int = 1, timeout_ms: int = 10000) -> bytes:
+    """One Produce request with a batch for each of several partitions of one topic."""
     assert 3 <= version <= 8, "only the non-flexible versions with v2 batches are encoded here"
     body = (string(None) + struct.pack(">hi", acks, timeout_ms)
-            + struct.pack(">i", 1) + string(topic)
-            + struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records)
+            + struct.pack(">i", 1) + string(topic) + struct.pack(">i", len(batches)))
+    for partition, records in batches.items():
+        body += struct.pack(">ii", partition, len(records)) + records
     return header_v1(API_PRODUCE, version, correlation_id) + body
+
+
+def init_producer_id_request(correlation_id: int, transaction_timeout_ms: int = 60000) -> bytes:
+    """InitProducerId v0 without a transactional id: an idempotent producer's id."""
+    return header_v1(API_INIT_PRODUCER_ID, 0, correlation_id) + string(None) + struct.pack(">i", transaction_timeout_ms)
+
+
+def parse_init_producer_id_response(payload: bytes) -> tuple[int, int, int, int]:
+    """-> (correlation_id, error_code, producer_id, producer_epoch)"""
+    r = Reader(payload)
+    corr, _throttle, err, pid, epoch = r.take(">iihqh")
+    assert r.done(), f"{len(payload) - r.pos} trailing bytes in InitProducerId response"
+    return corr, err, pid, epoch
 
 
 def parse_produce_response(version: int, payload: bytes) -> tuple[int, list]:

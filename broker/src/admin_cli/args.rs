@@ -42,6 +42,10 @@ pub struct ConnectArgs {
     /// Time limit for each request's answer, in milliseconds.
     #[arg(long, global = true, value_name = "MS", default_value_t = 30000)]
     pub request_timeout_ms: u64,
+    /// Kafka client properties for TLS and SASL (security.protocol, ssl.*, sasl.mechanism,
+    /// sasl.jaas.config), as Kafka's tools take them.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// `sluice topic ...`

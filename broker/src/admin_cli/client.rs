@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use super::connection::{Connection, Timeouts};
 use super::error::{is_retriable, CliError};
 use super::metadata::{host_port, Cluster};
+use super::security::Security;
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) struct Client {
     bootstrap: Vec<String>,
     timeouts: Timeouts,
+    /// TLS and SASL settings from `--command-config`, for every connection.
+    security: Security,
     /// The connection to whichever bootstrap server answered.
     any: Option<Connection>,
     nodes: HashMap<i32, Connection>,
@@ -41,7 +44,11 @@ pub(crate) struct Client {
 
 impl Client {
     /// Connects to the first bootstrap server (of a comma-separated list) that answers.
-    pub(crate) async fn connect(bootstrap: &str, timeouts: Timeouts) -> Result<Client, CliError> {
+    pub(crate) async fn connect(
+        bootstrap: &str,
+        timeouts: Timeouts,
+        security: Security,
+    ) -> Result<Client, CliError> {
         let servers: Vec<String> = bootstrap
             .split(',')
             .map(|s| s.trim().to_string())
@@ -60,6 +67,7 @@ impl Client {
         let mut client = Client {
             bootstrap: servers,
             timeouts,
+            security,
             any: None,
             nodes: HashMap::new(),
             brokers: HashMap::new(),
@@ -236,7 +244,7 @@ impl Client {
                     code: kafka_protocol::ResponseError::BrokerNotAvailable.code(),
                     message: Some("the cluster metadata does not list it".to_string()),
                 })?;
-            let conn = Connection::open(&addr, self.timeouts).await?;
+            let conn = Connection::open(&addr, self.timeouts, &self.security).await?;
             self.nodes.insert(node, conn);
         }
         self.nodes
@@ -251,7 +259,7 @@ impl Client {
         if self.any.is_none() {
             let mut failures = Vec::new();
             for addr in &self.bootstrap {
-                match Connection::open(addr, self.timeouts).await {
+                match Connection::open(addr, self.timeouts, &self.security).await {
                     Ok(conn) => {
                         self.any = Some(conn);
                         break;

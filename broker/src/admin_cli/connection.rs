@@ -9,10 +9,11 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::CliError;
+use super::security::Security;
 use crate::dispatch::api_name;
 
 /// The client id in every request header.
@@ -40,12 +41,20 @@ const HANDLED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::ListGroups, 0, 5),
     // v2 is the first that fetches every topic of a group (null topics).
     (ApiKey::OffsetFetch, 2, 9),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::DeleteGroups, 0, 2),
+    // v0 sends SASL tokens bare, outside Kafka frames.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
+
+/// A plaintext or TLS byte stream to a broker.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Connect and request time limits.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +68,7 @@ pub(crate) struct Timeouts {
 /// An open, version-negotiated connection to one broker.
 pub(crate) struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     next_correlation_id: i32,
     /// The broker's (min, max) per API key.
     broker_versions: HashMap<i16, (i16, i16)>,
@@ -70,8 +79,13 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (host:port) and asks for its API versions.
-    pub(crate) async fn open(addr: &str, timeouts: Timeouts) -> Result<Connection, CliError> {
+    /// Connects to `addr` (host:port), with TLS and SASL if `security` says so, and asks
+    /// for its API versions.
+    pub(crate) async fn open(
+        addr: &str,
+        timeouts: Timeouts,
+        security: &Security,
+    ) -> Result<Connection, CliError> {
         let unreachable = |reason: String| CliError::Unreachable {
             addr: addr.to_string(),
             reason,
@@ -88,6 +102,27 @@ impl Connection {
         };
         // Requests are small and answered one at a time: do not wait to coalesce them.
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| unreachable(format!("{host} is not a TLS server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                match tokio::time::timeout(timeouts.connect, connector.connect(name, stream)).await
+                {
+                    Err(_) => {
+                        return Err(unreachable(format!(
+                            "no TLS handshake within {} ms",
+                            timeouts.connect.as_millis()
+                        )))
+                    }
+                    Ok(Err(e)) => return Err(unreachable(format!("TLS handshake failed: {e}"))),
+                    Ok(Ok(s)) => Box::new(s),
+                }
+            }
+        };
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,
@@ -97,8 +132,16 @@ impl Connection {
             in_flight: false,
         };
         conn.negotiate().await?;
+        if let Some(creds) = &security.sasl {
+            super::sasl_client::authenticate(&mut conn, creds).await?;
+        }
         tracing::debug!(addr, apis = conn.broker_versions.len(), "connected");
         Ok(conn)
+    }
+
+    /// The broker's host:port.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// False once a request was abandoned midway: its response may still arrive.
@@ -412,10 +455,13 @@ mod tests {
         check::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs);
         check::<FindCoordinatorRequest>(ApiKey::FindCoordinator);
         check::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
+        check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
         check::<ListGroupsRequest>(ApiKey::ListGroups);
         check::<OffsetFetchRequest>(ApiKey::OffsetFetch);
         check::<OffsetCommitRequest>(ApiKey::OffsetCommit);
         check::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
+        check::<SaslHandshakeRequest>(ApiKey::SaslHandshake);
+        check::<SaslAuthenticateRequest>(ApiKey::SaslAuthenticate);
     }
 
     #[test]

@@ -1,19 +1,16 @@
-//! `sluice group list|describe|delete`: ListGroups at every broker; DescribeGroups,
-//! OffsetFetch and DeleteGroups at the coordinator; ListOffsets at the leaders for lag.
+//! `sluice group list|describe|delete`: ListGroups at every broker; ConsumerGroupDescribe
+//! or DescribeGroups (see `group_describe`), OffsetFetch and DeleteGroups at the
+//! coordinator; ListOffsets at the leaders for lag.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
-use bytes::{Buf, Bytes};
-use kafka_protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
-use kafka_protocol::messages::describe_groups_response::DescribedGroup;
-use kafka_protocol::messages::{DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest};
-use kafka_protocol::protocol::{Decodable, Message};
+use kafka_protocol::messages::{DeleteGroupsRequest, ListGroupsRequest};
 use kafka_protocol::ResponseError;
 
 use super::args::GroupAction;
-use super::client::{group_id, Client, Target, RETRY_BACKOFF};
+use super::client::{group_id, Client, Target};
 use super::error::CliError;
+use super::group_describe::{describe_group, Member};
 use super::offsets::{committed, list_offsets, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED};
 use super::output::{or_dash, print, Table};
 use super::reset;
@@ -59,81 +56,10 @@ async fn list(client: &mut Client) -> Result<(), CliError> {
     print(&table.render())
 }
 
-/// DescribeGroups for one group at its coordinator.
-pub(crate) async fn describe_group(
-    client: &mut Client,
-    group: &str,
-) -> Result<DescribedGroup, CliError> {
-    let deadline = Instant::now() + client.request_timeout();
-    loop {
-        let coordinator = client.coordinator(group).await?;
-        let (_, resp) = client
-            .send(Target::Node(coordinator), |_| {
-                DescribeGroupsRequest::default().with_groups(vec![group_id(group)])
-            })
-            .await?;
-        let described = resp
-            .groups
-            .into_iter()
-            .next()
-            .ok_or_else(|| CliError::Protocol {
-                addr: format!("broker {coordinator}"),
-                api: "DescribeGroups",
-                reason: format!("no answer for group {group}"),
-            })?;
-        let moved = described.error_code == ResponseError::NotCoordinator.code()
-            || described.error_code == ResponseError::CoordinatorLoadInProgress.code()
-            || described.error_code == ResponseError::CoordinatorNotAvailable.code();
-        if moved && Instant::now() < deadline {
-            client.forget_coordinator(group);
-            tokio::time::sleep(RETRY_BACKOFF).await;
-            continue;
-        }
-        CliError::check(
-            described.error_code,
-            described.error_message.as_ref(),
-            || format!("group {group}"),
-        )?;
-        return Ok(described);
-    }
-}
-
-/// The partitions in a consumer-protocol assignment: a version, then the assignment at
-/// that version. `None` for bytes that do not decode (another protocol's, say).
-fn assigned_partitions(assignment: &Bytes) -> Option<Vec<Tp>> {
-    let mut buf = assignment.clone();
-    if buf.remaining() < 2 {
-        return Some(Vec::new());
-    }
-    // Newer versions only add fields at the end: read them at the newest we know.
-    let version = buf
-        .get_i16()
-        .clamp(0, ConsumerProtocolAssignment::VERSIONS.max);
-    let decoded = ConsumerProtocolAssignment::decode(&mut buf, version).ok()?;
-    Some(
-        decoded
-            .assigned_partitions
-            .into_iter()
-            .flat_map(|tp| {
-                let topic = tp.topic.0.as_str().to_string();
-                tp.partitions.into_iter().map(move |p| (topic.clone(), p))
-            })
-            .collect(),
-    )
-}
-
-/// A member as the describe table shows it.
-struct Member {
-    id: String,
-    client_id: String,
-    host: String,
-    partitions: Vec<Tp>,
-}
-
 async fn describe(client: &mut Client, group: &str) -> Result<(), CliError> {
     let described = describe_group(client, group).await?;
     let offsets = committed(client, group).await?;
-    let state = described.group_state.as_str().to_string();
+    let state = described.state.clone();
     if state == "Dead" && offsets.is_empty() {
         return Err(CliError::Kafka {
             context: format!("group {group}"),
@@ -141,23 +67,10 @@ async fn describe(client: &mut Client, group: &str) -> Result<(), CliError> {
             message: Some("the group does not exist".to_string()),
         });
     }
-    let protocol_type = described.protocol_type.as_str().to_string();
-    let members: Vec<Member> = described
-        .members
-        .iter()
-        .map(|m| Member {
-            id: m.member_id.as_str().to_string(),
-            client_id: m.client_id.as_str().to_string(),
-            host: m.client_host.as_str().to_string(),
-            partitions: if protocol_type == "consumer" {
-                assigned_partitions(&m.member_assignment).unwrap_or_default()
-            } else {
-                Vec::new()
-            },
-        })
-        .collect();
+    let protocol_type = described.protocol_type.clone();
+    let members: &[Member] = &described.members;
     let mut owner: BTreeMap<&Tp, &Member> = BTreeMap::new();
-    for m in &members {
+    for m in members {
         for tp in &m.partitions {
             owner.insert(tp, m);
         }
@@ -198,12 +111,12 @@ async fn describe(client: &mut Client, group: &str) -> Result<(), CliError> {
     out.push_str(&format!("Protocol type:  {}\n", or_empty(&protocol_type)));
     out.push_str(&format!(
         "Protocol:       {}\n",
-        or_empty(described.protocol_data.as_str())
+        or_empty(&described.protocol)
     ));
     out.push_str(&format!("Members:        {}\n", members.len()));
     if !members.is_empty() {
         let mut table = Table::new(&["MEMBER-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
-        for m in &members {
+        for m in members {
             table.row(vec![
                 m.id.clone(),
                 m.client_id.clone(),
@@ -302,25 +215,15 @@ async fn delete(client: &mut Client, groups: &[String]) -> Result<(), CliError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
-    use kafka_protocol::protocol::Encodable;
 
     #[test]
-    fn consumer_assignments_decode_at_their_version() {
-        let a = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
-            TopicPartition::default()
-                .with_topic(super::super::client::topic_name("orders"))
-                .with_partitions(vec![0, 2]),
-        ]);
-        let mut buf = bytes::BytesMut::new();
-        buf.extend_from_slice(&1i16.to_be_bytes());
-        a.encode(&mut buf, 1).expect("encodes");
-        let got = assigned_partitions(&buf.freeze()).expect("decodes");
-        assert_eq!(
-            got,
-            vec![("orders".to_string(), 0), ("orders".to_string(), 2)]
-        );
-        assert_eq!(assignment_text(&got), "orders(0,2)");
-        assert_eq!(assigned_partitions(&Bytes::new()), Some(vec![]));
+    fn assignments_print_by_topic() {
+        let got = vec![
+            ("orders".to_string(), 2),
+            ("audit".to_string(), 1),
+            ("orders".to_string(), 0),
+        ];
+        assert_eq!(assignment_text(&got), "audit(1) orders(0,2)");
+        assert_eq!(assignment_text(&[]), "-");
     }
 }

@@ -12,6 +12,7 @@ mod consume;
 mod error;
 mod fetched;
 mod group;
+mod group_describe;
 mod interrupt;
 mod metadata;
 mod offsets;
@@ -19,6 +20,8 @@ mod output;
 mod partitioner;
 mod produce;
 mod reset;
+mod sasl_client;
+mod security;
 mod topic;
 
 use std::time::Duration;
@@ -68,7 +71,11 @@ async fn connect_client(args: &ConnectArgs) -> Result<Client, CliError> {
         connect: Duration::from_millis(args.connect_timeout_ms.max(1)),
         request: Duration::from_millis(args.request_timeout_ms.max(1)),
     };
-    Client::connect(&args.bootstrap_server, timeouts).await
+    let security = match &args.command_config {
+        Some(path) => security::Security::load(path)?,
+        None => security::Security::default(),
+    };
+    Client::connect(&args.bootstrap_server, timeouts, security).await
 }
 
 /// Logs go to stderr, warnings and errors only unless `RUST_LOG` says otherwise: the

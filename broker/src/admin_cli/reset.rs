@@ -8,7 +8,7 @@ use kafka_protocol::ResponseError;
 use super::args::ResetArgs;
 use super::client::Client;
 use super::error::{error_name, CliError};
-use super::group::describe_group;
+use super::group_describe::describe_group;
 use super::offsets::{
     commit, committed, list_offsets, log_bounds, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED,
 };
@@ -90,7 +90,7 @@ pub(crate) async fn run(client: &mut Client, args: ResetArgs) -> Result<(), CliE
     if args.execute {
         match describe_group(client, group).await {
             Ok(described) => {
-                let state = described.group_state.as_str();
+                let state = described.state.as_str();
                 if !INACTIVE_STATES.contains(&state) || !described.members.is_empty() {
                     return Err(CliError::Refused(format!(
                         "group {group} is {state} with {} member(s): the group has active members; stop them first",

@@ -5,6 +5,7 @@ mod cleaner;
 mod delete_records;
 pub(crate) mod open_files;
 mod partition;
+mod producer_expiry;
 mod recovery;
 mod region;
 mod retention;
