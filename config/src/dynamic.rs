@@ -26,6 +26,9 @@ use DynamicMode::{ClusterWide, PerBroker};
 /// default). From `DynamicBrokerConfig.AllDynamicConfigs` of Kafka 4.2:
 /// `DynamicListenerConfig`, `SocketServer`, `LogCleaner`, `DynamicThreadPool`, metric
 /// reporters, the producer state manager, broker replication quotas and config providers.
+/// The remote-storage and coordinator ones are not listed: Sluice does not know those
+/// names, so they pass as Kafka passes any name it has no definition for (stored as
+/// strings).
 #[rustfmt::skip]
 const DYNAMIC_CONFIGS: &[(&str, ConfigType, DynamicMode, Option<&str>)] = &[
     ("advertised.listeners", ConfigType::String, PerBroker, None),

@@ -116,6 +116,11 @@ def test_per_broker_and_cluster_default_configs_are_described_in_precedence(brok
         assert node["log.retention.hours"] == (
             "168", "DEFAULT_CONFIG", True, [("log.retention.hours", "168", "DEFAULT_CONFIG")])
         assert node["log.retention.check.interval.ms"][1:3] == ("DEFAULT_CONFIG", True)
+        # log.roll.ms has a null default in Kafka (log.roll.hours carries 168) and is dynamic.
+        assert node["log.roll.ms"] == (None, "DEFAULT_CONFIG", False, [])
+        assert node["log.roll.hours"] == ("168", "DEFAULT_CONFIG", True, [("log.roll.hours", "168", "DEFAULT_CONFIG")])
+        assert node["log.segment.bytes"] == (
+            "1073741824", "DEFAULT_CONFIG", False, [("log.segment.bytes", "1073741824", "DEFAULT_CONFIG")])
         assert kp_describe(k, CLUSTER) == {
             "log.retention.ms": ("3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG", False,
                                  [("log.retention.ms", "3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),

@@ -131,14 +131,9 @@ pub(crate) fn alter(
         .filter(|o| o.value.is_none() && (legacy || o.op != OP_DELETE))
         .map(|o| o.name.as_str())
         .collect();
-    // Legacy AlterConfigs checks the node id first; the incremental form, the nulls.
-    if legacy || !name.is_empty() {
-        if !nulls.is_empty() && !legacy {
-            return Err(invalid_request(format!(
-                "Null value not supported for : {}",
-                nulls.join(", ")
-            )));
-        }
+    // Kafka's order: legacy AlterConfigs checks the node id (it takes no cluster default)
+    // before the nulls; the incremental form, the nulls before a non-empty node id.
+    if legacy {
         check_node_id(broker, name)?;
     }
     if !nulls.is_empty() {
@@ -146,6 +141,9 @@ pub(crate) fn alter(
             "Null value not supported for : {}",
             nulls.join(", ")
         )));
+    }
+    if !legacy && !name.is_empty() {
+        check_node_id(broker, name)?;
     }
     let per_broker = !name.is_empty();
     let mut layers: BrokerLayers = broker.storage.broker_layers();
