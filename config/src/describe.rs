@@ -39,6 +39,8 @@ impl ConfigSource {
 /// The type of a config, with DescribeConfigs v3's codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// UNKNOWN (0): a name without a definition, reported as sensitive.
+    Unknown,
     /// BOOLEAN (1).
     Boolean,
     /// STRING (2).
@@ -63,6 +65,7 @@ impl ConfigType {
     /// The code DescribeConfigs v3+ sends.
     pub fn code(self) -> i8 {
         match self {
+            ConfigType::Unknown => 0,
             ConfigType::Boolean => 1,
             ConfigType::String => 2,
             ConfigType::Int => 3,

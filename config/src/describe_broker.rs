@@ -10,7 +10,7 @@ use crate::describe::{
     kafka_topic_default, layered_synonyms, topic_default_names, topic_default_type, ConfigSource,
     ConfigType, DescribedConfig, MAX_LONG,
 };
-use crate::dynamic::{dynamic_def, dynamic_names};
+use crate::dynamic::{dynamic_def, dynamic_names, known_dynamic_type};
 use crate::layers::{broker_synonyms, BrokerLayers};
 use crate::BrokerConfig;
 
@@ -81,12 +81,13 @@ pub fn describe_broker_configs(
         .map(|name| {
             let setting = settings.iter().find(|(n, ..)| *n == name);
             let def = dynamic_def(&name);
-            let config_type = def
-                .map(|d| d.config_type)
+            // Kafka's maybeSensitive: a password, or a name whose type is not known (a
+            // custom or mechanism-prefixed property may hold a secret), is never sent.
+            let config_type = known_dynamic_type(&name)
                 .or(setting.map(|s| s.2))
                 .or_else(|| topic_default_type(&name))
-                .unwrap_or(ConfigType::String);
-            let sensitive = config_type == ConfigType::Password;
+                .unwrap_or(ConfigType::Unknown);
+            let sensitive = matches!(config_type, ConfigType::Password | ConfigType::Unknown);
             let synonyms: Vec<_> = layered_synonyms(
                 layers,
                 &broker_synonyms(&name),

@@ -189,6 +189,22 @@ pub fn dynamic_def(name: &str) -> Option<DynamicDef> {
     base_def(name)
 }
 
+/// Kafka's type of a broker config name where the tables here know it: a dynamic
+/// config, or one under a listener prefix whose base is known (`sasl.jaas.config` after
+/// a mechanism included). `None` otherwise.
+pub(crate) fn known_dynamic_type(name: &str) -> Option<ConfigType> {
+    match listener_base(name) {
+        Some(base) => base_def(base)
+            .or_else(|| {
+                base.split_once('.')
+                    .and_then(|(_, b)| base_def(b))
+                    .filter(|d| d.config_type == ConfigType::Password)
+            })
+            .map(|d| d.config_type),
+        None => base_def(name).map(|d| d.config_type),
+    }
+}
+
 /// True when `name` is a broker config Kafka knows (and so may refuse as not dynamic).
 /// Sluice's own parser decides: it accepts every Kafka name it implements or ignores.
 fn is_known_broker_config(name: &str, known_static: &dyn Fn(&str) -> bool) -> bool {
@@ -223,7 +239,11 @@ pub(crate) fn check_type(name: &str, value: &str, config_type: ConfigType) -> Re
             .parse::<f64>()
             .is_err()
             .then_some("Not a number of type DOUBLE"),
-        ConfigType::String | ConfigType::List | ConfigType::Class | ConfigType::Password => None,
+        ConfigType::String
+        | ConfigType::List
+        | ConfigType::Class
+        | ConfigType::Password
+        | ConfigType::Unknown => None,
     };
     match problem {
         Some(p) => Err(format!(

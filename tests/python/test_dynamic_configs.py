@@ -277,3 +277,28 @@ def test_kafka_python_admin_alter_and_legacy_alter_configs(broker):
             KafkaError.INVALID_REQUEST, "Node id must be an integer, but it is: ")
     finally:
         k.close()
+
+
+def test_passwords_and_unknown_names_are_never_sent(broker):
+    """Kafka's maybeSensitive: a password under a listener prefix and a name Kafka has no
+    definition for (it may hold a secret) are stored but described with a null value and
+    is_sensitive, their synonyms too."""
+    from kafka.protocol.admin import DescribeConfigsRequest
+
+    k = kp_admin(broker)
+    try:
+        assert kp_alter(k, NODE, ("listener.name.plaintext.ssl.keystore.password", "hunter2", SET),
+                        ("custom.secret", "hunter2", SET)) == (0, None)
+        request = DescribeConfigsRequest(
+            resources=[(4, NODE, ["listener.name.plaintext.ssl.keystore.password", "custom.secret"])],
+            include_synonyms=True, min_version=1)
+        (r,) = k._manager.run(_send, k, request).results
+        got = {c.name: (c.value, c.is_sensitive, ConfigSource(c.config_source).name,
+                        [(s.name, s.value) for s in c.synonyms]) for c in r.configs}
+        assert got == {
+            "custom.secret": (None, True, "DYNAMIC_BROKER_CONFIG", [("custom.secret", None)]),
+            "listener.name.plaintext.ssl.keystore.password": (
+                None, True, "DYNAMIC_BROKER_CONFIG", [("listener.name.plaintext.ssl.keystore.password", None)]),
+        }
+    finally:
+        k.close()
