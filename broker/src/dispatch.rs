@@ -1190,6 +1190,31 @@ mod tests {
         buf.freeze()
     }
 
+    /// The fields of a decoded response that hold `Some("")`, except those Kafka does fill
+    /// with an empty string (config values of an empty list, offset metadata, a JoinGroup
+    /// protocol name before v7) and fields the version does not have, which decode as "".
+    fn empty_nullable_strings(api: ApiKey, version: i16, debug: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut rest = debug;
+        while let Some(at) = rest.find(": Some(\"\")") {
+            let field = rest[..at]
+                .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or_default();
+            let allowed = matches!(field, "value" | "metadata")
+                || (field == "protocol_name" && api == ApiKey::JoinGroup && version < 7)
+                || (field == "error_message"
+                    && api == ApiKey::FindCoordinator
+                    && !(1..4).contains(&version))
+                || (field == "documentation" && api == ApiKey::DescribeConfigs && version < 3);
+            if !allowed {
+                found.push(field.to_string());
+            }
+            rest = &rest[at + 1..];
+        }
+        found
+    }
+
     #[test]
     fn error_names_are_kafkas() {
         assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
@@ -1242,6 +1267,11 @@ mod tests {
                 let response = ResponseKind::decode(*api, &mut body, version)
                     .unwrap_or_else(|e| panic!("{api:?} v{version} body: {e}"));
                 assert_eq!(body.remaining(), 0, "{api:?} v{version}: trailing bytes");
+                let empty = empty_nullable_strings(*api, version, &format!("{response:?}"));
+                assert!(
+                    empty.is_empty(),
+                    "{api:?} v{version}: \"\" where Kafka sends null: {empty:?}"
+                );
                 match response {
                     ResponseKind::Produce(r) => {
                         assert_eq!(

@@ -6,6 +6,9 @@
 
 mod broker;
 mod describe;
+mod describe_broker;
+mod dynamic;
+mod layers;
 mod listener;
 mod properties;
 mod sasl;
@@ -15,9 +18,14 @@ mod topic;
 pub use broker::CleanerConfig;
 pub use broker::{AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
 pub use describe::{
-    describe_broker_configs, describe_topic_configs, topic_config_type, ConfigSource,
-    ConfigSynonym, ConfigType, DescribedConfig,
+    describe_topic_configs, topic_config_type, ConfigSource, ConfigSynonym, ConfigType,
+    DescribedConfig,
 };
+pub use describe_broker::describe_broker_configs;
+pub use dynamic::{
+    dynamic_def, is_static_broker_property, validate_dynamic_configs, DynamicDef, DynamicMode,
+};
+pub use layers::BrokerLayers;
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::parse_properties;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};

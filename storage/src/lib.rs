@@ -5,6 +5,7 @@
 //! [`Partition`].
 
 mod acls;
+mod broker_configs;
 mod catalog;
 mod codec;
 mod credentials;
@@ -147,7 +148,10 @@ pub struct Storage {
     /// The budget of open segment files shared by every partition.
     files: Arc<log::open_files::OpenFiles>,
     log_root: PathBuf,
+    /// The static configuration (start-up properties).
     broker: BrokerConfig,
+    /// Dynamic broker configs and the configuration in force with them.
+    dynamic: RwLock<broker_configs::DynamicState>,
     topics: RwLock<Topics>,
     cluster_id: String,
     /// Serialises topic creation and deletion so names and directories never race.
@@ -205,7 +209,9 @@ impl Storage {
             max_open_segment_files = files.capacity(),
             "segment files are opened on use and closed past this budget"
         );
+        let dynamic = RwLock::new(broker_configs::load(&db, broker)?);
         let storage = Storage {
+            dynamic,
             db,
             files,
             log_root: root,
@@ -282,7 +288,7 @@ impl Storage {
         let started = std::time::Instant::now();
         let configs: Vec<TopicConfig> = records
             .iter()
-            .map(|r| TopicConfig::resolve(&self.broker, &r.configs))
+            .map(|r| TopicConfig::resolve(&self.effective_config(), &r.configs))
             .collect();
         let jobs: Vec<_> = records
             .iter()
@@ -323,7 +329,7 @@ impl Storage {
     }
 
     fn open_topic(&self, record: TopicRecord) -> Result<Arc<Topic>, StorageError> {
-        let config = TopicConfig::resolve(&self.broker, &record.configs);
+        let config = TopicConfig::resolve(&self.effective_config(), &record.configs);
         let jobs: Vec<_> = (0..record.partitions)
             .map(|i| (&record, &config, i))
             .collect();
@@ -643,7 +649,7 @@ impl Storage {
         let mut wb = WriteBatch::default();
         wb.put_cf(self.db.cf(CF_TOPICS)?, name.as_bytes(), record.encode());
         self.db.write(wb, true)?;
-        let config = TopicConfig::resolve(&self.broker, &record.configs);
+        let config = TopicConfig::resolve(&self.effective_config(), &record.configs);
         for p in &old.partitions {
             p.set_config(config.clone());
         }

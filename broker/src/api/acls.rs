@@ -129,7 +129,7 @@ pub(crate) fn describe_acls(
     ctx: &RequestContext,
     req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    let mut r = DescribeAclsResponse::default();
+    let mut r = DescribeAclsResponse::default().with_error_message(None);
     if !ctx.may_cluster(broker, Operation::Describe) {
         r.error_code = code(ResponseError::ClusterAuthorizationFailed);
         return r;
@@ -247,6 +247,7 @@ pub(crate) fn delete_acls(
             .map(|b| {
                 let mut m = DeleteAclsMatchingAcl::default();
                 m.error_code = NONE;
+                m.error_message = None;
                 m.resource_type = b.resource_type;
                 m.resource_name = str_bytes(&b.resource_name);
                 m.pattern_type = b.pattern_type;

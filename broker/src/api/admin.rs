@@ -37,6 +37,8 @@ pub(crate) async fn create_topics(
         let name = t.name.to_string();
         let mut res = CreatableTopicResult::default();
         res.name = t.name.clone();
+        // Kafka leaves the message null unless the topic failed.
+        res.error_message = None;
         let fail = |mut res: CreatableTopicResult, e: ResponseError, msg: String| {
             res.error_code = code(e);
             res.error_message = Some(StrBytes::from_string(msg));
@@ -147,7 +149,7 @@ pub(crate) async fn create_topics(
             configs.insert(key, value);
         }
         if config_error.is_none() {
-            if let Err(e) = validate_topic_overrides(&broker.config, &configs) {
+            if let Err(e) = validate_topic_overrides(&broker.storage.effective_config(), &configs) {
                 config_error = Some(e.to_string());
             }
         }
@@ -192,18 +194,22 @@ fn described_configs(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    describe_topic_configs(&broker.config, overrides)
-        .into_iter()
-        .map(|c| {
-            let mut e = CreatableTopicConfigs::default();
-            e.name = StrBytes::from_static_str(c.name);
-            e.value = Some(StrBytes::from_string(c.value));
-            e.read_only = c.read_only;
-            e.config_source = c.source.code();
-            e.is_sensitive = false;
-            e
-        })
-        .collect()
+    describe_topic_configs(
+        &broker.storage.effective_config(),
+        &broker.storage.broker_layers(),
+        overrides,
+    )
+    .into_iter()
+    .map(|c| {
+        let mut e = CreatableTopicConfigs::default();
+        e.name = StrBytes::from_string(c.name);
+        e.value = c.value.map(StrBytes::from_string);
+        e.read_only = c.read_only;
+        e.config_source = c.source.code();
+        e.is_sensitive = false;
+        e
+    })
+    .collect()
 }
 
 /// Answers DeleteTopics, by name (all versions) and by topic id (v6+).

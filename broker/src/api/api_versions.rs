@@ -23,10 +23,43 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-/// Finalized features (KIP-584) with the level in force: only what is implemented, since
-/// clients switch behaviour on them. `group.version` 1 is the KIP-848 consumer protocol;
-/// `transaction.version` is left out until transactions v2 exist.
-const FEATURES: &[(&str, i16)] = &[("group.version", 1)];
+/// A feature (KIP-584) as ApiVersions v3+ reports it: the range this broker supports and
+/// the level finalized for the cluster.
+struct Feature {
+    name: &'static str,
+    min: i16,
+    max: i16,
+    finalized: i16,
+}
+
+/// Only what is implemented, since clients switch behaviour on these.
+///
+/// `metadata.version` 22 is Kafka's `IBP_4_0_IV0`: the first level at which
+/// `group.version` 1 (the KIP-848 consumer protocol, which Sluice serves) may be
+/// finalized, and it adds nothing clients see beyond that. The later 4.0-4.2 levels add
+/// eligible leader replicas, share and streams groups, none of which Sluice has, so it
+/// claims neither them nor the older levels it cannot run at (a cluster without
+/// `group.version` 1). `transaction.version` is left out: Kafka omits a feature at
+/// level 0 from the finalized list, and Sluice supports no level above 0 (transactions
+/// v2 do not exist here).
+const FEATURES: &[Feature] = &[
+    Feature {
+        name: "metadata.version",
+        min: 22,
+        max: 22,
+        finalized: 22,
+    },
+    Feature {
+        name: "group.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
+    },
+];
+
+/// The epoch of the finalized features: they are fixed, so they never change from the
+/// first.
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 /// Answers ApiVersions, with the feature levels from v3 on.
 pub(crate) fn handle(_req: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
@@ -36,23 +69,24 @@ pub(crate) fn handle(_req: &ApiVersionsRequest, version: i16) -> ApiVersionsResp
     if version >= 3 {
         r.supported_features = FEATURES
             .iter()
-            .map(|(name, level)| {
+            .map(|f| {
                 SupportedFeatureKey::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_min_version(0)
-                    .with_max_version(*level)
+                    .with_name(StrBytes::from_static_str(f.name))
+                    .with_min_version(f.min)
+                    .with_max_version(f.max)
             })
             .collect();
         r.finalized_features = FEATURES
             .iter()
-            .map(|(name, level)| {
+            .filter(|f| f.finalized > 0)
+            .map(|f| {
                 FinalizedFeatureKey::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_min_version_level(*level)
-                    .with_max_version_level(*level)
+                    .with_name(StrBytes::from_static_str(f.name))
+                    .with_min_version_level(f.finalized)
+                    .with_max_version_level(f.finalized)
             })
             .collect();
-        r.finalized_features_epoch = 1;
+        r.finalized_features_epoch = FINALIZED_FEATURES_EPOCH;
     } else {
         r.finalized_features_epoch = -1;
     }

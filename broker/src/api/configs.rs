@@ -1,6 +1,7 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topic and broker
-//! resources. Topic overrides are stored in the catalog and in force at once; the
-//! broker's own settings are static (read-only until a restart).
+//! resources. Topic overrides are stored in the catalog and in force at once; broker
+//! configs Kafka marks dynamic (KIP-226) are stored per broker or as the cluster default
+//! (see `broker_configs`), the rest are static (read-only until a restart).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,8 @@ use sluice_config::{
     validate_topic_overrides, ConfigType, DescribedConfig,
 };
 
+use super::broker_configs::{self, BrokerOp};
+
 use crate::acl::{Operation, Resource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
@@ -27,26 +30,14 @@ use crate::error::NONE;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
-const OP_APPEND: i8 = 2;
-const OP_SUBTRACT: i8 = 3;
+pub(super) const OP_SET: i8 = 0;
+pub(super) const OP_DELETE: i8 = 1;
+pub(super) const OP_APPEND: i8 = 2;
+pub(super) const OP_SUBTRACT: i8 = 3;
 
 /// Why a resource's configs cannot be described or changed: an error code and a message
 /// that names the problem.
-type Refusal = (ResponseError, String);
-
-/// The broker resource names this node answers to: its id, or "" (the cluster default).
-fn check_broker_name(broker: &Broker, name: &str) -> Result<(), Refusal> {
-    if name.is_empty() || name == broker.node_id().to_string() {
-        Ok(())
-    } else {
-        Err((
-            ResponseError::InvalidRequest,
-            format!("broker {name} is not this broker ({})", broker.node_id()),
-        ))
-    }
-}
+pub(super) type Refusal = (ResponseError, String);
 
 fn described(
     configs: Vec<DescribedConfig>,
@@ -57,14 +48,14 @@ fn described(
 ) -> Vec<DescribeConfigsResourceResult> {
     configs
         .into_iter()
-        .filter(|c| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == c.name)))
+        .filter(|c| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == c.name.as_str())))
         .map(|c| {
             let mut r = DescribeConfigsResourceResult::default()
-                .with_name(StrBytes::from_static_str(c.name))
-                .with_value(Some(StrBytes::from_string(c.value)))
+                .with_name(StrBytes::from_string(c.name))
+                .with_value(c.value.map(StrBytes::from_string))
                 .with_read_only(c.read_only)
                 .with_config_source(c.source.code())
-                .with_is_sensitive(false);
+                .with_is_sensitive(c.sensitive);
             if synonyms {
                 r.synonyms = c
                     .synonyms
@@ -72,16 +63,15 @@ fn described(
                     .map(|s| {
                         DescribeConfigsSynonym::default()
                             .with_name(StrBytes::from_string(s.name))
-                            .with_value(Some(StrBytes::from_string(s.value)))
+                            .with_value(s.value.map(StrBytes::from_string))
                             .with_source(s.source.code())
                     })
                     .collect();
             }
             if version >= 3 {
                 r.config_type = c.config_type.code();
-                if documentation {
-                    r.documentation = Some(StrBytes::from_static_str(c.doc));
-                }
+                // Null unless asked for, as Kafka answers.
+                r.documentation = documentation.then(|| StrBytes::from_static_str(c.doc));
             }
             r
         })
@@ -131,14 +121,25 @@ pub(crate) fn describe_configs(
         )
         .and_then(|()| match r.resource_type {
             RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
-                Some(t) => Ok(describe_topic_configs(&broker.config, &t.record.configs)),
+                Some(t) => Ok(describe_topic_configs(
+                    &broker.storage.effective_config(),
+                    &broker.storage.broker_layers(),
+                    &t.record.configs,
+                )),
                 None => Err((
                     ResponseError::UnknownTopicOrPartition,
                     format!("topic {} does not exist", r.resource_name.as_str()),
                 )),
             },
-            RESOURCE_BROKER => check_broker_name(broker, &r.resource_name)
-                .map(|()| describe_broker_configs(&broker.config)),
+            RESOURCE_BROKER => {
+                broker_configs::describe_target(broker, &r.resource_name).map(|per_broker| {
+                    describe_broker_configs(
+                        &broker.storage.effective_config(),
+                        &broker.storage.broker_layers(),
+                        per_broker,
+                    )
+                })
+            }
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("resource type {other} has no configs on this broker"),
@@ -147,6 +148,7 @@ pub(crate) fn describe_configs(
         match configs {
             Ok(c) => {
                 out.error_code = NONE;
+                out.error_message = None;
                 out.configs = described(
                     c,
                     r.configuration_keys.as_deref(),
@@ -171,7 +173,7 @@ fn validated(broker: &Broker, configs: &BTreeMap<String, String>) -> Result<(), 
     for (k, v) in configs {
         validate_topic_config(k, v).map_err(invalid)?;
     }
-    validate_topic_overrides(&broker.config, configs).map_err(invalid)
+    validate_topic_overrides(&broker.storage.effective_config(), configs).map_err(invalid)
 }
 
 /// Applies new overrides to a topic, or only checks them when `validate_only`.
@@ -201,22 +203,6 @@ fn alter_topic(
             tracing::error!(topic = name, error = %e, "storing topic configs failed");
             (ResponseError::KafkaStorageError, e.to_string())
         })
-}
-
-/// A change to the broker's own settings: they are all static, so only an empty change
-/// succeeds.
-fn alter_broker(broker: &Broker, name: &str, keys: Vec<String>) -> Result<(), Refusal> {
-    check_broker_name(broker, name)?;
-    if keys.is_empty() {
-        return Ok(());
-    }
-    Err((
-        ResponseError::InvalidRequest,
-        format!(
-            "cannot update these broker configs dynamically: {}; set them in the broker's properties and restart",
-            keys.join(", ")
-        ),
-    ))
 }
 
 /// The error code and message a resource's outcome is answered with.
@@ -277,10 +263,19 @@ pub(crate) fn alter_configs(
                     ),
                 }
             }
-            RESOURCE_BROKER => alter_broker(
+            RESOURCE_BROKER => broker_configs::alter(
                 broker,
                 &r.resource_name,
-                r.configs.iter().map(|c| c.name.to_string()).collect(),
+                true,
+                r.configs
+                    .iter()
+                    .map(|c| BrokerOp {
+                        name: c.name.to_string(),
+                        op: OP_SET,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                    .collect(),
+                req.validate_only,
             ),
             other => Err(other_resource_refusal(other)),
         });
@@ -331,11 +326,15 @@ fn apply_op(
         OP_APPEND | OP_SUBTRACT => {
             let current = match configs.get(name) {
                 Some(v) => v.clone(),
-                None => describe_topic_configs(&broker.config, configs)
-                    .into_iter()
-                    .find(|c| c.name == name)
-                    .map(|c| c.value)
-                    .unwrap_or_default(),
+                None => describe_topic_configs(
+                    &broker.storage.effective_config(),
+                    &broker.storage.broker_layers(),
+                    configs,
+                )
+                .into_iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.value)
+                .unwrap_or_default(),
             };
             let mut items: Vec<String> = current
                 .split(',')
@@ -412,10 +411,19 @@ pub(crate) fn incremental_alter_configs(
                     ),
                 }
             }
-            RESOURCE_BROKER => alter_broker(
+            RESOURCE_BROKER => broker_configs::alter(
                 broker,
                 &r.resource_name,
-                r.configs.iter().map(|c| c.name.to_string()).collect(),
+                false,
+                r.configs
+                    .iter()
+                    .map(|c| BrokerOp {
+                        name: c.name.to_string(),
+                        op: c.config_operation,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                    .collect(),
+                req.validate_only,
             ),
             other => Err(other_resource_refusal(other)),
         });

@@ -108,6 +108,9 @@ pub(crate) fn find_coordinator(
             res.node_id = node_id;
             res.host = s(host);
             res.port = port;
+            if version >= 1 {
+                res.error_message = Some(s(NONE_MESSAGE));
+            }
         } else {
             res.error_code = ResponseError::InvalidRequest.code();
             res.node_id = BrokerId(-1);
@@ -135,7 +138,7 @@ pub(crate) fn find_coordinator(
                 c.node_id = node_id;
                 c.host = s(host);
                 c.port = port;
-                c.error_message = None;
+                c.error_message = Some(s(NONE_MESSAGE));
             } else {
                 c.node_id = BrokerId(-1);
                 c.error_code = ResponseError::InvalidRequest.code();
@@ -146,6 +149,10 @@ pub(crate) fn find_coordinator(
         .collect();
     res
 }
+
+/// What Kafka's FindCoordinator carries as the message of a success: `Errors.NONE.message()`,
+/// which is the error's name, not null.
+const NONE_MESSAGE: &str = "NONE";
 
 /// JoinGroup: waits for the join phase of the rebalance to complete.
 pub(crate) async fn join_group(
@@ -159,9 +166,8 @@ pub(crate) async fn join_group(
             .with_error_code(GROUP_AUTH_FAILED)
             .with_generation_id(-1)
             .with_member_id(req.member_id.clone());
-        if version < 7 {
-            res.protocol_name = Some(s(""));
-        }
+        // Kafka's JoinGroup error answer: an empty name before v7, null from v7 on.
+        res.protocol_name = (version < 7).then(|| s(""));
         return res;
     }
     let params = JoinParams {

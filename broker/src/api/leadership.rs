@@ -127,7 +127,7 @@ pub(crate) fn list_partition_reassignments(
     ctx: &RequestContext,
     _req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
-    let mut res = ListPartitionReassignmentsResponse::default();
+    let mut res = ListPartitionReassignmentsResponse::default().with_error_message(None);
     if !ctx.may_cluster(broker, Operation::Describe) {
         res.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return res;
@@ -143,7 +143,7 @@ pub(crate) fn alter_partition_reassignments(
     ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
-    let mut res = AlterPartitionReassignmentsResponse::default();
+    let mut res = AlterPartitionReassignmentsResponse::default().with_error_message(None);
     if !ctx.may_cluster(broker, Operation::Alter) {
         res.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return res;
@@ -172,8 +172,9 @@ pub(crate) fn alter_partition_reassignments(
                     ),
                 )),
             };
-            let mut pr =
-                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            let mut pr = ReassignablePartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_error_message(None);
             match outcome {
                 Ok(()) => pr.error_code = NONE,
                 Err((e, m)) => {

@@ -4,6 +4,7 @@
 pub(crate) mod acls;
 pub(crate) mod admin;
 pub(crate) mod api_versions;
+pub(crate) mod broker_configs;
 pub(crate) mod configs;
 pub(crate) mod fetch;
 pub(crate) mod groups;

@@ -62,7 +62,7 @@ pub(crate) fn describe(
     ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    let mut r = DescribeUserScramCredentialsResponse::default();
+    let mut r = DescribeUserScramCredentialsResponse::default().with_error_message(None);
     if !ctx.may_cluster(broker, Operation::Describe) {
         r.error_code = code(ResponseError::ClusterAuthorizationFailed);
         return r;
@@ -80,7 +80,7 @@ pub(crate) fn describe(
         by_user.entry(info.user.clone()).or_default().push(info);
     }
     let result = |user: &str, infos: &[ScramCredentialInfo], error: Option<UserError>| {
-        let mut res = DescribeUserScramCredentialsResult::default();
+        let mut res = DescribeUserScramCredentialsResult::default().with_error_message(None);
         res.user = StrBytes::from_string(user.to_string());
         match error {
             Some((c, m)) => {
@@ -260,7 +260,7 @@ pub(crate) fn alter(
     r.results = order
         .iter()
         .map(|user| {
-            let mut res = AlterUserScramCredentialsResult::default();
+            let mut res = AlterUserScramCredentialsResult::default().with_error_message(None);
             res.user = StrBytes::from_string(user.clone());
             match errors.get(user) {
                 Some((c, m)) => {
