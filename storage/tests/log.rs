@@ -164,7 +164,10 @@ fn idempotent_producer_duplicates_and_gaps() {
 fn producer_state_and_data_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[("log.segment.bytes", "300")]);
-    let first = batch(2, 0, Some((9, 0, 0)), Compression::None);
+    // Timestamps of now: a producer whose last batch is older than
+    // producer.id.expiration.ms (a day) is expired at start-up, as Kafka does.
+    let now = sluice_storage::now_ms();
+    let first = batch(2, now, Some((9, 0, 0)), Compression::None);
     {
         let s = Storage::open(&cfg).unwrap();
         let t = s.create_topic("t", 2, BTreeMap::new()).unwrap();
@@ -172,7 +175,12 @@ fn producer_state_and_data_survive_restart() {
         for i in 0..10 {
             append(
                 &t.partitions[1],
-                &batch(2, i, Some((9, 0, 2 + 2 * i as i32)), Compression::None),
+                &batch(
+                    2,
+                    now + i,
+                    Some((9, 0, 2 + 2 * i as i32)),
+                    Compression::None,
+                ),
             )
             .unwrap();
         }
