@@ -10,23 +10,42 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use sluice_protocol::frame::take_frame;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::dispatch::{self, DispatchError, Handled, LaterResponse, RequestContext};
+use crate::dispatch::{self, Answered, DispatchError, Dispatched, LaterResponse};
 use crate::metrics::RequestTimes;
 use crate::response::{write_response, Response, ResponseStream};
 use crate::sasl::{SaslListener, SaslSession};
+use crate::session::Session;
 
 /// Produce answers that may wait for fsyncs at once; librdkafka and the Java client send
 /// up to 5 requests before waiting.
 const MAX_IN_FLIGHT: usize = 5;
+
+/// The connection is over: the client left, broke the protocol, or the broker stops.
+struct Closed;
+
+/// Serves one connection until the client closes it, sends garbage, or the broker stops.
+pub(crate) async fn serve<S: ResponseStream>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    listener: String,
+    principal: String,
+    sasl: Option<Arc<SaslListener>>,
+    stop: watch::Receiver<bool>,
+) {
+    let session = Session::new(peer, listener, principal, sasl.map(SaslSession::new));
+    let mut conn = Connection::new(broker, stream, session, stop);
+    let _ = conn.run().await;
+}
 
 /// A Produce whose answer waits for its fsyncs.
 struct InFlight {
@@ -38,6 +57,13 @@ struct InFlight {
     appended: Instant,
 }
 
+/// What the request metrics need of an answered request.
+#[derive(Clone, Copy)]
+struct Counted {
+    api: Option<ApiKey>,
+    waited: Duration,
+}
+
 /// What the connection waits for between requests.
 enum Event {
     Read(std::io::Result<usize>),
@@ -46,226 +72,223 @@ enum Event {
     Idle,
 }
 
-/// Serves one connection until the client closes it, sends garbage, or the broker stops.
-pub(crate) async fn serve<S: ResponseStream>(
+struct Connection<S> {
     broker: Arc<Broker>,
-    mut stream: S,
-    peer: SocketAddr,
-    listener: String,
-    principal: String,
-    sasl: Option<Arc<SaslListener>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let max = broker.config.socket_request_max_bytes.max(0) as usize;
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    // Copy buffer for fetched records on a stream that cannot take them by sendfile.
-    let mut scratch = Vec::new();
-    let mut ctx = RequestContext::new(peer, listener, principal, sasl.map(SaslSession::new));
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-    // connections.max.idle.ms counts from the last complete request, so a client that
-    // trickles a frame byte by byte is closed too.
-    let idle = broker.config.connections_max_idle;
-    let mut idle_deadline = tokio::time::Instant::now() + idle;
-    // When the last read returned: every frame taken before the next read was whole by
-    // then, so its queue time starts here.
-    let mut arrived = Instant::now();
-    loop {
+    stream: S,
+    session: Session,
+    stop: watch::Receiver<bool>,
+    /// Bytes read and not yet taken as frames.
+    buf: BytesMut,
+    /// Copy buffer for fetched records on a stream that cannot take them by sendfile.
+    scratch: Vec<u8>,
+    in_flight: VecDeque<InFlight>,
+    /// connections.max.idle.ms counts from the last complete request, so a client that
+    /// trickles a frame byte by byte is closed too.
+    idle_deadline: tokio::time::Instant,
+    /// When the last read returned: every frame taken before the next read was whole by
+    /// then, so its queue time starts here.
+    arrived: Instant,
+}
+
+impl<S: ResponseStream> Connection<S> {
+    fn new(broker: Arc<Broker>, stream: S, session: Session, stop: watch::Receiver<bool>) -> Self {
+        let idle_deadline = tokio::time::Instant::now() + broker.config.connections_max_idle;
+        Connection {
+            broker,
+            stream,
+            session,
+            stop,
+            buf: BytesMut::with_capacity(8 * 1024),
+            scratch: Vec::new(),
+            in_flight: VecDeque::new(),
+            idle_deadline,
+            arrived: Instant::now(),
+        }
+    }
+
+    /// Read → dispatch → write, until the connection closes.
+    async fn run(&mut self) -> Result<(), Closed> {
         loop {
-            let frame = match take_frame(&mut buf, max) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(%peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
-                    return;
-                }
-            };
-            let produce = frame.get(..2) == Some(&[0, 0][..]);
-            if !produce || in_flight.len() >= MAX_IN_FLIGHT {
-                let drained = drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
-                if !drained.await {
-                    return;
-                }
+            while let Some(frame) = self.next_frame()? {
+                self.answer(frame).await?;
             }
-            ctx.waited.take();
-            let started = Instant::now();
-            let handled = dispatch::handle(&broker, &mut ctx, frame).await;
-            let ready = Instant::now();
-            idle_deadline = tokio::time::Instant::now() + idle;
-            let response = match handled {
-                Ok(Handled::Later(answer)) => {
-                    // Counted when it is answered.
-                    ctx.waited.take();
-                    in_flight.push_back(InFlight {
-                        answer,
-                        api: ctx.served.take(),
-                        arrived,
-                        started,
-                        appended: ready,
-                    });
-                    None
-                }
-                Ok(Handled::Now(response)) => {
-                    let drained = drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
-                    if !drained.await {
-                        return;
-                    }
-                    response
-                }
-                Err(e) => {
-                    close_on_error(&broker, &ctx, &e);
-                    return;
-                }
-            };
-            let Some(response) = response else {
-                record(&broker, &mut ctx, arrived, started, ready, ready);
-                let throttle = std::mem::take(&mut ctx.throttle);
-                if !throttle.is_zero() {
-                    // KIP-219: answers already due go out before the pause.
-                    let drained = drain(&broker, &mut stream, &mut scratch, &mut in_flight, &ctx);
-                    if !drained.await || !pause(throttle, &mut stop).await {
-                        return;
-                    }
-                    idle_deadline = tokio::time::Instant::now() + idle;
-                }
-                continue;
-            };
-            let last = ctx.close_after.take();
-            if let Some(delay) = last.filter(|d| !d.is_zero()) {
-                if !pause(delay, &mut stop).await {
-                    return;
-                }
-            }
-            let written = write_response(&mut stream, &response, &mut scratch).await;
-            record(&broker, &mut ctx, arrived, started, ready, Instant::now());
-            if let Err(e) = written {
-                tracing::debug!(%peer, error = %e, "write failed");
-                return;
-            }
-            if last.is_some() {
-                return;
-            }
-            // KIP-219: the throttled client got its answer at once; its next request
-            // waits until the throttle time has passed.
-            let throttle = std::mem::take(&mut ctx.throttle);
-            if !throttle.is_zero() {
-                if !pause(throttle, &mut stop).await {
-                    return;
-                }
-                idle_deadline = tokio::time::Instant::now() + idle;
+            self.wait().await?;
+        }
+    }
+
+    /// The next whole request frame read so far.
+    fn next_frame(&mut self) -> Result<Option<Bytes>, Closed> {
+        let max = self.broker.config.socket_request_max_bytes.max(0) as usize;
+        take_frame(&mut self.buf, max).map_err(|e| {
+            tracing::warn!(peer = %self.session.peer, client_id = self.session.client_id(), error = %e, "closing connection");
+            Closed
+        })
+    }
+
+    /// Handles one request and sends its answer, or queues it behind its fsyncs.
+    async fn answer(&mut self, frame: Bytes) -> Result<(), Closed> {
+        let produce = frame.get(..2) == Some(&[0, 0][..]);
+        if !produce || self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.drain().await?;
+        }
+        let started = Instant::now();
+        let handled = dispatch::handle(&self.broker, &mut self.session, frame).await;
+        let ready = Instant::now();
+        self.restart_idle_clock();
+        let Dispatched {
+            answer,
+            api,
+            throttle,
+            close_after,
+            waited,
+        } = handled.map_err(|e| self.close_on_error(&e))?;
+        let counted = Counted { api, waited };
+        match answer {
+            Answered::Later(answer) => self.in_flight.push_back(InFlight {
+                answer,
+                api,
+                arrived: self.arrived,
+                started,
+                appended: ready,
+            }),
+            Answered::Now(response) => {
+                self.drain().await?;
+                self.send_now(counted, close_after, response, started, ready)
+                    .await?;
             }
         }
+        if !throttle.is_zero() {
+            // KIP-219: the throttled client got its answer at once (answers already due go
+            // out first); its next request waits until the throttle time has passed.
+            self.drain().await?;
+            self.pause(throttle).await?;
+            self.restart_idle_clock();
+        }
+        Ok(())
+    }
+
+    /// Sends an answer that is ready (none for acks=0) and counts its request.
+    async fn send_now(
+        &mut self,
+        counted: Counted,
+        close_after: Option<Duration>,
+        response: Option<Response>,
+        started: Instant,
+        ready: Instant,
+    ) -> Result<(), Closed> {
+        let Some(response) = response else {
+            self.record(counted, started, ready, ready);
+            return Ok(());
+        };
+        if let Some(delay) = close_after.filter(|d| !d.is_zero()) {
+            self.pause(delay).await?;
+        }
+        let written = write_response(&mut self.stream, &response, &mut self.scratch).await;
+        // A failed authentication's deliberate delay counts as send time.
+        self.record(counted, started, ready, Instant::now());
+        if let Err(e) = written {
+            tracing::debug!(peer = %self.session.peer, error = %e, "write failed");
+            return Err(Closed);
+        }
+        match close_after {
+            Some(_) => Err(Closed),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for more bytes, the oldest queued answer, the broker's stop or the idle
+    /// timeout.
+    async fn wait(&mut self) -> Result<(), Closed> {
         let oldest_answer = async {
-            match in_flight.front_mut() {
+            match self.in_flight.front_mut() {
                 Some(f) => (&mut f.answer).await,
                 None => std::future::pending().await,
             }
         };
         let event = tokio::select! {
-            r = stream.read_buf(&mut buf) => Event::Read(r),
+            r = self.stream.read_buf(&mut self.buf) => Event::Read(r),
             a = oldest_answer => Event::Answer(a),
-            _ = crate::stopped(&mut stop) => Event::Stop,
-            _ = tokio::time::sleep_until(idle_deadline) => Event::Idle,
+            _ = crate::stopped(&mut self.stop) => Event::Stop,
+            _ = tokio::time::sleep_until(self.idle_deadline) => Event::Idle,
         };
         match event {
-            Event::Read(Ok(0)) | Event::Stop => return,
-            Event::Read(Ok(_)) => arrived = Instant::now(),
+            Event::Read(Ok(0)) | Event::Stop => Err(Closed),
+            Event::Read(Ok(_)) => {
+                self.arrived = Instant::now();
+                Ok(())
+            }
             Event::Read(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "read failed");
-                return;
+                tracing::debug!(peer = %self.session.peer, error = %e, "read failed");
+                Err(Closed)
             }
-            Event::Answer(answer) => {
-                let Some(f) = in_flight.pop_front() else {
-                    continue;
-                };
-                if !send_later(&broker, &mut stream, &mut scratch, &ctx, f, answer).await {
-                    return;
-                }
-            }
+            Event::Answer(answer) => match self.in_flight.pop_front() {
+                Some(f) => self.send_later(f, answer).await,
+                None => Ok(()),
+            },
             Event::Idle => {
-                tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
-                return;
+                let idle = self.broker.config.connections_max_idle;
+                tracing::debug!(peer = %self.session.peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                Err(Closed)
             }
         }
     }
-}
 
-/// Sleeps for `delay`; false when the broker stops meanwhile.
-async fn pause(delay: std::time::Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
-        _ = crate::stopped(stop) => false,
+    fn restart_idle_clock(&mut self) {
+        self.idle_deadline = tokio::time::Instant::now() + self.broker.config.connections_max_idle;
     }
-}
 
-/// Sends every in-flight answer, in order; false when the connection must close.
-async fn drain<S: ResponseStream>(
-    broker: &Broker,
-    stream: &mut S,
-    scratch: &mut Vec<u8>,
-    in_flight: &mut VecDeque<InFlight>,
-    ctx: &RequestContext,
-) -> bool {
-    while let Some(mut f) = in_flight.pop_front() {
-        let answer = (&mut f.answer).await;
-        if !send_later(broker, stream, scratch, ctx, f, answer).await {
-            return false;
+    /// Sleeps for `delay`, unless the broker stops meanwhile.
+    async fn pause(&mut self, delay: Duration) -> Result<(), Closed> {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = crate::stopped(&mut self.stop) => Err(Closed),
         }
     }
-    true
-}
 
-/// Sends one in-flight answer and counts its request; false when the connection must close.
-async fn send_later<S: ResponseStream>(
-    broker: &Broker,
-    stream: &mut S,
-    scratch: &mut Vec<u8>,
-    ctx: &RequestContext,
-    f: InFlight,
-    answer: Result<Option<Response>, DispatchError>,
-) -> bool {
-    let answered = Instant::now();
-    let response = match answer {
-        Ok(r) => r,
-        Err(e) => {
-            close_on_error(broker, ctx, &e);
-            return false;
+    /// Sends every queued answer, in order.
+    async fn drain(&mut self) -> Result<(), Closed> {
+        while let Some(mut f) = self.in_flight.pop_front() {
+            let answer = (&mut f.answer).await;
+            self.send_later(f, answer).await?;
         }
-    };
-    let written = match &response {
-        Some(r) => write_response(stream, r, scratch).await,
-        None => Ok(()),
-    };
-    if let Some(api) = f.api {
-        let remote = answered.saturating_duration_since(f.appended);
-        let times = RequestTimes::new(f.arrived, f.started, answered, remote, Instant::now());
-        broker.metrics.request(api, &times);
+        Ok(())
     }
-    if let Err(e) = written {
-        tracing::debug!(peer = %ctx.peer, error = %e, "write failed");
-        return false;
+
+    /// Sends one queued answer and counts its request.
+    async fn send_later(
+        &mut self,
+        f: InFlight,
+        answer: Result<Option<Response>, DispatchError>,
+    ) -> Result<(), Closed> {
+        let answered = Instant::now();
+        let response = answer.map_err(|e| self.close_on_error(&e))?;
+        let written = match &response {
+            Some(r) => write_response(&mut self.stream, r, &mut self.scratch).await,
+            None => Ok(()),
+        };
+        if let Some(api) = f.api {
+            let remote = answered.saturating_duration_since(f.appended);
+            let times = RequestTimes::new(f.arrived, f.started, answered, remote, Instant::now());
+            self.broker.metrics.request(api, &times);
+        }
+        written.map_err(|e| {
+            tracing::debug!(peer = %self.session.peer, error = %e, "write failed");
+            Closed
+        })
     }
-    true
-}
 
-fn close_on_error(broker: &Broker, ctx: &RequestContext, e: &DispatchError) {
-    tracing::warn!(peer = %ctx.peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
-    let api = e.api().map_or("Unknown", dispatch::api_name);
-    broker.metrics.error(api, "CONNECTION_CLOSED");
-}
+    fn close_on_error(&self, e: &DispatchError) -> Closed {
+        tracing::warn!(peer = %self.session.peer, client_id = self.session.client_id(), error = %e, "closing connection");
+        let api = e.api().map_or("Unknown", dispatch::api_name);
+        self.broker.metrics.error(api, "CONNECTION_CLOSED");
+        Closed
+    }
 
-/// Counts a request the dispatcher marked as served, with where its time went: a failed
-/// authentication's deliberate delay counts as send time.
-fn record(
-    broker: &Broker,
-    ctx: &mut RequestContext,
-    arrived: Instant,
-    started: Instant,
-    ready: Instant,
-    sent: Instant,
-) {
-    let remote = ctx.waited.take();
-    if let Some(api) = ctx.served.take() {
-        let times = RequestTimes::new(arrived, started, ready, remote, sent);
-        broker.metrics.request(api, &times);
+    /// Counts a request with where its time went.
+    fn record(&self, counted: Counted, started: Instant, ready: Instant, sent: Instant) {
+        if let Some(api) = counted.api {
+            let times = RequestTimes::new(self.arrived, started, ready, counted.waited, sent);
+            self.broker.metrics.request(api, &times);
+        }
     }
 }

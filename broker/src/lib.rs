@@ -20,6 +20,7 @@ mod response;
 mod sasl;
 mod scram_admin;
 mod server;
+mod session;
 mod tasks;
 mod tls;
 mod txn;

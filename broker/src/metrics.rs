@@ -13,7 +13,7 @@ use prometheus::{
 
 use crate::broker::Broker;
 use latency::RequestMetrics;
-pub(crate) use latency::{RequestTimes, WaitClock};
+pub(crate) use latency::{timed, RequestTimes};
 
 /// Every metric the broker exports, in one registry.
 pub(crate) struct Metrics {

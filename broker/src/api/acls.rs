@@ -18,9 +18,14 @@ use kafka_protocol::ResponseError;
 use sluice_storage::AclBinding;
 
 use crate::acl::*;
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
+use crate::session::Session;
+
+answer!(CreateAclsResponse: [results => error_code]);
+answer!(DescribeAclsResponse: [error_code]);
+answer!(DeleteAclsResponse: [filter_results => error_code], [filter_results => matching_acls => error_code]);
 
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -59,13 +64,14 @@ fn invalid_binding(b: &AclBinding) -> Option<String> {
 }
 
 /// CreateAcls: needs Alter on the cluster.
-pub(crate) fn create_acls(
+pub(crate) async fn create_acls(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: CreateAclsRequest,
-) -> CreateAclsResponse {
+    _version: i16,
+) -> Reply<CreateAclsResponse> {
     let mut r = CreateAclsResponse::default();
-    let allowed = ctx.may_cluster(broker, Operation::Alter);
+    let allowed = session.may_cluster(broker, Operation::Alter);
     let mut valid = Vec::new();
     let mut results: Vec<(i16, Option<String>)> = Vec::new();
     for c in &req.creations {
@@ -93,7 +99,7 @@ pub(crate) fn create_acls(
             *res = (storage_error_code(&e), Some(e.to_string()));
         }
     } else if !valid.is_empty() {
-        tracing::info!(principal = %ctx.principal, acls = ?valid, "ACLs created");
+        tracing::info!(principal = %session.principal, acls = ?valid, "ACLs created");
     }
     r.results = results
         .into_iter()
@@ -104,7 +110,7 @@ pub(crate) fn create_acls(
             x
         })
         .collect();
-    r
+    Reply::new(r)
 }
 
 fn filter_error(f: &AclFilter) -> Option<String> {
@@ -124,15 +130,16 @@ fn filter_error(f: &AclFilter) -> Option<String> {
 }
 
 /// DescribeAcls: needs Describe on the cluster; bindings grouped by resource pattern.
-pub(crate) fn describe_acls(
+pub(crate) async fn describe_acls(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeAclsRequest,
-) -> DescribeAclsResponse {
+    _version: i16,
+) -> Reply<DescribeAclsResponse> {
     let mut r = DescribeAclsResponse::default().with_error_message(None);
-    if !ctx.may_cluster(broker, Operation::Describe) {
+    if !session.may_cluster(broker, Operation::Describe) {
         r.error_code = code(ResponseError::ClusterAuthorizationFailed);
-        return r;
+        return Reply::new(r);
     }
     let filter = AclFilter {
         resource_type: req.resource_type_filter,
@@ -146,7 +153,7 @@ pub(crate) fn describe_acls(
     if let Some(why) = filter_error(&filter) {
         r.error_code = code(ResponseError::InvalidRequest);
         r.error_message = Some(StrBytes::from_string(why));
-        return r;
+        return Reply::new(r);
     }
     let mut by_resource: BTreeMap<(i8, String, i8), Vec<AclBinding>> = BTreeMap::new();
     for b in broker.authorizer.matching(&filter) {
@@ -177,15 +184,16 @@ pub(crate) fn describe_acls(
             res
         })
         .collect();
-    r
+    Reply::new(r)
 }
 
 /// DeleteAcls: needs Alter on the cluster; each filter's result lists what it removed.
-pub(crate) fn delete_acls(
+pub(crate) async fn delete_acls(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DeleteAclsRequest,
-) -> DeleteAclsResponse {
+    _version: i16,
+) -> Reply<DeleteAclsResponse> {
     let mut r = DeleteAclsResponse::default();
     let filters: Vec<AclFilter> = req
         .filters
@@ -206,12 +214,12 @@ pub(crate) fn delete_acls(
         x.error_message = m.map(StrBytes::from_string);
         x
     };
-    if !ctx.may_cluster(broker, Operation::Alter) {
+    if !session.may_cluster(broker, Operation::Alter) {
         r.filter_results = filters
             .iter()
             .map(|_| failed(code(ResponseError::ClusterAuthorizationFailed), None))
             .collect();
-        return r;
+        return Reply::new(r);
     }
     let errors: Vec<Option<String>> = filters.iter().map(filter_error).collect();
     let valid: Vec<AclFilter> = filters
@@ -228,7 +236,7 @@ pub(crate) fn delete_acls(
                 .iter()
                 .map(|_| failed(storage_error_code(&e), Some(e.to_string())))
                 .collect();
-            return r;
+            return Reply::new(r);
         }
     };
     for error in errors {
@@ -239,7 +247,7 @@ pub(crate) fn delete_acls(
         }
         let bindings = removed.next().unwrap_or_default();
         if !bindings.is_empty() {
-            tracing::info!(principal = %ctx.principal, acls = ?bindings, "ACLs deleted");
+            tracing::info!(principal = %session.principal, acls = ?bindings, "ACLs deleted");
         }
         let mut res = failed(NONE, None);
         res.matching_acls = bindings
@@ -260,5 +268,5 @@ pub(crate) fn delete_acls(
             .collect();
         r.filter_results.push(res);
     }
-    r
+    Reply::new(r)
 }

@@ -18,20 +18,25 @@ use uuid::Uuid;
 
 use super::{topic_name, validate_topic_name};
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
+use crate::session::Session;
+
+answer!(CreateTopicsResponse: [topics => error_code]);
+answer!(DeleteTopicsResponse: [responses => error_code]);
+answer!(DescribeClusterResponse: [error_code]);
 
 /// Answers CreateTopics, creating each valid topic (or only checking, if validate-only).
 pub(crate) async fn create_topics(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: CreateTopicsRequest,
     version: i16,
-) -> CreateTopicsResponse {
+) -> Reply<CreateTopicsResponse> {
     let mut r = CreateTopicsResponse::default();
     // Create on the cluster covers every topic; otherwise Create on each topic.
-    let cluster_create = ctx.may_cluster(broker, Operation::Create);
+    let cluster_create = session.may_cluster(broker, Operation::Create);
     let duplicates = super::repeated_names(req.topics.iter().map(|t| t.name.as_str()));
     for t in req.topics {
         let name = t.name.to_string();
@@ -52,7 +57,7 @@ pub(crate) async fn create_topics(
             ));
             continue;
         }
-        if !cluster_create && !ctx.may(broker, Operation::Create, Resource::Topic, &name) {
+        if !cluster_create && !session.may(broker, Operation::Create, Resource::Topic, &name) {
             r.topics.push(fail(
                 res,
                 ResponseError::TopicAuthorizationFailed,
@@ -185,7 +190,7 @@ pub(crate) async fn create_topics(
         }
         r.topics.push(res);
     }
-    r
+    Reply::new(r)
 }
 
 /// The configs a CreateTopics response reports (v5+): every topic config with the value
@@ -215,10 +220,10 @@ fn described_configs(
 /// Answers DeleteTopics, by name (all versions) and by topic id (v6+).
 pub(crate) async fn delete_topics(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DeleteTopicsRequest,
     version: i16,
-) -> DeleteTopicsResponse {
+) -> Reply<DeleteTopicsResponse> {
     let mut r = DeleteTopicsResponse::default();
     let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
         req.topics
@@ -239,8 +244,10 @@ pub(crate) async fn delete_topics(
             None => broker.storage.topic_by_id(id),
         };
         let denied = match (&topic, &name) {
-            (Some(t), _) => !ctx.may(broker, Operation::Delete, Resource::Topic, &t.record.name),
-            (None, Some(n)) => !ctx.may(broker, Operation::Delete, Resource::Topic, n),
+            (Some(t), _) => {
+                !session.may(broker, Operation::Delete, Resource::Topic, &t.record.name)
+            }
+            (None, Some(n)) => !session.may(broker, Operation::Delete, Resource::Topic, n),
             (None, None) => false,
         };
         if denied {
@@ -289,22 +296,22 @@ pub(crate) async fn delete_topics(
         }
         r.responses.push(res);
     }
-    r
+    Reply::new(r)
 }
 
 /// Answers DescribeCluster: this one node, which is also its controller.
-pub(crate) fn describe_cluster(
+pub(crate) async fn describe_cluster(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeClusterRequest,
     version: i16,
-) -> DescribeClusterResponse {
+) -> Reply<DescribeClusterResponse> {
     let mut r = DescribeClusterResponse::default();
     r.endpoint_type = 1;
     r.cluster_authorized_operations = i32::MIN;
-    if !ctx.may_cluster(broker, Operation::Describe) {
+    if !session.may_cluster(broker, Operation::Describe) {
         r.error_code = code(ResponseError::ClusterAuthorizationFailed);
-        return r;
+        return Reply::new(r);
     }
     if version >= 1 && req.endpoint_type != 1 {
         r.error_code = code(ResponseError::UnsupportedEndpointType);
@@ -312,9 +319,9 @@ pub(crate) fn describe_cluster(
             "only broker endpoints are served",
         ));
         r.endpoint_type = req.endpoint_type;
-        return r;
+        return Reply::new(r);
     }
-    let (host, port) = broker.endpoint_for(&ctx.listener);
+    let (host, port) = broker.endpoint_for(&session.listener);
     r.cluster_id = StrBytes::from_string(broker.storage.cluster_id().to_string());
     r.controller_id = BrokerId(broker.node_id());
     let mut b = DescribeClusterBroker::default();
@@ -322,5 +329,5 @@ pub(crate) fn describe_cluster(
     b.host = StrBytes::from_string(host.to_string());
     b.port = port;
     r.brokers = vec![b];
-    r
+    Reply::new(r)
 }

@@ -23,9 +23,14 @@ use sluice_config::{
 use super::broker_configs::{self, BrokerOp};
 
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::NONE;
+use crate::session::Session;
+
+answer!(DescribeConfigsResponse: [results => error_code]);
+answer!(AlterConfigsResponse: [responses => error_code]);
+answer!(IncrementalAlterConfigsResponse: [responses => error_code]);
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -82,17 +87,17 @@ fn described(
 /// topic, or on the cluster for broker configs); the refusal when not.
 fn config_allowed(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     resource_type: i8,
     name: &str,
     op: Operation,
 ) -> Result<(), (ResponseError, String)> {
     match resource_type {
-        RESOURCE_TOPIC if !ctx.may(broker, op, Resource::Topic, name) => Err((
+        RESOURCE_TOPIC if !session.may(broker, op, Resource::Topic, name) => Err((
             ResponseError::TopicAuthorizationFailed,
             format!("not authorized to {op:?} topic {name}"),
         )),
-        RESOURCE_BROKER if !ctx.may_cluster(broker, op) => Err((
+        RESOURCE_BROKER if !session.may_cluster(broker, op) => Err((
             ResponseError::ClusterAuthorizationFailed,
             format!("not authorized to {op:?} the cluster"),
         )),
@@ -101,12 +106,12 @@ fn config_allowed(
 }
 
 /// DescribeConfigs.
-pub(crate) fn describe_configs(
+pub(crate) async fn describe_configs(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeConfigsRequest,
     version: i16,
-) -> DescribeConfigsResponse {
+) -> Reply<DescribeConfigsResponse> {
     let mut res = DescribeConfigsResponse::default();
     for r in req.resources {
         let mut out = DescribeConfigsResult::default()
@@ -114,7 +119,7 @@ pub(crate) fn describe_configs(
             .with_resource_name(r.resource_name.clone());
         let configs = config_allowed(
             broker,
-            ctx,
+            session,
             r.resource_type,
             &r.resource_name,
             Operation::DescribeConfigs,
@@ -164,7 +169,7 @@ pub(crate) fn describe_configs(
         }
         res.results.push(out);
     }
-    res
+    Reply::new(res)
 }
 
 /// The new overrides of a topic, each checked; `Err` names the first bad entry.
@@ -221,16 +226,17 @@ fn other_resource_refusal(resource_type: i8) -> Refusal {
 }
 
 /// AlterConfigs: the given configs replace every override of the resource.
-pub(crate) fn alter_configs(
+pub(crate) async fn alter_configs(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AlterConfigsRequest,
-) -> AlterConfigsResponse {
+    _version: i16,
+) -> Reply<AlterConfigsResponse> {
     let mut res = AlterConfigsResponse::default();
     for r in req.resources {
         let outcome = config_allowed(
             broker,
-            ctx,
+            session,
             r.resource_type,
             &r.resource_name,
             Operation::AlterConfigs,
@@ -288,7 +294,7 @@ pub(crate) fn alter_configs(
                 .with_error_message(error_message),
         );
     }
-    res
+    Reply::new(res)
 }
 
 /// One IncrementalAlterConfigs operation on a topic's overrides.
@@ -369,16 +375,17 @@ fn apply_op(
 
 /// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on individual configs; a
 /// resource is changed only if every operation on it is valid.
-pub(crate) fn incremental_alter_configs(
+pub(crate) async fn incremental_alter_configs(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: IncrementalAlterConfigsRequest,
-) -> IncrementalAlterConfigsResponse {
+    _version: i16,
+) -> Reply<IncrementalAlterConfigsResponse> {
     let mut res = IncrementalAlterConfigsResponse::default();
     for r in req.resources {
         let outcome = config_allowed(
             broker,
-            ctx,
+            session,
             r.resource_type,
             &r.resource_name,
             Operation::AlterConfigs,
@@ -436,5 +443,5 @@ pub(crate) fn incremental_alter_configs(
                 .with_error_message(error_message),
         );
     }
-    res
+    Reply::new(res)
 }

@@ -16,14 +16,15 @@ use uuid::Uuid;
 
 use super::topic_name;
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{Answer, Body, FrameHeader, PartitionRecords, QuotaUse, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, read_error_code, NONE};
 use crate::fetch_session::{PartitionKey, SessionError, SessionPartition, TopicKey};
+use crate::metrics::timed;
+use crate::response::Response;
+use crate::session::Session;
 
 mod frame;
-
-pub(crate) use frame::encode;
 
 /// Longest wait a client may ask for; Kafka's clients stay far below it.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -63,53 +64,39 @@ impl Target {
     }
 }
 
-/// A Fetch answer whose records stay in their segment files until it is written.
-#[derive(Debug, Default)]
-pub(crate) struct FetchReply {
-    /// The response, each partition's records left out.
-    pub(crate) response: FetchResponse,
-    /// The records of each partition of `response`, in its order.
-    pub(crate) regions: Vec<Option<FileRegion>>,
-}
-
-/// Record bytes per topic of a Fetch answer (named up to v12, by id from v13), whether in
-/// memory or in `regions`, for metrics and quotas.
-pub(crate) fn bytes_per_topic<'a>(
-    response: &'a FetchResponse,
-    regions: &'a [Option<FileRegion>],
-) -> impl Iterator<Item = (&'a FetchableTopicResponse, usize)> + 'a {
-    let mut regions = regions.iter();
-    response.responses.iter().map(move |t| {
-        let bytes = t
-            .partitions
+impl Answer for FetchResponse {
+    fn error_codes(&self, note: &mut dyn FnMut(i16)) {
+        note(self.error_code);
+        self.responses
             .iter()
-            .map(|p| {
-                let region = regions.next().and_then(Option::as_ref);
-                p.records.as_ref().map_or(0, Bytes::len) + region.map_or(0, FileRegion::len)
-            })
-            .sum();
-        (t, bytes)
-    })
-}
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| note(p.error_code));
+    }
 
-impl From<FetchResponse> for FetchReply {
-    fn from(response: FetchResponse) -> Self {
-        FetchReply {
-            response,
-            regions: Vec::new(),
+    fn set_throttle_ms(&mut self, ms: i32, version: i16) {
+        if version >= 1 {
+            self.throttle_time_ms = ms;
         }
+    }
+
+    fn encode_frame(
+        self,
+        records: Vec<PartitionRecords>,
+        header: FrameHeader,
+    ) -> anyhow::Result<Response> {
+        frame::encode(&self, &records, header.version, header.correlation_id)
     }
 }
 
 /// Answers Fetch.
 pub(crate) async fn handle(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: FetchRequest,
     version: i16,
-) -> FetchReply {
+) -> Reply<FetchResponse> {
     let by_id = version >= 13;
-    let requested = request_targets(broker, ctx, &req, by_id);
+    let requested = request_targets(broker, session, &req, by_id);
     // Fetch v4-v6 has no session fields: Kafka reads it as sessionless.
     let (id, epoch) = if version >= 7 {
         (req.session_id, req.session_epoch)
@@ -130,7 +117,7 @@ pub(crate) async fn handle(
         };
         (mode, requested)
     } else {
-        match incremental_targets(broker, ctx, &req, id, epoch, by_id, &requested) {
+        match incremental_targets(broker, session, &req, id, epoch, by_id, &requested) {
             Ok(Some(t)) => (Mode::Incremental(id), t),
             // The request removed the session's last partition: closed, answered sessionless.
             Ok(None) => (Mode::Sessionless, requested),
@@ -140,7 +127,7 @@ pub(crate) async fn handle(
                     SessionError::InvalidEpoch => ResponseError::InvalidFetchSessionEpoch,
                     SessionError::TopicIdMismatch => ResponseError::FetchSessionTopicIdError,
                 };
-                return top_level_error(code(error)).into();
+                return Reply::new(top_level_error(code(error))).quota(QuotaUse::ResponseBytes);
             }
         }
     };
@@ -159,6 +146,7 @@ pub(crate) async fn handle(
         usize::MAX
     };
     let min_bytes = req.min_bytes.max(0) as usize;
+    let mut waited = Duration::ZERO;
     let mut waiters: Vec<_> = targets
         .iter()
         .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe()))
@@ -175,14 +163,13 @@ pub(crate) async fn handle(
             break results;
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
-        match ctx
-            .waited
-            .wait(tokio::time::timeout_at(deadline, changed))
-            .await
-        {
-            // Timed out, or a partition went away with its topic: answer with what is there.
-            Err(_) | Ok((Err(_), _, _)) => break read_all(&targets, max_bytes, isolation),
-            Ok(_) => {}
+        let (woken, took) = timed(tokio::time::timeout_at(deadline, changed)).await;
+        waited += took;
+        // Timed out, or a partition went away with its topic: answer with what is there.
+        let done = matches!(woken, Err(_) | Ok((Err(_), _, _)));
+        drop(woken);
+        if done {
+            break read_all(&targets, max_bytes, isolation);
         }
         for w in &mut waiters {
             w.borrow_and_update();
@@ -218,7 +205,8 @@ pub(crate) async fn handle(
         }
     };
     let mut sent: Vec<(PartitionKey, i64, i64)> = Vec::new();
-    let mut regions = Vec::new();
+    let mut records = Vec::new();
+    let mut bytes_out: Vec<(String, usize)> = Vec::new();
     for (t, pd) in targets.iter().zip(results) {
         if incremental {
             let unchanged = pd.len() == 0
@@ -253,24 +241,35 @@ pub(crate) async fn handle(
         // Empty records as Kafka sends them, or null ones where a region stands in.
         let region = pd.records.filter(|r| !r.is_empty());
         data.records = region.is_none().then(Bytes::new);
-        regions.push(region);
-        let topic = match response.responses.last_mut() {
-            Some(last) if same_topic(last, t, by_id) => last,
-            _ => {
-                let mut tr = FetchableTopicResponse::default();
-                // Topics are named up to v12 and identified by id from v13.
-                if by_id {
-                    tr.topic_id = t.topic_id;
-                } else {
-                    tr.topic = topic_name(&t.name);
-                }
-                response.responses.push(tr);
-                match response.responses.last_mut() {
-                    Some(tr) => tr,
-                    None => continue,
-                }
+        let new_topic = !response
+            .responses
+            .last()
+            .is_some_and(|last| same_topic(last, t, by_id));
+        if new_topic {
+            let mut tr = FetchableTopicResponse::default();
+            // Topics are named up to v12 and identified by id from v13.
+            if by_id {
+                tr.topic_id = t.topic_id;
+            } else {
+                tr.topic = topic_name(&t.name);
             }
+            response.responses.push(tr);
+            bytes_out.push((t.name.clone(), 0));
+        }
+        let topic_index = response.responses.len().saturating_sub(1);
+        let (Some(topic), Some((_, topic_bytes))) =
+            (response.responses.last_mut(), bytes_out.last_mut())
+        else {
+            continue;
         };
+        if let Some(region) = region {
+            *topic_bytes += region.len();
+            records.push(PartitionRecords {
+                topic: topic_index,
+                partition: topic.partitions.len(),
+                region,
+            });
+        }
         topic.partitions.push(data);
     }
     if let Mode::Incremental(id) = mode {
@@ -283,7 +282,13 @@ pub(crate) async fn handle(
             }
         });
     }
-    FetchReply { response, regions }
+    Reply {
+        body: Body::Records(records),
+        bytes_out,
+        ..Reply::new(response)
+            .quota(QuotaUse::ResponseBytes)
+            .waited(waited)
+    }
 }
 
 fn same_topic(tr: &FetchableTopicResponse, t: &Target, by_id: bool) -> bool {
@@ -335,7 +340,7 @@ fn session_partition(t: &Target) -> SessionPartition {
 /// The partitions named in the request, resolved against storage.
 fn request_targets(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: &FetchRequest,
     by_id: bool,
 ) -> Vec<Target> {
@@ -351,7 +356,7 @@ fn request_targets(
             let found = broker.storage.topic(&name);
             (name, found)
         };
-        let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &name);
+        let allowed = session.may(broker, Operation::Read, Resource::Topic, &name);
         let missing = if !allowed {
             code(ResponseError::TopicAuthorizationFailed)
         } else if by_id {
@@ -387,7 +392,7 @@ fn request_targets(
 /// `None` when the request left the session empty and so closed it.
 fn incremental_targets(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: &FetchRequest,
     id: i32,
     epoch: i32,
@@ -443,7 +448,7 @@ fn incremental_targets(
                 (TopicKey::Id(_), None) => String::new(),
             };
             // Checked on every fetch: an ACL removed mid-session takes effect at once.
-            let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &name);
+            let allowed = session.may(broker, Operation::Read, Resource::Topic, &name);
             let partition = found
                 .as_ref()
                 .filter(|_| allowed)

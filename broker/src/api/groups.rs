@@ -24,11 +24,27 @@ use kafka_protocol::ResponseError;
 
 use super::topic_name;
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, QuotaUse, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::NONE;
 use crate::group::{ConsumerHeartbeat, Described, JoinParams, OffsetCommitEntry, SyncParams};
 use crate::internal_topics;
+use crate::metrics::timed;
+use crate::session::Session;
+
+answer!(FindCoordinatorResponse: [error_code], [coordinators => error_code]);
+answer!(JoinGroupResponse: [error_code]);
+answer!(SyncGroupResponse: [error_code]);
+answer!(HeartbeatResponse: [error_code]);
+answer!(LeaveGroupResponse: [error_code], [members => error_code]);
+answer!(OffsetCommitResponse: [topics => partitions => error_code]);
+answer!(OffsetFetchResponse: [topics => partitions => error_code], [error_code], [groups => topics => partitions => error_code], [groups => error_code]);
+answer!(OffsetDeleteResponse: [error_code], [topics => partitions => error_code]);
+answer!(ListGroupsResponse: [error_code]);
+answer!(DescribeGroupsResponse: [groups => error_code]);
+answer!(DeleteGroupsResponse: [results => error_code]);
+answer!(ConsumerGroupHeartbeatResponse: [error_code]);
+answer!(ConsumerGroupDescribeResponse: [groups => error_code]);
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -39,26 +55,21 @@ fn err_code(e: Option<ResponseError>) -> i16 {
 }
 
 /// Whether the client may do `op` on the group.
-fn may_group(broker: &Broker, ctx: &RequestContext, op: Operation, group: &str) -> bool {
-    ctx.may(broker, op, Resource::Group, group)
+fn may_group(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
+    session.may(broker, op, Resource::Group, group)
 }
 
 const GROUP_AUTH_FAILED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_AUTH_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
 
 /// The error FindCoordinator gives a key the client may not describe.
-fn coordinator_denied(
-    broker: &Broker,
-    ctx: &RequestContext,
-    key_type: i8,
-    key: &str,
-) -> Option<i16> {
+fn coordinator_denied(broker: &Broker, session: &Session, key_type: i8, key: &str) -> Option<i16> {
     match key_type {
-        KEY_TYPE_GROUP if !may_group(broker, ctx, Operation::Describe, key) => {
+        KEY_TYPE_GROUP if !may_group(broker, session, Operation::Describe, key) => {
             Some(GROUP_AUTH_FAILED)
         }
         KEY_TYPE_TRANSACTION
-            if !ctx.may(broker, Operation::Describe, Resource::TransactionalId, key) =>
+            if !session.may(broker, Operation::Describe, Resource::TransactionalId, key) =>
         {
             Some(ResponseError::TransactionalIdAuthorizationFailed.code())
         }
@@ -84,18 +95,18 @@ const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// FindCoordinator: this node coordinates every group and transactional id.
-pub(crate) fn find_coordinator(
+pub(crate) async fn find_coordinator(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: FindCoordinatorRequest,
     version: i16,
-) -> FindCoordinatorResponse {
-    let (host, port) = broker.endpoint_for(&ctx.listener);
+) -> Reply<FindCoordinatorResponse> {
+    let (host, port) = broker.endpoint_for(&session.listener);
     let node_id = BrokerId(broker.node_id());
     let valid_type = matches!(req.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
     let mut res = FindCoordinatorResponse::default();
     if version < 4 {
-        if let Some(e) = coordinator_denied(broker, ctx, req.key_type, &req.key) {
+        if let Some(e) = coordinator_denied(broker, session, req.key_type, &req.key) {
             res.error_code = e;
             res.node_id = BrokerId(-1);
         } else if let Some(e) = valid_type
@@ -118,14 +129,14 @@ pub(crate) fn find_coordinator(
                 res.error_message = Some(s("unknown coordinator key type"));
             }
         }
-        return res;
+        return Reply::new(res);
     }
     res.coordinators = req
         .coordinator_keys
         .iter()
         .map(|key| {
             let mut c = Coordinator::default().with_key(key.clone());
-            if let Some(e) = coordinator_denied(broker, ctx, req.key_type, key) {
+            if let Some(e) = coordinator_denied(broker, session, req.key_type, key) {
                 c.node_id = BrokerId(-1);
                 c.error_code = e;
             } else if let Some(e) = valid_type
@@ -147,7 +158,7 @@ pub(crate) fn find_coordinator(
             c
         })
         .collect();
-    res
+    Reply::new(res)
 }
 
 /// What Kafka's FindCoordinator carries as the message of a success: `Errors.NONE.message()`,
@@ -157,18 +168,18 @@ const NONE_MESSAGE: &str = "NONE";
 /// JoinGroup: waits for the join phase of the rebalance to complete.
 pub(crate) async fn join_group(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: JoinGroupRequest,
     version: i16,
-) -> JoinGroupResponse {
-    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+) -> Reply<JoinGroupResponse> {
+    if !may_group(broker, session, Operation::Read, &req.group_id) {
         let mut res = JoinGroupResponse::default()
             .with_error_code(GROUP_AUTH_FAILED)
             .with_generation_id(-1)
             .with_member_id(req.member_id.clone());
         // Kafka's JoinGroup error answer: an empty name before v7, null from v7 on.
         res.protocol_name = (version < 7).then(|| s(""));
-        return res;
+        return Reply::new(res);
     }
     let params = JoinParams {
         group_id: req.group_id.to_string(),
@@ -186,12 +197,12 @@ pub(crate) async fn join_group(
         } else {
             -1
         },
-        client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: format!("/{}", ctx.peer.ip()),
+        client_id: session.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", session.peer.ip()),
         require_known_member_id: version >= 4,
         version,
     };
-    let r = ctx.waited.wait(broker.groups.join_group(params)).await;
+    let (r, waited) = timed(broker.groups.join_group(params)).await;
     let mut res = JoinGroupResponse::default()
         .with_error_code(err_code(r.error))
         .with_generation_id(r.generation_id)
@@ -220,18 +231,18 @@ pub(crate) async fn join_group(
     if version >= 9 {
         res.skip_assignment = r.skip_assignment;
     }
-    res
+    Reply::new(res).quota(QuotaUse::Waits).waited(waited)
 }
 
 /// SyncGroup: the leader hands out assignments; every member gets its own.
 pub(crate) async fn sync_group(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: SyncGroupRequest,
     version: i16,
-) -> SyncGroupResponse {
-    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
-        return SyncGroupResponse::default().with_error_code(GROUP_AUTH_FAILED);
+) -> Reply<SyncGroupResponse> {
+    if !may_group(broker, session, Operation::Read, &req.group_id) {
+        return Reply::new(SyncGroupResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
     let params = SyncParams {
         group_id: req.group_id.to_string(),
@@ -246,7 +257,7 @@ pub(crate) async fn sync_group(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let r = ctx.waited.wait(broker.groups.sync_group(params)).await;
+    let (r, waited) = timed(broker.groups.sync_group(params)).await;
     let mut res = SyncGroupResponse::default()
         .with_error_code(err_code(r.error))
         .with_assignment(r.assignment);
@@ -254,17 +265,18 @@ pub(crate) async fn sync_group(
         res.protocol_type = r.protocol_type.map(|t| s(&t));
         res.protocol_name = r.protocol_name.map(|n| s(&n));
     }
-    res
+    Reply::new(res).quota(QuotaUse::Waits).waited(waited)
 }
 
 /// Heartbeat.
-pub(crate) fn heartbeat(
+pub(crate) async fn heartbeat(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: HeartbeatRequest,
-) -> HeartbeatResponse {
-    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
-        return HeartbeatResponse::default().with_error_code(GROUP_AUTH_FAILED);
+    _version: i16,
+) -> Reply<HeartbeatResponse> {
+    if !may_group(broker, session, Operation::Read, &req.group_id) {
+        return Reply::new(HeartbeatResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
     let error = broker.groups.heartbeat(
         &req.group_id,
@@ -272,18 +284,18 @@ pub(crate) fn heartbeat(
         req.group_instance_id.as_deref(),
         req.generation_id,
     );
-    HeartbeatResponse::default().with_error_code(err_code(error))
+    Reply::new(HeartbeatResponse::default().with_error_code(err_code(error)))
 }
 
 /// LeaveGroup: one member (v0-2) or a batch of members (v3+).
-pub(crate) fn leave_group(
+pub(crate) async fn leave_group(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: LeaveGroupRequest,
     version: i16,
-) -> LeaveGroupResponse {
-    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
-        return LeaveGroupResponse::default().with_error_code(GROUP_AUTH_FAILED);
+) -> Reply<LeaveGroupResponse> {
+    if !may_group(broker, session, Operation::Read, &req.group_id) {
+        return Reply::new(LeaveGroupResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
@@ -315,21 +327,21 @@ pub(crate) fn leave_group(
         }
         Ok(results) => res.error_code = err_code(results.into_iter().next().flatten()),
     }
-    res
+    Reply::new(res)
 }
 
 /// OffsetCommit.
-pub(crate) fn offset_commit(
+pub(crate) async fn offset_commit(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: OffsetCommitRequest,
     version: i16,
-) -> OffsetCommitResponse {
-    let group_allowed = may_group(broker, ctx, Operation::Read, &req.group_id);
+) -> Reply<OffsetCommitResponse> {
+    let group_allowed = may_group(broker, session, Operation::Read, &req.group_id);
     let topic_allowed: Vec<bool> = req
         .topics
         .iter()
-        .map(|t| ctx.may(broker, Operation::Read, Resource::Topic, &t.name))
+        .map(|t| session.may(broker, Operation::Read, Resource::Topic, &t.name))
         .collect();
     let entries: Vec<OffsetCommitEntry> = req
         .topics
@@ -389,7 +401,7 @@ pub(crate) fn offset_commit(
                 )
         })
         .collect();
-    OffsetCommitResponse::default().with_topics(topics)
+    Reply::new(OffsetCommitResponse::default().with_topics(topics))
 }
 
 /// A committed offset as OffsetFetch reports it: -1 and empty metadata when none.
@@ -401,21 +413,22 @@ fn fetched(committed: Option<sluice_storage::CommittedOffset>) -> (i64, i32, Str
 }
 
 /// OffsetFetch: one group (v1-7) or several (v8+).
-pub(crate) fn offset_fetch(
+pub(crate) async fn offset_fetch(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: OffsetFetchRequest,
     version: i16,
-) -> OffsetFetchResponse {
+) -> Reply<OffsetFetchResponse> {
     let mut res = OffsetFetchResponse::default();
     // Topics the client may not describe: an error where named, left out otherwise.
-    let topic_denied = |topic: &str| !ctx.may(broker, Operation::Describe, Resource::Topic, topic);
+    let topic_denied =
+        |topic: &str| !session.may(broker, Operation::Describe, Resource::Topic, topic);
     if version < 8 {
-        if !may_group(broker, ctx, Operation::Describe, &req.group_id) {
+        if !may_group(broker, session, Operation::Describe, &req.group_id) {
             if version >= 2 {
                 res.error_code = GROUP_AUTH_FAILED;
             }
-            return res;
+            return Reply::new(res);
         }
         let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
             ts.iter()
@@ -460,7 +473,7 @@ pub(crate) fn offset_fetch(
                     )
             })
             .collect();
-        return res;
+        return Reply::new(res);
     }
     res.groups = req
         .groups
@@ -471,7 +484,7 @@ pub(crate) fn offset_fetch(
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            if !may_group(broker, ctx, Operation::Describe, &g.group_id) {
+            if !may_group(broker, session, Operation::Describe, &g.group_id) {
                 return OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_error_code(GROUP_AUTH_FAILED);
@@ -533,24 +546,25 @@ pub(crate) fn offset_fetch(
                 )
         })
         .collect();
-    res
+    Reply::new(res)
 }
 
 /// OffsetDelete.
-pub(crate) fn offset_delete(
+pub(crate) async fn offset_delete(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: OffsetDeleteRequest,
-) -> OffsetDeleteResponse {
-    if !may_group(broker, ctx, Operation::Delete, &req.group_id) {
+    _version: i16,
+) -> Reply<OffsetDeleteResponse> {
+    if !may_group(broker, session, Operation::Delete, &req.group_id) {
         let mut res = OffsetDeleteResponse::default();
         res.error_code = GROUP_AUTH_FAILED;
-        return res;
+        return Reply::new(res);
     }
     let (allowed, denied): (Vec<_>, Vec<_>) = req
         .topics
         .iter()
-        .partition(|t| ctx.may(broker, Operation::Read, Resource::Topic, &t.name));
+        .partition(|t| session.may(broker, Operation::Read, Resource::Topic, &t.name));
     let topics: Vec<(String, Vec<i32>)> = allowed
         .iter()
         .map(|t| {
@@ -599,25 +613,25 @@ pub(crate) fn offset_delete(
             }
         }
     }
-    res
+    Reply::new(res)
 }
 
 /// ListGroups, with the state (v4+) and type (v5+) filters.
-pub(crate) fn list_groups(
+pub(crate) async fn list_groups(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: ListGroupsRequest,
     version: i16,
-) -> ListGroupsResponse {
+) -> Reply<ListGroupsResponse> {
     // Describe on the cluster lists every group; otherwise those the client may describe.
-    let all = ctx.may_cluster(broker, Operation::Describe);
+    let all = session.may_cluster(broker, Operation::Describe);
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|t| t.to_string()).collect();
     let groups = broker
         .groups
         .list_groups(&states, &types)
         .into_iter()
-        .filter(|g| all || may_group(broker, ctx, Operation::Describe, &g.group_id))
+        .filter(|g| all || may_group(broker, session, Operation::Describe, &g.group_id))
         .map(|g| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(s(&g.group_id)))
@@ -631,22 +645,22 @@ pub(crate) fn list_groups(
             listed
         })
         .collect();
-    ListGroupsResponse::default().with_groups(groups)
+    Reply::new(ListGroupsResponse::default().with_groups(groups))
 }
 
 /// DescribeGroups. A group that does not exist is `Dead`; from v6 it is GROUP_ID_NOT_FOUND.
-pub(crate) fn describe_groups(
+pub(crate) async fn describe_groups(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeGroupsRequest,
     version: i16,
-) -> DescribeGroupsResponse {
+) -> Reply<DescribeGroupsResponse> {
     let groups = req
         .groups
         .iter()
         .map(|id| {
             let mut g = DescribedGroup::default().with_group_id(id.clone());
-            if !may_group(broker, ctx, Operation::Describe, id) {
+            if !may_group(broker, session, Operation::Describe, id) {
                 g.error_code = GROUP_AUTH_FAILED;
                 return g;
             }
@@ -683,22 +697,23 @@ pub(crate) fn describe_groups(
             g
         })
         .collect();
-    DescribeGroupsResponse::default().with_groups(groups)
+    Reply::new(DescribeGroupsResponse::default().with_groups(groups))
 }
 
 /// DeleteGroups.
-pub(crate) fn delete_groups(
+pub(crate) async fn delete_groups(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DeleteGroupsRequest,
-) -> DeleteGroupsResponse {
+    _version: i16,
+) -> Reply<DeleteGroupsResponse> {
     let results = req
         .groups_names
         .iter()
         .map(|id| {
             let error = if id.is_empty() {
                 Some(ResponseError::InvalidGroupId)
-            } else if !may_group(broker, ctx, Operation::Delete, id) {
+            } else if !may_group(broker, session, Operation::Delete, id) {
                 Some(ResponseError::GroupAuthorizationFailed)
             } else {
                 broker.groups.delete_group(id)
@@ -708,33 +723,33 @@ pub(crate) fn delete_groups(
                 .with_error_code(err_code(error))
         })
         .collect();
-    DeleteGroupsResponse::default().with_results(results)
+    Reply::new(DeleteGroupsResponse::default().with_results(results))
 }
 
 /// Partitions by topic id, for the consumer protocol's messages.
 type TopicPartitionSets = std::collections::BTreeMap<uuid::Uuid, std::collections::BTreeSet<i32>>;
 
 /// ConsumerGroupHeartbeat (KIP-848).
-pub(crate) fn consumer_group_heartbeat(
+pub(crate) async fn consumer_group_heartbeat(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: ConsumerGroupHeartbeatRequest,
     version: i16,
-) -> ConsumerGroupHeartbeatResponse {
+) -> Reply<ConsumerGroupHeartbeatResponse> {
     use kafka_protocol::messages::consumer_group_heartbeat_response::{
         Assignment, TopicPartitions,
     };
-    if !may_group(broker, ctx, Operation::Read, &req.group_id) {
+    if !may_group(broker, session, Operation::Read, &req.group_id) {
         let mut res = ConsumerGroupHeartbeatResponse::default();
         res.error_code = GROUP_AUTH_FAILED;
-        return res;
+        return Reply::new(res);
     }
     // KIP-848: subscribing to a topic needs Describe on it.
     let hidden = req
         .subscribed_topic_names
         .iter()
         .flatten()
-        .find(|t| !ctx.may(broker, Operation::Describe, Resource::Topic, t.as_str()));
+        .find(|t| !session.may(broker, Operation::Describe, Resource::Topic, t.as_str()));
     if let Some(t) = hidden {
         let mut res = ConsumerGroupHeartbeatResponse::default();
         res.error_code = TOPIC_AUTH_FAILED;
@@ -742,7 +757,7 @@ pub(crate) fn consumer_group_heartbeat(
             "not authorized to describe topic {}",
             t.as_str()
         )));
-        return res;
+        return Reply::new(res);
     }
     let owned: Option<TopicPartitionSets> = req.topic_partitions.as_ref().map(|tps| {
         tps.iter()
@@ -764,8 +779,8 @@ pub(crate) fn consumer_group_heartbeat(
         subscribed_topic_regex: req.subscribed_topic_regex.as_ref().map(|r| r.to_string()),
         server_assignor: req.server_assignor.as_ref().map(|a| a.to_string()),
         owned,
-        client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: format!("/{}", ctx.peer.ip()),
+        client_id: session.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", session.peer.ip()),
         version,
     };
     let mut res = ConsumerGroupHeartbeatResponse::default();
@@ -791,15 +806,16 @@ pub(crate) fn consumer_group_heartbeat(
             });
         }
     }
-    res
+    Reply::new(res)
 }
 
 /// ConsumerGroupDescribe (KIP-848).
-pub(crate) fn consumer_group_describe(
+pub(crate) async fn consumer_group_describe(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: ConsumerGroupDescribeRequest,
-) -> ConsumerGroupDescribeResponse {
+    _version: i16,
+) -> Reply<ConsumerGroupDescribeResponse> {
     use kafka_protocol::messages::consumer_group_describe_response::{
         Assignment, DescribedGroup, Member, TopicPartitions,
     };
@@ -825,7 +841,7 @@ pub(crate) fn consumer_group_describe(
         .iter()
         .map(|id| {
             let g = DescribedGroup::default().with_group_id(id.clone());
-            if !may_group(broker, ctx, Operation::Describe, id) {
+            if !may_group(broker, session, Operation::Describe, id) {
                 return g.with_error_code(GROUP_AUTH_FAILED);
             }
             match broker.groups.describe_consumer_group(id) {
@@ -865,5 +881,5 @@ pub(crate) fn consumer_group_describe(
             }
         })
         .collect();
-    ConsumerGroupDescribeResponse::default().with_groups(groups)
+    Reply::new(ConsumerGroupDescribeResponse::default().with_groups(groups))
 }

@@ -20,9 +20,15 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, LEADER_EPOCH};
 
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::NONE;
+use crate::session::Session;
+
+answer!(OffsetForLeaderEpochResponse: [topics => partitions => error_code]);
+answer!(ElectLeadersResponse: [error_code], [replica_election_results => partition_result => error_code]);
+answer!(ListPartitionReassignmentsResponse: [error_code]);
+answer!(AlterPartitionReassignmentsResponse: [error_code], [responses => partitions => error_code]);
 
 fn partition(broker: &Broker, topic: &str, index: i32) -> Option<std::sync::Arc<Partition>> {
     broker
@@ -35,14 +41,15 @@ fn partition(broker: &Broker, topic: &str, index: i32) -> Option<std::sync::Arc<
 
 /// OffsetForLeaderEpoch: every batch was written in leader epoch 0, so epoch 0 ends at
 /// the log end offset and no other epoch exists.
-pub(crate) fn offset_for_leader_epoch(
+pub(crate) async fn offset_for_leader_epoch(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: OffsetForLeaderEpochRequest,
-) -> OffsetForLeaderEpochResponse {
+    _version: i16,
+) -> Reply<OffsetForLeaderEpochResponse> {
     let mut res = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
-        let allowed = ctx.may(broker, Operation::Describe, Resource::Topic, &t.topic);
+        let allowed = session.may(broker, Operation::Describe, Resource::Topic, &t.topic);
         let mut tr = OffsetForLeaderTopicResult::default().with_topic(t.topic.clone());
         for p in t.partitions {
             let mut e = EpochEndOffset::default()
@@ -76,22 +83,22 @@ pub(crate) fn offset_for_leader_epoch(
         }
         res.topics.push(tr);
     }
-    res
+    Reply::new(res)
 }
 
 /// ElectLeaders: this broker leads every partition and is its preferred replica, so an
 /// election is never needed. For "all partitions" Kafka lists only the elections it
 /// attempted: none.
-pub(crate) fn elect_leaders(
+pub(crate) async fn elect_leaders(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: ElectLeadersRequest,
     version: i16,
-) -> ElectLeadersResponse {
+) -> Reply<ElectLeadersResponse> {
     let mut res = ElectLeadersResponse::default();
-    if !ctx.may_cluster(broker, Operation::Alter) {
+    if !session.may_cluster(broker, Operation::Alter) {
         res.error_code = ResponseError::ClusterAuthorizationFailed.code();
-        return res;
+        return Reply::new(res);
     }
     if version >= 1 {
         res.error_code = NONE;
@@ -118,35 +125,37 @@ pub(crate) fn elect_leaders(
         }
         res.replica_election_results.push(tr);
     }
-    res
+    Reply::new(res)
 }
 
 /// ListPartitionReassignments: no reassignment is ever in progress.
-pub(crate) fn list_partition_reassignments(
+pub(crate) async fn list_partition_reassignments(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     _req: ListPartitionReassignmentsRequest,
-) -> ListPartitionReassignmentsResponse {
+    _version: i16,
+) -> Reply<ListPartitionReassignmentsResponse> {
     let mut res = ListPartitionReassignmentsResponse::default().with_error_message(None);
-    if !ctx.may_cluster(broker, Operation::Describe) {
+    if !session.may_cluster(broker, Operation::Describe) {
         res.error_code = ResponseError::ClusterAuthorizationFailed.code();
-        return res;
+        return Reply::new(res);
     }
     res.error_code = NONE;
-    res
+    Reply::new(res)
 }
 
 /// AlterPartitionReassignments: the only placement possible is this broker, which every
 /// partition already has; cancelling finds nothing in progress.
-pub(crate) fn alter_partition_reassignments(
+pub(crate) async fn alter_partition_reassignments(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AlterPartitionReassignmentsRequest,
-) -> AlterPartitionReassignmentsResponse {
+    _version: i16,
+) -> Reply<AlterPartitionReassignmentsResponse> {
     let mut res = AlterPartitionReassignmentsResponse::default().with_error_message(None);
-    if !ctx.may_cluster(broker, Operation::Alter) {
+    if !session.may_cluster(broker, Operation::Alter) {
         res.error_code = ResponseError::ClusterAuthorizationFailed.code();
-        return res;
+        return Reply::new(res);
     }
     res.error_code = NONE;
     let node = broker.node_id();
@@ -186,5 +195,5 @@ pub(crate) fn alter_partition_reassignments(
         }
         res.responses.push(tr);
     }
-    res
+    Reply::new(res)
 }

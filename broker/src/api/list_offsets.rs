@@ -8,9 +8,12 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, StorageError, TimestampOffset, LEADER_EPOCH};
 
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
+use crate::session::Session;
+
+answer!(ListOffsetsResponse: [topics => partitions => error_code]);
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -36,16 +39,16 @@ fn unsupported(timestamp: i64, version: i16) -> bool {
 }
 
 /// Answers ListOffsets.
-pub(crate) fn handle(
+pub(crate) async fn handle(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: ListOffsetsRequest,
     version: i16,
-) -> ListOffsetsResponse {
+) -> Reply<ListOffsetsResponse> {
     let mut r = ListOffsetsResponse::default();
     let read_committed = req.isolation_level == 1;
     for topic in req.topics {
-        let allowed = ctx.may(
+        let allowed = session.may(
             broker,
             Operation::Describe,
             Resource::Topic,
@@ -91,7 +94,7 @@ pub(crate) fn handle(
         }
         r.topics.push(tr);
     }
-    r
+    Reply::new(r)
 }
 
 /// One lookup; a read-committed client sees the log only up to the last stable offset.

@@ -16,24 +16,28 @@ use kafka_protocol::ResponseError;
 
 use super::topic_name;
 use crate::acl::Operation;
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, NONE};
+use crate::session::Session;
+
+answer!(DescribeLogDirsResponse: [error_code], [results => error_code]);
+answer!(AlterReplicaLogDirsResponse: [results => partitions => error_code]);
 
 /// Answers DescribeLogDirs for the requested partitions (all, when `topics` is null);
 /// partitions that do not exist are left out, as Kafka leaves them out.
-pub(crate) fn describe_log_dirs(
+pub(crate) async fn describe_log_dirs(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeLogDirsRequest,
     version: i16,
-) -> DescribeLogDirsResponse {
-    if !ctx.may_cluster(broker, Operation::Describe) {
+) -> Reply<DescribeLogDirsResponse> {
+    if !session.may_cluster(broker, Operation::Describe) {
         let mut r = DescribeLogDirsResponse::default();
         if version >= 3 {
             r.error_code = ResponseError::ClusterAuthorizationFailed.code();
         }
-        return r;
+        return Reply::new(r);
     }
     let dir = &broker.config.log_dir;
     let shown = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
@@ -87,7 +91,7 @@ pub(crate) fn describe_log_dirs(
     let mut res = DescribeLogDirsResponse::default();
     res.error_code = NONE;
     res.results = vec![result];
-    res
+    Reply::new(res)
 }
 
 /// Kafka's `UnifiedLog.logFutureDirName` is `<topic>-<partition>.<32 hex digits>-future`;
@@ -99,12 +103,13 @@ fn future_dir_name_too_long(topic: &str, partition: i32) -> bool {
 /// Answers AlterReplicaLogDirs as Kafka's `ReplicaManager.alterReplicaLogDirs`. Sluice has
 /// one data directory: moving a replica to it succeeds (it is there already), any other
 /// path is LOG_DIR_NOT_FOUND, and a partition that does not exist UNKNOWN_TOPIC_OR_PARTITION.
-pub(crate) fn alter_replica_log_dirs(
+pub(crate) async fn alter_replica_log_dirs(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AlterReplicaLogDirsRequest,
-) -> AlterReplicaLogDirsResponse {
-    let allowed = ctx.may_cluster(broker, Operation::Alter);
+    _version: i16,
+) -> Reply<AlterReplicaLogDirsResponse> {
+    let allowed = session.may_cluster(broker, Operation::Alter);
     let dir = &broker.config.log_dir;
     // Kafka compares with the directory's absolute path; DescribeLogDirs here shows the
     // canonical one, so either names it.
@@ -155,5 +160,5 @@ pub(crate) fn alter_replica_log_dirs(
             ),
         }
     }
-    res
+    Reply::new(res)
 }

@@ -14,23 +14,26 @@ use uuid::Uuid;
 
 use super::{topic_name, validate_topic_name};
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
 use crate::internal_topics;
+use crate::session::Session;
+
+answer!(MetadataResponse: [topics => error_code], [topics => partitions => error_code], [error_code]);
 
 /// Kafka's "authorized operations not requested" value.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Answers Metadata, creating requested unknown topics when auto-creation is allowed.
-pub(crate) fn handle(
+pub(crate) async fn handle(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: MetadataRequest,
     version: i16,
-) -> MetadataResponse {
+) -> Reply<MetadataResponse> {
     let mut r = MetadataResponse::default();
-    let (host, port) = broker.endpoint_for(&ctx.listener);
+    let (host, port) = broker.endpoint_for(&session.listener);
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(broker.node_id());
     b.host = StrBytes::from_string(host.to_string());
@@ -49,7 +52,7 @@ pub(crate) fn handle(
     if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
         r.cluster_authorized_operations = authorized_operations(
             broker,
-            ctx,
+            session,
             Resource::Cluster,
             crate::acl::CLUSTER_NAME,
             CLUSTER_OPERATIONS,
@@ -61,7 +64,7 @@ pub(crate) fn handle(
             if let Some(name) = &t.name {
                 t.topic_authorized_operations = authorized_operations(
                     broker,
-                    ctx,
+                    session,
                     Resource::Topic,
                     name.as_str(),
                     TOPIC_OPERATIONS,
@@ -82,21 +85,21 @@ pub(crate) fn handle(
             .storage
             .topics()
             .iter()
-            .filter(|t| ctx.may(broker, Operation::Describe, Resource::Topic, &t.record.name))
+            .filter(|t| session.may(broker, Operation::Describe, Resource::Topic, &t.record.name))
             .map(|t| finish(topic_metadata(broker, t, version)))
             .collect();
-        return r;
+        return Reply::new(r);
     }
     // Clients before v4 cannot say; Kafka lets them auto-create.
     let allow_auto = version < 4 || req.allow_auto_topic_creation;
     for t in req.topics.unwrap_or_default() {
         let entry = match &t.name {
-            Some(name) => by_name(broker, ctx, name.as_str(), allow_auto, version),
-            None => by_id(broker, ctx, t.topic_id, version),
+            Some(name) => by_name(broker, session, name.as_str(), allow_auto, version),
+            None => by_id(broker, session, t.topic_id, version),
         };
         r.topics.push(finish(entry));
     }
-    r
+    Reply::new(r)
 }
 
 /// Operations a Metadata response reports for topics and the cluster (KIP-430).
@@ -123,24 +126,24 @@ const CLUSTER_OPERATIONS: &[Operation] = &[
 /// The bit set (1 << operation code) of the operations the client may do.
 fn authorized_operations(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     resource: Resource,
     name: &str,
     ops: &[Operation],
 ) -> i32 {
     ops.iter()
-        .filter(|op| ctx.may(broker, **op, resource, name))
+        .filter(|op| session.may(broker, **op, resource, name))
         .fold(0, |bits, op| bits | (1 << (*op as i8)))
 }
 
 fn by_name(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     name: &str,
     allow_auto: bool,
     version: i16,
 ) -> MetadataResponseTopic {
-    if !ctx.may(broker, Operation::Describe, Resource::Topic, name) {
+    if !session.may(broker, Operation::Describe, Resource::Topic, name) {
         return topic_error(
             Some(name),
             Uuid::nil(),
@@ -173,8 +176,8 @@ fn by_name(
             code(ResponseError::UnknownTopicOrPartition),
         );
     }
-    if !ctx.may_cluster(broker, Operation::Create)
-        && !ctx.may(broker, Operation::Create, Resource::Topic, name)
+    if !session.may_cluster(broker, Operation::Create)
+        && !session.may(broker, Operation::Create, Resource::Topic, name)
     {
         return topic_error(
             Some(name),
@@ -203,9 +206,9 @@ fn by_name(
     }
 }
 
-fn by_id(broker: &Broker, ctx: &RequestContext, id: Uuid, version: i16) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, session: &Session, id: Uuid, version: i16) -> MetadataResponseTopic {
     match broker.storage.topic_by_id(id) {
-        Some(t) if !ctx.may(broker, Operation::Describe, Resource::Topic, &t.record.name) => {
+        Some(t) if !session.may(broker, Operation::Describe, Resource::Topic, &t.record.name) => {
             topic_error(
                 None,
                 if version >= 10 { id } else { Uuid::nil() },

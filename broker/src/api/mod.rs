@@ -1,5 +1,6 @@
-//! One module per API family; each handler takes a typed request and returns a typed
-//! response with Kafka error codes inside.
+//! One module per API family. Every handler has the same shape:
+//! `async fn(broker, session, request, version) -> Reply<Response>`, the response with
+//! Kafka error codes inside ([`reply`]).
 
 pub(crate) mod acls;
 pub(crate) mod admin;
@@ -17,6 +18,7 @@ pub(crate) mod produce;
 pub(crate) mod producer_id;
 pub(crate) mod quorum;
 pub(crate) mod quotas;
+pub(crate) mod reply;
 pub(crate) mod sasl;
 pub(crate) mod scram;
 pub(crate) mod topic_partitions;

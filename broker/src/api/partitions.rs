@@ -12,9 +12,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{read_error_code, storage_error_code, NONE};
+use crate::session::Session;
+
+answer!(CreatePartitionsResponse: [results => error_code]);
+answer!(DeleteRecordsResponse: [topics => partitions => error_code]);
 
 /// The most partitions one topic may have here; a guard against a typo creating millions
 /// of directories.
@@ -22,11 +26,12 @@ const MAX_PARTITIONS: i32 = 100_000;
 
 /// CreatePartitions: grow each topic to its new count; shrinking or staying the same is
 /// INVALID_PARTITIONS, as in Kafka.
-pub(crate) fn create_partitions(
+pub(crate) async fn create_partitions(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: CreatePartitionsRequest,
-) -> CreatePartitionsResponse {
+    _version: i16,
+) -> Reply<CreatePartitionsResponse> {
     let mut res = CreatePartitionsResponse::default();
     let duplicates = super::repeated_names(req.topics.iter().map(|t| t.name.as_str()));
     for t in req.topics {
@@ -38,7 +43,7 @@ pub(crate) fn create_partitions(
                     format!("topic {name} appears more than once in the request"),
                 ));
             }
-            if !ctx.may(broker, Operation::Alter, Resource::Topic, &name) {
+            if !session.may(broker, Operation::Alter, Resource::Topic, &name) {
                 return Err((
                     ResponseError::TopicAuthorizationFailed,
                     format!("not authorized to alter topic {name}"),
@@ -120,19 +125,20 @@ pub(crate) fn create_partitions(
         }
         res.results.push(r);
     }
-    res
+    Reply::new(res)
 }
 
 /// DeleteRecords: each partition's log start offset moves to the given offset (-1: the
 /// high watermark); the answer is the new low watermark.
 pub(crate) async fn delete_records(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DeleteRecordsRequest,
-) -> DeleteRecordsResponse {
+    _version: i16,
+) -> Reply<DeleteRecordsResponse> {
     let mut res = DeleteRecordsResponse::default();
     for t in req.topics {
-        let allowed = ctx.may(broker, Operation::Delete, Resource::Topic, &t.name);
+        let allowed = session.may(broker, Operation::Delete, Resource::Topic, &t.name);
         let topic = broker.storage.topic(&t.name).filter(|_| allowed);
         let mut tr = DeleteRecordsTopicResult::default().with_name(t.name.clone());
         for p in t.partitions {
@@ -169,5 +175,5 @@ pub(crate) async fn delete_records(
         }
         res.topics.push(tr);
     }
-    res
+    Reply::new(res)
 }

@@ -12,9 +12,10 @@ use sluice_protocol::batch::{split_batches, Compression};
 use sluice_storage::{now_ms, AppendError, Partition, RecordError};
 
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{Answer, Body, QuotaUse, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
+use crate::session::Session;
 use crate::txn::ProducerRef;
 
 fn partition_response(
@@ -43,28 +44,18 @@ fn batch_index_error(e: &RecordError) -> BatchIndexAndErrorMessage {
 }
 
 /// What a Produce's appends leave to do before it is answered.
-pub(crate) struct PendingFlushes {
+struct PendingFlushes {
     acks: i16,
     /// (topic index, partition index in the response, partition, offset to cover).
     flushes: Vec<(usize, usize, Arc<Partition>, i64)>,
 }
 
 impl PendingFlushes {
-    /// True when the answer can go at once.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.flushes.is_empty()
-    }
-
-    /// The answer when there is nothing to wait for (`None` for `acks=0`).
-    pub(crate) fn ready(self, response: ProduceResponse) -> Option<ProduceResponse> {
-        (self.acks != 0).then_some(response)
-    }
-
     /// Waits for the fsyncs the flush policy asks for, then gives the answer (`None` for
     /// `acks=0`, which gets no response). One fsync per partition covers every request
     /// appended before it ran: group commit. A failed fsync fails its partition.
     /// The connection counts the wait as the request's remote time.
-    pub(crate) async fn finish(self, mut response: ProduceResponse) -> Option<ProduceResponse> {
+    async fn finish(self, mut response: ProduceResponse) -> Option<ProduceResponse> {
         for (ti, pi, partition, last_offset) in self.flushes {
             if let Err(e) = partition.flush_to(last_offset).await {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
@@ -77,12 +68,46 @@ impl PendingFlushes {
     }
 }
 
-/// Validates and appends a Produce's batches. The answer is ready once the returned
-/// flushes are done ([`PendingFlushes::finish`]), so the connection may read the next
-/// request meanwhile.
-pub(crate) fn append(
+/// Answers Produce: the batches are appended now; the answer waits for the fsyncs the
+/// flush policy asks for, so the connection may read the next request meanwhile.
+pub(crate) async fn handle(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
+    req: ProduceRequest,
+    version: i16,
+) -> Reply<ProduceResponse> {
+    let (response, flushes) = append(broker, session, req, version);
+    let body = match (flushes.flushes.is_empty(), flushes.acks) {
+        (true, 0) => Body::Silent,
+        (true, _) => Body::Inline,
+        (false, _) => Body::Later(Box::new(move |r| Box::pin(flushes.finish(r)))),
+    };
+    Reply {
+        body,
+        ..Reply::new(response).quota(QuotaUse::RequestBytes)
+    }
+}
+
+impl Answer for ProduceResponse {
+    fn error_codes(&self, note: &mut dyn FnMut(i16)) {
+        self.responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .for_each(|p| note(p.error_code));
+    }
+
+    fn set_throttle_ms(&mut self, ms: i32, version: i16) {
+        if version >= 1 {
+            self.throttle_time_ms = ms;
+        }
+    }
+}
+
+/// Validates and appends a Produce's batches; the answer is ready once the returned
+/// flushes are done ([`PendingFlushes::finish`]).
+fn append(
+    broker: &Broker,
+    session: &Session,
     req: ProduceRequest,
     version: i16,
 ) -> (ProduceResponse, PendingFlushes) {
@@ -91,14 +116,14 @@ pub(crate) fn append(
     let txn_denied = req
         .transactional_id
         .as_ref()
-        .is_some_and(|id| !ctx.may(broker, Operation::Write, Resource::TransactionalId, id));
+        .is_some_and(|id| !session.may(broker, Operation::Write, Resource::TransactionalId, id));
     let mut response = ProduceResponse::default();
     let mut pending_flush: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let denied = if txn_denied {
             Some(ResponseError::TransactionalIdAuthorizationFailed)
-        } else if !ctx.may(broker, Operation::Write, Resource::Topic, &name) {
+        } else if !session.may(broker, Operation::Write, Resource::Topic, &name) {
             Some(ResponseError::TopicAuthorizationFailed)
         } else if crate::internal_topics::is_internal(&name) {
             // Kafka: "Cannot append to internal topic"; only coordinators write there.

@@ -6,26 +6,29 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::api::txn::{fenced_for, may_txn};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{storage_error_code, NONE};
+use crate::session::Session;
 use crate::txn::ProducerRef;
+
+answer!(InitProducerIdResponse: [error_code]);
 
 /// Answers InitProducerId.
 pub(crate) async fn init_producer_id(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: InitProducerIdRequest,
     version: i16,
-) -> InitProducerIdResponse {
+) -> Reply<InitProducerIdResponse> {
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
     if let Some(id) = &req.transactional_id {
-        if !may_txn(broker, ctx, Operation::Write, id) {
+        if !may_txn(broker, session, Operation::Write, id) {
             r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-            return r;
+            return Reply::new(r);
         }
         // KIP-360 (v3+): a producer re-initialising names the id and epoch it had.
         let expected = (version >= 3 && req.producer_id.0 >= 0).then_some(ProducerRef {
@@ -44,19 +47,19 @@ pub(crate) async fn init_producer_id(
             }
             Err(e) => r.error_code = fenced_for(e, version, 4),
         }
-        return r;
+        return Reply::new(r);
     }
     // KIP-679: IdempotentWrite on the cluster, or Write on some topic.
-    if !ctx.may_cluster(broker, Operation::IdempotentWrite)
+    if !session.may_cluster(broker, Operation::IdempotentWrite)
         && !broker.authorizer.authorize_any(
-            &ctx.principal,
-            ctx.peer.ip(),
+            &session.principal,
+            session.peer.ip(),
             Operation::Write,
             Resource::Topic,
         )
     {
         r.error_code = ResponseError::ClusterAuthorizationFailed.code();
-        return r;
+        return Reply::new(r);
     }
     match broker.storage.allocate_producer_id() {
         Ok(id) => {
@@ -69,5 +72,5 @@ pub(crate) async fn init_producer_id(
             r.error_code = storage_error_code(&e);
         }
     }
-    r
+    Reply::new(r)
 }

@@ -10,25 +10,28 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{now_ms, LEADER_EPOCH};
 
 use crate::acl::Operation;
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, NONE};
+use crate::session::Session;
+
+answer!(DescribeQuorumResponse: [error_code], [topics => partitions => error_code]);
 
 /// Kafka's metadata topic, the one partition DescribeQuorum may name.
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// Answers DescribeQuorum as Kafka's `KafkaRaftClient.handleDescribeQuorumRequest` on the
 /// quorum leader. Offsets are -1, Kafka's value when it knows none: there is no metadata log.
-pub(crate) fn describe_quorum(
+pub(crate) async fn describe_quorum(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeQuorumRequest,
     version: i16,
-) -> DescribeQuorumResponse {
+) -> Reply<DescribeQuorumResponse> {
     let mut res = DescribeQuorumResponse::default();
-    if !ctx.may_cluster(broker, Operation::Describe) {
+    if !session.may_cluster(broker, Operation::Describe) {
         res.error_code = code(ResponseError::ClusterAuthorizationFailed);
-        return res;
+        return Reply::new(res);
     }
     res.error_code = NONE;
     let valid = match req.topics.as_slice() {
@@ -58,7 +61,7 @@ pub(crate) fn describe_quorum(
                     )
             })
             .collect();
-        return res;
+        return Reply::new(res);
     }
     let node = BrokerId(broker.node_id());
     let now = now_ms();
@@ -95,5 +98,5 @@ pub(crate) fn describe_quorum(
             .collect();
         res.nodes = vec![Node::default().with_node_id(node).with_listeners(listeners)];
     }
-    res
+    Reply::new(res)
 }

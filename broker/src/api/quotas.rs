@@ -12,10 +12,14 @@ use kafka_protocol::ResponseError;
 use sluice_storage::QuotaEntity;
 
 use crate::acl::Operation;
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, NONE};
 use crate::quota::*;
+use crate::session::Session;
+
+answer!(DescribeClientQuotasResponse: [error_code]);
+answer!(AlterClientQuotasResponse: [entries => error_code]);
 
 const MATCH_EXACT: i8 = 0;
 const MATCH_DEFAULT: i8 = 1;
@@ -68,13 +72,14 @@ fn str_bytes(s: &str) -> StrBytes {
 
 /// AlterClientQuotas: needs AlterConfigs on the cluster; each entry is applied whole or
 /// refused whole.
-pub(crate) fn alter(
+pub(crate) async fn alter(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AlterClientQuotasRequest,
-) -> AlterClientQuotasResponse {
+    _version: i16,
+) -> Reply<AlterClientQuotasResponse> {
     let mut res = AlterClientQuotasResponse::default();
-    let allowed = ctx.may_cluster(broker, Operation::AlterConfigs);
+    let allowed = session.may_cluster(broker, Operation::AlterConfigs);
     let current: BTreeMap<QuotaEntity, BTreeMap<String, f64>> =
         broker.quotas.all().into_iter().collect();
     for entry in req.entries {
@@ -143,7 +148,7 @@ pub(crate) fn alter(
                 .quotas
                 .set(entity.clone(), values.clone())
                 .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
-            tracing::info!(principal = %ctx.principal, ?entity, ?values, "client quotas set");
+            tracing::info!(principal = %session.principal, ?entity, ?values, "client quotas set");
             Ok(())
         })();
         match outcome {
@@ -158,23 +163,24 @@ pub(crate) fn alter(
         }
         res.entries.push(result);
     }
-    res
+    Reply::new(res)
 }
 
 /// DescribeClientQuotas: needs DescribeConfigs on the cluster.
-pub(crate) fn describe(
+pub(crate) async fn describe(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeClientQuotasRequest,
-) -> DescribeClientQuotasResponse {
+    _version: i16,
+) -> Reply<DescribeClientQuotasResponse> {
     let mut res = DescribeClientQuotasResponse::default();
     let fail = |mut res: DescribeClientQuotasResponse, e: ResponseError, m: String| {
         res.error_code = code(e);
         res.error_message = Some(StrBytes::from_string(m));
         res.entries = None;
-        res
+        Reply::new(res)
     };
-    if !ctx.may_cluster(broker, Operation::DescribeConfigs) {
+    if !session.may_cluster(broker, Operation::DescribeConfigs) {
         return fail(
             res,
             ResponseError::ClusterAuthorizationFailed,
@@ -256,5 +262,5 @@ pub(crate) fn describe(
             })
             .collect(),
     );
-    res
+    Reply::new(res)
 }

@@ -12,50 +12,60 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::api::reply::{answer, QuotaUse, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, NONE};
 use crate::sasl::Refusal;
+use crate::session::Session;
 
 /// SaslHandshake: ILLEGAL_SASL_STATE outside a SASL listener, UNSUPPORTED_SASL_MECHANISM
 /// for a mechanism the listener does not offer; both close the connection.
-pub(crate) fn sasl_handshake(
-    ctx: &mut RequestContext,
+pub(crate) async fn sasl_handshake(
+    _broker: &Broker,
+    session: &mut Session,
     req: SaslHandshakeRequest,
     version: i16,
-) -> SaslHandshakeResponse {
+) -> Reply<SaslHandshakeResponse> {
     let mut r = SaslHandshakeResponse::default();
-    let Some(session) = ctx.sasl.as_mut() else {
+    let mut close_after = None;
+    let Some(sasl) = session.sasl.as_mut() else {
         r.error_code = code(ResponseError::IllegalSaslState);
-        ctx.close_after = Some(Duration::ZERO);
-        return r;
+        return Reply::new(r)
+            .quota(QuotaUse::Exempt)
+            .close_after(Some(Duration::ZERO));
     };
-    r.mechanisms = session
+    r.mechanisms = sasl
         .mechanism_names()
         .into_iter()
         .map(StrBytes::from_static_str)
         .collect();
-    match session.handshake(req.mechanism.as_str(), version == 0) {
+    match sasl.handshake(req.mechanism.as_str(), version == 0) {
         Ok(()) => r.error_code = NONE,
         Err(refusal) => {
-            tracing::info!(peer = %ctx.peer, listener = %ctx.listener, mechanism = %req.mechanism.as_str(), reason = %refusal.message, "SASL handshake refused");
+            tracing::info!(peer = %session.peer, listener = %session.listener, mechanism = %req.mechanism.as_str(), reason = %refusal.message, "SASL handshake refused");
             r.error_code = code(refusal.error);
-            ctx.close_after = Some(Duration::ZERO);
+            close_after = Some(Duration::ZERO);
         }
     }
-    r
+    Reply::new(r)
+        .quota(QuotaUse::Exempt)
+        .close_after(close_after)
 }
+
+answer!(SaslHandshakeResponse: [error_code]);
+answer!(SaslAuthenticateResponse: [error_code]);
 
 /// SaslAuthenticate: one step of the exchange; SASL_AUTHENTICATION_FAILED with Kafka's
 /// message when the credentials are wrong.
-pub(crate) fn sasl_authenticate(
+pub(crate) async fn sasl_authenticate(
     broker: &Broker,
-    ctx: &mut RequestContext,
+    session: &mut Session,
     req: SaslAuthenticateRequest,
     version: i16,
-) -> SaslAuthenticateResponse {
+) -> Reply<SaslAuthenticateResponse> {
     let mut r = SaslAuthenticateResponse::default();
-    match step(broker, ctx, &req.auth_bytes) {
+    let mut close_after = None;
+    match step(broker, session, &req.auth_bytes) {
         Ok((response, lifetime_ms)) => {
             r.error_code = NONE;
             r.error_message = None;
@@ -64,57 +74,65 @@ pub(crate) fn sasl_authenticate(
                 r.session_lifetime_ms = lifetime_ms;
             }
         }
-        Err(refusal) => {
+        Err((refusal, delay)) => {
             r.error_code = code(refusal.error);
             r.error_message = Some(StrBytes::from_string(refusal.message));
+            close_after = Some(delay);
         }
     }
-    r
+    Reply::new(r)
+        .quota(QuotaUse::Exempt)
+        .close_after(close_after)
 }
 
 /// A bare SASL token after SaslHandshake v0: the answer is a bare size-prefixed token,
-/// and a failure closes the connection without one, as Kafka does.
-pub(crate) fn raw_token(broker: &Broker, ctx: &mut RequestContext, token: &[u8]) -> Bytes {
-    match step(broker, ctx, token) {
+/// and a failure closes the connection without one, as Kafka does. Gives the answer and,
+/// on failure, the delay before the connection closes.
+pub(crate) fn raw_token(
+    broker: &Broker,
+    session: &mut Session,
+    token: &[u8],
+) -> (Bytes, Option<Duration>) {
+    match step(broker, session, token) {
         Ok((response, _)) => {
             let mut out = Vec::with_capacity(4 + response.len());
             out.extend_from_slice(&(response.len() as u32).to_be_bytes());
             out.extend_from_slice(&response);
-            Bytes::from(out)
+            (Bytes::from(out), None)
         }
-        Err(_) => Bytes::new(),
+        Err((_, delay)) => (Bytes::new(), Some(delay)),
     }
 }
 
 /// One step of the exchange: the server's message and, once authenticated, the session
-/// lifetime; a refusal is logged and marks the connection for closing.
+/// lifetime; a refusal is logged and comes with the delay before the connection closes.
 fn step(
     broker: &Broker,
-    ctx: &mut RequestContext,
+    session: &mut Session,
     message: &[u8],
-) -> Result<(Vec<u8>, i64), Refusal> {
-    let Some(session) = ctx.sasl.as_mut() else {
-        ctx.close_after = Some(Duration::ZERO);
-        return Err(Refusal {
+) -> Result<(Vec<u8>, i64), (Refusal, Duration)> {
+    let Some(sasl) = session.sasl.as_mut() else {
+        let refusal = Refusal {
             error: ResponseError::IllegalSaslState,
             message: "SaslAuthenticate on a listener without SASL".into(),
             user: None,
-        });
+        };
+        return Err((refusal, Duration::ZERO));
     };
-    match session.authenticate(message) {
+    match sasl.authenticate(message) {
         Ok(accepted) => {
             let mut lifetime_ms = 0;
             if let Some(done) = accepted.completed {
                 lifetime_ms = done.session_lifetime_ms;
                 tracing::debug!(
-                    peer = %ctx.peer,
-                    listener = %ctx.listener,
+                    peer = %session.peer,
+                    listener = %session.listener,
                     principal = %done.principal,
                     reauthenticated = done.reauthenticated,
                     session_lifetime_ms = done.session_lifetime_ms,
                     "SASL authenticated"
                 );
-                ctx.principal = done.principal;
+                session.principal = done.principal;
             }
             Ok((accepted.response, lifetime_ms))
         }
@@ -122,21 +140,19 @@ fn step(
             // Kafka's error and message, with the user name but never the password or
             // token; the delay slows down guessing.
             tracing::info!(
-                peer = %ctx.peer,
-                listener = %ctx.listener,
-                client_id = ctx.client_id.as_deref().unwrap_or(""),
+                peer = %session.peer,
+                listener = %session.listener,
+                client_id = session.client_id.as_deref().unwrap_or(""),
                 user = refusal.user.as_deref().unwrap_or(""),
                 reason = %refusal.message,
                 "SASL authentication failed"
             );
-            ctx.close_after = Some(
-                if refusal.error == ResponseError::SaslAuthenticationFailed {
-                    broker.config.failed_authentication_delay
-                } else {
-                    Duration::ZERO
-                },
-            );
-            Err(refusal)
+            let delay = if refusal.error == ResponseError::SaslAuthenticationFailed {
+                broker.config.failed_authentication_delay
+            } else {
+                Duration::ZERO
+            };
+            Err((refusal, delay))
         }
     }
 }

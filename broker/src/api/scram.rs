@@ -17,10 +17,14 @@ use kafka_protocol::ResponseError;
 use sluice_storage::ScramCredentialInfo;
 
 use crate::acl::Operation;
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
 use crate::sasl::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::session::Session;
+
+answer!(DescribeUserScramCredentialsResponse: [error_code], [results => error_code]);
+answer!(AlterUserScramCredentialsResponse: [results => error_code]);
 
 /// The wire number of a SCRAM mechanism (1 is SHA-256, 2 is SHA-512).
 fn hash_of(mechanism: i8) -> Option<ScramHash> {
@@ -57,22 +61,23 @@ fn checked(user: &str, mechanism: i8) -> Result<ScramHash, (ResponseError, &'sta
 }
 
 /// DescribeUserScramCredentials: every user when none is named.
-pub(crate) fn describe(
+pub(crate) async fn describe(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeUserScramCredentialsRequest,
-) -> DescribeUserScramCredentialsResponse {
+    _version: i16,
+) -> Reply<DescribeUserScramCredentialsResponse> {
     let mut r = DescribeUserScramCredentialsResponse::default().with_error_message(None);
-    if !ctx.may_cluster(broker, Operation::Describe) {
+    if !session.may_cluster(broker, Operation::Describe) {
         r.error_code = code(ResponseError::ClusterAuthorizationFailed);
-        return r;
+        return Reply::new(r);
     }
     let stored = match broker.storage.credentials().list() {
         Ok(s) => s,
         Err(e) => {
             r.error_code = storage_error_code(&e);
             r.error_message = Some(StrBytes::from_string(e.to_string()));
-            return r;
+            return Reply::new(r);
         }
     };
     let mut by_user: BTreeMap<String, Vec<ScramCredentialInfo>> = BTreeMap::new();
@@ -136,17 +141,18 @@ pub(crate) fn describe(
             }
         }
     }
-    r
+    Reply::new(r)
 }
 
 /// AlterUserScramCredentials: each user's changes apply together or not at all.
-pub(crate) fn alter(
+pub(crate) async fn alter(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AlterUserScramCredentialsRequest,
-) -> AlterUserScramCredentialsResponse {
+    _version: i16,
+) -> Reply<AlterUserScramCredentialsResponse> {
     let credentials = broker.storage.credentials();
-    let allowed = ctx.may_cluster(broker, Operation::Alter);
+    let allowed = session.may_cluster(broker, Operation::Alter);
     // Users in request order, each with its first error.
     let mut order: Vec<String> = Vec::new();
     let mut errors: HashMap<String, UserError> = HashMap::new();
@@ -272,5 +278,5 @@ pub(crate) fn alter(
             res
         })
         .collect();
-    r
+    Reply::new(r)
 }

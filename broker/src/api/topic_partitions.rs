@@ -12,9 +12,12 @@ use sluice_storage::LEADER_EPOCH;
 
 use super::topic_name;
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::NONE;
+use crate::session::Session;
+
+answer!(DescribeTopicPartitionsResponse: [topics => error_code], [topics => partitions => error_code]);
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response
 /// holds, whatever the client asks.
@@ -27,13 +30,14 @@ const TOPIC_OPERATIONS_ALL: i32 =
 
 /// Answers DescribeTopicPartitions: the requested topics (every topic, if none are
 /// named) by name, from the cursor on, at most the partition limit.
-pub(crate) fn handle(
+pub(crate) async fn handle(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeTopicPartitionsRequest,
-) -> DescribeTopicPartitionsResponse {
+    _version: i16,
+) -> Reply<DescribeTopicPartitionsResponse> {
     let mut res = DescribeTopicPartitionsResponse::default();
-    let may_describe = |name: &str| ctx.may(broker, Operation::Describe, Resource::Topic, name);
+    let may_describe = |name: &str| session.may(broker, Operation::Describe, Resource::Topic, name);
     let mut names: Vec<String> = if req.topics.is_empty() {
         // Every topic the client may describe; the others stay hidden.
         broker
@@ -122,5 +126,5 @@ pub(crate) fn handle(
             break;
         }
     }
-    res
+    Reply::new(res)
 }

@@ -32,18 +32,28 @@ use sluice_storage::{now_ms, CommittedOffset, PendingOffset, TxnState};
 
 use super::topic_name;
 use crate::acl::{Operation, Resource};
+use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::error::NONE;
+use crate::session::Session;
 use crate::txn::{ListFilter, ProducerRef};
+
+answer!(AddPartitionsToTxnResponse: [error_code], [results_by_transaction => topic_results => results_by_partition => partition_error_code], [results_by_topic_v3_and_below => results_by_partition => partition_error_code]);
+answer!(AddOffsetsToTxnResponse: [error_code]);
+answer!(EndTxnResponse: [error_code]);
+answer!(TxnOffsetCommitResponse: [topics => partitions => error_code]);
+answer!(DescribeTransactionsResponse: [transaction_states => error_code]);
+answer!(ListTransactionsResponse: [error_code]);
+answer!(DescribeProducersResponse: [topics => partitions => error_code]);
+answer!(WriteTxnMarkersResponse: [markers => topics => partitions => error_code]);
 
 /// PRODUCER_FENCED exists from version 2 of AddPartitionsToTxn, AddOffsetsToTxn and
 /// EndTxn (4 of InitProducerId); older clients get INVALID_PRODUCER_EPOCH instead.
 const TXN_AUTH_FAILED: i16 = ResponseError::TransactionalIdAuthorizationFailed.code();
 
 /// Whether the client may do `op` on the transactional id.
-pub(crate) fn may_txn(broker: &Broker, ctx: &RequestContext, op: Operation, id: &str) -> bool {
-    ctx.may(broker, op, Resource::TransactionalId, id)
+pub(crate) fn may_txn(broker: &Broker, session: &Session, op: Operation, id: &str) -> bool {
+    session.may(broker, op, Resource::TransactionalId, id)
 }
 
 pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> i16 {
@@ -142,21 +152,21 @@ async fn add_partitions_one(
 /// AddPartitionsToTxn: v0-3 from producers, v4+ batched (from brokers, or to verify).
 pub(crate) async fn add_partitions_to_txn(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AddPartitionsToTxnRequest,
     version: i16,
-) -> AddPartitionsToTxnResponse {
+) -> Reply<AddPartitionsToTxnResponse> {
     let mut res = AddPartitionsToTxnResponse::default();
     if version <= 3 {
         let id = &req.v3_and_below_transactional_id;
         let topics = &req.v3_and_below_topics;
-        if !may_txn(broker, ctx, Operation::Write, id) {
+        if !may_txn(broker, session, Operation::Write, id) {
             res.results_by_topic_v3_and_below = topic_results(topics, |_, _| TXN_AUTH_FAILED);
-            return res;
+            return Reply::new(res);
         }
         // Kafka adds nothing when a topic may not be written: those get the error, the
         // rest OPERATION_NOT_ATTEMPTED.
-        let denied = |t: &str| !ctx.may(broker, Operation::Write, Resource::Topic, t);
+        let denied = |t: &str| !session.may(broker, Operation::Write, Resource::Topic, t);
         if topics.iter().any(|t| denied(&t.name)) {
             res.results_by_topic_v3_and_below = topic_results(topics, |t, _| {
                 if denied(t) {
@@ -165,7 +175,7 @@ pub(crate) async fn add_partitions_to_txn(
                     ResponseError::OperationNotAttempted.code()
                 }
             });
-            return res;
+            return Reply::new(res);
         }
         let producer = ProducerRef {
             producer_id: req.v3_and_below_producer_id.0,
@@ -180,12 +190,12 @@ pub(crate) async fn add_partitions_to_txn(
             version,
         )
         .await;
-        return res;
+        return Reply::new(res);
     }
     // The batched form is for brokers verifying transactions.
-    if !ctx.may_cluster(broker, Operation::ClusterAction) {
+    if !session.may_cluster(broker, Operation::ClusterAction) {
         res.error_code = ResponseError::ClusterAuthorizationFailed.code();
-        return res;
+        return Reply::new(res);
     }
     res.error_code = NONE;
     for t in &req.transactions {
@@ -208,28 +218,28 @@ pub(crate) async fn add_partitions_to_txn(
                 .with_topic_results(topic_results),
         );
     }
-    res
+    Reply::new(res)
 }
 
 /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
 pub(crate) async fn add_offsets_to_txn(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: AddOffsetsToTxnRequest,
     version: i16,
-) -> AddOffsetsToTxnResponse {
+) -> Reply<AddOffsetsToTxnResponse> {
     let mut res = AddOffsetsToTxnResponse::default();
-    if !may_txn(broker, ctx, Operation::Write, &req.transactional_id) {
+    if !may_txn(broker, session, Operation::Write, &req.transactional_id) {
         res.error_code = TXN_AUTH_FAILED;
-        return res;
+        return Reply::new(res);
     }
-    if !ctx.may(broker, Operation::Read, Resource::Group, &req.group_id) {
+    if !session.may(broker, Operation::Read, Resource::Group, &req.group_id) {
         res.error_code = ResponseError::GroupAuthorizationFailed.code();
-        return res;
+        return Reply::new(res);
     }
     if req.group_id.is_empty() {
         res.error_code = ResponseError::InvalidGroupId.code();
-        return res;
+        return Reply::new(res);
     }
     let producer = ProducerRef {
         producer_id: req.producer_id.0,
@@ -243,21 +253,21 @@ pub(crate) async fn add_offsets_to_txn(
         Ok(()) => NONE,
         Err(e) => fenced_for(e, version, 2),
     };
-    res
+    Reply::new(res)
 }
 
 /// TxnOffsetCommit: offsets held with the transaction until it ends.
 pub(crate) async fn txn_offset_commit(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: TxnOffsetCommitRequest,
     version: i16,
-) -> TxnOffsetCommitResponse {
+) -> Reply<TxnOffsetCommitResponse> {
     let group = req.group_id.to_string();
     let member = req.member_id.to_string();
-    let check = if !may_txn(broker, ctx, Operation::Write, &req.transactional_id) {
+    let check = if !may_txn(broker, session, Operation::Write, &req.transactional_id) {
         Err(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !ctx.may(broker, Operation::Read, Resource::Group, &group) {
+    } else if !session.may(broker, Operation::Read, Resource::Group, &group) {
         Err(ResponseError::GroupAuthorizationFailed)
     } else if group.is_empty() {
         Err(ResponseError::InvalidGroupId)
@@ -278,7 +288,7 @@ pub(crate) async fn txn_offset_commit(
         for (pi, p) in t.partitions.iter().enumerate() {
             let metadata = p.committed_metadata.as_deref().unwrap_or_default();
             let error = check.err().or_else(|| {
-                if !ctx.may(broker, Operation::Read, Resource::Topic, &t.name) {
+                if !session.may(broker, Operation::Read, Resource::Topic, &t.name) {
                     return Some(ResponseError::TopicAuthorizationFailed);
                 }
                 broker
@@ -329,20 +339,20 @@ pub(crate) async fn txn_offset_commit(
         let code = error.or(txn_error).map_or(NONE, |e| e.code());
         res.topics[ti].partitions[pi].error_code = code;
     }
-    res
+    Reply::new(res)
 }
 
 /// EndTxn: commit or abort the producer's transaction.
 pub(crate) async fn end_txn(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: EndTxnRequest,
     version: i16,
-) -> EndTxnResponse {
+) -> Reply<EndTxnResponse> {
     let mut res = EndTxnResponse::default();
-    if !may_txn(broker, ctx, Operation::Write, &req.transactional_id) {
+    if !may_txn(broker, session, Operation::Write, &req.transactional_id) {
         res.error_code = TXN_AUTH_FAILED;
-        return res;
+        return Reply::new(res);
     }
     let producer = ProducerRef {
         producer_id: req.producer_id.0,
@@ -356,15 +366,16 @@ pub(crate) async fn end_txn(
         Ok(()) => NONE,
         Err(e) => fenced_for(e, version, 2),
     };
-    res
+    Reply::new(res)
 }
 
 /// DescribeTransactions.
-pub(crate) fn describe_transactions(
+pub(crate) async fn describe_transactions(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeTransactionsRequest,
-) -> DescribeTransactionsResponse {
+    _version: i16,
+) -> Reply<DescribeTransactionsResponse> {
     let mut res = DescribeTransactionsResponse::default();
     for id in req.transactional_ids {
         let mut state = TransactionState::default().with_transactional_id(id.clone());
@@ -374,7 +385,7 @@ pub(crate) fn describe_transactions(
         state.transaction_start_time_ms = -1;
         if id.is_empty() {
             state.error_code = ResponseError::InvalidRequest.code();
-        } else if !may_txn(broker, ctx, Operation::Describe, &id) {
+        } else if !may_txn(broker, session, Operation::Describe, &id) {
             state.error_code = TXN_AUTH_FAILED;
         } else {
             match broker.txns.describe(&id) {
@@ -401,16 +412,16 @@ pub(crate) fn describe_transactions(
         }
         res.transaction_states.push(state);
     }
-    res
+    Reply::new(res)
 }
 
 /// ListTransactions, with state, producer id, duration (v1) and id pattern (v2) filters.
-pub(crate) fn list_transactions(
+pub(crate) async fn list_transactions(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: ListTransactionsRequest,
     version: i16,
-) -> ListTransactionsResponse {
+) -> Reply<ListTransactionsResponse> {
     let mut res = ListTransactionsResponse::default();
     let mut states = Vec::new();
     for name in &req.state_filters {
@@ -425,14 +436,14 @@ pub(crate) fn list_transactions(
     if !req.state_filters.is_empty() && states.is_empty() {
         // Only unknown states asked for: nothing can match.
         res.error_code = NONE;
-        return res;
+        return Reply::new(res);
     }
     let id_pattern = match req.transactional_id_pattern.as_deref() {
         Some(p) if version >= 2 && !p.is_empty() => match regex::Regex::new(p) {
             Ok(re) => Some(re),
             Err(_) => {
                 res.error_code = ResponseError::InvalidRegularExpression.code();
-                return res;
+                return Reply::new(res);
             }
         },
         _ => None,
@@ -453,7 +464,7 @@ pub(crate) fn list_transactions(
         .txns
         .list(&filter)
         .into_iter()
-        .filter(|(id, _, _)| may_txn(broker, ctx, Operation::Describe, id))
+        .filter(|(id, _, _)| may_txn(broker, session, Operation::Describe, id))
         .map(|(id, pid, state)| {
             ListedTransaction::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
@@ -461,18 +472,19 @@ pub(crate) fn list_transactions(
                 .with_transaction_state(StrBytes::from_static_str(state.name()))
         })
         .collect();
-    res
+    Reply::new(res)
 }
 
 /// DescribeProducers: the producer state of each partition.
-pub(crate) fn describe_producers(
+pub(crate) async fn describe_producers(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: DescribeProducersRequest,
-) -> DescribeProducersResponse {
+    _version: i16,
+) -> Reply<DescribeProducersResponse> {
     let mut res = DescribeProducersResponse::default();
     for t in req.topics {
-        let allowed = ctx.may(broker, Operation::Read, Resource::Topic, &t.name);
+        let allowed = session.may(broker, Operation::Read, Resource::Topic, &t.name);
         let topic = broker.storage.topic(&t.name).filter(|_| allowed);
         let mut tr = TopicResponse::default().with_name(t.name.clone());
         for index in t.partition_indexes {
@@ -504,7 +516,7 @@ pub(crate) fn describe_producers(
         }
         res.topics.push(tr);
     }
-    res
+    Reply::new(res)
 }
 
 /// WriteTxnMarkers, as an operator's admin client sends it to abort a hanging
@@ -513,11 +525,12 @@ pub(crate) fn describe_producers(
 /// coordinator's alone; a client asking for one is refused.
 pub(crate) async fn write_txn_markers(
     broker: &Broker,
-    ctx: &RequestContext,
+    session: &Session,
     req: WriteTxnMarkersRequest,
-) -> WriteTxnMarkersResponse {
+    _version: i16,
+) -> Reply<WriteTxnMarkersResponse> {
     let mut res = WriteTxnMarkersResponse::default();
-    let allowed = ctx.may_cluster(broker, Operation::ClusterAction);
+    let allowed = session.may_cluster(broker, Operation::ClusterAction);
     for marker in req.markers {
         let pid = marker.producer_id.0;
         let mut result = WritableTxnMarkerResult::default().with_producer_id(marker.producer_id);
@@ -577,5 +590,5 @@ pub(crate) async fn write_txn_markers(
         }
         res.markers.push(result);
     }
-    res
+    Reply::new(res)
 }

@@ -3,7 +3,6 @@
 //! (ResponseSendTimeMs) and their sum (TotalTimeMs).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -57,26 +56,12 @@ impl RequestTimes {
     }
 }
 
-/// The remote time of the request in hand: time its handler spent waiting by design,
-/// as Kafka's purgatory does. Atomic because handlers see the context by shared
-/// reference.
-#[derive(Debug, Default)]
-pub(crate) struct WaitClock(AtomicU64);
-
-impl WaitClock {
-    /// Awaits `fut`, counting the time it takes as remote time.
-    pub(crate) async fn wait<F: Future>(&self, fut: F) -> F::Output {
-        let started = Instant::now();
-        let out = fut.await;
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.0.fetch_add(nanos, Ordering::Relaxed);
-        out
-    }
-
-    /// The remote time so far, resetting the clock for the next request.
-    pub(crate) fn take(&self) -> Duration {
-        Duration::from_nanos(self.0.swap(0, Ordering::Relaxed))
-    }
+/// Awaits `fut`, with how long it took: a handler's waiting by design (its remote time,
+/// as Kafka's purgatory counts it).
+pub(crate) async fn timed<F: Future>(fut: F) -> (F::Output, Duration) {
+    let started = Instant::now();
+    let out = fut.await;
+    (out, started.elapsed())
 }
 
 /// One API's counter and histograms, resolved once so that a request costs no label
@@ -221,12 +206,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_wait_clock_counts_waits_and_resets() {
-        let clock = WaitClock::default();
+    async fn timed_gives_the_output_and_the_wait() {
         let ten = Duration::from_millis(10);
-        assert_eq!(clock.wait(async { 7 }).await, 7);
-        clock.wait(tokio::time::sleep(ten)).await;
-        assert!(clock.take() >= ten);
-        assert_eq!(clock.take(), Duration::ZERO);
+        assert_eq!(timed(async { 7 }).await.0, 7);
+        let ((), took) = timed(tokio::time::sleep(ten)).await;
+        assert!(took >= ten);
     }
 }

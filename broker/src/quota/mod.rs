@@ -17,6 +17,23 @@ pub(crate) const REQUEST_PERCENTAGE: &str = "request_percentage";
 pub(crate) const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 pub(crate) const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
+/// How a request counts against the client's quotas (Kafka's byte-rate and request
+/// quotas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuotaUse {
+    /// Its handling time counts against `request_percentage`.
+    Time,
+    /// Its request bytes count against the produce byte rate, its handling time too.
+    RequestBytes,
+    /// The record bytes it sends count against the fetch byte rate; its time waits by
+    /// design and does not count.
+    ResponseBytes,
+    /// It waits by design (a rebalance): its time does not count.
+    Waits,
+    /// Not counted: ApiVersions and SASL come before the client is known.
+    Exempt,
+}
+
 /// Entity types.
 pub(crate) const USER: &str = "user";
 pub(crate) const CLIENT_ID: &str = "client-id";
@@ -215,6 +232,36 @@ impl QuotaManager {
         let window = rate.window(now, size, num);
         let throttle = window.mul_f64((observed - bound) / bound);
         throttle.min(size * num as u32)
+    }
+
+    /// Records one handled request against the client's quotas as `usage` says it counts;
+    /// the longest throttle it earned.
+    pub(crate) fn charge(
+        &self,
+        user: &str,
+        client: &str,
+        usage: QuotaUse,
+        request_bytes: usize,
+        response_bytes: usize,
+        handling: Duration,
+    ) -> Duration {
+        let mut throttle = match usage {
+            QuotaUse::Exempt => return Duration::ZERO,
+            QuotaUse::RequestBytes => {
+                self.record(user, client, QuotaKind::Produce, request_bytes as f64)
+            }
+            QuotaUse::ResponseBytes => {
+                self.record(user, client, QuotaKind::Fetch, response_bytes as f64)
+            }
+            QuotaUse::Time | QuotaUse::Waits => Duration::ZERO,
+        };
+        // Handling time, for request_percentage; requests that wait by design (long-poll
+        // fetches, rebalances) are left out, as Kafka counts thread time, not waiting.
+        if matches!(usage, QuotaUse::Time | QuotaUse::RequestBytes) {
+            let ms = handling.as_secs_f64() * 1000.0;
+            throttle = throttle.max(self.record(user, client, QuotaKind::Request, ms));
+        }
+        throttle
     }
 }
 

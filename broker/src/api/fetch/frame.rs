@@ -12,17 +12,18 @@ use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
 use sluice_storage::FileRegion;
 
+use crate::api::reply::PartitionRecords;
 use crate::response::{Piece, Response};
 
 /// First version with compact (varint-prefixed) fields and tagged fields.
 const FLEXIBLE: i16 = 12;
 
-/// Encodes `response` as a whole frame. `regions` holds, in the order of the response's
-/// partitions, the records to send for each; a partition with a region has no records of
-/// its own.
+/// Encodes `response` as a whole frame. `records` holds, in the order of the response's
+/// partitions, the records to send for those that have a region; such a partition has no
+/// records of its own.
 pub(crate) fn encode(
     response: &FetchResponse,
-    regions: &[Option<FileRegion>],
+    records: &[PartitionRecords],
     version: i16,
     correlation_id: i32,
 ) -> Result<Response> {
@@ -48,18 +49,18 @@ pub(crate) fn encode(
     } else if response.session_id != 0 {
         bail!("a fetch session id is not available at version {version}");
     }
-    let mut regions = regions.iter();
+    let mut regions = records.iter().peekable();
     put_array_len(&mut w.buf, response.responses.len(), flexible)?;
-    for topic in &response.responses {
+    for (ti, topic) in response.responses.iter().enumerate() {
         if version < 13 {
             put_string(&mut w.buf, &topic.topic, flexible)?;
         } else {
             w.buf.put_slice(topic.topic_id.as_bytes());
         }
         put_array_len(&mut w.buf, topic.partitions.len(), flexible)?;
-        for partition in &topic.partitions {
-            match regions.next().cloned().flatten() {
-                Some(region) => w.put_partition(partition, region, version)?,
+        for (pi, partition) in topic.partitions.iter().enumerate() {
+            match regions.next_if(|r| (r.topic, r.partition) == (ti, pi)) {
+                Some(r) => w.put_partition(partition, r.region.clone(), version)?,
                 None => partition.encode(&mut w.buf, version)?,
             }
         }
@@ -73,7 +74,7 @@ pub(crate) fn encode(
     }
     ensure!(
         regions.next().is_none(),
-        "more file regions than partitions"
+        "file regions for partitions the response does not have, or out of order"
     );
     if flexible {
         put_uvarint(&mut w.buf, 0);
@@ -291,9 +292,13 @@ mod tests {
                             .with_producer_id(ProducerId(5))
                             .with_first_offset(1)]);
                     }
-                    let region = (pd.error_code == 0 && pd.records.is_none())
-                        .then(|| files[(t + i as usize) % files.len()].clone());
-                    regions.push(region);
+                    if pd.error_code == 0 && pd.records.is_none() {
+                        regions.push(PartitionRecords {
+                            topic: t,
+                            partition: i as usize,
+                            region: files[(t + i as usize) % files.len()].clone(),
+                        });
+                    }
                     topic.partitions.push(pd);
                 }
                 with_regions.responses.push(topic);
@@ -305,13 +310,9 @@ mod tests {
 
             // The same response with the records read into memory, encoded by the crate.
             let mut in_memory = with_regions.clone();
-            let mut it = regions.iter();
-            for topic in &mut in_memory.responses {
-                for pd in &mut topic.partitions {
-                    if let Some(Some(r)) = it.next() {
-                        pd.records = Some(r.read().unwrap());
-                    }
-                }
+            for r in &regions {
+                in_memory.responses[r.topic].partitions[r.partition].records =
+                    Some(r.region.read().unwrap());
             }
             let mut expected = BytesMut::new();
             expected.put_i32(0);
@@ -340,6 +341,11 @@ mod tests {
         pd.records = Some(Bytes::from_static(b"x"));
         topic.partitions.push(pd);
         r.responses.push(topic);
-        assert!(encode(&r, &[Some(files[0].clone())], 12, 1).is_err());
+        let region = PartitionRecords {
+            topic: 0,
+            partition: 0,
+            region: files[0].clone(),
+        };
+        assert!(encode(&r, &[region], 12, 1).is_err());
     }
 }
