@@ -8,6 +8,7 @@ mod acls;
 mod broker_configs;
 mod catalog;
 mod codec;
+mod config;
 mod credentials;
 mod db;
 mod groups;
@@ -22,11 +23,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{IteratorMode, WriteBatch};
-use sluice_config::{BrokerConfig, FlushPolicy, TopicConfig};
+use sluice_config::{FlushPolicy, TopicConfig};
 use uuid::Uuid;
 
 pub use acls::{AclBinding, AclStore};
 pub use catalog::TopicRecord;
+pub use config::StorageConfig;
 pub use credentials::{Credentials, ScramCredential, ScramCredentialInfo};
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
@@ -137,6 +139,13 @@ pub struct Topic {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+impl Topic {
+    /// The partition at `index`, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        self.partitions.get(usize::try_from(index).ok()?)
+    }
+}
+
 struct Topics {
     by_name: BTreeMap<String, Arc<Topic>>,
     by_id: HashMap<Uuid, Arc<Topic>>,
@@ -148,8 +157,8 @@ pub struct Storage {
     /// The budget of open segment files shared by every partition.
     files: Arc<log::open_files::OpenFiles>,
     log_root: PathBuf,
-    /// The static configuration (start-up properties).
-    broker: BrokerConfig,
+    /// Storage's own settings.
+    config: StorageConfig,
     /// Dynamic broker configs and the configuration in force with them.
     dynamic: RwLock<broker_configs::DynamicState>,
     topics: RwLock<Topics>,
@@ -170,12 +179,15 @@ const KEY_PRODUCER_ID_END: &[u8] = b"producer.id.block.end";
 
 impl Storage {
     /// Opens the data directory, creating it if needed, and recovers every partition.
-    pub fn open(broker: &BrokerConfig) -> Result<Self, StorageError> {
-        let root = broker.log_dir.clone();
+    /// Takes a [`StorageConfig`] or, for tools and tests, the broker configuration it is
+    /// taken from.
+    pub fn open(config: impl Into<StorageConfig>) -> Result<Self, StorageError> {
+        let config: StorageConfig = config.into();
+        let root = config.log_dir.clone();
         std::fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
         let db = Arc::new(Db::open(&root.join("index"))?);
         let meta = db.cf(CF_META)?;
-        let cluster_id = match (db.db.get_cf(meta, KEY_CLUSTER_ID)?, &broker.cluster_id) {
+        let cluster_id = match (db.db.get_cf(meta, KEY_CLUSTER_ID)?, &config.cluster_id) {
             (Some(stored), configured) => {
                 let stored = String::from_utf8_lossy(&stored).into_owned();
                 if let Some(c) = configured {
@@ -204,18 +216,18 @@ impl Storage {
             ),
             None => 0,
         };
-        let files = log::open_files::OpenFiles::new(open_files_budget(broker));
+        let files = log::open_files::OpenFiles::new(open_files_budget(&config));
         tracing::info!(
             max_open_segment_files = files.capacity(),
             "segment files are opened on use and closed past this budget"
         );
-        let dynamic = RwLock::new(broker_configs::load(&db, broker)?);
+        let dynamic = RwLock::new(broker_configs::load(&db, &config)?);
         let storage = Storage {
             dynamic,
             db,
             files,
             log_root: root,
-            broker: broker.clone(),
+            config,
             topics: RwLock::new(Topics {
                 by_name: BTreeMap::new(),
                 by_id: HashMap::new(),
@@ -365,7 +377,7 @@ impl Storage {
                 now,
             )
         };
-        let threads = self.broker.num_recovery_threads.clamp(1, jobs.len().max(1));
+        let threads = self.config.num_recovery_threads.clamp(1, jobs.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<Option<Result<Arc<Partition>, StorageError>>> =
             jobs.iter().map(|_| None).collect();
@@ -415,7 +427,7 @@ impl Storage {
 
     /// The flush policy in force.
     pub fn flush_policy(&self) -> FlushPolicy {
-        self.broker.flush
+        self.config.flush
     }
 
     /// The cluster id, generated on first start and kept in the data directory.
@@ -441,6 +453,12 @@ impl Storage {
             .by_id
             .get(&id)
             .cloned()
+    }
+
+    /// Looks a partition up by topic name and index: `None` when either does not exist
+    /// (UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic)?.partition(index).cloned()
     }
 
     /// Every topic, ordered by name.
@@ -561,7 +579,7 @@ impl Storage {
     /// Forgets, on every partition, the producer ids idle for `producer.id.expiration.ms`
     /// at `now_ms`; returns how many.
     pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
-        let expiration_ms = self.broker.transactions.producer_id_expiration_ms;
+        let expiration_ms = self.config.producer_id_expiration_ms;
         let mut removed = 0;
         for p in self.partitions() {
             match p.remove_expired_producers(now_ms, expiration_ms) {
@@ -662,11 +680,6 @@ impl Storage {
         tracing::info!(topic = name, configs = ?topic.record.configs, "altered topic configs");
         Ok(topic)
     }
-
-    /// The broker configuration the storage was opened with.
-    pub fn broker_config(&self) -> &BrokerConfig {
-        &self.broker
-    }
 }
 
 impl Storage {
@@ -717,8 +730,8 @@ impl Storage {
 
 /// How many segment files may be open: `log.max.open.segment.files`, else half the soft
 /// open-files limit, the other half left for sockets and RocksDB's files.
-fn open_files_budget(broker: &BrokerConfig) -> usize {
-    if let Some(n) = broker.log_max_open_segment_files {
+fn open_files_budget(config: &StorageConfig) -> usize {
+    if let Some(n) = config.max_open_segment_files {
         return n;
     }
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)

@@ -58,10 +58,7 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(entries.len());
         let mut to_store = Vec::new();
         for e in entries {
-            let partition_exists = self
-                .storage
-                .topic(&e.topic)
-                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            let partition_exists = self.storage.partition(&e.topic, e.partition).is_some();
             if !partition_exists {
                 results.push(Some(ResponseError::UnknownTopicOrPartition));
                 continue;
@@ -208,9 +205,7 @@ impl GroupCoordinator {
             let known = self.storage.topic(topic);
             let mut results = Vec::new();
             for p in partitions {
-                let exists = known
-                    .as_ref()
-                    .is_some_and(|t| *p >= 0 && (*p as usize) < t.partitions.len());
+                let exists = known.as_ref().is_some_and(|t| t.partition(*p).is_some());
                 let error = if !exists {
                     Some(ResponseError::UnknownTopicOrPartition)
                 } else if subscribed.contains(topic) {
@@ -340,10 +335,7 @@ impl GroupCoordinator {
         partition: i32,
         metadata: &str,
     ) -> Option<ResponseError> {
-        let exists = self
-            .storage
-            .topic(topic)
-            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len());
+        let exists = self.storage.partition(topic, partition).is_some();
         if !exists {
             return Some(ResponseError::UnknownTopicOrPartition);
         }

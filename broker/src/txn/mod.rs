@@ -457,11 +457,7 @@ impl TxnCoordinator {
         };
         let mut flushes = Vec::new();
         for (topic, index) in &record.partitions {
-            let Some(partition) = self
-                .storage
-                .topic(topic)
-                .and_then(|t| t.partitions.get(usize::try_from(*index).ok()?).cloned())
-            else {
+            let Some(partition) = self.storage.partition(topic, *index) else {
                 // Deleted since it was added: nothing of the transaction is left there.
                 continue;
             };
