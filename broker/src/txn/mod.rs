@@ -10,6 +10,9 @@
 //! Operations on one transactional id run one at a time (a per-id async lock), so a slow
 //! marker flush of one transaction never holds up another.
 
+mod ports;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,10 +22,12 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use sluice_config::TxnConfig;
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{now_ms, PendingOffset, Storage, StorageError, TxnRecord, TxnState};
+use sluice_storage::{PendingOffset, Storage, StorageError, TxnRecord, TxnState};
 use tokio::sync::watch;
 
+use crate::clock::{Clock, SystemClock};
 use crate::group::GroupCoordinator;
+use ports::{MarkerLog, MarkerWrite, TxnStore};
 
 pub(crate) use views::ListFilter;
 
@@ -63,7 +68,12 @@ pub(crate) struct ProducerRef {
 
 /// The broker's transaction coordinator (every transactional id: a single-node cluster).
 pub(crate) struct TxnCoordinator {
-    storage: Arc<Storage>,
+    /// Transaction records and producer ids.
+    store: Arc<dyn TxnStore>,
+    /// The partitions' logs the markers go to.
+    log: Arc<dyn MarkerLog>,
+    /// The time source of timeouts and timestamps.
+    clock: Arc<dyn Clock>,
     groups: Arc<GroupCoordinator>,
     config: TxnConfig,
     /// Read-locked by produce while it verifies and appends a transactional batch, so
@@ -82,8 +92,26 @@ impl TxnCoordinator {
         groups: Arc<GroupCoordinator>,
         config: TxnConfig,
     ) -> Result<Self, StorageError> {
+        Self::with_ports(
+            storage.clone(),
+            storage,
+            Arc::new(SystemClock),
+            groups,
+            config,
+        )
+    }
+
+    /// Loads every transactional id from `store`; markers go to `log`, time comes from
+    /// `clock`.
+    pub(crate) fn with_ports(
+        store: Arc<dyn TxnStore>,
+        log: Arc<dyn MarkerLog>,
+        clock: Arc<dyn Clock>,
+        groups: Arc<GroupCoordinator>,
+        config: TxnConfig,
+    ) -> Result<Self, StorageError> {
         let mut txns = Txns::default();
-        for (id, record) in storage.load_txns()? {
+        for (id, record) in store.load_txns()? {
             txns.insert(&id, record);
         }
         if !txns.by_id.is_empty() {
@@ -98,7 +126,9 @@ impl TxnCoordinator {
             tracing::warn!("SLUICE_CRASH_POINT={CRASH_AFTER_PREPARE}: the broker will abort after the next prepared EndTxn");
         }
         Ok(TxnCoordinator {
-            storage,
+            store,
+            log,
+            clock,
             groups,
             config,
             txns: RwLock::new(txns),
@@ -132,8 +162,8 @@ impl TxnCoordinator {
 
     /// Writes a record durably, then makes it the one in force.
     fn store(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
-        record.last_update_ms = now_ms();
-        self.storage.store_txn(id, &record).map_err(|e| {
+        record.last_update_ms = self.clock.now_ms();
+        self.store.store_txn(id, &record).map_err(|e| {
             tracing::error!(transactional_id = id, error = %e, "storing transaction state failed");
             ResponseError::CoordinatorNotAvailable
         })?;
@@ -169,7 +199,7 @@ impl TxnCoordinator {
                 groups: Vec::new(),
                 pending_offsets: Vec::new(),
                 start_ms: -1,
-                last_update_ms: now_ms(),
+                last_update_ms: self.clock.now_ms(),
             },
         };
         if let Some(exp) = expected {
@@ -249,7 +279,7 @@ impl TxnCoordinator {
     }
 
     fn allocate_producer_id(&self) -> Result<i64, ResponseError> {
-        self.storage.allocate_producer_id().map_err(|e| {
+        self.store.allocate_producer_id().map_err(|e| {
             tracing::error!(error = %e, "cannot allocate a producer id");
             ResponseError::CoordinatorNotAvailable
         })
@@ -300,7 +330,7 @@ impl TxnCoordinator {
             return Ok(());
         }
         if record.state != TxnState::Ongoing {
-            record.start_ms = now_ms();
+            record.start_ms = self.clock.now_ms();
             record.state = TxnState::Ongoing;
         }
         record.partitions = set.into_iter().collect();
@@ -457,19 +487,19 @@ impl TxnCoordinator {
         };
         let mut flushes = Vec::new();
         for (topic, index) in &record.partitions {
-            let Some(partition) = self.storage.partition(topic, *index) else {
-                // Deleted since it was added: nothing of the transaction is left there.
-                continue;
-            };
-            match partition.append_marker(
+            match self.log.append_marker(
+                topic,
+                *index,
                 record.producer_id,
                 record.producer_epoch,
                 control,
-                now_ms(),
+                self.clock.now_ms(),
             ) {
-                Ok(info) => {
-                    if info.flush_due {
-                        flushes.push((partition, info.last_offset));
+                // Deleted since it was added: nothing of the transaction is left there.
+                Ok(MarkerWrite::PartitionGone) => {}
+                Ok(MarkerWrite::Written { offset, flush_due }) => {
+                    if flush_due {
+                        flushes.push((topic.as_str(), *index, offset));
                     }
                 }
                 Err(e) => {
@@ -478,9 +508,9 @@ impl TxnCoordinator {
                 }
             }
         }
-        for (partition, offset) in flushes {
-            if let Err(e) = partition.flush_to(offset).await {
-                tracing::error!(transactional_id = id, topic = %partition.topic, partition = partition.index, error = %e, "flushing a transaction marker failed");
+        for (topic, index, offset) in flushes {
+            if let Err(e) = self.log.flush_to(topic, index, offset).await {
+                tracing::error!(transactional_id = id, topic, partition = index, error = %e, "flushing a transaction marker failed");
                 return Err(ResponseError::KafkaStorageError);
             }
         }
@@ -561,7 +591,7 @@ impl TxnCoordinator {
                 continue;
             };
             if !(record.state == TxnState::Ongoing
-                && record.start_ms + i64::from(record.timeout_ms) < now_ms())
+                && record.start_ms + i64::from(record.timeout_ms) < self.clock.now_ms())
             {
                 continue;
             }
@@ -605,7 +635,7 @@ impl TxnCoordinator {
             if !still_idle {
                 continue;
             }
-            if let Err(e) = self.storage.delete_txn(&id) {
+            if let Err(e) = self.store.delete_txn(&id) {
                 tracing::error!(transactional_id = %id, error = %e, "expiring a transactional id failed");
                 continue;
             }
@@ -639,13 +669,13 @@ impl TxnCoordinator {
             tokio::select! {
                 _ = abort_tick.tick() => {
                     self.complete_prepared().await;
-                    let n = self.abort_timed_out(now_ms()).await;
+                    let n = self.abort_timed_out(self.clock.now_ms()).await;
                     if n > 0 {
                         tracing::info!(transactions = n, "aborted timed-out transactions");
                     }
                 }
                 _ = expire_tick.tick() => {
-                    let n = self.expire_ids(now_ms()).await;
+                    let n = self.expire_ids(self.clock.now_ms()).await;
                     if n > 0 {
                         tracing::info!(transactional_ids = n, "expired idle transactional ids");
                     }
