@@ -1,3 +1,4 @@
+// Over 600 lines: one state machine (join, sync, heartbeat, leave, deadlines), kept whole to read beside Kafka's.
 //! The classic rebalance protocol, following Apache Kafka's GroupCoordinator: JoinGroup
 //! (with KIP-394's member-id round trip and KIP-345's static members), SyncGroup,
 //! Heartbeat, LeaveGroup, and the session, join and sync deadlines.

@@ -1,3 +1,4 @@
+// Over 600 lines: the heartbeat, its validation and reconciliation are one protocol, kept whole to read beside KIP-848.
 //! The consumer rebalance protocol of KIP-848: ConsumerGroupHeartbeat with broker-side
 //! assignment, member epochs, and reconciliation that revokes before it assigns, so no
 //! partition is ever owned by two members at once.
