@@ -5,6 +5,7 @@ mod acl;
 pub mod admin_cli;
 mod api;
 mod broker;
+mod clock;
 mod conn_limits;
 mod connection;
 mod dispatch;

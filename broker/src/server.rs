@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use sluice_config::BrokerConfig;
-use sluice_storage::Storage;
+use sluice_storage::{Storage, StorageConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -64,8 +64,8 @@ pub(crate) async fn bind(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Arc<Broker>, Vec<BoundListener>)> {
     raise_open_files_limit();
-    let storage_config = config.clone();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_config))
+    let storage_config = StorageConfig::from_broker(&config);
+    let storage = tokio::task::spawn_blocking(move || Storage::open(storage_config))
         .await
         .context("opening storage")?
         .with_context(|| format!("opening log.dirs {}", config.log_dir.display()))?;

@@ -9,7 +9,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_config::{BrokerConfig, BrokerLayers, TopicConfig};
 
 use crate::db::{Db, CF_META};
-use crate::{Storage, StorageError, Topic};
+use crate::{Storage, StorageConfig, StorageError, Topic};
 
 /// Key prefix of a dynamic broker config: prefix ‖ entity ‖ 0 ‖ name → value, the entity
 /// being "" for the cluster default or a node id.
@@ -54,17 +54,22 @@ fn load_entity(db: &Db, entity: &str) -> Result<BTreeMap<String, String>, Storag
 /// The layers stored for this node, and the configuration in force. Stored values the
 /// broker can no longer parse are logged and left out of it, as Kafka ignores invalid
 /// dynamic configs at start-up.
-pub(crate) fn load(db: &Db, static_config: &BrokerConfig) -> Result<DynamicState, StorageError> {
+pub(crate) fn load(db: &Db, config: &StorageConfig) -> Result<DynamicState, StorageError> {
     let layers = BrokerLayers {
-        static_props: static_config.set_properties.clone(),
+        static_props: config.static_properties.clone(),
         cluster_default: load_entity(db, "")?,
-        per_broker: load_entity(db, &static_config.node_id.to_string())?,
+        per_broker: load_entity(db, &config.node_id.to_string())?,
     };
     let effective = match layers.effective() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "stored dynamic broker configs are invalid; using the static configuration");
-            static_config.clone()
+            BrokerLayers {
+                static_props: layers.static_props.clone(),
+                ..BrokerLayers::default()
+            }
+            .effective()
+            .map_err(|e| StorageError::Corrupt(format!("static broker properties: {e}")))?
         }
     };
     if !layers.cluster_default.is_empty() || !layers.per_broker.is_empty() {

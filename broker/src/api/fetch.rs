@@ -452,7 +452,7 @@ fn incremental_targets(
             let partition = found
                 .as_ref()
                 .filter(|_| allowed)
-                .and_then(|t| t.partitions.get(usize::try_from(index).ok()?).cloned());
+                .and_then(|t| t.partition(index).cloned());
             let error = match (&partition, allowed, &topic) {
                 (_, false, _) => Some(code(ResponseError::TopicAuthorizationFailed)),
                 (None, true, TopicKey::Id(_)) if found.is_none() => {

@@ -62,9 +62,7 @@ pub(crate) async fn handle(
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            let partition = found
-                .as_ref()
-                .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
+            let partition = found.as_ref().and_then(|t| t.partition(p.partition_index));
             match partition {
                 _ if !allowed => pr.error_code = code(ResponseError::TopicAuthorizationFailed),
                 // Kafka checks the timestamp before it looks the partition up.

@@ -70,7 +70,7 @@ pub(crate) async fn describe_log_dirs(
         let parts: Vec<DescribeLogDirsPartition> = indexes
             .into_iter()
             .filter_map(|i| {
-                let p = topic.partitions.get(usize::try_from(i).ok()?)?;
+                let p = topic.partition(i)?;
                 Some(
                     DescribeLogDirsPartition::default()
                         .with_partition_index(i)
@@ -138,12 +138,7 @@ pub(crate) async fn alter_replica_log_dirs(
             code(ResponseError::InvalidTopicException)
         } else if !known.contains(&path) {
             code(ResponseError::LogDirNotFound)
-        } else if broker
-            .storage
-            .topic(&topic)
-            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?).cloned())
-            .is_none()
-        {
+        } else if broker.storage.partition(&topic, partition).is_none() {
             code(ResponseError::UnknownTopicOrPartition)
         } else {
             NONE

@@ -150,10 +150,7 @@ fn append(
                     .push(partition_response(index, code(e), None, version));
                 continue;
             }
-            let Some(partition) = found
-                .as_ref()
-                .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
-            else {
+            let Some(partition) = found.as_ref().and_then(|t| t.partition(index)) else {
                 tr.partition_responses.push(partition_response(
                     index,
                     code(ResponseError::UnknownTopicOrPartition),

@@ -65,10 +65,7 @@ pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> i
 }
 
 fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
-    broker
-        .storage
-        .topic(topic)
-        .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+    broker.storage.partition(topic, partition).is_some()
 }
 
 /// The per-partition results of one transaction: `code` for every partition.
@@ -489,9 +486,7 @@ pub(crate) async fn describe_producers(
         let mut tr = TopicResponse::default().with_name(t.name.clone());
         for index in t.partition_indexes {
             let mut pr = PartitionResponse::default().with_partition_index(index);
-            let partition = topic
-                .as_ref()
-                .and_then(|tp| tp.partitions.get(usize::try_from(index).ok()?));
+            let partition = topic.as_ref().and_then(|tp| tp.partition(index));
             match partition {
                 None if !allowed => pr.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
@@ -538,9 +533,7 @@ pub(crate) async fn write_txn_markers(
             let topic = broker.storage.topic(&t.name);
             let mut tr = WritableTxnMarkerTopicResult::default().with_name(t.name.clone());
             for index in t.partition_indexes {
-                let partition = topic
-                    .as_ref()
-                    .and_then(|tp| tp.partitions.get(usize::try_from(index).ok()?).cloned());
+                let partition = topic.as_ref().and_then(|tp| tp.partition(index).cloned());
                 let code = match partition {
                     _ if !allowed => ResponseError::ClusterAuthorizationFailed.code(),
                     _ if marker.transaction_result => {

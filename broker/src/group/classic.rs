@@ -1,3 +1,4 @@
+// Over 600 lines: one state machine (join, sync, heartbeat, leave, deadlines), kept whole to read beside Kafka's.
 //! The classic rebalance protocol, following Apache Kafka's GroupCoordinator: JoinGroup
 //! (with KIP-394's member-id round trip and KIP-345's static members), SyncGroup,
 //! Heartbeat, LeaveGroup, and the session, join and sync deadlines.
@@ -63,7 +64,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn join_locked(&self, p: JoinParams) -> Pending<JoinResult> {
+    pub(super) fn join_locked(&self, p: JoinParams) -> Pending<JoinResult> {
         let fail = |e| Pending::Ready(JoinResult::error(&p.member_id, e));
         if p.group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId);
@@ -73,14 +74,17 @@ impl GroupCoordinator {
         {
             return fail(ResponseError::InvalidSessionTimeout);
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut groups = self.lock();
         let unknown_member = p.member_id.is_empty();
         if !groups.contains_key(&p.group_id) {
             if !unknown_member {
                 return fail(ResponseError::UnknownMemberId);
             }
-            groups.insert(p.group_id.clone(), Group::new(&p.group_id));
+            groups.insert(
+                p.group_id.clone(),
+                Group::new(&p.group_id, self.clock.now_ms()),
+            );
         }
         let Some(group) = groups.get_mut(&p.group_id) else {
             return fail(ResponseError::UnknownMemberId);
@@ -352,7 +356,7 @@ impl GroupCoordinator {
         }
         group.sync_deadline = None;
         let was_empty = group.state == GroupState::Empty;
-        group.transition(GroupState::PreparingRebalance);
+        group.transition(GroupState::PreparingRebalance, self.clock.now_ms());
         let timeout = group.rebalance_timeout_ms();
         let delay = self.config.initial_rebalance_delay_ms.min(timeout);
         if was_empty && delay > 0 {
@@ -423,13 +427,13 @@ impl GroupCoordinator {
         if group.members.is_empty() {
             group.protocol_name = None;
             group.leader = None;
-            group.transition(GroupState::Empty);
+            group.transition(GroupState::Empty, self.clock.now_ms());
             let _ = self.persist(group);
             tracing::info!(group = %group.group_id, generation = group.generation_id, "group is empty");
             return;
         }
         group.protocol_name = group.select_protocol();
-        group.transition(GroupState::CompletingRebalance);
+        group.transition(GroupState::CompletingRebalance, self.clock.now_ms());
         let ids: Vec<String> = group.members.keys().cloned().collect();
         for id in &ids {
             let result = group.join_result_for(id, group.is_leader(id));
@@ -462,9 +466,9 @@ impl GroupCoordinator {
         }
     }
 
-    fn sync_locked(&self, p: SyncParams) -> Pending<SyncResult> {
+    pub(super) fn sync_locked(&self, p: SyncParams) -> Pending<SyncResult> {
         let fail = |e| Pending::Ready(SyncResult::error(e));
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(&p.group_id) else {
             return fail(ResponseError::UnknownMemberId);
@@ -520,7 +524,7 @@ impl GroupCoordinator {
                     for m in group.members.values_mut() {
                         m.assignment = assignments.get(&m.member_id).cloned().unwrap_or_default();
                     }
-                    group.transition(GroupState::Stable);
+                    group.transition(GroupState::Stable, self.clock.now_ms());
                     if let Err(_e) = self.persist(group) {
                         for m in group.members.values_mut() {
                             m.assignment = Bytes::new();
@@ -560,7 +564,7 @@ impl GroupCoordinator {
         group_instance_id: Option<&str>,
         generation_id: i32,
     ) -> Option<ResponseError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Some(ResponseError::UnknownMemberId);
@@ -596,7 +600,7 @@ impl GroupCoordinator {
         group_id: &str,
         leaving: &[(String, Option<String>)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Ok(leaving

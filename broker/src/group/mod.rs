@@ -10,16 +10,22 @@ mod assignor;
 mod classic;
 mod consumer;
 mod offsets;
+pub(crate) mod ports;
 mod state;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use sluice_config::GroupConfig;
 use sluice_storage::{Storage, StorageError};
+
+use crate::clock::{Clock, SystemClock};
+use ports::{GroupStore, TopicCatalog};
 use tokio::sync::{oneshot, watch, Notify};
 
 pub(crate) use classic::{JoinParams, SyncParams};
@@ -39,7 +45,12 @@ pub(crate) enum Pending<T> {
 /// The broker's group coordinator (every group: this is a single-node cluster).
 pub(crate) struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
-    storage: Arc<Storage>,
+    /// Group metadata and committed offsets.
+    store: Arc<dyn GroupStore>,
+    /// The topics offsets and assignments refer to.
+    topics: Arc<dyn TopicCatalog>,
+    /// The time source of every deadline and timestamp.
+    clock: Arc<dyn Clock>,
     config: GroupConfig,
     /// Woken whenever a deadline earlier than the timer's may have been set.
     timer: Notify,
@@ -48,12 +59,25 @@ pub(crate) struct GroupCoordinator {
 impl GroupCoordinator {
     /// Loads every stored group and its committed offsets.
     pub(crate) fn load(storage: Arc<Storage>, config: GroupConfig) -> Result<Self, StorageError> {
-        let now = Instant::now();
+        let (store, topics) = ports::storage_ports(storage);
+        Self::with_ports(store, topics, Arc::new(SystemClock), config)
+    }
+
+    /// Loads every stored group from `store`; `topics` and `clock` are what the
+    /// coordinator checks and times against.
+    pub(crate) fn with_ports(
+        store: Arc<dyn GroupStore>,
+        topics: Arc<dyn TopicCatalog>,
+        clock: Arc<dyn Clock>,
+        config: GroupConfig,
+    ) -> Result<Self, StorageError> {
+        let now = clock.now();
+        let now_ms = clock.now_ms();
         let mut groups = HashMap::new();
-        for (group_id, record, offsets) in storage.load_groups()? {
+        for (group_id, record, offsets) in store.load_groups()? {
             let mut group = match record {
                 Some(r) => Group::from_record(&group_id, r, now),
-                None => Group::new(&group_id),
+                None => Group::new(&group_id, now_ms),
             };
             for (topic, partition, committed) in offsets {
                 group.offsets.insert((topic, partition), committed);
@@ -65,7 +89,9 @@ impl GroupCoordinator {
         }
         Ok(GroupCoordinator {
             groups: Mutex::new(groups),
-            storage,
+            store,
+            topics,
+            clock,
             config,
             timer: Notify::new(),
         })
@@ -77,7 +103,7 @@ impl GroupCoordinator {
 
     /// Stores a group's current generation; a failure is logged and reported.
     fn persist(&self, group: &Group) -> Result<(), StorageError> {
-        self.storage
+        self.store
             .store_group(&group.group_id, &group.to_record())
             .inspect_err(
                 |e| tracing::error!(group = %group.group_id, error = %e, "storing group failed"),
@@ -87,7 +113,7 @@ impl GroupCoordinator {
     /// Runs session, join and sync deadlines until `stop`; sleeps until the next one.
     pub(crate) async fn run_timers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
-            let next = self.expire(Instant::now());
+            let next = self.expire(self.clock.now());
             let sleep = match next {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)),
                 None => tokio::time::sleep(Duration::from_secs(3600)),
@@ -131,7 +157,7 @@ impl GroupCoordinator {
         }
         for id in dead {
             groups.remove(&id);
-            if let Err(e) = self.storage.delete_group(&id) {
+            if let Err(e) = self.store.delete_group(&id) {
                 tracing::error!(group = %id, error = %e, "deleting an expired group failed");
             }
         }

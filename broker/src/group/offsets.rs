@@ -31,7 +31,7 @@ impl GroupCoordinator {
         generation_id: i32,
         entries: &[OffsetCommitEntry],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut groups = self.lock();
         if !groups.contains_key(group_id) {
             if generation_id >= 0 {
@@ -39,7 +39,10 @@ impl GroupCoordinator {
                 return Err(ResponseError::IllegalGeneration);
             }
             // A group that only stores offsets (no group management).
-            groups.insert(group_id.to_string(), Group::new(group_id));
+            groups.insert(
+                group_id.to_string(),
+                Group::new(group_id, self.clock.now_ms()),
+            );
         }
         let Some(group) = groups.get_mut(group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable);
@@ -53,15 +56,12 @@ impl GroupCoordinator {
         {
             return Err(e);
         }
-        let commit_timestamp = sluice_storage::now_ms();
+        let commit_timestamp = self.clock.now_ms();
         let max_metadata = self.config.offset_metadata_max_bytes.max(0) as usize;
         let mut results = Vec::with_capacity(entries.len());
         let mut to_store = Vec::new();
         for e in entries {
-            let partition_exists = self
-                .storage
-                .topic(&e.topic)
-                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            let partition_exists = self.topics.partition_exists(&e.topic, e.partition);
             if !partition_exists {
                 results.push(Some(ResponseError::UnknownTopicOrPartition));
                 continue;
@@ -84,7 +84,7 @@ impl GroupCoordinator {
             results.push(None);
         }
         if !to_store.is_empty() {
-            if let Err(e) = self.storage.commit_offsets(group_id, &to_store) {
+            if let Err(e) = self.store.commit_offsets(group_id, &to_store) {
                 tracing::error!(group = %group_id, error = %e, "storing committed offsets failed");
                 return Err(ResponseError::CoordinatorNotAvailable);
             }
@@ -205,12 +205,10 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         let mut deleted = Vec::new();
         for (topic, partitions) in topics {
-            let known = self.storage.topic(topic);
+            let partition_count = self.topics.topic_partitions(topic).map(|(_, n)| n);
             let mut results = Vec::new();
             for p in partitions {
-                let exists = known
-                    .as_ref()
-                    .is_some_and(|t| *p >= 0 && (*p as usize) < t.partitions.len());
+                let exists = partition_count.is_some_and(|n| *p >= 0 && *p < n);
                 let error = if !exists {
                     Some(ResponseError::UnknownTopicOrPartition)
                 } else if subscribed.contains(topic) {
@@ -223,7 +221,7 @@ impl GroupCoordinator {
             }
             out.push((topic.clone(), results));
         }
-        if let Err(e) = self.storage.delete_offsets(group_id, &deleted) {
+        if let Err(e) = self.store.delete_offsets(group_id, &deleted) {
             tracing::error!(group = %group_id, error = %e, "deleting committed offsets failed");
             return Err(ResponseError::CoordinatorNotAvailable);
         }
@@ -246,7 +244,7 @@ impl GroupCoordinator {
             if gone.is_empty() {
                 continue;
             }
-            if let Err(e) = self.storage.delete_offsets(&group.group_id, &gone) {
+            if let Err(e) = self.store.delete_offsets(&group.group_id, &gone) {
                 tracing::error!(group = %group.group_id, topic, error = %e, "deleting offsets of a deleted topic failed");
                 continue;
             }
@@ -282,7 +280,7 @@ impl GroupCoordinator {
         if expired.is_empty() {
             return 0;
         }
-        if let Err(e) = self.storage.delete_offsets(&group.group_id, &expired) {
+        if let Err(e) = self.store.delete_offsets(&group.group_id, &expired) {
             tracing::error!(group = %group.group_id, error = %e, "expiring committed offsets failed");
             return 0;
         }
@@ -308,7 +306,7 @@ impl GroupCoordinator {
         let mut groups = self.lock();
         let group = groups
             .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id));
+            .or_insert_with(|| Group::new(group_id, self.clock.now_ms()));
         if generation_id < 0 && member_id.is_empty() && group_instance_id.is_none() {
             return Ok(());
         }
@@ -340,10 +338,7 @@ impl GroupCoordinator {
         partition: i32,
         metadata: &str,
     ) -> Option<ResponseError> {
-        let exists = self
-            .storage
-            .topic(topic)
-            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len());
+        let exists = self.topics.partition_exists(topic, partition);
         if !exists {
             return Some(ResponseError::UnknownTopicOrPartition);
         }
@@ -360,10 +355,10 @@ impl GroupCoordinator {
         offsets: &[(String, i32, CommittedOffset)],
     ) -> Result<(), sluice_storage::StorageError> {
         let mut groups = self.lock();
-        self.storage.commit_offsets(group_id, offsets)?;
+        self.store.commit_offsets(group_id, offsets)?;
         let group = groups
             .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id));
+            .or_insert_with(|| Group::new(group_id, self.clock.now_ms()));
         for (topic, partition, committed) in offsets {
             group
                 .offsets

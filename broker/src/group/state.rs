@@ -157,7 +157,8 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub(crate) fn new(group_id: &str) -> Self {
+    /// A new empty group; `now_ms` is its state timestamp.
+    pub(crate) fn new(group_id: &str, now_ms: i64) -> Self {
         Group {
             group_id: group_id.to_string(),
             state: GroupState::Empty,
@@ -172,15 +173,16 @@ impl Group {
             initial_delay_remaining_ms: None,
             new_member_added: false,
             sync_deadline: None,
-            state_timestamp: sluice_storage::now_ms(),
+            state_timestamp: now_ms,
             offsets: BTreeMap::new(),
             consumer: None,
         }
     }
 
-    pub(crate) fn transition(&mut self, state: GroupState) {
+    /// Moves to `state` at `now_ms`.
+    pub(crate) fn transition(&mut self, state: GroupState, now_ms: i64) {
         self.state = state;
-        self.state_timestamp = sluice_storage::now_ms();
+        self.state_timestamp = now_ms;
     }
 
     /// No members of either protocol: offsets may expire and the group may be deleted.
@@ -333,7 +335,7 @@ impl Group {
     /// Rebuilds a group from its stored generation; members must heartbeat within their
     /// session timeout from `now`, as after a coordinator move in Kafka.
     pub(crate) fn from_record(group_id: &str, record: GroupRecord, now: Instant) -> Self {
-        let mut group = Group::new(group_id);
+        let mut group = Group::new(group_id, record.state_timestamp);
         group.protocol_type = record.protocol_type;
         group.generation_id = record.generation;
         group.protocol_name = record.protocol;
@@ -431,7 +433,7 @@ mod tests {
 
     #[test]
     fn selects_the_common_protocol_most_members_prefer() {
-        let mut g = Group::new("g");
+        let mut g = Group::new("g", 0);
         g.protocol_type = Some("consumer".into());
         g.members
             .insert("a".into(), member("a", &["range", "roundrobin"]));
@@ -448,7 +450,7 @@ mod tests {
 
     #[test]
     fn a_member_must_share_a_protocol_with_every_member() {
-        let mut g = Group::new("g");
+        let mut g = Group::new("g", 0);
         g.protocol_type = Some("consumer".into());
         g.members.insert("a".into(), member("a", &["range"]));
         let p = |n: &str| vec![(n.to_string(), Bytes::new())];

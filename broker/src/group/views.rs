@@ -145,7 +145,7 @@ impl GroupCoordinator {
         if !g.is_empty() {
             return Some(ResponseError::NonEmptyGroup);
         }
-        if let Err(e) = self.storage.delete_group(group_id) {
+        if let Err(e) = self.store.delete_group(group_id) {
             tracing::error!(group = %group_id, error = %e, "deleting group failed");
             return Some(ResponseError::CoordinatorNotAvailable);
         }

@@ -10,19 +10,23 @@
 //! Operations on one transactional id run one at a time (a per-id async lock), so a slow
 //! marker flush of one transaction never holds up another.
 
+mod ports;
+#[cfg(test)]
+mod tests;
+mod timers;
 mod views;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use sluice_config::TxnConfig;
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{now_ms, PendingOffset, Storage, StorageError, TxnRecord, TxnState};
-use tokio::sync::watch;
+use sluice_storage::{PendingOffset, Storage, StorageError, TxnRecord, TxnState};
 
+use crate::clock::{Clock, SystemClock};
 use crate::group::GroupCoordinator;
+use ports::{MarkerLog, MarkerWrite, TxnStore};
 
 pub(crate) use views::ListFilter;
 
@@ -63,7 +67,12 @@ pub(crate) struct ProducerRef {
 
 /// The broker's transaction coordinator (every transactional id: a single-node cluster).
 pub(crate) struct TxnCoordinator {
-    storage: Arc<Storage>,
+    /// Transaction records and producer ids.
+    store: Arc<dyn TxnStore>,
+    /// The partitions' logs the markers go to.
+    log: Arc<dyn MarkerLog>,
+    /// The time source of timeouts and timestamps.
+    clock: Arc<dyn Clock>,
     groups: Arc<GroupCoordinator>,
     config: TxnConfig,
     /// Read-locked by produce while it verifies and appends a transactional batch, so
@@ -82,8 +91,26 @@ impl TxnCoordinator {
         groups: Arc<GroupCoordinator>,
         config: TxnConfig,
     ) -> Result<Self, StorageError> {
+        Self::with_ports(
+            storage.clone(),
+            storage,
+            Arc::new(SystemClock),
+            groups,
+            config,
+        )
+    }
+
+    /// Loads every transactional id from `store`; markers go to `log`, time comes from
+    /// `clock`.
+    pub(crate) fn with_ports(
+        store: Arc<dyn TxnStore>,
+        log: Arc<dyn MarkerLog>,
+        clock: Arc<dyn Clock>,
+        groups: Arc<GroupCoordinator>,
+        config: TxnConfig,
+    ) -> Result<Self, StorageError> {
         let mut txns = Txns::default();
-        for (id, record) in storage.load_txns()? {
+        for (id, record) in store.load_txns()? {
             txns.insert(&id, record);
         }
         if !txns.by_id.is_empty() {
@@ -98,7 +125,9 @@ impl TxnCoordinator {
             tracing::warn!("SLUICE_CRASH_POINT={CRASH_AFTER_PREPARE}: the broker will abort after the next prepared EndTxn");
         }
         Ok(TxnCoordinator {
-            storage,
+            store,
+            log,
+            clock,
             groups,
             config,
             txns: RwLock::new(txns),
@@ -132,8 +161,8 @@ impl TxnCoordinator {
 
     /// Writes a record durably, then makes it the one in force.
     fn store(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
-        record.last_update_ms = now_ms();
-        self.storage.store_txn(id, &record).map_err(|e| {
+        record.last_update_ms = self.clock.now_ms();
+        self.store.store_txn(id, &record).map_err(|e| {
             tracing::error!(transactional_id = id, error = %e, "storing transaction state failed");
             ResponseError::CoordinatorNotAvailable
         })?;
@@ -169,7 +198,7 @@ impl TxnCoordinator {
                 groups: Vec::new(),
                 pending_offsets: Vec::new(),
                 start_ms: -1,
-                last_update_ms: now_ms(),
+                last_update_ms: self.clock.now_ms(),
             },
         };
         if let Some(exp) = expected {
@@ -249,7 +278,7 @@ impl TxnCoordinator {
     }
 
     fn allocate_producer_id(&self) -> Result<i64, ResponseError> {
-        self.storage.allocate_producer_id().map_err(|e| {
+        self.store.allocate_producer_id().map_err(|e| {
             tracing::error!(error = %e, "cannot allocate a producer id");
             ResponseError::CoordinatorNotAvailable
         })
@@ -300,7 +329,7 @@ impl TxnCoordinator {
             return Ok(());
         }
         if record.state != TxnState::Ongoing {
-            record.start_ms = now_ms();
+            record.start_ms = self.clock.now_ms();
             record.state = TxnState::Ongoing;
         }
         record.partitions = set.into_iter().collect();
@@ -457,23 +486,19 @@ impl TxnCoordinator {
         };
         let mut flushes = Vec::new();
         for (topic, index) in &record.partitions {
-            let Some(partition) = self
-                .storage
-                .topic(topic)
-                .and_then(|t| t.partitions.get(usize::try_from(*index).ok()?).cloned())
-            else {
-                // Deleted since it was added: nothing of the transaction is left there.
-                continue;
-            };
-            match partition.append_marker(
+            match self.log.append_marker(
+                topic,
+                *index,
                 record.producer_id,
                 record.producer_epoch,
                 control,
-                now_ms(),
+                self.clock.now_ms(),
             ) {
-                Ok(info) => {
-                    if info.flush_due {
-                        flushes.push((partition, info.last_offset));
+                // Deleted since it was added: nothing of the transaction is left there.
+                Ok(MarkerWrite::PartitionGone) => {}
+                Ok(MarkerWrite::Written { offset, flush_due }) => {
+                    if flush_due {
+                        flushes.push((topic.as_str(), *index, offset));
                     }
                 }
                 Err(e) => {
@@ -482,9 +507,9 @@ impl TxnCoordinator {
                 }
             }
         }
-        for (partition, offset) in flushes {
-            if let Err(e) = partition.flush_to(offset).await {
-                tracing::error!(transactional_id = id, topic = %partition.topic, partition = partition.index, error = %e, "flushing a transaction marker failed");
+        for (topic, index, offset) in flushes {
+            if let Err(e) = self.log.flush_to(topic, index, offset).await {
+                tracing::error!(transactional_id = id, topic, partition = index, error = %e, "flushing a transaction marker failed");
                 return Err(ResponseError::KafkaStorageError);
             }
         }
@@ -516,146 +541,5 @@ impl TxnCoordinator {
         let record = self.store(id, record)?;
         tracing::debug!(transactional_id = id, commit, "transaction completed");
         Ok(record)
-    }
-
-    /// Completes every transaction left between Prepare and Complete (by a crash, or a
-    /// marker write that failed); run at start-up and with the timeout checks.
-    pub(crate) async fn complete_prepared(&self) {
-        let prepared: Vec<String> = self
-            .read()
-            .by_id
-            .iter()
-            .filter(|(_, r)| matches!(r.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in prepared {
-            let _guard = self.lock_id(&id).await;
-            let Some(record) = self.get(&id) else {
-                continue;
-            };
-            if !matches!(
-                record.state,
-                TxnState::PrepareCommit | TxnState::PrepareAbort
-            ) {
-                continue;
-            }
-            tracing::info!(transactional_id = %id, state = record.state.name(), "completing a prepared transaction");
-            if let Err(e) = self.complete(&id, record).await {
-                tracing::error!(transactional_id = %id, error = ?e, "completing a prepared transaction failed; will retry");
-            }
-        }
-    }
-
-    /// Aborts every Ongoing transaction older than its timeout, fencing its producer
-    /// with a bumped epoch as Kafka does; returns how many were aborted.
-    pub(crate) async fn abort_timed_out(&self, now: i64) -> usize {
-        let expired: Vec<String> = self
-            .read()
-            .by_id
-            .iter()
-            .filter(|(_, r)| {
-                r.state == TxnState::Ongoing && r.start_ms + i64::from(r.timeout_ms) < now
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut aborted = 0;
-        for id in expired {
-            let _guard = self.lock_id(&id).await;
-            let Some(mut record) = self.get(&id) else {
-                continue;
-            };
-            if !(record.state == TxnState::Ongoing
-                && record.start_ms + i64::from(record.timeout_ms) < now_ms())
-            {
-                continue;
-            }
-            record.producer_epoch = record.producer_epoch.saturating_add(1);
-            record.last_producer_epoch = -1;
-            tracing::info!(transactional_id = %id, producer_id = record.producer_id, timeout_ms = record.timeout_ms, "aborting a transaction that exceeded its timeout");
-            match self.end_transaction(&id, record, false).await {
-                Ok(_) => aborted += 1,
-                Err(e) => {
-                    tracing::error!(transactional_id = %id, error = ?e, "aborting a timed-out transaction failed")
-                }
-            }
-        }
-        aborted
-    }
-
-    /// Forgets transactional ids idle for longer than `transactional.id.expiration.ms`.
-    pub(crate) async fn expire_ids(&self, now: i64) -> usize {
-        let horizon = now.saturating_sub(self.config.id_expiration_ms);
-        let idle: Vec<String> = self
-            .read()
-            .by_id
-            .iter()
-            .filter(|(_, r)| {
-                matches!(
-                    r.state,
-                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
-                ) && r.last_update_ms <= horizon
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut expired = 0;
-        for id in idle {
-            let _guard = self.lock_id(&id).await;
-            let still_idle = self.get(&id).is_some_and(|r| {
-                matches!(
-                    r.state,
-                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
-                ) && r.last_update_ms <= horizon
-            });
-            if !still_idle {
-                continue;
-            }
-            if let Err(e) = self.storage.delete_txn(&id) {
-                tracing::error!(transactional_id = %id, error = %e, "expiring a transactional id failed");
-                continue;
-            }
-            {
-                let mut txns = self.write();
-                if let Some(r) = txns.by_id.remove(&id) {
-                    txns.by_producer.remove(&r.producer_id);
-                }
-            }
-            drop(_guard);
-            // Forget the id's lock too, unless a request is already waiting on it.
-            let mut locks = self.id_locks.lock().unwrap_or_else(|p| p.into_inner());
-            if locks.get(&id).is_some_and(|l| Arc::strong_count(l) == 1) {
-                locks.remove(&id);
-            }
-            expired += 1;
-        }
-        expired
-    }
-
-    /// Runs the timeout and expiry checks until `stop`.
-    pub(crate) async fn run_timers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let every = Duration::from_millis(self.config.abort_timed_out_interval_ms.max(1) as u64);
-        let expire_every =
-            Duration::from_millis(self.config.remove_expired_interval_ms.max(1) as u64);
-        let mut abort_tick = tokio::time::interval(every);
-        abort_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut expire_tick = tokio::time::interval(expire_every);
-        expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = abort_tick.tick() => {
-                    self.complete_prepared().await;
-                    let n = self.abort_timed_out(now_ms()).await;
-                    if n > 0 {
-                        tracing::info!(transactions = n, "aborted timed-out transactions");
-                    }
-                }
-                _ = expire_tick.tick() => {
-                    let n = self.expire_ids(now_ms()).await;
-                    if n > 0 {
-                        tracing::info!(transactional_ids = n, "expired idle transactional ids");
-                    }
-                }
-                _ = crate::stopped(&mut stop) => return,
-            }
-        }
     }
 }

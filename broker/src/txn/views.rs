@@ -1,7 +1,7 @@
 //! Operator views of the transaction coordinator: DescribeTransactions and
 //! ListTransactions.
 
-use sluice_storage::{now_ms, TxnState};
+use sluice_storage::TxnState;
 
 use super::TxnCoordinator;
 
@@ -41,7 +41,7 @@ impl TxnCoordinator {
 
     /// ListTransactions: (transactional id, producer id, state), sorted by id.
     pub(crate) fn list(&self, filter: &ListFilter<'_>) -> Vec<(String, i64, TxnState)> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut out: Vec<_> = self
             .read()
             .by_id

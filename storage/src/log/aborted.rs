@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::partition::AbortedTxn;
+use super::types::AbortedTxn;
 
 /// Aborted transactions by the offset of their ABORT marker.
 #[derive(Debug, Default)]

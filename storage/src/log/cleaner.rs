@@ -26,20 +26,23 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use rocksdb::WriteBatch;
-use sluice_protocol::batch::{self, BatchHeader, HEADER_SIZE};
-use sluice_protocol::records::{self, DELETE_HORIZON_BIT};
+use sluice_protocol::batch;
+use sluice_protocol::records;
 
+use super::compact_batch::{aborted_by_producer, is_aborted, BatchCleaner};
+use super::meta::cleaner_checkpoint_key;
 use super::open_files::SegmentFile;
-use super::partition::{AbortedTxn, Partition};
-use super::segment::{read_at, segment_file_name, Segment};
+use super::partition::Partition;
+use super::segment::{segment_file_name, Segment};
+use super::segment_files::{
+    cleaned_file_name, remove_if_present, swap_file_name, sync_dir, SegmentBatches, READ_CHUNK,
+};
 use crate::db::{Db, IndexEntry, PartitionKey, CF_META, CF_OFFSETS};
 use crate::StorageError;
 
 /// Bytes the key map is charged per entry on top of the key: the offset, the hash
 /// table's slot and the allocation.
 const MAP_ENTRY_OVERHEAD: u64 = 48;
-/// Read size when scanning a segment.
-const READ_CHUNK: usize = 1 << 20;
 
 /// A point inside a cleaning pass where a test makes the pass stop as a crash would,
 /// leaving the files and the index exactly as they are at that moment.
@@ -131,6 +134,13 @@ struct SegmentView {
     created_ms: i64,
 }
 
+impl SegmentView {
+    /// The segment's batches in order.
+    fn batches(&self) -> SegmentBatches<'_> {
+        SegmentBatches::new(&self.file, &self.path, self.size)
+    }
+}
+
 /// The state a pass works from, taken under the log lock.
 struct Plan {
     /// Sealed segments from the log start up to the first uncleanable offset.
@@ -153,14 +163,8 @@ struct Checkpoint {
     earliest_horizon: Option<i64>,
 }
 
-fn checkpoint_key(key: &PartitionKey) -> Vec<u8> {
-    let mut k = b"cleaner:".to_vec();
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
 fn read_checkpoint(db: &Db, key: &PartitionKey) -> Result<Option<Checkpoint>, StorageError> {
-    let Some(v) = db.db.get_cf(db.cf(CF_META)?, checkpoint_key(key))? else {
+    let Some(v) = db.db.get_cf(db.cf(CF_META)?, cleaner_checkpoint_key(key))? else {
         return Ok(None);
     };
     let bad = || StorageError::Corrupt("cleaner checkpoint".into());
@@ -176,43 +180,6 @@ fn read_checkpoint(db: &Db, key: &PartitionKey) -> Result<Option<Checkpoint>, St
         first_dirty,
         earliest_horizon: (horizon >= 0).then_some(horizon),
     }))
-}
-
-/// Removes the cleaner checkpoint of a partition being deleted.
-pub(super) fn delete_checkpoint(
-    db: &Db,
-    wb: &mut WriteBatch,
-    key: &PartitionKey,
-) -> Result<(), StorageError> {
-    wb.delete_cf(db.cf(CF_META)?, checkpoint_key(key));
-    Ok(())
-}
-
-/// File name of a finished cleaning of the segments in `[base, end)`, awaiting its swap.
-pub(super) fn swap_file_name(base: i64, end: i64) -> String {
-    format!("{base:020}-{end:020}.swap")
-}
-
-/// Parses [`swap_file_name`].
-pub(super) fn parse_swap_file_name(name: &str) -> Option<(i64, i64)> {
-    let stem = name.strip_suffix(".swap")?;
-    let (a, b) = stem.split_once('-')?;
-    let ok = |s: &str| s.len() == 20 && s.bytes().all(|c| c.is_ascii_digit());
-    if !ok(a) || !ok(b) {
-        return None;
-    }
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
-fn cleaned_file_name(base: i64) -> String {
-    format!("{base:020}.cleaned")
-}
-
-/// Forces a directory's entries (renames, deletions) to disk.
-pub(super) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(dir, e))
 }
 
 impl Partition {
@@ -313,7 +280,7 @@ impl Partition {
         let mut wb = WriteBatch::default();
         let mut v = clean_end.to_be_bytes().to_vec();
         v.extend_from_slice(&earliest_horizon.unwrap_or(-1).to_be_bytes());
-        wb.put_cf(self.db.cf(CF_META)?, checkpoint_key(&self.key), v);
+        wb.put_cf(self.db.cf(CF_META)?, cleaner_checkpoint_key(&self.key), v);
         self.db.write(wb, false)?;
         tracing::info!(
             topic = %self.topic,
@@ -337,11 +304,11 @@ impl Partition {
         }
         let lso = log.last_stable_offset();
         let lag_limit = now_ms.saturating_sub(cfg.min_compaction_lag_ms);
-        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        let bases: Vec<i64> = log.local.segments.keys().copied().collect();
         let mut cleanable = Vec::new();
         for w in bases.windows(2) {
             let (base, end) = (w[0], w[1]);
-            let Some(seg) = log.segments.get(&base) else {
+            let Some(seg) = log.local.segments.get(&base) else {
                 break;
             };
             if end > lso || (cfg.min_compaction_lag_ms > 0 && seg.max_timestamp > lag_limit) {
@@ -399,7 +366,7 @@ impl Partition {
             if used >= budget && end > plan.first_dirty {
                 break;
             }
-            for item in SegmentBatches::new(seg) {
+            for item in seg.batches() {
                 let (_, bytes) = item?;
                 let header = batch::read_header(&bytes).map_err(|e| corrupt(seg, &e))?;
                 if header.last_offset() < plan.first_dirty
@@ -443,7 +410,7 @@ impl Partition {
         let end = group[group.len() - 1].end;
         let mut log = self.lock();
         let intact = group.iter().all(|g| {
-            log.segments.get(&g.base).is_some_and(|s| {
+            log.local.segments.get(&g.base).is_some_and(|s| {
                 std::ptr::eq(Arc::as_ptr(&s.file), g.source.as_ptr()) && s.size == g.size
             })
         });
@@ -470,12 +437,12 @@ impl Partition {
             crash_here(opts, CleanerCrashPoint::AfterIndex)?;
             let final_path = self.dir.join(segment_file_name(base));
             for g in group {
-                log.segments.remove(&g.base);
+                log.local.segments.remove(&g.base);
             }
             // Until the rename below, `final_path` still names the old file: the new one
             // must not be closed and opened again by name before then.
             let swapped = SegmentFile::with_open(&self.files, final_path.clone(), file, true);
-            log.segments.insert(
+            log.local.segments.insert(
                 base,
                 Segment {
                     base_offset: base,
@@ -568,7 +535,7 @@ impl CleanedGroup {
                 "cleaned segment already finished".into(),
             ));
         };
-        for item in SegmentBatches::new(seg) {
+        for item in seg.batches() {
             let (_, bytes) = item?;
             let header = batch::validate(&bytes).map_err(|e| corrupt(seg, &e))?;
             let kept = ctx.clean(&header, &bytes).map_err(|e| corrupt(seg, &e))?;
@@ -612,241 +579,6 @@ impl CleanedGroup {
     }
 }
 
-pub(super) fn remove_if_present(path: &Path) -> Result<(), StorageError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io(path, e)),
-    }
-}
-
 fn corrupt(seg: &SegmentView, e: &dyn std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{}: {e}", seg.path.display()))
-}
-
-/// Aborted transactions by producer: (first offset, marker offset) ranges.
-fn aborted_by_producer(aborted: &[AbortedTxn]) -> HashMap<i64, Vec<(i64, i64)>> {
-    let mut out: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    for t in aborted {
-        out.entry(t.producer_id)
-            .or_default()
-            .push((t.first_offset, t.last_offset));
-    }
-    out
-}
-
-fn is_aborted(aborted: &HashMap<i64, Vec<(i64, i64)>>, h: &BatchHeader) -> bool {
-    h.is_transactional()
-        && aborted.get(&h.producer_id).is_some_and(|ranges| {
-            ranges
-                .iter()
-                .any(|(first, last)| *first <= h.base_offset && h.base_offset < *last)
-        })
-}
-
-/// Decides, batch by batch, what a clean keeps.
-struct BatchCleaner<'a> {
-    map: &'a HashMap<Bytes, i64>,
-    aborted: &'a HashMap<i64, Vec<(i64, i64)>>,
-    now_ms: i64,
-    delete_retention_ms: i64,
-}
-
-/// What a clean keeps of one batch.
-struct Kept {
-    /// The batch to write (the original bytes when nothing changed), or none.
-    batch: Option<(BatchHeader, Bytes)>,
-    /// Records dropped.
-    removed: u64,
-    /// The delete horizon of the tombstones kept, if any.
-    horizon: Option<i64>,
-}
-
-impl BatchCleaner<'_> {
-    fn clean(&self, header: &BatchHeader, bytes: &Bytes) -> Result<Kept, batch::BatchError> {
-        let keep_all = |horizon| Kept {
-            batch: Some((*header, bytes.clone())),
-            removed: 0,
-            horizon,
-        };
-        // Markers stay: a read-committed consumer needs each ABORT marker to stop skipping.
-        if header.is_control() {
-            return Ok(keep_all(None));
-        }
-        if is_aborted(self.aborted, header) {
-            return Ok(Kept {
-                batch: None,
-                removed: header.records_count.max(0) as u64,
-                horizon: None,
-            });
-        }
-        let (h, recs) = records::decode_records(bytes)?;
-        let total = recs.len();
-        let horizon_passed = h.has_delete_horizon() && self.now_ms >= h.base_timestamp;
-        let kept: Vec<records::Record> = recs
-            .into_iter()
-            .filter(|r| {
-                let Some(key) = &r.key else {
-                    // Kafka's cleaner drops records without a key too.
-                    return false;
-                };
-                let offset = h.base_offset + i64::from(r.offset_delta);
-                let latest = self.map.get(key).is_none_or(|o| offset >= *o);
-                latest && !(r.value.is_none() && horizon_passed)
-            })
-            .collect();
-        let removed = (total - kept.len()) as u64;
-        let Some(last) = kept.last() else {
-            return Ok(Kept {
-                batch: None,
-                removed,
-                horizon: None,
-            });
-        };
-        let tombstones = kept.iter().any(|r| r.value.is_none());
-        let horizon = match (tombstones, h.has_delete_horizon()) {
-            (false, _) => None,
-            (true, true) => Some(h.base_timestamp),
-            (true, false) => Some(self.now_ms.saturating_add(self.delete_retention_ms)),
-        };
-        if removed == 0 && (!tombstones || h.has_delete_horizon()) {
-            return Ok(keep_all(horizon));
-        }
-        let mut nh = h;
-        nh.last_offset_delta = last.offset_delta;
-        match horizon {
-            Some(t) => {
-                nh.attributes |= DELETE_HORIZON_BIT;
-                nh.base_timestamp = t;
-            }
-            None => {
-                nh.attributes &= !DELETE_HORIZON_BIT;
-                nh.base_timestamp = kept
-                    .iter()
-                    .map(|r| r.timestamp)
-                    .min()
-                    .unwrap_or(h.base_timestamp);
-            }
-        }
-        if !h.is_log_append_time() {
-            nh.max_timestamp = kept
-                .iter()
-                .map(|r| r.timestamp)
-                .max()
-                .unwrap_or(h.max_timestamp);
-        }
-        let encoded = records::encode_batch(&nh, &kept)?;
-        let header = batch::read_header(&encoded)?;
-        Ok(Kept {
-            batch: Some((header, Bytes::from(encoded))),
-            removed,
-            horizon,
-        })
-    }
-}
-
-/// The batches of a segment in order, read in large chunks.
-struct SegmentBatches<'a> {
-    seg: &'a SegmentView,
-    pos: u64,
-    buf: Bytes,
-    buf_start: u64,
-}
-
-impl<'a> SegmentBatches<'a> {
-    fn new(seg: &'a SegmentView) -> Self {
-        SegmentBatches {
-            seg,
-            pos: 0,
-            buf: Bytes::new(),
-            buf_start: 0,
-        }
-    }
-
-    /// Makes the buffer cover `[pos, pos + len)`.
-    fn fill(&mut self, len: usize) -> Result<(), StorageError> {
-        let buf_end = self.buf_start + self.buf.len() as u64;
-        if self.pos >= self.buf_start && self.pos + len as u64 <= buf_end {
-            return Ok(());
-        }
-        let want = len.max(READ_CHUNK).min((self.seg.size - self.pos) as usize);
-        self.buf = Bytes::from(read_at(&self.seg.file, &self.seg.path, self.pos, want)?);
-        self.buf_start = self.pos;
-        if self.buf.len() < len {
-            return Err(StorageError::Corrupt(format!(
-                "{}: batch at {} runs past the segment",
-                self.seg.path.display(),
-                self.pos
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Iterator for SegmentBatches<'_> {
-    type Item = Result<(u64, Bytes), StorageError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.seg.size {
-            return None;
-        }
-        let item = (|| {
-            self.fill(HEADER_SIZE)?;
-            let at = (self.pos - self.buf_start) as usize;
-            let header = batch::read_header(&self.buf[at..]).map_err(|e| corrupt(self.seg, &e))?;
-            self.fill(header.size())?;
-            let at = (self.pos - self.buf_start) as usize;
-            let bytes = self.buf.slice(at..at + header.size());
-            let pos = self.pos;
-            self.pos += header.size() as u64;
-            Ok((pos, bytes))
-        })();
-        if item.is_err() {
-            // Stop after an error rather than loop on it.
-            self.pos = self.seg.size;
-        }
-        Some(item)
-    }
-}
-
-/// Re-indexes a segment rewritten by a swap that recovery finished: its offset index
-/// entries in `[base, end)` are replaced by entries for the batches now in the file.
-pub(super) fn reindex_swapped(
-    db: &Db,
-    key: PartitionKey,
-    path: &Path,
-    base: i64,
-    end: i64,
-) -> Result<(), StorageError> {
-    let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| StorageError::io(path, e))?
-        .len();
-    let view = SegmentView {
-        base,
-        end,
-        file: Arc::new(file),
-        source: Weak::new(),
-        path: path.to_path_buf(),
-        size,
-        created_ms: 0,
-    };
-    let offsets = db.cf(CF_OFFSETS)?;
-    let mut wb = WriteBatch::default();
-    wb.delete_range_cf(offsets, key.with_i64(base), key.with_i64(end));
-    for item in SegmentBatches::new(&view) {
-        let (position, bytes) = item?;
-        let h = batch::validate(&bytes).map_err(|e| corrupt(&view, &e))?;
-        let entry = IndexEntry {
-            segment: base,
-            position,
-            size: h.size() as u32,
-            base_offset: h.base_offset,
-            last_offset: h.last_offset(),
-            max_timestamp: h.max_timestamp,
-        };
-        wb.put_cf(offsets, key.with_i64(entry.last_offset), entry.encode());
-    }
-    db.write(wb, true)
 }

@@ -4,26 +4,10 @@
 
 use rocksdb::WriteBatch;
 
-use super::partition::{Partition, ReadError};
-use crate::db::{Db, PartitionKey, CF_META, CF_OFFSETS};
-use crate::StorageError;
-
-/// The RocksDB key of a partition's log start offset.
-pub(super) fn log_start_key(key: &PartitionKey) -> Vec<u8> {
-    let mut k = b"log_start:".to_vec();
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// The log start offset a DeleteRecords left, if any.
-pub(super) fn stored_log_start(db: &Db, key: &PartitionKey) -> Result<Option<i64>, StorageError> {
-    match db.db.get_cf(db.cf(CF_META)?, log_start_key(key))? {
-        Some(v) => Ok(Some(i64::from_be_bytes(v.as_slice().try_into().map_err(
-            |_| StorageError::Corrupt("stored log start offset".into()),
-        )?))),
-        None => Ok(None),
-    }
-}
+use super::meta::log_start_key;
+use super::partition::Partition;
+use super::types::ReadError;
+use crate::db::{CF_META, CF_OFFSETS};
 
 impl Partition {
     /// Makes `offset` the log start offset (-1: the high watermark) and returns the new
@@ -31,7 +15,7 @@ impl Partition {
     /// watermark is OFFSET_OUT_OF_RANGE; one at or below the log start changes nothing.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReadError> {
         let mut log = self.lock();
-        let high_watermark = log.log_end_offset;
+        let high_watermark = log.local.log_end_offset;
         let target = if offset == -1 { high_watermark } else { offset };
         if target < 0 || target > high_watermark {
             return Err(ReadError::OutOfRange {
@@ -44,7 +28,7 @@ impl Partition {
             return Ok(log.log_start_offset);
         }
         // Segments whose every offset is below the target go; the active one stays.
-        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        let bases: Vec<i64> = log.local.segments.keys().copied().collect();
         let doomed: Vec<i64> = bases
             .windows(2)
             .filter(|w| w[1] <= target)
@@ -71,7 +55,7 @@ impl Partition {
         log.aborted_txns.prune_below(target);
         let removed: Vec<_> = doomed
             .iter()
-            .filter_map(|b| log.segments.remove(b))
+            .filter_map(|b| log.local.segments.remove(b))
             .collect();
         drop(log);
         for seg in removed {

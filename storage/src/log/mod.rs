@@ -1,23 +1,33 @@
 //! The partition log: segments of raw batches, indexed in RocksDB.
 
 mod aborted;
+mod append;
 mod cleaner;
+mod compact_batch;
 mod delete_records;
+mod flush;
+mod index;
+mod local_log;
+mod log_state;
+mod meta;
 pub(crate) mod open_files;
 mod partition;
 mod producer_expiry;
+mod read;
 mod recovery;
 mod region;
 mod retention;
 pub(crate) mod segment;
+mod segment_files;
 mod timestamp;
+mod types;
 mod validate;
 
 pub use cleaner::{CleanOptions, CleanStats, Cleanability, CleanerCrashPoint};
-pub use partition::{
-    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Partition, ProducerInfo, ReadError,
-    COORDINATOR_EPOCH, LEADER_EPOCH,
-};
+pub use partition::Partition;
 pub use region::FileRegion;
 pub use timestamp::TimestampOffset;
-pub use validate::RecordError;
+pub use types::{
+    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, ProducerInfo, ReadError,
+    RecordError, COORDINATOR_EPOCH, LEADER_EPOCH,
+};

@@ -2,6 +2,7 @@
 //! on disk, re-validate the tail by CRC, truncate a torn batch, and index what is missing.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,11 +11,14 @@ use sluice_config::TopicConfig;
 use sluice_protocol::batch::{self, HEADER_SIZE};
 
 use super::aborted::AbortedIndex;
-use super::cleaner::{parse_swap_file_name, reindex_swapped, remove_if_present, sync_dir};
-use super::delete_records::stored_log_start;
+use super::index::index_batch;
+use super::local_log::LocalLog;
+use super::log_state::LogState;
+use super::meta::stored_log_start;
 use super::open_files::OpenFiles;
-use super::partition::{index_batch, AbortedTxn, LogState};
 use super::segment::{parse_segment_file_name, read_at, segment_file_name, Segment};
+use super::segment_files::{parse_swap_file_name, remove_if_present, sync_dir, SegmentBatches};
+use super::types::AbortedTxn;
 use crate::db::{
     key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS,
     CF_PRODUCERS, CF_TIMES,
@@ -52,13 +56,17 @@ pub(super) fn recover(
     let first_base = *segments.keys().next().unwrap_or(&0);
     let log_start_offset = stored_log_start(db, &key)?.map_or(first_base, |s| s.max(first_base));
     let mut state = LogState {
+        local: LocalLog {
+            dir: dir.to_path_buf(),
+            files: files.clone(),
+            segments,
+            log_end_offset: 0,
+            unflushed_files: Vec::new(),
+        },
         log_start_offset,
-        log_end_offset: 0,
-        segments,
         producers: load_producers(db, key)?,
         max_timestamp: last_indexed_timestamp(db, key)?,
         unflushed_messages: 0,
-        unflushed_files: Vec::new(),
         config,
         ongoing_txns: BTreeMap::new(),
         aborted_txns: load_aborted_txns(db, key)?,
@@ -68,7 +76,12 @@ pub(super) fn recover(
         Some(e) => (e.segment, e.position + u64::from(e.size), e.last_offset + 1),
         None => (state.log_start_offset, 0, state.log_start_offset),
     };
-    let bases: Vec<i64> = state.segments.range(seg_base..).map(|(b, _)| *b).collect();
+    let bases: Vec<i64> = state
+        .local
+        .segments
+        .range(seg_base..)
+        .map(|(b, _)| *b)
+        .collect();
     let mut torn = false;
     let mut recovered_batches = 0u64;
     // Torn tails truncated and segments removed after them.
@@ -76,7 +89,7 @@ pub(super) fn recover(
     for base in bases {
         if torn {
             // Everything after a torn batch is unreachable garbage from the same crash.
-            if let Some(seg) = state.segments.remove(&base) {
+            if let Some(seg) = state.local.segments.remove(&base) {
                 tracing::warn!(path = %seg.path().display(), "removing segment after a torn batch");
                 repairs += 1;
                 std::fs::remove_file(seg.path()).map_err(|e| StorageError::io(seg.path(), e))?;
@@ -98,6 +111,7 @@ pub(super) fn recover(
         }
         let (file, path, file_len) = {
             let seg = state
+                .local
                 .segments
                 .get(&base)
                 .ok_or_else(|| StorageError::Corrupt("segment vanished".into()))?;
@@ -136,7 +150,7 @@ pub(super) fn recover(
                 }
             }
         }
-        if let Some(seg) = state.segments.get_mut(&base) {
+        if let Some(seg) = state.local.segments.get_mut(&base) {
             if torn {
                 seg.truncate(pos)?;
             }
@@ -151,12 +165,12 @@ pub(super) fn recover(
     if !wb.is_empty() {
         db.write(wb, true)?;
     }
-    state.log_end_offset = next_offset;
+    state.local.log_end_offset = next_offset;
     // Open transactions are those of the producers' state that are still in the log.
     state.ongoing_txns.clear();
     for (pid, entry) in state.producers.producers.iter_mut() {
         match entry.txn_first_offset {
-            Some(first) if first < state.log_end_offset => {
+            Some(first) if first < state.local.log_end_offset => {
                 state.ongoing_txns.insert(first, *pid);
             }
             Some(_) => entry.txn_first_offset = None,
@@ -202,6 +216,40 @@ fn finish_interrupted_cleaning(db: &Db, key: PartitionKey, dir: &Path) -> Result
         reindex_swapped(db, key, &target, base, end)?;
     }
     Ok(())
+}
+
+/// Re-indexes a segment rewritten by a swap that recovery finished: its offset index
+/// entries in `[base, end)` are replaced by entries for the batches now in the file.
+fn reindex_swapped(
+    db: &Db,
+    key: PartitionKey,
+    path: &Path,
+    base: i64,
+    end: i64,
+) -> Result<(), StorageError> {
+    let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| StorageError::io(path, e))?
+        .len();
+    let offsets = db.cf(CF_OFFSETS)?;
+    let mut wb = WriteBatch::default();
+    wb.delete_range_cf(offsets, key.with_i64(base), key.with_i64(end));
+    for item in SegmentBatches::new(&file, path, size) {
+        let (position, bytes) = item?;
+        let h = batch::validate(&bytes)
+            .map_err(|e| StorageError::Corrupt(format!("{}: {e}", path.display())))?;
+        let entry = IndexEntry {
+            segment: base,
+            position,
+            size: h.size() as u32,
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+        };
+        wb.put_cf(offsets, key.with_i64(entry.last_offset), entry.encode());
+    }
+    db.write(wb, true)
 }
 
 /// Deletes index entries at the end of the partition whose batch is not intact on disk;
@@ -317,7 +365,7 @@ fn compute_segment_timestamps(
             break;
         }
         let e = IndexEntry::decode(&k, &v)?;
-        if let Some(seg) = state.segments.get_mut(&e.segment) {
+        if let Some(seg) = state.local.segments.get_mut(&e.segment) {
             seg.max_timestamp = seg.max_timestamp.max(e.max_timestamp);
         }
     }

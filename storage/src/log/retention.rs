@@ -15,10 +15,10 @@ impl Partition {
         }
         let retention_ms = log.config.retention_ms;
         let retention_bytes = log.config.retention_bytes;
-        let mut total: u64 = log.segments.values().map(|s| s.size).sum();
+        let mut total: u64 = log.local.segments.values().map(|s| s.size).sum();
         let mut delete = Vec::new();
-        let count = log.segments.len();
-        for (i, (base, seg)) in log.segments.iter().enumerate() {
+        let count = log.local.segments.len();
+        for (i, (base, seg)) in log.local.segments.iter().enumerate() {
             let is_active = i + 1 == count;
             if seg.size == 0 && is_active {
                 break;
@@ -44,18 +44,23 @@ impl Partition {
         }
         if delete.last().is_some_and(|(_, active)| *active) {
             // An expired active segment is rolled so that it can go, as Kafka does.
-            let leo = log.log_end_offset;
+            let leo = log.local.log_end_offset;
             self.roll(&mut log, now_ms, leo)?;
         }
         let mut deleted_max_ts = -1;
         let mut removed = Vec::new();
         for (base, _) in &delete {
-            if let Some(seg) = log.segments.remove(base) {
+            if let Some(seg) = log.local.segments.remove(base) {
                 deleted_max_ts = deleted_max_ts.max(seg.max_timestamp);
                 removed.push(seg);
             }
         }
-        let first_base = *log.segments.keys().next().unwrap_or(&log.log_end_offset);
+        let first_base = *log
+            .local
+            .segments
+            .keys()
+            .next()
+            .unwrap_or(&log.local.log_end_offset);
         // A DeleteRecords may already have moved the log start past the first segment base.
         let new_start = first_base.max(log.log_start_offset);
         log.log_start_offset = new_start;

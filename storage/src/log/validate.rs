@@ -3,49 +3,7 @@
 
 use sluice_protocol::records::Record;
 
-use super::partition::AppendError;
-
-/// One refused record of a batch, as a Produce answer lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordError {
-    /// The record's index in its batch.
-    pub batch_index: i32,
-    /// Why it was refused.
-    pub message: String,
-}
-
-impl std::fmt::Display for RecordError {
-    // Kafka's `RecordError.toString`, which the partition's message embeds.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RecordError(batchIndex={}, message='{}')",
-            self.batch_index, self.message
-        )
-    }
-}
-
-impl AppendError {
-    /// Kafka's `processRecordErrors`: the partition's error and message for refused records.
-    pub(super) fn records(records: Vec<RecordError>, invalid_timestamp: bool) -> Self {
-        let message = if invalid_timestamp {
-            "One or more records have been rejected due to invalid timestamp".to_string()
-        } else {
-            let shown: Vec<String> = records.iter().take(3).map(|e| e.to_string()).collect();
-            format!(
-                "One or more records have been rejected due to {} record errors in total, and \
-                 only showing the first three errors at most: [{}]",
-                records.len(),
-                shown.join(", ")
-            )
-        };
-        AppendError::RecordErrors {
-            invalid_timestamp,
-            message,
-            records,
-        }
-    }
-}
+use super::types::{AppendError, RecordError};
 
 /// Kafka's `RecordBatch.NO_TIMESTAMP`: a record without a timestamp is not range-checked.
 const NO_TIMESTAMP: i64 = -1;

@@ -1,0 +1,243 @@
+//! What the group coordinator depends on, as narrow ports: the store of group metadata
+//! and committed offsets, and the topics it checks and assigns. The broker plugs in
+//! [`Storage`]; unit tests plug in the in-memory doubles below.
+
+use std::sync::Arc;
+
+use sluice_storage::{CommittedOffset, GroupOffsets, GroupRecord, Storage, StorageError};
+use uuid::Uuid;
+
+/// A stored group: its id, its last generation if any, and its committed offsets.
+pub(crate) type StoredGroup = (String, Option<GroupRecord>, GroupOffsets);
+
+/// Durable group metadata and committed offsets.
+pub(crate) trait GroupStore: Send + Sync {
+    /// Every stored group, for start-up.
+    fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError>;
+    /// Stores a group's current generation.
+    fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError>;
+    /// Forgets a group and its offsets.
+    fn delete_group(&self, group_id: &str) -> Result<(), StorageError>;
+    /// Stores committed offsets.
+    fn commit_offsets(
+        &self,
+        group_id: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> Result<(), StorageError>;
+    /// Deletes committed offsets.
+    fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), StorageError>;
+}
+
+/// The topics the coordinator checks offsets against and assigns to consumer groups.
+pub(crate) trait TopicCatalog: Send + Sync {
+    /// Every topic name.
+    fn list_topic_names(&self) -> Vec<String>;
+    /// A topic's id and partition count.
+    fn topic_partitions(&self, name: &str) -> Option<(Uuid, i32)>;
+    /// A topic's name by id.
+    fn topic_name_by_id(&self, id: Uuid) -> Option<String>;
+
+    /// Whether the topic has this partition.
+    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.topic_partitions(topic)
+            .is_some_and(|(_, count)| partition >= 0 && partition < count)
+    }
+}
+
+impl GroupStore for Storage {
+    fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
+        Storage::load_groups(self)
+    }
+
+    fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {
+        Storage::store_group(self, group_id, record)
+    }
+
+    fn delete_group(&self, group_id: &str) -> Result<(), StorageError> {
+        Storage::delete_group(self, group_id)
+    }
+
+    fn commit_offsets(
+        &self,
+        group_id: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> Result<(), StorageError> {
+        Storage::commit_offsets(self, group_id, offsets)
+    }
+
+    fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), StorageError> {
+        Storage::delete_offsets(self, group_id, partitions)
+    }
+}
+
+impl TopicCatalog for Storage {
+    fn list_topic_names(&self) -> Vec<String> {
+        self.topic_names()
+    }
+
+    fn topic_partitions(&self, name: &str) -> Option<(Uuid, i32)> {
+        self.topic(name)
+            .map(|t| (t.record.id, t.partitions.len() as i32))
+    }
+
+    fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
+        self.topic_by_id(id).map(|t| t.record.name.clone())
+    }
+
+    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.partition(topic, partition).is_some()
+    }
+}
+
+/// Both ports from one storage.
+pub(crate) fn storage_ports(storage: Arc<Storage>) -> (Arc<dyn GroupStore>, Arc<dyn TopicCatalog>) {
+    (storage.clone(), storage)
+}
+
+#[cfg(test)]
+pub(crate) use memory::{MemoryGroupStore, MemoryTopics};
+
+#[cfg(test)]
+mod memory {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// One group's committed offsets by partition.
+    type PartitionOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+    /// Group metadata and offsets in maps, as the RocksDB store keeps them.
+    #[derive(Default)]
+    pub(crate) struct MemoryGroupStore {
+        groups: Mutex<BTreeMap<String, GroupRecord>>,
+        offsets: Mutex<BTreeMap<String, PartitionOffsets>>,
+    }
+
+    impl MemoryGroupStore {
+        /// The stored generation of a group.
+        pub(crate) fn group(&self, group_id: &str) -> Option<GroupRecord> {
+            self.groups.lock().unwrap().get(group_id).cloned()
+        }
+
+        /// The stored offset of a partition.
+        pub(crate) fn offset(
+            &self,
+            group_id: &str,
+            topic: &str,
+            partition: i32,
+        ) -> Option<CommittedOffset> {
+            self.offsets
+                .lock()
+                .unwrap()
+                .get(group_id)?
+                .get(&(topic.to_string(), partition))
+                .cloned()
+        }
+    }
+
+    impl GroupStore for MemoryGroupStore {
+        fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
+            let groups = self.groups.lock().unwrap();
+            let offsets = self.offsets.lock().unwrap();
+            let mut ids: Vec<&String> = groups.keys().chain(offsets.keys()).collect();
+            ids.sort();
+            ids.dedup();
+            Ok(ids
+                .into_iter()
+                .map(|id| {
+                    let committed = offsets
+                        .get(id)
+                        .into_iter()
+                        .flatten()
+                        .map(|((t, p), o)| (t.clone(), *p, o.clone()))
+                        .collect();
+                    (id.clone(), groups.get(id).cloned(), committed)
+                })
+                .collect())
+        }
+
+        fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {
+            self.groups
+                .lock()
+                .unwrap()
+                .insert(group_id.to_string(), record.clone());
+            Ok(())
+        }
+
+        fn delete_group(&self, group_id: &str) -> Result<(), StorageError> {
+            self.groups.lock().unwrap().remove(group_id);
+            self.offsets.lock().unwrap().remove(group_id);
+            Ok(())
+        }
+
+        fn commit_offsets(
+            &self,
+            group_id: &str,
+            offsets: &[(String, i32, CommittedOffset)],
+        ) -> Result<(), StorageError> {
+            let mut all = self.offsets.lock().unwrap();
+            let group = all.entry(group_id.to_string()).or_default();
+            for (t, p, o) in offsets {
+                group.insert((t.clone(), *p), o.clone());
+            }
+            Ok(())
+        }
+
+        fn delete_offsets(
+            &self,
+            group_id: &str,
+            partitions: &[(String, i32)],
+        ) -> Result<(), StorageError> {
+            if let Some(group) = self.offsets.lock().unwrap().get_mut(group_id) {
+                for tp in partitions {
+                    group.remove(tp);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Topics by name: id and partition count.
+    #[derive(Default)]
+    pub(crate) struct MemoryTopics {
+        topics: Mutex<BTreeMap<String, (Uuid, i32)>>,
+    }
+
+    impl MemoryTopics {
+        /// Adds (or resizes) a topic; returns its id.
+        pub(crate) fn add(&self, name: &str, partitions: i32) -> Uuid {
+            let mut topics = self.topics.lock().unwrap();
+            let id = topics.get(name).map_or_else(Uuid::new_v4, |(id, _)| *id);
+            topics.insert(name.to_string(), (id, partitions));
+            id
+        }
+    }
+
+    impl TopicCatalog for MemoryTopics {
+        fn list_topic_names(&self) -> Vec<String> {
+            self.topics.lock().unwrap().keys().cloned().collect()
+        }
+
+        fn topic_partitions(&self, name: &str) -> Option<(Uuid, i32)> {
+            self.topics.lock().unwrap().get(name).copied()
+        }
+
+        fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
+            self.topics
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, (i, _))| *i == id)
+                .map(|(n, _)| n.clone())
+        }
+    }
+}
