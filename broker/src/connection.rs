@@ -249,7 +249,7 @@ async fn send_later<S: ResponseStream>(
 
 fn close_on_error(broker: &Broker, ctx: &RequestContext, e: &DispatchError) {
     tracing::warn!(peer = %ctx.peer, client_id = ctx.client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
-    let api = e.api().map_or("Unknown", dispatch::api_name);
+    let api = e.api().map_or("Unknown", sluice_protocol::names::api_name);
     broker.metrics.error(api, "CONNECTION_CLOSED");
 }
 

@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 
+use sluice_protocol::names::{api_name, error_name};
 use sluice_protocol::request::{decode_body, decode_header, RequestDecodeError};
 use sluice_storage::FileRegion;
 
@@ -478,24 +479,6 @@ pub(crate) async fn handle(
     }
 }
 
-/// Kafka's name for an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
-pub(crate) fn error_name(code: i16) -> String {
-    let camel = kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}"));
-    match camel.filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric())) {
-        Some(camel) => {
-            let mut out = String::with_capacity(camel.len() + 8);
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(c.to_ascii_uppercase());
-            }
-            out
-        }
-        None => format!("ERROR_{code}"),
-    }
-}
-
 /// Counts the error codes in an answer and, for Fetch, the bytes sent per topic; the
 /// request itself and its times are counted once the answer is sent.
 fn record_metrics(
@@ -559,22 +542,6 @@ fn record_metrics(
         Some(ResponseKind::DeleteTopics(r)) => r.responses.iter().for_each(|t| note(t.error_code)),
         _ => {}
     }
-}
-
-/// The API's name as Kafka writes it (`Produce`, `FindCoordinator`).
-pub(crate) fn api_name(api: ApiKey) -> &'static str {
-    // ApiKey's Debug is the name; kept per key so labels do not allocate per request.
-    static NAMES: std::sync::OnceLock<std::collections::HashMap<i16, &'static str>> =
-        std::sync::OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            ApiKey::iter()
-                .map(|k| (k as i16, &*Box::leak(format!("{k:?}").into_boxed_str())))
-                .collect()
-        })
-        .get(&(api as i16))
-        .copied()
-        .unwrap_or("Unknown")
 }
 
 /// Records a request against the client's quotas; the longest throttle it earned.
@@ -1215,14 +1182,6 @@ mod tests {
             rest = &rest[at + 1..];
         }
         found
-    }
-
-    #[test]
-    fn error_names_are_kafkas() {
-        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(error_name(58), "SASL_AUTHENTICATION_FAILED");
-        assert_eq!(error_name(-32768), "ERROR_-32768");
-        assert_eq!(api_name(ApiKey::FindCoordinator), "FindCoordinator");
     }
 
     #[tokio::test]

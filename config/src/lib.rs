@@ -10,7 +10,6 @@ mod describe_broker;
 mod dynamic;
 mod layers;
 mod listener;
-mod properties;
 mod sasl;
 mod tls;
 mod topic;
@@ -27,7 +26,6 @@ pub use dynamic::{
 };
 pub use layers::BrokerLayers;
 pub use listener::{Listener, SecurityProtocol};
-pub use properties::parse_properties;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
@@ -59,6 +57,21 @@ pub enum ConfigError {
         /// The offending text.
         text: String,
     },
+}
+
+impl From<sluice_protocol::properties::PropertiesError> for ConfigError {
+    fn from(e: sluice_protocol::properties::PropertiesError) -> Self {
+        ConfigError::Syntax {
+            line: e.line,
+            text: e.text,
+        }
+    }
+}
+
+/// Parses a `server.properties`-style file (`java.util.Properties` format); later keys
+/// replace earlier ones, as in Java.
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    Ok(sluice_protocol::properties::parse_properties(text)?)
 }
 
 impl ConfigError {

@@ -20,7 +20,7 @@ use crate::acl::Operation;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::error::{code, storage_error_code, NONE};
-use crate::sasl::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::sasl::scram::{self, ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// The wire number of a SCRAM mechanism (1 is SHA-256, 2 is SHA-512).
 fn hash_of(mechanism: i8) -> Option<ScramHash> {
@@ -235,7 +235,7 @@ pub(crate) fn alter(
                 "Salt and salted password must not be empty",
             );
         } else {
-            let credential = hash.credential(&u.salt, u.iterations, &u.salted_password);
+            let credential = scram::credential(hash, &u.salt, u.iterations, &u.salted_password);
             upserts.push((user.to_string(), hash.mechanism().to_string(), credential));
         }
     }
