@@ -5,14 +5,19 @@
 //! is an error that names it.
 
 mod broker;
+mod broker_props;
+mod coordinator_props;
+mod def;
 mod describe;
 mod describe_broker;
 mod dynamic;
+mod kafka_only_props;
 mod layers;
 mod listener;
 mod sasl;
 mod tls;
 mod topic;
+mod topic_props;
 
 pub use broker::CleanerConfig;
 pub use broker::{AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
@@ -29,8 +34,8 @@ pub use listener::{Listener, SecurityProtocol};
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
-    validate_topic_config, validate_topic_overrides, CleanupPolicy, CompressionType, TimestampType,
-    TopicConfig, TOPIC_CONFIG_NAMES,
+    topic_config_names, validate_topic_config, validate_topic_overrides, CleanupPolicy,
+    CompressionType, TimestampType, TopicConfig,
 };
 
 /// A configuration error that names the offending property.
@@ -97,6 +102,12 @@ pub(crate) fn parse_i64(key: &str, value: &str, min: i64) -> Result<i64, ConfigE
         ));
     }
     Ok(v)
+}
+
+pub(crate) fn parse_i32(key: &str, v: &str, min: i64) -> Result<i32, ConfigError> {
+    parse_i64(key, v, min)?
+        .try_into()
+        .map_err(|_| ConfigError::invalid(key, v, "too large"))
 }
 
 pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {

@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use sluice_config::{
     describe_broker_configs, describe_topic_configs, dynamic_def, is_static_broker_property,
-    topic_config_type, validate_dynamic_configs, validate_topic_config, validate_topic_overrides,
-    BrokerConfig, BrokerLayers, DescribedConfig, TOPIC_CONFIG_NAMES,
+    topic_config_names, topic_config_type, validate_dynamic_configs, validate_topic_config,
+    validate_topic_overrides, BrokerConfig, BrokerLayers, DescribedConfig,
 };
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -170,7 +170,7 @@ fn answers() -> String {
     }
 
     writeln!(out, "## topic config checks").unwrap();
-    for name in TOPIC_CONFIG_NAMES.iter().chain(&["retention.msec"]) {
+    for name in topic_config_names().chain(["retention.msec"]) {
         writeln!(out, "{name}: type={:?}", topic_config_type(name)).unwrap();
         for value in [
             "bogus",
