@@ -25,6 +25,14 @@ fn listeners(ls: &[crate::Listener]) -> String {
         .join(",")
 }
 
+/// Each listener's security protocol, as `listener.security.protocol.map` writes it.
+fn protocol_map(ls: &[crate::Listener]) -> String {
+    ls.iter()
+        .map(|l| format!("{}:{}", l.name, l.security_protocol.name()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn set_node_id(p: &mut Parsing, k: &str, v: &str) -> Result<(), ConfigError> {
     p.cfg.node_id = parse_i64(k, v, 0)?
         .try_into()
@@ -122,7 +130,7 @@ fn set_metrics_listener(p: &mut Parsing, k: &str, v: &str) -> Result<(), ConfigE
 pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
     BrokerProp::typed("node.id", ConfigType::Int, "This broker's id.",
         set_node_id, |b| b.node_id.to_string()),
-    BrokerProp::parsed("broker.id", "This broker's id (the older name of node.id).", set_node_id)
+    BrokerProp::parsed("broker.id", "This broker's id (the older name of node.id).", |b| b.node_id.to_string(), set_node_id)
         .of_type(ConfigType::Int),
     BrokerProp::typed("listeners", ConfigType::String, "Addresses the broker listens on.",
         |p, k, v| { p.cfg.listeners = parse_listeners(k, v)?; Ok(()) },
@@ -132,22 +140,22 @@ pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
         |p, k, v| { p.cfg.advertised_listeners = parse_listeners(k, v)?; p.advertised_set = true; Ok(()) },
         |b| listeners(&b.advertised_listeners))
         .dynamic(PerBroker),
-    BrokerProp::parsed("listener.security.protocol.map", "Security protocol of each listener name.",
+    BrokerProp::parsed("listener.security.protocol.map", "Security protocol of each listener name.", |b| protocol_map(&b.listeners),
         |p, k, v| { p.protocol_map = Some(crate::tls::parse_protocol_map(k, v)?); Ok(()) })
         .of_type(ConfigType::String).dynamic(PerBroker)
         .kafka_default(KafkaDefault::Value("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT")),
     BrokerProp::typed("log.dirs", ConfigType::String, "Data directory.",
         set_log_dirs, |b| b.log_dir.display().to_string()),
-    BrokerProp::parsed("log.dir", "Data directory (when log.dirs is not set).", set_log_dirs)
+    BrokerProp::parsed("log.dir", "Data directory (when log.dirs is not set).", |b| b.log_dir.display().to_string(), set_log_dirs)
         .of_type(ConfigType::String),
-    BrokerProp::parsed("authorizer.class.name", "Kafka's standard authorizer turns on ACLs.", set_authorizer)
+    BrokerProp::parsed("authorizer.class.name", "Kafka's standard authorizer turns on ACLs.", |b| if b.authorizer.enabled { AUTHORIZER_CLASSES[0].to_string() } else { String::new() }, set_authorizer)
         .of_type(ConfigType::Class),
-    BrokerProp::parsed("super.users", "Principals allowed everything, `;`-separated.", set_super_users)
+    BrokerProp::parsed("super.users", "Principals allowed everything, `;`-separated.", |b| b.authorizer.super_users.join(";"), set_super_users)
         .of_type(ConfigType::String),
-    BrokerProp::parsed("allow.everyone.if.no.acl.found", "A resource without ACLs is open to all.",
+    BrokerProp::parsed("allow.everyone.if.no.acl.found", "A resource without ACLs is open to all.", |b| b.authorizer.allow_everyone_if_no_acl_found.to_string(),
         |p, k, v| { p.cfg.authorizer.allow_everyone_if_no_acl_found = parse_bool(k, v)?; Ok(()) })
         .of_type(ConfigType::Boolean),
-    BrokerProp::parsed("connection.failed.authentication.delay.ms", "Delay before answering a failed authentication.",
+    BrokerProp::parsed("connection.failed.authentication.delay.ms", "Delay before answering a failed authentication.", |b| b.failed_authentication_delay.as_millis().to_string(),
         |p, k, v| { p.cfg.failed_authentication_delay = Duration::from_millis(parse_i64(k, v, 0)? as u64); Ok(()) })
         .of_type(ConfigType::Int),
     BrokerProp::typed("num.partitions", ConfigType::Int, "Partitions of auto-created topics.",
@@ -171,17 +179,17 @@ pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
         |p, k, v| { p.roll[0] = Some(parse_i64(k, v, 1)?); Ok(()) },
         |b| b.log_roll_ms.to_string())
         .kafka_default(KafkaDefault::Null),
-    BrokerProp::parsed("log.roll.hours", "Default segment.ms of topics, in hours (log.roll.ms wins).",
+    BrokerProp::parsed("log.roll.hours", "Default segment.ms of topics, in hours (log.roll.ms wins).", |b| (b.log_roll_ms / 3_600_000).to_string(),
         |p, k, v| { p.roll[1] = Some(parse_i64(k, v, 1)?); Ok(()) })
         .of_type(ConfigType::Int),
     BrokerProp::typed("log.retention.ms", ConfigType::Long, "Default retention.ms of topics.",
         |p, k, v| { p.retention[0] = Some(parse_i64(k, v, -1)?); Ok(()) },
         |b| b.log_retention_ms.to_string())
         .kafka_default(KafkaDefault::Null),
-    BrokerProp::parsed("log.retention.minutes", "Default retention.ms of topics, in minutes (log.retention.ms wins).",
+    BrokerProp::parsed("log.retention.minutes", "Default retention.ms of topics, in minutes (log.retention.ms wins).", |b| (b.log_retention_ms / 60_000).to_string(),
         |p, k, v| { p.retention[1] = Some(parse_i64(k, v, -1)?); Ok(()) })
         .of_type(ConfigType::Int).kafka_default(KafkaDefault::Null),
-    BrokerProp::parsed("log.retention.hours", "Default retention.ms of topics, in hours (the finer units win).",
+    BrokerProp::parsed("log.retention.hours", "Default retention.ms of topics, in hours (the finer units win).", |b| (b.log_retention_ms / 3_600_000).to_string(),
         |p, k, v| { p.retention[2] = Some(parse_i64(k, v, -1)?); Ok(()) })
         .of_type(ConfigType::Int),
     BrokerProp::typed("log.retention.bytes", ConfigType::Long, "Default retention.bytes of topics.",
@@ -224,22 +232,22 @@ pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
         |p, k, v| { p.cfg.max_connections_per_ip = parse_i64(k, v, 0)? as usize; Ok(()) },
         |b| b.max_connections_per_ip.to_string())
         .dynamic(ClusterWide).kafka_default(KafkaDefault::Value("2147483647")),
-    BrokerProp::parsed("max.connections.per.ip.overrides", "Per-address exceptions: ADDRESS:LIMIT, comma-separated.",
+    BrokerProp::parsed("max.connections.per.ip.overrides", "Per-address exceptions: ADDRESS:LIMIT, comma-separated.", |b| b.max_connections_per_ip_overrides.iter().map(|(ip, n)| format!("{ip}:{n}")).collect::<Vec<_>>().join(","),
         set_ip_overrides)
         .of_type(ConfigType::String).dynamic(ClusterWide).kafka_default(KafkaDefault::Value("")),
-    BrokerProp::parsed("metrics.listener", "host:port of the HTTP listener for /metrics, /health and /ready (Sluice's own).",
+    BrokerProp::parsed("metrics.listener", "host:port of the HTTP listener for /metrics, /health and /ready (Sluice's own).", |b| b.metrics_listener.clone().unwrap_or_default(),
         set_metrics_listener)
         .of_type(ConfigType::String),
-    BrokerProp::parsed("quota.window.num", "Samples in a client quota's rate window.",
+    BrokerProp::parsed("quota.window.num", "Samples in a client quota's rate window.", |b| b.quota_window_num.to_string(),
         |p, k, v| { p.cfg.quota_window_num = parse_i64(k, v, 2)? as usize; Ok(()) })
         .of_type(ConfigType::Int),
-    BrokerProp::parsed("quota.window.size.seconds", "Length of one quota sample.",
+    BrokerProp::parsed("quota.window.size.seconds", "Length of one quota sample.", |b| b.quota_window_size.as_secs().to_string(),
         |p, k, v| { p.cfg.quota_window_size = Duration::from_secs(parse_i64(k, v, 1)? as u64); Ok(()) })
         .of_type(ConfigType::Int),
     BrokerProp::typed("connections.max.idle.ms", ConfigType::Long, "Idle connections are closed after this long.",
         |p, k, v| { p.cfg.connections_max_idle = Duration::from_millis(parse_i64(k, v, 1)? as u64); Ok(()) },
         |b| b.connections_max_idle.as_millis().to_string()),
-    BrokerProp::parsed("cluster.id", "The cluster id reported to clients; generated and stored if unset.",
+    BrokerProp::parsed("cluster.id", "The cluster id reported to clients; generated and stored if unset.", |b| b.cluster_id.clone().unwrap_or_default(),
         |p, k, v| {
             if v.is_empty() {
                 return Err(ConfigError::invalid(k, v, "must not be empty"));

@@ -46,13 +46,14 @@ pub(crate) enum KafkaDefault {
 /// What Sluice does with a property.
 #[derive(Clone, Copy)]
 pub(crate) enum Role {
-    /// Parsed into the typed configuration; with `value`, DescribeConfigs lists it with the
-    /// value in force.
+    /// Parsed into the typed configuration.
     Parsed {
         /// Parses and sets the value.
         set: Setter,
-        /// The value in force, for a property DescribeConfigs lists.
-        value: Option<Getter>,
+        /// The value in force.
+        value: Getter,
+        /// DescribeConfigs lists it even when unset (the others only when set).
+        listed: bool,
     },
     /// The broker default of a topic config: checked with that config's rules.
     TopicDefault {
@@ -101,20 +102,30 @@ impl BrokerProp {
             doc,
             role: Role::Parsed {
                 set,
-                value: Some(value),
+                value,
+                listed: true,
             },
         }
     }
 
     /// A property Sluice parses that DescribeConfigs lists only when set.
-    pub(crate) const fn parsed(name: &'static str, doc: &'static str, set: Setter) -> Self {
+    pub(crate) const fn parsed(
+        name: &'static str,
+        doc: &'static str,
+        value: Getter,
+        set: Setter,
+    ) -> Self {
         BrokerProp {
             name,
             config_type: None,
             default: KafkaDefault::Sluice,
             dynamic: None,
             doc,
-            role: Role::Parsed { set, value: None },
+            role: Role::Parsed {
+                set,
+                value,
+                listed: false,
+            },
         }
     }
 
@@ -183,7 +194,19 @@ impl BrokerProp {
     /// The value in force, for a property DescribeConfigs lists with it.
     pub(crate) fn value(&self) -> Option<Getter> {
         match self.role {
-            Role::Parsed { value, .. } => value,
+            Role::Parsed {
+                value,
+                listed: true,
+                ..
+            } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value in force, for any property Sluice parses.
+    pub(crate) fn value_in_force(&self) -> Option<Getter> {
+        match self.role {
+            Role::Parsed { value, .. } => Some(value),
             _ => None,
         }
     }
@@ -202,6 +225,7 @@ pub(crate) fn broker_props() -> impl Iterator<Item = &'static BrokerProp> {
     crate::broker_props::BROKER_PROPS
         .iter()
         .chain(crate::coordinator_props::COORDINATOR_PROPS)
+        .chain(crate::security_props::SECURITY_PROPS)
         .chain(crate::kafka_only_props::KAFKA_ONLY_PROPS)
 }
 

@@ -101,7 +101,8 @@ pub fn describe_broker_configs(
                 kafka_default(&name)
             };
             let doc = match prop {
-                Some(p) if matches!(p.role, Role::Parsed { .. }) => p.doc,
+                // What Sluice reads says what it does with it.
+                Some(p) if matches!(p.role, Role::Parsed { .. } | Role::Security) => p.doc,
                 _ if topic_default_type(&name).is_some() => TOPIC_DEFAULT_DOC,
                 _ if def.is_some() => STORED_ONLY_DOC,
                 _ => STATIC_ONLY_DOC,

@@ -7,7 +7,7 @@
 //! replication quotas, config providers); the remote-storage and coordinator ones are
 //! not declared, so they pass as Kafka passes any name it has no definition for.
 
-use crate::def::{BrokerProp, KafkaDefault, Role};
+use crate::def::{BrokerProp, KafkaDefault};
 use crate::describe::{ConfigType, MAX_LONG};
 use crate::dynamic::DynamicMode::{self, ClusterWide, PerBroker};
 
@@ -19,13 +19,6 @@ const fn stored(
     default: Option<&'static str>,
 ) -> BrokerProp {
     BrokerProp::stored(name, t, mode, default)
-}
-
-/// A dynamic property that a listener's TLS or SASL settings read.
-const fn security(name: &'static str, t: ConfigType, default: Option<&'static str>) -> BrokerProp {
-    let mut p = BrokerProp::stored(name, t, PerBroker, default);
-    p.role = Role::Security;
-    p
 }
 
 /// A property accepted without effect that Kafka also updates dynamically.
@@ -89,7 +82,6 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     stored("num.replica.fetchers", ConfigType::Int, ClusterWide, Some("1")),
     stored("principal.builder.class", ConfigType::Class, PerBroker, Some("org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder")),
     stored("replica.alter.log.dirs.io.max.bytes.per.second", ConfigType::Long, ClusterWide, Some(MAX_LONG)),
-    security("sasl.enabled.mechanisms", ConfigType::List, Some("GSSAPI")),
     stored("sasl.jaas.config", ConfigType::Password, PerBroker, None),
     stored("sasl.kerberos.kinit.cmd", ConfigType::String, PerBroker, Some("/usr/bin/kinit")),
     stored("sasl.kerberos.min.time.before.relogin", ConfigType::Long, PerBroker, Some("60000")),
@@ -101,25 +93,13 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     stored("sasl.login.refresh.min.period.seconds", ConfigType::Short, PerBroker, Some("60")),
     stored("sasl.login.refresh.window.factor", ConfigType::Double, PerBroker, Some("0.8")),
     stored("sasl.login.refresh.window.jitter", ConfigType::Double, PerBroker, Some("0.05")),
-    security("ssl.cipher.suites", ConfigType::List, Some("")),
-    security("ssl.client.auth", ConfigType::String, Some("none")),
-    security("ssl.enabled.protocols", ConfigType::List, Some("TLSv1.2,TLSv1.3")),
-    security("ssl.endpoint.identification.algorithm", ConfigType::String, Some("https")),
     stored("ssl.engine.factory.class", ConfigType::Class, PerBroker, None),
-    security("ssl.key.password", ConfigType::Password, None),
     stored("ssl.keymanager.algorithm", ConfigType::String, PerBroker, Some("SunX509")),
     stored("ssl.keystore.certificate.chain", ConfigType::Password, PerBroker, None),
     stored("ssl.keystore.key", ConfigType::Password, PerBroker, None),
-    security("ssl.keystore.location", ConfigType::String, None),
-    security("ssl.keystore.password", ConfigType::Password, None),
-    security("ssl.keystore.type", ConfigType::String, Some("JKS")),
-    security("ssl.protocol", ConfigType::String, Some("TLSv1.3")),
     stored("ssl.provider", ConfigType::String, PerBroker, None),
     stored("ssl.secure.random.implementation", ConfigType::String, PerBroker, None),
     stored("ssl.trustmanager.algorithm", ConfigType::String, PerBroker, Some("PKIX")),
     stored("ssl.truststore.certificates", ConfigType::Password, PerBroker, None),
-    security("ssl.truststore.location", ConfigType::String, None),
-    security("ssl.truststore.password", ConfigType::Password, None),
-    security("ssl.truststore.type", ConfigType::String, Some("JKS")),
     stored("transaction.partition.verification.enable", ConfigType::Boolean, ClusterWide, Some("true")),
 ];

@@ -14,7 +14,9 @@ mod dynamic;
 mod kafka_only_props;
 mod layers;
 mod listener;
+mod reference;
 mod sasl;
+mod security_props;
 mod tls;
 mod topic;
 mod topic_props;
@@ -31,6 +33,7 @@ pub use dynamic::{
 };
 pub use layers::BrokerLayers;
 pub use listener::{Listener, SecurityProtocol};
+pub use reference::property_reference;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
