@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::def::{BrokerProp, KafkaDefault, Parsing};
+use crate::def::{BrokerProp, KafkaDefault, Parsing, UnderListener};
 use crate::describe::{ConfigType, MAX_LONG};
 use crate::dynamic::DynamicMode::{ClusterWide, PerBroker};
 use crate::listener::parse_listeners;
@@ -223,11 +223,13 @@ pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
     BrokerProp::typed("log.flush.interval.ms", ConfigType::Long, "Force an fsync of data older than this.",
         |p, k, v| { p.cfg.flush.interval = Some(Duration::from_millis(parse_i64(k, v, 0)? as u64)); Ok(()) },
         |b| b.flush.interval.map_or(MAX_LONG.to_string(), |d| d.as_millis().to_string()))
-        .kafka_default(KafkaDefault::Null),
+        .kafka_default(KafkaDefault::Null)
+        .synonyms(&["log.flush.interval.ms", "log.flush.scheduler.interval.ms"]),
     BrokerProp::typed("max.connections", ConfigType::Int, "Most open client connections.",
         |p, k, v| { p.cfg.max_connections = parse_i64(k, v, 1)? as usize; Ok(()) },
         |b| b.max_connections.to_string())
-        .dynamic(ClusterWide).kafka_default(KafkaDefault::Value("2147483647")),
+        .dynamic(ClusterWide).kafka_default(KafkaDefault::Value("2147483647"))
+        .under_listener(UnderListener::ClusterWide),
     BrokerProp::typed("max.connections.per.ip", ConfigType::Int, "Most open connections from one client address.",
         |p, k, v| { p.cfg.max_connections_per_ip = parse_i64(k, v, 0)? as usize; Ok(()) },
         |b| b.max_connections_per_ip.to_string())

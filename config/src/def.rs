@@ -68,6 +68,18 @@ pub(crate) enum Role {
     StoredOnly,
 }
 
+/// What a property is under a `listener.name.<listener>.` prefix, for Kafka's dynamic
+/// configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnderListener {
+    /// Per broker, as Kafka's listener configs are.
+    PerBroker,
+    /// Cluster-wide still (Kafka's cluster-level listener configs: `max.connections`, ...).
+    ClusterWide,
+    /// Dynamic only under a prefix (Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`).
+    Required,
+}
+
 /// One broker property.
 #[derive(Clone, Copy)]
 pub(crate) struct BrokerProp {
@@ -83,6 +95,11 @@ pub(crate) struct BrokerProp {
     pub(crate) doc: &'static str,
     /// What Sluice does with it.
     pub(crate) role: Role,
+    /// Kafka's `brokerConfigSynonyms` beyond a topic config's units, highest precedence
+    /// first; empty when none.
+    pub(crate) synonyms: &'static [&'static str],
+    /// What it is under a listener prefix.
+    pub(crate) under_listener: UnderListener,
 }
 
 impl BrokerProp {
@@ -105,6 +122,8 @@ impl BrokerProp {
                 value,
                 listed: true,
             },
+            synonyms: &[],
+            under_listener: UnderListener::PerBroker,
         }
     }
 
@@ -126,6 +145,8 @@ impl BrokerProp {
                 value,
                 listed: false,
             },
+            synonyms: &[],
+            under_listener: UnderListener::PerBroker,
         }
     }
 
@@ -146,6 +167,8 @@ impl BrokerProp {
             dynamic: Some(dynamic),
             doc: STORED_ONLY_DOC,
             role: Role::StoredOnly,
+            synonyms: &[],
+            under_listener: UnderListener::PerBroker,
         }
     }
 
@@ -158,6 +181,8 @@ impl BrokerProp {
             dynamic: None,
             doc: STATIC_ONLY_DOC,
             role: Role::Ignored,
+            synonyms: &[],
+            under_listener: UnderListener::PerBroker,
         }
     }
 
@@ -170,6 +195,8 @@ impl BrokerProp {
             dynamic: None,
             doc: TOPIC_DEFAULT_DOC,
             role: Role::TopicDefault { topic },
+            synonyms: &[],
+            under_listener: UnderListener::PerBroker,
         }
     }
 
@@ -182,6 +209,18 @@ impl BrokerProp {
     /// The same property with Kafka's default.
     pub(crate) const fn kafka_default(mut self, default: KafkaDefault) -> Self {
         self.default = default;
+        self
+    }
+
+    /// The same property with Kafka's broker synonyms (itself included).
+    pub(crate) const fn synonyms(mut self, synonyms: &'static [&'static str]) -> Self {
+        self.synonyms = synonyms;
+        self
+    }
+
+    /// The same property, with what it is under a listener prefix.
+    pub(crate) const fn under_listener(mut self, scope: UnderListener) -> Self {
+        self.under_listener = scope;
         self
     }
 

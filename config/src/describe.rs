@@ -145,14 +145,17 @@ pub fn topic_config_type(name: &str) -> Option<ConfigType> {
 /// `log.retention.ms` defers to `log.retention.hours`).
 pub(crate) fn topic_default_properties(
 ) -> impl Iterator<Item = (&'static str, ConfigType, Option<&'static str>)> {
-    TOPIC_PROPS.iter().filter_map(|d| {
-        let first = d.synonyms.first()?;
-        Some((
-            *first,
-            d.config_type,
-            (d.synonyms.len() == 1).then_some(d.default),
-        ))
-    })
+    TOPIC_PROPS
+        .iter()
+        .filter(|d| d.broker_dynamic)
+        .filter_map(|d| {
+            let first = d.synonyms.first()?;
+            Some((
+                *first,
+                d.config_type,
+                (d.synonyms.len() == 1).then_some(d.default),
+            ))
+        })
 }
 
 /// The synonyms of `names` set in the broker's layers, in Kafka's precedence: this

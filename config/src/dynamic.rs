@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::def::{broker_prop, broker_props, KafkaDefault};
+use crate::def::{broker_prop, broker_props, KafkaDefault, UnderListener};
 use crate::describe::{topic_default_properties, ConfigType};
 use crate::layers::listener_base;
 use crate::{BrokerConfig, ConfigError};
@@ -28,37 +28,6 @@ pub(crate) fn dynamic_names() -> impl Iterator<Item = &'static str> {
         .filter(|p| p.dynamic.is_some())
         .map(|p| p.name)
 }
-
-/// Listener configs that are cluster-wide even though listener configs are per broker.
-const CLUSTER_LEVEL_LISTENER_CONFIGS: &[&str] = &[
-    "max.connections",
-    "max.connection.creation.rate",
-    "num.network.threads",
-];
-
-/// Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`: dynamic only with a listener prefix.
-const SECURITY_CONFIGS: &[&str] = &[
-    "ssl.keystore.type",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.key.password",
-    "ssl.truststore.type",
-    "ssl.truststore.location",
-    "ssl.truststore.password",
-    "ssl.keystore.key",
-    "ssl.keystore.certificate.chain",
-    "ssl.truststore.certificates",
-];
-
-/// The Kafka topic-default names that are not dynamic in Kafka 4 (removed or
-/// hours/minutes variants, which only the first synonym of a topic config is).
-const NOT_DYNAMIC_LOG_CONFIGS: &[&str] = &[
-    "log.message.format.version",
-    "log.message.downconversion.enable",
-    "log.message.timestamp.difference.max.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-];
 
 /// One dynamic broker config: type, mode and Kafka's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +54,6 @@ fn base_def(name: &str) -> Option<DynamicDef> {
             });
         }
     }
-    if NOT_DYNAMIC_LOG_CONFIGS.contains(&name) {
-        return None;
-    }
     topic_default_properties()
         .find(|(n, ..)| *n == name)
         .map(|(_, config_type, default)| DynamicDef {
@@ -102,7 +68,9 @@ fn base_def(name: &str) -> Option<DynamicDef> {
 /// is one of the cluster-level listener configs.
 pub fn dynamic_def(name: &str) -> Option<DynamicDef> {
     if let Some(base) = listener_base(name) {
-        let mode = if CLUSTER_LEVEL_LISTENER_CONFIGS.contains(&base) {
+        let cluster_level =
+            broker_prop(base).is_some_and(|p| p.under_listener == UnderListener::ClusterWide);
+        let mode = if cluster_level {
             ClusterWide
         } else {
             PerBroker
@@ -212,7 +180,7 @@ pub fn validate_dynamic_configs(
     let bare_security: Vec<&str> = props
         .keys()
         .map(String::as_str)
-        .filter(|k| SECURITY_CONFIGS.contains(k))
+        .filter(|k| broker_prop(k).is_some_and(|p| p.under_listener == UnderListener::Required))
         .collect();
     if !bare_security.is_empty() {
         return Err(format!(

@@ -7,9 +7,10 @@
 //! replication quotas, config providers); the remote-storage and coordinator ones are
 //! not declared, so they pass as Kafka passes any name it has no definition for.
 
-use crate::def::{BrokerProp, KafkaDefault};
+use crate::def::{BrokerProp, KafkaDefault, UnderListener};
 use crate::describe::{ConfigType, MAX_LONG};
 use crate::dynamic::DynamicMode::{self, ClusterWide, PerBroker};
+use UnderListener::Required;
 
 /// A property only Kafka's dynamic configs know.
 const fn stored(
@@ -51,7 +52,7 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     BrokerProp::ignored("controller.quorum.bootstrap.servers"),
     BrokerProp::ignored("controller.listener.names"),
     BrokerProp::ignored("inter.broker.listener.name"),
-    ignored_dynamic("num.network.threads", ConfigType::Int, ClusterWide, "3"),
+    ignored_dynamic("num.network.threads", ConfigType::Int, ClusterWide, "3").under_listener(UnderListener::ClusterWide),
     ignored_dynamic("num.io.threads", ConfigType::Int, ClusterWide, "8"),
     BrokerProp::ignored("socket.send.buffer.bytes"),
     BrokerProp::ignored("socket.receive.buffer.bytes"),
@@ -77,7 +78,7 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     stored("config.providers", ConfigType::List, ClusterWide, Some("")),
     stored("follower.replication.throttled.rate", ConfigType::Long, ClusterWide, Some(MAX_LONG)),
     stored("leader.replication.throttled.rate", ConfigType::Long, ClusterWide, Some(MAX_LONG)),
-    stored("max.connection.creation.rate", ConfigType::Int, ClusterWide, Some("2147483647")),
+    stored("max.connection.creation.rate", ConfigType::Int, ClusterWide, Some("2147483647")).under_listener(UnderListener::ClusterWide),
     stored("metric.reporters", ConfigType::List, ClusterWide, Some("")),
     stored("num.replica.fetchers", ConfigType::Int, ClusterWide, Some("1")),
     stored("principal.builder.class", ConfigType::Class, PerBroker, Some("org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder")),
@@ -95,11 +96,11 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     stored("sasl.login.refresh.window.jitter", ConfigType::Double, PerBroker, Some("0.05")),
     stored("ssl.engine.factory.class", ConfigType::Class, PerBroker, None),
     stored("ssl.keymanager.algorithm", ConfigType::String, PerBroker, Some("SunX509")),
-    stored("ssl.keystore.certificate.chain", ConfigType::Password, PerBroker, None),
-    stored("ssl.keystore.key", ConfigType::Password, PerBroker, None),
+    stored("ssl.keystore.certificate.chain", ConfigType::Password, PerBroker, None).under_listener(Required),
+    stored("ssl.keystore.key", ConfigType::Password, PerBroker, None).under_listener(Required),
     stored("ssl.provider", ConfigType::String, PerBroker, None),
     stored("ssl.secure.random.implementation", ConfigType::String, PerBroker, None),
     stored("ssl.trustmanager.algorithm", ConfigType::String, PerBroker, Some("PKIX")),
-    stored("ssl.truststore.certificates", ConfigType::Password, PerBroker, None),
+    stored("ssl.truststore.certificates", ConfigType::Password, PerBroker, None).under_listener(Required),
     stored("transaction.partition.verification.enable", ConfigType::Boolean, ClusterWide, Some("true")),
 ];

@@ -1,7 +1,8 @@
 //! The declarations of the TLS and SASL properties a listener's security settings read
-//! (`tls.rs`, `sasl.rs`), each also under `listener.name.<listener>.`.
+//! (`tls.rs`, `sasl.rs`), each also under `listener.name.<listener>.`. The key and trust
+//! stores are Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`: dynamic only under a prefix.
 
-use crate::def::{BrokerProp, KafkaDefault, Role};
+use crate::def::{BrokerProp, KafkaDefault, Role, UnderListener};
 use crate::describe::ConfigType;
 use crate::dynamic::DynamicMode::PerBroker;
 
@@ -20,22 +21,25 @@ const fn security(
         dynamic: if dynamic { Some(PerBroker) } else { None },
         doc,
         role: Role::Security,
+        synonyms: &[],
+        under_listener: UnderListener::PerBroker,
     }
 }
 
 use ConfigType::{List, Long, Password, String as Str};
 use KafkaDefault::{Null, Sluice, Value};
+use UnderListener::Required;
 
 /// TLS and SASL properties.
 #[rustfmt::skip]
 pub(crate) static SECURITY_PROPS: &[BrokerProp] = &[
-    security("ssl.keystore.type", Str, true, Value("JKS"), "Only PEM: a key store in another format must be converted."),
-    security("ssl.keystore.location", Str, true, Null, "PEM file of the listener's certificate chain and private key; reloaded when it changes."),
-    security("ssl.keystore.password", Password, true, Null, "Not needed for PEM key stores."),
-    security("ssl.key.password", Password, true, Null, "Password of an encrypted PKCS#8 private key."),
-    security("ssl.truststore.type", Str, true, Value("JKS"), "Only PEM: a trust store in another format must be converted."),
-    security("ssl.truststore.location", Str, true, Null, "PEM file of the CA certificates client certificates are checked against."),
-    security("ssl.truststore.password", Password, true, Null, "Not needed for PEM trust stores."),
+    security("ssl.keystore.type", Str, true, Value("JKS"), "Only PEM: a key store in another format must be converted.").under_listener(Required),
+    security("ssl.keystore.location", Str, true, Null, "PEM file of the listener's certificate chain and private key; reloaded when it changes.").under_listener(Required),
+    security("ssl.keystore.password", Password, true, Null, "Not needed for PEM key stores.").under_listener(Required),
+    security("ssl.key.password", Password, true, Null, "Password of an encrypted PKCS#8 private key.").under_listener(Required),
+    security("ssl.truststore.type", Str, true, Value("JKS"), "Only PEM: a trust store in another format must be converted.").under_listener(Required),
+    security("ssl.truststore.location", Str, true, Null, "PEM file of the CA certificates client certificates are checked against.").under_listener(Required),
+    security("ssl.truststore.password", Password, true, Null, "Not needed for PEM trust stores.").under_listener(Required),
     security("ssl.client.auth", Str, true, Value("none"), "required, requested or none: whether clients present a certificate."),
     security("ssl.enabled.protocols", List, true, Value("TLSv1.2,TLSv1.3"), "TLS versions offered."),
     security("ssl.protocol", Str, true, Value("TLSv1.3"), "Accepted for compatibility; ssl.enabled.protocols decides."),

@@ -45,6 +45,8 @@ pub(crate) struct TopicProp {
     pub(crate) check: Check,
     /// The value in force when the topic does not override it, where Sluice enforces one.
     pub(crate) value: Option<Value>,
+    /// Kafka updates its first broker synonym dynamically (as the topic default).
+    pub(crate) broker_dynamic: bool,
 }
 
 impl TopicProp {
@@ -68,7 +70,15 @@ impl TopicProp {
             doc,
             check,
             value,
+            broker_dynamic: true,
         }
+    }
+
+    /// The same config, whose broker synonym Kafka 4 does not update dynamically (removed
+    /// or replica-throttle configs).
+    const fn broker_static(mut self) -> Self {
+        self.broker_dynamic = false;
+        self
     }
 
     /// The same config, with the value in force read from the broker's configuration.
@@ -116,11 +126,13 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
         "Force an fsync of data older than this.")
         .shown(|_, b| b.flush.interval.map_or(MAX_LONG.to_string(), |d| d.as_millis().to_string())),
     TopicProp::new("follower.replication.throttled.replicas", &["follower.replication.throttled.replicas"], "", List, Check::Any,
-        "Replicas throttled on the follower side."),
+        "Replicas throttled on the follower side.")
+        .broker_static(),
     TopicProp::new("index.interval.bytes", &["log.index.interval.bytes"], "4096", Int, Check::AtLeast(0),
         "How often an offset index entry is added."),
     TopicProp::new("leader.replication.throttled.replicas", &["leader.replication.throttled.replicas"], "", List, Check::Any,
-        "Replicas throttled on the leader side."),
+        "Replicas throttled on the leader side.")
+        .broker_static(),
     TopicProp::new("local.retention.bytes", &["log.local.retention.bytes"], "-2", Long, Check::AtLeast(-2),
         "Local size retention with tiered storage; -2 uses retention.bytes."),
     TopicProp::new("local.retention.ms", &["log.local.retention.ms"], "-2", Long, Check::AtLeast(-2),
@@ -132,9 +144,11 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
         typed(|t, k, v| { t.max_message_bytes = set_i32(v, k, 0)?; Ok(()) }, |t, _| t.max_message_bytes.to_string()),
         "Largest record batch accepted."),
     TopicProp::new("message.downconversion.enable", &["log.message.downconversion.enable"], "true", Boolean, Check::Bool,
-        "Down-conversion for old consumers (not applicable: only magic v2 is stored)."),
+        "Down-conversion for old consumers (not applicable: only magic v2 is stored).")
+        .broker_static(),
     TopicProp::new("message.format.version", &["log.message.format.version"], "3.0-IV1", Str, Check::Any,
-        "Message format version (always v2)."),
+        "Message format version (always v2).")
+        .broker_static(),
     TopicProp::new("message.timestamp.after.max.ms", &["log.message.timestamp.after.max.ms"], "3600000", Long,
         typed(|t, k, v| { t.timestamp_after_max_ms = parse_i64(k, v, 0)?; Ok(()) }, |t, _| t.timestamp_after_max_ms.to_string()),
         "How far in the future a CreateTime timestamp may be."),
@@ -142,7 +156,8 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
         typed(|t, k, v| { t.timestamp_before_max_ms = parse_i64(k, v, 0)?; Ok(()) }, |t, _| t.timestamp_before_max_ms.to_string()),
         "How far in the past a CreateTime timestamp may be."),
     TopicProp::new("message.timestamp.difference.max.ms", &["log.message.timestamp.difference.max.ms"], MAX_LONG, Long, Check::AtLeast(0),
-        "Deprecated: see message.timestamp.before.max.ms and after.max.ms."),
+        "Deprecated: see message.timestamp.before.max.ms and after.max.ms.")
+        .broker_static(),
     TopicProp::new("message.timestamp.type", &["log.message.timestamp.type"], "CreateTime", Str,
         typed(|t, k, v| { t.timestamp_type = parse_timestamp_type(k, v)?; Ok(()) }, |t, _| t.timestamp_type.name().to_string()),
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's time."),
