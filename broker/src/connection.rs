@@ -279,7 +279,7 @@ impl<S: ResponseStream> Connection<S> {
 
     fn close_on_error(&self, e: &DispatchError) -> Closed {
         tracing::warn!(peer = %self.session.peer, client_id = self.session.client_id(), error = %e, "closing connection");
-        let api = e.api().map_or("Unknown", dispatch::api_name);
+        let api = e.api().map_or("Unknown", sluice_protocol::names::api_name);
         self.broker.metrics.error(api, "CONNECTION_CLOSED");
         Closed
     }

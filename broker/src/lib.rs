@@ -2,7 +2,6 @@
 //! completes, so tests can start brokers in-process on ephemeral ports.
 
 mod acl;
-pub mod admin_cli;
 mod api;
 mod broker;
 mod clock;

@@ -41,7 +41,7 @@ enum Command {
         action: ScramAction,
     },
     #[command(flatten)]
-    Admin(sluice_broker::admin_cli::AdminCommand),
+    Admin(sluice_cli::AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<()> {
     // Admin commands talk to a cluster; the broker's own properties do not apply.
     cli.command = match cli.command.take() {
         Some(Command::Admin(command)) => {
-            if let Err(e) = sluice_broker::admin_cli::run(command) {
+            if let Err(e) = sluice_cli::run(command) {
                 eprintln!("error: {e:#}");
                 std::process::exit(1);
             }

@@ -8,7 +8,7 @@ use rand::RngCore;
 use sluice_config::{BrokerConfig, SaslMechanism};
 use sluice_storage::Credentials;
 
-use crate::sasl::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::sasl::scram::{self, ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// What `sluice scram` is asked to do.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ pub enum ScramAdmin {
 
 fn hash_of(mechanism: &str) -> anyhow::Result<ScramHash> {
     SaslMechanism::from_name(mechanism)
-        .and_then(ScramHash::of)
+        .and_then(|m| ScramHash::from_mechanism(m.name()))
         .with_context(|| {
             format!("unknown mechanism {mechanism}: use SCRAM-SHA-256 or SCRAM-SHA-512")
         })
@@ -70,7 +70,7 @@ pub fn run_scram_admin(config: &BrokerConfig, command: ScramAdmin) -> anyhow::Re
             let mut salt = [0u8; 32];
             rand::rng().fill_bytes(&mut salt);
             let salted = hash.salted_password(password.as_bytes(), &salt, iterations as u32);
-            let credential = hash.credential(&salt, iterations, &salted);
+            let credential = scram::credential(hash, &salt, iterations, &salted);
             credentials.apply(
                 &[],
                 &[(user.clone(), hash.mechanism().to_string(), credential)],

@@ -2,14 +2,14 @@
 //! rebuilt when the key store or trust store changes on disk, and the principal a client
 //! certificate stands for (`ssl.principal.mapping.rules`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use regex::Regex;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sluice_config::{ClientAuth, TlsConfig, TlsVersion};
+use sluice_protocol::pem;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
@@ -101,53 +101,16 @@ fn build(config: &TlsConfig) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(cfg))
 }
 
-pub(crate) fn read_certs(path: &PathBuf) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: a CERTIFICATE block does not parse", path.display()))?;
-    if certs.is_empty() {
-        bail!("{} holds no CERTIFICATE", path.display());
-    }
-    Ok(certs)
+/// The certificates of a PEM store file.
+fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    pem::certificates(&text).with_context(|| path.display().to_string())
 }
 
-/// The private key of a PEM key store: an `ENCRYPTED PRIVATE KEY` (PKCS#8, decrypted with
-/// `ssl.key.password`) or a plain PKCS#8, PKCS#1 or SEC1 key.
-pub(crate) fn read_key(
-    path: &Path,
-    password: Option<&str>,
-) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
-    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
-    if let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) {
-        let password = password.ok_or_else(|| {
-            anyhow!(
-                "{} holds an encrypted key and ssl.key.password is not set",
-                path.display()
-            )
-        })?;
-        let block = text
-            .get(start..end + END.len())
-            .ok_or_else(|| anyhow!("{}: malformed ENCRYPTED PRIVATE KEY", path.display()))?;
-        let (_, der) = pkcs8::der::pem::decode_vec(block.as_bytes())
-            .map_err(|e| anyhow!("{}: ENCRYPTED PRIVATE KEY: {e}", path.display()))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-            .map_err(|e| anyhow!("{}: ENCRYPTED PRIVATE KEY: {e}", path.display()))?;
-        let plain = info.decrypt(password).map_err(|_| {
-            anyhow!(
-                "{}: the key does not decrypt with ssl.key.password",
-                path.display()
-            )
-        })?;
-        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            plain.as_bytes().to_vec(),
-        )));
-    }
-    PrivateKeyDer::from_pem_slice(text.as_bytes())
-        .map_err(|e| anyhow!("{}: no private key ({e})", path.display()))
+/// The private key of a PEM key store, decrypted with `ssl.key.password` if encrypted.
+fn read_key(path: &Path, password: Option<&str>) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    pem::private_key(&text, password).with_context(|| path.display().to_string())
 }
 
 /// The subject of a certificate as Java's `X500Principal.getName()` writes it (RFC 2253):

@@ -3,48 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::listener::{parse_listeners, Listener};
+use crate::def::{broker_prop, Parsing, Role};
+use crate::listener::Listener;
 use crate::topic::TopicConfig;
-use crate::{parse_bool, parse_i64, ConfigError};
-
-/// Kafka properties that an existing `server.properties` commonly sets and that have no
-/// effect on a single Sluice node; accepted so such a file keeps working, and logged.
-const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
-    "num.network.threads",
-    "num.io.threads",
-    "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr",
-    "min.insync.replicas",
-    "unclean.leader.election.enable",
-    "zookeeper.connect",
-    "zookeeper.connection.timeout.ms",
-    "log.flush.scheduler.interval.ms",
-    "log.cleaner.threads",
-    "log.cleaner.io.buffer.size",
-    "log.cleaner.io.buffer.load.factor",
-    "log.cleaner.io.max.bytes.per.second",
-    "log.segment.delete.delay.ms",
-    "log.message.timestamp.difference.max.ms",
-    "sasl.mechanism.inter.broker.protocol",
-    "sasl.mechanism.controller.protocol",
-];
-
-/// Kafka's standard authorizer classes; both mean the built-in ACL authorizer.
-const AUTHORIZER_CLASSES: &[&str] = &[
-    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-    "kafka.security.authorizer.AclAuthorizer",
-    "kafka.security.auth.SimpleAclAuthorizer",
-];
+use crate::ConfigError;
 
 /// The ACL authorizer's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,28 +18,6 @@ pub struct AuthorizerConfig {
     /// `allow.everyone.if.no.acl.found`: a resource without ACLs is open to all.
     pub allow_everyone_if_no_acl_found: bool,
 }
-
-/// Broker properties that set a topic config's default: broker name, topic name.
-const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str)] = &[
-    ("log.cleanup.policy", "cleanup.policy"),
-    ("compression.type", "compression.type"),
-    ("log.message.timestamp.type", "message.timestamp.type"),
-    (
-        "log.message.timestamp.before.max.ms",
-        "message.timestamp.before.max.ms",
-    ),
-    (
-        "log.message.timestamp.after.max.ms",
-        "message.timestamp.after.max.ms",
-    ),
-    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
-    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
-    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
-    (
-        "log.cleaner.min.cleanable.ratio",
-        "min.cleanable.dirty.ratio",
-    ),
-];
 
 /// When the log forces written data to disk (Kafka's `log.flush.*` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,253 +282,45 @@ impl BrokerConfig {
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        let mut cfg = BrokerConfig::default();
-        let mut advertised_set = false;
-        let mut protocol_map = None;
-        // Kafka gives the most precise unit precedence: ms over minutes over hours.
-        let (mut retention_ms, mut retention_min, mut retention_hours) = (None, None, None);
-        let (mut roll_ms, mut roll_hours) = (None, None);
+        let mut p = Parsing::default();
         for (key, value) in props {
             let v = value.trim();
-            cfg.set_properties.insert(key.to_string(), v.to_string());
-            match key {
-                "node.id" | "broker.id" => {
-                    cfg.node_id = parse_i64(key, v, 0)?
-                        .try_into()
-                        .map_err(|_| ConfigError::invalid(key, v, "too large"))?
-                }
-                "listeners" => cfg.listeners = parse_listeners(key, v)?,
-                "advertised.listeners" => {
-                    cfg.advertised_listeners = parse_listeners(key, v)?;
-                    advertised_set = true;
-                }
-                "log.dirs" | "log.dir" => {
-                    let dirs: Vec<&str> = v
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|d| !d.is_empty())
-                        .collect();
-                    match dirs.as_slice() {
-                        [one] => cfg.log_dir = PathBuf::from(one),
-                        [] => return Err(ConfigError::invalid(key, v, "no directory given")),
-                        _ => {
-                            return Err(ConfigError::invalid(
-                                key,
-                                v,
-                                "only one log directory is supported so far",
-                            ))
-                        }
-                    }
-                }
-                "listener.security.protocol.map" => {
-                    protocol_map = Some(crate::tls::parse_protocol_map(key, v)?)
-                }
-                k if crate::tls::is_ssl_property(k) => {}
-                k if crate::sasl::is_sasl_property(k) => {}
-                "authorizer.class.name" => {
-                    cfg.authorizer.enabled = match v {
-                        "" => false,
-                        v if AUTHORIZER_CLASSES.contains(&v) => true,
-                        _ => {
-                            return Err(ConfigError::invalid(
-                                key,
-                                v,
-                                "only Kafka's standard authorizer is supported \
-                                 (org.apache.kafka.metadata.authorizer.StandardAuthorizer or \
-                                 kafka.security.authorizer.AclAuthorizer, both meaning the built-in one)",
-                            ))
-                        }
-                    }
-                }
-                "super.users" => {
-                    let mut users = Vec::new();
-                    for u in v.split(';').map(str::trim).filter(|u| !u.is_empty()) {
-                        if !u.contains(':') {
-                            return Err(ConfigError::invalid(
-                                key,
-                                v,
-                                format!("`{u}` is not a principal such as User:admin"),
-                            ));
-                        }
-                        users.push(u.to_string());
-                    }
-                    cfg.authorizer.super_users = users;
-                }
-                "allow.everyone.if.no.acl.found" => {
-                    cfg.authorizer.allow_everyone_if_no_acl_found = parse_bool(key, v)?
-                }
-                "connection.failed.authentication.delay.ms" => {
-                    cfg.failed_authentication_delay =
-                        Duration::from_millis(parse_i64(key, v, 0)? as u64)
-                }
-                "num.partitions" => cfg.num_partitions = parse_i32(key, v, 1)?,
-                "default.replication.factor" => {
-                    if parse_i64(key, v, 1)? != 1 {
-                        return Err(ConfigError::invalid(
-                            key,
-                            v,
-                            "a single-node broker can only hold 1 replica",
-                        ));
-                    }
-                }
-                "auto.create.topics.enable" => cfg.auto_create_topics = parse_bool(key, v)?,
-                "log.segment.bytes" => cfg.log_segment_bytes = parse_i64(key, v, 14)? as u64,
-                "log.roll.ms" => roll_ms = Some(parse_i64(key, v, 1)?),
-                "log.roll.hours" => roll_hours = Some(parse_i64(key, v, 1)?),
-                "log.retention.ms" => retention_ms = Some(parse_retention(key, v)?),
-                "log.retention.minutes" => retention_min = Some(parse_retention(key, v)?),
-                "log.retention.hours" => retention_hours = Some(parse_retention(key, v)?),
-                "log.retention.bytes" => cfg.log_retention_bytes = parse_i64(key, v, -1)?,
-                "log.retention.check.interval.ms" => {
-                    cfg.log_retention_check_interval =
-                        Duration::from_millis(parse_i64(key, v, 1)? as u64)
-                }
-                "num.recovery.threads.per.data.dir" => {
-                    cfg.num_recovery_threads = parse_i32(key, v, 1)? as usize
-                }
-                "log.max.open.segment.files" => {
-                    cfg.log_max_open_segment_files = Some(parse_i64(key, v, 1)? as usize)
-                }
-                "message.max.bytes" => cfg.message_max_bytes = parse_i32(key, v, 0)?,
-                "max.incremental.fetch.session.cache.slots" => {
-                    cfg.max_incremental_fetch_session_cache_slots = parse_i32(key, v, 0)? as usize
-                }
-                "socket.request.max.bytes" => cfg.socket_request_max_bytes = parse_i32(key, v, 1)?,
-                "log.flush.interval.messages" => {
-                    cfg.flush.interval_messages = parse_i64(key, v, 1)? as u64
-                }
-                "log.flush.interval.ms" => {
-                    cfg.flush.interval = Some(Duration::from_millis(parse_i64(key, v, 0)? as u64))
-                }
-                "max.connections" => cfg.max_connections = parse_i64(key, v, 1)? as usize,
-                "max.connections.per.ip" => {
-                    cfg.max_connections_per_ip = parse_i64(key, v, 0)? as usize
-                }
-                "max.connections.per.ip.overrides" => {
-                    let mut out = std::collections::BTreeMap::new();
-                    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-                        let (host, limit) = item.rsplit_once(':').ok_or_else(|| {
-                            ConfigError::invalid(key, v, format!("`{item}` is not ADDRESS:LIMIT"))
-                        })?;
-                        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
-                        let ip: std::net::IpAddr = host.parse().map_err(|_| {
-                            ConfigError::invalid(
-                                key,
-                                v,
-                                format!("`{host}` is not an IP address (host names are not resolved)"),
-                            )
-                        })?;
-                        out.insert(ip, parse_i64(key, limit, 0)? as usize);
-                    }
-                    cfg.max_connections_per_ip_overrides = out;
-                }
-                "metrics.listener" => {
-                    let addr = v.strip_prefix("http://").unwrap_or(v);
-                    let port_ok = addr
-                        .rsplit_once(':')
-                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-                    if !port_ok {
-                        return Err(ConfigError::invalid(key, v, "expected host:port"));
-                    }
-                    cfg.metrics_listener = Some(addr.to_string());
-                }
-                "quota.window.num" => cfg.quota_window_num = parse_i64(key, v, 2)? as usize,
-                "quota.window.size.seconds" => {
-                    cfg.quota_window_size = Duration::from_secs(parse_i64(key, v, 1)? as u64)
-                }
-                "connections.max.idle.ms" => {
-                    cfg.connections_max_idle = Duration::from_millis(parse_i64(key, v, 1)? as u64)
-                }
-                "cluster.id" => {
-                    if v.is_empty() {
-                        return Err(ConfigError::invalid(key, v, "must not be empty"));
-                    }
-                    cfg.cluster_id = Some(v.to_string())
-                }
-                "group.initial.rebalance.delay.ms" => {
-                    cfg.groups.initial_rebalance_delay_ms = parse_i64(key, v, 0)?
-                }
-                "group.min.session.timeout.ms" => {
-                    cfg.groups.min_session_timeout_ms = parse_i32(key, v, 0)?
-                }
-                "group.max.session.timeout.ms" => {
-                    cfg.groups.max_session_timeout_ms = parse_i32(key, v, 0)?
-                }
-                "group.max.size" => cfg.groups.max_size = parse_i32(key, v, 1)?,
-                "group.consumer.heartbeat.interval.ms" => {
-                    cfg.groups.consumer_heartbeat_interval_ms = parse_i32(key, v, 1)?
-                }
-                "group.consumer.session.timeout.ms" => {
-                    cfg.groups.consumer_session_timeout_ms = parse_i32(key, v, 1)?
-                }
-                "offsets.retention.minutes" => {
-                    cfg.groups.offsets_retention_ms = parse_i64(key, v, 1)?.saturating_mul(60_000)
-                }
-                "offsets.retention.check.interval.ms" => {
-                    cfg.groups.offsets_retention_check_interval_ms = parse_i64(key, v, 1)?
-                }
-                "offset.metadata.max.bytes" => {
-                    cfg.groups.offset_metadata_max_bytes = parse_i32(key, v, 0)?
-                }
-                "offsets.topic.num.partitions" => {
-                    cfg.groups.offsets_topic_num_partitions = parse_i32(key, v, 1)?
-                }
-                "offsets.topic.segment.bytes" => {
-                    cfg.groups.offsets_topic_segment_bytes = parse_i64(key, v, 1)?
-                }
-                "transaction.state.log.num.partitions" => {
-                    cfg.transactions.state_log_num_partitions = parse_i32(key, v, 1)?
-                }
-                "transaction.state.log.segment.bytes" => {
-                    cfg.transactions.state_log_segment_bytes = parse_i64(key, v, 1)?
-                }
-                "transaction.max.timeout.ms" => {
-                    cfg.transactions.max_timeout_ms = parse_i32(key, v, 1)?
-                }
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
-                    cfg.transactions.abort_timed_out_interval_ms = parse_i64(key, v, 1)?
-                }
-                "transactional.id.expiration.ms" => {
-                    cfg.transactions.id_expiration_ms = parse_i64(key, v, 1)?
-                }
-                "transaction.remove.expired.transaction.cleanup.interval.ms" => {
-                    cfg.transactions.remove_expired_interval_ms = parse_i64(key, v, 1)?
-                }
-                "producer.id.expiration.ms" => {
-                    cfg.transactions.producer_id_expiration_ms = parse_i32(key, v, 1)?.into()
-                }
-                "producer.id.expiration.check.interval.ms" => {
-                    cfg.transactions.producer_id_expiration_check_interval_ms =
-                        parse_i32(key, v, 1)?.into()
-                }
-                "log.cleaner.enable" => cfg.cleaner.enable = parse_bool(key, v)?,
-                "log.cleaner.backoff.ms" => cfg.cleaner.backoff_ms = parse_i64(key, v, 0)?,
-                "log.cleaner.dedupe.buffer.size" => {
-                    cfg.cleaner.dedupe_buffer_size = parse_i64(key, v, 1)? as u64
-                }
-                k if TOPIC_DEFAULT_PROPERTIES.iter().any(|(b, _)| *b == k) => {
-                    let topic_key = TOPIC_DEFAULT_PROPERTIES
-                        .iter()
-                        .find(|(b, _)| *b == k)
-                        .map_or(k, |(_, t)| *t);
+            p.cfg.set_properties.insert(key.to_string(), v.to_string());
+            // The listeners' TLS and SASL settings are read per listener once all are in.
+            if crate::tls::is_ssl_property(key) || crate::sasl::is_sasl_property(key) {
+                continue;
+            }
+            match broker_prop(key).map(|d| d.role) {
+                Some(Role::Parsed { set, .. }) => set(&mut p, key, v)?,
+                Some(Role::TopicDefault { topic }) => {
                     // Checked with the topic config's rules; errors name the broker property.
                     let mut scratch =
                         TopicConfig::resolve(&BrokerConfig::default(), &Default::default());
-                    scratch.apply(topic_key, v).map_err(|e| match e {
+                    scratch.apply(topic, v).map_err(|e| match e {
                         ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
-                            key: k.to_string(),
+                            key: key.to_string(),
                             value,
                             reason,
                         },
                         other => other,
                     })?;
-                    cfg.topic_defaults
-                        .insert(topic_key.to_string(), v.to_string());
+                    p.cfg
+                        .topic_defaults
+                        .insert(topic.to_string(), v.to_string());
                 }
-                k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => cfg.ignored.push(k.to_string()),
-                other => return Err(ConfigError::Unknown(other.to_string())),
+                Some(Role::Ignored) => p.cfg.ignored.push(key.to_string()),
+                Some(Role::Security | Role::StoredOnly) | None => {
+                    return Err(ConfigError::Unknown(key.to_string()))
+                }
             }
         }
+        let Parsing {
+            mut cfg,
+            advertised_set,
+            protocol_map,
+            retention: [retention_ms, retention_min, retention_hours],
+            roll: [roll_ms, roll_hours],
+        } = p;
         crate::listener::resolve_security(
             &mut cfg.listeners,
             protocol_map.as_ref(),
@@ -660,17 +392,6 @@ impl BrokerConfig {
         }
         Ok(cfg)
     }
-}
-
-fn parse_i32(key: &str, v: &str, min: i64) -> Result<i32, ConfigError> {
-    parse_i64(key, v, min)?
-        .try_into()
-        .map_err(|_| ConfigError::invalid(key, v, "too large"))
-}
-
-/// Retention values: -1 means unlimited, otherwise non-negative.
-fn parse_retention(key: &str, v: &str) -> Result<i64, ConfigError> {
-    parse_i64(key, v, -1)
 }
 
 fn mul_or_keep(v: i64, factor: i64) -> i64 {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::def::{broker_prop, broker_props, KafkaDefault, UnderListener};
 use crate::describe::{topic_default_properties, ConfigType};
 use crate::layers::listener_base;
 use crate::{BrokerConfig, ConfigError};
@@ -21,112 +22,12 @@ pub enum DynamicMode {
 
 use DynamicMode::{ClusterWide, PerBroker};
 
-/// Kafka's dynamic broker configs other than the topic defaults (`DynamicLogConfig`, taken
-/// from the topic config table): name, type, mode and Kafka's default (`None` for a null
-/// default). From `DynamicBrokerConfig.AllDynamicConfigs` of Kafka 4.2:
-/// `DynamicListenerConfig`, `SocketServer`, `LogCleaner`, `DynamicThreadPool`, metric
-/// reporters, the producer state manager, broker replication quotas and config providers.
-/// The remote-storage and coordinator ones are not listed: Sluice does not know those
-/// names, so they pass as Kafka passes any name it has no definition for (stored as
-/// strings).
-#[rustfmt::skip]
-const DYNAMIC_CONFIGS: &[(&str, ConfigType, DynamicMode, Option<&str>)] = &[
-    ("advertised.listeners", ConfigType::String, PerBroker, None),
-    ("background.threads", ConfigType::Int, ClusterWide, Some("10")),
-    ("config.providers", ConfigType::List, ClusterWide, Some("")),
-    ("follower.replication.throttled.rate", ConfigType::Long, ClusterWide, Some("9223372036854775807")),
-    ("leader.replication.throttled.rate", ConfigType::Long, ClusterWide, Some("9223372036854775807")),
-    ("listener.security.protocol.map", ConfigType::String, PerBroker, Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT")),
-    ("listeners", ConfigType::String, PerBroker, Some("PLAINTEXT://:9092")),
-    ("log.cleaner.backoff.ms", ConfigType::Long, ClusterWide, Some("15000")),
-    ("log.cleaner.dedupe.buffer.size", ConfigType::Long, ClusterWide, Some("134217728")),
-    ("log.cleaner.io.buffer.load.factor", ConfigType::Double, ClusterWide, Some("0.9")),
-    ("log.cleaner.io.buffer.size", ConfigType::Int, ClusterWide, Some("524288")),
-    ("log.cleaner.io.max.bytes.per.second", ConfigType::Double, ClusterWide, Some("1.7976931348623157E308")),
-    ("log.cleaner.threads", ConfigType::Int, ClusterWide, Some("1")),
-    ("max.connection.creation.rate", ConfigType::Int, ClusterWide, Some("2147483647")),
-    ("max.connections", ConfigType::Int, ClusterWide, Some("2147483647")),
-    ("max.connections.per.ip", ConfigType::Int, ClusterWide, Some("2147483647")),
-    ("max.connections.per.ip.overrides", ConfigType::String, ClusterWide, Some("")),
-    ("metric.reporters", ConfigType::List, ClusterWide, Some("")),
-    ("num.io.threads", ConfigType::Int, ClusterWide, Some("8")),
-    ("num.network.threads", ConfigType::Int, ClusterWide, Some("3")),
-    ("num.recovery.threads.per.data.dir", ConfigType::Int, ClusterWide, Some("2")),
-    ("num.replica.fetchers", ConfigType::Int, ClusterWide, Some("1")),
-    ("principal.builder.class", ConfigType::Class, PerBroker, Some("org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder")),
-    ("producer.id.expiration.ms", ConfigType::Int, ClusterWide, Some("86400000")),
-    ("replica.alter.log.dirs.io.max.bytes.per.second", ConfigType::Long, ClusterWide, Some("9223372036854775807")),
-    ("sasl.enabled.mechanisms", ConfigType::List, PerBroker, Some("GSSAPI")),
-    ("sasl.jaas.config", ConfigType::Password, PerBroker, None),
-    ("sasl.kerberos.kinit.cmd", ConfigType::String, PerBroker, Some("/usr/bin/kinit")),
-    ("sasl.kerberos.min.time.before.relogin", ConfigType::Long, PerBroker, Some("60000")),
-    ("sasl.kerberos.principal.to.local.rules", ConfigType::List, PerBroker, Some("DEFAULT")),
-    ("sasl.kerberos.service.name", ConfigType::String, PerBroker, None),
-    ("sasl.kerberos.ticket.renew.jitter", ConfigType::Double, PerBroker, Some("0.05")),
-    ("sasl.kerberos.ticket.renew.window.factor", ConfigType::Double, PerBroker, Some("0.8")),
-    ("sasl.login.refresh.buffer.seconds", ConfigType::Short, PerBroker, Some("300")),
-    ("sasl.login.refresh.min.period.seconds", ConfigType::Short, PerBroker, Some("60")),
-    ("sasl.login.refresh.window.factor", ConfigType::Double, PerBroker, Some("0.8")),
-    ("sasl.login.refresh.window.jitter", ConfigType::Double, PerBroker, Some("0.05")),
-    ("sasl.mechanism.inter.broker.protocol", ConfigType::String, PerBroker, Some("GSSAPI")),
-    ("ssl.cipher.suites", ConfigType::List, PerBroker, Some("")),
-    ("ssl.client.auth", ConfigType::String, PerBroker, Some("none")),
-    ("ssl.enabled.protocols", ConfigType::List, PerBroker, Some("TLSv1.2,TLSv1.3")),
-    ("ssl.endpoint.identification.algorithm", ConfigType::String, PerBroker, Some("https")),
-    ("ssl.engine.factory.class", ConfigType::Class, PerBroker, None),
-    ("ssl.key.password", ConfigType::Password, PerBroker, None),
-    ("ssl.keymanager.algorithm", ConfigType::String, PerBroker, Some("SunX509")),
-    ("ssl.keystore.certificate.chain", ConfigType::Password, PerBroker, None),
-    ("ssl.keystore.key", ConfigType::Password, PerBroker, None),
-    ("ssl.keystore.location", ConfigType::String, PerBroker, None),
-    ("ssl.keystore.password", ConfigType::Password, PerBroker, None),
-    ("ssl.keystore.type", ConfigType::String, PerBroker, Some("JKS")),
-    ("ssl.protocol", ConfigType::String, PerBroker, Some("TLSv1.3")),
-    ("ssl.provider", ConfigType::String, PerBroker, None),
-    ("ssl.secure.random.implementation", ConfigType::String, PerBroker, None),
-    ("ssl.trustmanager.algorithm", ConfigType::String, PerBroker, Some("PKIX")),
-    ("ssl.truststore.certificates", ConfigType::Password, PerBroker, None),
-    ("ssl.truststore.location", ConfigType::String, PerBroker, None),
-    ("ssl.truststore.password", ConfigType::Password, PerBroker, None),
-    ("ssl.truststore.type", ConfigType::String, PerBroker, Some("JKS")),
-    ("transaction.partition.verification.enable", ConfigType::Boolean, ClusterWide, Some("true")),
-];
-
 /// The names of Kafka's dynamic broker configs other than the topic defaults.
 pub(crate) fn dynamic_names() -> impl Iterator<Item = &'static str> {
-    DYNAMIC_CONFIGS.iter().map(|(n, ..)| *n)
+    broker_props()
+        .filter(|p| p.dynamic.is_some())
+        .map(|p| p.name)
 }
-
-/// Listener configs that are cluster-wide even though listener configs are per broker.
-const CLUSTER_LEVEL_LISTENER_CONFIGS: &[&str] = &[
-    "max.connections",
-    "max.connection.creation.rate",
-    "num.network.threads",
-];
-
-/// Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`: dynamic only with a listener prefix.
-const SECURITY_CONFIGS: &[&str] = &[
-    "ssl.keystore.type",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.key.password",
-    "ssl.truststore.type",
-    "ssl.truststore.location",
-    "ssl.truststore.password",
-    "ssl.keystore.key",
-    "ssl.keystore.certificate.chain",
-    "ssl.truststore.certificates",
-];
-
-/// The Kafka topic-default names that are not dynamic in Kafka 4 (removed or
-/// hours/minutes variants, which only the first synonym of a topic config is).
-const NOT_DYNAMIC_LOG_CONFIGS: &[&str] = &[
-    "log.message.format.version",
-    "log.message.downconversion.enable",
-    "log.message.timestamp.difference.max.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-];
 
 /// One dynamic broker config: type, mode and Kafka's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,16 +42,17 @@ pub struct DynamicDef {
 
 /// The dynamic definition of a broker config name, without listener prefixes.
 fn base_def(name: &str) -> Option<DynamicDef> {
-    if let Some((_, config_type, mode, default)) = DYNAMIC_CONFIGS.iter().find(|(n, ..)| *n == name)
-    {
-        return Some(DynamicDef {
-            config_type: *config_type,
-            mode: *mode,
-            default: *default,
-        });
-    }
-    if NOT_DYNAMIC_LOG_CONFIGS.contains(&name) {
-        return None;
+    if let Some(p) = broker_prop(name) {
+        if let (Some(mode), Some(config_type)) = (p.dynamic, p.config_type) {
+            return Some(DynamicDef {
+                config_type,
+                mode,
+                default: match p.default {
+                    KafkaDefault::Value(v) => Some(v),
+                    _ => None,
+                },
+            });
+        }
     }
     topic_default_properties()
         .find(|(n, ..)| *n == name)
@@ -166,7 +68,9 @@ fn base_def(name: &str) -> Option<DynamicDef> {
 /// is one of the cluster-level listener configs.
 pub fn dynamic_def(name: &str) -> Option<DynamicDef> {
     if let Some(base) = listener_base(name) {
-        let mode = if CLUSTER_LEVEL_LISTENER_CONFIGS.contains(&base) {
+        let cluster_level =
+            broker_prop(base).is_some_and(|p| p.under_listener == UnderListener::ClusterWide);
+        let mode = if cluster_level {
             ClusterWide
         } else {
             PerBroker
@@ -276,7 +180,7 @@ pub fn validate_dynamic_configs(
     let bare_security: Vec<&str> = props
         .keys()
         .map(String::as_str)
-        .filter(|k| SECURITY_CONFIGS.contains(k))
+        .filter(|k| broker_prop(k).is_some_and(|p| p.under_listener == UnderListener::Required))
         .collect();
     if !bare_security.is_empty() {
         return Err(format!(

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::def::broker_prop;
+use crate::topic_props::TOPIC_PROPS;
 use crate::{BrokerConfig, ConfigError};
 
 /// `listener.name.{listener}.{config}` → `config`.
@@ -13,23 +15,18 @@ pub(crate) fn listener_base(name: &str) -> Option<&str> {
 }
 
 /// Kafka's `brokerConfigSynonyms`: the names that set the same broker config, in
-/// precedence order.
+/// precedence order: a property's declared synonyms, the units of a topic config's
+/// default (`log.retention.ms`, `.minutes`, `.hours`), or the base of a listener-prefixed
+/// name.
 pub(crate) fn broker_synonyms(name: &str) -> Vec<&str> {
-    const GROUPS: &[&[&str]] = &[
-        &["log.roll.ms", "log.roll.hours"],
-        &["log.roll.jitter.ms", "log.roll.jitter.hours"],
-        &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-        &[
-            "log.retention.ms",
-            "log.retention.minutes",
-            "log.retention.hours",
-        ],
-    ];
-    if let Some(g) = GROUPS
+    if let Some(p) = broker_prop(name).filter(|p| !p.synonyms.is_empty()) {
+        return p.synonyms.to_vec();
+    }
+    if let Some(t) = TOPIC_PROPS
         .iter()
-        .find(|g| g.contains(&name) && !(g[1] == "log.flush.scheduler.interval.ms" && name != g[0]))
+        .find(|t| t.synonyms.len() > 1 && t.synonyms.contains(&name))
     {
-        return g.to_vec();
+        return t.synonyms.to_vec();
     }
     if let Some(base) = listener_base(name) {
         return vec![name, base];

@@ -5,15 +5,21 @@
 //! is an error that names it.
 
 mod broker;
+mod broker_props;
+mod coordinator_props;
+mod def;
 mod describe;
 mod describe_broker;
 mod dynamic;
+mod kafka_only_props;
 mod layers;
 mod listener;
-mod properties;
+mod reference;
 mod sasl;
+mod security_props;
 mod tls;
 mod topic;
+mod topic_props;
 
 pub use broker::CleanerConfig;
 pub use broker::{AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
@@ -27,12 +33,12 @@ pub use dynamic::{
 };
 pub use layers::BrokerLayers;
 pub use listener::{Listener, SecurityProtocol};
-pub use properties::parse_properties;
+pub use reference::property_reference;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
-    validate_topic_config, validate_topic_overrides, CleanupPolicy, CompressionType, TimestampType,
-    TopicConfig, TOPIC_CONFIG_NAMES,
+    topic_config_names, validate_topic_config, validate_topic_overrides, CleanupPolicy,
+    CompressionType, TimestampType, TopicConfig,
 };
 
 /// A configuration error that names the offending property.
@@ -61,6 +67,21 @@ pub enum ConfigError {
     },
 }
 
+impl From<sluice_protocol::properties::PropertiesError> for ConfigError {
+    fn from(e: sluice_protocol::properties::PropertiesError) -> Self {
+        ConfigError::Syntax {
+            line: e.line,
+            text: e.text,
+        }
+    }
+}
+
+/// Parses a `server.properties`-style file (`java.util.Properties` format); later keys
+/// replace earlier ones, as in Java.
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    Ok(sluice_protocol::properties::parse_properties(text)?)
+}
+
 impl ConfigError {
     pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Self {
         ConfigError::Invalid {
@@ -84,6 +105,12 @@ pub(crate) fn parse_i64(key: &str, value: &str, min: i64) -> Result<i64, ConfigE
         ));
     }
     Ok(v)
+}
+
+pub(crate) fn parse_i32(key: &str, v: &str, min: i64) -> Result<i32, ConfigError> {
+    parse_i64(key, v, min)?
+        .try_into()
+        .map_err(|_| ConfigError::invalid(key, v, "too large"))
 }
 
 pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {

@@ -19,6 +19,18 @@ pub enum SecurityProtocol {
     SaslSsl,
 }
 
+impl SecurityProtocol {
+    /// Kafka's name of the protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
 /// One listener endpoint: its name, host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::security_props::security_prop;
 use crate::ConfigError;
 
 /// A SASL mechanism a listener can offer.
@@ -108,19 +109,11 @@ const OAUTHBEARER_VALIDATORS: &[&str] = &[
 const OAUTHBEARER_UNSECURED_VALIDATOR: &str =
     "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
-/// Listener-scopable SASL properties (`listener.name.NAME.X` or `X`).
-const SASL_PROPERTIES: &[&str] = &[
-    "sasl.enabled.mechanisms",
-    "connections.max.reauth.ms",
-    "plain.sasl.users.file",
-    "sasl.oauthbearer.jwks.endpoint.url",
-    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
-    "sasl.oauthbearer.expected.audience",
-    "sasl.oauthbearer.expected.issuer",
-    "sasl.oauthbearer.sub.claim.name",
-    "sasl.oauthbearer.scope.claim.name",
-    "sasl.oauthbearer.clock.skew.seconds",
-];
+/// Listener-scopable SASL properties (`listener.name.NAME.X` or `X`): the security
+/// properties declared in `security_props` other than `ssl.*`.
+fn is_listener_sasl_property(name: &str) -> bool {
+    !name.starts_with("ssl.") && security_prop(name).is_some()
+}
 
 /// Properties that follow a mechanism in `listener.name.NAME.<mechanism>.X`.
 const MECHANISM_PROPERTIES: &[&str] = &[
@@ -131,7 +124,7 @@ const MECHANISM_PROPERTIES: &[&str] = &[
 
 /// True for a property this module reads.
 pub(crate) fn is_sasl_property(key: &str) -> bool {
-    if SASL_PROPERTIES.contains(&key) {
+    if is_listener_sasl_property(key) {
         return true;
     }
     let Some((_, rest)) = key
@@ -140,7 +133,7 @@ pub(crate) fn is_sasl_property(key: &str) -> bool {
     else {
         return false;
     };
-    SASL_PROPERTIES.contains(&rest)
+    is_listener_sasl_property(rest)
         || SaslMechanism::ALL.iter().any(|m| {
             rest.strip_prefix(&m.property_prefix())
                 .and_then(|r| r.strip_prefix('.'))

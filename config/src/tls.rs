@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::security_props::security_prop;
 use crate::ConfigError;
 
 /// `ssl.client.auth`: whether a TLS listener asks clients for a certificate.
@@ -48,31 +49,15 @@ pub struct TlsConfig {
 const DEFAULT_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 
-/// The `ssl.*` names a listener's TLS settings read.
-pub(crate) const SSL_PROPERTIES: &[&str] = &[
-    "ssl.keystore.type",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.key.password",
-    "ssl.truststore.type",
-    "ssl.truststore.location",
-    "ssl.truststore.password",
-    "ssl.client.auth",
-    "ssl.enabled.protocols",
-    "ssl.protocol",
-    "ssl.principal.mapping.rules",
-    "ssl.endpoint.identification.algorithm",
-    "ssl.cipher.suites",
-];
-
 /// True for a property this module reads: an `ssl.*` name, or one under
 /// `listener.name.NAME.`.
 pub(crate) fn is_ssl_property(key: &str) -> bool {
-    SSL_PROPERTIES.contains(&key)
+    let is_ssl = |name: &str| name.starts_with("ssl.") && security_prop(name).is_some();
+    is_ssl(key)
         || key
             .strip_prefix("listener.name.")
             .and_then(|rest| rest.split_once('.'))
-            .is_some_and(|(_, name)| SSL_PROPERTIES.contains(&name))
+            .is_some_and(|(_, name)| is_ssl(name))
 }
 
 /// Parses `listener.security.protocol.map`: `NAME:PROTOCOL` pairs.

@@ -3,47 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::topic_props::{topic_prop, Check, TOPIC_PROPS};
 use crate::{parse_i64, BrokerConfig, ConfigError};
 
-/// Every topic-level config name Apache Kafka accepts.
-pub const TOPIC_CONFIG_NAMES: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.log.copy.disable",
-    "remote.log.delete.on.disable",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
+/// Every topic-level config name Apache Kafka accepts, sorted.
+pub fn topic_config_names() -> impl Iterator<Item = &'static str> {
+    TOPIC_PROPS.iter().map(|p| p.name)
+}
 
 /// `cleanup.policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +49,7 @@ pub enum CompressionType {
 }
 
 impl CompressionType {
-    fn parse(key: &str, v: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(key: &str, v: &str) -> Result<Self, ConfigError> {
         Ok(match v {
             "producer" => CompressionType::Producer,
             "uncompressed" | "none" => CompressionType::Uncompressed,
@@ -219,40 +185,10 @@ impl TopicConfig {
     /// Sets one entry (its name as a topic config); names without a typed field are
     /// accepted and ignored here.
     pub(crate) fn apply(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
-        match key {
-            "retention.ms" => self.retention_ms = parse_i64(key, v, -1)?,
-            "retention.bytes" => self.retention_bytes = parse_i64(key, v, -1)?,
-            "segment.bytes" => self.segment_bytes = parse_i64(key, v, 14)? as u64,
-            "flush.messages" => self.flush_messages = parse_i64(key, v, 1)? as u64,
-            "segment.ms" => self.segment_ms = parse_i64(key, v, 1)?,
-            "max.message.bytes" => {
-                self.max_message_bytes = parse_i64(key, v, 0)?
-                    .try_into()
-                    .map_err(|_| ConfigError::invalid(key, v, "too large"))?
-            }
-            "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, v)?,
-            "message.timestamp.type" => self.timestamp_type = parse_timestamp_type(key, v)?,
-            "compression.type" => self.compression_type = CompressionType::parse(key, v)?,
-            "delete.retention.ms" => self.delete_retention_ms = parse_i64(key, v, 0)?,
-            "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_i64(key, v, 0)?,
-            "max.compaction.lag.ms" => self.max_compaction_lag_ms = parse_i64(key, v, 1)?,
-            "min.cleanable.dirty.ratio" => match v.parse::<f64>() {
-                Ok(r) if (0.0..=1.0).contains(&r) => self.min_cleanable_dirty_ratio = r,
-                _ => {
-                    return Err(ConfigError::invalid(
-                        key,
-                        v,
-                        "expected a number between 0 and 1",
-                    ))
-                }
-            },
-            "message.timestamp.before.max.ms" => {
-                self.timestamp_before_max_ms = parse_i64(key, v, 0)?
-            }
-            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = parse_i64(key, v, 0)?,
-            _ => {}
+        match topic_prop(key).map(|p| p.check) {
+            Some(Check::Typed { apply, .. }) => apply(self, key, v),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -306,27 +242,17 @@ pub fn validate_topic_overrides(
 
 /// Checks one topic config entry as CreateTopics and AlterConfigs must.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
-    if !TOPIC_CONFIG_NAMES.contains(&key) {
+    let Some(prop) = topic_prop(key) else {
         return Err(ConfigError::Unknown(key.to_string()));
-    }
-    let mut scratch = TopicConfig::resolve(&BrokerConfig::default(), &BTreeMap::new());
-    scratch.apply(key, value)?;
-    match key {
-        "preallocate"
-        | "unclean.leader.election.enable"
-        | "message.downconversion.enable"
-        | "remote.storage.enable"
-        | "remote.log.copy.disable"
-        | "remote.log.delete.on.disable" => crate::parse_bool(key, value).map(|_| ()),
-        "file.delete.delay.ms"
-        | "message.timestamp.difference.max.ms"
-        | "segment.jitter.ms"
-        | "index.interval.bytes" => parse_i64(key, value, 0).map(|_| ()),
-        "flush.messages" | "flush.ms" | "segment.index.bytes" | "min.insync.replicas" => {
-            parse_i64(key, value, 1).map(|_| ())
+    };
+    match prop.check {
+        Check::Typed { apply, .. } => {
+            let mut scratch = TopicConfig::resolve(&BrokerConfig::default(), &BTreeMap::new());
+            apply(&mut scratch, key, value)
         }
-        "local.retention.ms" | "local.retention.bytes" => parse_i64(key, value, -2).map(|_| ()),
-        _ => Ok(()),
+        Check::Bool => crate::parse_bool(key, value).map(|_| ()),
+        Check::AtLeast(min) => parse_i64(key, value, min).map(|_| ()),
+        Check::Any => Ok(()),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::acl::Operation;
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
 use crate::error::{code, storage_error_code, NONE};
-use crate::sasl::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::sasl::scram::{self, ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::session::Session;
 
 answer!(DescribeUserScramCredentialsResponse: [error_code], [results => error_code]);
@@ -241,7 +241,7 @@ pub(crate) async fn alter(
                 "Salt and salted password must not be empty",
             );
         } else {
-            let credential = hash.credential(&u.salt, u.iterations, &u.salted_password);
+            let credential = scram::credential(hash, &u.salt, u.iterations, &u.salted_password);
             upserts.push((user.to_string(), hash.mechanism().to_string(), credential));
         }
     }

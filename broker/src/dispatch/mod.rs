@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
+use sluice_protocol::names::{api_name, error_name};
 use sluice_protocol::request::{decode_body, decode_header, RequestDecodeError};
 
 use crate::api;
@@ -272,38 +273,4 @@ fn count<R: Answer>(broker: &Broker, api: ApiKey, reply: &Reply<R>) {
             m.fetched(topic, *bytes);
         }
     }
-}
-
-/// Kafka's name for an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
-pub(crate) fn error_name(code: i16) -> String {
-    let camel = kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}"));
-    match camel.filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric())) {
-        Some(camel) => {
-            let mut out = String::with_capacity(camel.len() + 8);
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(c.to_ascii_uppercase());
-            }
-            out
-        }
-        None => format!("ERROR_{code}"),
-    }
-}
-
-/// The API's name as Kafka writes it (`Produce`, `FindCoordinator`).
-pub(crate) fn api_name(api: ApiKey) -> &'static str {
-    // ApiKey's Debug is the name; kept per key so labels do not allocate per request.
-    static NAMES: std::sync::OnceLock<std::collections::HashMap<i16, &'static str>> =
-        std::sync::OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            ApiKey::iter()
-                .map(|k| (k as i16, &*Box::leak(format!("{k:?}").into_boxed_str())))
-                .collect()
-        })
-        .get(&(api as i16))
-        .copied()
-        .unwrap_or("Unknown")
 }

@@ -51,14 +51,6 @@ fn empty_nullable_strings(api: ApiKey, version: i16, debug: &str) -> Vec<String>
     found
 }
 
-#[test]
-fn error_names_are_kafkas() {
-    assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
-    assert_eq!(error_name(58), "SASL_AUTHENTICATION_FAILED");
-    assert_eq!(error_name(-32768), "ERROR_-32768");
-    assert_eq!(api_name(ApiKey::FindCoordinator), "FindCoordinator");
-}
-
 #[tokio::test]
 async fn every_supported_version_answers() {
     let dir = tempfile::tempdir().expect("tempdir");

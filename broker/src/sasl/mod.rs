@@ -247,7 +247,7 @@ impl SaslSession {
                 });
             }
         }
-        let exchange = match ScramHash::of(m) {
+        let exchange = match ScramHash::from_mechanism(m.name()) {
             Some(hash) => Exchange::Scram(Box::new(ScramServer::new(hash))),
             None => Exchange::Single,
         };

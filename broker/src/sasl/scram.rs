@@ -4,11 +4,8 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
 use rand::Rng;
-use sha2::{Digest, Sha256, Sha512};
-use sluice_config::SaslMechanism;
+use sluice_protocol::scram::{decode_saslname, xor};
 use sluice_storage::{Credentials, ScramCredential};
 use subtle::ConstantTimeEq;
 
@@ -19,86 +16,20 @@ pub(crate) const MIN_ITERATIONS: i32 = 4096;
 /// The most PBKDF2 iterations Kafka accepts in AlterUserScramCredentials.
 pub(crate) const MAX_ITERATIONS: i32 = 16384;
 
-/// The hash function of a SCRAM mechanism.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ScramHash {
-    Sha256,
-    Sha512,
-}
+pub(crate) use sluice_protocol::scram::ScramHash;
 
-fn hmac_with<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC takes keys of any length, so this never fails.
-    match <M as KeyInit>::new_from_slice(key) {
-        Ok(mut m) => {
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
-}
-
-impl ScramHash {
-    /// The hash of a SCRAM mechanism, or `None` for another mechanism.
-    pub(crate) fn of(mechanism: SaslMechanism) -> Option<Self> {
-        match mechanism {
-            SaslMechanism::ScramSha256 => Some(ScramHash::Sha256),
-            SaslMechanism::ScramSha512 => Some(ScramHash::Sha512),
-            _ => None,
-        }
-    }
-
-    /// The mechanism name.
-    pub(crate) fn mechanism(self) -> &'static str {
-        match self {
-            ScramHash::Sha256 => "SCRAM-SHA-256",
-            ScramHash::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
-            ScramHash::Sha256 => hmac_with::<Hmac<Sha256>>(key, data),
-            ScramHash::Sha512 => hmac_with::<Hmac<Sha512>>(key, data),
-        }
-    }
-
-    fn hash(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            ScramHash::Sha256 => Sha256::digest(data).to_vec(),
-            ScramHash::Sha512 => Sha512::digest(data).to_vec(),
-        }
-    }
-
-    /// SaltedPassword := Hi(password, salt, iterations).
-    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            ScramHash::Sha256 => {
-                let mut out = vec![0; 32];
-                pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
-                out
-            }
-            ScramHash::Sha512 => {
-                let mut out = vec![0; 64];
-                pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, &mut out);
-                out
-            }
-        }
-    }
-
-    /// The stored credential for a salted password: what the server needs, and no more.
-    pub(crate) fn credential(
-        self,
-        salt: &[u8],
-        iterations: i32,
-        salted_password: &[u8],
-    ) -> ScramCredential {
-        let client_key = self.hmac(salted_password, b"Client Key");
-        ScramCredential {
-            salt: salt.to_vec(),
-            iterations,
-            stored_key: self.hash(&client_key),
-            server_key: self.hmac(salted_password, b"Server Key"),
-        }
+/// The stored credential for a salted password: what the server needs, and no more.
+pub(crate) fn credential(
+    hash: ScramHash,
+    salt: &[u8],
+    iterations: i32,
+    salted_password: &[u8],
+) -> ScramCredential {
+    ScramCredential {
+        salt: salt.to_vec(),
+        iterations,
+        stored_key: hash.stored_key(&hash.client_key(salted_password)),
+        server_key: hash.server_key(salted_password),
     }
 }
 
@@ -109,24 +40,6 @@ fn nonce() -> String {
         .take(32)
         .map(char::from)
         .collect()
-}
-
-/// Decodes a SCRAM `saslname` (`=2C` is `,` and `=3D` is `=`).
-fn decode_saslname(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('=') {
-        out.push_str(&rest[..at]);
-        let code = rest.get(at + 1..at + 3)?;
-        out.push(match code {
-            "2C" => ',',
-            "3D" => '=',
-            _ => return None,
-        });
-        rest = &rest[at + 3..];
-    }
-    out.push_str(rest);
-    Some(out)
 }
 
 /// One SCRAM exchange on one connection.
@@ -212,12 +125,12 @@ impl ScramServer {
                 if proof.len() != client_signature.len() {
                     return self.invalid(Some(&user));
                 }
-                let client_key: Vec<u8> = proof
-                    .iter()
-                    .zip(&client_signature)
-                    .map(|(a, b)| a ^ b)
-                    .collect();
-                if !bool::from(self.hash.hash(&client_key).ct_eq(&credential.stored_key)) {
+                let client_key = xor(&proof, &client_signature);
+                if !bool::from(
+                    self.hash
+                        .stored_key(&client_key)
+                        .ct_eq(&credential.stored_key),
+                ) {
                     return self.invalid(Some(&user));
                 }
                 let server_signature = self
@@ -341,17 +254,12 @@ mod tests {
         let salt = BASE64.decode(attrs[1].strip_prefix("s=").unwrap()).unwrap();
         let iterations: u32 = attrs[2].strip_prefix("i=").unwrap().parse().unwrap();
         let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
-        let client_key = hash.hmac(&salted, b"Client Key");
-        let stored_key = hash.hash(&client_key);
+        let client_key = hash.client_key(&salted);
+        let stored_key = hash.stored_key(&client_key);
         let without_proof = format!("c=biws,r={nonce}");
         let auth = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = hash.hmac(&stored_key, auth.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = hash.hmac(&salted, b"Server Key");
+        let proof = xor(&client_key, &hash.hmac(&stored_key, auth.as_bytes()));
+        let server_key = hash.server_key(&salted);
         (
             format!("{without_proof},p={}", BASE64.encode(proof)),
             hash.hmac(&server_key, auth.as_bytes()),
@@ -362,7 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = Credentials::open_offline(dir.path()).unwrap();
         let salted = hash.salted_password(b"pencil", b"saltsalt", 4096);
-        let cred = hash.credential(b"saltsalt", 4096, &salted);
+        let cred = credential(hash, b"saltsalt", 4096, &salted);
         c.apply(&[], &[("us,er".into(), hash.mechanism().into(), cred)])
             .unwrap();
         (dir, c)

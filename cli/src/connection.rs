@@ -9,12 +9,12 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use sluice_protocol::names::api_name;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::error::CliError;
-use super::security::Security;
-use crate::dispatch::api_name;
+use crate::error::CliError;
+use crate::security::Security;
 
 /// The client id in every request header.
 const CLIENT_ID: &str = "sluice-cli";
@@ -133,7 +133,7 @@ impl Connection {
         };
         conn.negotiate().await?;
         if let Some(creds) = &security.sasl {
-            super::sasl_client::authenticate(&mut conn, creds).await?;
+            crate::sasl_client::authenticate(&mut conn, creds).await?;
         }
         tracing::debug!(addr, apis = conn.broker_versions.len(), "connected");
         Ok(conn)

@@ -8,10 +8,10 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, MetadataRequest, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 
-use super::connection::{Connection, Timeouts};
-use super::error::{is_retriable, CliError};
-use super::metadata::{host_port, Cluster};
-use super::security::Security;
+use crate::connection::{Connection, Timeouts};
+use crate::error::{is_retriable, CliError};
+use crate::metadata::{host_port, Cluster};
+use crate::security::Security;
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

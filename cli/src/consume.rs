@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
 use kafka_protocol::ResponseError;
+use sluice_protocol::names::error_name;
 
-use super::args::{ConsumeArgs, IsolationLevel};
-use super::client::{topic_name, Client, Target, RETRY_BACKOFF};
-use super::error::{error_name, is_retriable, CliError};
-use super::fetched::{visible_records, Visible};
-use super::interrupt::Interrupt;
-use super::metadata::Cluster;
-use super::offsets::{
+use crate::args::{ConsumeArgs, IsolationLevel};
+use crate::client::{topic_name, Client, Target, RETRY_BACKOFF};
+use crate::error::{is_retriable, CliError};
+use crate::fetched::{visible_records, Visible};
+use crate::interrupt::Interrupt;
+use crate::metadata::Cluster;
+use crate::offsets::{
     commit, committed, list_offsets, OffsetSpec, Tp, READ_COMMITTED, READ_UNCOMMITTED,
 };
 

@@ -2,7 +2,7 @@
 //! creation on, so that a signal arriving between two awaits is not lost to the default
 //! action (which would end the process without committing offsets or a summary).
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// A registered listener for ^C and SIGTERM.
 pub(crate) struct Interrupt {

@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
+use sluice_protocol::names::error_name;
 
-use super::args::ResetArgs;
-use super::client::Client;
-use super::error::{error_name, CliError};
-use super::group_describe::describe_group;
-use super::offsets::{
+use crate::args::ResetArgs;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::group_describe::describe_group;
+use crate::offsets::{
     commit, committed, list_offsets, log_bounds, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED,
 };
-use super::output::{print, Progress, Table};
+use crate::output::{print, Progress, Table};
 
 /// Partitions per OffsetCommit request.
 const COMMIT_CHUNK: usize = 1000;

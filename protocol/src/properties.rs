@@ -1,10 +1,19 @@
-//! The `java.util.Properties` text format, as `server.properties` uses it.
+//! The `java.util.Properties` text format, as Kafka's `server.properties` and its tools'
+//! `--command-config` client files use it.
 
-use crate::ConfigError;
+/// A line of a properties file that is not `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: expected `key=value`, found `{text}`")]
+pub struct PropertiesError {
+    /// One-based line number.
+    pub line: usize,
+    /// The offending text.
+    pub text: String,
+}
 
 /// Parses `key=value` (or `key: value`) lines; `#` and `!` start comments; a trailing
 /// backslash continues a line. Later keys replace earlier ones, as in Java.
-pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, PropertiesError> {
     let mut out = Vec::new();
     let mut pending = String::new();
     let mut start_line = 0;
@@ -31,14 +40,14 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
 }
 
 /// Splits one `key=value` or `key:value` entry.
-pub(crate) fn split_entry(entry: &str, line: usize) -> Result<(String, String), ConfigError> {
-    let pos = entry.find(['=', ':']).ok_or_else(|| ConfigError::Syntax {
+fn split_entry(entry: &str, line: usize) -> Result<(String, String), PropertiesError> {
+    let pos = entry.find(['=', ':']).ok_or_else(|| PropertiesError {
         line,
         text: entry.to_string(),
     })?;
     let key = entry[..pos].trim();
     if key.is_empty() {
-        return Err(ConfigError::Syntax {
+        return Err(PropertiesError {
             line,
             text: entry.to_string(),
         });
@@ -69,7 +78,7 @@ mod tests {
         let err = parse_properties("a=1\nbogus line\n").unwrap_err();
         assert_eq!(
             err,
-            ConfigError::Syntax {
+            PropertiesError {
                 line: 2,
                 text: "bogus line".into()
             }

@@ -17,12 +17,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::args::TopicAction;
-use super::client::{str_bytes, topic_name, Client, Target, RETRY_BACKOFF};
-use super::error::CliError;
-use super::metadata::{Cluster, TopicMeta};
-use super::offsets::{log_bounds, Tp};
-use super::output::{print, Progress};
+use crate::args::TopicAction;
+use crate::client::{str_bytes, topic_name, Client, Target, RETRY_BACKOFF};
+use crate::error::CliError;
+use crate::metadata::{Cluster, TopicMeta};
+use crate::offsets::{log_bounds, Tp};
+use crate::output::{print, Progress};
 
 /// DescribeConfigs / IncrementalAlterConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;

@@ -1,19 +1,18 @@
 //! SASL authentication of a new connection (SaslHandshake, then SaslAuthenticate): PLAIN,
 //! and SCRAM-SHA-256/512 as RFC 5802 describes the client side (no well-kept crate does
-//! the client without pulling in a second TLS or async stack).
+//! the client without pulling in a second TLS or async stack); the key math is
+//! `sluice_protocol::scram`, which the broker's side uses too.
 
 use base64::Engine;
 use bytes::Bytes;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 use rand::Rng;
-use sha2::{Digest, Sha256, Sha512};
+use sluice_protocol::scram::{encode_saslname, xor, ScramHash};
 
-use super::connection::Connection;
-use super::error::CliError;
-use super::security::{Mechanism, SaslCredentials};
+use crate::connection::Connection;
+use crate::error::CliError;
+use crate::security::{Mechanism, SaslCredentials};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -96,7 +95,7 @@ fn nonce() -> String {
 
 /// The client side of one SCRAM exchange.
 struct Scram {
-    sha512: bool,
+    hash: ScramHash,
     username: String,
     password: String,
     client_nonce: String,
@@ -107,8 +106,12 @@ struct Scram {
 impl Scram {
     fn new(creds: &SaslCredentials, client_nonce: String) -> Self {
         Scram {
-            sha512: creds.mechanism == Mechanism::ScramSha512,
-            username: creds.username.replace('=', "=3D").replace(',', "=2C"),
+            hash: if creds.mechanism == Mechanism::ScramSha512 {
+                ScramHash::Sha512
+            } else {
+                ScramHash::Sha256
+            },
+            username: encode_saslname(&creds.username),
             password: creds.password.clone(),
             client_nonce,
             server_signature: None,
@@ -121,45 +124,6 @@ impl Scram {
 
     fn client_first(&self) -> Vec<u8> {
         format!("n,,{}", self.client_first_bare()).into_bytes()
-    }
-
-    fn hmac(&self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        fn with<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-            // HMAC takes keys of any length, so this never fails.
-            match <M as KeyInit>::new_from_slice(key) {
-                Ok(mut m) => {
-                    m.update(data);
-                    m.finalize().into_bytes().to_vec()
-                }
-                Err(_) => Vec::new(),
-            }
-        }
-        if self.sha512 {
-            with::<Hmac<Sha512>>(key, data)
-        } else {
-            with::<Hmac<Sha256>>(key, data)
-        }
-    }
-
-    fn hash(&self, data: &[u8]) -> Vec<u8> {
-        if self.sha512 {
-            Sha512::digest(data).to_vec()
-        } else {
-            Sha256::digest(data).to_vec()
-        }
-    }
-
-    fn salted_password(&self, salt: &[u8], iterations: u32) -> Vec<u8> {
-        let pw = self.password.as_bytes();
-        if self.sha512 {
-            let mut out = vec![0u8; 64];
-            pbkdf2::pbkdf2_hmac::<Sha512>(pw, salt, iterations, &mut out);
-            out
-        } else {
-            let mut out = vec![0u8; 32];
-            pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iterations, &mut out);
-            out
-        }
     }
 
     /// The client-final message for the server-first message.
@@ -181,19 +145,15 @@ impl Scram {
         let iterations: u32 = attr("i")?
             .parse()
             .map_err(|_| "the SCRAM iteration count is not a number".to_string())?;
-        let salted = self.salted_password(&salt, iterations);
-        let client_key = self.hmac(&salted, b"Client Key");
-        let stored_key = self.hash(&client_key);
+        let hash = self.hash;
+        let salted = hash.salted_password(self.password.as_bytes(), &salt, iterations);
+        let client_key = hash.client_key(&salted);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{text},{without_proof}", self.client_first_bare());
-        let signature = self.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = self.hmac(&salted, b"Server Key");
-        self.server_signature = Some(self.hmac(&server_key, auth_message.as_bytes()));
+        let signature = hash.hmac(&hash.stored_key(&client_key), auth_message.as_bytes());
+        let proof = xor(&client_key, &signature);
+        let server_key = hash.server_key(&salted);
+        self.server_signature = Some(hash.hmac(&server_key, auth_message.as_bytes()));
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
 

@@ -4,6 +4,8 @@
 //!
 //! A small client of its own (`connection`, `client`) negotiates versions with
 //! ApiVersions and routes each request as a real client would; each command is one module.
+//! It depends on no broker code: what it shares with the broker (API and error names,
+//! SCRAM's key math, PEM stores) is in `sluice-protocol`.
 
 pub mod args;
 mod client;

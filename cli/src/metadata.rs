@@ -7,7 +7,7 @@ use base64::Engine;
 use kafka_protocol::messages::MetadataResponse;
 use kafka_protocol::protocol::StrBytes;
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// One partition's placement.
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use kafka_protocol::messages::{ConsumerGroupDescribeRequest, DescribeGroupsReque
 use kafka_protocol::protocol::{Decodable, Message};
 use kafka_protocol::ResponseError;
 
-use super::client::{group_id, Client, Target, RETRY_BACKOFF};
-use super::error::CliError;
-use super::offsets::Tp;
+use crate::client::{group_id, Client, Target, RETRY_BACKOFF};
+use crate::error::CliError;
+use crate::offsets::Tp;
 
 /// A group as `group describe` and `reset-offsets` see it, from either API.
 #[derive(Debug, Default)]
@@ -196,7 +196,7 @@ mod tests {
     fn consumer_assignments_decode_at_their_version() {
         let a = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
             TopicPartition::default()
-                .with_topic(super::super::client::topic_name("orders"))
+                .with_topic(crate::client::topic_name("orders"))
                 .with_partitions(vec![0, 2]),
         ]);
         let mut buf = bytes::BytesMut::new();

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::messages::{DeleteGroupsRequest, ListGroupsRequest};
 use kafka_protocol::ResponseError;
 
-use super::args::GroupAction;
-use super::client::{group_id, Client, Target};
-use super::error::CliError;
-use super::group_describe::{describe_group, Member};
-use super::offsets::{committed, list_offsets, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED};
-use super::output::{or_dash, print, Table};
-use super::reset;
+use crate::args::GroupAction;
+use crate::client::{group_id, Client, Target};
+use crate::error::CliError;
+use crate::group_describe::{describe_group, Member};
+use crate::offsets::{committed, list_offsets, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED};
+use crate::output::{or_dash, print, Table};
+use crate::reset;
 
 /// Runs one `sluice group` action.
 pub(crate) async fn run(client: &mut Client, action: GroupAction) -> Result<(), CliError> {

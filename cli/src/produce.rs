@@ -13,16 +13,17 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_protocol::ResponseError;
+use sluice_protocol::names::error_name;
 use tokio::sync::mpsc;
 
-use super::args::{Acks, CompressionArg, ProduceArgs};
-use super::client::{topic_name, Client, Target, RETRY_BACKOFF};
-use super::error::{error_name, CliError};
-use super::interrupt::Interrupt;
-use super::metadata::Cluster;
-use super::output::Progress;
-use super::partitioner::{partition_for_key, Sticky};
-use super::topic::parse_pairs;
+use crate::args::{Acks, CompressionArg, ProduceArgs};
+use crate::client::{topic_name, Client, Target, RETRY_BACKOFF};
+use crate::error::CliError;
+use crate::interrupt::Interrupt;
+use crate::metadata::Cluster;
+use crate::output::Progress;
+use crate::partitioner::{partition_for_key, Sticky};
+use crate::topic::parse_pairs;
 
 /// Uncompressed bytes after which a partition's batch is sent (brokers refuse batches over
 /// message.max.bytes, 1 MiB by default).

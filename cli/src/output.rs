@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// A table printed with columns padded to their widest cell, as kafka-consumer-groups does.
 pub(crate) struct Table {

@@ -3,10 +3,11 @@
 //! `sasl.jaas.config`. Anything else a Java client would need a JVM for (JKS stores,
 //! GSSAPI, OAUTHBEARER) is refused naming the property.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sluice_protocol::pem;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
@@ -15,7 +16,7 @@ use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use super::error::CliError;
+use crate::error::CliError;
 
 /// How to connect: plaintext by default.
 #[derive(Debug, Default)]
@@ -72,7 +73,7 @@ impl Security {
     pub(crate) fn load(path: &Path) -> Result<Security, CliError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::Usage(format!("--command-config {}: {e}", path.display())))?;
-        let props = sluice_config::parse_properties(&text)
+        let props = sluice_protocol::properties::parse_properties(&text)
             .map_err(|e| CliError::Usage(format!("--command-config {}: {e}", path.display())))?;
         let props: std::collections::HashMap<String, String> = props.into_iter().collect();
         Security::from_properties(&props)
@@ -153,8 +154,8 @@ fn tls_config<'a>(
         )
     })?;
     let mut roots = RootCertStore::empty();
-    let certs = crate::tls::read_certs(&PathBuf::from(truststore))
-        .map_err(|e| bad("ssl.truststore.location", format!("{e:#}")))?;
+    let certs =
+        read_store(truststore, pem::certificates).map_err(|e| bad("ssl.truststore.location", e))?;
     for c in certs {
         roots
             .add(c)
@@ -175,17 +176,27 @@ fn tls_config<'a>(
     let config = match get("ssl.keystore.location") {
         None => builder.with_no_client_auth(),
         Some(keystore) => {
-            let path = PathBuf::from(keystore);
-            let chain = crate::tls::read_certs(&path)
-                .map_err(|e| bad("ssl.keystore.location", format!("{e:#}")))?;
-            let key = crate::tls::read_key(&path, get("ssl.key.password"))
-                .map_err(|e| bad("ssl.keystore.location", format!("{e:#}")))?;
+            let chain = read_store(keystore, pem::certificates)
+                .map_err(|e| bad("ssl.keystore.location", e))?;
+            let key = read_store(keystore, |pem| {
+                pem::private_key(pem, get("ssl.key.password"))
+            })
+            .map_err(|e| bad("ssl.keystore.location", e))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| bad("ssl.keystore.location", e))?
         }
     };
     Ok(Arc::new(config))
+}
+
+/// Reads a PEM store file and takes what `parse` finds in it; the error names the file.
+fn read_store<T>(
+    path: &str,
+    parse: impl FnOnce(&[u8]) -> Result<T, pem::PemError>,
+) -> Result<T, String> {
+    let text = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
+    parse(&text).map_err(|e| format!("{path}: {e}"))
 }
 
 fn sasl_credentials<'a>(

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use sluice_protocol::names::error_name;
+
 /// An admin command's failure; every variant means a non-zero exit.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
@@ -89,11 +91,6 @@ impl CliError {
     pub(crate) fn is(&self, e: kafka_protocol::ResponseError) -> bool {
         matches!(self, CliError::Kafka { code, .. } if *code == e.code())
     }
-}
-
-/// Kafka's name for an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
-pub(crate) fn error_name(code: i16) -> String {
-    crate::dispatch::error_name(code)
 }
 
 /// True for error codes a client retries after refreshing metadata or waiting: the

@@ -14,9 +14,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::client::{group_id, str_bytes, topic_name, Client, Target, RETRY_BACKOFF};
-use super::error::{is_retriable, CliError};
-use super::metadata::Cluster;
+use crate::client::{group_id, str_bytes, topic_name, Client, Target, RETRY_BACKOFF};
+use crate::error::{is_retriable, CliError};
+use crate::metadata::Cluster;
 
 /// A topic partition.
 pub(crate) type Tp = (String, i32);
