@@ -46,8 +46,18 @@ fn batch_index_error(e: &RecordError) -> BatchIndexAndErrorMessage {
 /// What a Produce's appends leave to do before it is answered.
 struct PendingFlushes {
     acks: i16,
-    /// (topic index, partition index in the response, partition, offset to cover).
-    flushes: Vec<(usize, usize, Arc<Partition>, i64)>,
+    flushes: Vec<PendingFlush>,
+}
+
+/// One partition's fsync still to wait for, with its place in the response.
+struct PendingFlush {
+    /// Index of the topic in the response.
+    topic: usize,
+    /// Index of the partition within that topic's answers.
+    answer: usize,
+    partition: Arc<Partition>,
+    /// The offset the fsync must cover.
+    last_offset: i64,
 }
 
 impl PendingFlushes {
@@ -56,12 +66,17 @@ impl PendingFlushes {
     /// appended before it ran: group commit. A failed fsync fails its partition.
     /// The connection counts the wait as the request's remote time.
     async fn finish(self, mut response: ProduceResponse) -> Option<ProduceResponse> {
-        for (ti, pi, partition, last_offset) in self.flushes {
-            if let Err(e) = partition.flush_to(last_offset).await {
-                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-                let p = &mut response.responses[ti].partition_responses[pi];
-                p.error_code = storage_error_code(&e);
-                p.base_offset = -1;
+        for f in self.flushes {
+            if let Err(e) = f.partition.flush_to(f.last_offset).await {
+                tracing::error!(topic = %f.partition.topic, partition = f.partition.index, error = %e, "flush failed");
+                let answer = response
+                    .responses
+                    .get_mut(f.topic)
+                    .and_then(|t| t.partition_responses.get_mut(f.answer));
+                if let Some(p) = answer {
+                    p.error_code = storage_error_code(&e);
+                    p.base_offset = -1;
+                }
             }
         }
         (self.acks != 0).then_some(response)
@@ -118,7 +133,7 @@ fn append(
         .as_ref()
         .is_some_and(|id| !session.may(broker, Operation::Write, Resource::TransactionalId, id));
     let mut response = ProduceResponse::default();
-    let mut pending_flush: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let mut pending_flush = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let denied = if txn_denied {
@@ -255,12 +270,12 @@ fn append(
                         p.log_start_offset = info.log_start_offset;
                     }
                     if info.flush_due {
-                        pending_flush.push((
-                            response.responses.len(),
-                            tr.partition_responses.len(),
-                            partition.clone(),
-                            info.last_offset,
-                        ));
+                        pending_flush.push(PendingFlush {
+                            topic: response.responses.len(),
+                            answer: tr.partition_responses.len(),
+                            partition: partition.clone(),
+                            last_offset: info.last_offset,
+                        });
                     }
                     tr.partition_responses.push(p);
                 }
