@@ -153,8 +153,14 @@ pub(crate) async fn handle(
                 version: 0,
                 correlation_id: call.correlation_id,
             };
-            let bytes = api::reply::encode(header, &ResponseKind::ApiVersions(response))
-                .map_err(|e| encode_error(&call, e))?;
+            let bytes =
+                api::reply::encode(header, &ResponseKind::ApiVersions(response)).map_err(|e| {
+                    DispatchError::Encode {
+                        api,
+                        version,
+                        reason: e.to_string(),
+                    }
+                })?;
             return Ok(Dispatched::uncounted(bytes.into(), None));
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
@@ -207,8 +213,7 @@ fn finish<R: Answer>(
         version: call.version,
         correlation_id: call.correlation_id,
     };
-    let api = call.api;
-    let version = call.version;
+    let (api, version) = (call.api, call.version);
     let encode_error = move |e: anyhow::Error| DispatchError::Encode {
         api,
         version,
@@ -248,14 +253,6 @@ fn finish<R: Answer>(
         close_after: reply.close_after,
         waited: reply.waited,
     })
-}
-
-fn encode_error(call: &Call, e: anyhow::Error) -> DispatchError {
-    DispatchError::Encode {
-        api: call.api,
-        version: call.version,
-        reason: e.to_string(),
-    }
 }
 
 /// Counts the error codes of an answer and the record bytes it sends per topic; the

@@ -345,6 +345,27 @@ async fn every_supported_version_answers() {
             }
         }
     }
+    // Every API counts its errors, once per answer that carries them.
+    let metrics = broker.metrics.render(None);
+    for (api, error, count) in [
+        ("DeleteGroups", "GROUP_ID_NOT_FOUND", 3),
+        ("AlterConfigs", "INVALID_CONFIG", 3),
+        ("CreatePartitions", "INVALID_PARTITIONS", 4),
+        ("AlterReplicaLogDirs", "LOG_DIR_NOT_FOUND", 2),
+        ("SaslHandshake", "ILLEGAL_SASL_STATE", 2),
+    ] {
+        let line =
+            format!("sluice_request_errors_total{{api=\"{api}\",error=\"{error}\"}} {count}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("sluice_request_errors_total"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 }
 
 #[tokio::test]
