@@ -1,13 +1,14 @@
 //! ApiVersions: the supported-versions table, and the v0 answer to a version we lack.
 
+use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::api::reply::{answer, QuotaUse, Reply};
+use crate::api::reply::{answer, encode, FrameHeader, QuotaUse, Reply};
 use crate::broker::Broker;
 use crate::error::{code, NONE};
 use crate::session::Session;
@@ -174,10 +175,22 @@ fn response(version: i16) -> ApiVersionsResponse {
     r
 }
 
-/// The v0 answer to an ApiVersions request at a version we do not support.
-pub(crate) fn unsupported_version_response() -> ApiVersionsResponse {
-    let mut r = ApiVersionsResponse::default();
-    r.error_code = code(ResponseError::UnsupportedVersion);
-    r.api_keys = api_keys();
-    r
+/// The answer to a request at a version this broker lacks, where Kafka gives one: a client
+/// newer than the broker asking ApiVersions gets the table at v0 with UNSUPPORTED_VERSION,
+/// so that it can pick a version. `None` for every other API: the connection closes.
+pub(crate) fn unsupported_version_answer(
+    api: ApiKey,
+    correlation_id: i32,
+) -> Option<anyhow::Result<Bytes>> {
+    (api == ApiKey::ApiVersions).then(|| {
+        let mut r = ApiVersionsResponse::default();
+        r.error_code = code(ResponseError::UnsupportedVersion);
+        r.api_keys = api_keys();
+        let header = FrameHeader {
+            api,
+            version: 0,
+            correlation_id,
+        };
+        encode(header, &ResponseKind::ApiVersions(r))
+    })
 }

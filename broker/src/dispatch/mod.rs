@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::ApiKey;
 use sluice_protocol::names::{api_name, error_name};
 use sluice_protocol::request::{decode_body, decode_header, RequestDecodeError};
 
@@ -145,25 +145,15 @@ pub(crate) async fn handle(
     };
     let (api, version) = (call.api, call.version);
     if !api::api_versions::supports(api, version) {
-        if api == ApiKey::ApiVersions {
-            // A client newer than us: answer at v0 with the table, so it can pick a version.
-            let response = api::api_versions::unsupported_version_response();
-            let header = FrameHeader {
+        return match api::api_versions::unsupported_version_answer(api, call.correlation_id) {
+            Some(Ok(bytes)) => Ok(Dispatched::uncounted(bytes.into(), None)),
+            Some(Err(e)) => Err(DispatchError::Encode {
                 api,
-                version: 0,
-                correlation_id: call.correlation_id,
-            };
-            let bytes =
-                api::reply::encode(header, &ResponseKind::ApiVersions(response)).map_err(|e| {
-                    DispatchError::Encode {
-                        api,
-                        version,
-                        reason: e.to_string(),
-                    }
-                })?;
-            return Ok(Dispatched::uncounted(bytes.into(), None));
-        }
-        return Err(DispatchError::UnsupportedVersion { api, version });
+                version,
+                reason: e.to_string(),
+            }),
+            None => Err(DispatchError::UnsupportedVersion { api, version }),
+        };
     }
     if let Some(sasl) = &session.sasl {
         sasl.admit(api).map_err(DispatchError::Unauthenticated)?;
