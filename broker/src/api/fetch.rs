@@ -254,16 +254,17 @@ pub(crate) async fn handle(
                 tr.topic = topic_name(&t.name);
             }
             response.responses.push(tr);
-            bytes_out.push((t.name.clone(), 0));
         }
         let topic_index = response.responses.len().saturating_sub(1);
-        let (Some(topic), Some((_, topic_bytes))) =
-            (response.responses.last_mut(), bytes_out.last_mut())
-        else {
+        let Some(topic) = response.responses.last_mut() else {
             continue;
         };
         if let Some(region) = region {
-            *topic_bytes += region.len();
+            // Only topics that send records are named, so an empty long poll allocates nothing.
+            match bytes_out.last_mut() {
+                Some((name, bytes)) if *name == t.name => *bytes += region.len(),
+                _ => bytes_out.push((t.name.clone(), region.len())),
+            }
             records.push(PartitionRecords {
                 topic: topic_index,
                 partition: topic.partitions.len(),

@@ -142,7 +142,7 @@ fn step(
             tracing::info!(
                 peer = %session.peer,
                 listener = %session.listener,
-                client_id = session.client_id.as_deref().unwrap_or(""),
+                client_id = session.client_id(),
                 user = refusal.user.as_deref().unwrap_or(""),
                 reason = %refusal.message,
                 "SASL authentication failed"
