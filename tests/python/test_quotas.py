@@ -113,14 +113,18 @@ def test_produce_quota_holds_a_producer_to_its_rate(broker_factory):
 
 
 def test_fetch_quota_slows_a_consumer(broker_factory):
-    """consumer_byte_rate=1 MB/s for a client id: reading 6 MiB takes at least four
-    seconds (two seconds' worth pass before throttling starts), every record arrives in
-    order, and librdkafka reports the throttle."""
+    """consumer_byte_rate=1 MB/s for a client id: reading 12 MiB takes at least six
+    seconds, every record arrives in order, and librdkafka reports the throttle.
+
+    The bound: the rate is measured over the last 2 to 3 s (3 samples of 1 s), so up to
+    3 MB pass before a throttle, and each answer may carry up to fetch.max.bytes (1 MiB)
+    more; 12 MiB therefore takes at least (12.6 - 3 - 1.05) / 1 = 8.5 s. Without the
+    quota it takes well under a second."""
     b = quota_broker(broker_factory)
     topic = unique_topic("fquota")
     create_topic(b.bootstrap, topic, 1)
     p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
-    items = [(topic, None, struct.pack(">i", i) + b"y" * 1020, None, 0) for i in range(6144)]
+    items = [(topic, None, struct.pack(">i", i) + b"y" * 1020, None, 0) for i in range(12288)]
     assert all(e is None for e, _, _ in produce_and_report(p, items))
     assert alter_quotas(b, [([("client-id", "slow-reader")], [("consumer_byte_rate", MB, False)])]) == [(0, None)]
 
@@ -140,14 +144,14 @@ def test_fetch_quota_slows_a_consumer(broker_factory):
         for m in c.consume(1000, 0.2):
             if not m.error():
                 seen.append(struct.unpack(">i", m.value()[:4])[0])
-        return len(seen) >= 6144
-    wait_for(read_all, 60, "the consumer to read 6 MiB")
+        return len(seen) >= 12288
+    wait_for(read_all, 60, "the consumer to read 12 MiB")
     elapsed = time.monotonic() - start
     wait_for(lambda: c.poll(0.6) is None and throttles and max(throttles) > 0, 10,
              "librdkafka to report a fetch throttle")
     c.close()
-    assert seen == list(range(6144))
-    assert elapsed >= 4, f"6 MiB read in {elapsed:.1f} s under a 1 MB/s fetch quota"
+    assert seen == list(range(12288))
+    assert elapsed >= 6, f"12 MiB read in {elapsed:.1f} s under a 1 MB/s fetch quota"
 
 
 def test_quota_entries_are_checked_described_and_kept(broker_factory):
