@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, MetadataRequest, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::ResponseError;
 
 use crate::connection::{Connection, Timeouts};
 use crate::error::{is_retriable, CliError};
@@ -320,10 +321,29 @@ impl Client {
         self.controller_id = None;
     }
 
-    /// Forgets the cached coordinator of `group` (after NOT_COORDINATOR).
-    pub(crate) fn forget_coordinator(&mut self, group: &str) {
+    /// After an error that `moved` says is the coordinator's (see [`coordinator_moved`]):
+    /// forgets the cached coordinator of `group`, waits a moment and returns true, so the
+    /// request is sent again; false once `deadline` has passed or for any other error.
+    pub(crate) async fn retry_coordinator(
+        &mut self,
+        group: &str,
+        moved: bool,
+        deadline: Instant,
+    ) -> bool {
+        if !moved || Instant::now() >= deadline {
+            return false;
+        }
         self.coordinators.remove(group);
+        tokio::time::sleep(RETRY_BACKOFF).await;
+        true
     }
+}
+
+/// True for the errors that mean "ask FindCoordinator again" or "try again shortly".
+pub(crate) fn coordinator_moved(code: i16) -> bool {
+    code == ResponseError::NotCoordinator.code()
+        || code == ResponseError::CoordinatorNotAvailable.code()
+        || code == ResponseError::CoordinatorLoadInProgress.code()
 }
 
 /// A `StrBytes` holding `s`.

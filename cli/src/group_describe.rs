@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ConsumerGroupDescribeRequest, DescribeGroupsReque
 use kafka_protocol::protocol::{Decodable, Message};
 use kafka_protocol::ResponseError;
 
-use crate::client::{group_id, Client, Target, RETRY_BACKOFF};
+use crate::client::{coordinator_moved, group_id, Client, Target};
 use crate::error::CliError;
 use crate::offsets::Tp;
 
@@ -51,13 +51,6 @@ pub(crate) async fn describe_group(
     }
 }
 
-/// True for the errors after which the coordinator is looked up again.
-fn coordinator_moved(code: i16) -> bool {
-    code == ResponseError::NotCoordinator.code()
-        || code == ResponseError::CoordinatorLoadInProgress.code()
-        || code == ResponseError::CoordinatorNotAvailable.code()
-}
-
 async fn consumer_group_describe(
     client: &mut Client,
     group: &str,
@@ -75,9 +68,10 @@ async fn consumer_group_describe(
             .into_iter()
             .next()
             .ok_or_else(|| no_answer(coordinator, "ConsumerGroupDescribe", group))?;
-        if coordinator_moved(d.error_code) && Instant::now() < deadline {
-            client.forget_coordinator(group);
-            tokio::time::sleep(RETRY_BACKOFF).await;
+        if client
+            .retry_coordinator(group, coordinator_moved(d.error_code), deadline)
+            .await
+        {
             continue;
         }
         CliError::check(d.error_code, d.error_message.as_ref(), || {
@@ -123,9 +117,10 @@ async fn describe_classic(client: &mut Client, group: &str) -> Result<GroupDescr
             .into_iter()
             .next()
             .ok_or_else(|| no_answer(coordinator, "DescribeGroups", group))?;
-        if coordinator_moved(d.error_code) && Instant::now() < deadline {
-            client.forget_coordinator(group);
-            tokio::time::sleep(RETRY_BACKOFF).await;
+        if client
+            .retry_coordinator(group, coordinator_moved(d.error_code), deadline)
+            .await
+        {
             continue;
         }
         CliError::check(d.error_code, d.error_message.as_ref(), || {

@@ -14,7 +14,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use crate::client::{group_id, str_bytes, topic_name, Client, Target, RETRY_BACKOFF};
+use crate::client::{
+    coordinator_moved, group_id, str_bytes, topic_name, Client, Target, RETRY_BACKOFF,
+};
 use crate::error::{is_retriable, CliError};
 use crate::metadata::Cluster;
 
@@ -209,13 +211,6 @@ fn unknown_partition(topic: &str, partition: i32) -> CliError {
     }
 }
 
-/// True for the errors that mean "ask FindCoordinator again" or "try again shortly".
-fn coordinator_moved(code: i16) -> bool {
-    code == ResponseError::NotCoordinator.code()
-        || code == ResponseError::CoordinatorNotAvailable.code()
-        || code == ResponseError::CoordinatorLoadInProgress.code()
-}
-
 /// Every committed offset of `group` (OffsetFetch for all topics); partitions without a
 /// committed offset are left out.
 pub(crate) async fn committed(
@@ -274,9 +269,10 @@ pub(crate) async fn committed(
             }
             resp.error_code
         };
-        if coordinator_moved(code) && Instant::now() < deadline {
-            client.forget_coordinator(group);
-            tokio::time::sleep(RETRY_BACKOFF).await;
+        if client
+            .retry_coordinator(group, coordinator_moved(code), deadline)
+            .await
+        {
             continue;
         }
         CliError::check(code, None, || format!("committed offsets of group {group}"))?;
@@ -345,9 +341,7 @@ pub(crate) async fn commit(
             }
         }
         let moved = !refused.is_empty() && refused.iter().all(|(_, c)| coordinator_moved(*c));
-        if moved && Instant::now() < deadline {
-            client.forget_coordinator(group);
-            tokio::time::sleep(RETRY_BACKOFF).await;
+        if client.retry_coordinator(group, moved, deadline).await {
             continue;
         }
         return Ok(refused);
