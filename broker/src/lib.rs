@@ -16,6 +16,7 @@ mod internal_topics;
 mod metrics;
 mod quota;
 mod reload;
+mod replication;
 mod response;
 mod sasl;
 mod scram_admin;
