@@ -187,8 +187,16 @@ impl Partition {
             drop(_cleaning);
             return self.truncate_fully_and_start_at(offset);
         }
-        // The segment that ends up active: the last one starting at or below the new end.
-        let Some((&active_base, _)) = log.local.segments.range(..=new_leo).next_back() else {
+        // The segment that ends up active: the last one starting below the new end (one
+        // starting at it would be left empty, where a replica that never had the tail
+        // would still append to the segment before), else the first.
+        let Some((&active_base, _)) = log
+            .local
+            .segments
+            .range(..new_leo)
+            .next_back()
+            .or_else(|| log.local.segments.range(..=new_leo).next_back())
+        else {
             return Err(StorageError::Corrupt(format!(
                 "no segment holds offset {new_leo}"
             )));
