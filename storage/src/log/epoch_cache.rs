@@ -108,7 +108,7 @@ impl EpochCache {
 
     /// Parses [`EpochCache::encode`].
     pub(super) fn decode(v: &[u8]) -> Result<Self, StorageError> {
-        if v.len() % 12 != 0 {
+        if !v.len().is_multiple_of(12) {
             return Err(StorageError::Corrupt("leader epoch cache".into()));
         }
         let entries = v
