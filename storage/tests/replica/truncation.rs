@@ -5,6 +5,7 @@
 //! after a crash in the middle of the truncation.
 
 use super::common::*;
+use sluice_protocol::batch::{control_marker, validate, ControlType};
 use sluice_storage::{Isolation, Storage, StorageError, TruncationCrashPoint};
 
 /// The offsets worth truncating at: every batch boundary, and inside every batch of more
@@ -69,19 +70,42 @@ fn truncation_at_every_offset_equals_a_replica_of_the_retained_batches() {
         let probe_dir = tempfile::tempdir().unwrap();
         let s = Storage::open(&config(probe_dir.path(), &[])).unwrap();
         let p = &s.create_topic("t", 1, small_segments()).unwrap().partitions[0];
-        build_leader_log(p, seed, 45);
+        build_leader_log(p, seed, 55);
         let batches = all_batches(p);
         // The log has what the test is about.
         let segments = std::fs::read_dir(p.dir()).unwrap().count();
         assert!(segments >= 3, "only {segments} segments");
         assert!(p.epoch_entries().len() >= 2, "{:?}", p.epoch_entries());
+        let markers: Vec<ControlType> = batches
+            .iter()
+            .filter_map(|(_, _, b)| control_marker(b).map(|m| m.0))
+            .collect();
+        assert!(markers.contains(&ControlType::Commit) && markers.contains(&ControlType::Abort));
+        let producers: Vec<i64> = p.producers().iter().map(|i| i.producer_id).collect();
+        assert_eq!(producers, vec![1, 2, 10, 11]);
+        // An idempotent producer with more batches than its entry remembers, so that
+        // some truncation needs batches the entry had forgotten.
+        let most = [1, 2]
+            .map(|pid| {
+                batches
+                    .iter()
+                    .filter(|(_, _, b)| validate(b).unwrap().producer_id == pid)
+                    .count()
+            })
+            .into_iter()
+            .max()
+            .unwrap();
+        assert!(
+            most > 5,
+            "the busiest idempotent producer has {most} batches"
+        );
         let leo = p.log_end_offset();
         drop(s);
         for offset in cut_points(&batches) {
-            check(seed, 45, offset, None);
+            check(seed, 55, offset, None);
         }
         // At the log end: nothing changes.
-        check(seed, 45, leo, None);
+        check(seed, 55, leo, None);
     }
 }
 
