@@ -30,6 +30,7 @@ pub(crate) fn append_error_code(e: &AppendError) -> i16 {
             ..
         } => code(ResponseError::InvalidTimestamp),
         AppendError::RecordErrors { .. } => code(ResponseError::InvalidRecord),
+        AppendError::OffsetMismatch { .. } => code(ResponseError::CorruptMessage),
         AppendError::Storage(e) => storage_error_code(e),
     }
 }
@@ -51,5 +52,7 @@ pub(crate) fn storage_error_code(e: &StorageError) -> i16 {
         | StorageError::Index(_)
         | StorageError::Corrupt(_)
         | StorageError::CrashPoint(_) => code(ResponseError::KafkaStorageError),
+        StorageError::StaleLeaderEpoch { .. } => code(ResponseError::FencedLeaderEpoch),
+        StorageError::BelowLogStart { .. } => code(ResponseError::OffsetOutOfRange),
     }
 }

@@ -325,6 +325,28 @@ pub fn control_type(batch: &[u8]) -> Option<ControlType> {
     }
 }
 
+/// The marker type and coordinator epoch of a control batch (whole batch bytes); `None`
+/// when the batch is not a transaction marker. A value too short to hold the epoch gives
+/// -1, as a marker without one is still a marker.
+pub fn control_marker(batch: &[u8]) -> Option<(ControlType, i32)> {
+    let control = control_type(batch)?;
+    let header = read_header(batch).ok()?;
+    let epoch = (|| {
+        let mut rest = batch.get(HEADER_SIZE..header.size())?;
+        get_varint(&mut rest)?; // record length
+        rest = rest.get(1..)?; // record attributes
+        get_varint(&mut rest)?; // timestamp delta
+        get_varint(&mut rest)?; // offset delta
+        let key_len = usize::try_from(get_varint(&mut rest)?).ok()?;
+        rest = rest.get(key_len..)?;
+        let value_len = usize::try_from(get_varint(&mut rest)?).ok()?;
+        let value = rest.get(..value_len)?;
+        Some(i32::from_be_bytes(value.get(2..6)?.try_into().ok()?))
+    })()
+    .unwrap_or(-1);
+    Some((control, epoch))
+}
+
 /// Appends a zig-zag varint, the record format's integer encoding.
 pub(crate) fn put_varint(buf: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -473,6 +495,7 @@ mod tests {
             );
             assert_eq!((h.records_count, h.last_offset_delta), (1, 0));
             assert_eq!(control_type(&b), Some(control));
+            assert_eq!(control_marker(&b), Some((control, 7)));
             // The kafka-protocol crate (a client-side decoder) reads the same record.
             let mut bytes = b.clone();
             let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
@@ -484,6 +507,7 @@ mod tests {
             assert_eq!(&r.value.as_ref().unwrap()[..], &[0, 0, 0, 0, 0, 7]);
         }
         assert_eq!(control_type(&sample_batch(1)), None);
+        assert_eq!(control_marker(&sample_batch(1)), None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,
     FetchData, FileRegion, Isolation, Partition, ProducerInfo, ReadError, RecordError,
-    TimestampOffset, COORDINATOR_EPOCH, LEADER_EPOCH,
+    ReplicatedAppend, TimestampOffset, TruncationCrashPoint, COORDINATOR_EPOCH, LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
 pub use quotas::{QuotaEntity, QuotaStore, QuotaValues};
@@ -71,6 +71,22 @@ pub enum StorageError {
     /// A test hook stopped the work here, as a crash would.
     #[error("stopped at crash point {0}")]
     CrashPoint(&'static str),
+    /// A leader epoch older than the latest in the leader-epoch cache (FENCED_LEADER_EPOCH).
+    #[error("leader epoch {epoch} is older than the latest epoch {latest}")]
+    StaleLeaderEpoch {
+        /// The epoch asked for.
+        epoch: i32,
+        /// The latest epoch of the cache.
+        latest: i32,
+    },
+    /// An offset below the log start offset (OFFSET_OUT_OF_RANGE).
+    #[error("offset {offset} is below the log start offset {log_start_offset}")]
+    BelowLogStart {
+        /// The offset asked for.
+        offset: i64,
+        /// Log start offset.
+        log_start_offset: i64,
+    },
 }
 
 impl StorageError {
@@ -360,8 +376,12 @@ impl Storage {
         Ok(None)
     }
 
-    /// Flushes the index's write-ahead log; used at shutdown.
+    /// Checkpoints the high watermark of replicated partitions and flushes the index's
+    /// write-ahead log; used at shutdown.
     pub fn flush_index(&self) -> Result<(), StorageError> {
+        for p in self.partitions() {
+            p.checkpoint_high_watermark()?;
+        }
         self.db.db.flush_wal(true)?;
         Ok(())
     }

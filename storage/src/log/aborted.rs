@@ -30,6 +30,11 @@ impl AbortedIndex {
             .collect()
     }
 
+    /// Forgets transactions whose marker is at or after `offset` (a truncated tail).
+    pub(crate) fn truncate_from(&mut self, offset: i64) {
+        self.by_last_offset.split_off(&offset);
+    }
+
     /// Forgets transactions whose marker is below `offset` (deleted with its segment).
     pub(crate) fn prune_below(&mut self, offset: i64) {
         self.by_last_offset = self.by_last_offset.split_off(&offset);

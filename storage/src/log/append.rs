@@ -11,7 +11,7 @@ use sluice_protocol::records;
 use super::index::index_batch;
 use super::log_state::LogState;
 use super::partition::Partition;
-use super::types::{AppendError, AppendInfo, COORDINATOR_EPOCH, LEADER_EPOCH};
+use super::types::{AppendError, AppendInfo, COORDINATOR_EPOCH};
 use super::validate::{self, TimeRange};
 use crate::producers::SequenceCheck;
 use crate::StorageError;
@@ -114,16 +114,22 @@ impl Partition {
         );
         let header = batch::read_header(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("control batch: {e}")))?;
-        self.append_inner(header, &bytes, Some(control), None, now_ms)
+        self.append_inner(
+            header,
+            &bytes,
+            Some((control, COORDINATOR_EPOCH)),
+            None,
+            now_ms,
+        )
     }
 
     /// Appends a batch; `log_append_time` stamps it with that time (LogAppendTime topics)
-    /// on the copy that takes its offsets.
+    /// on the copy that takes its offsets, and the leader epoch in force.
     fn append_inner(
         &self,
         header: BatchHeader,
         batch: &Bytes,
-        control: Option<ControlType>,
+        control: Option<(ControlType, i32)>,
         log_append_time: Option<i64>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
@@ -155,9 +161,10 @@ impl Partition {
         self.maybe_roll(&mut log, batch.len() as u64, now_ms)?;
 
         let base_offset = log.log_end_offset();
+        let leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
         let mut bytes = batch.to_vec();
         batch::set_base_offset(&mut bytes, base_offset);
-        batch::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
+        batch::set_partition_leader_epoch(&mut bytes, leader_epoch);
         let header = match log_append_time {
             Some(t) => {
                 batch::set_log_append_time(&mut bytes, t);
@@ -166,7 +173,7 @@ impl Partition {
             }
             None => BatchHeader {
                 base_offset,
-                partition_leader_epoch: LEADER_EPOCH,
+                partition_leader_epoch: leader_epoch,
                 ..header
             },
         };
@@ -187,7 +194,7 @@ impl Partition {
             let _ = log.local.truncate_active(position);
             return Err(e.into());
         }
-        log.local.log_end_offset = header.last_offset() + 1;
+        log.set_log_end_offset(header.last_offset() + 1);
         log.unflushed_messages += header.records_count.max(1) as u64;
         // flush.messages (topic) over log.flush.interval.messages (broker).
         let flush_due = log.unflushed_messages >= log.config.flush_messages;
@@ -203,9 +210,7 @@ impl Partition {
                 -1
             },
         };
-        let leo = log.log_end_offset();
-        drop(log);
-        self.high_watermark.send_replace(leo);
+        self.publish(&log);
         Ok(info)
     }
 

@@ -4,7 +4,7 @@
 
 use rocksdb::WriteBatch;
 
-use super::meta::log_start_key;
+use super::meta::{leader_epochs_key, log_start_key};
 use super::partition::Partition;
 use super::types::ReadError;
 use crate::db::{CF_META, CF_OFFSETS};
@@ -15,7 +15,7 @@ impl Partition {
     /// watermark is OFFSET_OUT_OF_RANGE; one at or below the log start changes nothing.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReadError> {
         let mut log = self.lock();
-        let high_watermark = log.local.log_end_offset;
+        let high_watermark = log.high_watermark;
         let target = if offset == -1 { high_watermark } else { offset };
         if target < 0 || target > high_watermark {
             return Err(ReadError::OutOfRange {
@@ -50,7 +50,17 @@ impl Partition {
             self.key.with_u64(0),
             self.key.with_i64(first_kept),
         );
+        // Epochs wholly below the new start go (Kafka's truncateFromStart).
+        let mut epochs = log.epochs.clone();
+        if epochs.truncate_from_start(target) {
+            wb.put_cf(
+                self.db.cf(CF_META)?,
+                leader_epochs_key(&self.key),
+                epochs.encode(),
+            );
+        }
         self.db.write(wb, true)?;
+        log.epochs = epochs;
         log.log_start_offset = target;
         log.aborted_txns.prune_below(target);
         let removed: Vec<_> = doomed

@@ -50,12 +50,12 @@ impl Partition {
 
     /// Forces all appended data to disk now.
     pub async fn flush_now(&self) -> Result<(), StorageError> {
-        let (rolled, active, leo) = {
+        let (rolled, active, leo, truncations) = {
             let mut log = self.lock();
             let rolled = std::mem::take(&mut log.local.unflushed_files);
             let active = log.local.active()?.file.handle()?;
             log.unflushed_messages = 0;
-            (rolled, active, log.log_end_offset())
+            (rolled, active, log.log_end_offset(), log.truncations)
         };
         let dir = self.dir.clone();
         let synced = tokio::task::spawn_blocking(move || {
@@ -83,12 +83,18 @@ impl Partition {
                 .extend(rolled.into_iter().skip(failed));
             return Err(e);
         }
-        self.flushed_offset.fetch_max(leo, Ordering::AcqRel);
-        Ok(())
+        {
+            // A truncation meanwhile may have replaced what was synced: claim nothing then.
+            let log = self.lock();
+            if log.truncations == truncations {
+                self.flushed_offset.fetch_max(leo, Ordering::AcqRel);
+            }
+        }
+        self.checkpoint_high_watermark()
     }
 
     /// True when appended data is not yet forced to disk.
     pub fn has_unflushed(&self) -> bool {
-        self.flushed_offset.load(Ordering::Acquire) < self.high_watermark()
+        self.flushed_offset.load(Ordering::Acquire) < self.log_end_offset()
     }
 }

@@ -5,15 +5,17 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_protocol::batch::{BatchHeader, ControlType};
 
 use super::log_state::LogState;
-use super::types::{AbortedTxn, COORDINATOR_EPOCH};
+use super::meta::leader_epochs_key;
+use super::types::AbortedTxn;
 use crate::db::{
-    timestamp_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS, CF_PRODUCERS,
-    CF_TIMES,
+    timestamp_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_META, CF_OFFSETS,
+    CF_PRODUCERS, CF_TIMES,
 };
 use crate::StorageError;
 
-/// Index entries and producer state for one batch, added to `wb`; shared by append and
-/// recovery so both index a batch the same way.
+/// Index entries, producer state and the leader-epoch cache for one batch, added to `wb`;
+/// shared by appends (leader and follower) and recovery so all index a batch the same way.
+/// `control` is the marker type and coordinator epoch of a transaction marker.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn index_batch(
     db: &Db,
@@ -21,7 +23,7 @@ pub(super) fn index_batch(
     log: &mut LogState,
     wb: &mut WriteBatch,
     header: &BatchHeader,
-    control: Option<ControlType>,
+    control: Option<(ControlType, i32)>,
     segment_base: i64,
     position: u64,
 ) -> Result<(), StorageError> {
@@ -46,18 +48,29 @@ pub(super) fn index_batch(
             header.base_offset.to_be_bytes(),
         );
     }
+    // A batch with a newer leader epoch starts that epoch (Kafka's assign on append).
+    if log
+        .epochs
+        .assign(header.partition_leader_epoch, header.base_offset)
+    {
+        wb.put_cf(
+            db.cf(CF_META)?,
+            leader_epochs_key(&key),
+            log.epochs.encode(),
+        );
+    }
     if !header.has_producer_id() {
         return Ok(());
     }
     let producers = db.cf(CF_PRODUCERS)?;
     if header.is_control() {
-        let Some(control) = control else {
+        let Some((control, coordinator_epoch)) = control else {
             // A control record that is not a transaction marker changes no producer.
             return Ok(());
         };
         let (state, completed) = log
             .producers
-            .record_marker(header, control, COORDINATOR_EPOCH);
+            .record_marker(header, control, coordinator_epoch);
         wb.put_cf(producers, key.with_i64(header.producer_id), state.encode());
         if let Some(done) = completed {
             log.ongoing_txns.remove(&done.first_offset);

@@ -5,6 +5,7 @@ mod append;
 mod cleaner;
 mod compact_batch;
 mod delete_records;
+mod epoch_cache;
 mod flush;
 mod index;
 mod local_log;
@@ -16,10 +17,13 @@ mod producer_expiry;
 mod read;
 mod recovery;
 mod region;
+mod replica;
+mod replicated_append;
 mod retention;
 pub(crate) mod segment;
 mod segment_files;
 mod timestamp;
+mod truncate;
 mod types;
 mod validate;
 
@@ -27,7 +31,8 @@ pub use cleaner::{CleanOptions, CleanStats, Cleanability, CleanerCrashPoint};
 pub use partition::Partition;
 pub use region::FileRegion;
 pub use timestamp::TimestampOffset;
+pub use truncate::TruncationCrashPoint;
 pub use types::{
     AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, ProducerInfo, ReadError,
-    RecordError, COORDINATOR_EPOCH, LEADER_EPOCH,
+    RecordError, ReplicatedAppend, COORDINATOR_EPOCH, LEADER_EPOCH,
 };

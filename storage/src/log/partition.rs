@@ -1,6 +1,6 @@
 //! One partition: the local log plus what Kafka's partition layers on it — the index
 //! entries, the high watermark and log start offset, the flush policy and the producer
-//! state. Appends, reads and flushes are in their own modules.
+//! state. Appends, reads, flushes and replication are in their own modules.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
@@ -40,8 +40,10 @@ pub struct Partition {
     pub(super) cleaner_lock: Mutex<()>,
     /// Set when a segment swap failed after its commit point: recovery must finish it first.
     pub(super) cleaner_stopped: std::sync::atomic::AtomicBool,
-    /// The high watermark; long-poll fetches wait for it to move.
+    /// The high watermark; consumers' long polls wait for it to move.
     pub(super) high_watermark: watch::Sender<i64>,
+    /// The log end offset; followers' long polls wait for it to move.
+    pub(super) log_end: watch::Sender<i64>,
     /// What opening the partition had to repair (see [`Partition::recovery_work`]).
     recovery_work: u64,
     /// The data directory's budget of open segment files.
@@ -68,7 +70,7 @@ impl Partition {
         let key = PartitionKey::new(topic_id, index);
         let (state, recovery_work) =
             super::recovery::recover(&db, &files, &dir, key, config, now_ms)?;
-        let leo = state.log_end_offset();
+        let (leo, hw) = (state.log_end_offset(), state.high_watermark);
         Ok(Arc::new_cyclic(|me| Partition {
             topic: topic.to_string(),
             topic_id,
@@ -81,7 +83,8 @@ impl Partition {
             flush_lock: tokio::sync::Mutex::new(()),
             cleaner_lock: Mutex::new(()),
             cleaner_stopped: std::sync::atomic::AtomicBool::new(false),
-            high_watermark: watch::channel(leo).0,
+            high_watermark: watch::channel(hw).0,
+            log_end: watch::channel(leo).0,
             recovery_work,
             files,
             me: me.clone(),
@@ -105,9 +108,29 @@ impl Partition {
         &self.dir
     }
 
-    /// Log end offset, which on a single node is also the high watermark.
+    /// Offsets below it are replicated to the whole ISR; consumers read only below it.
+    /// On a single node (not replicated) it is the log end offset.
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
+    }
+
+    /// Offset after the last appended batch.
+    pub fn log_end_offset(&self) -> i64 {
+        *self.log_end.borrow()
+    }
+
+    /// Tells the watchers where the high watermark and log end offset are now; called
+    /// with the log lock held, so that concurrent changes are published in order.
+    pub(super) fn publish(&self, log: &LogState) {
+        let set = |tx: &watch::Sender<i64>, v: i64| {
+            tx.send_if_modified(|cur| {
+                let changed = *cur != v;
+                *cur = v;
+                changed
+            });
+        };
+        set(&self.high_watermark, log.high_watermark);
+        set(&self.log_end, log.log_end_offset());
     }
 
     /// Log start offset.
@@ -125,9 +148,14 @@ impl Partition {
         self.lock().local.size_bytes()
     }
 
-    /// A receiver that changes whenever the high watermark moves.
+    /// Changes whenever the high watermark moves (consumers' long polls wait on it).
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// Changes whenever the log end offset moves (followers' long polls wait on it).
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
     }
 
     /// Replaces the topic configuration in force (segment size, retention, limits).
@@ -170,8 +198,9 @@ impl Partition {
             self.db.delete_partition_keys(&mut wb, cf, &self.key)?;
         }
         let meta_cf = self.db.cf(CF_META)?;
-        wb.delete_cf(meta_cf, meta::log_start_key(&self.key));
-        wb.delete_cf(meta_cf, meta::cleaner_checkpoint_key(&self.key));
+        for k in meta::partition_keys(&self.key) {
+            wb.delete_cf(meta_cf, k);
+        }
         self.db.write(wb, false)?;
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),

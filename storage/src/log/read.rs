@@ -1,5 +1,6 @@
-//! Reading a partition: whole batches from an offset, bounded by the high watermark or
-//! the last stable offset, found through the index and served from the segment files.
+//! Reading a partition: whole batches from an offset, bounded by the high watermark, the
+//! last stable offset or (followers) the log end offset, found through the index and
+//! served from the segment files.
 
 use bytes::Bytes;
 
@@ -13,8 +14,10 @@ use crate::StorageError;
 
 impl Partition {
     /// Reads whole batches starting at the batch that holds `offset`, up to `max_bytes`
-    /// (at least one whole batch, as KIP-74 requires), never past the high watermark, and
-    /// for read-committed reads never past the last stable offset.
+    /// (at least one whole batch, as KIP-74 requires), never past the high watermark, for
+    /// read-committed reads never past the last stable offset, and for followers
+    /// ([`Isolation::LogEnd`]) up to the log end offset. An offset beyond the log end
+    /// offset is out of range; one between the high watermark and it reads nothing.
     pub fn read(
         &self,
         offset: i64,
@@ -41,21 +44,23 @@ impl Partition {
         // The offsets, the index and the segment map are read under one lock, so that the
         // cleaner cannot swap the file between finding the batches and taking its handle.
         let log = self.lock();
-        let (log_start_offset, high_watermark, last_stable_offset) = (
+        let (log_start_offset, high_watermark, last_stable_offset, log_end_offset) = (
             log.log_start_offset,
-            log.log_end_offset(),
+            log.high_watermark,
             log.last_stable_offset(),
+            log.log_end_offset(),
         );
-        if offset < log_start_offset || offset > high_watermark {
+        if offset < log_start_offset || offset > log_end_offset {
             return Err(ReadError::OutOfRange {
                 offset,
                 log_start_offset,
-                log_end_offset: high_watermark,
+                log_end_offset,
             });
         }
         let upper = match isolation {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
+            Isolation::LogEnd => log_end_offset,
         };
         let mut data = FetchData {
             records: None,

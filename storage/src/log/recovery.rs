@@ -14,14 +14,14 @@ use super::aborted::AbortedIndex;
 use super::index::index_batch;
 use super::local_log::LocalLog;
 use super::log_state::LogState;
-use super::meta::stored_log_start;
+use super::meta::{self, stored_log_start};
 use super::open_files::OpenFiles;
 use super::segment::{parse_segment_file_name, read_at, segment_file_name, Segment};
 use super::segment_files::{parse_swap_file_name, remove_if_present, sync_dir, SegmentBatches};
 use super::types::AbortedTxn;
 use crate::db::{
-    key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_OFFSETS,
-    CF_PRODUCERS, CF_TIMES,
+    key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_META,
+    CF_OFFSETS, CF_PRODUCERS, CF_TIMES,
 };
 use crate::producers::{ProducerEntry, ProducerStates};
 use crate::StorageError;
@@ -36,6 +36,7 @@ pub(super) fn recover(
     now_ms: i64,
 ) -> Result<(LogState, u64), StorageError> {
     finish_interrupted_cleaning(db, key, dir)?;
+    super::truncate::finish_interrupted_truncation(db, key, dir)?;
     let mut segments = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
     for entry in entries {
@@ -70,6 +71,16 @@ pub(super) fn recover(
         config,
         ongoing_txns: BTreeMap::new(),
         aborted_txns: load_aborted_txns(db, key)?,
+        high_watermark: 0,
+        replicated: false,
+        checkpointed_high_watermark: meta::stored_i64(
+            db,
+            &meta::high_watermark_key(&key),
+            "high watermark",
+        )?
+        .unwrap_or(-1),
+        epochs: meta::stored_epochs(db, &key)?,
+        truncations: 0,
     };
     // Scan forward from the end of the last good indexed batch.
     let (mut seg_base, mut pos, mut next_offset) = match last {
@@ -133,7 +144,7 @@ pub(super) fn recover(
                 let h = batch::validate(&body)
                     .ok()
                     .filter(|h| h.base_offset == next_offset)?;
-                Some((h, batch::control_type(&body)))
+                Some((h, batch::control_marker(&body)))
             });
             match valid {
                 Some((h, control)) => {
@@ -165,7 +176,20 @@ pub(super) fn recover(
     if !wb.is_empty() {
         db.write(wb, true)?;
     }
-    state.local.log_end_offset = next_offset;
+    state.set_log_end_offset(next_offset);
+    // Entries of batches lost with a torn tail, or wholly below the log start, go (as
+    // Kafka's log loading truncates the cache at both ends).
+    let start = state.log_start_offset;
+    if state.epochs.truncate_from_end(next_offset) | state.epochs.truncate_from_start(start) {
+        let mut wb = WriteBatch::default();
+        wb.put_cf(
+            db.cf(CF_META)?,
+            meta::leader_epochs_key(&key),
+            state.epochs.encode(),
+        );
+        db.write(wb, true)?;
+    }
+    state.checkpointed_high_watermark = state.checkpointed_high_watermark.min(next_offset);
     // Open transactions are those of the producers' state that are still in the log.
     state.ongoing_txns.clear();
     for (pid, entry) in state.producers.producers.iter_mut() {

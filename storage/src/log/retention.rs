@@ -2,8 +2,9 @@
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
+use super::meta::leader_epochs_key;
 use super::partition::Partition;
-use crate::db::{timestamp_key, IndexEntry, CF_ABORTED_TXNS, CF_OFFSETS, CF_TIMES};
+use crate::db::{timestamp_key, IndexEntry, CF_ABORTED_TXNS, CF_META, CF_OFFSETS, CF_TIMES};
 use crate::StorageError;
 
 impl Partition {
@@ -18,8 +19,14 @@ impl Partition {
         let mut total: u64 = log.local.segments.values().map(|s| s.size).sum();
         let mut delete = Vec::new();
         let count = log.local.segments.len();
+        let high_watermark = log.high_watermark;
         for (i, (base, seg)) in log.local.segments.iter().enumerate() {
             let is_active = i + 1 == count;
+            // Kafka deletes only segments wholly below the high watermark: a follower may
+            // still need what is above it (on a single node it is the log end offset).
+            if log.local.segment_end(*base) > high_watermark {
+                break;
+            }
             if seg.size == 0 && is_active {
                 break;
             }
@@ -66,9 +73,17 @@ impl Partition {
         log.log_start_offset = new_start;
         // Aborted transactions whose marker went with the segments are of no use to a fetch.
         log.aborted_txns.prune_below(new_start);
+        let mut wb = WriteBatch::default();
+        // Epochs wholly below the new start go (Kafka's truncateFromStart).
+        if log.epochs.truncate_from_start(new_start) {
+            wb.put_cf(
+                self.db.cf(CF_META)?,
+                leader_epochs_key(&self.key),
+                log.epochs.encode(),
+            );
+        }
         drop(log);
 
-        let mut wb = WriteBatch::default();
         let offsets = self.db.cf(CF_OFFSETS)?;
         wb.delete_range_cf(offsets, self.key.with_u64(0), self.key.with_i64(new_start));
         wb.delete_range_cf(

@@ -6,7 +6,10 @@ use bytes::Bytes;
 use crate::producers::SequenceError;
 use crate::StorageError;
 
-/// Leader epoch stamped into batches: a single node is leader from epoch 0 forever.
+/// The leader epoch of a single node, which leads from epoch 0 forever: what the broker
+/// reports for a partition whose leader-epoch cache is empty. Batches are stamped with
+/// [`Partition::leader_epoch`](super::Partition::leader_epoch), which is this until a
+/// replica becomes leader at a later epoch.
 pub const LEADER_EPOCH: i32 = 0;
 
 /// Coordinator epoch written into transaction markers: a single node's transaction
@@ -59,9 +62,29 @@ pub enum AppendError {
         /// Each refused record.
         records: Vec<RecordError>,
     },
+    /// A follower's batches do not continue its log: the first base offset is not the log
+    /// end offset, or the batches overlap each other.
+    #[error("replicated batch at offset {got} does not continue the log at {expected}")]
+    OffsetMismatch {
+        /// The first offset the batch could have.
+        expected: i64,
+        /// Its base offset.
+        got: i64,
+    },
     /// The disk or the index failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// What a follower's [`Partition::append_replicated`](super::Partition::append_replicated) appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicatedAppend {
+    /// Base offset of the first batch (the log end offset before; it too if none).
+    pub first_offset: i64,
+    /// Last offset of the last batch (first_offset - 1 if none).
+    pub last_offset: i64,
+    /// True when the flush policy wants the log flushed now.
+    pub flush_due: bool,
 }
 
 /// Which records a read may return.
@@ -71,6 +94,8 @@ pub enum Isolation {
     ReadUncommitted,
     /// Only up to the last stable offset, with the aborted transactions listed.
     ReadCommitted,
+    /// Everything up to the log end offset, no aborted list: what followers fetch.
+    LogEnd,
 }
 
 /// A transaction that ended with an ABORT marker, as Fetch lists it.
