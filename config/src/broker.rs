@@ -100,6 +100,8 @@ pub struct BrokerConfig {
     pub failed_authentication_delay: Duration,
     /// `cluster.id`: the cluster id reported to clients; generated and stored if unset.
     pub cluster_id: Option<String>,
+    /// The replicated cluster: etcd, the broker session, the rack.
+    pub cluster: crate::ClusterConfig,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub groups: GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
@@ -266,6 +268,7 @@ impl Default for BrokerConfig {
             failed_authentication_delay: Duration::from_millis(100),
             authorizer: AuthorizerConfig::default(),
             cluster_id: None,
+            cluster: crate::ClusterConfig::default(),
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
             topic_defaults: Default::default(),
@@ -368,6 +371,7 @@ impl BrokerConfig {
                 "must be below group.consumer.session.timeout.ms",
             ));
         }
+        cfg.cluster.check()?;
         if cfg.groups.min_session_timeout_ms > cfg.groups.max_session_timeout_ms {
             return Err(ConfigError::invalid(
                 "group.min.session.timeout.ms",

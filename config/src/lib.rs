@@ -6,6 +6,8 @@
 
 mod broker;
 mod broker_props;
+mod cluster;
+mod cluster_props;
 mod coordinator_props;
 mod def;
 mod describe;
@@ -23,6 +25,7 @@ mod topic_props;
 
 pub use broker::CleanerConfig;
 pub use broker::{AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
+pub use cluster::ClusterConfig;
 pub use describe::{
     describe_topic_configs, topic_config_type, ConfigSource, ConfigSynonym, ConfigType,
     DescribedConfig,

@@ -1,0 +1,117 @@
+//! The key layout under the prefix: `{prefix}/brokers/{id}` (under the broker's lease),
+//! `{prefix}/topics/{name}`, `{prefix}/partitions/{name}/{p}`, `{prefix}/controller/...`
+//! (the election's candidates).
+
+/// The keys of one cluster, under its prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+/// What a key under the prefix is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// A broker registration.
+    Broker(i32),
+    /// A topic record.
+    Topic(String),
+    /// A partition state.
+    Partition(String, i32),
+    /// A controller candidate (the election key of one lease).
+    Controller,
+}
+
+impl Keys {
+    /// The layout under `prefix` (a trailing slash is ignored).
+    pub(crate) fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Everything of this cluster (with the trailing slash, so `/sluice2` is not in `/sluice`).
+    pub(crate) fn root(&self) -> String {
+        format!("{}/", self.prefix)
+    }
+
+    pub(crate) fn broker(&self, node_id: i32) -> String {
+        format!("{}/brokers/{node_id}", self.prefix)
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> String {
+        format!("{}/topics/{name}", self.prefix)
+    }
+
+    pub(crate) fn partition(&self, name: &str, partition: i32) -> String {
+        format!("{}/partitions/{name}/{partition}", self.prefix)
+    }
+
+    /// The prefix of every partition key of a topic.
+    pub(crate) fn partitions_of(&self, name: &str) -> String {
+        format!("{}/partitions/{name}/", self.prefix)
+    }
+
+    /// The election name; etcd puts each candidate at `{name}/{lease id in hex}`.
+    pub(crate) fn controller(&self) -> String {
+        format!("{}/controller", self.prefix)
+    }
+
+    /// What `key` is, or `None` for a key this layout does not know.
+    pub(crate) fn parse(&self, key: &str) -> Option<KeyKind> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        let (kind, rest) = rest.split_once('/')?;
+        match kind {
+            "brokers" => rest.parse().ok().map(KeyKind::Broker),
+            "topics" if !rest.is_empty() && !rest.contains('/') => {
+                Some(KeyKind::Topic(rest.to_string()))
+            }
+            "partitions" => {
+                let (topic, partition) = rest.rsplit_once('/')?;
+                if topic.is_empty() || topic.contains('/') {
+                    return None;
+                }
+                partition
+                    .parse()
+                    .ok()
+                    .map(|p| KeyKind::Partition(topic.to_string(), p))
+            }
+            "controller" if !rest.is_empty() => Some(KeyKind::Controller),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let keys = Keys::new("/sluice/");
+        assert_eq!(keys.broker(3), "/sluice/brokers/3");
+        assert_eq!(keys.parse("/sluice/brokers/3"), Some(KeyKind::Broker(3)));
+        assert_eq!(
+            keys.parse(&keys.topic("a.b-c")),
+            Some(KeyKind::Topic("a.b-c".to_string()))
+        );
+        assert_eq!(
+            keys.parse(&keys.partition("a.b", 12)),
+            Some(KeyKind::Partition("a.b".to_string(), 12))
+        );
+        assert_eq!(
+            keys.parse("/sluice/controller/694d7a1b2c3d"),
+            Some(KeyKind::Controller)
+        );
+        assert_eq!(keys.root(), "/sluice/");
+    }
+
+    #[test]
+    fn foreign_keys_are_not_ours() {
+        let keys = Keys::new("/sluice");
+        assert_eq!(keys.parse("/sluice2/brokers/1"), None);
+        assert_eq!(keys.parse("/sluice/brokers/x"), None);
+        assert_eq!(keys.parse("/sluice/partitions/t"), None);
+        assert_eq!(keys.parse("/sluice/controller"), None);
+        assert_eq!(keys.parse("/sluice/other/1"), None);
+    }
+}

@@ -1,0 +1,22 @@
+//! The cluster's control plane: the metadata port ([`ClusterMetadata`]) with its etcd and
+//! in-memory implementations, replica assignment, leader election and the controller.
+//! Nothing here knows about the partition log or sockets.
+
+pub mod assign;
+pub mod controller;
+pub mod elect;
+mod error;
+mod etcd;
+mod memory;
+mod model;
+mod port;
+mod term;
+
+pub use error::MetadataError;
+pub use etcd::{EtcdMetadata, EtcdSettings, EtcdTls};
+pub use memory::MemoryMetadata;
+pub use model::{
+    BrokerRegistration, ClusterView, Endpoint, Liveness, PartitionState, TopicRecord, NO_LEADER,
+};
+pub use port::ClusterMetadata;
+pub use term::ControllerTerm;
