@@ -95,18 +95,15 @@ fn rack_unaware(
     start_index: usize,
 ) -> Vec<Vec<i32>> {
     let n = ids.len();
-    let mut shift = start_index;
-    let mut partition = start_partition.max(0) as usize;
+    let first_partition = start_partition.max(0) as usize;
     let mut out = Vec::with_capacity(partitions as usize);
-    for _ in 0..partitions {
-        if partition > 0 && partition % n == 0 {
-            shift += 1;
-        }
+    for partition in first_partition..first_partition + partitions as usize {
+        // Kafka adds one to the shift at every partition > 0 that is a multiple of n.
+        let shift = start_index + partition / n - (first_partition.max(1) - 1) / n;
         let first = (partition + start_index) % n;
         let mut replicas = vec![ids[first]];
         replicas.extend((0..rf - 1).map(|j| ids[replica_index(first, shift, j, n)]));
         out.push(replicas);
-        partition += 1;
     }
     out
 }
@@ -124,13 +121,11 @@ fn rack_aware(
     let arranged = rack_alternated(racks);
     let n = arranged.len();
     let rack_count = racks.values().collect::<BTreeSet<_>>().len();
-    let mut shift = start_index;
-    let mut partition = start_partition.max(0) as usize;
+    let first_partition = start_partition.max(0) as usize;
     let mut out = Vec::with_capacity(partitions as usize);
-    for _ in 0..partitions {
-        if partition > 0 && partition % n == 0 {
-            shift += 1;
-        }
+    for partition in first_partition..first_partition + partitions as usize {
+        // Kafka adds one to the shift at every partition > 0 that is a multiple of n.
+        let shift = start_index + partition / n - (first_partition.max(1) - 1) / n;
         let first = (partition + start_index) % n;
         let leader = arranged[first];
         let mut replicas = vec![leader];
@@ -153,7 +148,6 @@ fn rack_aware(
             }
         }
         out.push(replicas);
-        partition += 1;
     }
     out
 }

@@ -61,11 +61,11 @@ async fn view_until(
         views.wait_for(|view| condition(view)),
     )
     .await;
-    let view = found
-        .expect("condition not reached within 5 s")
-        .expect("store closed")
-        .clone();
-    view
+    match found {
+        Ok(Ok(view)) => view.clone(),
+        Ok(Err(_)) => panic!("store closed"),
+        Err(_) => panic!("condition not reached within 5 s"),
+    }
 }
 
 fn leader_isr(view: &ClusterView, topic: &str, partition: i32) -> (i32, i32, Vec<i32>) {
