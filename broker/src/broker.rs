@@ -10,6 +10,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
+use crate::replication::ClusterNode;
 use crate::txn::TxnCoordinator;
 
 /// The broker: what every handler reads and changes.
@@ -32,6 +33,8 @@ pub struct Broker {
     pub(crate) quotas: QuotaManager,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<Metrics>,
+    /// The cluster this broker is a member of; `None` on a single node.
+    pub(crate) cluster: Option<Arc<ClusterNode>>,
 }
 
 impl Broker {
@@ -57,6 +60,36 @@ impl Broker {
                 i32::from(l.port),
             ),
             None => ("localhost", 9092),
+        }
+    }
+
+    /// The cluster id: the cluster's (from its metadata) or this data directory's.
+    pub(crate) fn cluster_id(&self) -> String {
+        match &self.cluster {
+            Some(c) => c.view.borrow().cluster_id.clone(),
+            None => self.storage.cluster_id().to_string(),
+        }
+    }
+
+    /// A broker's id, host, port and rack on `listener`, for KIP-951 answers: from the
+    /// cluster view, or this node's own endpoint on a single node.
+    pub(crate) fn node_endpoint(
+        &self,
+        node_id: i32,
+        listener: &str,
+    ) -> Option<(i32, String, i32, Option<String>)> {
+        match &self.cluster {
+            Some(c) => {
+                let view = c.view.borrow();
+                let b = view.brokers.get(&node_id)?;
+                let e = b.endpoints.iter().find(|e| e.listener == listener)?;
+                Some((node_id, e.host.clone(), i32::from(e.port), b.rack.clone()))
+            }
+            None if node_id == self.node_id() => {
+                let (host, port) = self.endpoint_for(listener);
+                Some((node_id, host.to_string(), port, None))
+            }
+            None => None,
         }
     }
 }

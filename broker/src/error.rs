@@ -53,6 +53,8 @@ pub(crate) fn storage_error_code(e: &StorageError) -> i16 {
         | StorageError::Corrupt(_)
         | StorageError::CrashPoint(_) => code(ResponseError::KafkaStorageError),
         StorageError::StaleLeaderEpoch { .. } => code(ResponseError::FencedLeaderEpoch),
+        // Retriable: clients ask for a producer id again.
+        StorageError::ProducerIdsUnavailable(_) => code(ResponseError::CoordinatorLoadInProgress),
         StorageError::BelowLogStart { .. } => code(ResponseError::OffsetOutOfRange),
     }
 }

@@ -23,12 +23,49 @@ pub(crate) fn is_internal(name: &str) -> bool {
     matches!(name, GROUP_METADATA_TOPIC | TRANSACTION_STATE_TOPIC)
 }
 
+/// Kafka's `partitionFor`: the partition of the internal topic that holds `key`'s state,
+/// from Java's `String.hashCode` so that the same key lands where Kafka puts it.
+pub(crate) fn partition_for(key: &str, partitions: i32) -> i32 {
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    // Kafka's Utils.abs maps i32::MIN to 0.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}
+
 /// Creates an internal topic unless it exists, with the partition count and configs Kafka
 /// gives it (`offsets.topic.*`, `transaction.state.log.*`).
 pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageError> {
     if let Some(t) = broker.storage.topic(name) {
         return Ok(t);
     }
+    let (partitions, _, configs) = placement(broker, name);
+    match broker.storage.create_topic(name, partitions, configs) {
+        Ok(t) => Ok(t),
+        // Another request created it first.
+        Err(StorageError::TopicExists(_)) => broker
+            .storage
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string())),
+        Err(e) => {
+            tracing::error!(topic = name, error = %e, "creating internal topic failed");
+            Err(e)
+        }
+    }
+}
+
+/// Kafka's replication factor of the internal topics (`offsets.topic.replication.factor`).
+const INTERNAL_REPLICATION_FACTOR: i32 = 3;
+
+/// Partition count, replication factor and configs of an internal topic. In a cluster of
+/// fewer than three brokers the replication factor is the cluster's size.
+pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<String, String>) {
+    let brokers = broker
+        .cluster
+        .as_ref()
+        .map_or(1, |c| c.view.borrow().brokers.len() as i32);
+    let rf = INTERNAL_REPLICATION_FACTOR.min(brokers.max(1));
     let (partitions, segment_bytes, compression) = match name {
         TRANSACTION_STATE_TOPIC => (
             broker.config.transactions.state_log_num_partitions,
@@ -46,18 +83,7 @@ pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageE
         ("compression.type".to_string(), compression.to_string()),
         ("segment.bytes".to_string(), segment_bytes.to_string()),
     ]);
-    match broker.storage.create_topic(name, partitions, configs) {
-        Ok(t) => Ok(t),
-        // Another request created it first.
-        Err(StorageError::TopicExists(_)) => broker
-            .storage
-            .topic(name)
-            .ok_or_else(|| StorageError::UnknownTopic(name.to_string())),
-        Err(e) => {
-            tracing::error!(topic = name, error = %e, "creating internal topic failed");
-            Err(e)
-        }
-    }
+    (partitions, rf, configs)
 }
 
 #[cfg(test)]
@@ -71,5 +97,17 @@ mod tests {
         assert!(!is_internal("__consumer_offsets2"));
         assert!(!is_internal("_schemas"));
         assert!(!is_internal("orders"));
+    }
+
+    #[test]
+    fn partition_for_matches_javas_string_hash_code() {
+        // "my-group".hashCode() == -1_906_497_762 in Java; its abs % 50 == 12.
+        assert_eq!(partition_for("my-group", 50), 12);
+        // "".hashCode() == 0.
+        assert_eq!(partition_for("", 50), 0);
+        // Non-ASCII keys hash their UTF-16 units: "é".hashCode() == 233.
+        assert_eq!(partition_for("é", 50), 233 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Utils.abs maps to 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
     }
 }

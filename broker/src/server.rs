@@ -20,6 +20,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
+use crate::replication::ClusterNode;
 use crate::sasl::SaslListener;
 use crate::tls::TlsListener;
 use crate::txn::TxnCoordinator;
@@ -129,6 +130,20 @@ pub(crate) async fn bind(
     )
     .context("loading client quotas")?;
     let fetch_sessions = FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
+    let cluster = if config.cluster.etcd_endpoints.is_empty() {
+        None
+    } else {
+        let node = ClusterNode::start(&config, &advertised, storage.clone()).await?;
+        let cluster_id = node.view.borrow().cluster_id.clone();
+        if let Some(configured) = config.cluster_id.as_ref().filter(|c| **c != cluster_id) {
+            node.shutdown().await;
+            anyhow::bail!(
+                "cluster.id {configured} differs from the id {cluster_id} of the cluster in etcd"
+            );
+        }
+        tracing::info!(cluster_id, node_id = config.node_id, "joined the cluster");
+        Some(node)
+    };
     Ok((
         Arc::new(Broker {
             config,
@@ -140,6 +155,7 @@ pub(crate) async fn bind(
             authorizer,
             quotas,
             metrics,
+            cluster,
         }),
         bound,
     ))
@@ -179,6 +195,11 @@ pub(crate) async fn serve(
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    // Leadership moves at once (the lease is revoked), rather than after the session
+    // timeout; produce requests waiting for replication are answered NOT_LEADER_OR_FOLLOWER.
+    if let Some(cluster) = &broker.cluster {
+        cluster.shutdown().await;
+    }
     // Connections blocked in JoinGroup or SyncGroup must not hold up the drain below.
     broker.groups.fail_waiting();
     while accept_loops.join_next().await.is_some() {}

@@ -58,15 +58,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Connect and request time limits.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
+pub struct Timeouts {
     /// For the TCP connect.
-    pub(crate) connect: Duration,
+    pub connect: Duration,
     /// For each request, on top of any time the request itself asks the broker to wait.
-    pub(crate) request: Duration,
+    pub request: Duration,
 }
 
 /// An open, version-negotiated connection to one broker.
-pub(crate) struct Connection {
+pub struct Connection {
     addr: String,
     stream: Box<dyn Stream>,
     next_correlation_id: i32,
@@ -81,7 +81,7 @@ pub(crate) struct Connection {
 impl Connection {
     /// Connects to `addr` (host:port), with TLS and SASL if `security` says so, and asks
     /// for its API versions.
-    pub(crate) async fn open(
+    pub async fn open(
         addr: &str,
         timeouts: Timeouts,
         security: &Security,
@@ -140,12 +140,12 @@ impl Connection {
     }
 
     /// The broker's host:port.
-    pub(crate) fn addr(&self) -> &str {
+    pub fn addr(&self) -> &str {
         &self.addr
     }
 
     /// False once a request was abandoned midway: its response may still arrive.
-    pub(crate) fn usable(&self) -> bool {
+    pub fn usable(&self) -> bool {
         !self.in_flight
     }
 
@@ -205,7 +205,7 @@ impl Connection {
 
     /// The version to send `R` at: the highest that the broker, the crate and this tool's
     /// code all handle.
-    pub(crate) fn version<R: Request>(&self) -> Result<i16, CliError> {
+    pub fn version<R: Request>(&self) -> Result<i16, CliError> {
         let api = api_key::<R>()?;
         let (our_min, our_max) = HANDLED
             .iter()
@@ -232,7 +232,7 @@ impl Connection {
     }
 
     /// Sends `req` at `version` and waits for its response.
-    pub(crate) async fn send<R: Request>(
+    pub async fn send<R: Request>(
         &mut self,
         req: &R,
         version: i16,
@@ -242,7 +242,7 @@ impl Connection {
 
     /// Like [`Connection::send`], for requests that ask the broker to wait up to
     /// `broker_wait` (Fetch's max wait, CreateTopics' timeout) before answering.
-    pub(crate) async fn send_waiting<R: Request>(
+    pub async fn send_waiting<R: Request>(
         &mut self,
         req: &R,
         version: i16,

@@ -6,7 +6,7 @@ use sluice_protocol::names::error_name;
 
 /// An admin command's failure; every variant means a non-zero exit.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
+pub enum CliError {
     /// No TCP connection (refused, unresolvable, or not answered in time).
     #[error("cannot reach {addr}: {reason}")]
     Unreachable { addr: String, reason: String },

@@ -33,8 +33,10 @@ use anyhow::Context;
 pub use args::AdminCommand;
 use args::ConnectArgs;
 use client::Client;
-use connection::Timeouts;
-use error::CliError;
+/// The Kafka-protocol connection the broker also uses to reach its peers (replica fetchers).
+pub use connection::{Connection, Timeouts};
+pub use error::CliError;
+pub use security::Security;
 
 /// Runs an admin command to completion on its own runtime; an error means exit status 1.
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {

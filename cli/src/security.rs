@@ -20,7 +20,7 @@ use crate::error::CliError;
 
 /// How to connect: plaintext by default.
 #[derive(Debug, Default)]
-pub(crate) struct Security {
+pub struct Security {
     /// For SSL and SASL_SSL.
     pub(crate) tls: Option<Arc<ClientConfig>>,
     /// For SASL_PLAINTEXT and SASL_SSL.

@@ -16,7 +16,8 @@ pub use error::MetadataError;
 pub use etcd::{EtcdMetadata, EtcdSettings, EtcdTls};
 pub use memory::MemoryMetadata;
 pub use model::{
-    BrokerRegistration, ClusterView, Endpoint, Liveness, PartitionState, TopicRecord, NO_LEADER,
+    new_cluster_id, BrokerRegistration, ClusterView, Endpoint, Liveness, PartitionState,
+    TopicRecord, NO_LEADER,
 };
 pub use port::ClusterMetadata;
 pub use term::ControllerTerm;

@@ -45,6 +45,8 @@ struct Store {
     /// In campaign order: the first holds the term.
     candidates: Vec<Candidate>,
     publish: watch::Sender<Arc<ClusterView>>,
+    /// The next producer id not yet reserved.
+    next_producer_id: i64,
 }
 
 impl Store {
@@ -106,12 +108,14 @@ impl MemoryMetadata {
             next_id: 1,
             view: ClusterView {
                 revision: 1,
+                cluster_id: crate::model::new_cluster_id(),
                 ..ClusterView::default()
             },
             topic_revisions: BTreeMap::new(),
             sessions: BTreeMap::new(),
             candidates: Vec::new(),
             publish,
+            next_producer_id: 0,
         };
         let store = Arc::new(Mutex::new(store));
         lock(&store).publish();
@@ -293,6 +297,13 @@ impl ClusterMetadata for MemoryMetadata {
         store.view.partitions.insert(key, new);
         store.publish();
         Ok(revision)
+    }
+
+    async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError> {
+        let mut store = lock(&self.store);
+        let first = store.next_producer_id;
+        store.next_producer_id = first.saturating_add(count.max(1));
+        Ok(first)
     }
 
     async fn campaign(&self) -> Result<ControllerTerm, MetadataError> {

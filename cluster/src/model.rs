@@ -5,6 +5,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A new cluster id as Kafka makes one: a random UUID in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes())
+}
+
 /// The replica id meaning "no leader" (Kafka's `LeaderAndIsr.NO_LEADER`).
 pub const NO_LEADER: i32 = -1;
 
@@ -87,6 +93,8 @@ impl PartitionState {
 pub struct ClusterView {
     /// The store revision this view reflects.
     pub revision: i64,
+    /// The cluster id every broker reports (Kafka's `cluster.id`).
+    pub cluster_id: String,
     /// Live brokers by node id.
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     /// Topics by name.

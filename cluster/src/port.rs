@@ -56,6 +56,9 @@ pub trait ClusterMetadata: Send + Sync {
         expected_partition_epoch: i64,
         new: PartitionState,
     ) -> Result<i64, MetadataError>;
+    /// Reserves `count` producer ids for this broker and returns the first: ids are unique
+    /// across the cluster (Kafka's AllocateProducerIds), never handed out twice.
+    async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError>;
     /// Resolves once this broker is the controller; the handle says when that ends (lease
     /// lost/resigned). The broker must have registered first.
     async fn campaign(&self) -> Result<ControllerTerm, MetadataError>;

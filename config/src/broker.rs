@@ -102,6 +102,8 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// The replicated cluster: etcd, the broker session, the rack.
     pub cluster: crate::ClusterConfig,
+    /// `replica.*`, `inter.broker.listener.name`: how a cluster member replicates.
+    pub replication: crate::ReplicationConfig,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub groups: GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
@@ -269,6 +271,7 @@ impl Default for BrokerConfig {
             authorizer: AuthorizerConfig::default(),
             cluster_id: None,
             cluster: crate::ClusterConfig::default(),
+            replication: crate::ReplicationConfig::default(),
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
             topic_defaults: Default::default(),
@@ -372,6 +375,13 @@ impl BrokerConfig {
             ));
         }
         cfg.cluster.check()?;
+        if cfg.default_replication_factor > 1 && cfg.cluster.etcd_endpoints.is_empty() {
+            return Err(ConfigError::invalid(
+                "default.replication.factor",
+                &cfg.default_replication_factor.to_string(),
+                "a single-node broker can only hold 1 replica; set metadata.etcd.endpoints to run a cluster",
+            ));
+        }
         if cfg.groups.min_session_timeout_ms > cfg.groups.max_session_timeout_ms {
             return Err(ConfigError::invalid(
                 "group.min.session.timeout.ms",
@@ -503,5 +513,15 @@ mod tests {
     #[test]
     fn replication_factor_above_one_is_refused() {
         assert!(cfg(&[("default.replication.factor", "3")]).is_err());
+    }
+
+    #[test]
+    fn replication_factor_above_one_needs_a_cluster() {
+        let c = cfg(&[
+            ("default.replication.factor", "3"),
+            ("metadata.etcd.endpoints", "http://127.0.0.1:2379"),
+        ])
+        .unwrap();
+        assert_eq!(c.default_replication_factor, 3);
     }
 }

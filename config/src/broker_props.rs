@@ -162,12 +162,7 @@ pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
         |p, k, v| { p.cfg.num_partitions = parse_i32(k, v, 1)?; Ok(()) },
         |b| b.num_partitions.to_string()),
     BrokerProp::typed("default.replication.factor", ConfigType::Int, "Replication factor of auto-created topics.",
-        |_, k, v| {
-            if parse_i64(k, v, 1)? != 1 {
-                return Err(ConfigError::invalid(k, v, "a single-node broker can only hold 1 replica"));
-            }
-            Ok(())
-        },
+        |p, k, v| { p.cfg.default_replication_factor = parse_i32(k, v, 1)?.min(i32::from(i16::MAX)) as i16; Ok(()) },
         |b| b.default_replication_factor.to_string()),
     BrokerProp::typed("auto.create.topics.enable", ConfigType::Boolean, "Create a topic on first use.",
         |p, k, v| { p.cfg.auto_create_topics = parse_bool(k, v)?; Ok(()) },

@@ -266,6 +266,7 @@ pub(crate) fn broker_props() -> impl Iterator<Item = &'static BrokerProp> {
         .chain(crate::coordinator_props::COORDINATOR_PROPS)
         .chain(crate::security_props::SECURITY_PROPS)
         .chain(crate::cluster_props::CLUSTER_PROPS)
+        .chain(crate::replication_props::REPLICATION_PROPS)
         .chain(crate::kafka_only_props::KAFKA_ONLY_PROPS)
 }
 

@@ -39,6 +39,8 @@ const fn ignored_dynamic(
 #[rustfmt::skip]
 pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     BrokerProp::topic_default("log.cleanup.policy", "cleanup.policy"),
+    BrokerProp::topic_default("min.insync.replicas", "min.insync.replicas"),
+    BrokerProp::topic_default("unclean.leader.election.enable", "unclean.leader.election.enable"),
     BrokerProp::topic_default("compression.type", "compression.type"),
     BrokerProp::topic_default("log.message.timestamp.type", "message.timestamp.type"),
     BrokerProp::topic_default("log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms"),
@@ -51,7 +53,6 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     BrokerProp::ignored("controller.quorum.voters"),
     BrokerProp::ignored("controller.quorum.bootstrap.servers"),
     BrokerProp::ignored("controller.listener.names"),
-    BrokerProp::ignored("inter.broker.listener.name"),
     ignored_dynamic("num.network.threads", ConfigType::Int, ClusterWide, "3").under_listener(UnderListener::ClusterWide),
     ignored_dynamic("num.io.threads", ConfigType::Int, ClusterWide, "8"),
     BrokerProp::ignored("socket.send.buffer.bytes"),
@@ -61,8 +62,6 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     BrokerProp::ignored("transaction.state.log.min.isr"),
     BrokerProp::ignored("share.coordinator.state.topic.replication.factor"),
     BrokerProp::ignored("share.coordinator.state.topic.min.isr"),
-    BrokerProp::ignored("min.insync.replicas"),
-    BrokerProp::ignored("unclean.leader.election.enable"),
     BrokerProp::ignored("zookeeper.connect"),
     BrokerProp::ignored("zookeeper.connection.timeout.ms"),
     BrokerProp::ignored("log.flush.scheduler.interval.ms"),

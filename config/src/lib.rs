@@ -17,6 +17,8 @@ mod kafka_only_props;
 mod layers;
 mod listener;
 mod reference;
+mod replication;
+mod replication_props;
 mod sasl;
 mod security_props;
 mod tls;
@@ -37,6 +39,7 @@ pub use dynamic::{
 pub use layers::BrokerLayers;
 pub use listener::{Listener, SecurityProtocol};
 pub use reference::property_reference;
+pub use replication::ReplicationConfig;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{

@@ -147,6 +147,10 @@ pub struct TopicConfig {
     /// `flush.messages`: an fsync before acknowledging once this many messages are
     /// unflushed; `u64::MAX` leaves flushing to the OS (and `flush.ms`).
     pub flush_messages: u64,
+    /// `min.insync.replicas`: the smallest ISR that may acknowledge an `acks=all` write.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: an out-of-sync replica may become leader.
+    pub unclean_leader_election_enable: bool,
 }
 
 impl TopicConfig {
@@ -170,6 +174,8 @@ impl TopicConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             flush_messages: broker.flush.interval_messages,
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
         };
         // Broker properties set some defaults (validated at start-up).
         for (k, v) in &broker.topic_defaults {

@@ -4,7 +4,7 @@
 
 use crate::describe::{ConfigType, MAX_LONG};
 use crate::topic::{parse_cleanup_policy, parse_timestamp_type, CompressionType, TopicConfig};
-use crate::{parse_i64, BrokerConfig, ConfigError};
+use crate::{parse_bool, parse_i32, parse_i64, BrokerConfig, ConfigError};
 
 /// Sets the typed value of a topic config Sluice enforces; the error names the key.
 pub(crate) type Apply = fn(&mut TopicConfig, &str, &str) -> Result<(), ConfigError>;
@@ -170,8 +170,9 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
     TopicProp::new("min.compaction.lag.ms", &["log.cleaner.min.compaction.lag.ms"], "0", Long,
         typed(|t, k, v| { t.min_compaction_lag_ms = parse_i64(k, v, 0)?; Ok(()) }, |t, _| t.min_compaction_lag_ms.to_string()),
         "Shortest time a record stays uncompacted."),
-    TopicProp::new("min.insync.replicas", &["min.insync.replicas"], "1", Int, Check::AtLeast(1),
-        "Replicas that must acknowledge an acks=all write (one node: 1)."),
+    TopicProp::new("min.insync.replicas", &["min.insync.replicas"], "1", Int,
+        typed(|t, k, v| { t.min_insync_replicas = parse_i32(k, v, 1)?; Ok(()) }, |t, _| t.min_insync_replicas.to_string()),
+        "The smallest ISR that may acknowledge an acks=all write."),
     TopicProp::new("preallocate", &["log.preallocate"], "false", Boolean, Check::Bool,
         "Preallocate segment files."),
     TopicProp::new("remote.log.copy.disable", &[], "false", Boolean, Check::Bool,
@@ -196,8 +197,9 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
     TopicProp::new("segment.ms", &["log.roll.ms", "log.roll.hours"], "168", Long,
         typed(|t, k, v| { t.segment_ms = parse_i64(k, v, 1)?; Ok(()) }, |t, _| t.segment_ms.to_string()),
         "Age at which a segment is rolled even if not full."),
-    TopicProp::new("unclean.leader.election.enable", &["unclean.leader.election.enable"], "false", Boolean, Check::Bool,
-        "Allow an out-of-sync replica to become leader (one node: no effect)."),
+    TopicProp::new("unclean.leader.election.enable", &["unclean.leader.election.enable"], "false", Boolean,
+        typed(|t, k, v| { t.unclean_leader_election_enable = parse_bool(k, v)?; Ok(()) }, |t, _| t.unclean_leader_election_enable.to_string()),
+        "Allow an out-of-sync replica to become leader, losing acknowledged writes."),
 ];
 
 /// The declaration of a topic config.

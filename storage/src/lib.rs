@@ -68,6 +68,9 @@ pub enum StorageError {
     /// The topic does not exist (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("topic {0} does not exist")]
     UnknownTopic(String),
+    /// The cluster has not yet reserved producer ids for this broker (retriable).
+    #[error("no producer ids reserved yet: {0}")]
+    ProducerIdsUnavailable(String),
     /// A test hook stopped the work here, as a crash would.
     #[error("stopped at crash point {0}")]
     CrashPoint(&'static str),
@@ -163,6 +166,15 @@ pub struct Storage {
     /// Serialises topic creation and deletion so names and directories never race.
     admin: std::sync::Mutex<()>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
+    /// In a cluster, producer ids come from blocks reserved cluster-wide instead.
+    producer_id_source: RwLock<Option<Arc<dyn ProducerIdSource>>>,
+}
+
+/// Where a cluster member's producer ids come from: blocks reserved in the cluster's
+/// metadata, so that no two brokers hand out the same id.
+pub trait ProducerIdSource: Send + Sync {
+    /// The next unused producer id.
+    fn next_producer_id(&self) -> Result<i64, StorageError>;
 }
 
 struct ProducerIdBlock {
@@ -235,6 +247,7 @@ impl Storage {
                 next: producer_end,
                 end: producer_end,
             }),
+            producer_id_source: RwLock::new(None),
         };
         storage.load_topics()?;
         // As Kafka skips expired entries when it loads a producer snapshot.
@@ -298,6 +311,14 @@ impl Storage {
     /// Allocates a producer id; ids are reserved in durable blocks so none is reused
     /// after a restart.
     pub fn allocate_producer_id(&self) -> Result<i64, StorageError> {
+        let source = self
+            .producer_id_source
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(source) = source {
+            return source.next_producer_id();
+        }
         let mut block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
         if block.next >= block.end {
             let end = block.end + PRODUCER_ID_BLOCK;
@@ -309,6 +330,14 @@ impl Storage {
         let id = block.next;
         block.next += 1;
         Ok(id)
+    }
+
+    /// Takes producer ids from `source` from now on (a cluster member).
+    pub fn set_producer_id_source(&self, source: Arc<dyn ProducerIdSource>) {
+        *self
+            .producer_id_source
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(source);
     }
 
     /// Runs retention on every partition; returns the number of segments deleted.

@@ -227,13 +227,25 @@ impl Storage {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, StorageError> {
+        self.create_topic_with_id(name, Uuid::new_v4(), partitions, configs)
+    }
+
+    /// Creates a topic under an id chosen elsewhere: a replica takes the id the cluster
+    /// gave the topic, so that every broker names it the same in Fetch v13+.
+    pub fn create_topic_with_id(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, StorageError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         if self.topic(name).is_some() {
             return Err(StorageError::TopicExists(name.to_string()));
         }
         let record = TopicRecord {
             name: name.to_string(),
-            id: Uuid::new_v4(),
+            id,
             partitions,
             configs,
         };

@@ -220,3 +220,33 @@ def pytest_runtest_call(item):
     outcome = yield
     if outcome.excinfo is not None:
         item._sluice_failed = True
+
+
+@pytest.fixture
+def cluster_factory(request, tmp_path_factory):
+    """cluster_factory(brokers=3, overrides={...}) -> a started Cluster (tests/python/cluster.py):
+    etcd and brokers 1..n on loopback ports. All are stopped after the test."""
+    from cluster import new_cluster
+
+    clusters = []
+
+    def make(brokers: int = 3, overrides: dict[str, object] | None = None, start: bool = True):
+        c = new_cluster(tmp_path_factory.getbasetemp(), brokers, overrides)
+        clusters.append(c)
+        request.node._sluice_brokers = [b for c in clusters for b in c.brokers.values()]
+        if start:
+            c.start()
+        return c
+
+    yield make
+
+    gc.collect()
+    errors = []
+    for c in clusters:
+        errors += c.stop()
+    failed = getattr(request.node, "_sluice_failed", False)
+    if not failed and not errors and not os.environ.get("SLUICE_KEEP_LOGS"):
+        for c in clusters:
+            shutil.rmtree(c.workdir, ignore_errors=True)
+    if errors:
+        pytest.fail("\n".join(errors))

@@ -21,6 +21,7 @@ use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
 use crate::error::{code, storage_error_code, NONE};
+use crate::replication::ClusterNode;
 use crate::session::Session;
 
 answer!(CreateTopicsResponse: [topics => error_code]);
@@ -70,7 +71,11 @@ pub(crate) async fn create_topics(
                 .push(fail(res, ResponseError::InvalidTopicException, msg));
             continue;
         }
-        if broker.storage.topic(&name).is_some() {
+        let exists = match &broker.cluster {
+            Some(node) => node.topic_exists(&name),
+            None => broker.storage.topic(&name).is_some(),
+        };
+        if exists {
             r.topics.push(fail(
                 res,
                 ResponseError::TopicAlreadyExists,
@@ -89,11 +94,25 @@ pub(crate) async fn create_topics(
                 continue;
             }
             let node = broker.node_id();
-            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
-                a.partition_index != i as i32
-                    || a.broker_ids.len() != 1
-                    || a.broker_ids[0].0 != node
-            });
+            let out_of_order = t
+                .assignments
+                .iter()
+                .enumerate()
+                .any(|(i, a)| a.partition_index != i as i32);
+            if broker.cluster.is_some() && out_of_order {
+                r.topics.push(fail(
+                    res,
+                    ResponseError::InvalidReplicaAssignment,
+                    "replica assignments must list partitions 0..n in order".into(),
+                ));
+                continue;
+            }
+            let bad = broker.cluster.is_none()
+                && t.assignments.iter().enumerate().any(|(i, a)| {
+                    a.partition_index != i as i32
+                        || a.broker_ids.len() != 1
+                        || a.broker_ids[0].0 != node
+                });
             if bad {
                 r.topics.push(fail(
                     res,
@@ -119,9 +138,9 @@ pub(crate) async fn create_topics(
             continue;
         }
         let rf = if t.replication_factor == -1 {
-            1
+            i32::from(broker.config.default_replication_factor)
         } else {
-            t.replication_factor
+            i32::from(t.replication_factor)
         };
         if rf < 1 {
             r.topics.push(fail(
@@ -131,7 +150,25 @@ pub(crate) async fn create_topics(
             ));
             continue;
         }
-        if rf > 1 {
+        let placement = match &broker.cluster {
+            Some(node) => {
+                let manual = (!t.assignments.is_empty()).then(|| {
+                    t.assignments
+                        .iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                });
+                match node.place(partitions, rf, manual) {
+                    Ok(p) => Some(p),
+                    Err((e, msg)) => {
+                        r.topics.push(fail(res, e, msg));
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        if rf > 1 && placement.is_none() {
             r.topics.push(fail(
                 res,
                 ResponseError::InvalidReplicationFactor,
@@ -165,12 +202,34 @@ pub(crate) async fn create_topics(
         // Partition count, replication factor and configs are reported from v5.
         if version >= 5 {
             res.num_partitions = partitions;
-            res.replication_factor = rf;
+            res.replication_factor = placement
+                .as_ref()
+                .and_then(|p| p.first())
+                .map_or(rf, |r| r.len() as i32) as i16;
             res.configs = Some(described_configs(broker, &configs));
         }
         if req.validate_only {
             res.error_code = NONE;
             r.topics.push(res);
+            continue;
+        }
+        if let (Some(node), Some(assignment)) = (&broker.cluster, placement) {
+            match node.create_topic(&name, assignment, configs).await {
+                Ok(topic_id) => {
+                    res.error_code = NONE;
+                    if version >= 7 {
+                        res.topic_id = topic_id;
+                    }
+                    r.topics.push(res);
+                }
+                Err((e, msg)) => {
+                    let mut res = fail(res, e, msg);
+                    res.num_partitions = -1;
+                    res.replication_factor = -1;
+                    res.configs = Some(Vec::new());
+                    r.topics.push(res);
+                }
+            }
             continue;
         }
         match broker.storage.create_topic(&name, partitions, configs) {
@@ -237,6 +296,11 @@ pub(crate) async fn delete_topics(
             .collect()
     };
     for (name, id) in wanted {
+        if let Some(node) = &broker.cluster {
+            r.responses
+                .push(delete_in_cluster(broker, session, node, name, id, version).await);
+            continue;
+        }
         let mut res = DeletableTopicResult::default();
         res.name = name.as_deref().map(topic_name);
         let topic = match &name {
@@ -299,6 +363,56 @@ pub(crate) async fn delete_topics(
     Reply::new(r)
 }
 
+/// Deletes one topic of a cluster.
+async fn delete_in_cluster(
+    broker: &Broker,
+    session: &Session,
+    node: &ClusterNode,
+    name: Option<String>,
+    id: Uuid,
+    version: i16,
+) -> DeletableTopicResult {
+    let mut res = DeletableTopicResult::default();
+    res.name = name.as_deref().map(topic_name);
+    if version >= 6 {
+        res.topic_id = id;
+    }
+    let found = node.find_topic(name.as_deref(), id);
+    let check_name = found.as_ref().map(|(n, _)| n.clone()).or(name.clone());
+    if check_name
+        .as_ref()
+        .is_some_and(|n| !session.may(broker, Operation::Delete, Resource::Topic, n))
+    {
+        res.error_code = code(ResponseError::TopicAuthorizationFailed);
+        return res;
+    }
+    let Some((found_name, found_id)) = found else {
+        res.error_code = if name.is_some() {
+            code(ResponseError::UnknownTopicOrPartition)
+        } else {
+            code(ResponseError::UnknownTopicId)
+        };
+        return res;
+    };
+    res.name = Some(topic_name(&found_name));
+    if version >= 6 {
+        res.topic_id = found_id;
+    }
+    match node.delete_topic(&found_name).await {
+        Ok(()) => {
+            broker.groups.on_topic_deleted(&found_name);
+            res.error_code = NONE;
+        }
+        Err((e, msg)) => {
+            res.error_code = code(e);
+            if version >= 5 {
+                res.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+    }
+    res
+}
+
 /// Answers DescribeCluster: this one node, which is also its controller.
 pub(crate) async fn describe_cluster(
     broker: &Broker,
@@ -321,8 +435,29 @@ pub(crate) async fn describe_cluster(
         r.endpoint_type = req.endpoint_type;
         return Reply::new(r);
     }
+    r.cluster_id = StrBytes::from_string(broker.cluster_id());
+    if let Some(node) = &broker.cluster {
+        let view = node.view.borrow().clone();
+        r.controller_id = BrokerId(view.controller.unwrap_or(-1));
+        r.brokers = view
+            .brokers
+            .values()
+            .filter_map(|b| {
+                let e = b
+                    .endpoints
+                    .iter()
+                    .find(|e| e.listener == session.listener)?;
+                let mut out = DescribeClusterBroker::default();
+                out.broker_id = BrokerId(b.node_id);
+                out.host = StrBytes::from_string(e.host.clone());
+                out.port = i32::from(e.port);
+                out.rack = b.rack.clone().map(StrBytes::from_string);
+                Some(out)
+            })
+            .collect();
+        return Reply::new(r);
+    }
     let (host, port) = broker.endpoint_for(&session.listener);
-    r.cluster_id = StrBytes::from_string(broker.storage.cluster_id().to_string());
     r.controller_id = BrokerId(broker.node_id());
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(broker.node_id());

@@ -25,9 +25,10 @@ use crate::response::Response;
 use crate::session::Session;
 
 mod frame;
+mod replica;
 
 /// Longest wait a client may ask for; Kafka's clients stay far below it.
-const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+pub(super) const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
 /// One partition to read.
 #[derive(Clone)]
@@ -95,6 +96,12 @@ pub(crate) async fn handle(
     req: FetchRequest,
     version: i16,
 ) -> Reply<FetchResponse> {
+    if let Some(cluster) = &broker.cluster {
+        let replica_id = replica_id(&req, version);
+        if replica_id >= 0 {
+            return replica::handle(broker, session, &cluster.replicas, req, replica_id).await;
+        }
+    }
     let by_id = version >= 13;
     let requested = request_targets(broker, session, &req, by_id);
     // Fetch v4-v6 has no session fields: Kafka reads it as sessionless.
@@ -315,12 +322,17 @@ fn last_sent(pd: &ReadResult) -> (i64, i64) {
 /// Kafka's `FetchRequest.isFromFollower`: a replica id of 0 or more; its sessions are
 /// privileged in the cache.
 fn is_follower(req: &FetchRequest, version: i16) -> bool {
-    let replica = if version >= 15 {
-        req.replica_state.replica_id
+    replica_id(req, version) >= 0
+}
+
+/// The fetching replica's id (-1 for a consumer): in the body up to v14, in the replica
+/// state from v15.
+fn replica_id(req: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        req.replica_state.replica_id.0
     } else {
-        req.replica_id
-    };
-    replica.0 >= 0
+        req.replica_id.0
+    }
 }
 
 fn top_level_error(error_code: i16) -> FetchResponse {
@@ -371,6 +383,19 @@ fn request_targets(
                     .get(usize::try_from(p.partition).ok()?)
                     .cloned()
             });
+            // In a cluster only the leader serves consumers.
+            let not_here = match (&broker.cluster, &partition) {
+                (Some(c), Some(_)) => c
+                    .replicas
+                    .check_leader(&name, p.partition, p.current_leader_epoch)
+                    .err()
+                    .map(|n| n.error),
+                _ => None,
+            };
+            let (partition, missing) = match not_here {
+                Some(error) => (None, error),
+                None => (partition, missing),
+            };
             out.push(Target {
                 name: name.clone(),
                 index: p.partition,
@@ -454,7 +479,13 @@ fn incremental_targets(
                 .as_ref()
                 .filter(|_| allowed)
                 .and_then(|t| t.partition(index).cloned());
+            let not_here = match (&broker.cluster, &partition) {
+                (Some(c), Some(_)) => c.replicas.check_leader(&name, index, -1).err(),
+                _ => None,
+            };
+            let partition = partition.filter(|_| not_here.is_none());
             let error = match (&partition, allowed, &topic) {
+                _ if not_here.is_some() => not_here.map(|n| n.error),
                 (_, false, _) => Some(code(ResponseError::TopicAuthorizationFailed)),
                 (None, true, TopicKey::Id(_)) if found.is_none() => {
                     Some(code(ResponseError::UnknownTopicId))

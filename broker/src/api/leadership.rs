@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_storage::{Partition, LEADER_EPOCH};
+use sluice_storage::Partition;
 
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
@@ -39,8 +39,8 @@ fn partition(broker: &Broker, topic: &str, index: i32) -> Option<std::sync::Arc<
         .cloned()
 }
 
-/// OffsetForLeaderEpoch: every batch was written in leader epoch 0, so epoch 0 ends at
-/// the log end offset and no other epoch exists.
+/// OffsetForLeaderEpoch: the end offset of the requested epoch from the partition's
+/// leader-epoch cache (a consumer's truncation check, KIP-320). Answered by the leader.
 pub(crate) async fn offset_for_leader_epoch(
     broker: &Broker,
     session: &Session,
@@ -56,26 +56,31 @@ pub(crate) async fn offset_for_leader_epoch(
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
-            // -1 means the client knows no epoch; any other is checked against ours.
-            let epoch_check = if p.current_leader_epoch >= 0 {
-                p.current_leader_epoch.cmp(&LEADER_EPOCH)
-            } else {
-                std::cmp::Ordering::Equal
+            let found = partition(broker, &t.topic, p.partition);
+            let not_here = match (&broker.cluster, &found) {
+                (Some(c), Some(_)) => c
+                    .replicas
+                    .check_leader(&t.topic, p.partition, p.current_leader_epoch)
+                    .err()
+                    .map(|n| n.error),
+                _ => None,
             };
-            match (partition(broker, &t.topic, p.partition), epoch_check) {
+            match found {
                 _ if !allowed => e.error_code = ResponseError::TopicAuthorizationFailed.code(),
-                (None, _) => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                (Some(_), std::cmp::Ordering::Greater) => {
-                    e.error_code = ResponseError::UnknownLeaderEpoch.code()
-                }
-                (Some(_), std::cmp::Ordering::Less) => {
-                    e.error_code = ResponseError::FencedLeaderEpoch.code()
-                }
-                (Some(part), std::cmp::Ordering::Equal) => {
-                    e.error_code = NONE;
-                    if p.leader_epoch == LEADER_EPOCH {
-                        e.leader_epoch = LEADER_EPOCH;
-                        e.end_offset = part.high_watermark();
+                None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(_) if not_here.is_some() => e.error_code = not_here.unwrap_or(NONE),
+                Some(part) => {
+                    let current = part.leader_epoch();
+                    // -1 means the client knows no epoch; any other is checked against ours.
+                    e.error_code = match p.current_leader_epoch {
+                        c if c >= 0 && c > current => ResponseError::UnknownLeaderEpoch.code(),
+                        c if c >= 0 && c < current => ResponseError::FencedLeaderEpoch.code(),
+                        _ => NONE,
+                    };
+                    if e.error_code == NONE {
+                        let (epoch, end_offset) = part.end_offset_for_epoch(p.leader_epoch);
+                        e.leader_epoch = epoch;
+                        e.end_offset = end_offset;
                     }
                 }
             }

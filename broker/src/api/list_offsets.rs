@@ -5,7 +5,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
-use sluice_storage::{Partition, StorageError, TimestampOffset, LEADER_EPOCH};
+use sluice_storage::{Partition, StorageError, TimestampOffset};
 
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
@@ -63,8 +63,22 @@ pub(crate) async fn handle(
             pr.timestamp = -1;
             pr.offset = -1;
             let partition = found.as_ref().and_then(|t| t.partition(p.partition_index));
+            // In a cluster only the leader answers (KIP-320 checks the client's epoch).
+            let not_here = match (&broker.cluster, partition) {
+                (Some(c), Some(_)) => c
+                    .replicas
+                    .check_leader(
+                        topic.name.as_str(),
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    )
+                    .err()
+                    .map(|n| n.error),
+                _ => None,
+            };
             match partition {
                 _ if !allowed => pr.error_code = code(ResponseError::TopicAuthorizationFailed),
+                Some(_) if not_here.is_some() => pr.error_code = not_here.unwrap_or(NONE),
                 // Kafka checks the timestamp before it looks the partition up.
                 _ if unsupported(p.timestamp, version) => {
                     pr.error_code = code(ResponseError::UnsupportedVersion)
@@ -78,7 +92,7 @@ pub(crate) async fn handle(
                             pr.timestamp = f.timestamp;
                             // Nothing is tiered: Kafka answers -5 with offset and epoch -1.
                             if version >= 4 && p.timestamp != LATEST_TIERED {
-                                pr.leader_epoch = LEADER_EPOCH;
+                                pr.leader_epoch = partition.leader_epoch();
                             }
                         }
                     }

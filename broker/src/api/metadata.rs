@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{StorageError, Topic};
 use uuid::Uuid;
 
-use super::{topic_name, validate_topic_name};
+use super::{cluster_metadata, topic_name, validate_topic_name};
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
@@ -33,20 +33,27 @@ pub(crate) async fn handle(
     version: i16,
 ) -> Reply<MetadataResponse> {
     let mut r = MetadataResponse::default();
-    let (host, port) = broker.endpoint_for(&session.listener);
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.node_id());
-    b.host = StrBytes::from_string(host.to_string());
-    b.port = port;
-    r.brokers = vec![b];
+    let view = broker.cluster.as_ref().map(|c| c.view.borrow().clone());
+    match &view {
+        Some(view) => r.brokers = cluster_metadata::brokers(view, &session.listener, version),
+        None => {
+            let (host, port) = broker.endpoint_for(&session.listener);
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(broker.node_id());
+            b.host = StrBytes::from_string(host.to_string());
+            b.port = port;
+            r.brokers = vec![b];
+        }
+    }
     // A field outside the request's version must keep its default or encoding fails.
     if version >= 2 {
-        r.cluster_id = Some(StrBytes::from_string(
-            broker.storage.cluster_id().to_string(),
-        ));
+        r.cluster_id = Some(StrBytes::from_string(broker.cluster_id()));
     }
     if version >= 1 {
-        r.controller_id = BrokerId(broker.node_id());
+        r.controller_id = match &view {
+            Some(view) => BrokerId(view.controller.unwrap_or(-1)),
+            None => BrokerId(broker.node_id()),
+        };
     }
     r.cluster_authorized_operations = OPS_NOT_REQUESTED;
     if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
@@ -79,6 +86,15 @@ pub(crate) async fn handle(
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
+    if let (true, Some(view)) = (all, &view) {
+        r.topics = view
+            .topics
+            .values()
+            .filter(|t| session.may(broker, Operation::Describe, Resource::Topic, &t.name))
+            .map(|t| finish(cluster_metadata::topic(view, t, version)))
+            .collect();
+        return Reply::new(r);
+    }
     if all {
         // Topics the client may not describe are left out, as if they did not exist.
         r.topics = broker
@@ -93,9 +109,32 @@ pub(crate) async fn handle(
     // Clients before v4 cannot say; Kafka lets them auto-create.
     let allow_auto = version < 4 || req.allow_auto_topic_creation;
     for t in req.topics.unwrap_or_default() {
-        let entry = match &t.name {
-            Some(name) => by_name(broker, session, name.as_str(), allow_auto, version),
-            None => by_id(broker, session, t.topic_id, version),
+        let entry = match (&t.name, &view) {
+            (Some(name), Some(_)) => {
+                cluster_by_name(broker, session, name.as_str(), allow_auto, version).await
+            }
+            (Some(name), None) => by_name(broker, session, name.as_str(), allow_auto, version),
+            (None, Some(view)) => match cluster_metadata::by_id(view, t.topic_id) {
+                Some(topic)
+                    if session.may(broker, Operation::Describe, Resource::Topic, &topic.name) =>
+                {
+                    cluster_metadata::topic(view, topic, version)
+                }
+                found => topic_error(
+                    None,
+                    if version >= 10 {
+                        t.topic_id
+                    } else {
+                        Uuid::nil()
+                    },
+                    code(if found.is_some() {
+                        ResponseError::TopicAuthorizationFailed
+                    } else {
+                        ResponseError::UnknownTopicId
+                    }),
+                ),
+            },
+            (None, None) => by_id(broker, session, t.topic_id, version),
         };
         r.topics.push(finish(entry));
     }
@@ -206,6 +245,94 @@ fn by_name(
     }
 }
 
+/// A topic by name in a cluster; an unknown one is created across the cluster when
+/// auto-creation allows it.
+async fn cluster_by_name(
+    broker: &Broker,
+    session: &Session,
+    name: &str,
+    allow_auto: bool,
+    version: i16,
+) -> MetadataResponseTopic {
+    let Some(node) = &broker.cluster else {
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::UnknownTopicOrPartition),
+        );
+    };
+    if !session.may(broker, Operation::Describe, Resource::Topic, name) {
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::TopicAuthorizationFailed),
+        );
+    }
+    let found = {
+        let view = node.view.borrow().clone();
+        cluster_metadata::by_name(&view, name).map(|t| cluster_metadata::topic(&view, t, version))
+    };
+    if let Some(t) = found {
+        return t;
+    }
+    if let Err(reason) = validate_topic_name(name) {
+        tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::InvalidTopicException),
+        );
+    }
+    let internal = internal_topics::is_internal(name);
+    let may_create = session.may_cluster(broker, Operation::Create)
+        || session.may(broker, Operation::Create, Resource::Topic, name);
+    if !allow_auto || !(internal || broker.config.auto_create_topics) {
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::UnknownTopicOrPartition),
+        );
+    }
+    if !internal && !may_create {
+        return topic_error(
+            Some(name),
+            Uuid::nil(),
+            code(ResponseError::TopicAuthorizationFailed),
+        );
+    }
+    let (partitions, rf, configs) = if internal {
+        internal_topics::placement(broker, name)
+    } else {
+        (
+            broker.config.num_partitions,
+            i32::from(broker.config.default_replication_factor),
+            BTreeMap::new(),
+        )
+    };
+    let created = match node.place(partitions, rf, None) {
+        Ok(assignment) => node.create_topic(name, assignment, configs).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        // Kafka answers a topic it just created with LEADER_NOT_AVAILABLE; the client asks again.
+        Ok(_) | Err((ResponseError::TopicAlreadyExists, _)) => {
+            let view = node.view.borrow().clone();
+            match cluster_metadata::by_name(&view, name) {
+                Some(t) => cluster_metadata::topic(&view, t, version),
+                None => topic_error(
+                    Some(name),
+                    Uuid::nil(),
+                    code(ResponseError::LeaderNotAvailable),
+                ),
+            }
+        }
+        Err((e, msg)) => {
+            tracing::warn!(topic = name, error = %msg, "auto-creating topic failed");
+            topic_error(Some(name), Uuid::nil(), code(e))
+        }
+    }
+}
+
 fn by_id(broker: &Broker, session: &Session, id: Uuid, version: i16) -> MetadataResponseTopic {
     match broker.storage.topic_by_id(id) {
         Some(t) if !session.may(broker, Operation::Describe, Resource::Topic, &t.record.name) => {
@@ -256,7 +383,7 @@ pub(crate) fn topic_metadata(
             m.partition_index = p.index;
             m.leader_id = node;
             if version >= 7 {
-                m.leader_epoch = sluice_storage::LEADER_EPOCH;
+                m.leader_epoch = p.leader_epoch();
             }
             m.replica_nodes = vec![node];
             m.isr_nodes = vec![node];

@@ -6,6 +6,7 @@ pub(crate) mod acls;
 pub(crate) mod admin;
 pub(crate) mod api_versions;
 pub(crate) mod broker_configs;
+pub(crate) mod cluster_metadata;
 pub(crate) mod configs;
 pub(crate) mod fetch;
 pub(crate) mod groups;

@@ -1,11 +1,13 @@
 //! Produce: validate each partition's batch, append it, wait for the flush policy, answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{split_batches, Compression};
@@ -15,6 +17,8 @@ use crate::acl::{Operation, Resource};
 use crate::api::reply::{Answer, Body, QuotaUse, Reply};
 use crate::broker::Broker;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
+use crate::replication::manager::NotHere;
+use crate::replication::ReplicaManager;
 use crate::session::Session;
 use crate::txn::ProducerRef;
 
@@ -47,6 +51,22 @@ fn batch_index_error(e: &RecordError) -> BatchIndexAndErrorMessage {
 struct PendingFlushes {
     acks: i16,
     flushes: Vec<PendingFlush>,
+    /// `acks=all` in a cluster: the high watermark must pass each of these.
+    replications: Vec<PendingReplication>,
+    /// Where replication is waited on (a cluster member only).
+    replicas: Option<Arc<ReplicaManager>>,
+    /// The request's `timeout_ms`.
+    timeout: Duration,
+}
+
+/// One partition's replication still to wait for, with its place in the response.
+struct PendingReplication {
+    topic: usize,
+    answer: usize,
+    name: String,
+    index: i32,
+    last_offset: i64,
+    min_insync_replicas: i32,
 }
 
 /// One partition's fsync still to wait for, with its place in the response.
@@ -79,7 +99,35 @@ impl PendingFlushes {
                 }
             }
         }
+        if let Some(replicas) = &self.replicas {
+            for r in &self.replications {
+                let waited = replicas
+                    .wait_replicated(
+                        &r.name,
+                        r.index,
+                        r.last_offset,
+                        r.min_insync_replicas,
+                        self.timeout,
+                    )
+                    .await;
+                if let Err(error_code) = waited {
+                    tracing::debug!(topic = %r.name, partition = r.index, error_code, "acks=all not satisfied");
+                    let answer = response
+                        .responses
+                        .get_mut(r.topic)
+                        .and_then(|t| t.partition_responses.get_mut(r.answer));
+                    if let Some(p) = answer {
+                        p.error_code = error_code;
+                        p.base_offset = -1;
+                    }
+                }
+            }
+        }
         (self.acks != 0).then_some(response)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.flushes.is_empty() && self.replications.is_empty()
     }
 }
 
@@ -92,7 +140,7 @@ pub(crate) async fn handle(
     version: i16,
 ) -> Reply<ProduceResponse> {
     let (response, flushes) = append(broker, session, req, version);
-    let body = match (flushes.flushes.is_empty(), flushes.acks) {
+    let body = match (flushes.is_empty(), flushes.acks) {
         (true, 0) => Body::Silent,
         (true, _) => Body::Inline,
         (false, _) => Body::Later(Box::new(move |r| Box::pin(flushes.finish(r)))),
@@ -127,6 +175,7 @@ fn append(
     version: i16,
 ) -> (ProduceResponse, PendingFlushes) {
     let acks = req.acks;
+    let timeout_ms = req.timeout_ms;
     // A transactional producer needs Write on its transactional id; each topic needs Write.
     let txn_denied = req
         .transactional_id
@@ -134,6 +183,10 @@ fn append(
         .is_some_and(|id| !session.may(broker, Operation::Write, Resource::TransactionalId, id));
     let mut response = ProduceResponse::default();
     let mut pending_flush = Vec::new();
+    let mut pending_replication = Vec::new();
+    let replicas = broker.cluster.as_ref().map(|c| c.replicas.clone());
+    // Leaders named in NOT_LEADER_OR_FOLLOWER answers, for the KIP-951 endpoints.
+    let mut leaders = std::collections::BTreeSet::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let denied = if txn_denied {
@@ -174,6 +227,33 @@ fn append(
                 ));
                 continue;
             };
+            let min_insync_replicas = found.as_ref().map_or(1, |t| t.config.min_insync_replicas);
+            if let Some(replicas) = &replicas {
+                let checked = replicas.check_leader(&name, index, -1).and_then(|()| {
+                    if acks == -1 {
+                        replicas
+                            .check_min_isr(&name, index, min_insync_replicas)
+                            .map_err(|error| NotHere {
+                                error,
+                                leader: -1,
+                                leader_epoch: -1,
+                            })
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(not_here) = checked {
+                    let mut p = partition_response(index, not_here.error, None, version);
+                    if version >= 10 && not_here.leader >= 0 {
+                        p.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(not_here.leader))
+                            .with_leader_epoch(not_here.leader_epoch);
+                        leaders.insert(not_here.leader);
+                    }
+                    tr.partition_responses.push(p);
+                    continue;
+                }
+            }
             let records = pd.records.unwrap_or_default();
             let batches = match split_batches(&records) {
                 Ok(b) => b,
@@ -269,6 +349,19 @@ fn append(
                     if version >= 5 {
                         p.log_start_offset = info.log_start_offset;
                     }
+                    if let Some(replicas) = &replicas {
+                        replicas.appended(&name, index);
+                        if acks == -1 && !info.duplicate {
+                            pending_replication.push(PendingReplication {
+                                topic: response.responses.len(),
+                                answer: tr.partition_responses.len(),
+                                name: name.clone(),
+                                index,
+                                last_offset: info.last_offset,
+                                min_insync_replicas,
+                            });
+                        }
+                    }
                     if info.flush_due {
                         pending_flush.push(PendingFlush {
                             topic: response.responses.len(),
@@ -307,11 +400,27 @@ fn append(
         }
         response.responses.push(tr);
     }
+    if version >= 10 {
+        response.node_endpoints = leaders
+            .into_iter()
+            .filter_map(|id| broker.node_endpoint(id, &session.listener))
+            .map(|(id, host, port, rack)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port)
+                    .with_rack(rack.map(StrBytes::from_string))
+            })
+            .collect();
+    }
     (
         response,
         PendingFlushes {
             acks,
             flushes: pending_flush,
+            replications: pending_replication,
+            replicas,
+            timeout: Duration::from_millis(timeout_ms.max(0) as u64),
         },
     )
 }

@@ -61,8 +61,6 @@ pub(crate) struct LeaderState {
     pub(crate) leader_epoch: i32,
     /// The partition epoch the ISR below was committed at.
     pub(crate) partition_epoch: i64,
-    /// Assigned replicas, the leader included.
-    pub(crate) replicas: Vec<i32>,
     /// The committed ISR, the leader included.
     pub(crate) isr: Vec<i32>,
     /// An ISR change sent and not yet committed; no other is proposed meanwhile.
@@ -96,7 +94,6 @@ impl LeaderState {
             node_id,
             leader_epoch,
             partition_epoch,
-            replicas,
             isr,
             pending: None,
             followers,
@@ -105,6 +102,7 @@ impl LeaderState {
     }
 
     /// A follower's progress, if it is an assigned replica.
+    #[cfg(test)]
     pub(crate) fn follower(&self, replica: i32) -> Option<&FollowerProgress> {
         self.followers.get(&replica)
     }
@@ -171,8 +169,8 @@ impl LeaderState {
             return None;
         }
         let f = self.followers.get(&replica)?;
-        let in_sync = f.log_end_offset >= high_watermark
-            && f.log_end_offset >= self.epoch_start_offset;
+        let in_sync =
+            f.log_end_offset >= high_watermark && f.log_end_offset >= self.epoch_start_offset;
         in_sync.then(|| {
             let mut isr = self.isr.clone();
             isr.push(replica);
@@ -304,7 +302,11 @@ mod tests {
         }
         assert_eq!(l.follower(2).unwrap().last_caught_up_ms, now - 20_000);
         let shrink = l.shrink(leo, now, LAG).unwrap();
-        assert_eq!(shrink, IsrChange::Shrink(vec![1, 2]), "only 3, which never fetched, goes");
+        assert_eq!(
+            shrink,
+            IsrChange::Shrink(vec![1, 2]),
+            "only 3, which never fetched, goes"
+        );
     }
 
     #[test]
@@ -322,7 +324,10 @@ mod tests {
         assert_eq!(l.expansion(3, hw), None, "one change in flight at a time");
         assert_eq!(l.maximal_isr(), vec![1, 2, 3]);
         l.refused(vec![1, 2], 9);
-        assert_eq!((l.isr.clone(), l.partition_epoch, l.pending()), (vec![1, 2], 9, None));
+        assert_eq!(
+            (l.isr.clone(), l.partition_epoch, l.pending()),
+            (vec![1, 2], 9, None)
+        );
     }
 
     #[test]

@@ -1,6 +1,13 @@
-//! Kafka's replication protocol: what a leader tracks about its followers
-//! ([`leader`]) and how a follower finds where its log diverged from the leader's
-//! ([`truncation`]).
+//! Kafka's replication protocol in a cluster: the replicas of this broker and their roles
+//! ([`manager`]), what a leader tracks about its followers ([`leader`]), the followers'
+//! fetchers ([`fetcher`]) and where a diverged follower truncates ([`truncation`]).
 
+pub(crate) mod fetcher;
 pub(crate) mod leader;
+pub(crate) mod manager;
+pub(crate) mod node;
+pub(crate) mod producer_ids;
 pub(crate) mod truncation;
+
+pub(crate) use manager::ReplicaManager;
+pub(crate) use node::ClusterNode;

@@ -50,7 +50,10 @@ pub(crate) fn truncation(
         };
     }
     Truncation {
-        offset: leader.end_offset.min(follower.end_offset).min(log_end_offset),
+        offset: leader
+            .end_offset
+            .min(follower.end_offset)
+            .min(log_end_offset),
         complete: true,
     }
 }
@@ -68,11 +71,17 @@ mod tests {
         // The follower wrote 0..120 in epoch 3 as leader; the new leader kept 0..100 of it.
         assert_eq!(
             truncation(eo(3, 100), eo(3, 120), 120, 90),
-            Truncation { offset: 100, complete: true }
+            Truncation {
+                offset: 100,
+                complete: true
+            }
         );
         assert_eq!(
             truncation(eo(3, 130), eo(3, 120), 120, 90),
-            Truncation { offset: 120, complete: true },
+            Truncation {
+                offset: 120,
+                complete: true
+            },
             "nothing diverged"
         );
     }
@@ -83,7 +92,10 @@ mod tests {
         // had epoch 4 and its largest below is 2, ending at 80.
         assert_eq!(
             truncation(eo(4, 95), eo(2, 80), 120, 60),
-            Truncation { offset: 80, complete: false }
+            Truncation {
+                offset: 80,
+                complete: false
+            }
         );
     }
 
@@ -91,16 +103,25 @@ mod tests {
     fn undefined_answers_fall_back() {
         assert_eq!(
             truncation(eo(-1, -1), eo(3, 120), 120, 90),
-            Truncation { offset: 90, complete: true },
+            Truncation {
+                offset: 90,
+                complete: true
+            },
             "the leader knows no such epoch: truncate to the high watermark"
         );
         assert_eq!(
             truncation(eo(-1, 70), eo(3, 120), 120, 90),
-            Truncation { offset: 70, complete: true }
+            Truncation {
+                offset: 70,
+                complete: true
+            }
         );
         assert_eq!(
             truncation(eo(3, 100), eo(-1, -1), 120, 90),
-            Truncation { offset: 100, complete: true }
+            Truncation {
+                offset: 100,
+                complete: true
+            }
         );
     }
 }

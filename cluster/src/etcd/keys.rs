@@ -19,6 +19,8 @@ pub(crate) enum KeyKind {
     Partition(String, i32),
     /// A controller candidate (the election key of one lease).
     Controller,
+    /// The cluster id, written once by the first broker.
+    ClusterId,
 }
 
 impl Keys {
@@ -51,6 +53,16 @@ impl Keys {
         format!("{}/partitions/{name}/", self.prefix)
     }
 
+    /// The next producer id not yet reserved by a broker.
+    pub(crate) fn producer_ids(&self) -> String {
+        format!("{}/producer_ids", self.prefix)
+    }
+
+    /// The cluster id's key.
+    pub(crate) fn cluster_id(&self) -> String {
+        format!("{}/cluster_id", self.prefix)
+    }
+
     /// The election name; etcd puts each candidate at `{name}/{lease id in hex}`.
     pub(crate) fn controller(&self) -> String {
         format!("{}/controller", self.prefix)
@@ -59,6 +71,9 @@ impl Keys {
     /// What `key` is, or `None` for a key this layout does not know.
     pub(crate) fn parse(&self, key: &str) -> Option<KeyKind> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        if rest == "cluster_id" {
+            return Some(KeyKind::ClusterId);
+        }
         let (kind, rest) = rest.split_once('/')?;
         match kind {
             "brokers" => rest.parse().ok().map(KeyKind::Broker),
@@ -103,6 +118,7 @@ mod tests {
             Some(KeyKind::Controller)
         );
         assert_eq!(keys.root(), "/sluice/");
+        assert_eq!(keys.parse(&keys.cluster_id()), Some(KeyKind::ClusterId));
     }
 
     #[test]

@@ -58,6 +58,25 @@ impl EtcdMetadata {
             .map_err(|_| MetadataError::Unavailable("etcd did not answer in time".to_string()))?
             .map_err(unavailable)?;
         let keys = Keys::new(&settings.prefix);
+        // The first broker of a cluster names it; the others find the id there.
+        let create_id = Txn::new()
+            .when([Compare::create_revision(
+                keys.cluster_id(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then([TxnOp::put(
+                keys.cluster_id(),
+                crate::model::new_cluster_id(),
+                None,
+            )]);
+        tokio::time::timeout(
+            settings.session_timeout(),
+            client.kv_client().txn(create_id),
+        )
+        .await
+        .map_err(|_| MetadataError::Unavailable("etcd did not answer in time".to_string()))?
+        .map_err(unavailable)?;
         let (mut state, revision) = view::load(&client, &keys, settings.session_timeout()).await?;
         let (publish, view) = watch::channel(state.snapshot(revision));
         let follow = view::follow(
@@ -328,6 +347,49 @@ impl ClusterMetadata for EtcdMetadata {
                 Err(MetadataError::Stale(Box::new(state)))
             }
             None => Err(MetadataError::UnknownTopic(format!("{topic}-{partition}"))),
+        }
+    }
+
+    async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError> {
+        let key = self.keys.producer_ids();
+        loop {
+            let current = self
+                .call(self.client.kv_client().get(key.clone(), None))
+                .await?
+                .map_err(unavailable)?;
+            let (first, revision) = match current.kvs().first() {
+                Some(kv) => {
+                    let next = kv
+                        .value_str()
+                        .ok()
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .ok_or_else(|| MetadataError::Corrupt {
+                            key: key.clone(),
+                            reason: "not a number".to_string(),
+                        })?;
+                    (next, kv.mod_revision())
+                }
+                None => (0, 0),
+            };
+            let next = first.saturating_add(count.max(1));
+            let compare = if revision == 0 {
+                Compare::create_revision(key.clone(), CompareOp::Equal, 0)
+            } else {
+                Compare::mod_revision(key.clone(), CompareOp::Equal, revision)
+            };
+            let txn = Txn::new().when([compare]).and_then([TxnOp::put(
+                key.clone(),
+                next.to_string(),
+                None,
+            )]);
+            let done = self
+                .call(self.client.kv_client().txn(txn))
+                .await?
+                .map_err(unavailable)?;
+            if done.succeeded() {
+                return Ok(first);
+            }
+            // Another broker reserved a block meanwhile: read again.
         }
     }
 

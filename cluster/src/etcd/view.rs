@@ -57,6 +57,10 @@ impl ViewState {
                 }
                 None => warn!(key, "controller candidate without a node id"),
             },
+            Some(KeyKind::ClusterId) => match kv.value_str() {
+                Ok(id) => self.view.cluster_id = id.to_string(),
+                Err(_) => warn!(key, "cluster id is not text"),
+            },
             None => {}
         }
     }
@@ -78,6 +82,9 @@ impl ViewState {
             Some(KeyKind::Controller) => {
                 self.candidates.remove(key);
             }
+            // Written once and never deleted by Sluice; an operator who deletes it gets a
+            // new one at the next broker start.
+            Some(KeyKind::ClusterId) => {}
             None => {}
         }
     }

@@ -80,71 +80,100 @@ fn internal_topic_missing(broker: &Broker, key_type: i8) -> Option<i16> {
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// FindCoordinator: this node coordinates every group and transactional id.
+/// FindCoordinator: on a single node this node coordinates every group and transactional
+/// id; in a cluster, the leader of the key's partition of the internal topic does.
 pub(crate) async fn find_coordinator(
     broker: &Broker,
     session: &Session,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> Reply<FindCoordinatorResponse> {
-    let (host, port) = broker.endpoint_for(&session.listener);
-    let node_id = BrokerId(broker.node_id());
-    let valid_type = matches!(req.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
     let mut res = FindCoordinatorResponse::default();
     if version < 4 {
-        if let Some(e) = coordinator_denied(broker, session, req.key_type, &req.key) {
-            res.error_code = e;
-            res.node_id = BrokerId(-1);
-        } else if let Some(e) = valid_type
-            .then(|| internal_topic_missing(broker, req.key_type))
-            .flatten()
-        {
-            res.error_code = e;
-            res.node_id = BrokerId(-1);
-        } else if valid_type {
-            res.node_id = node_id;
-            res.host = s(host);
-            res.port = port;
-            if version >= 1 {
-                res.error_message = Some(s(NONE_MESSAGE));
+        match locate(broker, session, req.key_type, &req.key).await {
+            Ok((node_id, host, port)) => {
+                res.node_id = BrokerId(node_id);
+                res.host = s(&host);
+                res.port = port;
+                if version >= 1 {
+                    res.error_message = Some(s(NONE_MESSAGE));
+                }
             }
-        } else {
-            res.error_code = ResponseError::InvalidRequest.code();
-            res.node_id = BrokerId(-1);
-            if version >= 1 {
-                res.error_message = Some(s("unknown coordinator key type"));
+            Err((error_code, message)) => {
+                res.error_code = error_code;
+                res.node_id = BrokerId(-1);
+                if version >= 1 {
+                    res.error_message = message.map(s);
+                }
             }
         }
         return Reply::new(res);
     }
-    res.coordinators = req
-        .coordinator_keys
-        .iter()
-        .map(|key| {
-            let mut c = Coordinator::default().with_key(key.clone());
-            if let Some(e) = coordinator_denied(broker, session, req.key_type, key) {
-                c.node_id = BrokerId(-1);
-                c.error_code = e;
-            } else if let Some(e) = valid_type
-                .then(|| internal_topic_missing(broker, req.key_type))
-                .flatten()
-            {
-                c.node_id = BrokerId(-1);
-                c.error_code = e;
-            } else if valid_type {
-                c.node_id = node_id;
-                c.host = s(host);
+    for key in &req.coordinator_keys {
+        let mut c = Coordinator::default().with_key(key.clone());
+        match locate(broker, session, req.key_type, key).await {
+            Ok((node_id, host, port)) => {
+                c.node_id = BrokerId(node_id);
+                c.host = s(&host);
                 c.port = port;
                 c.error_message = Some(s(NONE_MESSAGE));
-            } else {
-                c.node_id = BrokerId(-1);
-                c.error_code = ResponseError::InvalidRequest.code();
-                c.error_message = Some(s("unknown coordinator key type"));
             }
-            c
-        })
-        .collect();
+            Err((error_code, message)) => {
+                c.node_id = BrokerId(-1);
+                c.error_code = error_code;
+                c.error_message = message.map(s);
+            }
+        }
+        res.coordinators.push(c);
+    }
     Reply::new(res)
+}
+
+/// The coordinator of one key: its node id, host and port on the client's listener.
+async fn locate(
+    broker: &Broker,
+    session: &Session,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), (i16, Option<&'static str>)> {
+    if let Some(e) = coordinator_denied(broker, session, key_type, key) {
+        return Err((e, None));
+    }
+    if !matches!(key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            Some("unknown coordinator key type"),
+        ));
+    }
+    let not_available = (ResponseError::CoordinatorNotAvailable.code(), None);
+    let Some(node) = &broker.cluster else {
+        if let Some(e) = internal_topic_missing(broker, key_type) {
+            return Err((e, None));
+        }
+        let (host, port) = broker.endpoint_for(&session.listener);
+        return Ok((broker.node_id(), host.to_string(), port));
+    };
+    let topic = if key_type == KEY_TYPE_TRANSACTION {
+        internal_topics::TRANSACTION_STATE_TOPIC
+    } else {
+        internal_topics::GROUP_METADATA_TOPIC
+    };
+    let leader = match node.coordinator(topic, key) {
+        Some(leader) => leader,
+        None if !node.topic_exists(topic) => {
+            // Created on first use, as Kafka does; the client asks again.
+            let (partitions, rf, configs) = internal_topics::placement(broker, topic);
+            if let Ok(assignment) = node.place(partitions, rf, None) {
+                let _ = node.create_topic(topic, assignment, configs).await;
+            }
+            node.coordinator(topic, key).ok_or(not_available)?
+        }
+        None => return Err(not_available),
+    };
+    broker
+        .node_endpoint(leader, &session.listener)
+        .map(|(id, host, port, _)| (id, host, port))
+        .ok_or(not_available)
 }
 
 /// What Kafka's FindCoordinator carries as the message of a success: `Errors.NONE.message()`,

@@ -1,0 +1,254 @@
+//! Fetch from a follower (a replica id of 0 or more): the leader records the follower's
+//! progress (which may move the high watermark and grow the ISR), reports a diverging
+//! epoch when the follower's log split from its own, and serves batches up to the log end
+//! offset, long-polling on appends. Followers fetch without fetch sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use sluice_storage::{FileRegion, Isolation, Partition};
+
+use super::MAX_WAIT_CAP;
+use crate::acl::Operation;
+use crate::api::reply::{Body, PartitionRecords, QuotaUse, Reply};
+use crate::api::topic_name;
+use crate::broker::Broker;
+use crate::error::{code, read_error_code, NONE};
+use crate::metrics::timed;
+use crate::replication::ReplicaManager;
+use crate::session::Session;
+
+/// One partition a follower asked for.
+struct Wanted {
+    topic: String,
+    index: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    partition: Option<Arc<Partition>>,
+    /// Set when the partition is answered without records.
+    answer: Option<PartitionData>,
+}
+
+/// Answers a follower's Fetch.
+pub(super) async fn handle(
+    broker: &Broker,
+    session: &Session,
+    replicas: &ReplicaManager,
+    req: FetchRequest,
+    replica_id: i32,
+) -> Reply<FetchResponse> {
+    let allowed = session.may_cluster(broker, Operation::ClusterAction);
+    let mut wanted = Vec::new();
+    for topic in &req.topics {
+        let name = topic.topic.to_string();
+        for p in &topic.partitions {
+            let mut w = Wanted {
+                topic: name.clone(),
+                index: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                partition: None,
+                answer: None,
+            };
+            w.answer = if !allowed {
+                Some(error_data(
+                    p.partition,
+                    code(ResponseError::TopicAuthorizationFailed),
+                ))
+            } else {
+                match broker.storage.partition(&name, p.partition) {
+                    None => Some(error_data(
+                        p.partition,
+                        code(ResponseError::UnknownTopicOrPartition),
+                    )),
+                    Some(partition) => {
+                        let checked = replicas.follower_fetched(
+                            &name,
+                            p.partition,
+                            replica_id,
+                            p.fetch_offset,
+                            p.current_leader_epoch,
+                        );
+                        let answer = match checked {
+                            Err(not_here) => {
+                                let mut d = error_data(p.partition, not_here.error);
+                                d.current_leader = LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(not_here.leader))
+                                    .with_leader_epoch(not_here.leader_epoch);
+                                Some(d)
+                            }
+                            Ok(()) => diverging(
+                                &partition,
+                                p.partition,
+                                p.last_fetched_epoch,
+                                p.fetch_offset,
+                            ),
+                        };
+                        w.partition = Some(partition);
+                        answer
+                    }
+                }
+            };
+            wanted.push(w);
+        }
+    }
+
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let max_bytes = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let min_bytes = req.min_bytes.max(1) as usize;
+    let mut waiters: Vec<_> = wanted
+        .iter()
+        .filter(|w| w.answer.is_none())
+        .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_log_end()))
+        .collect();
+    let mut waited = Duration::ZERO;
+    let reads = loop {
+        let reads = read_all(&wanted, max_bytes);
+        let bytes: usize = reads
+            .iter()
+            .map(|(_, r)| r.as_ref().map_or(0, FileRegion::len))
+            .sum();
+        let answered = wanted.iter().any(|w| w.answer.is_some());
+        if bytes >= min_bytes
+            || answered
+            || waiters.is_empty()
+            || tokio::time::Instant::now() >= deadline
+        {
+            break reads;
+        }
+        let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
+        let (woken, took) = timed(tokio::time::timeout_at(deadline, changed)).await;
+        waited += took;
+        let done = matches!(woken, Err(_) | Ok((Err(_), _, _)));
+        drop(woken);
+        if done {
+            break read_all(&wanted, max_bytes);
+        }
+        for w in &mut waiters {
+            w.borrow_and_update();
+        }
+    };
+
+    let mut response = FetchResponse::default();
+    let mut records = Vec::new();
+    for (w, (data, region)) in wanted.into_iter().zip(reads) {
+        if response
+            .responses
+            .last()
+            .is_none_or(|t| t.topic.as_str() != w.topic)
+        {
+            response
+                .responses
+                .push(FetchableTopicResponse::default().with_topic(topic_name(&w.topic)));
+        }
+        let topic_index = response.responses.len() - 1;
+        let Some(topic) = response.responses.last_mut() else {
+            continue;
+        };
+        if let Some(region) = region {
+            records.push(PartitionRecords {
+                topic: topic_index,
+                partition: topic.partitions.len(),
+                region,
+            });
+        }
+        topic.partitions.push(data);
+    }
+    Reply {
+        body: Body::Records(records),
+        ..Reply::new(response).quota(QuotaUse::Exempt).waited(waited)
+    }
+}
+
+/// Kafka's divergence check: the follower's last fetched epoch ends earlier here, or
+/// this leader never had it.
+fn diverging(
+    p: &Partition,
+    index: i32,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<PartitionData> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = p.end_offset_for_epoch(last_fetched_epoch);
+    if epoch >= last_fetched_epoch && end_offset >= fetch_offset {
+        return None;
+    }
+    let mut d = error_data(index, NONE);
+    d.high_watermark = p.high_watermark();
+    d.log_start_offset = p.log_start_offset();
+    d.last_stable_offset = p.last_stable_offset();
+    d.diverging_epoch = EpochEndOffset::default()
+        .with_epoch(epoch)
+        .with_end_offset(end_offset);
+    d.records = Some(Bytes::new());
+    Some(d)
+}
+
+fn error_data(index: i32, error_code: i16) -> PartitionData {
+    let mut d = PartitionData::default();
+    d.partition_index = index;
+    d.error_code = error_code;
+    d.high_watermark = -1;
+    d.last_stable_offset = -1;
+    d.log_start_offset = -1;
+    d.records = Some(Bytes::new());
+    d
+}
+
+/// Reads each partition up to its log end offset within the response budget (KIP-74:
+/// only the first partition with data may exceed it, by its first batch).
+fn read_all(wanted: &[Wanted], max_bytes: usize) -> Vec<(PartitionData, Option<FileRegion>)> {
+    let mut used = 0usize;
+    wanted
+        .iter()
+        .map(|w| {
+            if let Some(answer) = &w.answer {
+                return (answer.clone(), None);
+            }
+            let Some(p) = &w.partition else {
+                return (
+                    error_data(w.index, code(ResponseError::UnknownTopicOrPartition)),
+                    None,
+                );
+            };
+            let budget = w.max_bytes.min(max_bytes.saturating_sub(used));
+            match p.read_region(w.fetch_offset, budget, Isolation::LogEnd) {
+                Ok(data) => {
+                    let mut region = data.records.filter(|r| !r.is_empty());
+                    let len = region.as_ref().map_or(0, FileRegion::len);
+                    if used > 0 && len > budget {
+                        region = None;
+                    } else {
+                        used += len;
+                    }
+                    let mut d = error_data(w.index, NONE);
+                    d.high_watermark = p.high_watermark();
+                    d.last_stable_offset = data.last_stable_offset;
+                    d.log_start_offset = data.log_start_offset;
+                    d.records = region.is_none().then(Bytes::new);
+                    (d, region)
+                }
+                Err(e) => {
+                    let mut d = error_data(w.index, read_error_code(&e));
+                    d.high_watermark = p.high_watermark();
+                    d.log_start_offset = p.log_start_offset();
+                    (d, None)
+                }
+            }
+        })
+        .collect()
+}

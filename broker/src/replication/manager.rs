@@ -1,0 +1,566 @@
+//! The replicas this broker holds and the role of each (Kafka's ReplicaManager): leaders
+//! track their followers and move the high watermark, followers are fetched by the
+//! fetchers, and every role follows the cluster metadata's partition states.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use sluice_cluster::{ClusterMetadata, ClusterView, Liveness, MetadataError, PartitionState};
+use sluice_storage::{now_ms, Partition, Storage};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::fetcher::Fetchers;
+use super::leader::{IsrChange, LeaderState};
+
+/// A topic name and partition index.
+pub(crate) type TopicPartition = (String, i32);
+
+/// What this broker is for one partition.
+#[derive(Debug, Clone)]
+pub(crate) enum Role {
+    /// It leads: produce and consume here.
+    Leader(LeaderState),
+    /// It copies from `leader`.
+    Follower {
+        /// The leader's node id.
+        leader: i32,
+        /// The leader epoch this broker follows in.
+        leader_epoch: i32,
+    },
+    /// It holds the data but neither leads nor follows (no leader, or fenced).
+    Offline {
+        /// The last known leader epoch.
+        leader_epoch: i32,
+    },
+}
+
+/// One local replica.
+pub(crate) struct Replica {
+    /// The log.
+    pub(crate) partition: Arc<Partition>,
+    role: Mutex<Role>,
+}
+
+impl Replica {
+    fn role(&self) -> std::sync::MutexGuard<'_, Role> {
+        // Roles are replaced whole, so a panic elsewhere cannot leave one half-changed.
+        self.role.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a request for a partition cannot be served here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotHere {
+    /// The Kafka error code.
+    pub(crate) error: i16,
+    /// The current leader as far as this broker knows (-1: none), for KIP-951.
+    pub(crate) leader: i32,
+    /// Its leader epoch (-1: unknown).
+    pub(crate) leader_epoch: i32,
+}
+
+/// Settings of replication, from the broker's properties.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplicationSettings {
+    /// `replica.lag.time.max.ms`.
+    pub(crate) lag_time_max_ms: i64,
+}
+
+/// The replicas of this broker and their roles.
+pub(crate) struct ReplicaManager {
+    node_id: i32,
+    settings: ReplicationSettings,
+    storage: Arc<Storage>,
+    meta: Arc<dyn ClusterMetadata>,
+    replicas: RwLock<HashMap<TopicPartition, Arc<Replica>>>,
+    liveness: watch::Receiver<Liveness>,
+    fetchers: Fetchers,
+    /// Topic ids seen in the cluster view: only these are deleted when the view drops
+    /// them, so a view that never named a local topic cannot delete its data.
+    seen_topics: Mutex<HashSet<Uuid>>,
+    me: std::sync::Weak<ReplicaManager>,
+}
+
+impl ReplicaManager {
+    /// A manager with no replicas yet; [`ReplicaManager::apply`] gives them roles.
+    pub(crate) fn new(
+        node_id: i32,
+        settings: ReplicationSettings,
+        storage: Arc<Storage>,
+        meta: Arc<dyn ClusterMetadata>,
+        liveness: watch::Receiver<Liveness>,
+        fetchers: Fetchers,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| ReplicaManager {
+            node_id,
+            settings,
+            storage,
+            meta,
+            replicas: RwLock::new(HashMap::new()),
+            liveness,
+            fetchers,
+            seen_topics: Mutex::new(HashSet::new()),
+            me: me.clone(),
+        })
+    }
+
+    fn replica(&self, topic: &str, partition: i32) -> Option<Arc<Replica>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(topic.to_string(), partition))
+            .cloned()
+    }
+
+    fn fenced(&self) -> bool {
+        *self.liveness.borrow() == Liveness::Fenced
+    }
+
+    /// Stops the fetchers (shutdown).
+    pub(crate) fn stop(&self) {
+        self.fetchers.stop();
+    }
+
+    /// Whether this broker may serve a client's produce or fetch for the partition now:
+    /// it leads it, is not fenced, and `current_leader_epoch` (-1: unchecked) matches.
+    pub(crate) fn check_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(), NotHere> {
+        let not_leader = |leader, leader_epoch| NotHere {
+            error: ResponseError::NotLeaderOrFollower.code(),
+            leader,
+            leader_epoch,
+        };
+        let Some(replica) = self.replica(topic, partition) else {
+            return Err(not_leader(-1, -1));
+        };
+        let role = replica.role();
+        match &*role {
+            Role::Leader(l) if self.fenced() => Err(not_leader(-1, l.leader_epoch)),
+            Role::Leader(l) => check_epoch(current_leader_epoch, l.leader_epoch, self.node_id),
+            Role::Follower {
+                leader,
+                leader_epoch,
+            } => Err(not_leader(*leader, *leader_epoch)),
+            Role::Offline { leader_epoch } => Err(not_leader(-1, *leader_epoch)),
+        }
+    }
+
+    /// `min.insync.replicas` for an `acks=all` produce: NOT_ENOUGH_REPLICAS when the ISR
+    /// is smaller.
+    pub(crate) fn check_min_isr(
+        &self,
+        topic: &str,
+        partition: i32,
+        min_isr: i32,
+    ) -> Result<(), i16> {
+        let Some(replica) = self.replica(topic, partition) else {
+            return Ok(());
+        };
+        let role = replica.role();
+        match &*role {
+            Role::Leader(l) if (l.isr.len() as i32) < min_isr => {
+                Err(ResponseError::NotEnoughReplicas.code())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After the leader appended: with an ISR of one the high watermark moves at once.
+    pub(crate) fn appended(&self, topic: &str, partition: i32) {
+        if let Some(replica) = self.replica(topic, partition) {
+            self.advance_high_watermark(&replica);
+        }
+    }
+
+    /// Waits until the high watermark passes `last_offset` (`acks=all`). Errors: the
+    /// leadership moved (NOT_LEADER_OR_FOLLOWER), the ISR fell below `min_isr` after the
+    /// append (NOT_ENOUGH_REPLICAS_AFTER_APPEND), or the time ran out (REQUEST_TIMED_OUT).
+    pub(crate) async fn wait_replicated(
+        &self,
+        topic: &str,
+        partition: i32,
+        last_offset: i64,
+        min_isr: i32,
+        timeout: Duration,
+    ) -> Result<(), i16> {
+        let Some(replica) = self.replica(topic, partition) else {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        };
+        let epoch = match &*replica.role() {
+            Role::Leader(l) => l.leader_epoch,
+            _ => return Err(ResponseError::NotLeaderOrFollower.code()),
+        };
+        let mut hw = replica.partition.subscribe();
+        let mut liveness = self.liveness.clone();
+        let wait = async {
+            loop {
+                if *hw.borrow_and_update() > last_offset {
+                    let role = replica.role();
+                    return match &*role {
+                        Role::Leader(l) if (l.isr.len() as i32) < min_isr => {
+                            Err(ResponseError::NotEnoughReplicasAfterAppend.code())
+                        }
+                        _ => Ok(()),
+                    };
+                }
+                let still_leader =
+                    matches!(&*replica.role(), Role::Leader(l) if l.leader_epoch == epoch);
+                if !still_leader || *liveness.borrow_and_update() == Liveness::Fenced {
+                    return Err(ResponseError::NotLeaderOrFollower.code());
+                }
+                tokio::select! {
+                    changed = hw.changed() => if changed.is_err() {
+                        return Err(ResponseError::NotLeaderOrFollower.code());
+                    },
+                    _ = liveness.changed() => {}
+                    // Leadership changes do not move the high watermark: look again.
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+        }
+    }
+
+    /// A follower fetched `fetch_offset` (Kafka's `updateFollowerFetchState`): its progress
+    /// is recorded, the high watermark may move, and the ISR may grow.
+    pub(crate) fn follower_fetched(
+        &self,
+        topic: &str,
+        partition: i32,
+        replica_id: i32,
+        fetch_offset: i64,
+        current_leader_epoch: i32,
+    ) -> Result<(), NotHere> {
+        self.check_leader(topic, partition, current_leader_epoch)?;
+        let Some(replica) = self.replica(topic, partition) else {
+            return Err(NotHere {
+                error: ResponseError::NotLeaderOrFollower.code(),
+                leader: -1,
+                leader_epoch: -1,
+            });
+        };
+        let now = now_ms();
+        let leo = replica.partition.log_end_offset();
+        let change = {
+            let mut role = replica.role();
+            let Role::Leader(l) = &mut *role else {
+                return Ok(());
+            };
+            if !l.record_fetch(replica_id, fetch_offset, leo, now) {
+                // Kafka answers a fetch from a broker that is not a replica so.
+                return Err(NotHere {
+                    error: ResponseError::NotLeaderOrFollower.code(),
+                    leader: self.node_id,
+                    leader_epoch: l.leader_epoch,
+                });
+            }
+            let hw = replica.partition.high_watermark();
+            let change = l.expansion(replica_id, hw);
+            if let Some(c) = &change {
+                l.propose(c.clone());
+            }
+            change.map(|c| (c, l.clone()))
+        };
+        self.advance_high_watermark(&replica);
+        if let Some((change, state)) = change {
+            self.commit_isr_change(topic.to_string(), partition, replica, change, state);
+        }
+        Ok(())
+    }
+
+    /// Moves the leader's high watermark to what its ISR allows.
+    fn advance_high_watermark(&self, replica: &Replica) {
+        let leo = replica.partition.log_end_offset();
+        let hw = match &*replica.role() {
+            Role::Leader(l) => l.high_watermark(leo, now_ms(), self.settings.lag_time_max_ms),
+            _ => return,
+        };
+        replica.partition.advance_high_watermark(hw);
+    }
+
+    /// Proposes ISR shrinks for followers that fell behind (run every half lag time).
+    pub(crate) fn shrink_lagging(&self) {
+        let now = now_ms();
+        let replicas: Vec<(TopicPartition, Arc<Replica>)> = self
+            .replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((topic, index), replica) in replicas {
+            let leo = replica.partition.log_end_offset();
+            let change = {
+                let mut role = replica.role();
+                let Role::Leader(l) = &mut *role else {
+                    continue;
+                };
+                let change = l.shrink(leo, now, self.settings.lag_time_max_ms);
+                if let Some(c) = &change {
+                    l.propose(c.clone());
+                }
+                change.map(|c| (c, l.clone()))
+            };
+            if let Some((change, state)) = change {
+                tracing::info!(topic, partition = index, isr = ?change.isr(), "shrinking ISR");
+                self.commit_isr_change(topic, index, replica, change, state);
+            }
+        }
+    }
+
+    /// Commits an ISR change with a compare-and-swap on the partition epoch, in the
+    /// background; the leader keeps the maximal ISR until it is settled.
+    fn commit_isr_change(
+        &self,
+        topic: String,
+        index: i32,
+        replica: Arc<Replica>,
+        change: IsrChange,
+        state: LeaderState,
+    ) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let new = PartitionState {
+                leader: state.node_id,
+                leader_epoch: state.leader_epoch,
+                isr: change.isr().to_vec(),
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
+                partition_epoch: state.partition_epoch,
+            };
+            let result = me
+                .meta
+                .update_partition(&topic, index, state.partition_epoch, new)
+                .await;
+            {
+                let mut role = replica.role();
+                let Role::Leader(l) = &mut *role else {
+                    return;
+                };
+                if l.leader_epoch != state.leader_epoch {
+                    return;
+                }
+                match result {
+                    Ok(epoch) => {
+                        tracing::info!(topic, partition = index, isr = ?change.isr(), partition_epoch = epoch, "ISR changed");
+                        l.committed(epoch);
+                    }
+                    Err(MetadataError::Stale(current)) => {
+                        tracing::info!(
+                            topic,
+                            partition = index,
+                            "ISR change refused: the partition moved on"
+                        );
+                        l.refused(current.isr.clone(), current.partition_epoch);
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic, partition = index, error = %e, "ISR change failed; will retry");
+                        l.refused(l.isr.clone(), l.partition_epoch);
+                    }
+                }
+            }
+            me.advance_high_watermark(&replica);
+        });
+    }
+
+    /// Brings local topics and roles in line with the cluster view: topics assigned here
+    /// are created (with the cluster's topic id) or deleted, and each replica becomes
+    /// leader, follower or offline as its partition state says.
+    pub(crate) fn apply(&self, view: &ClusterView) {
+        self.sync_topics(view);
+        let now = now_ms();
+        let mut follow: BTreeMap<i32, Vec<(TopicPartition, Arc<Partition>, i32)>> = BTreeMap::new();
+        let mut next: HashMap<TopicPartition, Arc<Replica>> = HashMap::new();
+        let current = self
+            .replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, topic) in &view.topics {
+            let Some(local) = self.storage.topic(name) else {
+                continue;
+            };
+            for (index, assigned) in topic.assignment.iter().enumerate() {
+                let index = index as i32;
+                if !assigned.contains(&self.node_id) {
+                    continue;
+                }
+                let Some(partition) = local.partition(index).cloned() else {
+                    continue;
+                };
+                let key = (name.clone(), index);
+                let replica = current.get(&key).cloned().unwrap_or_else(|| {
+                    partition.set_replicated(true);
+                    Arc::new(Replica {
+                        partition: partition.clone(),
+                        role: Mutex::new(Role::Offline { leader_epoch: -1 }),
+                    })
+                });
+                if let Some(state) = view.partitions.get(&key) {
+                    if let Some(leader) =
+                        self.apply_state(name, index, &replica, assigned, state, now)
+                    {
+                        follow.entry(leader).or_default().push((
+                            key.clone(),
+                            partition.clone(),
+                            state.leader_epoch,
+                        ));
+                    }
+                }
+                next.insert(key, replica);
+            }
+        }
+        *self.replicas.write().unwrap_or_else(|p| p.into_inner()) = next;
+        self.fetchers.assign(view, follow);
+    }
+
+    /// Applies one partition state to a replica; returns the leader to fetch from when
+    /// this broker follows.
+    fn apply_state(
+        &self,
+        topic: &str,
+        index: i32,
+        replica: &Replica,
+        assigned: &[i32],
+        state: &PartitionState,
+        now: i64,
+    ) -> Option<i32> {
+        let mut role = replica.role();
+        if state.leader == self.node_id {
+            match &mut *role {
+                Role::Leader(l) if l.leader_epoch == state.leader_epoch => {
+                    // Same term: take ISR changes made by the controller (a dead broker removed).
+                    if l.pending().is_none() && l.partition_epoch < state.partition_epoch {
+                        l.refused(state.isr.clone(), state.partition_epoch);
+                    }
+                }
+                _ => {
+                    if let Err(e) = replica.partition.become_leader(state.leader_epoch) {
+                        tracing::error!(topic, partition = index, error = %e, "cannot become leader");
+                        *role = Role::Offline {
+                            leader_epoch: state.leader_epoch,
+                        };
+                        return None;
+                    }
+                    tracing::info!(topic, partition = index, leader_epoch = state.leader_epoch, isr = ?state.isr, "leading");
+                    *role = Role::Leader(LeaderState::new(
+                        self.node_id,
+                        state.leader_epoch,
+                        state.partition_epoch,
+                        assigned.to_vec(),
+                        state.isr.clone(),
+                        replica.partition.log_end_offset(),
+                        now,
+                    ));
+                }
+            }
+            return None;
+        }
+        if state.leader < 0 {
+            *role = Role::Offline {
+                leader_epoch: state.leader_epoch,
+            };
+            return None;
+        }
+        let same = matches!(&*role, Role::Follower { leader, leader_epoch }
+            if *leader == state.leader && *leader_epoch == state.leader_epoch);
+        if !same {
+            tracing::info!(
+                topic,
+                partition = index,
+                leader = state.leader,
+                leader_epoch = state.leader_epoch,
+                "following"
+            );
+            *role = Role::Follower {
+                leader: state.leader,
+                leader_epoch: state.leader_epoch,
+            };
+        }
+        Some(state.leader)
+    }
+
+    /// Creates local topics the view assigns here and deletes those it no longer has.
+    fn sync_topics(&self, view: &ClusterView) {
+        for (name, topic) in &view.topics {
+            if !topic.assignment.iter().any(|r| r.contains(&self.node_id)) {
+                continue;
+            }
+            let count = topic.assignment.len() as i32;
+            let result = match self.storage.topic(name) {
+                Some(local) if local.record.id != topic.topic_id => {
+                    // A topic of the same name deleted and created again meanwhile.
+                    self.storage
+                        .delete_topic(name)
+                        .and_then(|_| {
+                            self.storage.create_topic_with_id(
+                                name,
+                                topic.topic_id,
+                                count,
+                                topic.configs.clone(),
+                            )
+                        })
+                        .map(|_| ())
+                }
+                Some(local) if local.record.partitions < count => {
+                    self.storage.add_partitions(name, count).map(|_| ())
+                }
+                Some(local) if local.record.configs != topic.configs => self
+                    .storage
+                    .alter_topic_config(name, topic.configs.clone())
+                    .map(|_| ()),
+                Some(_) => Ok(()),
+                None => self
+                    .storage
+                    .create_topic_with_id(name, topic.topic_id, count, topic.configs.clone())
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                tracing::error!(topic = %name, error = %e, "cannot open the topic's replicas");
+            }
+        }
+        let mut seen = self.seen_topics.lock().unwrap_or_else(|p| p.into_inner());
+        seen.extend(view.topics.values().map(|t| t.topic_id));
+        for local in self.storage.topics() {
+            let name = &local.record.name;
+            let in_view = view
+                .topics
+                .get(name)
+                .is_some_and(|t| t.topic_id == local.record.id);
+            if in_view || !seen.contains(&local.record.id) {
+                continue;
+            }
+            match self.storage.delete_topic(name) {
+                Ok(_) => tracing::info!(topic = %name, "deleted the replicas of a deleted topic"),
+                Err(e) => tracing::error!(topic = %name, error = %e, "cannot delete replicas"),
+            }
+        }
+    }
+}
+
+/// Kafka's leader epoch check: an older epoch is fenced, a newer one not yet known here.
+fn check_epoch(requested: i32, current: i32, leader: i32) -> Result<(), NotHere> {
+    let error = match requested {
+        -1 => return Ok(()),
+        e if e < current => ResponseError::FencedLeaderEpoch,
+        e if e > current => ResponseError::UnknownLeaderEpoch,
+        _ => return Ok(()),
+    };
+    Err(NotHere {
+        error: error.code(),
+        leader,
+        leader_epoch: current,
+    })
+}

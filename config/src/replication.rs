@@ -1,0 +1,33 @@
+//! How replicas copy from leaders and when they fall out of sync (Kafka's `replica.*`
+//! and `inter.broker.listener.name`). Only a cluster uses them.
+
+/// The replication settings of a cluster member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch may wait for data.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes`: bytes per partition in one follower fetch.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes in one follower fetch answer.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch.
+    pub fetch_backoff_ms: i32,
+    /// `inter.broker.listener.name`: the listener followers fetch through; `None`: the
+    /// first PLAINTEXT listener.
+    pub inter_broker_listener: Option<String>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_backoff_ms: 1_000,
+            inter_broker_listener: None,
+        }
+    }
+}

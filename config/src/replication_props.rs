@@ -1,0 +1,40 @@
+//! The declarations of the replication properties (`replication.rs`).
+
+use crate::def::{BrokerProp, KafkaDefault};
+use crate::describe::ConfigType;
+use crate::{parse_i32, parse_i64, ConfigError};
+
+/// Kafka's replication properties that a cluster member uses.
+#[rustfmt::skip]
+pub(crate) static REPLICATION_PROPS: &[BrokerProp] = &[
+    BrokerProp::typed("replica.lag.time.max.ms", ConfigType::Long, "A follower not caught up with the leader for this long leaves the ISR.",
+        |p, k, v| { p.cfg.replication.lag_time_max_ms = parse_i64(k, v, 1)?; Ok(()) },
+        |b| b.replication.lag_time_max_ms.to_string())
+        .kafka_default(KafkaDefault::Value("30000")),
+    BrokerProp::typed("replica.fetch.wait.max.ms", ConfigType::Int, "Longest wait of a follower's fetch for new data.",
+        |p, k, v| { p.cfg.replication.fetch_wait_max_ms = parse_i32(k, v, 0)?; Ok(()) },
+        |b| b.replication.fetch_wait_max_ms.to_string())
+        .kafka_default(KafkaDefault::Value("500")),
+    BrokerProp::typed("replica.fetch.max.bytes", ConfigType::Int, "Bytes per partition a follower asks for in one fetch.",
+        |p, k, v| { p.cfg.replication.fetch_max_bytes = parse_i32(k, v, 1)?; Ok(()) },
+        |b| b.replication.fetch_max_bytes.to_string())
+        .kafka_default(KafkaDefault::Value("1048576")),
+    BrokerProp::typed("replica.fetch.response.max.bytes", ConfigType::Int, "Bytes a follower asks for in one fetch answer.",
+        |p, k, v| { p.cfg.replication.fetch_response_max_bytes = parse_i32(k, v, 1)?; Ok(()) },
+        |b| b.replication.fetch_response_max_bytes.to_string())
+        .kafka_default(KafkaDefault::Value("10485760")),
+    BrokerProp::typed("replica.fetch.backoff.ms", ConfigType::Int, "Pause of a follower after a failed fetch.",
+        |p, k, v| { p.cfg.replication.fetch_backoff_ms = parse_i32(k, v, 0)?; Ok(()) },
+        |b| b.replication.fetch_backoff_ms.to_string())
+        .kafka_default(KafkaDefault::Value("1000")),
+    BrokerProp::parsed("inter.broker.listener.name", "The listener followers fetch from leaders through; unset: the first PLAINTEXT listener.",
+        |b| b.replication.inter_broker_listener.clone().unwrap_or_default(),
+        |p, k, v| {
+            if v.trim().is_empty() {
+                return Err(ConfigError::invalid(k, v, "expected a listener name"));
+            }
+            p.cfg.replication.inter_broker_listener = Some(v.trim().to_string());
+            Ok(())
+        })
+        .of_type(ConfigType::String),
+];

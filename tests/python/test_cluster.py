@@ -1,0 +1,189 @@
+"""A three-broker cluster on etcd: placement, replication, acks=all, leader failover and
+follower catch-up, driven by confluent-kafka, kcat and raw frames."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+import wire
+
+NOT_LEADER_OR_FOLLOWER = 6
+
+
+def create_topic(cluster, name: str, partitions: int, rf: int = 3, configs: dict | None = None):
+    admin = cluster.admin()
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=rf, config=configs or {})],
+        operation_timeout=30)
+    futures[name].result(timeout=30)
+    cluster.wait_for(lambda: all(p.leader >= 0 and len(p.isrs) == rf
+                                 for p in cluster.metadata(name).topics[name].partitions.values()),
+                     what=f"{name} has leaders and full ISRs")
+
+
+def produce(cluster, topic: str, values: list[bytes], partition: int | None = None,
+            extra: dict | None = None) -> list[tuple[int, int, bytes]]:
+    """Produces with acks=all and idempotence; returns (partition, offset, value) of every
+    acknowledged record and fails on any delivery error."""
+    acked, errors = [], []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked.append((msg.partition(), msg.offset(), msg.value()))
+
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5, **(extra or {})})
+    for v in values:
+        if partition is None:
+            p.produce(topic, v, key=v, on_delivery=report)
+        else:
+            p.produce(topic, v, partition=partition, on_delivery=report)
+        p.poll(0)
+    assert p.flush(60) == 0, "undelivered records"
+    assert not errors, errors
+    return acked
+
+
+def consume_all(cluster, topic: str, expected: int, timeout: float = 60) -> list[tuple[int, int, bytes]]:
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}-{time.monotonic_ns()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            out.append((m.partition(), m.offset(), m.value()))
+    finally:
+        c.close()
+    return out
+
+
+def segment_bytes(broker, topic: str, partition: int) -> bytes:
+    """A replica's log as stored: its segment files concatenated in offset order."""
+    d = Path(broker.log_dir) / f"{topic}-{partition}"
+    files = sorted(d.glob("*.log"), key=lambda f: int(f.stem))
+    return b"".join(f.read_bytes() for f in files)
+
+
+def test_three_brokers_place_replicas_and_leaders_evenly(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "spread", 12)
+    md = cluster.metadata("spread")
+    assert sorted(md.brokers) == [1, 2, 3]
+    parts = md.topics["spread"].partitions
+    assert sorted(parts) == list(range(12))
+    for p in parts.values():
+        assert sorted(p.replicas) == [1, 2, 3]
+        assert sorted(p.isrs) == [1, 2, 3]
+        assert p.leader == p.replicas[0], "the preferred replica leads a new topic"
+    assert Counter(p.leader for p in parts.values()) == {1: 4, 2: 4, 3: 4}
+
+    # kcat sees the same cluster.
+    out = subprocess.run(["kcat", "-b", cluster.bootstrap, "-L", "-t", "spread"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "3 brokers:" in out
+    assert out.count("isrs: ") == 12
+
+
+def test_replication_factor_above_the_live_brokers_is_refused(cluster_factory):
+    cluster = cluster_factory(3)
+    admin = cluster.admin()
+    futures = admin.create_topics([NewTopic("too-many", 1, replication_factor=4)])
+    with pytest.raises(Exception) as e:
+        futures["too-many"].result(timeout=30)
+    assert "INVALID_REPLICATION_FACTOR" in str(e.value)
+
+
+def test_acks_all_records_reach_every_replica_byte_for_byte(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "copies", 12)
+    values = [f"record-{i:05d}".encode() for i in range(3000)]
+    acked = produce(cluster, "copies", values)
+    assert sorted(v for _, _, v in acked) == values
+    got = consume_all(cluster, "copies", len(values))
+    assert sorted(got) == sorted(acked)
+    # Every partition's offsets are 0..n-1 without a gap.
+    by_partition = {}
+    for p, o, _ in got:
+        by_partition.setdefault(p, []).append(o)
+    for offsets in by_partition.values():
+        assert sorted(offsets) == list(range(len(offsets)))
+    # Followers hold the leader's log exactly (same offsets, epochs, bytes).
+    for index in range(12):
+        logs = cluster.wait_for(
+            lambda: (lambda l: l if len(set(l)) == 1 else None)(
+                [segment_bytes(b, "copies", index) for b in cluster.brokers.values()]),
+            what=f"replicas of copies-{index} identical")
+        assert len(logs[0]) > 0
+
+
+def test_a_follower_answers_not_leader_with_the_leader(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "routed", 1)
+    leader = cluster.leader("routed", 0)
+    follower = next(b for i, b in cluster.brokers.items() if i != leader)
+    batch = wire.record_batch([(b"k", b"v")], int(time.time() * 1000))
+    with wire.Conn(follower.host, follower.port) as conn:
+        resp = conn.request(wire.produce_request(8, 7, "routed", 0, batch, acks=-1))
+    corr, results = wire.parse_produce_response(8, resp)
+    assert corr == 7
+    assert results == [("routed", 0, NOT_LEADER_OR_FOLLOWER, -1)]
+
+
+def test_the_leaders_death_moves_leadership_and_loses_no_acknowledged_write(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "failover", 1)
+    first = [f"before-{i}".encode() for i in range(500)]
+    acked = produce(cluster, "failover", first, partition=0)
+    old_leader = cluster.leader("failover", 0)
+    cluster.brokers[old_leader].kill()
+    new_leader = cluster.wait_for(
+        lambda: (lambda p: p.leader if p.leader not in (-1, old_leader) else None)(
+            cluster.partition("failover", 0)),
+        timeout=30, what="a new leader")
+    assert new_leader != old_leader
+    assert old_leader not in cluster.partition("failover", 0).isrs
+    second = [f"after-{i}".encode() for i in range(500)]
+    acked += produce(cluster, "failover", second, partition=0)
+    got = consume_all(cluster, "failover", 1000)
+    assert [v for _, _, v in sorted(got, key=lambda r: r[1])] == first + second
+    assert sorted(o for _, o, _ in got) == list(range(1000))
+
+    # The old leader comes back as a follower, catches up and rejoins the ISR.
+    cluster.brokers[old_leader].start()
+    cluster.wait_for(lambda: sorted(cluster.partition("failover", 0).isrs) == [1, 2, 3],
+                     timeout=60, what="the old leader back in the ISR")
+    cluster.wait_for(
+        lambda: len({segment_bytes(b, "failover", 0) for b in cluster.brokers.values()}) == 1,
+        what="all replicas identical")
+
+
+def test_a_stopped_follower_catches_up_and_rejoins_the_isr(cluster_factory):
+    cluster = cluster_factory(3, overrides={"replica.lag.time.max.ms": 2000})
+    create_topic(cluster, "catchup", 1)
+    leader = cluster.leader("catchup", 0)
+    follower_id = next(i for i in cluster.brokers if i != leader)
+    follower = cluster.brokers[follower_id]
+    follower.stop()
+    cluster.wait_for(lambda: follower_id not in cluster.partition("catchup", 0).isrs,
+                     timeout=30, what="the stopped follower leaves the ISR")
+    values = [f"v{i}".encode() for i in range(2000)]
+    produce(cluster, "catchup", values, partition=0)
+    follower.start()
+    cluster.wait_for(lambda: sorted(cluster.partition("catchup", 0).isrs) == [1, 2, 3],
+                     timeout=60, what="the follower back in the ISR")
+    cluster.wait_for(
+        lambda: len({segment_bytes(b, "catchup", 0) for b in cluster.brokers.values()}) == 1,
+        what="all replicas identical")
