@@ -15,6 +15,7 @@ from confluent_kafka.admin import NewTopic
 import wire
 
 NOT_LEADER_OR_FOLLOWER = 6
+NOT_ENOUGH_REPLICAS = 19
 
 
 def create_topic(cluster, name: str, partitions: int, rf: int = 3, configs: dict | None = None):
@@ -187,3 +188,55 @@ def test_a_stopped_follower_catches_up_and_rejoins_the_isr(cluster_factory):
     cluster.wait_for(
         lambda: len({segment_bytes(b, "catchup", 0) for b in cluster.brokers.values()}) == 1,
         what="all replicas identical")
+
+
+def test_min_insync_replicas_refuses_acks_all_when_the_isr_is_too_small(cluster_factory):
+    cluster = cluster_factory(3, overrides={"replica.lag.time.max.ms": 2000})
+    create_topic(cluster, "guarded", 1, configs={"min.insync.replicas": "3"})
+    leader = cluster.leader("guarded", 0)
+    batch = wire.record_batch([(b"k", b"v")], int(time.time() * 1000))
+    lb = cluster.brokers[leader]
+    with wire.Conn(lb.host, lb.port) as conn:
+        _, results = wire.parse_produce_response(8, conn.request(
+            wire.produce_request(8, 1, "guarded", 0, batch, acks=-1)))
+    assert results == [("guarded", 0, 0, 0)], "three in-sync replicas take acks=all"
+    follower_id = next(i for i in cluster.brokers if i != leader)
+    cluster.brokers[follower_id].stop()
+    cluster.wait_for(lambda: follower_id not in cluster.partition("guarded", 0).isrs,
+                     timeout=30, what="the stopped follower leaves the ISR")
+    with wire.Conn(lb.host, lb.port) as conn:
+        _, results = wire.parse_produce_response(8, conn.request(
+            wire.produce_request(8, 2, "guarded", 0, batch, acks=-1)))
+        assert results == [("guarded", 0, NOT_ENOUGH_REPLICAS, -1)]
+        # acks=1 does not need the ISR.
+        _, results = wire.parse_produce_response(8, conn.request(
+            wire.produce_request(8, 3, "guarded", 0, batch, acks=1)))
+        assert results == [("guarded", 0, 0, 1)]
+
+
+def test_partitions_added_and_configs_altered_reach_every_broker(cluster_factory):
+    from confluent_kafka.admin import ConfigResource, NewPartitions
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "grown", 3)
+    admin = cluster.admin()
+    admin.create_partitions([NewPartitions("grown", 6)])["grown"].result(timeout=30)
+    cluster.wait_for(lambda: all(p.leader >= 0 and len(p.isrs) == 3
+                                 for p in cluster.metadata("grown").topics["grown"].partitions.values())
+                     and len(cluster.metadata("grown").topics["grown"].partitions) == 6,
+                     what="six partitions with leaders and full ISRs")
+    acked = produce(cluster, "grown", [b"into-5"], partition=5)
+    assert acked == [(5, 0, b"into-5")]
+
+    resource = ConfigResource("topic", "grown", set_config={"retention.ms": "3600000"})
+    admin.alter_configs([resource])[resource].result(timeout=30)
+    # Asked through each broker in turn, the new value is what every answer holds.
+    for b in cluster.brokers.values():
+        from confluent_kafka.admin import AdminClient
+        one = AdminClient({"bootstrap.servers": b.bootstrap})
+        described = cluster.wait_for(
+            lambda: (lambda c: c if c["retention.ms"].value == "3600000" else None)(
+                one.describe_configs([ConfigResource("topic", "grown")])[ConfigResource("topic", "grown")]
+                .result(timeout=10)),
+            what=f"broker {b.bootstrap} describing the new retention.ms")
+        assert described["retention.ms"].value == "3600000"

@@ -181,33 +181,58 @@ fn validated(broker: &Broker, configs: &BTreeMap<String, String>) -> Result<(), 
     validate_topic_overrides(&broker.storage.effective_config(), configs).map_err(invalid)
 }
 
-/// Applies new overrides to a topic, or only checks them when `validate_only`.
+/// New overrides of a topic that a cluster member must still write to the cluster
+/// metadata (every replica then applies them from its view).
+type ClusterWrite = Option<(String, BTreeMap<String, String>)>;
+
+/// Applies new overrides to a topic, or only checks them when `validate_only`. In a
+/// cluster the overrides come from, and go to, the cluster metadata: they are returned
+/// for the caller to write.
 fn alter_topic(
     broker: &Broker,
     name: &str,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
     validate_only: bool,
-) -> Result<(), Refusal> {
-    let topic = broker.storage.topic(name).ok_or_else(|| {
+) -> Result<ClusterWrite, Refusal> {
+    let unknown = || {
         (
             ResponseError::UnknownTopicOrPartition,
             format!("topic {name} does not exist"),
         )
-    })?;
+    };
+    if let Some(node) = &broker.cluster {
+        let mut configs = node.topic_configs(name).ok_or_else(unknown)?;
+        change(&mut configs)?;
+        validated(broker, &configs)?;
+        return Ok((!validate_only).then(|| (name.to_string(), configs)));
+    }
+    let topic = broker.storage.topic(name).ok_or_else(unknown)?;
     let mut configs = topic.record.configs.clone();
     change(&mut configs)?;
     validated(broker, &configs)?;
     if validate_only {
-        return Ok(());
+        return Ok(None);
     }
     broker
         .storage
         .alter_topic_config(name, configs)
-        .map(|_| ())
+        .map(|_| None)
         .map_err(|e| {
             tracing::error!(topic = name, error = %e, "storing topic configs failed");
             (ResponseError::KafkaStorageError, e.to_string())
         })
+}
+
+/// Writes topic overrides a cluster member changed to the cluster metadata and waits
+/// until this broker's view has them.
+async fn write_to_cluster(
+    broker: &Broker,
+    outcome: Result<ClusterWrite, Refusal>,
+) -> Result<(), Refusal> {
+    match (outcome?, &broker.cluster) {
+        (Some((name, configs)), Some(node)) => node.set_topic_configs(&name, configs).await,
+        _ => Ok(()),
+    }
 }
 
 /// The error code and message a resource's outcome is answered with.
@@ -282,9 +307,11 @@ pub(crate) async fn alter_configs(
                     })
                     .collect(),
                 req.validate_only,
-            ),
+            )
+            .map(|()| None),
             other => Err(other_resource_refusal(other)),
         });
+        let outcome = write_to_cluster(broker, outcome).await;
         let (error_code, error_message) = answer(outcome);
         res.responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()
@@ -431,9 +458,11 @@ pub(crate) async fn incremental_alter_configs(
                     })
                     .collect(),
                 req.validate_only,
-            ),
+            )
+            .map(|()| None),
             other => Err(other_resource_refusal(other)),
         });
+        let outcome = write_to_cluster(broker, outcome).await;
         let (error_code, error_message) = answer(outcome);
         res.responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()

@@ -49,13 +49,16 @@ pub(crate) async fn create_partitions(
                     format!("not authorized to alter topic {name}"),
                 ));
             }
-            let topic = broker.storage.topic(&name).ok_or_else(|| {
+            let current = match &broker.cluster {
+                Some(node) => node.partitioning(&name).map(|(count, _)| count),
+                None => broker.storage.topic(&name).map(|t| t.record.partitions),
+            }
+            .ok_or_else(|| {
                 (
                     ResponseError::UnknownTopicOrPartition,
                     format!("topic {name} does not exist"),
                 )
             })?;
-            let current = topic.record.partitions;
             if t.count < current {
                 return Err((
                     ResponseError::InvalidPartitions,
@@ -86,6 +89,9 @@ pub(crate) async fn create_partitions(
                     ));
                 }
                 let node = broker.node_id();
+                if broker.cluster.is_some() {
+                    return Ok(());
+                }
                 if let Some(a) = assignments
                     .iter()
                     .find(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>() != [node])
@@ -99,7 +105,7 @@ pub(crate) async fn create_partitions(
                     ));
                 }
             }
-            if req.validate_only {
+            if req.validate_only || broker.cluster.is_some() {
                 return Ok(());
             }
             broker
@@ -115,6 +121,19 @@ pub(crate) async fn create_partitions(
                     )
                 })
         })();
+        // In a cluster the checks above pass the request on to the cluster metadata.
+        let outcome = match (&broker.cluster, outcome) {
+            (Some(node), Ok(())) => {
+                let manual = t.assignments.as_ref().map(|a| {
+                    a.iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                });
+                node.create_partitions(&name, t.count, manual, req.validate_only)
+                    .await
+            }
+            (_, outcome) => outcome,
+        };
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
         match outcome {
             Ok(()) => r.error_code = NONE,

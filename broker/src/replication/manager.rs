@@ -514,14 +514,21 @@ impl ReplicaManager {
                         })
                         .map(|_| ())
                 }
-                Some(local) if local.record.partitions < count => {
-                    self.storage.add_partitions(name, count).map(|_| ())
+                Some(local) => {
+                    let grown = if local.record.partitions < count {
+                        self.storage.add_partitions(name, count).map(|_| ())
+                    } else {
+                        Ok(())
+                    };
+                    grown.and_then(|()| {
+                        if local.record.configs == topic.configs {
+                            return Ok(());
+                        }
+                        self.storage
+                            .alter_topic_config(name, topic.configs.clone())
+                            .map(|_| ())
+                    })
                 }
-                Some(local) if local.record.configs != topic.configs => self
-                    .storage
-                    .alter_topic_config(name, topic.configs.clone())
-                    .map(|_| ()),
-                Some(_) => Ok(()),
                 None => self
                     .storage
                     .create_topic_with_id(name, topic.topic_id, count, topic.configs.clone())

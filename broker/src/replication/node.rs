@@ -369,3 +369,123 @@ impl ClusterNode {
         }
     }
 }
+
+impl ClusterNode {
+    /// A topic's config overrides as the cluster holds them.
+    pub(crate) fn topic_configs(
+        &self,
+        name: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        self.view
+            .borrow()
+            .topics
+            .get(name)
+            .map(|t| t.configs.clone())
+    }
+
+    /// Replaces a topic's overrides in the cluster metadata and waits until this broker's
+    /// view has them (each replica applies them from its view).
+    pub(crate) async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        use kafka_protocol::ResponseError;
+        match self.meta.set_topic_configs(name, configs.clone()).await {
+            Ok(()) => {}
+            Err(sluice_cluster::MetadataError::UnknownTopic(_)) => {
+                return Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {name} does not exist"),
+                ))
+            }
+            Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
+        }
+        if self
+            .wait_view(|v| v.topics.get(name).is_some_and(|t| t.configs == configs))
+            .await
+        {
+            Ok(())
+        } else {
+            Err((
+                ResponseError::RequestTimedOut,
+                format!("the configs of {name} were changed but this broker has not seen them yet"),
+            ))
+        }
+    }
+
+    /// The partition count of a topic and the replicas of its partition 0.
+    pub(crate) fn partitioning(&self, name: &str) -> Option<(i32, Vec<i32>)> {
+        let view = self.view.borrow();
+        let t = view.topics.get(name)?;
+        Some((
+            t.assignment.len() as i32,
+            t.assignment.first().cloned().unwrap_or_default(),
+        ))
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions): the new partitions' replicas
+    /// are the request's, or placed as Kafka places them after the existing ones.
+    pub(crate) async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        manual: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), Refusal> {
+        use kafka_protocol::ResponseError;
+        let (current, assignment, first) = {
+            let view = self.view.borrow();
+            let t = view.topics.get(name).ok_or_else(|| {
+                (
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {name} does not exist"),
+                )
+            })?;
+            (
+                t.assignment.len() as i32,
+                t.assignment.clone(),
+                t.assignment.first().cloned().unwrap_or_default(),
+            )
+        };
+        let added = match manual {
+            Some(m) => self.place(count - current, first.len() as i32, Some(m))?,
+            None => sluice_cluster::assign::assign_replicas(
+                &self.live_brokers(),
+                count - current,
+                first.len() as i32,
+                current,
+                Some(&first),
+            )
+            .map_err(|e| (ResponseError::InvalidReplicationFactor, e.to_string()))?,
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let states = added
+            .iter()
+            .map(|r| sluice_cluster::PartitionState::initial(r))
+            .collect();
+        let mut grown = assignment;
+        grown.extend(added);
+        match self.meta.create_partitions(name, grown, states).await {
+            Ok(()) => {}
+            Err(e) => return Err((ResponseError::InvalidPartitions, e.to_string())),
+        }
+        if self
+            .wait_view(|v| {
+                v.topics
+                    .get(name)
+                    .is_some_and(|t| t.assignment.len() as i32 == count)
+            })
+            .await
+        {
+            Ok(())
+        } else {
+            Err((
+                ResponseError::RequestTimedOut,
+                format!("partitions were added to {name} but this broker has not seen them yet"),
+            ))
+        }
+    }
+}
