@@ -199,11 +199,23 @@ pub(crate) type Refusal = (kafka_protocol::ResponseError, String);
 const VIEW_WAIT: Duration = Duration::from_secs(30);
 
 impl ClusterNode {
-    /// Waits until the view satisfies `done`; false after [`VIEW_WAIT`].
-    async fn wait_view(&self, done: impl Fn(&ClusterView) -> bool) -> bool {
+    /// Waits until the view satisfies `done` (a change this broker wrote has come back
+    /// through the watch); after [`VIEW_WAIT`], REQUEST_TIMED_OUT saying "`change` but
+    /// this broker has not seen it yet".
+    async fn wait_view(
+        &self,
+        done: impl Fn(&ClusterView) -> bool,
+        change: &str,
+    ) -> Result<(), Refusal> {
         let mut view = self.view.clone();
         let reached = tokio::time::timeout(VIEW_WAIT, view.wait_for(|v| done(v))).await;
-        matches!(reached, Ok(Ok(_)))
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err((
+                kafka_protocol::ResponseError::RequestTimedOut,
+                format!("{change} but this broker has not seen it yet"),
+            )),
+        }
     }
 
     /// Whether the cluster has a topic of this name.
@@ -305,17 +317,12 @@ impl ClusterNode {
             }
             Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
         }
-        if self
-            .wait_view(|v| v.topics.get(name).is_some_and(|t| t.topic_id == topic_id))
-            .await
-        {
-            Ok(topic_id)
-        } else {
-            Err((
-                ResponseError::RequestTimedOut,
-                format!("topic {name} was created but this broker has not seen it yet"),
-            ))
-        }
+        self.wait_view(
+            |v| v.topics.get(name).is_some_and(|t| t.topic_id == topic_id),
+            &format!("topic {name} was created"),
+        )
+        .await?;
+        Ok(topic_id)
     }
 }
 
@@ -359,14 +366,12 @@ impl ClusterNode {
             }
             Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
         }
-        if self.wait_view(|v| !v.topics.contains_key(name)).await {
-            Ok(())
-        } else {
-            Err((
-                ResponseError::RequestTimedOut,
-                format!("topic {name} was deleted but this broker has not seen it yet"),
-            ))
-        }
+        self.wait_view(
+            |v| !v.topics.contains_key(name),
+            &format!("topic {name} was deleted"),
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -401,17 +406,12 @@ impl ClusterNode {
             }
             Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
         }
-        if self
-            .wait_view(|v| v.topics.get(name).is_some_and(|t| t.configs == configs))
-            .await
-        {
-            Ok(())
-        } else {
-            Err((
-                ResponseError::RequestTimedOut,
-                format!("the configs of {name} were changed but this broker has not seen them yet"),
-            ))
-        }
+        self.wait_view(
+            |v| v.topics.get(name).is_some_and(|t| t.configs == configs),
+            &format!("the configs of {name} were changed"),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The partition count of a topic and the replicas of its partition 0.
@@ -472,20 +472,15 @@ impl ClusterNode {
             Ok(()) => {}
             Err(e) => return Err((ResponseError::InvalidPartitions, e.to_string())),
         }
-        if self
-            .wait_view(|v| {
+        self.wait_view(
+            |v| {
                 v.topics
                     .get(name)
                     .is_some_and(|t| t.assignment.len() as i32 == count)
-            })
-            .await
-        {
-            Ok(())
-        } else {
-            Err((
-                ResponseError::RequestTimedOut,
-                format!("partitions were added to {name} but this broker has not seen them yet"),
-            ))
-        }
+            },
+            &format!("partitions were added to {name}"),
+        )
+        .await?;
+        Ok(())
     }
 }
