@@ -56,5 +56,6 @@ pub(crate) fn storage_error_code(e: &StorageError) -> i16 {
         // Retriable: clients ask for a producer id again.
         StorageError::ProducerIdsUnavailable(_) => code(ResponseError::CoordinatorLoadInProgress),
         StorageError::BelowLogStart { .. } => code(ResponseError::OffsetOutOfRange),
+        StorageError::NotLeader(_) => code(ResponseError::NotLeaderOrFollower),
     }
 }

@@ -7,6 +7,7 @@ mod broker;
 mod clock;
 mod conn_limits;
 mod connection;
+mod coordinator_loader;
 mod dispatch;
 mod error;
 mod fetch_session;

@@ -15,8 +15,10 @@ use tokio::task::JoinSet;
 
 use crate::acl::Authorizer;
 use crate::broker::Broker;
+use crate::clock::SystemClock;
 use crate::conn_limits::PerIpLimits;
 use crate::fetch_session::FetchSessionCache;
+use crate::group::log_store::LogGroupStore;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
@@ -115,12 +117,6 @@ pub(crate) async fn bind(
         "broker ready"
     );
     let storage = Arc::new(storage);
-    let groups = Arc::new(
-        GroupCoordinator::load(storage.clone(), config.groups.clone())
-            .context("loading consumer groups")?,
-    );
-    let txns = TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
-        .context("loading transaction state")?;
     let authorizer =
         Authorizer::load(config.authorizer.clone(), storage.acls()).context("loading ACLs")?;
     let quotas = QuotaManager::load(
@@ -144,6 +140,21 @@ pub(crate) async fn bind(
         tracing::info!(cluster_id, node_id = config.node_id, "joined the cluster");
         Some(node)
     };
+    let groups = Arc::new(match &cluster {
+        None => GroupCoordinator::load(storage.clone(), config.groups.clone())
+            .context("loading consumer groups")?,
+        Some(node) => GroupCoordinator::replicated(
+            Arc::new(LogGroupStore::new(
+                node.coordinator_log.clone(),
+                config.groups.offsets_topic_num_partitions,
+            )),
+            storage.clone(),
+            Arc::new(SystemClock),
+            config.groups.clone(),
+        ),
+    });
+    let txns = TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
+        .context("loading transaction state")?;
     Ok((
         Arc::new(Broker {
             config,

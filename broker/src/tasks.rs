@@ -33,6 +33,13 @@ pub(crate) fn spawn_background(
         tasks.push(tokio::spawn(run_cleaner(broker.clone(), stop.clone())));
     }
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(stop.clone())));
+    if let Some(cluster) = &broker.cluster {
+        tasks.push(tokio::spawn(crate::coordinator_loader::follow_leadership(
+            broker.groups.clone(),
+            cluster.replicas.leadership(),
+            stop.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(broker.txns.clone().run_timers(stop.clone())));
     let b = broker.clone();
     let offsets_every = Duration::from_millis(

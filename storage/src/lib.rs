@@ -71,6 +71,9 @@ pub enum StorageError {
     /// The cluster has not yet reserved producer ids for this broker (retriable).
     #[error("no producer ids reserved yet: {0}")]
     ProducerIdsUnavailable(String),
+    /// This broker's replica of the partition does not lead it (NOT_LEADER_OR_FOLLOWER).
+    #[error("this broker does not lead {0}")]
+    NotLeader(String),
     /// A test hook stopped the work here, as a crash would.
     #[error("stopped at crash point {0}")]
     CrashPoint(&'static str),

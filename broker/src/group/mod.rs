@@ -1,16 +1,22 @@
 //! The group coordinator: classic group membership (JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup), committed offsets, and the operator views of groups.
 //!
-//! All groups live in memory behind one lock and are persisted through `storage/` after
-//! each completed generation and each offset commit; start-up reloads them. Requests that
+//! All groups live in memory behind one lock and are persisted through the group store
+//! after each completed generation and each offset commit: RocksDB on a single node,
+//! which start-up reloads; in a cluster, the replicated `__consumer_offsets` partitions,
+//! each loaded when this broker becomes its leader ([`loading`]). Requests that
 //! must wait (JoinGroup until the join phase completes, SyncGroup until the leader sends
 //! the assignment) get a oneshot channel that the state machine completes.
 
 mod assignor;
 mod classic;
 mod consumer;
+mod loading;
+pub(crate) mod log_store;
 mod offsets;
+mod ownership;
 pub(crate) mod ports;
+mod records;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -25,6 +31,7 @@ use sluice_config::GroupConfig;
 use sluice_storage::{Storage, StorageError};
 
 use crate::clock::{Clock, SystemClock};
+use ownership::Ownership;
 use ports::{GroupStore, TopicCatalog};
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -42,9 +49,12 @@ pub(crate) enum Pending<T> {
     Wait(oneshot::Receiver<T>),
 }
 
-/// The broker's group coordinator (every group: this is a single-node cluster).
+/// The broker's group coordinator: for every group on a single node, for the groups of
+/// the `__consumer_offsets` partitions it leads in a cluster.
 pub(crate) struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
+    /// Which groups this coordinator answers for.
+    ownership: Ownership,
     /// Group metadata and committed offsets.
     store: Arc<dyn GroupStore>,
     /// The topics offsets and assignments refer to.
@@ -89,12 +99,43 @@ impl GroupCoordinator {
         }
         Ok(GroupCoordinator {
             groups: Mutex::new(groups),
+            ownership: Ownership::everything(config.offsets_topic_num_partitions),
             store,
             topics,
             clock,
             config,
             timer: Notify::new(),
         })
+    }
+
+    /// A cluster member's coordinator: it answers for no group until a partition of
+    /// `__consumer_offsets` is loaded ([`GroupCoordinator::load_partition`]).
+    pub(crate) fn replicated(
+        store: Arc<dyn GroupStore>,
+        topics: Arc<dyn TopicCatalog>,
+        clock: Arc<dyn Clock>,
+        config: GroupConfig,
+    ) -> Self {
+        GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            ownership: Ownership::nothing(config.offsets_topic_num_partitions),
+            store,
+            topics,
+            clock,
+            config,
+            timer: Notify::new(),
+        }
+    }
+
+    /// Whether this coordinator answers for the group now: NOT_COORDINATOR when another
+    /// broker does, COORDINATOR_LOAD_IN_PROGRESS while its state is being loaded.
+    pub(crate) fn check_coordinator(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.ownership.check(group_id)
+    }
+
+    /// The partition of `__consumer_offsets` that holds the group's state.
+    pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
+        self.ownership.partition_of(group_id)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -157,7 +198,7 @@ impl GroupCoordinator {
         }
         for id in dead {
             groups.remove(&id);
-            if let Err(e) = self.store.delete_group(&id) {
+            if let Err(e) = self.store.delete_group(&id, &[]) {
                 tracing::error!(group = %id, error = %e, "deleting an expired group failed");
             }
         }

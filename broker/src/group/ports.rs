@@ -7,6 +7,8 @@ use std::sync::Arc;
 use sluice_storage::{CommittedOffset, GroupOffsets, GroupRecord, Storage, StorageError};
 use uuid::Uuid;
 
+use crate::internal_topics::partition_for;
+
 /// A stored group: its id, its last generation if any, and its committed offsets.
 pub(crate) type StoredGroup = (String, Option<GroupRecord>, GroupOffsets);
 
@@ -14,10 +16,21 @@ pub(crate) type StoredGroup = (String, Option<GroupRecord>, GroupOffsets);
 pub(crate) trait GroupStore: Send + Sync {
     /// Every stored group, for start-up.
     fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError>;
+    /// The stored groups whose state lives in `partition` of the group metadata topic
+    /// (of `partitions`), for a coordinator that has just become its leader.
+    fn load_partition(
+        &self,
+        partition: i32,
+        partitions: i32,
+    ) -> Result<Vec<StoredGroup>, StorageError> {
+        let mut groups = self.load_groups()?;
+        groups.retain(|(id, _, _)| partition_for(id, partitions) == partition);
+        Ok(groups)
+    }
     /// Stores a group's current generation.
     fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError>;
-    /// Forgets a group and its offsets.
-    fn delete_group(&self, group_id: &str) -> Result<(), StorageError>;
+    /// Forgets a group and its committed `offsets`.
+    fn delete_group(&self, group_id: &str, offsets: &[(String, i32)]) -> Result<(), StorageError>;
     /// Stores committed offsets.
     fn commit_offsets(
         &self,
@@ -57,7 +70,8 @@ impl GroupStore for Storage {
         Storage::store_group(self, group_id, record)
     }
 
-    fn delete_group(&self, group_id: &str) -> Result<(), StorageError> {
+    fn delete_group(&self, group_id: &str, _offsets: &[(String, i32)]) -> Result<(), StorageError> {
+        // RocksDB deletes every offset of the group by its key prefix.
         Storage::delete_group(self, group_id)
     }
 
@@ -173,7 +187,11 @@ mod memory {
             Ok(())
         }
 
-        fn delete_group(&self, group_id: &str) -> Result<(), StorageError> {
+        fn delete_group(
+            &self,
+            group_id: &str,
+            _offsets: &[(String, i32)],
+        ) -> Result<(), StorageError> {
             self.groups.lock().unwrap().remove(group_id);
             self.offsets.lock().unwrap().remove(group_id);
             Ok(())

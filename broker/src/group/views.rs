@@ -145,7 +145,8 @@ impl GroupCoordinator {
         if !g.is_empty() {
             return Some(ResponseError::NonEmptyGroup);
         }
-        if let Err(e) = self.store.delete_group(group_id) {
+        let offsets: Vec<(String, i32)> = g.offsets.keys().cloned().collect();
+        if let Err(e) = self.store.delete_group(group_id, &offsets) {
             tracing::error!(group = %group_id, error = %e, "deleting group failed");
             return Some(ResponseError::CoordinatorNotAvailable);
         }

@@ -81,8 +81,13 @@ pub(crate) struct ReplicaManager {
     /// Topic ids seen in the cluster view: only these are deleted when the view drops
     /// them, so a view that never named a local topic cannot delete its data.
     seen_topics: Mutex<HashSet<Uuid>>,
+    /// The partitions this broker leads, with their leader epochs, as of the last view.
+    leading: watch::Sender<Arc<Leadership>>,
     me: std::sync::Weak<ReplicaManager>,
 }
+
+/// Partitions led by this broker and the leader epoch of each.
+pub(crate) type Leadership = BTreeMap<TopicPartition, i32>;
 
 impl ReplicaManager {
     /// A manager with no replicas yet; [`ReplicaManager::apply`] gives them roles.
@@ -103,6 +108,7 @@ impl ReplicaManager {
             liveness,
             fetchers,
             seen_topics: Mutex::new(HashSet::new()),
+            leading: watch::channel(Arc::new(Leadership::new())).0,
             me: me.clone(),
         })
     }
@@ -119,9 +125,15 @@ impl ReplicaManager {
         *self.liveness.borrow() == Liveness::Fenced
     }
 
-    /// Stops the fetchers (shutdown).
+    /// Stops the fetchers (shutdown); nothing is led any more.
     pub(crate) fn stop(&self) {
         self.fetchers.stop();
+        self.leading.send_replace(Arc::new(Leadership::new()));
+    }
+
+    /// The partitions this broker leads, updated after every view is applied.
+    pub(crate) fn leadership(&self) -> watch::Receiver<Arc<Leadership>> {
+        self.leading.subscribe()
     }
 
     /// Whether this broker may serve a client's produce or fetch for the partition now:
@@ -422,8 +434,22 @@ impl ReplicaManager {
                 next.insert(key, replica);
             }
         }
+        let led: Leadership = next
+            .iter()
+            .filter_map(|(key, r)| match &*r.role() {
+                Role::Leader(l) => Some((key.clone(), l.leader_epoch)),
+                _ => None,
+            })
+            .collect();
         *self.replicas.write().unwrap_or_else(|p| p.into_inner()) = next;
         self.fetchers.assign(view, follow);
+        self.leading.send_if_modified(|current| {
+            let changed = **current != led;
+            if changed {
+                *current = Arc::new(led);
+            }
+            changed
+        });
     }
 
     /// Applies one partition state to a replica; returns the leader to fetch from when

@@ -14,6 +14,7 @@ use sluice_config::{BrokerConfig, Listener};
 use sluice_storage::Storage;
 use tokio::sync::watch;
 
+use super::coordinator_log::CoordinatorLog;
 use super::fetcher::{FetcherSettings, Fetchers};
 use super::manager::{ReplicaManager, ReplicationSettings};
 
@@ -27,6 +28,8 @@ pub(crate) struct ClusterNode {
     pub(crate) view: watch::Receiver<Arc<ClusterView>>,
     /// This broker's replicas.
     pub(crate) replicas: Arc<ReplicaManager>,
+    /// The coordinators' internal partitions this broker leads, as a log.
+    pub(crate) coordinator_log: Arc<CoordinatorLog>,
     /// Stops the background tasks.
     stop: watch::Sender<bool>,
 }
@@ -99,7 +102,7 @@ impl ClusterNode {
         let replicas = ReplicaManager::new(
             config.node_id,
             settings,
-            storage,
+            storage.clone(),
             meta.clone(),
             liveness,
             fetchers,
@@ -110,6 +113,7 @@ impl ClusterNode {
             meta: meta.clone(),
             etcd,
             replicas: replicas.clone(),
+            coordinator_log: Arc::new(CoordinatorLog::new(storage, replicas.clone())),
             stop,
         });
         tokio::spawn(follow_view(node.clone(), stop_rx.clone()));

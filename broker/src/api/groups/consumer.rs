@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::*;
 
-use super::{may_group, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
+use super::{may_group, not_coordinator, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::api::topic_name;
@@ -29,6 +29,11 @@ pub(crate) async fn consumer_group_heartbeat(
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         let mut res = ConsumerGroupHeartbeatResponse::default();
         res.error_code = GROUP_AUTH_FAILED;
+        return Reply::new(res);
+    }
+    if let Some(e) = not_coordinator(broker, &req.group_id) {
+        let mut res = ConsumerGroupHeartbeatResponse::default();
+        res.error_code = e.code();
         return Reply::new(res);
     }
     // KIP-848: subscribing to a topic needs Describe on it.
@@ -130,6 +135,9 @@ pub(crate) async fn consumer_group_describe(
             let g = DescribedGroup::default().with_group_id(id.clone());
             if !may_group(broker, session, Operation::Describe, id) {
                 return g.with_error_code(GROUP_AUTH_FAILED);
+            }
+            if let Some(e) = not_coordinator(broker, id) {
+                return g.with_error_code(e.code());
             }
             match broker.groups.describe_consumer_group(id) {
                 Err((e, message)) => g

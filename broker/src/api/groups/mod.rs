@@ -40,6 +40,26 @@ pub(super) fn err_code(e: Option<ResponseError>) -> i16 {
     e.map_or(NONE, |e| e.code())
 }
 
+/// In a cluster, waits until every write to the group's partition of `__consumer_offsets`
+/// so far is on the ISR, as Kafka's coordinator does before it answers; nothing to wait
+/// for on a single node, whose store writes synchronously.
+pub(super) async fn durable(broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+    let Some(node) = &broker.cluster else {
+        return Ok(());
+    };
+    node.coordinator_log
+        .wait_durable(
+            internal_topics::GROUP_METADATA_TOPIC,
+            broker.groups.partition_of(group_id),
+        )
+        .await
+}
+
+/// The error of a request for a group this broker does not coordinate (now).
+pub(super) fn not_coordinator(broker: &Broker, group_id: &str) -> Option<ResponseError> {
+    broker.groups.check_coordinator(group_id).err()
+}
+
 /// Whether the client may do `op` on the group.
 pub(super) fn may_group(broker: &Broker, session: &Session, op: Operation, group: &str) -> bool {
     session.may(broker, op, Resource::Group, group)
@@ -187,9 +207,14 @@ pub(crate) async fn join_group(
     req: JoinGroupRequest,
     version: i16,
 ) -> Reply<JoinGroupResponse> {
-    if !may_group(broker, session, Operation::Read, &req.group_id) {
+    let refused = if !may_group(broker, session, Operation::Read, &req.group_id) {
+        Some(GROUP_AUTH_FAILED)
+    } else {
+        not_coordinator(broker, &req.group_id).map(|e| e.code())
+    };
+    if let Some(error_code) = refused {
         let mut res = JoinGroupResponse::default()
-            .with_error_code(GROUP_AUTH_FAILED)
+            .with_error_code(error_code)
             .with_generation_id(-1)
             .with_member_id(req.member_id.clone());
         // Kafka's JoinGroup error answer: an empty name before v7, null from v7 on.
@@ -259,6 +284,10 @@ pub(crate) async fn sync_group(
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         return Reply::new(SyncGroupResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
+    if let Some(e) = not_coordinator(broker, &req.group_id) {
+        return Reply::new(SyncGroupResponse::default().with_error_code(e.code()));
+    }
+    let group_id = req.group_id.to_string();
     let params = SyncParams {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -272,7 +301,19 @@ pub(crate) async fn sync_group(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let (r, waited) = timed(broker.groups.sync_group(params)).await;
+    let (r, waited) = timed(async {
+        let mut r = broker.groups.sync_group(params).await;
+        // The generation's assignment is stored once the leader syncs: answer when it is
+        // on the ISR.
+        if r.error.is_none() {
+            if let Err(e) = durable(broker, &group_id).await {
+                r.error = Some(e);
+                r.assignment = Default::default();
+            }
+        }
+        r
+    })
+    .await;
     let mut res = SyncGroupResponse::default()
         .with_error_code(err_code(r.error))
         .with_assignment(r.assignment);
@@ -293,6 +334,9 @@ pub(crate) async fn heartbeat(
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         return Reply::new(HeartbeatResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
+    if let Some(e) = not_coordinator(broker, &req.group_id) {
+        return Reply::new(HeartbeatResponse::default().with_error_code(e.code()));
+    }
     let error = broker.groups.heartbeat(
         &req.group_id,
         &req.member_id,
@@ -311,6 +355,9 @@ pub(crate) async fn leave_group(
 ) -> Reply<LeaveGroupResponse> {
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         return Reply::new(LeaveGroupResponse::default().with_error_code(GROUP_AUTH_FAILED));
+    }
+    if let Some(e) = not_coordinator(broker, &req.group_id) {
+        return Reply::new(LeaveGroupResponse::default().with_error_code(e.code()));
     }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         req.members

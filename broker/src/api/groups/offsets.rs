@@ -15,7 +15,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{err_code, may_group, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
+use super::{
+    durable, err_code, may_group, not_coordinator, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED,
+};
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::api::topic_name;
@@ -59,16 +61,23 @@ pub(crate) async fn offset_commit(
             })
         })
         .collect();
-    let outcome = if group_allowed {
-        broker.groups.commit_offsets(
+    let outcome = if !group_allowed {
+        Err(ResponseError::GroupAuthorizationFailed)
+    } else if let Some(e) = not_coordinator(broker, &req.group_id) {
+        Err(e)
+    } else {
+        let committed = broker.groups.commit_offsets(
             &req.group_id,
             &req.member_id,
             req.group_instance_id.as_deref(),
             req.generation_id_or_member_epoch,
             &entries,
-        )
-    } else {
-        Err(ResponseError::GroupAuthorizationFailed)
+        );
+        // Acknowledged once on the ISR: a commit survives the coordinator's death.
+        match committed {
+            Ok(per) => durable(broker, &req.group_id).await.map(|()| per),
+            Err(e) => Err(e),
+        }
     };
     let mut errors = entries.iter().enumerate().map(|(i, _)| match &outcome {
         Err(e) => Some(*e),
@@ -101,6 +110,33 @@ pub(crate) async fn offset_commit(
     Reply::new(OffsetCommitResponse::default().with_topics(topics))
 }
 
+/// The partitions an OffsetFetch v0-1 named, each with `error`.
+fn requested_with_error(
+    req: &OffsetFetchRequest,
+    error: ResponseError,
+) -> Vec<OffsetFetchResponseTopic> {
+    req.topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(-1)
+                                .with_metadata(Some(StrBytes::default()))
+                                .with_error_code(error.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
 /// A committed offset as OffsetFetch reports it: -1 and empty metadata when none.
 fn fetched(committed: Option<sluice_storage::CommittedOffset>) -> (i64, i32, StrBytes) {
     match committed {
@@ -124,6 +160,16 @@ pub(crate) async fn offset_fetch(
         if !may_group(broker, session, Operation::Describe, &req.group_id) {
             if version >= 2 {
                 res.error_code = GROUP_AUTH_FAILED;
+            }
+            return Reply::new(res);
+        }
+        if let Some(e) = not_coordinator(broker, &req.group_id) {
+            // Before v2 the error has no place but the partitions; clients of v0-1 retry
+            // on any of them.
+            if version >= 2 {
+                res.error_code = e.code();
+            } else {
+                res.topics = requested_with_error(&req, e);
             }
             return Reply::new(res);
         }
@@ -185,6 +231,11 @@ pub(crate) async fn offset_fetch(
                 return OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_error_code(GROUP_AUTH_FAILED);
+            }
+            if let Some(e) = not_coordinator(broker, &g.group_id) {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(e.code());
             }
             if version >= 9 {
                 let member_id = g.member_id.as_deref();
@@ -272,7 +323,14 @@ pub(crate) async fn offset_delete(
         })
         .collect();
     let mut res = OffsetDeleteResponse::default();
-    match broker.groups.delete_offsets(&req.group_id, &topics) {
+    let deleted = match not_coordinator(broker, &req.group_id) {
+        Some(e) => Err(e),
+        None => match broker.groups.delete_offsets(&req.group_id, &topics) {
+            Ok(results) => durable(broker, &req.group_id).await.map(|()| results),
+            Err(e) => Err(e),
+        },
+    };
+    match deleted {
         Err(e) => res.error_code = e.code(),
         Ok(results) => {
             res.topics = results

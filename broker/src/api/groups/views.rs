@@ -6,7 +6,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-use super::{err_code, may_group, s, GROUP_AUTH_FAILED};
+use super::{durable, err_code, may_group, not_coordinator, s, GROUP_AUTH_FAILED};
 use crate::acl::Operation;
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
@@ -65,6 +65,10 @@ pub(crate) async fn describe_groups(
                 g.error_code = GROUP_AUTH_FAILED;
                 return g;
             }
+            if let Some(e) = not_coordinator(broker, id) {
+                g.error_code = e.code();
+                return g;
+            }
             match broker.groups.describe_group(id) {
                 Described::Missing | Described::NotClassic => {
                     g.group_state = s("Dead");
@@ -108,21 +112,25 @@ pub(crate) async fn delete_groups(
     req: DeleteGroupsRequest,
     _version: i16,
 ) -> Reply<DeleteGroupsResponse> {
-    let results = req
-        .groups_names
-        .iter()
-        .map(|id| {
-            let error = if id.is_empty() {
-                Some(ResponseError::InvalidGroupId)
-            } else if !may_group(broker, session, Operation::Delete, id) {
-                Some(ResponseError::GroupAuthorizationFailed)
-            } else {
-                broker.groups.delete_group(id)
-            };
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in &req.groups_names {
+        let error = if id.is_empty() {
+            Some(ResponseError::InvalidGroupId)
+        } else if !may_group(broker, session, Operation::Delete, id) {
+            Some(ResponseError::GroupAuthorizationFailed)
+        } else if let Some(e) = not_coordinator(broker, id) {
+            Some(e)
+        } else {
+            match broker.groups.delete_group(id) {
+                None => durable(broker, id).await.err(),
+                refused => refused,
+            }
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(id.clone())
-                .with_error_code(err_code(error))
-        })
-        .collect();
+                .with_error_code(err_code(error)),
+        );
+    }
     Reply::new(DeleteGroupsResponse::default().with_results(results))
 }

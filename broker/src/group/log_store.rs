@@ -1,0 +1,211 @@
+//! Group state in the replicated `__consumer_offsets` topic, as Kafka keeps it: each change
+//! is a keyed record in the group's partition, a removal is a tombstone, and a coordinator
+//! that becomes leader of a partition replays it to load the groups it now answers for.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_storage::{CommittedOffset, GroupRecord, StorageError};
+
+use super::ports::{GroupStore, StoredGroup};
+use super::records::{self, GroupLogRecord};
+use crate::internal_topics::{partition_for, GROUP_METADATA_TOPIC};
+use crate::replication::coordinator_log::{CoordinatorLog, KeyedRecord};
+
+/// The group store of a cluster member.
+pub(crate) struct LogGroupStore {
+    log: Arc<CoordinatorLog>,
+    /// `offsets.topic.num.partitions`.
+    partitions: i32,
+}
+
+impl LogGroupStore {
+    /// A store over the internal topic's partitions this broker leads.
+    pub(crate) fn new(log: Arc<CoordinatorLog>, partitions: i32) -> Self {
+        LogGroupStore { log, partitions }
+    }
+
+    fn append(&self, group_id: &str, records: Vec<KeyedRecord>) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partition = partition_for(group_id, self.partitions);
+        self.log
+            .append(GROUP_METADATA_TOPIC, partition, records)
+            .map(|_| ())
+    }
+}
+
+impl GroupStore for LogGroupStore {
+    fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
+        let mut all = Vec::new();
+        for p in 0..self.partitions {
+            all.extend(self.load_partition(p, self.partitions)?);
+        }
+        Ok(all)
+    }
+
+    fn load_partition(
+        &self,
+        partition: i32,
+        _partitions: i32,
+    ) -> Result<Vec<StoredGroup>, StorageError> {
+        let records = self.log.read_all(GROUP_METADATA_TOPIC, partition)?;
+        replay(records)
+    }
+
+    fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {
+        let records = vec![(
+            records::group_key(group_id),
+            Some(records::group_value(record)),
+        )];
+        self.append(group_id, records)
+    }
+
+    fn delete_group(&self, group_id: &str, offsets: &[(String, i32)]) -> Result<(), StorageError> {
+        // Offsets first, then the group: compaction keeps no offset of a deleted group.
+        let mut records: Vec<KeyedRecord> = offsets
+            .iter()
+            .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
+            .collect();
+        records.push((records::group_key(group_id), None));
+        self.append(group_id, records)
+    }
+
+    fn commit_offsets(
+        &self,
+        group_id: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> Result<(), StorageError> {
+        let records = offsets
+            .iter()
+            .map(|(t, p, c)| {
+                (
+                    records::offset_key(group_id, t, *p),
+                    Some(records::offset_value(c)),
+                )
+            })
+            .collect();
+        self.append(group_id, records)
+    }
+
+    fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), StorageError> {
+        let records = partitions
+            .iter()
+            .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
+            .collect();
+        self.append(group_id, records)
+    }
+}
+
+/// The groups a partition's records leave, applying them in log order. A record that
+/// cannot be read fails the load rather than loading a group without it.
+pub(crate) fn replay(records: Vec<KeyedRecord>) -> Result<Vec<StoredGroup>, StorageError> {
+    type Offsets = BTreeMap<(String, i32), CommittedOffset>;
+    let mut groups: BTreeMap<String, (Option<GroupRecord>, Offsets)> = BTreeMap::new();
+    for (key, value) in records {
+        let decoded = records::decode(&key, value.as_deref())
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        match decoded {
+            Some(GroupLogRecord::Offset {
+                group,
+                topic,
+                partition,
+                committed,
+            }) => {
+                let entry = groups.entry(group).or_default();
+                match committed {
+                    Some(c) => {
+                        entry.1.insert((topic, partition), c);
+                    }
+                    None => {
+                        entry.1.remove(&(topic, partition));
+                    }
+                }
+            }
+            Some(GroupLogRecord::Group { group, record }) => {
+                groups.entry(group).or_default().0 = record;
+            }
+            None => {}
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .filter(|(_, (record, offsets))| record.is_some() || !offsets.is_empty())
+        .map(|(id, (record, offsets))| {
+            let offsets = offsets.into_iter().map(|((t, p), c)| (t, p, c)).collect();
+            (id, record, offsets)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 1,
+        }
+    }
+
+    #[test]
+    fn replay_keeps_the_last_value_and_drops_tombstoned_state() {
+        let g1 = GroupRecord {
+            protocol_type: Some("consumer".into()),
+            generation: 1,
+            ..Default::default()
+        };
+        let g2 = GroupRecord {
+            generation: 2,
+            ..g1.clone()
+        };
+        let records = vec![
+            (records::group_key("a"), Some(records::group_value(&g1))),
+            (
+                records::offset_key("a", "t", 0),
+                Some(records::offset_value(&committed(5))),
+            ),
+            (
+                records::offset_key("a", "t", 0),
+                Some(records::offset_value(&committed(9))),
+            ),
+            (
+                records::offset_key("a", "t", 1),
+                Some(records::offset_value(&committed(3))),
+            ),
+            (records::offset_key("a", "t", 1), None),
+            (records::group_key("a"), Some(records::group_value(&g2))),
+            // A deleted group: its offsets, then its metadata, tombstoned.
+            (records::group_key("b"), Some(records::group_value(&g1))),
+            (
+                records::offset_key("b", "t", 0),
+                Some(records::offset_value(&committed(1))),
+            ),
+            (records::offset_key("b", "t", 0), None),
+            (records::group_key("b"), None),
+        ];
+        let loaded = replay(records).unwrap();
+        assert_eq!(
+            loaded,
+            vec![(
+                "a".to_string(),
+                Some(g2),
+                vec![("t".to_string(), 0, committed(9))]
+            )]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_record_fails_the_load() {
+        let records = vec![(records::offset_key("a", "t", 0), Some("x".into()))];
+        assert!(replay(records).is_err());
+    }
+}

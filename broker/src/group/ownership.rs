@@ -1,0 +1,127 @@
+//! Which groups this coordinator answers for. On a single node it is every group; in a
+//! cluster it is the groups whose partition of `__consumer_offsets` this broker leads, once
+//! that partition's state is loaded (Kafka's NOT_COORDINATOR and
+//! COORDINATOR_LOAD_IN_PROGRESS).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kafka_protocol::ResponseError;
+
+use crate::internal_topics::partition_for;
+
+/// Where a led partition's state stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// Being read from the log.
+    Loading,
+    /// In memory: requests are answered.
+    Loaded,
+}
+
+/// The partitions of the group metadata topic a coordinator owns.
+pub(crate) struct Ownership {
+    /// `offsets.topic.num.partitions`.
+    partitions: i32,
+    /// `None`: every group (a single node).
+    owned: Mutex<Option<HashMap<i32, Load>>>,
+}
+
+impl Ownership {
+    /// Owns every group.
+    pub(crate) fn everything(partitions: i32) -> Self {
+        Ownership {
+            partitions,
+            owned: Mutex::new(None),
+        }
+    }
+
+    /// Owns nothing until partitions are loaded.
+    pub(crate) fn nothing(partitions: i32) -> Self {
+        Ownership {
+            partitions,
+            owned: Mutex::new(Some(HashMap::new())),
+        }
+    }
+
+    /// The partition that holds `group_id`'s state.
+    pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
+        partition_for(group_id, self.partitions)
+    }
+
+    /// Whether this coordinator answers for the group now.
+    pub(crate) fn check(&self, group_id: &str) -> Result<(), ResponseError> {
+        let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(owned) = &*owned else {
+            return Ok(());
+        };
+        match owned.get(&self.partition_of(group_id)) {
+            Some(Load::Loaded) => Ok(()),
+            Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
+            None => Err(ResponseError::NotCoordinator),
+        }
+    }
+
+    /// Marks a partition as being loaded; false on a single node, which loads nothing.
+    pub(crate) fn start_loading(&self, partition: i32) -> bool {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *owned {
+            Some(owned) => {
+                owned.insert(partition, Load::Loading);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Marks a partition loaded, unless it was given up meanwhile.
+    pub(crate) fn loaded(&self, partition: i32) -> bool {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        match owned.as_mut().and_then(|o| o.get_mut(&partition)) {
+            Some(load) => {
+                *load = Load::Loaded;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives a partition up.
+    pub(crate) fn release(&self, partition: i32) {
+        if let Some(owned) = &mut *self.owned.lock().unwrap_or_else(|p| p.into_inner()) {
+            owned.remove(&partition);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_node_owns_every_group() {
+        let o = Ownership::everything(50);
+        assert_eq!(o.check("any"), Ok(()));
+        assert!(!o.start_loading(3));
+    }
+
+    #[test]
+    fn a_cluster_member_answers_only_for_loaded_partitions() {
+        let o = Ownership::nothing(50);
+        // "my-group" lives in partition 12 (Java's String.hashCode).
+        assert_eq!(o.partition_of("my-group"), 12);
+        assert_eq!(o.check("my-group"), Err(ResponseError::NotCoordinator));
+        assert!(o.start_loading(12));
+        assert_eq!(
+            o.check("my-group"),
+            Err(ResponseError::CoordinatorLoadInProgress)
+        );
+        assert!(o.loaded(12));
+        assert_eq!(o.check("my-group"), Ok(()));
+        o.release(12);
+        assert_eq!(o.check("my-group"), Err(ResponseError::NotCoordinator));
+        // A load that finishes after the partition was given up does not own it.
+        assert!(!o.loaded(12));
+        assert_eq!(o.check("my-group"), Err(ResponseError::NotCoordinator));
+    }
+}
