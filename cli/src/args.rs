@@ -104,6 +104,43 @@ pub enum TopicAction {
         #[arg(long, value_name = "N")]
         total: i32,
     },
+    /// Moves a partition's replicas to other brokers (AlterPartitionReassignments), or
+    /// cancels a move in progress.
+    Reassign {
+        /// The topic.
+        name: String,
+        /// The partition.
+        #[arg(long, short = 'p')]
+        partition: i32,
+        /// The new replicas, preferred leader first.
+        #[arg(
+            long,
+            value_name = "ID[,ID...]",
+            value_delimiter = ',',
+            required_unless_present = "cancel"
+        )]
+        replicas: Vec<i32>,
+        /// Cancels the reassignment in progress instead.
+        #[arg(long, conflicts_with = "replicas")]
+        cancel: bool,
+        /// Waits until the new replicas are in sync and the move is complete.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Lists the partitions whose replicas are being moved (ListPartitionReassignments).
+    Reassignments,
+    /// Elects leaders (ElectLeaders): the preferred replica, or with --unclean any live
+    /// replica of a partition that has no leader.
+    Elect {
+        /// The topic.
+        name: String,
+        /// Partitions to elect for (repeatable; default: every partition of the topic).
+        #[arg(long = "partition", short = 'p')]
+        partitions: Vec<i32>,
+        /// An unclean election: records not yet replicated may be lost.
+        #[arg(long)]
+        unclean: bool,
+    },
 }
 
 /// `sluice group ...`

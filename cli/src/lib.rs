@@ -20,6 +20,7 @@ mod metadata;
 mod offsets;
 mod output;
 mod partitioner;
+mod placement;
 mod produce;
 mod reset;
 mod sasl_client;

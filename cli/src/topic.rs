@@ -63,6 +63,22 @@ pub(crate) async fn run(client: &mut Client, action: TopicAction) -> Result<(), 
             alter_config(client, &name, &set, &delete).await
         }
         TopicAction::AddPartitions { name, total } => add_partitions(client, &name, total).await,
+        TopicAction::Reassign {
+            name,
+            partition,
+            replicas,
+            cancel,
+            wait,
+        } => {
+            let target = (!cancel).then_some(replicas);
+            crate::placement::reassign(client, &name, partition, target, wait).await
+        }
+        TopicAction::Reassignments => crate::placement::list(client).await,
+        TopicAction::Elect {
+            name,
+            partitions,
+            unclean,
+        } => crate::placement::elect(client, &name, &partitions, unclean).await,
     }
 }
 

@@ -10,6 +10,7 @@ mod etcd;
 mod memory;
 mod model;
 mod port;
+pub mod reassign;
 mod term;
 
 pub use error::MetadataError;

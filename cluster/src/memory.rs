@@ -299,6 +299,38 @@ impl ClusterMetadata for MemoryMetadata {
         Ok(revision)
     }
 
+    async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        expected_partition_epoch: i64,
+        replicas: Vec<i32>,
+        mut new: PartitionState,
+    ) -> Result<i64, MetadataError> {
+        let mut store = lock(&self.store);
+        let key = (topic.to_string(), partition);
+        let Some(current) = store.view.partitions.get(&key) else {
+            return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
+        };
+        if current.partition_epoch != expected_partition_epoch {
+            return Err(MetadataError::Stale(Box::new(current.clone())));
+        }
+        let revision = store.bump();
+        new.partition_epoch = revision;
+        store.view.partitions.insert(key, new);
+        if let Some(slot) = store
+            .view
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.assignment.get_mut(partition as usize))
+        {
+            *slot = replicas;
+        }
+        store.topic_revisions.insert(topic.to_string(), revision);
+        store.publish();
+        Ok(revision)
+    }
+
     async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError> {
         let mut store = lock(&self.store);
         let first = store.next_producer_id;

@@ -56,6 +56,17 @@ pub trait ClusterMetadata: Send + Sync {
         expected_partition_epoch: i64,
         new: PartitionState,
     ) -> Result<i64, MetadataError>;
+    /// Compare-and-swap of one partition's state on its partition epoch that also sets the
+    /// partition's replicas in its topic (a reassignment starting, completing or being
+    /// cancelled), both in one step. Returns the new partition epoch.
+    async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        expected_partition_epoch: i64,
+        replicas: Vec<i32>,
+        new: PartitionState,
+    ) -> Result<i64, MetadataError>;
     /// Reserves `count` producer ids for this broker and returns the first: ids are unique
     /// across the cluster (Kafka's AllocateProducerIds), never handed out twice.
     async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError>;

@@ -1,4 +1,5 @@
-//! Leadership and replica placement, answered as a one-node cluster truthfully can:
+//! Leadership and replica placement. In a cluster the requests go to
+//! `reassignments.rs`; a single node answers as a one-node cluster truthfully can:
 //! OffsetForLeaderEpoch (clients' truncation check), ElectLeaders (the leader is always the
 //! preferred one), ListPartitionReassignments (none ever runs) and
 //! AlterPartitionReassignments (only this broker can hold a replica).
@@ -108,6 +109,9 @@ pub(crate) async fn elect_leaders(
     if version >= 1 {
         res.error_code = NONE;
     }
+    if let Some(node) = &broker.cluster {
+        return Reply::new(super::reassignments::elect_leaders(node, req, version, res).await);
+    }
     for t in req.topic_partitions.unwrap_or_default() {
         let mut tr = ReplicaElectionResult::default().with_topic(t.topic.clone());
         for index in t.partitions {
@@ -133,11 +137,11 @@ pub(crate) async fn elect_leaders(
     Reply::new(res)
 }
 
-/// ListPartitionReassignments: no reassignment is ever in progress.
+/// ListPartitionReassignments: on a single node no reassignment is ever in progress.
 pub(crate) async fn list_partition_reassignments(
     broker: &Broker,
     session: &Session,
-    _req: ListPartitionReassignmentsRequest,
+    req: ListPartitionReassignmentsRequest,
     _version: i16,
 ) -> Reply<ListPartitionReassignmentsResponse> {
     let mut res = ListPartitionReassignmentsResponse::default().with_error_message(None);
@@ -146,6 +150,11 @@ pub(crate) async fn list_partition_reassignments(
         return Reply::new(res);
     }
     res.error_code = NONE;
+    if let Some(node) = &broker.cluster {
+        return Reply::new(super::reassignments::list_partition_reassignments(
+            node, req, res,
+        ));
+    }
     Reply::new(res)
 }
 
@@ -163,6 +172,11 @@ pub(crate) async fn alter_partition_reassignments(
         return Reply::new(res);
     }
     res.error_code = NONE;
+    if let Some(cluster) = &broker.cluster {
+        return Reply::new(
+            super::reassignments::alter_partition_reassignments(cluster, req, res).await,
+        );
+    }
     let node = broker.node_id();
     for t in req.topics {
         let mut tr = ReassignableTopicResponse::default().with_name(t.name.clone());

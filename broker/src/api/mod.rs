@@ -19,6 +19,7 @@ pub(crate) mod produce;
 pub(crate) mod producer_id;
 pub(crate) mod quorum;
 pub(crate) mod quotas;
+pub(crate) mod reassignments;
 pub(crate) mod reply;
 pub(crate) mod sasl;
 pub(crate) mod scram;

@@ -101,6 +101,17 @@ impl LeaderState {
         }
     }
 
+    /// The replicas changed within this epoch (a reassignment): new followers start as
+    /// never caught up, removed ones are forgotten.
+    pub(crate) fn set_replicas(&mut self, replicas: &[i32]) {
+        self.followers.retain(|r, _| replicas.contains(r));
+        for r in replicas.iter().filter(|r| **r != self.node_id) {
+            self.followers
+                .entry(*r)
+                .or_insert_with(|| FollowerProgress::new(0));
+        }
+    }
+
     /// A follower's progress, if it is an assigned replica.
     #[cfg(test)]
     pub(crate) fn follower(&self, replica: i32) -> Option<&FollowerProgress> {
@@ -261,6 +272,21 @@ mod tests {
         assert!(l.record_fetch(3, 150, 150, 1_200));
         assert_eq!(l.high_watermark(150, 1_200, LAG), 140);
         assert!(!l.record_fetch(9, 150, 150, 1_200), "9 is not a replica");
+    }
+
+    #[test]
+    fn a_replica_added_by_a_reassignment_may_fetch_and_join_the_isr() {
+        let mut l = leader();
+        assert!(!l.record_fetch(4, 0, 150, 1_000), "4 is not a replica yet");
+        l.set_replicas(&[1, 2, 3, 4]);
+        assert!(l.record_fetch(4, 150, 150, 1_100));
+        assert_eq!(
+            l.expansion(4, 150),
+            Some(IsrChange::Expand(vec![1, 2, 3, 4]))
+        );
+        // Removed again: its fetches are refused.
+        l.set_replicas(&[1, 2, 3]);
+        assert!(!l.record_fetch(4, 150, 150, 1_200));
     }
 
     #[test]

@@ -71,16 +71,16 @@ pub(crate) struct ReplicationSettings {
 
 /// The replicas of this broker and their roles.
 pub(crate) struct ReplicaManager {
-    node_id: i32,
+    pub(super) node_id: i32,
     settings: ReplicationSettings,
-    storage: Arc<Storage>,
+    pub(super) storage: Arc<Storage>,
     meta: Arc<dyn ClusterMetadata>,
     replicas: RwLock<HashMap<TopicPartition, Arc<Replica>>>,
     liveness: watch::Receiver<Liveness>,
     fetchers: Fetchers,
     /// Topic ids seen in the cluster view: only these are deleted when the view drops
     /// them, so a view that never named a local topic cannot delete its data.
-    seen_topics: Mutex<HashSet<Uuid>>,
+    pub(super) seen_topics: Mutex<HashSet<Uuid>>,
     /// The partitions this broker leads, with their leader epochs, as of the last view.
     leading: watch::Sender<Arc<Leadership>>,
     me: std::sync::Weak<ReplicaManager>,
@@ -344,12 +344,15 @@ impl ReplicaManager {
             return;
         };
         tokio::spawn(async move {
+            let (adding_replicas, removing_replicas) = me
+                .reassignment_of(&topic, index, state.partition_epoch)
+                .await;
             let new = PartitionState {
                 leader: state.node_id,
                 leader_epoch: state.leader_epoch,
                 isr: change.isr().to_vec(),
-                adding_replicas: Vec::new(),
-                removing_replicas: Vec::new(),
+                adding_replicas,
+                removing_replicas,
                 partition_epoch: state.partition_epoch,
             };
             let result = me
@@ -385,6 +388,30 @@ impl ReplicaManager {
             }
             me.advance_high_watermark(&replica);
         });
+    }
+
+    /// The replicas a reassignment in progress adds and removes, from the view once it
+    /// has reached `partition_epoch`: an ISR change keeps them as they are. (If the view
+    /// is already past that epoch, the change's compare-and-swap fails anyway.)
+    async fn reassignment_of(
+        &self,
+        topic: &str,
+        index: i32,
+        partition_epoch: i64,
+    ) -> (Vec<i32>, Vec<i32>) {
+        let key = (topic.to_string(), index);
+        let mut view = self.meta.view();
+        let reached = view.wait_for(|v| {
+            v.partitions
+                .get(&key)
+                .is_none_or(|s| s.partition_epoch >= partition_epoch)
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(5), reached).await;
+        let view = view.borrow();
+        view.partitions
+            .get(&key)
+            .map(|s| (s.adding_replicas.clone(), s.removing_replicas.clone()))
+            .unwrap_or_default()
     }
 
     /// Brings local topics and roles in line with the cluster view: topics assigned here
@@ -467,10 +494,12 @@ impl ReplicaManager {
         if state.leader == self.node_id {
             match &mut *role {
                 Role::Leader(l) if l.leader_epoch == state.leader_epoch => {
-                    // Same term: take ISR changes made by the controller (a dead broker removed).
+                    // Same term: take ISR changes made by the controller (a dead broker
+                    // removed) and replicas added or removed by a reassignment.
                     if l.pending().is_none() && l.partition_epoch < state.partition_epoch {
                         l.refused(state.isr.clone(), state.partition_epoch);
                     }
+                    l.set_replicas(assigned);
                 }
                 _ => {
                     if let Err(e) = replica.partition.become_leader(state.leader_epoch) {
@@ -516,70 +545,6 @@ impl ReplicaManager {
             };
         }
         Some(state.leader)
-    }
-
-    /// Creates local topics the view assigns here and deletes those it no longer has.
-    fn sync_topics(&self, view: &ClusterView) {
-        for (name, topic) in &view.topics {
-            if !topic.assignment.iter().any(|r| r.contains(&self.node_id)) {
-                continue;
-            }
-            let count = topic.assignment.len() as i32;
-            let result = match self.storage.topic(name) {
-                Some(local) if local.record.id != topic.topic_id => {
-                    // A topic of the same name deleted and created again meanwhile.
-                    self.storage
-                        .delete_topic(name)
-                        .and_then(|_| {
-                            self.storage.create_topic_with_id(
-                                name,
-                                topic.topic_id,
-                                count,
-                                topic.configs.clone(),
-                            )
-                        })
-                        .map(|_| ())
-                }
-                Some(local) => {
-                    let grown = if local.record.partitions < count {
-                        self.storage.add_partitions(name, count).map(|_| ())
-                    } else {
-                        Ok(())
-                    };
-                    grown.and_then(|()| {
-                        if local.record.configs == topic.configs {
-                            return Ok(());
-                        }
-                        self.storage
-                            .alter_topic_config(name, topic.configs.clone())
-                            .map(|_| ())
-                    })
-                }
-                None => self
-                    .storage
-                    .create_topic_with_id(name, topic.topic_id, count, topic.configs.clone())
-                    .map(|_| ()),
-            };
-            if let Err(e) = result {
-                tracing::error!(topic = %name, error = %e, "cannot open the topic's replicas");
-            }
-        }
-        let mut seen = self.seen_topics.lock().unwrap_or_else(|p| p.into_inner());
-        seen.extend(view.topics.values().map(|t| t.topic_id));
-        for local in self.storage.topics() {
-            let name = &local.record.name;
-            let in_view = view
-                .topics
-                .get(name)
-                .is_some_and(|t| t.topic_id == local.record.id);
-            if in_view || !seen.contains(&local.record.id) {
-                continue;
-            }
-            match self.storage.delete_topic(name) {
-                Ok(_) => tracing::info!(topic = %name, "deleted the replicas of a deleted topic"),
-                Err(e) => tracing::error!(topic = %name, error = %e, "cannot delete replicas"),
-            }
-        }
     }
 }
 

@@ -5,9 +5,11 @@
 pub(crate) mod coordinator_log;
 pub(crate) mod fetcher;
 pub(crate) mod leader;
+mod local_topics;
 pub(crate) mod manager;
 pub(crate) mod node;
 pub(crate) mod producer_ids;
+pub(crate) mod reassignment;
 pub(crate) mod truncation;
 
 pub(crate) use manager::ReplicaManager;

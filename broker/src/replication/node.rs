@@ -206,7 +206,7 @@ impl ClusterNode {
     /// Waits until the view satisfies `done` (a change this broker wrote has come back
     /// through the watch); after [`VIEW_WAIT`], REQUEST_TIMED_OUT saying "`change` but
     /// this broker has not seen it yet".
-    async fn wait_view(
+    pub(super) async fn wait_view(
         &self,
         done: impl Fn(&ClusterView) -> bool,
         change: &str,

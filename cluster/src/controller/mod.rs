@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 use crate::error::MetadataError;
 use crate::model::ClusterView;
 use crate::port::ClusterMetadata;
+use crate::reassign;
 use crate::term::ControllerTerm;
 
 pub use plan::{plan_partition, unclean_enabled, UNCLEAN_LEADER_ELECTION};
@@ -104,6 +105,53 @@ async fn reconcile(meta: &dyn ClusterMetadata, term: &ControllerTerm, view: &Clu
                     unfinished = true;
                     break;
                 }
+            }
+        }
+    }
+    complete_reassignments(meta, term, view).await || unfinished
+}
+
+/// Completes every reassignment whose target replicas are all in sync; true when one
+/// could not be written (to be retried).
+async fn complete_reassignments(
+    meta: &dyn ClusterMetadata,
+    term: &ControllerTerm,
+    view: &ClusterView,
+) -> bool {
+    let mut unfinished = false;
+    for ((topic, partition), state) in &view.partitions {
+        let Some(replicas) = view
+            .topics
+            .get(topic)
+            .and_then(|t| t.assignment.get(*partition as usize))
+        else {
+            continue;
+        };
+        let Some((target, next)) = reassign::complete(replicas, state) else {
+            continue;
+        };
+        if !term.is_active() {
+            return false;
+        }
+        match meta
+            .reassign_partition(
+                topic,
+                *partition,
+                state.partition_epoch,
+                target.clone(),
+                next.clone(),
+            )
+            .await
+        {
+            Ok(partition_epoch) => info!(
+                topic, partition, replicas = ?target, leader = next.leader,
+                leader_epoch = next.leader_epoch, partition_epoch, "reassignment completed"
+            ),
+            // Moved on: the next view says whether it is still to be done.
+            Err(MetadataError::Stale(_) | MetadataError::UnknownTopic(_)) => {}
+            Err(error) => {
+                warn!(topic, partition, %error, "completing a reassignment failed");
+                unfinished = true;
             }
         }
     }

@@ -209,3 +209,52 @@ async fn stale_partition_epoch_is_refused_with_the_current_state() {
         other => panic!("expected Stale, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_reassignment_completes_once_its_target_replicas_are_in_sync() {
+    let clients = cluster(&[1, 2, 3]).await;
+    create(&clients[0], "moving", vec![vec![1, 2]], &[]).await;
+    let controller = tokio::spawn(run(clients[0].clone()));
+    view_until(&clients[0], |v| v.controller == Some(1)).await;
+
+    // Move [1, 2] to [2, 3]: 3 is added, 1 removed.
+    let view = clients[0].view().borrow().clone();
+    let state = &view.partitions[&("moving".to_string(), 0)];
+    let live = view.brokers.keys().copied().collect();
+    let (replicas, started) = reassign::start(&[1, 2], state, &[2, 3], &live).unwrap();
+    clients[0]
+        .reassign_partition("moving", 0, state.partition_epoch, replicas, started)
+        .await
+        .unwrap();
+    let view = view_until(&clients[0], |v| {
+        v.topics["moving"].assignment[0] == vec![2, 3, 1]
+    })
+    .await;
+    let state = view.partitions[&("moving".to_string(), 0)].clone();
+    assert_eq!(
+        (
+            state.adding_replicas.clone(),
+            state.removing_replicas.clone()
+        ),
+        (vec![3], vec![1])
+    );
+
+    // The leader adds 3 to the ISR once it caught up; the controller completes the move,
+    // and 2 takes over from the removed leader.
+    let caught_up = PartitionState {
+        isr: vec![1, 2, 3],
+        ..state.clone()
+    };
+    clients[0]
+        .update_partition("moving", 0, state.partition_epoch, caught_up)
+        .await
+        .unwrap();
+    let view = view_until(&clients[0], |v| {
+        v.topics["moving"].assignment[0] == vec![2, 3]
+    })
+    .await;
+    let done = &view.partitions[&("moving".to_string(), 0)];
+    assert_eq!(leader_isr(&view, "moving", 0), (2, 1, vec![2, 3]));
+    assert!(done.adding_replicas.is_empty() && done.removing_replicas.is_empty());
+    controller.abort();
+}

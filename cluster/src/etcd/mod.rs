@@ -149,14 +149,15 @@ impl EtcdMetadata {
         Ok((decode(&key, kv.value())?, kv.mod_revision()))
     }
 
-    /// Replaces a topic record (and puts `extra`) if it is still at `revision`; false when it moved.
+    /// Replaces a topic record (and puts `extra`) if it is still at `revision` and
+    /// `compares` hold; the new store revision, or `None` when something moved.
     async fn replace_topic(
         &self,
         topic: &TopicRecord,
         revision: i64,
         extra: Vec<TxnOp>,
         compares: Vec<Compare>,
-    ) -> Result<bool, MetadataError> {
+    ) -> Result<Option<i64>, MetadataError> {
         let key = self.keys.topic(&topic.name);
         let mut when = vec![Compare::mod_revision(
             key.clone(),
@@ -166,10 +167,26 @@ impl EtcdMetadata {
         when.extend(compares);
         let mut then = vec![TxnOp::put(key, encode(topic)?, None)];
         then.extend(extra);
-        Ok(self
-            .txn(Txn::new().when(when).and_then(then))
-            .await?
-            .succeeded())
+        let response = self.txn(Txn::new().when(when).and_then(then)).await?;
+        Ok(response
+            .succeeded()
+            .then(|| response.header().map(|h| h.revision()))
+            .flatten())
+    }
+
+    /// A partition's state with its partition epoch.
+    async fn partition_state(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionState, MetadataError> {
+        let key = self.keys.partition(topic, partition);
+        let Some(kv) = self.get(key.clone()).await? else {
+            return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
+        };
+        let mut state: PartitionState = decode(&key, kv.value())?;
+        state.partition_epoch = kv.mod_revision();
+        Ok(state)
     }
 }
 
@@ -289,7 +306,11 @@ impl ClusterMetadata for EtcdMetadata {
                 puts.push(TxnOp::put(key, encode(state)?, None));
             }
             topic.assignment = new_assignment.clone();
-            if self.replace_topic(&topic, revision, puts, absent).await? {
+            if self
+                .replace_topic(&topic, revision, puts, absent)
+                .await?
+                .is_some()
+            {
                 return Ok(());
             }
         }
@@ -306,7 +327,11 @@ impl ClusterMetadata for EtcdMetadata {
         for _ in 0..MAX_TOPIC_ATTEMPTS {
             let (mut topic, revision) = self.topic(name).await?;
             topic.configs = configs.clone();
-            if self.replace_topic(&topic, revision, vec![], vec![]).await? {
+            if self
+                .replace_topic(&topic, revision, vec![], vec![])
+                .await?
+                .is_some()
+            {
                 return Ok(());
             }
         }
@@ -348,6 +373,43 @@ impl ClusterMetadata for EtcdMetadata {
             }
             None => Err(MetadataError::UnknownTopic(format!("{topic}-{partition}"))),
         }
+    }
+
+    async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        expected_partition_epoch: i64,
+        replicas: Vec<i32>,
+        new: PartitionState,
+    ) -> Result<i64, MetadataError> {
+        let key = self.keys.partition(topic, partition);
+        for _ in 0..MAX_TOPIC_ATTEMPTS {
+            let (mut record, revision) = self.topic(topic).await?;
+            let Some(slot) = usize::try_from(partition)
+                .ok()
+                .and_then(|i| record.assignment.get_mut(i))
+            else {
+                return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
+            };
+            *slot = replicas.clone();
+            let put = TxnOp::put(key.clone(), encode(&new)?, None);
+            let same =
+                Compare::mod_revision(key.clone(), CompareOp::Equal, expected_partition_epoch);
+            if let Some(epoch) = self
+                .replace_topic(&record, revision, vec![put], vec![same])
+                .await?
+            {
+                return Ok(epoch);
+            }
+            let current = self.partition_state(topic, partition).await?;
+            if current.partition_epoch != expected_partition_epoch {
+                return Err(MetadataError::Stale(Box::new(current)));
+            }
+        }
+        Err(MetadataError::Unavailable(format!(
+            "topic {topic} kept changing"
+        )))
     }
 
     async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError> {
