@@ -2,9 +2,10 @@
 // A kafkajs consumer group of MEMBERS consumers in this one process; prints what happened
 // as JSON on stdout.
 //
-//   node group.js BOOTSTRAP TOPIC GROUP COUNT PARTITIONS [MEMBERS]
+//   node group.js BOOTSTRAP TOPIC GROUP COUNT PARTITIONS [MEMBERS] [REPLICATION_FACTOR]
 //
-// Creates TOPIC with PARTITIONS partitions (admin.createTopics), starts the consumers in
+// Creates TOPIC with PARTITIONS partitions, each replicated REPLICATION_FACTOR times
+// (default 1) (admin.createTopics), starts the consumers in
 // GROUP (subscribe fromBeginning, autoCommit off: every batch is committed with
 // commitOffsets right after it is processed), waits until the group has settled (every
 // member's latest GROUP_JOIN assignment together covers each partition exactly once),
@@ -44,7 +45,7 @@ function describe(d) {
 }
 
 async function main() {
-  const [bootstrap, topic, groupId, countArg, partitionsArg, membersArg] = process.argv.slice(2)
+  const [bootstrap, topic, groupId, countArg, partitionsArg, membersArg, rfArg] = process.argv.slice(2)
   const count = Number(countArg)
   const partitions = Number(partitionsArg)
   const nMembers = membersArg ? Number(membersArg) : 2
@@ -65,7 +66,7 @@ async function main() {
   const admin = kafka.admin()
   await admin.connect()
   out.created = await admin.createTopics({
-    topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+    topics: [{ topic, numPartitions: partitions, replicationFactor: Number(rfArg || 1) }],
     waitForLeaders: true,
   })
 
