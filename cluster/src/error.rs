@@ -20,6 +20,9 @@ pub enum MetadataError {
     /// The partition moved on since the expected partition epoch; this is its state now.
     #[error("stale partition epoch; now {}", .0.partition_epoch)]
     Stale(Box<PartitionState>),
+    /// A controller's write after its term ended (its candidacy is gone).
+    #[error("the controller term is over")]
+    NotController,
     /// The request contradicts itself or the current metadata.
     #[error("invalid request: {0}")]
     Invalid(String),

@@ -21,4 +21,4 @@ pub use model::{
     TopicRecord, NO_LEADER,
 };
 pub use port::ClusterMetadata;
-pub use term::ControllerTerm;
+pub use term::{ControllerTerm, Fence};

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::error::MetadataError;
 use crate::model::{BrokerRegistration, ClusterView, Liveness, PartitionState, TopicRecord};
 use crate::port::{check_new_partitions, check_new_topic, ClusterMetadata};
-use crate::term::ControllerTerm;
+use crate::term::{ControllerTerm, Fence};
 
 /// The metadata port in memory. Each value is one broker's client; [`MemoryMetadata::join`]
 /// gives another client of the same store.
@@ -32,6 +32,15 @@ struct Candidate {
     session: u64,
     node_id: i32,
     ended: watch::Sender<bool>,
+}
+
+/// A controller's write passes only while its candidacy leads the election.
+fn check_fence(store: &Store, fence: Option<&Fence>) -> Result<(), MetadataError> {
+    match fence {
+        None => Ok(()),
+        Some(Fence::Memory(id)) if store.candidates.first().is_some_and(|c| c.id == *id) => Ok(()),
+        Some(_) => Err(MetadataError::NotController),
+    }
 }
 
 struct Store {
@@ -283,8 +292,10 @@ impl ClusterMetadata for MemoryMetadata {
         partition: i32,
         expected_partition_epoch: i64,
         mut new: PartitionState,
+        fence: Option<&Fence>,
     ) -> Result<i64, MetadataError> {
         let mut store = lock(&self.store);
+        check_fence(&store, fence)?;
         let key = (topic.to_string(), partition);
         let Some(current) = store.view.partitions.get(&key) else {
             return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
@@ -306,8 +317,10 @@ impl ClusterMetadata for MemoryMetadata {
         expected_partition_epoch: i64,
         replicas: Vec<i32>,
         mut new: PartitionState,
+        fence: Option<&Fence>,
     ) -> Result<i64, MetadataError> {
         let mut store = lock(&self.store);
+        check_fence(&store, fence)?;
         let key = (topic.to_string(), partition);
         let Some(current) = store.view.partitions.get(&key) else {
             return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
@@ -368,7 +381,14 @@ impl ClusterMetadata for MemoryMetadata {
             {
                 let store = lock(&self.store);
                 match store.candidates.iter().position(|c| c.id == id) {
-                    Some(0) => return Ok(ControllerTerm::new(node_id, ended_rx, Box::new(resign))),
+                    Some(0) => {
+                        return Ok(ControllerTerm::new(
+                            node_id,
+                            Fence::Memory(id),
+                            ended_rx,
+                            Box::new(resign),
+                        ))
+                    }
                     Some(_) => {}
                     None => {
                         return Err(MetadataError::Unavailable(

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::error::MetadataError;
 use crate::model::{BrokerRegistration, ClusterView, Liveness, PartitionState, TopicRecord};
-use crate::term::ControllerTerm;
+use crate::term::{ControllerTerm, Fence};
 
 /// The cluster's metadata, shared by every broker (etcd, or memory on a single node).
 #[async_trait]
@@ -48,13 +48,15 @@ pub trait ClusterMetadata: Send + Sync {
         configs: BTreeMap<String, String>,
     ) -> Result<(), MetadataError>;
     /// Compare-and-swap of one partition's state on its partition epoch: Stale(current)
-    /// when it moved. Returns the new partition epoch.
+    /// when it moved; with a controller's `fence`, NotController once its term is over.
+    /// Returns the new partition epoch.
     async fn update_partition(
         &self,
         topic: &str,
         partition: i32,
         expected_partition_epoch: i64,
         new: PartitionState,
+        fence: Option<&Fence>,
     ) -> Result<i64, MetadataError>;
     /// Compare-and-swap of one partition's state on its partition epoch that also sets the
     /// partition's replicas in its topic (a reassignment starting, completing or being
@@ -66,6 +68,7 @@ pub trait ClusterMetadata: Send + Sync {
         expected_partition_epoch: i64,
         replicas: Vec<i32>,
         new: PartitionState,
+        fence: Option<&Fence>,
     ) -> Result<i64, MetadataError>;
     /// Reserves `count` producer ids for this broker and returns the first: ids are unique
     /// across the cluster (Kafka's AllocateProducerIds), never handed out twice.

@@ -2,9 +2,25 @@
 
 use tokio::sync::watch;
 
+/// What a controller's writes are conditioned on: its candidacy still standing. A deposed
+/// controller (its lease expired while it was paused or cut off) cannot write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fence {
+    /// The etcd election key of the term and its create revision.
+    Etcd {
+        /// The candidate key.
+        key: Vec<u8>,
+        /// Its create revision.
+        create_revision: i64,
+    },
+    /// The in-memory candidate id.
+    Memory(u64),
+}
+
 /// This broker's term as controller. Dropping it resigns.
 pub struct ControllerTerm {
     node_id: i32,
+    fence: Fence,
     ended: watch::Receiver<bool>,
     // Resigns on drop (ends the election key, stops the monitor).
     _resign: Box<dyn Send + Sync>,
@@ -15,11 +31,13 @@ impl ControllerTerm {
     /// with the term.
     pub(crate) fn new(
         node_id: i32,
+        fence: Fence,
         ended: watch::Receiver<bool>,
         resign: Box<dyn Send + Sync>,
     ) -> ControllerTerm {
         ControllerTerm {
             node_id,
+            fence,
             ended,
             _resign: resign,
         }
@@ -28,6 +46,11 @@ impl ControllerTerm {
     /// The node id holding the term.
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// What the term's writes are conditioned on.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
     }
 
     /// Whether the term still holds.

@@ -292,12 +292,12 @@ async fn topics_and_partition_compare_and_swap() {
         ..created.clone()
     };
     let epoch = a
-        .update_partition("orders", 0, created.partition_epoch, moved.clone())
+        .update_partition("orders", 0, created.partition_epoch, moved.clone(), None)
         .await
         .unwrap();
     assert!(epoch > created.partition_epoch);
     match a
-        .update_partition("orders", 0, created.partition_epoch, created.clone())
+        .update_partition("orders", 0, created.partition_epoch, created.clone(), None)
         .await
     {
         Err(MetadataError::Stale(now)) => assert_eq!(
@@ -309,7 +309,10 @@ async fn topics_and_partition_compare_and_swap() {
         ),
         other => panic!("expected Stale, got {other:?}"),
     }
-    match a.update_partition("orders", 7, 0, created.clone()).await {
+    match a
+        .update_partition("orders", 7, 0, created.clone(), None)
+        .await
+    {
         Err(MetadataError::UnknownTopic(_)) => {}
         other => panic!("expected UnknownTopic, got {other:?}"),
     }
@@ -467,4 +470,60 @@ async fn the_controller_moves_leadership_off_a_dead_broker_within_the_session_ti
     );
     running.abort();
     drop(three);
+}
+
+#[tokio::test]
+async fn a_deposed_controllers_writes_are_refused() {
+    let etcd = Etcd::start().await;
+    let a = etcd.client(3000, 300).await;
+    a.register(broker(1)).await.unwrap();
+    let (record, states) = topic("fenced", vec![vec![1]]);
+    a.create_topic(record, states).await.unwrap();
+    let term = a.campaign().await.unwrap();
+    let fence = term.fence().clone();
+    let (view, _) = view_until(&a, Duration::from_secs(5), |v| {
+        v.controller == Some(1) && v.partitions.len() == 1
+    })
+    .await;
+    let state = view.partitions[&("fenced".to_string(), 0)].clone();
+    let bumped = PartitionState {
+        leader_epoch: 1,
+        ..state.clone()
+    };
+    let epoch = a
+        .update_partition(
+            "fenced",
+            0,
+            state.partition_epoch,
+            bumped.clone(),
+            Some(&fence),
+        )
+        .await
+        .unwrap();
+
+    // The term ends (resigned): the same write, on the current partition epoch, is refused.
+    drop(term);
+    view_until(&a, Duration::from_secs(5), |v| v.controller.is_none()).await;
+    let again = PartitionState {
+        leader_epoch: 2,
+        ..bumped.clone()
+    };
+    match a
+        .update_partition("fenced", 0, epoch, again.clone(), Some(&fence))
+        .await
+    {
+        Err(MetadataError::NotController) => {}
+        other => panic!("expected NotController, got {other:?}"),
+    }
+    match a
+        .reassign_partition("fenced", 0, epoch, vec![1], again.clone(), Some(&fence))
+        .await
+    {
+        Err(MetadataError::NotController) => {}
+        other => panic!("expected NotController, got {other:?}"),
+    }
+    // Without a fence (a leader's ISR change) the write goes through.
+    a.update_partition("fenced", 0, epoch, again, None)
+        .await
+        .unwrap();
 }

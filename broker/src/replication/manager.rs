@@ -357,7 +357,7 @@ impl ReplicaManager {
             };
             let result = me
                 .meta
-                .update_partition(&topic, index, state.partition_epoch, new)
+                .update_partition(&topic, index, state.partition_epoch, new, None)
                 .await;
             {
                 let mut role = replica.role();

@@ -105,7 +105,14 @@ impl ClusterNode {
             .map_err(refusal)?;
             let written = self
                 .meta
-                .reassign_partition(topic, partition, state.partition_epoch, next_replicas, next)
+                .reassign_partition(
+                    topic,
+                    partition,
+                    state.partition_epoch,
+                    next_replicas,
+                    next,
+                    None,
+                )
                 .await;
             match written {
                 Ok(epoch) => {
@@ -142,7 +149,7 @@ impl ClusterNode {
             let leader = next.leader;
             match self
                 .meta
-                .update_partition(topic, partition, state.partition_epoch, next)
+                .update_partition(topic, partition, state.partition_epoch, next, None)
                 .await
             {
                 Ok(epoch) => {

@@ -82,7 +82,13 @@ async fn reconcile(meta: &dyn ClusterMetadata, term: &ControllerTerm, view: &Clu
                 break;
             }
             match meta
-                .update_partition(topic, *partition, current.partition_epoch, next.clone())
+                .update_partition(
+                    topic,
+                    *partition,
+                    current.partition_epoch,
+                    next.clone(),
+                    Some(term.fence()),
+                )
                 .await
             {
                 Ok(partition_epoch) => {
@@ -100,6 +106,13 @@ async fn reconcile(meta: &dyn ClusterMetadata, term: &ControllerTerm, view: &Clu
                     current = *now;
                 }
                 Err(MetadataError::UnknownTopic(_)) => break,
+                Err(MetadataError::NotController) => {
+                    warn!(
+                        topic,
+                        partition, "no longer the controller: partition change refused"
+                    );
+                    return false;
+                }
                 Err(error) => {
                     warn!(topic, partition, %error, "partition change failed");
                     unfinished = true;
@@ -140,6 +153,7 @@ async fn complete_reassignments(
                 state.partition_epoch,
                 target.clone(),
                 next.clone(),
+                Some(term.fence()),
             )
             .await
         {
@@ -149,6 +163,13 @@ async fn complete_reassignments(
             ),
             // Moved on: the next view says whether it is still to be done.
             Err(MetadataError::Stale(_) | MetadataError::UnknownTopic(_)) => {}
+            Err(MetadataError::NotController) => {
+                warn!(
+                    topic,
+                    partition, "no longer the controller: completion refused"
+                );
+                return false;
+            }
             Err(error) => {
                 warn!(topic, partition, %error, "completing a reassignment failed");
                 unfinished = true;

@@ -139,7 +139,7 @@ async fn unclean_election_follows_the_topic_config() {
             ..PartitionState::initial(&[1, 2])
         };
         clients[0]
-            .update_partition(topic, 0, epoch, shrunk)
+            .update_partition(topic, 0, epoch, shrunk, None)
             .await
             .unwrap();
     }
@@ -189,12 +189,12 @@ async fn stale_partition_epoch_is_refused_with_the_current_state() {
         ..PartitionState::initial(&[1])
     };
     let new_epoch = clients[0]
-        .update_partition("t", 0, epoch, moved.clone())
+        .update_partition("t", 0, epoch, moved.clone(), None)
         .await
         .unwrap();
     assert!(new_epoch > epoch);
     match clients[0]
-        .update_partition("t", 0, epoch, PartitionState::initial(&[1]))
+        .update_partition("t", 0, epoch, PartitionState::initial(&[1]), None)
         .await
     {
         Err(MetadataError::Stale(now)) => {
@@ -223,7 +223,7 @@ async fn a_reassignment_completes_once_its_target_replicas_are_in_sync() {
     let live = view.brokers.keys().copied().collect();
     let (replicas, started) = reassign::start(&[1, 2], state, &[2, 3], &live).unwrap();
     clients[0]
-        .reassign_partition("moving", 0, state.partition_epoch, replicas, started)
+        .reassign_partition("moving", 0, state.partition_epoch, replicas, started, None)
         .await
         .unwrap();
     let view = view_until(&clients[0], |v| {
@@ -246,7 +246,7 @@ async fn a_reassignment_completes_once_its_target_replicas_are_in_sync() {
         ..state.clone()
     };
     clients[0]
-        .update_partition("moving", 0, state.partition_epoch, caught_up)
+        .update_partition("moving", 0, state.partition_epoch, caught_up, None)
         .await
         .unwrap();
     let view = view_until(&clients[0], |v| {
@@ -257,4 +257,29 @@ async fn a_reassignment_completes_once_its_target_replicas_are_in_sync() {
     assert_eq!(leader_isr(&view, "moving", 0), (2, 1, vec![2, 3]));
     assert!(done.adding_replicas.is_empty() && done.removing_replicas.is_empty());
     controller.abort();
+}
+
+#[tokio::test]
+async fn a_deposed_controllers_writes_are_refused_in_memory_too() {
+    let clients = cluster(&[1, 2]).await;
+    create(&clients[0], "t", vec![vec![1, 2]], &[]).await;
+    let term = clients[0].campaign().await.unwrap();
+    let fence = term.fence().clone();
+    let epoch = clients[0].view().borrow().partitions[&("t".to_string(), 0)].partition_epoch;
+    let next = PartitionState {
+        leader_epoch: 1,
+        ..PartitionState::initial(&[1, 2])
+    };
+    let epoch = clients[0]
+        .update_partition("t", 0, epoch, next.clone(), Some(&fence))
+        .await
+        .unwrap();
+    drop(term);
+    match clients[0]
+        .update_partition("t", 0, epoch, next, Some(&fence))
+        .await
+    {
+        Err(MetadataError::NotController) => {}
+        other => panic!("expected NotController, got {other:?}"),
+    }
 }

@@ -10,7 +10,7 @@ use super::keys::Keys;
 use super::unavailable;
 use crate::error::MetadataError;
 use crate::model::Liveness;
-use crate::term::ControllerTerm;
+use crate::term::{ControllerTerm, Fence};
 
 /// What a registered broker campaigns with.
 pub(crate) struct Candidate {
@@ -61,12 +61,21 @@ pub(crate) async fn campaign(
             lease,
             ended_tx,
         ));
+        let fence = Fence::Etcd {
+            key: leader.key().to_vec(),
+            create_revision: leader.rev(),
+        };
         let guard = Resigner {
             client: client.clone(),
             leader: Some(leader),
             monitor,
         };
-        return Ok(ControllerTerm::new(me.node_id, ended, Box::new(guard)));
+        return Ok(ControllerTerm::new(
+            me.node_id,
+            fence,
+            ended,
+            Box::new(guard),
+        ));
     }
 }
 

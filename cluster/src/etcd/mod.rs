@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::error::MetadataError;
 use crate::model::{BrokerRegistration, ClusterView, Liveness, PartitionState, TopicRecord};
 use crate::port::{check_new_partitions, check_new_topic, ClusterMetadata};
-use crate::term::ControllerTerm;
+use crate::term::{ControllerTerm, Fence};
 use keys::Keys;
 
 pub use settings::{EtcdSettings, EtcdTls};
@@ -174,6 +174,28 @@ impl EtcdMetadata {
             .flatten())
     }
 
+    /// Whether a controller's candidacy still stands (always, without a fence).
+    async fn fence_holds(&self, fence: Option<&Fence>) -> Result<bool, MetadataError> {
+        match fence {
+            Some(Fence::Etcd {
+                key,
+                create_revision,
+            }) => {
+                let mut kv = self.client.kv_client();
+                let response = self
+                    .call(kv.get(key.clone(), None))
+                    .await?
+                    .map_err(unavailable)?;
+                Ok(response
+                    .kvs()
+                    .first()
+                    .is_some_and(|kv| kv.create_revision() == *create_revision))
+            }
+            Some(Fence::Memory(_)) => Ok(false),
+            None => Ok(true),
+        }
+    }
+
     /// A partition's state with its partition epoch.
     async fn partition_state(
         &self,
@@ -187,6 +209,27 @@ impl EtcdMetadata {
         let mut state: PartitionState = decode(&key, kv.value())?;
         state.partition_epoch = kv.mod_revision();
         Ok(state)
+    }
+}
+
+/// The condition a controller's write carries: its candidate key, as created, still there.
+fn fence_compare(fence: Option<&Fence>) -> Option<Compare> {
+    match fence {
+        Some(Fence::Etcd {
+            key,
+            create_revision,
+        }) => Some(Compare::create_revision(
+            key.clone(),
+            CompareOp::Equal,
+            *create_revision,
+        )),
+        // An in-memory term never holds in etcd: compare against an impossible revision.
+        Some(Fence::Memory(_)) => Some(Compare::create_revision(
+            b"\0".to_vec(),
+            CompareOp::Equal,
+            -1,
+        )),
+        None => None,
     }
 }
 
@@ -346,13 +389,16 @@ impl ClusterMetadata for EtcdMetadata {
         partition: i32,
         expected_partition_epoch: i64,
         new: PartitionState,
+        fence: Option<&Fence>,
     ) -> Result<i64, MetadataError> {
         let key = self.keys.partition(topic, partition);
+        let mut when = vec![
+            Compare::create_revision(key.clone(), CompareOp::Greater, 0),
+            Compare::mod_revision(key.clone(), CompareOp::Equal, expected_partition_epoch),
+        ];
+        when.extend(fence_compare(fence));
         let txn = Txn::new()
-            .when([
-                Compare::create_revision(key.clone(), CompareOp::Greater, 0),
-                Compare::mod_revision(key.clone(), CompareOp::Equal, expected_partition_epoch),
-            ])
+            .when(when)
             .and_then([TxnOp::put(key.clone(), encode(&new)?, None)])
             .or_else([TxnOp::get(key.clone(), None::<GetOptions>)]);
         let response = self.txn(txn).await?;
@@ -366,6 +412,10 @@ impl ClusterMetadata for EtcdMetadata {
             _ => None,
         });
         match current {
+            // The partition did not move: the fence failed.
+            Some(kv) if kv.mod_revision() == expected_partition_epoch => {
+                Err(MetadataError::NotController)
+            }
             Some(kv) => {
                 let mut state: PartitionState = decode(&key, kv.value())?;
                 state.partition_epoch = kv.mod_revision();
@@ -382,6 +432,7 @@ impl ClusterMetadata for EtcdMetadata {
         expected_partition_epoch: i64,
         replicas: Vec<i32>,
         new: PartitionState,
+        fence: Option<&Fence>,
     ) -> Result<i64, MetadataError> {
         let key = self.keys.partition(topic, partition);
         for _ in 0..MAX_TOPIC_ATTEMPTS {
@@ -394,10 +445,14 @@ impl ClusterMetadata for EtcdMetadata {
             };
             *slot = replicas.clone();
             let put = TxnOp::put(key.clone(), encode(&new)?, None);
-            let same =
-                Compare::mod_revision(key.clone(), CompareOp::Equal, expected_partition_epoch);
+            let mut compares = vec![Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                expected_partition_epoch,
+            )];
+            compares.extend(fence_compare(fence));
             if let Some(epoch) = self
-                .replace_topic(&record, revision, vec![put], vec![same])
+                .replace_topic(&record, revision, vec![put], compares)
                 .await?
             {
                 return Ok(epoch);
@@ -405,6 +460,9 @@ impl ClusterMetadata for EtcdMetadata {
             let current = self.partition_state(topic, partition).await?;
             if current.partition_epoch != expected_partition_epoch {
                 return Err(MetadataError::Stale(Box::new(current)));
+            }
+            if !self.fence_holds(fence).await? {
+                return Err(MetadataError::NotController);
             }
         }
         Err(MetadataError::Unavailable(format!(
