@@ -29,7 +29,7 @@ pub(crate) struct BrokerProcess {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
@@ -150,7 +150,7 @@ impl BrokerProcess {
                     );
                 }
             }
-            if ready(addr) {
+            if http_ok(addr, "/ready") {
                 return Ok(self.spawned_at.elapsed());
             }
             if self.spawned_at.elapsed() > READY_TIMEOUT {
@@ -249,16 +249,14 @@ impl Drop for BrokerProcess {
     }
 }
 
-/// True when `GET /ready` at `addr` answers 200.
-fn ready(addr: SocketAddr) -> bool {
+/// True when `GET path` at `addr` answers 200.
+pub(crate) fn http_ok(addr: SocketAddr, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 12];

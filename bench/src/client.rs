@@ -42,6 +42,17 @@ pub(crate) fn create_topics(
     configs: &[(&str, &str)],
     per_request: usize,
 ) -> anyhow::Result<()> {
+    create_replicated_topics(bootstrap, topics, configs, per_request, 1)
+}
+
+/// Like [`create_topics`], with `replication` replicas per partition.
+pub(crate) fn create_replicated_topics(
+    bootstrap: &str,
+    topics: &[(String, i32)],
+    configs: &[(&str, &str)],
+    per_request: usize,
+    replication: i32,
+) -> anyhow::Result<()> {
     let admin = admin(bootstrap)?;
     let options = AdminOptions::new()
         .request_timeout(Some(ADMIN_TIMEOUT))
@@ -51,7 +62,7 @@ pub(crate) fn create_topics(
             .iter()
             .map(|(name, partitions)| {
                 configs.iter().fold(
-                    NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
+                    NewTopic::new(name, *partitions, TopicReplication::Fixed(replication)),
                     |t, (k, v)| t.set(k, v),
                 )
             })

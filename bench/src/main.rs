@@ -5,6 +5,7 @@
 mod args;
 mod broker_process;
 mod client;
+mod etcd_process;
 mod procfs;
 mod report;
 mod scenarios;

@@ -9,6 +9,7 @@ free host ports, and are taken down with their volumes afterwards.
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import urllib.request
@@ -176,3 +177,39 @@ def test_secure_compose_authenticates_over_tls(compose_factory, tmp_path: Path):
         return sorted(t["topic"] for t in json.loads(kcat("-L", "-J", "-b", bootstrap, *auth).stdout)["topics"])
     assert topics(admin) == ["vault"]
     assert topics(alice) == []
+
+
+def test_compose_cluster_replicates_over_three_brokers_and_survives_one(compose_factory, image):
+    run(["docker", "build", "-f", "docker/etcd.Dockerfile", "-t", "sluice-etcd:local", "."], timeout=900)
+    ports = [free_port() for _ in range(3)]
+    c = compose_factory("docker/docker-compose.cluster.yml",
+                        {f"SLUICE_HOST_PORT_{i + 1}": str(p) for i, p in enumerate(ports)})
+    c.up()
+    for service in ("sluice-1", "sluice-2", "sluice-3"):
+        c.wait_healthy(service)
+    bootstrap = ",".join(f"127.0.0.1:{p}" for p in ports)
+    wait_for(lambda: "3 brokers:" in kcat("-L", "-b", bootstrap).stdout.decode(), 60, "three brokers")
+
+    # An auto-created topic gets the compose file's three replicas, all in sync.
+    kcat("-P", "-b", bootstrap, "-t", "replicated", "-K:", "-X", "acks=all",
+         input=b"k1:alpha\nk2:beta\nk3:gamma\n")
+
+    def partition_zero():
+        """(leader, replicas, isrs) of replicated-0 as kcat -L shows them."""
+        meta = kcat("-L", "-b", bootstrap, "-t", "replicated").stdout.decode()
+        m = re.search(r"partition 0, leader (-?\d+), replicas: ([\d,]+), isrs: ([\d,]*)", meta)
+        if m is None:
+            return None
+        return int(m[1]), sorted(m[2].split(",")), sorted(filter(None, m[3].split(",")))
+
+    wait_for(lambda: (p := partition_zero()) and p[1] == p[2] == ["1", "2", "3"], 60,
+             "three in-sync replicas")
+    leader = partition_zero()[0]
+
+    # The leader's container stops: another broker leads, acks=all still gets in (two
+    # in-sync replicas left), and every record reads back in order.
+    c("stop", "-t", "30", f"sluice-{leader}", timeout=60)
+    wait_for(lambda: (p := partition_zero()) and p[0] not in (-1, leader), 60, "a new leader")
+    kcat("-P", "-b", bootstrap, "-t", "replicated", "-K:", "-X", "acks=all", input=b"k4:delta\n")
+    out = kcat("-C", "-b", bootstrap, "-t", "replicated", "-e", "-f", "%k=%s@%o\n").stdout.decode()
+    assert out.splitlines() == ["k1=alpha@0", "k2=beta@1", "k3=gamma@2", "k4=delta@3"]

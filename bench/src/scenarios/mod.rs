@@ -6,6 +6,7 @@ pub(crate) mod latency;
 pub(crate) mod limits;
 pub(crate) mod partitions;
 pub(crate) mod produce;
+pub(crate) mod replication;
 
 use crate::args::Args;
 use crate::report::Row;
@@ -58,6 +59,11 @@ pub(crate) const ALL: &[Scenario] = &[
         name: "partitions",
         about: "10,000 and 100,000 partitions: broker RSS, metadata latency, start-up after a clean stop and kill -9",
         run: partitions::run,
+    },
+    Scenario {
+        name: "replication",
+        about: "a three-broker cluster on etcd: throughput and one-at-a-time latency with 1 and 3 replicas, and the stall of a leader's kill -9 or clean stop",
+        run: replication::run,
     },
     Scenario {
         name: "group-churn",
