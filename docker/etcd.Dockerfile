@@ -7,10 +7,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends etcd-server \
     && rm -rf /var/lib/apt/lists/*
-RUN groupadd --system --gid 10002 etcd \
-    && useradd --system --uid 10002 --gid etcd --home-dir /var/lib/etcd --no-create-home etcd \
-    && mkdir -p /var/lib/etcd \
-    && chown etcd:etcd /var/lib/etcd
+# The package creates the etcd user and its home, /var/lib/etcd.
 USER etcd:etcd
 VOLUME /var/lib/etcd
 EXPOSE 2379

@@ -55,17 +55,19 @@ pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageE
     }
 }
 
-/// Kafka's replication factor of the internal topics (`offsets.topic.replication.factor`).
-const INTERNAL_REPLICATION_FACTOR: i32 = 3;
+/// The replication factor of `__transaction_state` (Kafka's
+/// `transaction.state.log.replication.factor` default); clusters refuse transactions yet.
+const TRANSACTION_STATE_REPLICATION_FACTOR: i32 = 3;
 
-/// Partition count, replication factor and configs of an internal topic. In a cluster of
-/// fewer than three brokers the replication factor is the cluster's size.
+/// Partition count, replication factor and configs of an internal topic. On a single node
+/// the replication factor is 1; in a cluster it is `offsets.topic.replication.factor`,
+/// which Kafka requires that many live brokers for (see [`too_few_brokers`]).
 pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<String, String>) {
-    let brokers = broker
-        .cluster
-        .as_ref()
-        .map_or(1, |c| c.view.borrow().brokers.len() as i32);
-    let rf = INTERNAL_REPLICATION_FACTOR.min(brokers.max(1));
+    let rf = match (&broker.cluster, name) {
+        (None, _) => 1,
+        (Some(_), TRANSACTION_STATE_TOPIC) => TRANSACTION_STATE_REPLICATION_FACTOR,
+        (Some(_), _) => broker.config.groups.offsets_topic_replication_factor,
+    };
     let (partitions, segment_bytes, compression) = match name {
         TRANSACTION_STATE_TOPIC => (
             broker.config.transactions.state_log_num_partitions,
@@ -84,6 +86,19 @@ pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<Stri
         ("segment.bytes".to_string(), segment_bytes.to_string()),
     ]);
     (partitions, rf, configs)
+}
+
+/// Why an internal topic cannot be created in a cluster yet: fewer live brokers than its
+/// replication factor (Kafka answers COORDINATOR_NOT_AVAILABLE until there are enough).
+pub(crate) fn too_few_brokers(broker: &Broker, name: &str) -> Option<String> {
+    let cluster = broker.cluster.as_ref()?;
+    let live = cluster.view.borrow().brokers.len() as i32;
+    let (_, rf, _) = placement(broker, name);
+    (live < rf).then(|| {
+        format!(
+            "{live} live broker(s) cannot hold the {rf} replicas of {name} (offsets.topic.replication.factor)"
+        )
+    })
 }
 
 #[cfg(test)]

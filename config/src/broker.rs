@@ -147,6 +147,9 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
     pub offsets_topic_segment_bytes: i64,
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets` in a cluster,
+    /// which is created only once that many brokers are live.
+    pub offsets_topic_replication_factor: i32,
 }
 
 /// The transaction coordinator's settings, with Kafka's defaults.
@@ -221,6 +224,7 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 104_857_600,
         }
     }

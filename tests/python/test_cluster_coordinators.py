@@ -21,6 +21,7 @@ from test_cluster import create_topic, produce
 NONE = 0
 NOT_COORDINATOR = 16
 INVALID_REQUEST = 42
+COORDINATOR_NOT_AVAILABLE = 15
 MEMBER_ID_REQUIRED = 79
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSETS_PARTITIONS = 50
@@ -200,3 +201,30 @@ def test_transactions_are_refused_with_a_reason_rather_than_lost_with_their_coor
                                                             producer_id=-1, producer_epoch=-1), timeout_ms=30000)
     assert r.error_code == NONE and r.producer_id >= 0
     client.close()
+
+
+def test_the_offsets_topic_waits_for_its_replication_factor_in_live_brokers(cluster_factory):
+    from kafka.protocol.metadata import FindCoordinatorRequest
+
+    cluster = cluster_factory(2)
+    client = raw_client(cluster)
+    node = next(iter(cluster.brokers))
+
+    def find(group: str):
+        r = client.send_and_receive(node, FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=[group]),
+                                    timeout_ms=30000)
+        return [(c.error_code, c.node_id) for c in r.coordinators]
+
+    # Kafka's default offsets.topic.replication.factor is 3: two brokers cannot hold it, and
+    # the topic is not created with fewer replicas.
+    assert find("early") == [(COORDINATOR_NOT_AVAILABLE, -1)]
+    assert OFFSETS_TOPIC not in cluster.metadata().topics
+    client.close()
+
+
+def test_offsets_topic_replication_factor_sets_the_replicas_of_the_offsets_topic(cluster_factory):
+    cluster = cluster_factory(2, overrides={"offsets.topic.replication.factor": 2})
+    coordinator = cluster.wait_for(lambda: coordinator_of(cluster, "pairs"), what="a coordinator")
+    assert coordinator in (1, 2)
+    partition = cluster.partition(OFFSETS_TOPIC, java_hash_partition("pairs"))
+    assert sorted(partition.replicas) == [1, 2]

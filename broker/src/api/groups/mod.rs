@@ -192,6 +192,10 @@ async fn locate(
     let leader = match node.coordinator(topic, key) {
         Some(leader) => leader,
         None if !node.topic_exists(topic) => {
+            if let Some(why) = internal_topics::too_few_brokers(broker, topic) {
+                tracing::info!("{why}");
+                return Err(not_available);
+            }
             // Created on first use, as Kafka does; the client asks again.
             let (partitions, rf, configs) = internal_topics::placement(broker, topic);
             if let Ok(assignment) = node.place(partitions, rf, None) {
