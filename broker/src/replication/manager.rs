@@ -12,6 +12,7 @@ use sluice_storage::{now_ms, Partition, Storage};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::epochs::{check_epoch, diverging, FollowerFetch};
 use super::fetcher::Fetchers;
 use super::leader::{IsrChange, LeaderState};
 
@@ -81,6 +82,8 @@ pub(crate) struct ReplicaManager {
     /// Topic ids seen in the cluster view: only these are deleted when the view drops
     /// them, so a view that never named a local topic cannot delete its data.
     seen_topics: Mutex<HashSet<Uuid>>,
+    /// The brokers live in the latest view: only these join an ISR.
+    live: RwLock<HashSet<i32>>,
     me: std::sync::Weak<ReplicaManager>,
 }
 
@@ -103,6 +106,7 @@ impl ReplicaManager {
             liveness,
             fetchers,
             seen_topics: Mutex::new(HashSet::new()),
+            live: RwLock::new(HashSet::new()),
             me: me.clone(),
         })
     }
@@ -231,17 +235,21 @@ impl ReplicaManager {
         }
     }
 
-    /// A follower fetched `fetch_offset` (Kafka's `updateFollowerFetchState`): its progress
-    /// is recorded, the high watermark may move, and the ISR may grow.
+    /// A follower fetched `fetch_offset`, the last batch it holds being of
+    /// `last_fetched_epoch` (Kafka's `Partition.fetchRecords` for a follower). When its log
+    /// diverged from this leader's, the answer is the epoch and end offset it must
+    /// truncate to, and nothing is recorded: its fetch offset is no position in this log,
+    /// and counting it could take the follower into the ISR, and the high watermark past
+    /// records it lacks. Otherwise its progress is recorded (`updateFollowerFetchState`),
+    /// the high watermark may move, and the ISR may grow, by brokers live in the view only
+    /// (KIP-841: the controller would take a broker without a session out again).
     pub(crate) fn follower_fetched(
         &self,
         topic: &str,
         partition: i32,
-        replica_id: i32,
-        fetch_offset: i64,
-        current_leader_epoch: i32,
-    ) -> Result<(), NotHere> {
-        self.check_leader(topic, partition, current_leader_epoch)?;
+        fetch: FollowerFetch,
+    ) -> Result<Option<(i32, i64)>, NotHere> {
+        self.check_leader(topic, partition, fetch.current_leader_epoch)?;
         let Some(replica) = self.replica(topic, partition) else {
             return Err(NotHere {
                 error: ResponseError::NotLeaderOrFollower.code(),
@@ -249,14 +257,22 @@ impl ReplicaManager {
                 leader_epoch: -1,
             });
         };
+        if let Some(diverged) = diverging(&replica.partition, fetch) {
+            return Ok(Some(diverged));
+        }
         let now = now_ms();
         let leo = replica.partition.log_end_offset();
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&fetch.replica_id);
         let change = {
             let mut role = replica.role();
             let Role::Leader(l) = &mut *role else {
-                return Ok(());
+                return Ok(None);
             };
-            if !l.record_fetch(replica_id, fetch_offset, leo, now) {
+            if !l.record_fetch(fetch.replica_id, fetch.fetch_offset, leo, now) {
                 // Kafka answers a fetch from a broker that is not a replica so.
                 return Err(NotHere {
                     error: ResponseError::NotLeaderOrFollower.code(),
@@ -265,7 +281,11 @@ impl ReplicaManager {
                 });
             }
             let hw = replica.partition.high_watermark();
-            let change = l.expansion(replica_id, hw);
+            let change = if live {
+                l.expansion(fetch.replica_id, hw)
+            } else {
+                None
+            };
             if let Some(c) = &change {
                 l.propose(c.clone());
             }
@@ -275,7 +295,7 @@ impl ReplicaManager {
         if let Some((change, state)) = change {
             self.commit_isr_change(topic.to_string(), partition, replica, change, state);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Moves the leader's high watermark to what its ISR allows.
@@ -358,16 +378,25 @@ impl ReplicaManager {
                         l.committed(epoch);
                     }
                     Err(MetadataError::Stale(current)) => {
-                        tracing::info!(
-                            topic,
-                            partition = index,
-                            "ISR change refused: the partition moved on"
-                        );
-                        l.refused(current.isr.clone(), current.partition_epoch);
+                        if l.refused(&current) {
+                            tracing::info!(
+                                topic,
+                                partition = index,
+                                "ISR change refused: the partition moved on"
+                            );
+                        } else {
+                            tracing::info!(
+                                topic,
+                                partition = index,
+                                leader = current.leader,
+                                leader_epoch = current.leader_epoch,
+                                "ISR change refused: another leader or epoch; no more changes until the view catches up"
+                            );
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(topic, partition = index, error = %e, "ISR change failed; will retry");
-                        l.refused(l.isr.clone(), l.partition_epoch);
+                        l.failed();
                     }
                 }
             }
@@ -380,6 +409,8 @@ impl ReplicaManager {
     /// leader, follower or offline as its partition state says.
     pub(crate) fn apply(&self, view: &ClusterView) {
         self.sync_topics(view);
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) =
+            view.brokers.keys().copied().collect();
         let now = now_ms();
         let mut follow: BTreeMap<i32, Vec<(TopicPartition, Arc<Partition>, i32)>> = BTreeMap::new();
         let mut next: HashMap<TopicPartition, Arc<Replica>> = HashMap::new();
@@ -443,7 +474,7 @@ impl ReplicaManager {
                 Role::Leader(l) if l.leader_epoch == state.leader_epoch => {
                     // Same term: take ISR changes made by the controller (a dead broker removed).
                     if l.pending().is_none() && l.partition_epoch < state.partition_epoch {
-                        l.refused(state.isr.clone(), state.partition_epoch);
+                        l.refused(state);
                     }
                 }
                 _ => {
@@ -557,17 +588,6 @@ impl ReplicaManager {
     }
 }
 
-/// Kafka's leader epoch check: an older epoch is fenced, a newer one not yet known here.
-fn check_epoch(requested: i32, current: i32, leader: i32) -> Result<(), NotHere> {
-    let error = match requested {
-        -1 => return Ok(()),
-        e if e < current => ResponseError::FencedLeaderEpoch,
-        e if e > current => ResponseError::UnknownLeaderEpoch,
-        _ => return Ok(()),
-    };
-    Err(NotHere {
-        error: error.code(),
-        leader,
-        leader_epoch: current,
-    })
-}
+#[cfg(test)]
+#[path = "manager_tests.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 //! ([`manager`]), what a leader tracks about its followers ([`leader`]), the followers'
 //! fetchers ([`fetcher`]) and where a diverged follower truncates ([`truncation`]).
 
+pub(crate) mod epochs;
 pub(crate) mod fetcher;
 pub(crate) mod leader;
 pub(crate) mod manager;
