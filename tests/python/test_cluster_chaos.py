@@ -25,7 +25,7 @@ SETTINGS = {
     "broker.heartbeat.interval.ms": 500,
     "replica.lag.time.max.ms": 3000,
 }
-KILL_CYCLES = int(os.environ.get("SLUICE_CHAOS_KILL_CYCLES", "10"))
+KILL_CYCLES = int(os.environ.get("SLUICE_CHAOS_KILL_CYCLES", "20"))
 
 
 class Load:
@@ -313,37 +313,47 @@ def iptables_usable() -> str | None:
     otherwise why not."""
     if os.geteuid() != 0:
         return "iptables needs root"
-    probe = ["OUTPUT", "-o", "lo", "-m", "owner", "--gid-owner", str(CUT_GROUP), "-m", "comment",
-             "--comment", f"sluice-probe-{os.getpid()}", "-j", "ACCEPT"]
-    try:
-        added = iptables("-I", *probe)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"iptables cannot run: {e}"
-    if added.returncode != 0:
-        return f"iptables refused a rule: {added.stderr.strip()}"
-    iptables("-D", *probe)
+    tag = ["-m", "comment", "--comment", f"sluice-probe-{os.getpid()}"]
+    probes = [  # the matches Cut uses, each with a harmless target
+        ["OUTPUT", "-o", "lo", "-m", "owner", "--gid-owner", str(CUT_GROUP), *tag, "-j", "ACCEPT"],
+        ["INPUT", "-i", "lo", "-m", "connmark", "--mark", Cut.MARK, *tag, "-j", "ACCEPT"],
+    ]
+    for probe in probes:
+        try:
+            added = iptables("-I", *probe)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"iptables cannot run: {e}"
+        if added.returncode != 0:
+            return f"iptables refused a rule ({' '.join(probe)}): {added.stderr.strip()}"
+        iptables("-D", *probe)
     return None
 
 
 class Cut:
-    """Rules that cut one broker off: nothing it sends leaves (matched by its group), and
-    nothing reaches its listener."""
+    """Rules that cut one broker off both ways: nothing it sends leaves (its packets match
+    by its group), nothing reaches its listener, and nothing reaches it on the connections
+    it opened (to etcd, to the leaders it fetches from), which its first packet after the
+    cut marks."""
+
+    MARK = "0x5c"
 
     def __init__(self, broker):
-        tag = f"sluice-cut-{uuid.uuid4().hex[:8]}"
+        tag = ["-m", "comment", "--comment", f"sluice-cut-{uuid.uuid4().hex[:8]}"]
+        mine = ["-o", "lo", "-m", "owner", "--gid-owner", str(CUT_GROUP), *tag]
+        # (chain, position, rule): inserted at the top, in this order
         self.rules = [
-            ["OUTPUT", "-o", "lo", "-m", "owner", "--gid-owner", str(CUT_GROUP),
-             "-m", "comment", "--comment", tag, "-j", "DROP"],
-            ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(broker.port),
-             "-m", "comment", "--comment", tag, "-j", "DROP"],
+            ["OUTPUT", "1", *mine, "-j", "CONNMARK", "--set-mark", self.MARK],
+            ["OUTPUT", "2", *mine, "-j", "DROP"],
+            ["INPUT", "1", "-i", "lo", "-m", "connmark", "--mark", self.MARK, *tag, "-j", "DROP"],
+            ["INPUT", "2", "-i", "lo", "-p", "tcp", "--dport", str(broker.port), *tag, "-j", "DROP"],
         ]
         self.active: list[list[str]] = []
 
     def apply(self):
-        for rule in self.rules:
-            r = iptables("-I", *rule)
+        for chain, position, *rule in self.rules:
+            r = iptables("-I", chain, position, *rule)
             assert r.returncode == 0, r.stderr
-            self.active.append(rule)
+            self.active.append([chain, *rule])
 
     def heal(self):
         while self.active:
