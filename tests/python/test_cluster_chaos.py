@@ -19,6 +19,7 @@ import wire
 from cluster import create_topic, produce, segment_bytes
 
 NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
 # Short sessions and lag times: a dead broker is noticed in seconds.
 SETTINGS = {
     "broker.session.timeout.ms": 3000,
@@ -298,6 +299,42 @@ def test_a_divergent_tail_is_truncated_end_to_end(cluster_factory):
     wait_replicas_identical(cluster, "diverge", 1, [new, old])
     assert b"divergent-" not in segment_bytes(ob, "diverge", 0), "the old leader truncated its divergent tail"
     wait_replicas_identical(cluster, "diverge", 1)
+
+
+def test_an_acks_all_retry_is_acknowledged_only_once_replicated(cluster_factory):
+    # Sessions long enough that the paused followers stay in the ISR throughout.
+    cluster = cluster_factory(3, overrides={**SETTINGS, "broker.session.timeout.ms": 8000,
+                                            "replica.lag.time.max.ms": 10000})
+    create_topic(cluster, "retried", 1, configs={"min.insync.replicas": "2"})
+    first = produce(cluster, "retried", [f"first-{i}".encode() for i in range(100)], partition=0)
+    leader = cluster.brokers[cluster.leader("retried", 0)]
+    followers = [i for i, b in cluster.brokers.items() if b is not leader]
+    with wire.Conn(leader.host, leader.port) as conn:
+        _, error, pid, epoch = wire.parse_init_producer_id_response(conn.request(wire.init_producer_id_request(1)))
+        assert error == 0
+        batch = wire.record_batch([(None, b"retried")], int(time.time() * 1000), producer_id=pid,
+                                  producer_epoch=epoch, base_sequence=0)
+
+        def send(correlation_id: int) -> tuple[int, int]:
+            conn.send(wire.frame(wire.produce_request(8, correlation_id, "retried", 0, batch, acks=-1,
+                                                      timeout_ms=500)))
+            return answer(conn)
+
+        for f in followers:
+            cluster.pause(f)
+        # No follower fetches: the leader holds the batch alone, so neither the first
+        # attempt nor the producer's retry of it (a duplicate) may be acknowledged.
+        assert send(2) == (REQUEST_TIMED_OUT, -1)
+        assert send(3) == (REQUEST_TIMED_OUT, -1), "a retry acknowledged a batch only the leader has"
+        for f in followers:
+            cluster.resume(f)
+        # Copied, the retry is acknowledged, at the offset of the first attempt.
+        acked = cluster.wait_for(lambda: (lambda r: r if r[0] == 0 else None)(send(4)),
+                                 what="the retry acknowledged once the followers copied the batch")
+        assert acked == (0, len(first))
+    records = read_partition(cluster, "retried", 0)
+    assert [v for _, v in records] == [v for _, _, v in first] + [b"retried"], "the batch once, after the others"
+    wait_replicas_identical(cluster, "retried", 1)
 
 
 # -- cut off: iptables drops every packet of one broker --------------------------------------

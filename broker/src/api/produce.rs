@@ -351,7 +351,11 @@ fn append(
                     }
                     if let Some(replicas) = &replicas {
                         replicas.appended(&name, index);
-                        if acks == -1 && !info.duplicate {
+                        // A duplicate (a producer's retry) waits too, for the batch it
+                        // repeats: the first attempt may have timed out before the
+                        // followers had it, and an answer now would acknowledge a batch
+                        // only this leader holds (Kafka's DelayedProduce waits alike).
+                        if acks == -1 {
                             pending_replication.push(PendingReplication {
                                 topic: response.responses.len(),
                                 answer: tr.partition_responses.len(),
