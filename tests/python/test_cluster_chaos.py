@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka.protocol.metadata import MetadataRequest
 
 import wire
 from cluster import create_topic, produce, segment_bytes
@@ -140,12 +141,32 @@ def check_load(cluster, load: Load):
         assert len(load.acked[part]) == load.sent[part]
 
 
+def views(cluster, topic: str) -> dict[int, dict[int, tuple[int, list[int]]]]:
+    """Each reachable broker's own Metadata answer: {node id: {partition: (leader, ISR)}}.
+    Asked one by one, since a broker back from a pause or a cut may answer from its old
+    view until it has read the new one."""
+    out = {}
+    for node_id, b in cluster.brokers.items():
+        if not b.running() or node_id in cluster.paused:
+            continue
+        with wire.Conn(b.host, b.port, timeout=5) as conn:
+            request = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic)],
+                                      allow_auto_topic_creation=False)
+            (t,) = wire.call(conn, request, 12).topics
+        out[node_id] = {p.partition_index: (p.leader_id, sorted(p.isr_nodes)) for p in t.partitions}
+    return out
+
+
 def wait_isr_full(cluster, topic: str, timeout: float = 60):
+    """Until every broker answers that each partition is led, with every replica in sync."""
     ids = sorted(cluster.brokers)
-    cluster.wait_for(
-        lambda: all(p.leader in ids and sorted(p.isrs) == ids
-                    for p in cluster.metadata(topic).topics[topic].partitions.values()),
-        timeout=timeout, what=f"every partition of {topic} led, with the full ISR")
+
+    def agreed():
+        seen = views(cluster, topic)
+        return (sorted(seen) == ids and len({str(v) for v in seen.values()}) == 1
+                and all(leader in ids and isr == ids for leader, isr in seen[ids[0]].values()))
+
+    cluster.wait_for(agreed, timeout=timeout, what=f"every broker seeing {topic} led, with full ISRs")
 
 
 def wait_replicas_identical(cluster, topic: str, partitions: int, node_ids: list[int] | None = None):
