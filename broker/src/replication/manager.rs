@@ -309,7 +309,14 @@ impl ReplicaManager {
     }
 
     /// Proposes ISR shrinks for followers that fell behind (run every half lag time).
+    /// Not while fenced: the controller may have moved leadership already, and a shrink
+    /// to this broker alone, committed just before its session expired, would leave the
+    /// partition no replica to elect but this one (Kafka's controller refuses an
+    /// AlterPartition with a stale broker epoch).
     pub(crate) fn shrink_lagging(&self) {
+        if self.fenced() {
+            return;
+        }
         let now = now_ms();
         let replicas: Vec<(TopicPartition, Arc<Replica>)> = self
             .replicas

@@ -297,3 +297,18 @@ async fn a_deposed_leader_never_overwrites_the_new_leaders_state() {
     assert_eq!(current_state(&l.store), expected);
     assert_eq!(leader_state(&l).partition_epoch, before.partition_epoch);
 }
+
+#[tokio::test]
+async fn a_fenced_leader_shrinks_no_isr() {
+    let l = leader(&[1, 2, 3], &[1, 2, 3], 1).await;
+    let before = current_state(&l.store);
+    // Broker 1's session ends (cut off from etcd): it turns Fenced. The controller has not
+    // acted yet, so a compare-and-swap on the partition would still pass.
+    l.store.expire(1);
+    // The lag time (1 ms, on the wall clock) passes: its followers count as lagging.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    l.manager.shrink_lagging();
+    assert_eq!(leader_state(&l).pending(), None);
+    tokio::task::yield_now().await;
+    assert_eq!(current_state(&l.store), before);
+}
