@@ -130,12 +130,13 @@ impl ReplicaManager {
 
     /// Whether this broker may serve a client's produce or fetch for the partition now:
     /// it leads it, is not fenced, and `current_leader_epoch` (-1: unchecked) matches.
+    /// Returns the epoch it leads in.
     pub(crate) fn check_leader(
         &self,
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
-    ) -> Result<(), NotHere> {
+    ) -> Result<i32, NotHere> {
         let not_leader = |leader, leader_epoch| NotHere {
             error: ResponseError::NotLeaderOrFollower.code(),
             leader,
@@ -147,7 +148,8 @@ impl ReplicaManager {
         let role = replica.role();
         match &*role {
             Role::Leader(l) if self.fenced() => Err(not_leader(-1, l.leader_epoch)),
-            Role::Leader(l) => check_epoch(current_leader_epoch, l.leader_epoch, self.node_id),
+            Role::Leader(l) => check_epoch(current_leader_epoch, l.leader_epoch, self.node_id)
+                .map(|()| l.leader_epoch),
             Role::Follower {
                 leader,
                 leader_epoch,
