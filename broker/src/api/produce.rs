@@ -317,10 +317,10 @@ fn append(
                 broker
                     .txns
                     .with_verified_partition(producer, &name, index, || {
-                        append_batch(&partition, leader_epoch, header, batch)
+                        append_batch(partition, leader_epoch, header, batch)
                     })
             } else {
-                Ok(append_batch(&partition, leader_epoch, header, batch))
+                Ok(append_batch(partition, leader_epoch, header, batch))
             };
             let appended = match appended {
                 Ok(a) => a,
