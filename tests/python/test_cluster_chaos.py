@@ -1,8 +1,9 @@
 """Chaos on a three-broker cluster: one broker at a time is killed (SIGKILL), paused
 (SIGSTOP past the session timeout), restarted cleanly, or cut off from the others and from
-etcd, while producers write. Each test checks what a user would: every acknowledged record
-is there at the offset its delivery report gave, in order and exactly once, the ISR is full
-again, and the replicas hold byte-identical logs."""
+etcd, while producers write; and an acks=all retry meets followers that do not fetch.
+Each test checks what a user would: every acknowledged record is there at the offset its
+delivery report gave, in order and exactly once, the ISR is full again, and the replicas
+hold byte-identical logs."""
 
 from __future__ import annotations
 
