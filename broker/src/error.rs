@@ -31,6 +31,7 @@ pub(crate) fn append_error_code(e: &AppendError) -> i16 {
         } => code(ResponseError::InvalidTimestamp),
         AppendError::RecordErrors { .. } => code(ResponseError::InvalidRecord),
         AppendError::OffsetMismatch { .. } => code(ResponseError::CorruptMessage),
+        AppendError::NotLeader { .. } => code(ResponseError::NotLeaderOrFollower),
         AppendError::Storage(e) => storage_error_code(e),
     }
 }

@@ -8,6 +8,7 @@ confluent-kafka) and wait on conditions with a deadline.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,15 @@ from pathlib import Path
 from conftest import Broker, BrokerError, free_port
 
 ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def stopped(pid: int, tid: str) -> bool:
+    """Whether thread `tid` of `pid` is stopped by a signal (state T) or gone."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
 
 
 class Etcd:
@@ -97,6 +107,8 @@ class Cluster:
         self.etcd = Etcd(workdir)
         self.prefix = f"/sluice-test-{uuid.uuid4().hex[:8]}"
         self.brokers: dict[int, Broker] = {}
+        # brokers stopped with SIGSTOP: still running, but left out of the bootstrap list
+        self.paused: set[int] = set()
         for node_id in range(1, brokers + 1):
             bdir = workdir / f"broker-{node_id}"
             bdir.mkdir()
@@ -113,7 +125,23 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
-        return ",".join(b.bootstrap for b in self.brokers.values() if b.running())
+        return ",".join(b.bootstrap for i, b in self.brokers.items()
+                        if b.running() and i not in self.paused)
+
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP: the process holds its sockets but answers nothing (a long GC pause, a
+        frozen VM)."""
+        pid = self.brokers[node_id].pid
+        os.kill(pid, signal.SIGSTOP)
+        self.paused.add(node_id)
+        # The signal stops the threads asynchronously: until each has stopped, the broker
+        # may still read a request sent after the kill() returned.
+        self.wait_for(lambda: all(stopped(pid, t) for t in os.listdir(f"/proc/{pid}/task")),
+                      timeout=10, what=f"every thread of broker {node_id} stopped")
+
+    def resume(self, node_id: int) -> None:
+        self.brokers[node_id].proc.send_signal(signal.SIGCONT)
+        self.paused.discard(node_id)
 
     def start(self) -> "Cluster":
         self.etcd.start()
@@ -125,6 +153,8 @@ class Cluster:
 
     def stop(self) -> list[str]:
         errors = []
+        for node_id in list(self.paused):
+            self.resume(node_id)
         for b in self.brokers.values():
             try:
                 b.stop()
@@ -166,6 +196,60 @@ class Cluster:
         for node_id, b in self.brokers.items():
             parts.append(f"--- broker {node_id}\n{b.stderr_tail()}")
         return "\n".join(parts)
+
+
+def create_topic(cluster: Cluster, name: str, partitions: int, rf: int = 3, configs: dict | None = None,
+                 assignment: list[list[int]] | None = None):
+    """Creates a topic (with Kafka's placement, or `assignment`) and waits until every
+    partition has a leader and a full ISR."""
+    from confluent_kafka.admin import NewTopic
+
+    if assignment is not None:
+        topic = NewTopic(name, num_partitions=len(assignment),
+                         replica_assignment=assignment, config=configs or {})
+        rf = len(assignment[0])
+    else:
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=rf, config=configs or {})
+    admin = cluster.admin()  # held until the answer: a destroyed client fails its futures
+    futures = admin.create_topics([topic], operation_timeout=30)
+    futures[name].result(timeout=30)
+    cluster.wait_for(lambda: all(p.leader >= 0 and len(p.isrs) == rf
+                                 for p in cluster.metadata(name).topics[name].partitions.values()),
+                     what=f"{name} has leaders and full ISRs")
+
+
+def produce(cluster: Cluster, topic: str, values: list[bytes], partition: int | None = None,
+            extra: dict | None = None) -> list[tuple[int, int, bytes]]:
+    """Produces with acks=all and idempotence; returns (partition, offset, value) of every
+    acknowledged record and fails on any delivery error."""
+    from confluent_kafka import Producer
+
+    acked, errors = [], []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked.append((msg.partition(), msg.offset(), msg.value()))
+
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5, **(extra or {})})
+    for v in values:
+        if partition is None:
+            p.produce(topic, v, key=v, on_delivery=report)
+        else:
+            p.produce(topic, v, partition=partition, on_delivery=report)
+        p.poll(0)
+    assert p.flush(60) == 0, "undelivered records"
+    assert not errors, errors
+    return acked
+
+
+def segment_bytes(broker: Broker, topic: str, partition: int) -> bytes:
+    """A replica's log as stored: its segment files concatenated in offset order."""
+    d = Path(broker.log_dir) / f"{topic}-{partition}"
+    files = sorted(d.glob("*.log"), key=lambda f: int(f.stem))
+    return b"".join(f.read_bytes() for f in files)
 
 
 def new_cluster(base: Path, brokers: int = 3, overrides: dict[str, object] | None = None) -> Cluster:

@@ -67,6 +67,9 @@ class Broker:
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        # the group id the process runs with (None: ours); read at each start(). A group of
+        # its own lets a test match the broker's packets with iptables' owner module.
+        self.group: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def argv(self) -> list[str]:
@@ -98,6 +101,7 @@ class Broker:
                 stderr=err,
                 cwd=self.workdir,
                 env={**os.environ, "NO_COLOR": "1", **self.env},
+                group=self.group,
             )
         self.wait_ready(timeout)
         return self

@@ -6,52 +6,16 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.admin import NewTopic
 
 import wire
+from cluster import create_topic, produce, segment_bytes
 
 NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS = 19
-
-
-def create_topic(cluster, name: str, partitions: int, rf: int = 3, configs: dict | None = None):
-    admin = cluster.admin()
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=rf, config=configs or {})],
-        operation_timeout=30)
-    futures[name].result(timeout=30)
-    cluster.wait_for(lambda: all(p.leader >= 0 and len(p.isrs) == rf
-                                 for p in cluster.metadata(name).topics[name].partitions.values()),
-                     what=f"{name} has leaders and full ISRs")
-
-
-def produce(cluster, topic: str, values: list[bytes], partition: int | None = None,
-            extra: dict | None = None) -> list[tuple[int, int, bytes]]:
-    """Produces with acks=all and idempotence; returns (partition, offset, value) of every
-    acknowledged record and fails on any delivery error."""
-    acked, errors = [], []
-
-    def report(err, msg):
-        if err is not None:
-            errors.append(err)
-        else:
-            acked.append((msg.partition(), msg.offset(), msg.value()))
-
-    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
-                  "enable.idempotence": True, "linger.ms": 5, **(extra or {})})
-    for v in values:
-        if partition is None:
-            p.produce(topic, v, key=v, on_delivery=report)
-        else:
-            p.produce(topic, v, partition=partition, on_delivery=report)
-        p.poll(0)
-    assert p.flush(60) == 0, "undelivered records"
-    assert not errors, errors
-    return acked
 
 
 def consume_all(cluster, topic: str, expected: int, timeout: float = 60) -> list[tuple[int, int, bytes]]:
@@ -69,13 +33,6 @@ def consume_all(cluster, topic: str, expected: int, timeout: float = 60) -> list
     finally:
         c.close()
     return out
-
-
-def segment_bytes(broker, topic: str, partition: int) -> bytes:
-    """A replica's log as stored: its segment files concatenated in offset order."""
-    d = Path(broker.log_dir) / f"{topic}-{partition}"
-    files = sorted(d.glob("*.log"), key=lambda f: int(f.stem))
-    return b"".join(f.read_bytes() for f in files)
 
 
 def test_three_brokers_place_replicas_and_leaders_evenly(cluster_factory):

@@ -47,6 +47,19 @@ fn batch_index_error(e: &RecordError) -> BatchIndexAndErrorMessage {
     out
 }
 
+/// A client's batch, appended as the leader in `leader_epoch` in a cluster.
+fn append_batch(
+    partition: &Partition,
+    leader_epoch: Option<i32>,
+    header: &sluice_protocol::batch::BatchHeader,
+    batch: &bytes::Bytes,
+) -> Result<sluice_storage::AppendInfo, AppendError> {
+    match leader_epoch {
+        Some(epoch) => partition.append_as_leader(epoch, *header, batch, now_ms()),
+        None => partition.append(*header, batch, now_ms()),
+    }
+}
+
 /// What a Produce's appends leave to do before it is answered.
 struct PendingFlushes {
     acks: i16,
@@ -228,8 +241,10 @@ fn append(
                 continue;
             };
             let min_insync_replicas = found.as_ref().map_or(1, |t| t.config.min_insync_replicas);
+            // The epoch this broker leads in (a cluster member): the append checks it.
+            let mut leader_epoch = None;
             if let Some(replicas) = &replicas {
-                let checked = replicas.check_leader(&name, index, -1).and_then(|()| {
+                let checked = replicas.check_leader(&name, index, -1).and_then(|epoch| {
                     if acks == -1 {
                         replicas
                             .check_min_isr(&name, index, min_insync_replicas)
@@ -237,21 +252,23 @@ fn append(
                                 error,
                                 leader: -1,
                                 leader_epoch: -1,
-                            })
-                    } else {
-                        Ok(())
+                            })?;
                     }
+                    Ok(epoch)
                 });
-                if let Err(not_here) = checked {
-                    let mut p = partition_response(index, not_here.error, None, version);
-                    if version >= 10 && not_here.leader >= 0 {
-                        p.current_leader = LeaderIdAndEpoch::default()
-                            .with_leader_id(BrokerId(not_here.leader))
-                            .with_leader_epoch(not_here.leader_epoch);
-                        leaders.insert(not_here.leader);
+                match checked {
+                    Ok(epoch) => leader_epoch = Some(epoch),
+                    Err(not_here) => {
+                        let mut p = partition_response(index, not_here.error, None, version);
+                        if version >= 10 && not_here.leader >= 0 {
+                            p.current_leader = LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(not_here.leader))
+                                .with_leader_epoch(not_here.leader_epoch);
+                            leaders.insert(not_here.leader);
+                        }
+                        tr.partition_responses.push(p);
+                        continue;
                     }
-                    tr.partition_responses.push(p);
-                    continue;
                 }
             }
             let records = pd.records.unwrap_or_default();
@@ -300,10 +317,10 @@ fn append(
                 broker
                     .txns
                     .with_verified_partition(producer, &name, index, || {
-                        partition.append(*header, batch, now_ms())
+                        append_batch(partition, leader_epoch, header, batch)
                     })
             } else {
-                Ok(partition.append(*header, batch, now_ms()))
+                Ok(append_batch(partition, leader_epoch, header, batch))
             };
             let appended = match appended {
                 Ok(a) => a,
@@ -351,7 +368,11 @@ fn append(
                     }
                     if let Some(replicas) = &replicas {
                         replicas.appended(&name, index);
-                        if acks == -1 && !info.duplicate {
+                        // A duplicate (a producer's retry) waits too, for the batch it
+                        // repeats: the first attempt may have timed out before the
+                        // followers had it, and an answer now would acknowledge a batch
+                        // only this leader holds (Kafka's DelayedProduce waits alike).
+                        if acks == -1 {
                             pending_replication.push(PendingReplication {
                                 topic: response.responses.len(),
                                 answer: tr.partition_responses.len(),

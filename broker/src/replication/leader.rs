@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use sluice_cluster::PartitionState;
+
 /// One follower as its fetches show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FollowerProgress {
@@ -69,6 +71,9 @@ pub(crate) struct LeaderState {
     /// The log end offset when this epoch began: a follower joins the ISR only once it
     /// has reached it, so that it holds every batch of earlier epochs the leader kept.
     epoch_start_offset: i64,
+    /// Set once the metadata named another leader or leader epoch (see
+    /// [`LeaderState::refused`]).
+    deposed: bool,
 }
 
 impl LeaderState {
@@ -98,6 +103,7 @@ impl LeaderState {
             pending: None,
             followers,
             epoch_start_offset,
+            deposed: false,
         }
     }
 
@@ -176,7 +182,7 @@ impl LeaderState {
     /// The ISR expansion to propose after `replica`'s fetch, if it is now in sync: it
     /// reached the high watermark and this epoch's start (Kafka's `isFollowerInSync`).
     pub(crate) fn expansion(&self, replica: i32, high_watermark: i64) -> Option<IsrChange> {
-        if self.pending.is_some() || self.isr.contains(&replica) {
+        if self.deposed || self.pending.is_some() || self.isr.contains(&replica) {
             return None;
         }
         let f = self.followers.get(&replica)?;
@@ -196,7 +202,7 @@ impl LeaderState {
         now_ms: i64,
         max_lag_ms: i64,
     ) -> Option<IsrChange> {
-        if self.pending.is_some() {
+        if self.deposed || self.pending.is_some() {
             return None;
         }
         let lagging: Vec<i32> = self
@@ -239,12 +245,35 @@ impl LeaderState {
         }
     }
 
-    /// The pending change was refused (the partition moved on); `isr` and
-    /// `partition_epoch` are what the metadata holds now.
-    pub(crate) fn refused(&mut self, isr: Vec<i32>, partition_epoch: i64) {
+    /// The pending change was refused because the partition moved on: `current` is the
+    /// state the metadata holds now. While it still names this broker leader in this
+    /// epoch (the controller changed the ISR meanwhile), the leader takes that ISR and
+    /// partition epoch and may propose again. Otherwise this broker was deposed and its
+    /// view has not caught up yet: it keeps what it had and proposes nothing more, since a
+    /// proposal carrying the newer partition epoch would pass the compare-and-swap and
+    /// write this stale leader epoch over the new leader's state (Kafka's controller
+    /// answers such an AlterPartition FENCED_LEADER_EPOCH). Returns whether it still leads.
+    pub(crate) fn refused(&mut self, current: &PartitionState) -> bool {
         self.pending = None;
-        self.isr = isr;
-        self.partition_epoch = partition_epoch;
+        if current.leader != self.node_id || current.leader_epoch != self.leader_epoch {
+            self.deposed = true;
+            return false;
+        }
+        self.isr = current.isr.clone();
+        self.partition_epoch = current.partition_epoch;
+        true
+    }
+
+    /// The pending change could not be sent (the metadata store failed): it is dropped,
+    /// to be proposed again.
+    pub(crate) fn failed(&mut self) {
+        self.pending = None;
+    }
+
+    /// Whether the metadata showed another leader or leader epoch: no more ISR changes.
+    #[cfg(test)]
+    pub(crate) fn deposed(&self) -> bool {
+        self.deposed
     }
 }
 
@@ -255,6 +284,17 @@ mod tests {
     const LAG: i64 = 30_000;
     /// A wall-clock time: replicas outside the ISR start as caught up at 0, long ago.
     const T: i64 = 1_700_000_000_000;
+
+    fn state(leader: i32, leader_epoch: i32, isr: &[i32], partition_epoch: i64) -> PartitionState {
+        PartitionState {
+            leader,
+            leader_epoch,
+            isr: isr.to_vec(),
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+            partition_epoch,
+        }
+    }
 
     fn leader() -> LeaderState {
         // Broker 1 leads epoch 3 of replicas [1, 2, 3], all in sync, from offset 100.
@@ -349,7 +389,7 @@ mod tests {
         l.propose(change);
         assert_eq!(l.expansion(3, hw), None, "one change in flight at a time");
         assert_eq!(l.maximal_isr(), vec![1, 2, 3]);
-        l.refused(vec![1, 2], 9);
+        assert!(l.refused(&state(1, 3, &[1, 2], 9)));
         assert_eq!(
             (l.isr.clone(), l.partition_epoch, l.pending()),
             (vec![1, 2], 9, None)
@@ -365,5 +405,37 @@ mod tests {
         assert_eq!(l.expansion(2, 90), None);
         l.record_fetch(2, 100, 120, T + 100);
         assert_eq!(l.expansion(2, 90), Some(IsrChange::Expand(vec![1, 2])));
+    }
+
+    #[test]
+    fn a_deposed_leader_takes_no_newer_partition_epoch_and_proposes_nothing() {
+        // Broker 1 was paused past its session: the controller made 2 leader in epoch 4.
+        // Back, before its view catches up, 1 finds its followers lagging.
+        let mut l = leader();
+        let now = 1_000 + LAG + 1;
+        let shrink = l.shrink(100, now, LAG).unwrap();
+        assert_eq!(shrink, IsrChange::Shrink(vec![1]));
+        l.propose(shrink);
+        // The compare-and-swap fails on the partition epoch and shows the new state.
+        assert!(!l.refused(&state(2, 4, &[2, 3], 9)));
+        assert!(l.deposed());
+        assert_eq!(
+            (l.isr.clone(), l.partition_epoch),
+            (vec![1, 2, 3], 7),
+            "the new leader's partition epoch would let a proposal of 1 overwrite its state"
+        );
+        assert_eq!(l.shrink(100, now + LAG, LAG), None);
+        l.record_fetch(2, 100, 100, now);
+        assert_eq!(l.expansion(2, 100), None);
+    }
+
+    #[test]
+    fn a_refusal_by_a_controller_change_in_the_same_epoch_takes_its_isr() {
+        let mut l = leader();
+        l.propose(IsrChange::Shrink(vec![1, 2]));
+        // The controller removed 3 (its session ended) at partition epoch 8.
+        assert!(l.refused(&state(1, 3, &[1, 2], 8)));
+        assert!(!l.deposed());
+        assert_eq!((l.isr.clone(), l.partition_epoch), (vec![1, 2], 8));
     }
 }

@@ -12,6 +12,7 @@ use sluice_storage::{now_ms, Partition, Storage};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::epochs::{check_epoch, diverging, FollowerFetch};
 use super::fetcher::Fetchers;
 use super::leader::{IsrChange, LeaderState};
 
@@ -83,6 +84,8 @@ pub(crate) struct ReplicaManager {
     pub(super) seen_topics: Mutex<HashSet<Uuid>>,
     /// The partitions this broker leads, with their leader epochs, as of the last view.
     leading: watch::Sender<Arc<Leadership>>,
+    /// The brokers live in the latest view: only these join an ISR.
+    live: RwLock<HashSet<i32>>,
     me: std::sync::Weak<ReplicaManager>,
 }
 
@@ -109,6 +112,7 @@ impl ReplicaManager {
             fetchers,
             seen_topics: Mutex::new(HashSet::new()),
             leading: watch::channel(Arc::new(Leadership::new())).0,
+            live: RwLock::new(HashSet::new()),
             me: me.clone(),
         })
     }
@@ -138,12 +142,13 @@ impl ReplicaManager {
 
     /// Whether this broker may serve a client's produce or fetch for the partition now:
     /// it leads it, is not fenced, and `current_leader_epoch` (-1: unchecked) matches.
+    /// Returns the epoch it leads in.
     pub(crate) fn check_leader(
         &self,
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
-    ) -> Result<(), NotHere> {
+    ) -> Result<i32, NotHere> {
         let not_leader = |leader, leader_epoch| NotHere {
             error: ResponseError::NotLeaderOrFollower.code(),
             leader,
@@ -155,7 +160,8 @@ impl ReplicaManager {
         let role = replica.role();
         match &*role {
             Role::Leader(l) if self.fenced() => Err(not_leader(-1, l.leader_epoch)),
-            Role::Leader(l) => check_epoch(current_leader_epoch, l.leader_epoch, self.node_id),
+            Role::Leader(l) => check_epoch(current_leader_epoch, l.leader_epoch, self.node_id)
+                .map(|()| l.leader_epoch),
             Role::Follower {
                 leader,
                 leader_epoch,
@@ -243,17 +249,21 @@ impl ReplicaManager {
         }
     }
 
-    /// A follower fetched `fetch_offset` (Kafka's `updateFollowerFetchState`): its progress
-    /// is recorded, the high watermark may move, and the ISR may grow.
+    /// A follower fetched `fetch_offset`, the last batch it holds being of
+    /// `last_fetched_epoch` (Kafka's `Partition.fetchRecords` for a follower). When its log
+    /// diverged from this leader's, the answer is the epoch and end offset it must
+    /// truncate to, and nothing is recorded: its fetch offset is no position in this log,
+    /// and counting it could take the follower into the ISR, and the high watermark past
+    /// records it lacks. Otherwise its progress is recorded (`updateFollowerFetchState`),
+    /// the high watermark may move, and the ISR may grow, by brokers live in the view only
+    /// (KIP-841: the controller would take a broker without a session out again).
     pub(crate) fn follower_fetched(
         &self,
         topic: &str,
         partition: i32,
-        replica_id: i32,
-        fetch_offset: i64,
-        current_leader_epoch: i32,
-    ) -> Result<(), NotHere> {
-        self.check_leader(topic, partition, current_leader_epoch)?;
+        fetch: FollowerFetch,
+    ) -> Result<Option<(i32, i64)>, NotHere> {
+        self.check_leader(topic, partition, fetch.current_leader_epoch)?;
         let Some(replica) = self.replica(topic, partition) else {
             return Err(NotHere {
                 error: ResponseError::NotLeaderOrFollower.code(),
@@ -261,14 +271,22 @@ impl ReplicaManager {
                 leader_epoch: -1,
             });
         };
+        if let Some(diverged) = diverging(&replica.partition, fetch) {
+            return Ok(Some(diverged));
+        }
         let now = now_ms();
         let leo = replica.partition.log_end_offset();
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&fetch.replica_id);
         let change = {
             let mut role = replica.role();
             let Role::Leader(l) = &mut *role else {
-                return Ok(());
+                return Ok(None);
             };
-            if !l.record_fetch(replica_id, fetch_offset, leo, now) {
+            if !l.record_fetch(fetch.replica_id, fetch.fetch_offset, leo, now) {
                 // Kafka answers a fetch from a broker that is not a replica so.
                 return Err(NotHere {
                     error: ResponseError::NotLeaderOrFollower.code(),
@@ -277,7 +295,11 @@ impl ReplicaManager {
                 });
             }
             let hw = replica.partition.high_watermark();
-            let change = l.expansion(replica_id, hw);
+            let change = if live {
+                l.expansion(fetch.replica_id, hw)
+            } else {
+                None
+            };
             if let Some(c) = &change {
                 l.propose(c.clone());
             }
@@ -287,7 +309,7 @@ impl ReplicaManager {
         if let Some((change, state)) = change {
             self.commit_isr_change(topic.to_string(), partition, replica, change, state);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Moves the leader's high watermark to what its ISR allows.
@@ -301,7 +323,14 @@ impl ReplicaManager {
     }
 
     /// Proposes ISR shrinks for followers that fell behind (run every half lag time).
+    /// Not while fenced: the controller may have moved leadership already, and a shrink
+    /// to this broker alone, committed just before its session expired, would leave the
+    /// partition no replica to elect but this one (Kafka's controller refuses an
+    /// AlterPartition with a stale broker epoch).
     pub(crate) fn shrink_lagging(&self) {
+        if self.fenced() {
+            return;
+        }
         let now = now_ms();
         let replicas: Vec<(TopicPartition, Arc<Replica>)> = self
             .replicas
@@ -373,16 +402,25 @@ impl ReplicaManager {
                         l.committed(epoch);
                     }
                     Err(MetadataError::Stale(current)) => {
-                        tracing::info!(
-                            topic,
-                            partition = index,
-                            "ISR change refused: the partition moved on"
-                        );
-                        l.refused(current.isr.clone(), current.partition_epoch);
+                        if l.refused(&current) {
+                            tracing::info!(
+                                topic,
+                                partition = index,
+                                "ISR change refused: the partition moved on"
+                            );
+                        } else {
+                            tracing::info!(
+                                topic,
+                                partition = index,
+                                leader = current.leader,
+                                leader_epoch = current.leader_epoch,
+                                "ISR change refused: another leader or epoch; no more changes until the view catches up"
+                            );
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(topic, partition = index, error = %e, "ISR change failed; will retry");
-                        l.refused(l.isr.clone(), l.partition_epoch);
+                        l.failed();
                     }
                 }
             }
@@ -419,6 +457,8 @@ impl ReplicaManager {
     /// leader, follower or offline as its partition state says.
     pub(crate) fn apply(&self, view: &ClusterView) {
         self.sync_topics(view);
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) =
+            view.brokers.keys().copied().collect();
         let now = now_ms();
         let mut follow: BTreeMap<i32, Vec<(TopicPartition, Arc<Partition>, i32)>> = BTreeMap::new();
         let mut next: HashMap<TopicPartition, Arc<Replica>> = HashMap::new();
@@ -497,7 +537,7 @@ impl ReplicaManager {
                     // Same term: take ISR changes made by the controller (a dead broker
                     // removed) and replicas added or removed by a reassignment.
                     if l.pending().is_none() && l.partition_epoch < state.partition_epoch {
-                        l.refused(state.isr.clone(), state.partition_epoch);
+                        l.refused(state);
                     }
                     l.set_replicas(assigned);
                 }
@@ -548,17 +588,6 @@ impl ReplicaManager {
     }
 }
 
-/// Kafka's leader epoch check: an older epoch is fenced, a newer one not yet known here.
-fn check_epoch(requested: i32, current: i32, leader: i32) -> Result<(), NotHere> {
-    let error = match requested {
-        -1 => return Ok(()),
-        e if e < current => ResponseError::FencedLeaderEpoch,
-        e if e > current => ResponseError::UnknownLeaderEpoch,
-        _ => return Ok(()),
-    };
-    Err(NotHere {
-        error: error.code(),
-        leader,
-        leader_epoch: current,
-    })
-}
+#[cfg(test)]
+#[path = "manager_tests.rs"]
+mod tests;

@@ -26,6 +26,32 @@ impl Partition {
         batch: &Bytes,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        self.append_checked(None, header, batch, now_ms)
+    }
+
+    /// [`Partition::append`] by the leader of a replicated partition in `leader_epoch`:
+    /// refused (NotLeader) unless that is still the latest epoch of the log, checked with
+    /// the append under the log's lock. A leader that turned follower after its leadership
+    /// check may already hold its new leader's batches of a later epoch: a client batch
+    /// after them would be stamped with that epoch at an offset where the new leader has
+    /// another batch, a divergence that no comparison of epochs would ever find.
+    pub fn append_as_leader(
+        &self,
+        leader_epoch: i32,
+        header: BatchHeader,
+        batch: &Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_checked(Some(leader_epoch), header, batch, now_ms)
+    }
+
+    fn append_checked(
+        &self,
+        leader_epoch: Option<i32>,
+        header: BatchHeader,
+        batch: &Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
         if header.is_control() {
             return Err(AppendError::InvalidRecord(
                 "control batches are written by the transaction coordinator, not by producers",
@@ -57,7 +83,7 @@ impl Partition {
             None => (header, batch),
         };
         let log_append_time = (timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        self.append_inner(header, batch, None, log_append_time, now_ms)
+        self.append_inner(header, batch, None, log_append_time, leader_epoch, now_ms)
     }
 
     /// Looks inside a producer's batch where the topic's configs require it: a compacted
@@ -119,6 +145,7 @@ impl Partition {
             &bytes,
             Some((control, COORDINATOR_EPOCH)),
             None,
+            None,
             now_ms,
         )
     }
@@ -131,9 +158,19 @@ impl Partition {
         batch: &Bytes,
         control: Option<(ControlType, i32)>,
         log_append_time: Option<i64>,
+        leader_epoch: Option<i32>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let mut log = self.lock();
+        if let Some(leader_epoch) = leader_epoch {
+            let latest = log.epochs.latest_epoch();
+            if latest != Some(leader_epoch) {
+                return Err(AppendError::NotLeader {
+                    leader_epoch,
+                    latest,
+                });
+            }
+        }
         if batch.len() > log.config.max_message_bytes.max(0) as usize {
             return Err(AppendError::TooLarge {
                 size: batch.len(),

@@ -71,6 +71,15 @@ pub enum AppendError {
         /// Its base offset.
         got: i64,
     },
+    /// A leader's append in an epoch that is no longer the log's latest: this replica
+    /// follows a later leader now (NOT_LEADER_OR_FOLLOWER).
+    #[error("leader epoch {leader_epoch} is not the log's latest ({latest:?})")]
+    NotLeader {
+        /// The epoch the append was made in.
+        leader_epoch: i32,
+        /// The log's latest epoch.
+        latest: Option<i32>,
+    },
     /// The disk or the index failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),

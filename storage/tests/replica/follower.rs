@@ -361,3 +361,55 @@ fn the_epoch_cache_and_high_watermark_checkpoint_survive_reopening_and_trimming(
     );
     assert_eq!(p.end_offset_for_epoch(1), (1, 25));
 }
+
+#[test]
+fn a_leaders_append_in_an_epoch_the_log_has_moved_past_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(&config(dir.path(), &[])).unwrap();
+    // `old` leads epoch 3; `new` copies it, then leads epoch 4.
+    let old = &s
+        .create_topic("old", 1, BTreeMap::new())
+        .unwrap()
+        .partitions[0];
+    let new = &s
+        .create_topic("new", 1, BTreeMap::new())
+        .unwrap()
+        .partitions[0];
+    old.become_leader(3).unwrap();
+    let first = batch(2, 1_000, None);
+    old.append_as_leader(3, validate(&first).unwrap(), &first, 1_000)
+        .unwrap();
+    let copied = old.read(0, 1 << 20, Isolation::LogEnd).unwrap().records;
+    new.append_replicated(&copied, 1_000).unwrap();
+    new.become_leader(4).unwrap();
+    let second = batch(1, 2_000, None);
+    new.append_as_leader(4, validate(&second).unwrap(), &second, 2_000)
+        .unwrap();
+    // `old` turned follower and copied the epoch-4 batch; a client's batch whose
+    // leadership check passed in epoch 3, just before, comes to be appended only now.
+    let copied = new.read(2, 1 << 20, Isolation::LogEnd).unwrap().records;
+    old.append_replicated(&copied, 2_000).unwrap();
+    let late = batch(1, 2_500, None);
+    let refused = old.append_as_leader(3, validate(&late).unwrap(), &late, 2_500);
+    assert!(
+        matches!(
+            refused,
+            Err(AppendError::NotLeader {
+                leader_epoch: 3,
+                latest: Some(4)
+            })
+        ),
+        "{refused:?}"
+    );
+    // Appended, it would sit at offset 3 stamped with epoch 4, where `new` may put
+    // another batch: a divergence that no epoch comparison finds.
+    assert_eq!(old.log_end_offset(), 3);
+    assert_same(
+        &observe(old),
+        &observe(new),
+        "the follower after the refusal",
+    );
+    // The leader of the latest epoch appends as before.
+    new.append_as_leader(4, validate(&late).unwrap(), &late, 2_500)
+        .unwrap();
+}

@@ -1,6 +1,6 @@
-//! Fetch from a follower (a replica id of 0 or more): the leader records the follower's
-//! progress (which may move the high watermark and grow the ISR), reports a diverging
-//! epoch when the follower's log split from its own, and serves batches up to the log end
+//! Fetch from a follower (a replica id of 0 or more): the leader reports a diverging
+//! epoch when the follower's log split from its own, or else records the follower's
+//! progress (which may move the high watermark and grow the ISR), and serves batches up to the log end
 //! offset, long-polling on appends. Followers fetch without fetch sessions.
 
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use crate::api::topic_name;
 use crate::broker::Broker;
 use crate::error::{code, read_error_code, NONE};
 use crate::metrics::timed;
+use crate::replication::epochs::FollowerFetch;
 use crate::replication::ReplicaManager;
 use crate::session::Session;
 
@@ -72,9 +73,12 @@ pub(super) async fn handle(
                         let checked = replicas.follower_fetched(
                             &name,
                             p.partition,
-                            replica_id,
-                            p.fetch_offset,
-                            p.current_leader_epoch,
+                            FollowerFetch {
+                                replica_id,
+                                fetch_offset: p.fetch_offset,
+                                last_fetched_epoch: p.last_fetched_epoch,
+                                current_leader_epoch: p.current_leader_epoch,
+                            },
                         );
                         let answer = match checked {
                             Err(not_here) => {
@@ -84,12 +88,10 @@ pub(super) async fn handle(
                                     .with_leader_epoch(not_here.leader_epoch);
                                 Some(d)
                             }
-                            Ok(()) => diverging(
-                                &partition,
-                                p.partition,
-                                p.last_fetched_epoch,
-                                p.fetch_offset,
-                            ),
+                            Ok(Some(diverged)) => {
+                                Some(diverging(&partition, p.partition, diverged))
+                            }
+                            Ok(None) => None,
                         };
                         w.partition = Some(partition);
                         answer
@@ -172,21 +174,8 @@ pub(super) async fn handle(
     }
 }
 
-/// Kafka's divergence check: the follower's last fetched epoch ends earlier here, or
-/// this leader never had it.
-fn diverging(
-    p: &Partition,
-    index: i32,
-    last_fetched_epoch: i32,
-    fetch_offset: i64,
-) -> Option<PartitionData> {
-    if last_fetched_epoch < 0 {
-        return None;
-    }
-    let (epoch, end_offset) = p.end_offset_for_epoch(last_fetched_epoch);
-    if epoch >= last_fetched_epoch && end_offset >= fetch_offset {
-        return None;
-    }
+/// The answer to a follower whose log diverged: where its last fetched epoch ends here.
+fn diverging(p: &Partition, index: i32, (epoch, end_offset): (i32, i64)) -> PartitionData {
     let mut d = error_data(index, NONE);
     d.high_watermark = p.high_watermark();
     d.log_start_offset = p.log_start_offset();
@@ -195,7 +184,7 @@ fn diverging(
         .with_epoch(epoch)
         .with_end_offset(end_offset);
     d.records = Some(Bytes::new());
-    Some(d)
+    d
 }
 
 fn error_data(index: i32, error_code: i16) -> PartitionData {
