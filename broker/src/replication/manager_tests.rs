@@ -102,6 +102,7 @@ async fn leader(isr: &[i32], live: &[i32], lag_time_max_ms: i64) -> Leader {
                 leader_epoch: 1,
                 ..current
             },
+            None,
         )
         .await
         .expect("epoch 1");
@@ -274,7 +275,7 @@ async fn a_deposed_leader_never_overwrites_the_new_leaders_state() {
     };
     let epoch = l
         .store
-        .update_partition(TOPIC, 0, before.partition_epoch, deposed_by.clone())
+        .update_partition(TOPIC, 0, before.partition_epoch, deposed_by.clone(), None)
         .await
         .expect("new leader");
     let expected = PartitionState {
