@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import wire
@@ -19,9 +19,13 @@ NOT_ENOUGH_REPLICAS = 19
 
 
 def consume_all(cluster, topic: str, expected: int, timeout: float = 60) -> list[tuple[int, int, bytes]]:
+    """Reads every partition from its start by assignment: no group coordinator is needed,
+    so it also works while a dead broker keeps `__consumer_offsets` from being created (it
+    waits for offsets.topic.replication.factor live brokers, as in Kafka)."""
+    partitions = cluster.metadata(topic).topics[topic].partitions
     c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{topic}-{time.monotonic_ns()}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([topic])
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     out = []
     deadline = time.monotonic() + timeout
     try:
