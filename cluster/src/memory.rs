@@ -43,6 +43,30 @@ fn check_fence(store: &Store, fence: Option<&Fence>) -> Result<(), MetadataError
     }
 }
 
+/// The compare-and-swap of one partition's state on its partition epoch (and a
+/// controller's fence); returns the new revision, which is the new partition epoch.
+fn swap_partition(
+    store: &mut Store,
+    topic: &str,
+    partition: i32,
+    expected_partition_epoch: i64,
+    mut new: PartitionState,
+    fence: Option<&Fence>,
+) -> Result<i64, MetadataError> {
+    check_fence(store, fence)?;
+    let key = (topic.to_string(), partition);
+    let Some(current) = store.view.partitions.get(&key) else {
+        return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
+    };
+    if current.partition_epoch != expected_partition_epoch {
+        return Err(MetadataError::Stale(Box::new(current.clone())));
+    }
+    let revision = store.bump();
+    new.partition_epoch = revision;
+    store.view.partitions.insert(key, new);
+    Ok(revision)
+}
+
 struct Store {
     revision: i64,
     next_id: u64,
@@ -291,21 +315,18 @@ impl ClusterMetadata for MemoryMetadata {
         topic: &str,
         partition: i32,
         expected_partition_epoch: i64,
-        mut new: PartitionState,
+        new: PartitionState,
         fence: Option<&Fence>,
     ) -> Result<i64, MetadataError> {
         let mut store = lock(&self.store);
-        check_fence(&store, fence)?;
-        let key = (topic.to_string(), partition);
-        let Some(current) = store.view.partitions.get(&key) else {
-            return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
-        };
-        if current.partition_epoch != expected_partition_epoch {
-            return Err(MetadataError::Stale(Box::new(current.clone())));
-        }
-        let revision = store.bump();
-        new.partition_epoch = revision;
-        store.view.partitions.insert(key, new);
+        let revision = swap_partition(
+            &mut store,
+            topic,
+            partition,
+            expected_partition_epoch,
+            new,
+            fence,
+        )?;
         store.publish();
         Ok(revision)
     }
@@ -316,21 +337,18 @@ impl ClusterMetadata for MemoryMetadata {
         partition: i32,
         expected_partition_epoch: i64,
         replicas: Vec<i32>,
-        mut new: PartitionState,
+        new: PartitionState,
         fence: Option<&Fence>,
     ) -> Result<i64, MetadataError> {
         let mut store = lock(&self.store);
-        check_fence(&store, fence)?;
-        let key = (topic.to_string(), partition);
-        let Some(current) = store.view.partitions.get(&key) else {
-            return Err(MetadataError::UnknownTopic(format!("{topic}-{partition}")));
-        };
-        if current.partition_epoch != expected_partition_epoch {
-            return Err(MetadataError::Stale(Box::new(current.clone())));
-        }
-        let revision = store.bump();
-        new.partition_epoch = revision;
-        store.view.partitions.insert(key, new);
+        let revision = swap_partition(
+            &mut store,
+            topic,
+            partition,
+            expected_partition_epoch,
+            new,
+            fence,
+        )?;
         if let Some(slot) = store
             .view
             .topics

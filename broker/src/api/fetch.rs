@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -20,11 +19,11 @@ use crate::api::reply::{Answer, Body, FrameHeader, PartitionRecords, QuotaUse, R
 use crate::broker::Broker;
 use crate::error::{code, read_error_code, NONE};
 use crate::fetch_session::{PartitionKey, SessionError, SessionPartition, TopicKey};
-use crate::metrics::timed;
 use crate::response::Response;
 use crate::session::Session;
 
 mod frame;
+mod long_poll;
 mod replica;
 
 /// Longest wait a client may ask for; Kafka's clients stay far below it.
@@ -153,35 +152,20 @@ pub(crate) async fn handle(
         usize::MAX
     };
     let min_bytes = req.min_bytes.max(0) as usize;
-    let mut waited = Duration::ZERO;
-    let mut waiters: Vec<_> = targets
+    let waiters: Vec<_> = targets
         .iter()
         .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe()))
         .collect();
-    let results = loop {
-        let results = read_all(&targets, max_bytes, isolation);
-        let bytes: usize = results.iter().map(ReadResult::len).sum();
-        let any_error = results.iter().any(|r| r.error_code != NONE);
-        if bytes >= min_bytes.max(1)
-            || any_error
-            || tokio::time::Instant::now() >= deadline
-            || waiters.is_empty()
-        {
-            break results;
-        }
-        let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
-        let (woken, took) = timed(tokio::time::timeout_at(deadline, changed)).await;
-        waited += took;
-        // Timed out, or a partition went away with its topic: answer with what is there.
-        let done = matches!(woken, Err(_) | Ok((Err(_), _, _)));
-        drop(woken);
-        if done {
-            break read_all(&targets, max_bytes, isolation);
-        }
-        for w in &mut waiters {
-            w.borrow_and_update();
-        }
-    };
+    let (results, waited) = long_poll::long_poll(
+        deadline,
+        waiters,
+        || read_all(&targets, max_bytes, isolation),
+        |results| {
+            let bytes: usize = results.iter().map(ReadResult::len).sum();
+            bytes >= min_bytes.max(1) || results.iter().any(|r| r.error_code != NONE)
+        },
+    )
+    .await;
 
     let mut response = FetchResponse::default();
     response.error_code = NONE;

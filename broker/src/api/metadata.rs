@@ -192,37 +192,14 @@ fn by_name(
     if let Some(t) = broker.storage.topic(name) {
         return topic_metadata(broker, &t, version);
     }
-    if let Err(reason) = validate_topic_name(name) {
-        tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
-        return topic_error(
-            Some(name),
-            Uuid::nil(),
-            code(ResponseError::InvalidTopicException),
-        );
+    if let Some(refused) = creation_refused(broker, session, name, allow_auto) {
+        return refused;
     }
-    if allow_auto && internal_topics::is_internal(name) {
-        // Kafka creates an internal topic with its own partition count and configs,
-        // whether or not auto.create.topics.enable is set.
+    if internal_topics::is_internal(name) {
         return match internal_topics::ensure(broker, name) {
             Ok(t) => topic_metadata(broker, &t, version),
             Err(e) => topic_error(Some(name), Uuid::nil(), storage_error_code(&e)),
         };
-    }
-    if !(allow_auto && broker.config.auto_create_topics) {
-        return topic_error(
-            Some(name),
-            Uuid::nil(),
-            code(ResponseError::UnknownTopicOrPartition),
-        );
-    }
-    if !session.may_cluster(broker, Operation::Create)
-        && !session.may(broker, Operation::Create, Resource::Topic, name)
-    {
-        return topic_error(
-            Some(name),
-            Uuid::nil(),
-            code(ResponseError::TopicAuthorizationFailed),
-        );
     }
     match broker
         .storage
@@ -243,6 +220,32 @@ fn by_name(
             topic_error(Some(name), Uuid::nil(), storage_error_code(&e))
         }
     }
+}
+
+/// Why a topic that does not exist is not created by this Metadata request: an invalid
+/// name, auto-creation off (Kafka creates an internal topic whenever a request may create
+/// topics at all), or no Create permission (not needed for internal topics).
+fn creation_refused(
+    broker: &Broker,
+    session: &Session,
+    name: &str,
+    allow_auto: bool,
+) -> Option<MetadataResponseTopic> {
+    let refuse = |e: ResponseError| Some(topic_error(Some(name), Uuid::nil(), code(e)));
+    if let Err(reason) = validate_topic_name(name) {
+        tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
+        return refuse(ResponseError::InvalidTopicException);
+    }
+    let internal = internal_topics::is_internal(name);
+    if !allow_auto || !(internal || broker.config.auto_create_topics) {
+        return refuse(ResponseError::UnknownTopicOrPartition);
+    }
+    let may_create = session.may_cluster(broker, Operation::Create)
+        || session.may(broker, Operation::Create, Resource::Topic, name);
+    if !internal && !may_create {
+        return refuse(ResponseError::TopicAuthorizationFailed);
+    }
+    None
 }
 
 /// A topic by name in a cluster; an unknown one is created across the cluster when
@@ -275,32 +278,10 @@ async fn cluster_by_name(
     if let Some(t) = found {
         return t;
     }
-    if let Err(reason) = validate_topic_name(name) {
-        tracing::debug!(topic = name, %reason, "metadata for an invalid topic name");
-        return topic_error(
-            Some(name),
-            Uuid::nil(),
-            code(ResponseError::InvalidTopicException),
-        );
+    if let Some(refused) = creation_refused(broker, session, name, allow_auto) {
+        return refused;
     }
-    let internal = internal_topics::is_internal(name);
-    let may_create = session.may_cluster(broker, Operation::Create)
-        || session.may(broker, Operation::Create, Resource::Topic, name);
-    if !allow_auto || !(internal || broker.config.auto_create_topics) {
-        return topic_error(
-            Some(name),
-            Uuid::nil(),
-            code(ResponseError::UnknownTopicOrPartition),
-        );
-    }
-    if !internal && !may_create {
-        return topic_error(
-            Some(name),
-            Uuid::nil(),
-            code(ResponseError::TopicAuthorizationFailed),
-        );
-    }
-    let (partitions, rf, configs) = if internal {
+    let (partitions, rf, configs) = if internal_topics::is_internal(name) {
         internal_topics::placement(broker, name)
     } else {
         (

@@ -40,13 +40,7 @@ impl GroupCoordinator {
         }
         let count = loaded.len();
         for (group_id, record, offsets) in loaded {
-            let mut group = match record {
-                Some(r) => Group::from_record(&group_id, r, now),
-                None => Group::new(&group_id, now_ms),
-            };
-            for (topic, p, committed) in offsets {
-                group.offsets.insert((topic, p), committed);
-            }
+            let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
             groups.insert(group_id, group);
         }
         drop(groups);

@@ -85,13 +85,7 @@ impl GroupCoordinator {
         let now_ms = clock.now_ms();
         let mut groups = HashMap::new();
         for (group_id, record, offsets) in store.load_groups()? {
-            let mut group = match record {
-                Some(r) => Group::from_record(&group_id, r, now),
-                None => Group::new(&group_id, now_ms),
-            };
-            for (topic, partition, committed) in offsets {
-                group.offsets.insert((topic, partition), committed);
-            }
+            let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
             groups.insert(group_id, group);
         }
         if !groups.is_empty() {

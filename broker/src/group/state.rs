@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::ResponseError;
-use sluice_storage::{CommittedOffset, GroupRecord, MemberRecord};
+use sluice_storage::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 use tokio::sync::oneshot;
 
 /// The states of a classic group, with Kafka's names.
@@ -330,6 +330,25 @@ impl Group {
                 })
                 .collect(),
         }
+    }
+
+    /// Rebuilds a group as stored: its generation, if it has one, and its committed
+    /// offsets.
+    pub(crate) fn from_stored(
+        group_id: &str,
+        record: Option<GroupRecord>,
+        offsets: GroupOffsets,
+        now: Instant,
+        now_ms: i64,
+    ) -> Self {
+        let mut group = match record {
+            Some(r) => Group::from_record(group_id, r, now),
+            None => Group::new(group_id, now_ms),
+        };
+        for (topic, partition, committed) in offsets {
+            group.offsets.insert((topic, partition), committed);
+        }
+        group
     }
 
     /// Rebuilds a group from its stored generation; members must heartbeat within their

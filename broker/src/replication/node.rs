@@ -199,6 +199,21 @@ async fn shrink_isrs(
 /// Why a topic cannot be placed or created: a Kafka error and its message.
 pub(crate) type Refusal = (kafka_protocol::ResponseError, String);
 
+/// The Kafka error of a cluster metadata write that failed: UNKNOWN_TOPIC_OR_PARTITION
+/// when `what` (a topic or partition) is gone, REQUEST_TIMED_OUT (retriable) otherwise.
+pub(super) fn metadata_refusal(e: MetadataError, what: &str) -> Refusal {
+    match e {
+        MetadataError::UnknownTopic(_) => (
+            kafka_protocol::ResponseError::UnknownTopicOrPartition,
+            format!("{what} does not exist"),
+        ),
+        other => (
+            kafka_protocol::ResponseError::RequestTimedOut,
+            other.to_string(),
+        ),
+    }
+}
+
 /// How long an admin request waits for its change to reach this broker's view.
 const VIEW_WAIT: Duration = Duration::from_secs(30);
 
@@ -319,7 +334,7 @@ impl ClusterNode {
                     format!("Topic '{name}' already exists."),
                 ))
             }
-            Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
+            Err(e) => return Err(metadata_refusal(e, &format!("topic {name}"))),
         }
         self.wait_view(
             |v| v.topics.get(name).is_some_and(|t| t.topic_id == topic_id),
@@ -359,16 +374,8 @@ impl ClusterNode {
     /// Deletes a topic from the cluster metadata and waits until this broker's view no
     /// longer has it; every replica deletes its data as its view drops the topic.
     pub(crate) async fn delete_topic(&self, name: &str) -> Result<(), Refusal> {
-        use kafka_protocol::ResponseError;
-        match self.meta.delete_topic(name).await {
-            Ok(()) => {}
-            Err(sluice_cluster::MetadataError::UnknownTopic(_)) => {
-                return Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic {name} does not exist"),
-                ))
-            }
-            Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
+        if let Err(e) = self.meta.delete_topic(name).await {
+            return Err(metadata_refusal(e, &format!("topic {name}")));
         }
         self.wait_view(
             |v| !v.topics.contains_key(name),
@@ -399,16 +406,8 @@ impl ClusterNode {
         name: &str,
         configs: std::collections::BTreeMap<String, String>,
     ) -> Result<(), Refusal> {
-        use kafka_protocol::ResponseError;
-        match self.meta.set_topic_configs(name, configs.clone()).await {
-            Ok(()) => {}
-            Err(sluice_cluster::MetadataError::UnknownTopic(_)) => {
-                return Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic {name} does not exist"),
-                ))
-            }
-            Err(e) => return Err((ResponseError::RequestTimedOut, e.to_string())),
+        if let Err(e) = self.meta.set_topic_configs(name, configs.clone()).await {
+            return Err(metadata_refusal(e, &format!("topic {name}")));
         }
         self.wait_view(
             |v| v.topics.get(name).is_some_and(|t| t.configs == configs),

@@ -8,7 +8,7 @@ use kafka_protocol::ResponseError;
 use sluice_cluster::reassign::{self, Refused};
 use sluice_cluster::{ClusterView, MetadataError, PartitionState};
 
-use super::node::{ClusterNode, Refusal};
+use super::node::{metadata_refusal, ClusterNode, Refusal};
 
 /// Compare-and-swap attempts before giving up on a partition that keeps moving.
 const ATTEMPTS: usize = 8;
@@ -93,40 +93,17 @@ impl ClusterNode {
         partition: i32,
         target: Option<Vec<i32>>,
     ) -> Result<(), Refusal> {
-        for _ in 0..ATTEMPTS {
-            let view = self.view.borrow().clone();
-            let (replicas, state) =
-                placement(&view, topic, partition).ok_or_else(|| unknown(topic, partition))?;
-            let registered: BTreeSet<i32> = view.brokers.keys().copied().collect();
-            let (next_replicas, next) = match &target {
-                Some(t) => reassign::start(&replicas, &state, t, &registered),
-                None => reassign::cancel(&replicas, &state),
-            }
-            .map_err(refusal)?;
-            let written = self
-                .meta
-                .reassign_partition(
-                    topic,
-                    partition,
-                    state.partition_epoch,
-                    next_replicas,
-                    next,
-                    None,
-                )
-                .await;
-            match written {
-                Ok(epoch) => {
-                    tracing::info!(topic, partition, target = ?target, partition_epoch = epoch, "reassignment changed");
-                    return self.seen(topic, partition, epoch).await;
-                }
-                Err(MetadataError::Stale(_)) => continue,
-                Err(e) => return Err(metadata_refusal(topic, partition, e)),
-            }
-        }
-        Err((
-            ResponseError::RequestTimedOut,
-            format!("{topic}-{partition} kept changing"),
-        ))
+        let epoch = self
+            .change_partition(topic, partition, |replicas, state, registered| {
+                let (replicas, next) = match &target {
+                    Some(t) => reassign::start(replicas, state, t, registered),
+                    None => reassign::cancel(replicas, state),
+                }?;
+                Ok((Some(replicas), next))
+            })
+            .await?;
+        tracing::info!(topic, partition, target = ?target, partition_epoch = epoch, "reassignment changed");
+        Ok(())
     }
 
     /// Elects a leader of one partition as asked.
@@ -136,34 +113,65 @@ impl ClusterNode {
         partition: i32,
         election: ElectionType,
     ) -> Result<(), Refusal> {
+        let epoch = self
+            .change_partition(topic, partition, |replicas, state, live| {
+                let next = match election {
+                    ElectionType::Preferred => reassign::elect_preferred(replicas, state, live),
+                    ElectionType::Unclean => reassign::elect_unclean(replicas, state, live),
+                }?;
+                Ok((None, next))
+            })
+            .await?;
+        tracing::info!(
+            topic,
+            partition,
+            ?election,
+            partition_epoch = epoch,
+            "leader elected on request"
+        );
+        Ok(())
+    }
+
+    /// Changes one partition by compare-and-swap: `plan` gives its new state (and new
+    /// replicas, when they change) from its replicas, its state and the live brokers; a
+    /// partition that moved meanwhile is planned again. Returns once this broker's view
+    /// shows the change, with the new partition epoch.
+    async fn change_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        plan: impl Fn(
+            &[i32],
+            &PartitionState,
+            &BTreeSet<i32>,
+        ) -> Result<(Option<Vec<i32>>, PartitionState), Refused>,
+    ) -> Result<i64, Refusal> {
         for _ in 0..ATTEMPTS {
             let view = self.view.borrow().clone();
             let (replicas, state) =
                 placement(&view, topic, partition).ok_or_else(|| unknown(topic, partition))?;
             let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
-            let next = match election {
-                ElectionType::Preferred => reassign::elect_preferred(&replicas, &state, &live),
-                ElectionType::Unclean => reassign::elect_unclean(&replicas, &state, &live),
-            }
-            .map_err(refusal)?;
-            let leader = next.leader;
-            match self
-                .meta
-                .update_partition(topic, partition, state.partition_epoch, next, None)
-                .await
-            {
+            let (new_replicas, next) = plan(&replicas, &state, &live).map_err(refusal)?;
+            let expected = state.partition_epoch;
+            let written = match new_replicas {
+                Some(r) => {
+                    self.meta
+                        .reassign_partition(topic, partition, expected, r, next, None)
+                        .await
+                }
+                None => {
+                    self.meta
+                        .update_partition(topic, partition, expected, next, None)
+                        .await
+                }
+            };
+            match written {
                 Ok(epoch) => {
-                    tracing::info!(
-                        topic,
-                        partition,
-                        leader,
-                        ?election,
-                        "leader elected on request"
-                    );
-                    return self.seen(topic, partition, epoch).await;
+                    self.seen(topic, partition, epoch).await?;
+                    return Ok(epoch);
                 }
                 Err(MetadataError::Stale(_)) => continue,
-                Err(e) => return Err(metadata_refusal(topic, partition, e)),
+                Err(e) => return Err(metadata_refusal(e, &format!("{topic}-{partition}"))),
             }
         }
         Err((
@@ -211,12 +219,5 @@ impl ClusterNode {
             &format!("{topic}-{partition} changed"),
         )
         .await
-    }
-}
-
-fn metadata_refusal(topic: &str, partition: i32, e: MetadataError) -> Refusal {
-    match e {
-        MetadataError::UnknownTopic(_) => unknown(topic, partition),
-        other => (ResponseError::RequestTimedOut, other.to_string()),
     }
 }

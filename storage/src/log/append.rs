@@ -195,7 +195,8 @@ impl Partition {
                 });
             }
         }
-        self.maybe_roll(&mut log, batch.len() as u64, now_ms)?;
+        let leo = log.log_end_offset();
+        self.maybe_roll(&mut log, batch.len() as u64, now_ms, leo)?;
 
         let base_offset = log.log_end_offset();
         let leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
@@ -252,12 +253,13 @@ impl Partition {
     }
 
     /// Rolls the active segment first if the batch about to be appended must start a new
-    /// one.
-    fn maybe_roll(
+    /// one, which then starts at `base`.
+    pub(super) fn maybe_roll(
         &self,
         log: &mut LogState,
         incoming: u64,
         now_ms: i64,
+        base: i64,
     ) -> Result<(), StorageError> {
         let segment_bytes = log.config.segment_bytes;
         // A compacted log rolls by max.compaction.lag.ms too, so that no record waits in
@@ -267,12 +269,11 @@ impl Partition {
         } else {
             log.config.segment_ms
         };
-        let leo = log.log_end_offset();
         if log
             .local
             .should_roll(incoming, now_ms, segment_bytes, segment_ms)?
         {
-            self.roll(log, now_ms, leo)?;
+            self.roll(log, now_ms, base)?;
         }
         Ok(())
     }

@@ -66,19 +66,8 @@ impl Partition {
         bytes: &Bytes,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let segment_bytes = log.config.segment_bytes;
-        let segment_ms = if log.config.cleanup_policy.compacts() {
-            log.config.segment_ms.min(log.config.max_compaction_lag_ms)
-        } else {
-            log.config.segment_ms
-        };
         // A batch after a compaction gap starts its segment at its own base offset.
-        if log
-            .local
-            .should_roll(bytes.len() as u64, now_ms, segment_bytes, segment_ms)?
-        {
-            self.roll(log, now_ms, h.base_offset)?;
-        }
+        self.maybe_roll(log, bytes.len() as u64, now_ms, h.base_offset)?;
         let (segment_base, position) = log.local.append(bytes, h.max_timestamp)?;
         let mut wb = WriteBatch::default();
         let control = batch::control_marker(bytes);

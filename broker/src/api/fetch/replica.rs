@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
@@ -21,7 +20,6 @@ use crate::api::reply::{Body, PartitionRecords, QuotaUse, Reply};
 use crate::api::topic_name;
 use crate::broker::Broker;
 use crate::error::{code, read_error_code, NONE};
-use crate::metrics::timed;
 use crate::replication::epochs::FollowerFetch;
 use crate::replication::ReplicaManager;
 use crate::session::Session;
@@ -110,38 +108,25 @@ pub(super) async fn handle(
         usize::MAX
     };
     let min_bytes = req.min_bytes.max(1) as usize;
-    let mut waiters: Vec<_> = wanted
+    let waiters: Vec<_> = wanted
         .iter()
         .filter(|w| w.answer.is_none())
         .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_log_end()))
         .collect();
-    let mut waited = Duration::ZERO;
-    let reads = loop {
-        let reads = read_all(&wanted, max_bytes);
-        let bytes: usize = reads
-            .iter()
-            .map(|(_, r)| r.as_ref().map_or(0, FileRegion::len))
-            .sum();
-        let answered = wanted.iter().any(|w| w.answer.is_some());
-        if bytes >= min_bytes
-            || answered
-            || waiters.is_empty()
-            || tokio::time::Instant::now() >= deadline
-        {
-            break reads;
-        }
-        let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
-        let (woken, took) = timed(tokio::time::timeout_at(deadline, changed)).await;
-        waited += took;
-        let done = matches!(woken, Err(_) | Ok((Err(_), _, _)));
-        drop(woken);
-        if done {
-            break read_all(&wanted, max_bytes);
-        }
-        for w in &mut waiters {
-            w.borrow_and_update();
-        }
-    };
+    let answered = wanted.iter().any(|w| w.answer.is_some());
+    let (reads, waited) = super::long_poll::long_poll(
+        deadline,
+        waiters,
+        || read_all(&wanted, max_bytes),
+        |reads| {
+            let bytes: usize = reads
+                .iter()
+                .map(|(_, r)| r.as_ref().map_or(0, FileRegion::len))
+                .sum();
+            bytes >= min_bytes || answered
+        },
+    )
+    .await;
 
     let mut response = FetchResponse::default();
     let mut records = Vec::new();
