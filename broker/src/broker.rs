@@ -11,6 +11,7 @@ use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::replication::ClusterNode;
+use crate::txn::cluster::ClusterMarkers;
 use crate::txn::TxnCoordinator;
 
 /// The broker: what every handler reads and changes.
@@ -27,6 +28,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Transactional ids and their transactions.
     pub(crate) txns: Arc<TxnCoordinator>,
+    /// In a cluster: where transaction markers are written, for WriteTxnMarkers.
+    pub(crate) txn_markers: Option<Arc<ClusterMarkers>>,
     /// ACLs and the decisions made from them.
     pub(crate) authorizer: Authorizer,
     /// Client quota configs and measured rates.

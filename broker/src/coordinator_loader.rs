@@ -1,6 +1,8 @@
 //! Moves the coordinators with leadership: when this broker becomes leader of a partition
-//! of `__consumer_offsets` (or leads it in a new leader epoch) the group coordinator loads
-//! that partition; when it stops leading it, the coordinator gives it up.
+//! of `__consumer_offsets` or `__transaction_state` (or leads it in a new leader epoch) the
+//! group or transaction coordinator loads that partition; when it stops leading it, the
+//! coordinator gives it up. A transaction coordinator then finishes the transactions its
+//! predecessor prepared.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,12 +10,68 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::group::GroupCoordinator;
-use crate::internal_topics::GROUP_METADATA_TOPIC;
+use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::replication::manager::Leadership;
+use crate::txn::TxnCoordinator;
 
-/// Follows `leadership` until `stop`.
+/// A coordinator whose state follows the leadership of its internal topic.
+trait Coordinator: Send + Sync + 'static {
+    /// Its internal topic.
+    const TOPIC: &'static str;
+    /// Loads a partition led in `leader_epoch` (blocking); false when it failed.
+    fn load(&self, partition: i32, leader_epoch: i32) -> bool;
+    /// Gives a partition up.
+    fn unload(&self, partition: i32);
+    /// After a load: work the new coordinator owes its predecessor's clients.
+    fn after_load(self: &Arc<Self>) {}
+}
+
+impl Coordinator for GroupCoordinator {
+    const TOPIC: &'static str = GROUP_METADATA_TOPIC;
+
+    fn load(&self, partition: i32, _leader_epoch: i32) -> bool {
+        self.load_partition(partition)
+    }
+
+    fn unload(&self, partition: i32) {
+        self.unload_partition(partition)
+    }
+}
+
+impl Coordinator for TxnCoordinator {
+    const TOPIC: &'static str = TRANSACTION_STATE_TOPIC;
+
+    fn load(&self, partition: i32, leader_epoch: i32) -> bool {
+        self.load_partition(partition, leader_epoch)
+    }
+
+    fn unload(&self, partition: i32) {
+        self.unload_partition(partition)
+    }
+
+    fn after_load(self: &Arc<Self>) {
+        // Markers may wait on other brokers: not in the loader's way.
+        let txns = self.clone();
+        tokio::spawn(async move { txns.complete_prepared().await });
+    }
+}
+
+/// Follows `leadership` for both coordinators until `stop`.
 pub(crate) async fn follow_leadership(
     groups: Arc<GroupCoordinator>,
+    txns: Arc<TxnCoordinator>,
+    leadership: watch::Receiver<Arc<Leadership>>,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::join!(
+        follow(groups, leadership.clone(), stop.clone()),
+        follow(txns, leadership, stop),
+    );
+}
+
+/// Follows `leadership` for one coordinator until `stop`.
+async fn follow<C: Coordinator>(
+    coordinator: Arc<C>,
     mut leadership: watch::Receiver<Arc<Leadership>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -23,7 +81,7 @@ pub(crate) async fn follow_leadership(
         let led: BTreeMap<i32, i32> = leadership
             .borrow_and_update()
             .iter()
-            .filter(|((topic, _), _)| topic == GROUP_METADATA_TOPIC)
+            .filter(|((topic, _), _)| topic == C::TOPIC)
             .map(|((_, p), epoch)| (*p, *epoch))
             .collect();
         let gone: Vec<i32> = loaded
@@ -33,23 +91,28 @@ pub(crate) async fn follow_leadership(
             .collect();
         for p in gone {
             loaded.remove(&p);
-            groups.unload_partition(p);
+            coordinator.unload(p);
         }
+        let mut any = false;
         for (p, epoch) in led {
             if loaded.contains_key(&p) {
                 continue;
             }
-            let g = groups.clone();
-            match tokio::task::spawn_blocking(move || g.load_partition(p)).await {
+            let c = coordinator.clone();
+            match tokio::task::spawn_blocking(move || c.load(p, epoch)).await {
                 Ok(true) => {
                     loaded.insert(p, epoch);
+                    any = true;
                 }
                 // Logged by the coordinator; tried again at the next leadership change.
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::error!(partition = p, error = %e, "loading consumer groups panicked")
+                    tracing::error!(topic = C::TOPIC, partition = p, error = %e, "loading a coordinator partition panicked")
                 }
             }
+        }
+        if any {
+            coordinator.after_load();
         }
         tokio::select! {
             changed = leadership.changed() => if changed.is_err() { break },
@@ -57,6 +120,6 @@ pub(crate) async fn follow_leadership(
         }
     }
     for p in loaded.into_keys() {
-        groups.unload_partition(p);
+        coordinator.unload(p);
     }
 }

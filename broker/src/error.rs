@@ -24,6 +24,9 @@ pub(crate) fn append_error_code(e: &AppendError) -> i16 {
         AppendError::Sequence(SequenceError::NotTransactional(_)) => {
             code(ResponseError::InvalidTxnState)
         }
+        AppendError::Sequence(SequenceError::StaleCoordinator { .. }) => {
+            code(ResponseError::TransactionCoordinatorFenced)
+        }
         AppendError::InvalidRecord(_) => code(ResponseError::InvalidRecord),
         AppendError::RecordErrors {
             invalid_timestamp: true,

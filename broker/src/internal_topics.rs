@@ -2,9 +2,9 @@
 //! time their coordinator is looked for (as Kafka creates them), listed by Metadata with
 //! `is_internal`, and closed to producers.
 //!
-//! The coordinators keep their state in RocksDB, so these partitions hold no records yet;
-//! they exist so that clients which list, describe or exclude internal topics see what a
-//! Kafka cluster shows them.
+//! On a single node the coordinators keep their state in RocksDB, and these partitions
+//! exist so that clients which list, describe or exclude internal topics see what a Kafka
+//! cluster shows them; in a cluster they hold the coordinators' replicated state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,17 +55,16 @@ pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageE
     }
 }
 
-/// The replication factor of `__transaction_state` (Kafka's
-/// `transaction.state.log.replication.factor` default); clusters refuse transactions yet.
-const TRANSACTION_STATE_REPLICATION_FACTOR: i32 = 3;
-
 /// Partition count, replication factor and configs of an internal topic. On a single node
-/// the replication factor is 1; in a cluster it is `offsets.topic.replication.factor`,
-/// which Kafka requires that many live brokers for (see [`too_few_brokers`]).
+/// the replication factor is 1; in a cluster it is `offsets.topic.replication.factor` or
+/// `transaction.state.log.replication.factor`, which Kafka requires that many live brokers
+/// for (see [`too_few_brokers`]).
 pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<String, String>) {
     let rf = match (&broker.cluster, name) {
         (None, _) => 1,
-        (Some(_), TRANSACTION_STATE_TOPIC) => TRANSACTION_STATE_REPLICATION_FACTOR,
+        (Some(_), TRANSACTION_STATE_TOPIC) => {
+            broker.config.transactions.state_log_replication_factor
+        }
         (Some(_), _) => broker.config.groups.offsets_topic_replication_factor,
     };
     let (partitions, segment_bytes, compression) = match name {
@@ -80,11 +79,17 @@ pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<Stri
             "producer",
         ),
     };
-    let configs = BTreeMap::from([
+    let mut configs = BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("compression.type".to_string(), compression.to_string()),
         ("segment.bytes".to_string(), segment_bytes.to_string()),
     ]);
+    if name == TRANSACTION_STATE_TOPIC && broker.cluster.is_some() {
+        // Kafka: min.insync.replicas is transaction.state.log.min.isr (never above the
+        // replication factor, or no state change could be written).
+        let min_isr = broker.config.transactions.state_log_min_isr.min(rf);
+        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+    }
     (partitions, rf, configs)
 }
 
@@ -94,10 +99,13 @@ pub(crate) fn too_few_brokers(broker: &Broker, name: &str) -> Option<String> {
     let cluster = broker.cluster.as_ref()?;
     let live = cluster.view.borrow().brokers.len() as i32;
     let (_, rf, _) = placement(broker, name);
+    let property = if name == TRANSACTION_STATE_TOPIC {
+        "transaction.state.log.replication.factor"
+    } else {
+        "offsets.topic.replication.factor"
+    };
     (live < rf).then(|| {
-        format!(
-            "{live} live broker(s) cannot hold the {rf} replicas of {name} (offsets.topic.replication.factor)"
-        )
+        format!("{live} live broker(s) cannot hold the {rf} replicas of {name} ({property})")
     })
 }
 

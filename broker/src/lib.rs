@@ -8,6 +8,7 @@ mod clock;
 mod conn_limits;
 mod connection;
 mod coordinator_loader;
+mod coordinator_ownership;
 mod dispatch;
 mod error;
 mod fetch_session;

@@ -25,6 +25,8 @@ use crate::quota::QuotaManager;
 use crate::replication::ClusterNode;
 use crate::sasl::SaslListener;
 use crate::tls::TlsListener;
+use crate::txn::cluster::ClusterMarkers;
+use crate::txn::log_store::LogTxnStore;
 use crate::txn::TxnCoordinator;
 use crate::{connection, tasks};
 
@@ -153,8 +155,33 @@ pub(crate) async fn bind(
             config.groups.clone(),
         ),
     });
-    let txns = TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
-        .context("loading transaction state")?;
+    let (txns, txn_markers) = match &cluster {
+        None => (
+            TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
+                .context("loading transaction state")?,
+            None,
+        ),
+        Some(node) => {
+            let markers = Arc::new(ClusterMarkers::new(
+                storage.clone(),
+                node.clone(),
+                groups.clone(),
+            ));
+            let store = LogTxnStore::new(
+                node.coordinator_log.clone(),
+                storage.clone(),
+                config.transactions.state_log_num_partitions,
+            );
+            let txns = TxnCoordinator::replicated(
+                Arc::new(store),
+                markers.clone(),
+                groups.clone(),
+                config.transactions.clone(),
+                config.groups.offsets_topic_num_partitions,
+            );
+            (txns, Some(markers))
+        }
+    };
     Ok((
         Arc::new(Broker {
             config,
@@ -163,6 +190,7 @@ pub(crate) async fn bind(
             advertised,
             groups,
             txns: Arc::new(txns),
+            txn_markers,
             authorizer,
             quotas,
             metrics,

@@ -36,6 +36,7 @@ pub(crate) fn spawn_background(
     if let Some(cluster) = &broker.cluster {
         tasks.push(tokio::spawn(crate::coordinator_loader::follow_leadership(
             broker.groups.clone(),
+            broker.txns.clone(),
             cluster.replicas.leadership(),
             stop.clone(),
         )));

@@ -168,6 +168,11 @@ pub struct TxnConfig {
     pub state_log_num_partitions: i32,
     /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
     pub state_log_segment_bytes: i64,
+    /// `transaction.state.log.replication.factor`: replicas of `__transaction_state` in a
+    /// cluster, which is created only once that many brokers are live.
+    pub state_log_replication_factor: i32,
+    /// `transaction.state.log.min.isr`: `min.insync.replicas` of `__transaction_state`.
+    pub state_log_min_isr: i32,
     /// `producer.id.expiration.ms`: how long after its last batch's timestamp an idle
     /// producer id's state is kept on a partition.
     pub producer_id_expiration_ms: i64,
@@ -205,6 +210,8 @@ impl Default for TxnConfig {
             remove_expired_interval_ms: 3_600_000,
             state_log_num_partitions: 50,
             state_log_segment_bytes: 104_857_600,
+            state_log_replication_factor: 3,
+            state_log_min_isr: 2,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             producer_id_expiration_check_interval_ms: 600_000,
         }

@@ -57,8 +57,6 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     ignored_dynamic("num.io.threads", ConfigType::Int, ClusterWide, "8"),
     BrokerProp::ignored("socket.send.buffer.bytes"),
     BrokerProp::ignored("socket.receive.buffer.bytes"),
-    BrokerProp::ignored("transaction.state.log.replication.factor"),
-    BrokerProp::ignored("transaction.state.log.min.isr"),
     BrokerProp::ignored("share.coordinator.state.topic.replication.factor"),
     BrokerProp::ignored("share.coordinator.state.topic.min.isr"),
     BrokerProp::ignored("zookeeper.connect"),

@@ -34,7 +34,7 @@ pub use credentials::{Credentials, ScramCredential, ScramCredentialInfo};
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,
-    FetchData, FileRegion, Isolation, Partition, ProducerInfo, ReadError, RecordError,
+    FetchData, FileRegion, Isolation, Marker, Partition, ProducerInfo, ReadError, RecordError,
     ReplicatedAppend, TimestampOffset, TruncationCrashPoint, COORDINATOR_EPOCH, LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};

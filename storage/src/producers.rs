@@ -72,6 +72,15 @@ pub enum SequenceError {
     /// (INVALID_TXN_STATE).
     #[error("producer {0} has an open transaction; its batches must be transactional")]
     NotTransactional(i64),
+    /// A marker from a transaction coordinator older than one that wrote a marker for the
+    /// producer here before (TRANSACTION_COORDINATOR_FENCED).
+    #[error("coordinator epoch {got} is older than coordinator epoch {current}")]
+    StaleCoordinator {
+        /// Coordinator epoch of the marker.
+        got: i32,
+        /// Coordinator epoch on record.
+        current: i32,
+    },
 }
 
 /// Producer state of one partition.
@@ -103,6 +112,11 @@ impl ProducerStates {
         }
         if !h.is_transactional() && entry.txn_first_offset.is_some() {
             return Err(SequenceError::NotTransactional(h.producer_id));
+        }
+        // A batch without a sequence is a coordinator's (transactional offset commits):
+        // only its epoch is checked, as Kafka does for the coordinator's appends.
+        if h.base_sequence < 0 {
+            return Ok(SequenceCheck::Append);
         }
         if h.producer_epoch > entry.epoch {
             if h.base_sequence != 0 {
@@ -138,13 +152,24 @@ impl ProducerStates {
         }
     }
 
-    /// Checks a transaction marker: its epoch may not be older than the producer's.
-    pub(crate) fn check_marker(&self, h: &BatchHeader) -> Result<(), SequenceError> {
+    /// Checks a transaction marker: neither its producer epoch nor its coordinator epoch
+    /// may be older than the ones on record for the producer.
+    pub(crate) fn check_marker(
+        &self,
+        h: &BatchHeader,
+        coordinator_epoch: i32,
+    ) -> Result<(), SequenceError> {
         match self.producers.get(&h.producer_id) {
             Some(entry) if h.producer_epoch < entry.epoch => Err(SequenceError::StaleEpoch {
                 got: h.producer_epoch,
                 current: entry.epoch,
             }),
+            Some(entry) if coordinator_epoch < entry.coordinator_epoch => {
+                Err(SequenceError::StaleCoordinator {
+                    got: coordinator_epoch,
+                    current: entry.coordinator_epoch,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -411,7 +436,7 @@ mod tests {
             s.check(&txn(header(1, 0, 3, 1, 18))),
             Err(SequenceError::StaleEpoch { got: 0, current: 1 })
         ));
-        assert!(s.check_marker(&marker(1, 0, 18)).is_err());
+        assert!(s.check_marker(&marker(1, 0, 18), 0).is_err());
         assert_eq!(
             s.check(&txn(header(1, 1, 0, 1, 18))),
             Ok(SequenceCheck::Append)

@@ -1,5 +1,6 @@
 //! Produce: validate each partition's batch, append it, wait for the flush policy, answer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_protocol::batch::{split_batches, Compression};
+use sluice_protocol::batch::{read_header, split_batches, Compression};
 use sluice_storage::{now_ms, AppendError, Partition, RecordError};
 
 use crate::acl::{Operation, Resource};
@@ -18,8 +19,10 @@ use crate::api::reply::{Answer, Body, QuotaUse, Reply};
 use crate::broker::Broker;
 use crate::error::{append_error_code, code, storage_error_code, NONE};
 use crate::replication::manager::NotHere;
+use crate::replication::txn_verification::Verification;
 use crate::replication::ReplicaManager;
 use crate::session::Session;
+use crate::txn::cluster::verify_in_transaction;
 use crate::txn::ProducerRef;
 
 fn partition_response(
@@ -152,7 +155,8 @@ pub(crate) async fn handle(
     req: ProduceRequest,
     version: i16,
 ) -> Reply<ProduceResponse> {
-    let (response, flushes) = append(broker, session, req, version);
+    let verified = verify_transactions(broker, &req).await;
+    let (response, flushes) = append(broker, session, req, version, &verified);
     let body = match (flushes.is_empty(), flushes.acks) {
         (true, 0) => Body::Silent,
         (true, _) => Body::Inline,
@@ -179,6 +183,67 @@ impl Answer for ProduceResponse {
     }
 }
 
+/// In a cluster, each partition's transactional batch and what its verification gave.
+type Verified = HashMap<(String, i32), Result<Verification, ResponseError>>;
+
+/// In a cluster: asks the transaction coordinator about every partition whose
+/// transactional batch is the producer's first there in its transaction (KIP-890), all at
+/// once, before the appends.
+async fn verify_transactions(broker: &Broker, req: &ProduceRequest) -> Verified {
+    let mut verified = Verified::new();
+    let Some(node) = &broker.cluster else {
+        return verified;
+    };
+    let mut asks = Vec::new();
+    for topic in &req.topic_data {
+        for pd in &topic.partition_data {
+            let Some(header) = pd.records.as_ref().and_then(|r| read_header(r).ok()) else {
+                continue;
+            };
+            if !(header.is_transactional() && header.has_producer_id()) {
+                continue;
+            }
+            let name = topic.name.to_string();
+            let index = pd.index;
+            // Another broker's partition is refused in the appends; nothing to ask.
+            if node.replicas.check_leader(&name, index, -1).is_err() {
+                continue;
+            }
+            let v = node.txn_verification.begin(
+                &name,
+                index,
+                header.producer_id,
+                header.producer_epoch,
+            );
+            if v == Verification::Known {
+                verified.insert((name, index), Ok(v));
+                continue;
+            }
+            let producer = ProducerRef {
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+            };
+            let id = req.transactional_id.as_ref().map(|i| i.to_string());
+            asks.push(async move {
+                let answer = match &id {
+                    Some(id) => {
+                        verify_in_transaction(node, &broker.txns, id, producer, &name, index).await
+                    }
+                    // A transactional batch in a request that names no transactional id.
+                    None => Err(ResponseError::InvalidTxnState),
+                };
+                if answer.is_err() {
+                    node.txn_verification
+                        .refused(&name, index, producer.producer_id, v);
+                }
+                ((name, index), answer.map(|()| v))
+            });
+        }
+    }
+    verified.extend(futures::future::join_all(asks).await);
+    verified
+}
+
 /// Validates and appends a Produce's batches; the answer is ready once the returned
 /// flushes are done ([`PendingFlushes::finish`]).
 fn append(
@@ -186,6 +251,7 @@ fn append(
     session: &Session,
     req: ProduceRequest,
     version: i16,
+    verified: &Verified,
 ) -> (ProduceResponse, PendingFlushes) {
     let acks = req.acks;
     let timeout_ms = req.timeout_ms;
@@ -314,11 +380,29 @@ fn append(
                     producer_id: header.producer_id,
                     producer_epoch: header.producer_epoch,
                 };
-                broker
-                    .txns
-                    .with_verified_partition(producer, &name, index, || {
-                        append_batch(partition, leader_epoch, header, batch)
-                    })
+                match &broker.cluster {
+                    None => broker
+                        .txns
+                        .with_verified_partition(producer, &name, index, || {
+                            append_batch(partition, leader_epoch, header, batch)
+                        }),
+                    Some(node) => match verified.get(&(name.clone(), index)) {
+                        Some(Ok(v)) => node
+                            .txn_verification
+                            .append_if(
+                                &name,
+                                index,
+                                producer.producer_id,
+                                producer.producer_epoch,
+                                *v,
+                                || append_batch(partition, leader_epoch, header, batch),
+                            )
+                            // A marker for the producer came while it was verified.
+                            .ok_or(ResponseError::InvalidTxnState),
+                        Some(Err(e)) => Err(*e),
+                        None => Err(ResponseError::InvalidTxnState),
+                    },
+                }
             } else {
                 Ok(append_batch(partition, leader_epoch, header, batch))
             };
@@ -339,6 +423,10 @@ fn append(
                         ),
                         ResponseError::InvalidProducerIdMapping => format!(
                             "producer {} belongs to no transactional id",
+                            header.producer_id
+                        ),
+                        ResponseError::NotEnoughReplicas => format!(
+                            "the transaction coordinator of producer {} could not be asked whether {name}-{index} is in its transaction",
                             header.producer_id
                         ),
                         _ => format!(

@@ -30,15 +30,6 @@ pub(crate) async fn init_producer_id(
             r.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
             return Reply::new(r);
         }
-        if broker.cluster.is_some() {
-            tracing::debug!(
-                transactional_id = %id.as_str(),
-                "{}",
-                crate::api::groups::TRANSACTIONS_IN_CLUSTER
-            );
-            r.error_code = ResponseError::InvalidRequest.code();
-            return Reply::new(r);
-        }
         // KIP-360 (v3+): a producer re-initialising names the id and epoch it had.
         let expected = (version >= 3 && req.producer_id.0 >= 0).then_some(ProducerRef {
             producer_id: req.producer_id.0,

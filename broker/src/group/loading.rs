@@ -18,6 +18,7 @@ impl GroupCoordinator {
         if !self.ownership.start_loading(partition) {
             return false;
         }
+        self.start_txn_load(partition);
         let started = std::time::Instant::now();
         let loaded = self
             .store
@@ -27,6 +28,7 @@ impl GroupCoordinator {
             Err(e) => {
                 tracing::error!(partition, error = %e, "loading consumer groups failed");
                 self.ownership.release(partition);
+                self.forget_txns(partition);
                 return false;
             }
         };
@@ -36,18 +38,22 @@ impl GroupCoordinator {
         self.forget_partition(&mut groups, partition);
         if !self.ownership.loaded(partition) {
             // Given up while loading.
+            self.forget_txns(partition);
             return false;
         }
-        let count = loaded.len();
-        for (group_id, record, offsets) in loaded {
+        let count = loaded.groups.len();
+        let open_txns = loaded.open_txns.len();
+        for (group_id, record, offsets) in loaded.groups {
             let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
             groups.insert(group_id, group);
         }
+        self.finish_txn_load(&mut groups, partition, loaded.open_txns);
         drop(groups);
         self.timer.notify_one();
         tracing::info!(
             partition,
             groups = count,
+            open_txns,
             took_ms = started.elapsed().as_millis() as u64,
             "loaded consumer groups of a led partition"
         );
@@ -58,6 +64,7 @@ impl GroupCoordinator {
     /// rebalance are answered NOT_COORDINATOR so they find the new coordinator.
     pub(crate) fn unload_partition(&self, partition: i32) {
         self.ownership.release(partition);
+        self.forget_txns(partition);
         let mut groups = self.lock();
         let removed = self.forget_partition(&mut groups, partition);
         if removed > 0 {

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_storage::{CommittedOffset, GroupRecord, StorageError};
+use sluice_storage::{CommittedOffset, GroupRecord, PendingOffset, StorageError};
 
-use super::ports::{GroupStore, StoredGroup};
+use super::ports::{GroupStore, PartitionState, StoredGroup};
 use super::records::{self, GroupLogRecord};
+use super::txn_offsets::OpenTxnOffsets;
 use crate::internal_topics::{partition_for, GROUP_METADATA_TOPIC};
-use crate::replication::coordinator_log::{CoordinatorLog, KeyedRecord};
+use crate::replication::coordinator_log::{CoordinatorLog, KeyedRecord, LogEntry};
 
 /// The group store of a cluster member.
 pub(crate) struct LogGroupStore {
@@ -40,7 +41,7 @@ impl GroupStore for LogGroupStore {
     fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
         let mut all = Vec::new();
         for p in 0..self.partitions {
-            all.extend(self.load_partition(p, self.partitions)?);
+            all.extend(self.load_partition(p, self.partitions)?.groups);
         }
         Ok(all)
     }
@@ -49,9 +50,9 @@ impl GroupStore for LogGroupStore {
         &self,
         partition: i32,
         _partitions: i32,
-    ) -> Result<Vec<StoredGroup>, StorageError> {
-        let records = self.log.read_all(GROUP_METADATA_TOPIC, partition)?;
-        replay(records)
+    ) -> Result<PartitionState, StorageError> {
+        let entries = self.log.read_all(GROUP_METADATA_TOPIC, partition)?;
+        replay(entries)
     }
 
     fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {
@@ -102,12 +103,67 @@ impl GroupStore for LogGroupStore {
     }
 }
 
-/// The groups a partition's records leave, applying them in log order. A record that
-/// cannot be read fails the load rather than loading a group without it.
-pub(crate) fn replay(records: Vec<KeyedRecord>) -> Result<Vec<StoredGroup>, StorageError> {
+/// The groups a partition's records leave, applying them in log order; a transaction's
+/// offsets apply at its COMMIT marker and are dropped at its ABORT, and those of
+/// transactions without a marker yet stay open. A record that cannot be read fails the
+/// load rather than loading a group without it.
+pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageError> {
     type Offsets = BTreeMap<(String, i32), CommittedOffset>;
     let mut groups: BTreeMap<String, (Option<GroupRecord>, Offsets)> = BTreeMap::new();
-    for (key, value) in records {
+    let mut open: OpenTxnOffsets = OpenTxnOffsets::new();
+    for entry in entries {
+        let (key, value) = match entry {
+            LogEntry::Record {
+                key,
+                value,
+                producer_id: None,
+            } => (key, value),
+            LogEntry::Record {
+                key,
+                value,
+                producer_id: Some(pid),
+            } => {
+                let decoded = records::decode(&key, value.as_deref())
+                    .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                if let Some(GroupLogRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    committed: Some(committed),
+                }) = decoded
+                {
+                    let pending = open.entry(pid).or_default();
+                    pending.retain(|p| {
+                        !(p.group == group && p.topic == topic && p.partition == partition)
+                    });
+                    pending.push(PendingOffset {
+                        group,
+                        topic,
+                        partition,
+                        committed,
+                    });
+                }
+                continue;
+            }
+            LogEntry::Marker {
+                producer_id,
+                commit,
+            } => {
+                let Some(offsets) = open.remove(&producer_id) else {
+                    continue;
+                };
+                if commit {
+                    for o in offsets {
+                        groups
+                            .entry(o.group)
+                            .or_default()
+                            .1
+                            .insert((o.topic, o.partition), o.committed);
+                    }
+                }
+                continue;
+            }
+        };
         let decoded = records::decode(&key, value.as_deref())
             .map_err(|e| StorageError::Corrupt(e.to_string()))?;
         match decoded {
@@ -133,19 +189,42 @@ pub(crate) fn replay(records: Vec<KeyedRecord>) -> Result<Vec<StoredGroup>, Stor
             None => {}
         }
     }
-    Ok(groups
+    let groups = groups
         .into_iter()
         .filter(|(_, (record, offsets))| record.is_some() || !offsets.is_empty())
         .map(|(id, (record, offsets))| {
             let offsets = offsets.into_iter().map(|((t, p), c)| (t, p, c)).collect();
             (id, record, offsets)
         })
-        .collect())
+        .collect::<Vec<StoredGroup>>();
+    Ok(PartitionState {
+        groups,
+        open_txns: open,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plain(records: Vec<KeyedRecord>) -> Vec<LogEntry> {
+        records
+            .into_iter()
+            .map(|(key, value)| LogEntry::Record {
+                key,
+                value,
+                producer_id: None,
+            })
+            .collect()
+    }
+
+    fn txn(producer_id: i64, group: &str, partition: i32, offset: i64) -> LogEntry {
+        LogEntry::Record {
+            key: records::offset_key(group, "t", partition),
+            value: Some(records::offset_value(&committed(offset))),
+            producer_id: Some(producer_id),
+        }
+    }
 
     fn committed(offset: i64) -> CommittedOffset {
         CommittedOffset {
@@ -192,9 +271,9 @@ mod tests {
             (records::offset_key("b", "t", 0), None),
             (records::group_key("b"), None),
         ];
-        let loaded = replay(records).unwrap();
+        let loaded = replay(plain(records)).unwrap();
         assert_eq!(
-            loaded,
+            loaded.groups,
             vec![(
                 "a".to_string(),
                 Some(g2),
@@ -206,6 +285,50 @@ mod tests {
     #[test]
     fn an_unreadable_record_fails_the_load() {
         let records = vec![(records::offset_key("a", "t", 0), Some("x".into()))];
-        assert!(replay(records).is_err());
+        assert!(replay(plain(records)).is_err());
+    }
+
+    #[test]
+    fn transactional_offsets_wait_for_their_marker() {
+        let mut entries = plain(vec![(
+            records::offset_key("g", "t", 0),
+            Some(records::offset_value(&committed(1))),
+        )]);
+        entries.extend([
+            txn(7, "g", 0, 10),
+            txn(8, "g", 1, 20),
+            txn(9, "g", 2, 30),
+            txn(7, "g", 0, 11),
+            LogEntry::Marker {
+                producer_id: 7,
+                commit: true,
+            },
+            LogEntry::Marker {
+                producer_id: 8,
+                commit: false,
+            },
+        ]);
+        let loaded = replay(entries).unwrap();
+        // Producer 7 committed its last offset, 8 aborted, 9 is still open.
+        assert_eq!(
+            loaded.groups,
+            vec![(
+                "g".to_string(),
+                None,
+                vec![("t".to_string(), 0, committed(11))]
+            )]
+        );
+        let open: Vec<_> = loaded.open_txns.into_iter().collect();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].0, 9);
+        assert_eq!(
+            open[0].1,
+            vec![PendingOffset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 2,
+                committed: committed(30)
+            }]
+        );
     }
 }

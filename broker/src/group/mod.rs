@@ -14,12 +14,12 @@ mod consumer;
 mod loading;
 pub(crate) mod log_store;
 mod offsets;
-mod ownership;
 pub(crate) mod ports;
 mod records;
 mod state;
 #[cfg(test)]
 mod tests;
+mod txn_offsets;
 mod views;
 
 use std::collections::HashMap;
@@ -31,7 +31,7 @@ use sluice_config::GroupConfig;
 use sluice_storage::{Storage, StorageError};
 
 use crate::clock::{Clock, SystemClock};
-use ownership::Ownership;
+use crate::coordinator_ownership::Ownership;
 use ports::{GroupStore, TopicCatalog};
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -64,6 +64,8 @@ pub(crate) struct GroupCoordinator {
     config: GroupConfig,
     /// Woken whenever a deadline earlier than the timer's may have been set.
     timer: Notify,
+    /// In a cluster: offsets of open transactions per partition, awaiting their marker.
+    open_txn_offsets: Mutex<HashMap<i32, txn_offsets::PartitionTxns>>,
 }
 
 impl GroupCoordinator {
@@ -99,6 +101,7 @@ impl GroupCoordinator {
             clock,
             config,
             timer: Notify::new(),
+            open_txn_offsets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -118,6 +121,7 @@ impl GroupCoordinator {
             clock,
             config,
             timer: Notify::new(),
+            open_txn_offsets: Mutex::new(HashMap::new()),
         }
     }
 

@@ -5,12 +5,23 @@
 use std::sync::Arc;
 
 use sluice_storage::{CommittedOffset, GroupOffsets, GroupRecord, Storage, StorageError};
+
+use super::txn_offsets::OpenTxnOffsets;
 use uuid::Uuid;
 
 use crate::internal_topics::partition_for;
 
 /// A stored group: its id, its last generation if any, and its committed offsets.
 pub(crate) type StoredGroup = (String, Option<GroupRecord>, GroupOffsets);
+
+/// What a partition of the group metadata topic holds.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct PartitionState {
+    /// Its groups.
+    pub(crate) groups: Vec<StoredGroup>,
+    /// Offsets of transactions without a marker yet (a cluster's store only).
+    pub(crate) open_txns: OpenTxnOffsets,
+}
 
 /// Durable group metadata and committed offsets.
 pub(crate) trait GroupStore: Send + Sync {
@@ -22,10 +33,13 @@ pub(crate) trait GroupStore: Send + Sync {
         &self,
         partition: i32,
         partitions: i32,
-    ) -> Result<Vec<StoredGroup>, StorageError> {
+    ) -> Result<PartitionState, StorageError> {
         let mut groups = self.load_groups()?;
         groups.retain(|(id, _, _)| partition_for(id, partitions) == partition);
-        Ok(groups)
+        Ok(PartitionState {
+            groups,
+            open_txns: OpenTxnOffsets::new(),
+        })
     }
     /// Stores a group's current generation.
     fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use sluice_protocol::batch::{self, BatchHeader, Compression};
+use sluice_protocol::batch::{self, BatchHeader, Compression, ControlType};
 use sluice_protocol::records::{self, Record};
 use sluice_storage::{now_ms, Isolation, Partition, Storage, StorageError};
 
@@ -16,6 +16,37 @@ use super::ReplicaManager;
 
 /// A keyed record; a `None` value is a tombstone.
 pub(crate) type KeyedRecord = (Bytes, Option<Bytes>);
+
+/// What a load reads back from a coordinator's partition, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogEntry {
+    /// A keyed record; `producer_id` is set when it belongs to a transaction, which
+    /// decides it with a later marker.
+    Record {
+        /// The key.
+        key: Bytes,
+        /// The value; `None` for a tombstone.
+        value: Option<Bytes>,
+        /// The producer of a transactional batch.
+        producer_id: Option<i64>,
+    },
+    /// The end of a producer's transaction in this partition.
+    Marker {
+        /// The producer.
+        producer_id: i64,
+        /// COMMIT (else ABORT).
+        commit: bool,
+    },
+}
+
+/// The producer of a transactional coordinator write (a TxnOffsetCommit's offsets).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxnProducer {
+    /// The producer id.
+    pub(crate) producer_id: i64,
+    /// Its epoch.
+    pub(crate) producer_epoch: i16,
+}
 
 /// How long a coordinator waits for its write to reach the ISR before it answers
 /// REQUEST_TIMED_OUT (Kafka's `offsets.commit.timeout.ms` default).
@@ -36,14 +67,21 @@ impl CoordinatorLog {
         CoordinatorLog { storage, replicas }
     }
 
-    fn led_partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, StorageError> {
+    fn led_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Partition>, i32), StorageError> {
         let name = || format!("{topic}-{partition}");
-        self.replicas
+        let epoch = self
+            .replicas
             .check_leader(topic, partition, -1)
             .map_err(|_| StorageError::NotLeader(name()))?;
-        self.storage
+        let p = self
+            .storage
             .partition(topic, partition)
-            .ok_or_else(|| StorageError::NotLeader(name()))
+            .ok_or_else(|| StorageError::NotLeader(name()))?;
+        Ok((p, epoch))
     }
 
     /// Appends `records` as one batch to a partition this broker leads; returns the last
@@ -54,7 +92,33 @@ impl CoordinatorLog {
         partition: i32,
         records: Vec<KeyedRecord>,
     ) -> Result<i64, StorageError> {
-        let p = self.led_partition(topic, partition)?;
+        self.append_batch(topic, partition, records, None)
+    }
+
+    /// [`CoordinatorLog::append`] as a transactional batch of `producer`, which the
+    /// producer's marker later commits or aborts. The producer epoch is checked against
+    /// the partition's producer state (INVALID_PRODUCER_EPOCH as an error).
+    pub(crate) fn append_transactional(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<KeyedRecord>,
+        producer: TxnProducer,
+    ) -> Result<i64, sluice_storage::AppendError> {
+        self.append_batch(topic, partition, records, Some(producer))
+    }
+
+    fn append_batch<E>(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<KeyedRecord>,
+        producer: Option<TxnProducer>,
+    ) -> Result<i64, E>
+    where
+        E: From<StorageError> + From<CoordinatorAppendError>,
+    {
+        let (p, leader_epoch) = self.led_partition(topic, partition)?;
         let now = now_ms();
         let count = records.len() as i32;
         let records: Vec<Record> = records
@@ -74,12 +138,18 @@ impl CoordinatorLog {
             batch_length: 0,
             partition_leader_epoch: -1,
             crc: 0,
-            attributes: Compression::None.attribute_bits(),
+            attributes: Compression::None.attribute_bits()
+                | if producer.is_some() {
+                    TRANSACTIONAL_ATTRIBUTE
+                } else {
+                    0
+                },
             last_offset_delta: count - 1,
             base_timestamp: now,
             max_timestamp: now,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.producer_id),
+            producer_epoch: producer.map_or(-1, |p| p.producer_epoch),
+            // No sequence: a coordinator's write, checked by epoch only.
             base_sequence: -1,
             records_count: count,
         };
@@ -88,10 +158,9 @@ impl CoordinatorLog {
         let bytes = Bytes::from(bytes);
         let header = batch::read_header(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("coordinator batch: {e}")))?;
-        let info = p.append(header, &bytes, now).map_err(|e| match e {
-            sluice_storage::AppendError::Storage(e) => e,
-            other => StorageError::Corrupt(format!("coordinator batch refused: {other}")),
-        })?;
+        let info = p
+            .append_as_leader(leader_epoch, header, &bytes, now)
+            .map_err(CoordinatorAppendError)?;
         self.replicas.appended(topic, partition);
         Ok(info.last_offset)
     }
@@ -115,9 +184,13 @@ impl CoordinatorLog {
             tracing::error!(topic, partition, error = %e, "flushing a coordinator write failed");
             return Err(ResponseError::NotCoordinator);
         }
+        let min_isr = self
+            .storage
+            .topic(topic)
+            .map_or(1, |t| t.config.min_insync_replicas);
         let waited = self
             .replicas
-            .wait_replicated(topic, partition, last, 1, WRITE_TIMEOUT)
+            .wait_replicated(topic, partition, last, min_isr, WRITE_TIMEOUT)
             .await;
         waited.map_err(|code| coordinator_write_error(ResponseError::try_from_code(code)))
     }
@@ -128,7 +201,7 @@ impl CoordinatorLog {
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<Vec<KeyedRecord>, StorageError> {
+    ) -> Result<Vec<LogEntry>, StorageError> {
         let Some(p) = self.storage.partition(topic, partition) else {
             return Ok(Vec::new());
         };
@@ -147,19 +220,54 @@ impl CoordinatorLog {
             let next = last.last_offset() + 1;
             for (header, bytes) in batches {
                 if header.is_control() {
+                    if let Some((control, _)) = batch::control_marker(&bytes) {
+                        out.push(LogEntry::Marker {
+                            producer_id: header.producer_id,
+                            commit: control == ControlType::Commit,
+                        });
+                    }
                     continue;
                 }
                 let (_, recs) = records::decode_records(&bytes).map_err(|e| {
                     StorageError::Corrupt(format!("loading {topic}-{partition}: {e}"))
                 })?;
-                out.extend(
-                    recs.into_iter()
-                        .filter_map(|r| r.key.map(|key| (key, r.value))),
-                );
+                let producer_id = header.is_transactional().then_some(header.producer_id);
+                out.extend(recs.into_iter().filter_map(|r| {
+                    r.key.map(|key| LogEntry::Record {
+                        key,
+                        value: r.value,
+                        producer_id,
+                    })
+                }));
             }
             offset = next;
         }
         Ok(out)
+    }
+}
+
+/// The transactional bit of a batch's attributes.
+const TRANSACTIONAL_ATTRIBUTE: i16 = 1 << 4;
+
+/// A coordinator's append the partition refused.
+#[derive(Debug)]
+pub(crate) struct CoordinatorAppendError(sluice_storage::AppendError);
+
+impl From<CoordinatorAppendError> for StorageError {
+    fn from(e: CoordinatorAppendError) -> Self {
+        match e.0 {
+            sluice_storage::AppendError::Storage(e) => e,
+            sluice_storage::AppendError::NotLeader { .. } => {
+                StorageError::NotLeader("a coordinator partition".to_string())
+            }
+            other => StorageError::Corrupt(format!("coordinator batch refused: {other}")),
+        }
+    }
+}
+
+impl From<CoordinatorAppendError> for sluice_storage::AppendError {
+    fn from(e: CoordinatorAppendError) -> Self {
+        e.0
     }
 }
 

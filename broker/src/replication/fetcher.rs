@@ -127,15 +127,7 @@ impl Fetchers {
 
     /// The leader's address on the inter-broker listener.
     fn address_of(&self, view: &ClusterView, leader: i32) -> Option<String> {
-        let broker = view.brokers.get(&leader)?;
-        let endpoint = match &self.settings.listener {
-            Some(name) => broker.endpoints.iter().find(|e| &e.listener == name),
-            None => broker
-                .endpoints
-                .iter()
-                .find(|e| e.security_protocol == "PLAINTEXT"),
-        }?;
-        Some(format!("{}:{}", endpoint.host, endpoint.port))
+        super::broker_client::inter_broker_address(view, leader, self.settings.listener.as_deref())
     }
 
     /// Stops every fetcher.

@@ -135,6 +135,11 @@ impl ReplicaManager {
         self.leading.send_replace(Arc::new(Leadership::new()));
     }
 
+    /// This broker's id.
+    pub(crate) fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
     /// The partitions this broker leads, updated after every view is applied.
     pub(crate) fn leadership(&self) -> watch::Receiver<Arc<Leadership>> {
         self.leading.subscribe()

@@ -2,6 +2,7 @@
 //! ([`manager`]), what a leader tracks about its followers ([`leader`]), the followers'
 //! fetchers ([`fetcher`]) and where a diverged follower truncates ([`truncation`]).
 
+pub(crate) mod broker_client;
 pub(crate) mod coordinator_log;
 pub(crate) mod epochs;
 pub(crate) mod fetcher;
@@ -12,6 +13,7 @@ pub(crate) mod node;
 pub(crate) mod producer_ids;
 pub(crate) mod reassignment;
 pub(crate) mod truncation;
+pub(crate) mod txn_verification;
 
 pub(crate) use manager::ReplicaManager;
 pub(crate) use node::ClusterNode;

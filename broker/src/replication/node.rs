@@ -14,9 +14,11 @@ use sluice_config::{BrokerConfig, Listener};
 use sluice_storage::Storage;
 use tokio::sync::watch;
 
+use super::broker_client::BrokerClient;
 use super::coordinator_log::CoordinatorLog;
 use super::fetcher::{FetcherSettings, Fetchers};
 use super::manager::{ReplicaManager, ReplicationSettings};
+use super::txn_verification::TxnVerification;
 
 /// The cluster side of a broker.
 pub(crate) struct ClusterNode {
@@ -30,6 +32,10 @@ pub(crate) struct ClusterNode {
     pub(crate) replicas: Arc<ReplicaManager>,
     /// The coordinators' internal partitions this broker leads, as a log.
     pub(crate) coordinator_log: Arc<CoordinatorLog>,
+    /// Connections to the other brokers.
+    pub(crate) broker_client: BrokerClient,
+    /// Which producers' transactions are verified in the partitions this broker leads.
+    pub(crate) txn_verification: TxnVerification,
     /// Stops the background tasks.
     stop: watch::Sender<bool>,
 }
@@ -114,6 +120,11 @@ impl ClusterNode {
             etcd,
             replicas: replicas.clone(),
             coordinator_log: Arc::new(CoordinatorLog::new(storage, replicas.clone())),
+            broker_client: BrokerClient::new(
+                config.replication.inter_broker_listener.clone(),
+                meta.view(),
+            ),
+            txn_verification: TxnVerification::default(),
             stop,
         });
         tokio::spawn(follow_view(node.clone(), stop_rx.clone()));

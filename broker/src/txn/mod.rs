@@ -1,16 +1,23 @@
 //! The transaction coordinator: transactional ids, producer epochs and fencing, the
 //! partitions and offsets of each transaction, and the markers that end it.
 //!
-//! State per transactional id lives in memory behind one lock and is written to RocksDB
-//! (through `storage/`) on every change before a client is answered. Ending a transaction
-//! is two durable steps, as in Kafka: PrepareCommit/PrepareAbort, then markers in every
-//! partition and the group offsets, then CompleteCommit/CompleteAbort. Start-up finishes
+//! State per transactional id lives in memory behind one lock and is made durable on every
+//! change before a client is answered: in RocksDB on a single node, in the replicated
+//! `__transaction_state` in a cluster, where the coordinator of an id is the leader of its
+//! partition and loads it on election ([`TxnCoordinator::load_partition`]). Ending a
+//! transaction is two durable steps, as in Kafka: PrepareCommit/PrepareAbort, then markers
+//! in every partition (and, on a single node, the group offsets), then
+//! CompleteCommit/CompleteAbort. Start-up, and a new coordinator after a load, finish
 //! whatever was prepared but not completed.
 //!
 //! Operations on one transactional id run one at a time (a per-id async lock), so a slow
 //! marker flush of one transaction never holds up another.
 
-mod ports;
+pub(crate) mod cluster;
+mod loading;
+pub(crate) mod log_store;
+pub(crate) mod ports;
+mod records;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -22,11 +29,15 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use kafka_protocol::ResponseError;
 use sluice_config::TxnConfig;
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{PendingOffset, Storage, StorageError, TxnRecord, TxnState};
+use sluice_storage::{
+    Marker, PendingOffset, Storage, StorageError, TxnRecord, TxnState, COORDINATOR_EPOCH,
+};
 
 use crate::clock::{Clock, SystemClock};
+use crate::coordinator_ownership::Ownership;
 use crate::group::GroupCoordinator;
-use ports::{MarkerLog, MarkerWrite, TxnStore};
+use crate::internal_topics::{partition_for, GROUP_METADATA_TOPIC};
+use ports::{MarkerLog, TxnMarkers, TxnStore};
 
 pub(crate) use views::ListFilter;
 
@@ -65,7 +76,8 @@ pub(crate) struct ProducerRef {
     pub(crate) producer_epoch: i16,
 }
 
-/// The broker's transaction coordinator (every transactional id: a single-node cluster).
+/// The broker's transaction coordinator: for every transactional id on a single node, for
+/// the ids of the `__transaction_state` partitions it leads in a cluster.
 pub(crate) struct TxnCoordinator {
     /// Transaction records and producer ids.
     store: Arc<dyn TxnStore>,
@@ -81,6 +93,14 @@ pub(crate) struct TxnCoordinator {
     /// One async lock per transactional id: operations on one id run one at a time.
     id_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     crash_after_prepare: bool,
+    /// Which transactional ids this coordinator answers for.
+    ownership: Ownership,
+    /// In a cluster: the coordinator epoch (the leader epoch it was loaded in) of each
+    /// owned partition, written into markers so that partitions refuse a deposed one's.
+    coordinator_epochs: Mutex<HashMap<i32, i32>>,
+    /// In a cluster: `offsets.topic.num.partitions`. A group joins a transaction as its
+    /// partition of `__consumer_offsets`, as in Kafka, rather than by name.
+    group_partitions: Option<i32>,
 }
 
 impl TxnCoordinator {
@@ -98,6 +118,31 @@ impl TxnCoordinator {
             groups,
             config,
         )
+    }
+
+    /// A cluster member's coordinator: it answers for no transactional id until a
+    /// partition of `__transaction_state` is loaded ([`TxnCoordinator::load_partition`]).
+    pub(crate) fn replicated(
+        store: Arc<dyn TxnStore>,
+        log: Arc<dyn MarkerLog>,
+        groups: Arc<GroupCoordinator>,
+        config: TxnConfig,
+        group_partitions: i32,
+    ) -> Self {
+        let ownership = Ownership::nothing(config.state_log_num_partitions);
+        TxnCoordinator {
+            store,
+            log,
+            clock: Arc::new(SystemClock),
+            groups,
+            config,
+            txns: RwLock::new(Txns::default()),
+            id_locks: Mutex::new(HashMap::new()),
+            crash_after_prepare: crash_after_prepare(),
+            ownership,
+            coordinator_epochs: Mutex::new(HashMap::new()),
+            group_partitions: Some(group_partitions),
+        }
     }
 
     /// Loads every transactional id from `store`; markers go to `log`, time comes from
@@ -119,11 +164,7 @@ impl TxnCoordinator {
                 "loaded transaction state"
             );
         }
-        let crash_after_prepare =
-            std::env::var("SLUICE_CRASH_POINT").is_ok_and(|v| v == CRASH_AFTER_PREPARE);
-        if crash_after_prepare {
-            tracing::warn!("SLUICE_CRASH_POINT={CRASH_AFTER_PREPARE}: the broker will abort after the next prepared EndTxn");
-        }
+        let ownership = Ownership::everything(config.state_log_num_partitions);
         Ok(TxnCoordinator {
             store,
             log,
@@ -132,8 +173,28 @@ impl TxnCoordinator {
             config,
             txns: RwLock::new(txns),
             id_locks: Mutex::new(HashMap::new()),
-            crash_after_prepare,
+            crash_after_prepare: crash_after_prepare(),
+            ownership,
+            coordinator_epochs: Mutex::new(HashMap::new()),
+            group_partitions: None,
         })
+    }
+
+    /// Whether this coordinator answers for the transactional id now: NOT_COORDINATOR when
+    /// another broker does, COORDINATOR_LOAD_IN_PROGRESS while its state is being loaded.
+    pub(crate) fn check_coordinator(&self, id: &str) -> Result<(), ResponseError> {
+        self.ownership.check(id)
+    }
+
+    /// The coordinator epoch markers of `id`'s transactions carry.
+    fn coordinator_epoch(&self, id: &str) -> i32 {
+        let partition = self.ownership.partition_of(id);
+        self.coordinator_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&partition)
+            .copied()
+            .unwrap_or(COORDINATOR_EPOCH)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Txns> {
@@ -160,12 +221,18 @@ impl TxnCoordinator {
     }
 
     /// Writes a record durably, then makes it the one in force.
-    fn store(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
+    async fn store(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
         record.last_update_ms = self.clock.now_ms();
-        self.store.store_txn(id, &record).map_err(|e| {
-            tracing::error!(transactional_id = id, error = %e, "storing transaction state failed");
-            ResponseError::CoordinatorNotAvailable
+        self.store.store_txn(id, &record).map_err(|e| match e {
+            StorageError::NotLeader(_) => ResponseError::NotCoordinator,
+            e => {
+                tracing::error!(transactional_id = id, error = %e, "storing transaction state failed");
+                ResponseError::CoordinatorNotAvailable
+            }
         })?;
+        self.store
+            .wait_durable(self.ownership.partition_of(id))
+            .await?;
         self.write().insert(id, record.clone());
         Ok(record)
     }
@@ -184,6 +251,7 @@ impl TxnCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
+        self.check_coordinator(id)?;
         let _guard = self.lock_id(id).await;
         let mut record = match self.get(id) {
             Some(r) => r,
@@ -264,7 +332,7 @@ impl TxnCoordinator {
         record.groups.clear();
         record.pending_offsets.clear();
         record.start_ms = -1;
-        let record = self.store(id, record)?;
+        let record = self.store(id, record).await?;
         tracing::debug!(
             transactional_id = id,
             producer_id = record.producer_id,
@@ -289,6 +357,7 @@ impl TxnCoordinator {
         if id.is_empty() {
             return Err(ResponseError::InvalidRequest);
         }
+        self.check_coordinator(id)?;
         let record = self
             .get(id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
@@ -322,8 +391,14 @@ impl TxnCoordinator {
         let mut groups: BTreeSet<String> = record.groups.iter().cloned().collect();
         let before = (set.len(), groups.len());
         set.extend(partitions.iter().cloned());
-        if let Some(g) = group {
-            groups.insert(g.to_string());
+        match (group, self.group_partitions) {
+            (Some(g), Some(count)) => {
+                set.insert((GROUP_METADATA_TOPIC.to_string(), partition_for(g, count)));
+            }
+            (Some(g), None) => {
+                groups.insert(g.to_string());
+            }
+            (None, _) => {}
         }
         if record.state == TxnState::Ongoing && before == (set.len(), groups.len()) {
             return Ok(());
@@ -334,7 +409,7 @@ impl TxnCoordinator {
         }
         record.partitions = set.into_iter().collect();
         record.groups = groups.into_iter().collect();
-        self.store(id, record)?;
+        self.store(id, record).await?;
         Ok(())
     }
 
@@ -415,7 +490,7 @@ impl TxnCoordinator {
                 None => record.pending_offsets.push(o),
             }
         }
-        self.store(id, record)?;
+        self.store(id, record).await?;
         Ok(())
     }
 
@@ -465,7 +540,7 @@ impl TxnCoordinator {
         } else {
             TxnState::PrepareAbort
         };
-        let record = self.store(id, record)?;
+        let record = self.store(id, record).await?;
         if self.crash_after_prepare {
             tracing::error!(
                 transactional_id = id,
@@ -484,34 +559,18 @@ impl TxnCoordinator {
         } else {
             ControlType::Abort
         };
-        let mut flushes = Vec::new();
-        for (topic, index) in &record.partitions {
-            match self.log.append_marker(
-                topic,
-                *index,
-                record.producer_id,
-                record.producer_epoch,
+        let markers = TxnMarkers {
+            partitions: &record.partitions,
+            marker: Marker {
+                producer_id: record.producer_id,
+                producer_epoch: record.producer_epoch,
                 control,
-                self.clock.now_ms(),
-            ) {
-                // Deleted since it was added: nothing of the transaction is left there.
-                Ok(MarkerWrite::PartitionGone) => {}
-                Ok(MarkerWrite::Written { offset, flush_due }) => {
-                    if flush_due {
-                        flushes.push((topic.as_str(), *index, offset));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker failed");
-                    return Err(ResponseError::KafkaStorageError);
-                }
-            }
-        }
-        for (topic, index, offset) in flushes {
-            if let Err(e) = self.log.flush_to(topic, index, offset).await {
-                tracing::error!(transactional_id = id, topic, partition = index, error = %e, "flushing a transaction marker failed");
-                return Err(ResponseError::KafkaStorageError);
-            }
+                coordinator_epoch: self.coordinator_epoch(id),
+            },
+        };
+        if let Err(e) = self.log.write_markers(markers).await {
+            tracing::warn!(transactional_id = id, error = ?e, "writing the transaction's markers failed; will retry");
+            return Err(e);
         }
         if commit {
             let mut by_group: HashMap<&str, Vec<_>> = HashMap::new();
@@ -538,8 +597,17 @@ impl TxnCoordinator {
         record.groups.clear();
         record.pending_offsets.clear();
         record.start_ms = -1;
-        let record = self.store(id, record)?;
+        let record = self.store(id, record).await?;
         tracing::debug!(transactional_id = id, commit, "transaction completed");
         Ok(record)
     }
+}
+
+/// Whether the crash test hook is set.
+fn crash_after_prepare() -> bool {
+    let set = std::env::var("SLUICE_CRASH_POINT").is_ok_and(|v| v == CRASH_AFTER_PREPARE);
+    if set {
+        tracing::warn!("SLUICE_CRASH_POINT={CRASH_AFTER_PREPARE}: the broker will abort after the next prepared EndTxn");
+    }
+    set
 }

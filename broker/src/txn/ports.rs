@@ -1,58 +1,61 @@
 //! What the transaction coordinator depends on, as narrow ports: the store of
 //! transaction records (and producer ids), and the log it writes transaction markers to.
-//! The broker plugs in [`Storage`]; unit tests plug in the in-memory doubles below.
+//! A single node plugs in [`Storage`], a cluster member the replicated log
+//! ([`super::log_store`]) and the cluster's markers; unit tests plug in the in-memory doubles
+//! below.
 
 use futures::future::BoxFuture;
-use sluice_protocol::batch::ControlType;
-use sluice_storage::{AppendError, Storage, StorageError, TxnRecord};
+use kafka_protocol::ResponseError;
+use sluice_storage::{now_ms, Marker, Storage, StorageError, TxnRecord};
+
+use crate::internal_topics::partition_for;
 
 /// Durable transaction state.
 pub(crate) trait TxnStore: Send + Sync {
     /// Every stored transactional id, for start-up.
     fn load_txns(&self) -> Result<Vec<(String, TxnRecord)>, StorageError>;
+    /// The transactional ids whose state lives in `partition` (of `partitions`) of the
+    /// transaction state topic, for a coordinator that has just become its leader.
+    fn load_partition(
+        &self,
+        partition: i32,
+        partitions: i32,
+    ) -> Result<Vec<(String, TxnRecord)>, StorageError> {
+        let mut txns = self.load_txns()?;
+        txns.retain(|(id, _)| partition_for(id, partitions) == partition);
+        Ok(txns)
+    }
     /// Stores a transactional id's record.
     fn store_txn(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), StorageError>;
     /// Forgets a transactional id.
     fn delete_txn(&self, transactional_id: &str) -> Result<(), StorageError>;
+    /// Waits until what was stored for the ids of `partition` survives the loss of this
+    /// broker; at once where a store is synchronous.
+    fn wait_durable(&self, _partition: i32) -> BoxFuture<'_, Result<(), ResponseError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// A producer id never handed out before.
     fn allocate_producer_id(&self) -> Result<i64, StorageError>;
 }
 
-/// What writing a marker to one partition did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MarkerWrite {
-    /// The partition no longer exists: nothing of the transaction is left there.
-    PartitionGone,
-    /// Written at `offset`; `flush_due` when the flush policy wants it on disk before the
-    /// transaction completes.
-    Written {
-        /// The marker's offset.
-        offset: i64,
-        /// Whether to flush up to it first.
-        flush_due: bool,
-    },
+/// The markers that end one transaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxnMarkers<'a> {
+    /// The transaction's partitions.
+    pub(crate) partitions: &'a [(String, i32)],
+    /// Its producer and epoch, and COMMIT or ABORT.
+    pub(crate) marker: Marker,
 }
 
 /// The partitions' logs, as far as transaction markers go.
 pub(crate) trait MarkerLog: Send + Sync {
-    /// Appends a COMMIT or ABORT marker of the producer to a partition.
-    fn append_marker(
-        &self,
-        topic: &str,
-        partition: i32,
-        producer_id: i64,
-        producer_epoch: i16,
-        control: ControlType,
-        now_ms: i64,
-    ) -> Result<MarkerWrite, AppendError>;
-
-    /// Forces a partition's log to disk up to `offset`.
-    fn flush_to<'a>(
+    /// Writes the marker to every partition of the transaction (a partition deleted since
+    /// has nothing left to end) and returns once they are durable as the broker's flush
+    /// policy and replication require.
+    fn write_markers<'a>(
         &'a self,
-        topic: &'a str,
-        partition: i32,
-        offset: i64,
-    ) -> BoxFuture<'a, Result<(), StorageError>>;
+        markers: TxnMarkers<'a>,
+    ) -> BoxFuture<'a, Result<(), ResponseError>>;
 }
 
 impl TxnStore for Storage {
@@ -74,43 +77,40 @@ impl TxnStore for Storage {
 }
 
 impl MarkerLog for Storage {
-    fn append_marker(
-        &self,
-        topic: &str,
-        partition: i32,
-        producer_id: i64,
-        producer_epoch: i16,
-        control: ControlType,
-        now_ms: i64,
-    ) -> Result<MarkerWrite, AppendError> {
-        let Some(p) = self.partition(topic, partition) else {
-            return Ok(MarkerWrite::PartitionGone);
-        };
-        let info = p.append_marker(producer_id, producer_epoch, control, now_ms)?;
-        Ok(MarkerWrite::Written {
-            offset: info.last_offset,
-            flush_due: info.flush_due,
-        })
-    }
-
-    fn flush_to<'a>(
+    fn write_markers<'a>(
         &'a self,
-        topic: &'a str,
-        partition: i32,
-        offset: i64,
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        markers: TxnMarkers<'a>,
+    ) -> BoxFuture<'a, Result<(), ResponseError>> {
         Box::pin(async move {
-            match self.partition(topic, partition) {
-                Some(p) => p.flush_to(offset).await,
-                // Deleted since the marker was written: nothing left to flush.
-                None => Ok(()),
+            let m = markers.marker;
+            let mut flushes = Vec::new();
+            for (topic, index) in markers.partitions {
+                // Deleted since it was added: nothing of the transaction is left there.
+                let Some(p) = self.partition(topic, *index) else {
+                    continue;
+                };
+                match p.append_marker(m.producer_id, m.producer_epoch, m.control, now_ms()) {
+                    Ok(info) if info.flush_due => flushes.push((p, info.last_offset)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(topic, partition = index, error = %e, "writing a transaction marker failed");
+                        return Err(ResponseError::KafkaStorageError);
+                    }
+                }
             }
+            for (p, offset) in flushes {
+                if let Err(e) = p.flush_to(offset).await {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flushing a transaction marker failed");
+                    return Err(ResponseError::KafkaStorageError);
+                }
+            }
+            Ok(())
         })
     }
 }
 
 #[cfg(test)]
-pub(crate) use memory::{Marker, MemoryMarkerLog, MemoryTxnStore};
+pub(crate) use memory::{MemoryMarkerLog, MemoryTxnStore};
 
 #[cfg(test)]
 mod memory {
@@ -169,17 +169,6 @@ mod memory {
         }
     }
 
-    /// A marker as written to a partition.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(crate) struct Marker {
-        /// The producer whose transaction it ends.
-        pub(crate) producer_id: i64,
-        /// The producer epoch it carries.
-        pub(crate) producer_epoch: i16,
-        /// COMMIT or ABORT.
-        pub(crate) control: ControlType,
-    }
-
     /// Partitions that hold only the markers written to them.
     #[derive(Default)]
     pub(crate) struct MemoryMarkerLog {
@@ -207,36 +196,16 @@ mod memory {
     }
 
     impl MarkerLog for MemoryMarkerLog {
-        fn append_marker(
-            &self,
-            topic: &str,
-            partition: i32,
-            producer_id: i64,
-            producer_epoch: i16,
-            control: ControlType,
-            _now_ms: i64,
-        ) -> Result<MarkerWrite, AppendError> {
-            let mut partitions = self.partitions.lock().unwrap();
-            let Some(log) = partitions.get_mut(&(topic.to_string(), partition)) else {
-                return Ok(MarkerWrite::PartitionGone);
-            };
-            log.push(Marker {
-                producer_id,
-                producer_epoch,
-                control,
-            });
-            Ok(MarkerWrite::Written {
-                offset: log.len() as i64 - 1,
-                flush_due: false,
-            })
-        }
-
-        fn flush_to<'a>(
+        fn write_markers<'a>(
             &'a self,
-            _topic: &'a str,
-            _partition: i32,
-            _offset: i64,
-        ) -> BoxFuture<'a, Result<(), StorageError>> {
+            markers: TxnMarkers<'a>,
+        ) -> BoxFuture<'a, Result<(), ResponseError>> {
+            let mut partitions = self.partitions.lock().unwrap();
+            for p in markers.partitions {
+                if let Some(log) = partitions.get_mut(p) {
+                    log.push(markers.marker);
+                }
+            }
             Box::pin(async { Ok(()) })
         }
     }

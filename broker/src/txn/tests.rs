@@ -6,9 +6,9 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 use sluice_config::{GroupConfig, TxnConfig};
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{CommittedOffset, PendingOffset, TxnRecord, TxnState};
+use sluice_storage::{CommittedOffset, Marker, PendingOffset, TxnRecord, TxnState};
 
-use super::ports::{Marker, MemoryMarkerLog, MemoryTxnStore, TxnStore};
+use super::ports::{MemoryMarkerLog, MemoryTxnStore, TxnStore};
 use super::{ProducerRef, TxnCoordinator};
 use crate::clock::ManualClock;
 use crate::group::ports::{MemoryGroupStore, MemoryTopics};
@@ -86,6 +86,7 @@ impl Fixture {
             producer_id: p.producer_id,
             producer_epoch: p.producer_epoch,
             control,
+            coordinator_epoch: 0,
         }
     }
 }

@@ -11,7 +11,7 @@ use sluice_protocol::records;
 use super::index::index_batch;
 use super::log_state::LogState;
 use super::partition::Partition;
-use super::types::{AppendError, AppendInfo, COORDINATOR_EPOCH};
+use super::types::{AppendError, AppendInfo, Marker, COORDINATOR_EPOCH};
 use super::validate::{self, TimeRange};
 use crate::producers::SequenceCheck;
 use crate::StorageError;
@@ -131,11 +131,39 @@ impl Partition {
         control: ControlType,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let bytes = batch::control_batch(
+        let marker = Marker {
             producer_id,
             producer_epoch,
             control,
-            COORDINATOR_EPOCH,
+            coordinator_epoch: COORDINATOR_EPOCH,
+        };
+        self.append_marker_checked(None, marker, now_ms)
+    }
+
+    /// [`Partition::append_marker`] by the leader of a replicated partition in
+    /// `leader_epoch`, from the coordinator of `marker.coordinator_epoch`: refused when a
+    /// later coordinator has written a marker for the producer here (a coordinator that
+    /// lost its partition but has not noticed yet).
+    pub fn append_marker_as_leader(
+        &self,
+        leader_epoch: i32,
+        marker: Marker,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_marker_checked(Some(leader_epoch), marker, now_ms)
+    }
+
+    fn append_marker_checked(
+        &self,
+        leader_epoch: Option<i32>,
+        m: Marker,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let bytes = batch::control_batch(
+            m.producer_id,
+            m.producer_epoch,
+            m.control,
+            m.coordinator_epoch,
             now_ms,
         );
         let header = batch::read_header(&bytes)
@@ -143,9 +171,9 @@ impl Partition {
         self.append_inner(
             header,
             &bytes,
-            Some((control, COORDINATOR_EPOCH)),
+            Some((m.control, m.coordinator_epoch)),
             None,
-            None,
+            leader_epoch,
             now_ms,
         )
     }
@@ -177,8 +205,8 @@ impl Partition {
                 max: log.config.max_message_bytes,
             });
         }
-        if control.is_some() {
-            log.producers.check_marker(&header)?;
+        if let Some((_, coordinator_epoch)) = control {
+            log.producers.check_marker(&header, coordinator_epoch)?;
         } else if header.has_producer_id() {
             if let SequenceCheck::Duplicate {
                 base_offset,

@@ -33,6 +33,6 @@ pub use region::FileRegion;
 pub use timestamp::TimestampOffset;
 pub use truncate::TruncationCrashPoint;
 pub use types::{
-    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, ProducerInfo, ReadError,
+    AbortedTxn, AppendError, AppendInfo, FetchData, Isolation, Marker, ProducerInfo, ReadError,
     RecordError, ReplicatedAppend, COORDINATOR_EPOCH, LEADER_EPOCH,
 };

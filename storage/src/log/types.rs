@@ -16,6 +16,19 @@ pub const LEADER_EPOCH: i32 = 0;
 /// coordinator never moves, so its epoch never changes.
 pub const COORDINATOR_EPOCH: i32 = 0;
 
+/// A transaction marker as a coordinator writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    /// The producer whose transaction it ends.
+    pub producer_id: i64,
+    /// The producer epoch of the transaction.
+    pub producer_epoch: i16,
+    /// COMMIT or ABORT.
+    pub control: sluice_protocol::batch::ControlType,
+    /// The epoch of the coordinator that writes it.
+    pub coordinator_epoch: i32,
+}
+
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {

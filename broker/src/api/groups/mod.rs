@@ -96,11 +96,6 @@ fn internal_topic_missing(broker: &Broker, key_type: i8) -> Option<i16> {
         .map(|_| ResponseError::CoordinatorNotAvailable.code())
 }
 
-/// Why a cluster refuses transactions: their coordinator's state is not replicated yet,
-/// and a refusal is better than a transaction lost with its coordinator.
-pub(crate) const TRANSACTIONS_IN_CLUSTER: &str =
-    "transactions are not available in a Sluice cluster yet (single node only)";
-
 /// Coordinator key types of FindCoordinator.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -171,12 +166,6 @@ async fn locate(
         ));
     }
     let not_available = (ResponseError::CoordinatorNotAvailable.code(), None);
-    if key_type == KEY_TYPE_TRANSACTION && broker.cluster.is_some() {
-        return Err((
-            ResponseError::InvalidRequest.code(),
-            Some(TRANSACTIONS_IN_CLUSTER),
-        ));
-    }
     let Some(node) = &broker.cluster else {
         if let Some(e) = internal_topic_missing(broker, key_type) {
             return Err((e, None));

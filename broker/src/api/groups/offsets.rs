@@ -194,7 +194,7 @@ pub(crate) async fn offset_fetch(
                             .into_iter()
                             .map(|(p, c)| {
                                 let unstable = req.require_stable
-                                    && broker.txns.has_pending_offset(&req.group_id, &topic, p);
+                                    && unstable_offset(broker, &req.group_id, &topic, p);
                                 let (offset, epoch, metadata) =
                                     fetched(if unstable || denied { None } else { c });
                                 let mut part = OffsetFetchResponsePartition::default()
@@ -266,11 +266,7 @@ pub(crate) async fn offset_fetch(
                                         .into_iter()
                                         .map(|(p, c)| {
                                             let unstable = req.require_stable
-                                                && broker.txns.has_pending_offset(
-                                                    &g.group_id,
-                                                    &topic,
-                                                    p,
-                                                );
+                                                && unstable_offset(broker, &g.group_id, &topic, p);
                                             let (offset, epoch, metadata) =
                                                 fetched(if unstable || denied { None } else { c });
                                             let mut part = OffsetFetchResponsePartitions::default()
@@ -369,4 +365,11 @@ pub(crate) async fn offset_delete(
         }
     }
     Reply::new(res)
+}
+
+/// Whether an open transaction holds an offset of the group for the partition: the
+/// transaction coordinator holds it on a single node, the group's partition in a cluster.
+fn unstable_offset(broker: &Broker, group: &str, topic: &str, partition: i32) -> bool {
+    broker.txns.has_pending_offset(group, topic, partition)
+        || broker.groups.has_open_txn_offset(group, topic, partition)
 }

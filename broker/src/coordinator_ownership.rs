@@ -1,7 +1,7 @@
-//! Which groups this coordinator answers for. On a single node it is every group; in a
-//! cluster it is the groups whose partition of `__consumer_offsets` this broker leads, once
-//! that partition's state is loaded (Kafka's NOT_COORDINATOR and
-//! COORDINATOR_LOAD_IN_PROGRESS).
+//! Which keys (group ids, transactional ids) a coordinator answers for. On a single node it
+//! is every key; in a cluster it is the keys whose partition of the coordinator's internal
+//! topic this broker leads, once that partition's state is loaded (Kafka's NOT_COORDINATOR
+//! and COORDINATOR_LOAD_IN_PROGRESS).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,16 +19,16 @@ enum Load {
     Loaded,
 }
 
-/// The partitions of the group metadata topic a coordinator owns.
+/// The partitions of its internal topic a coordinator owns.
 pub(crate) struct Ownership {
-    /// `offsets.topic.num.partitions`.
+    /// The internal topic's partition count.
     partitions: i32,
     /// `None`: every group (a single node).
     owned: Mutex<Option<HashMap<i32, Load>>>,
 }
 
 impl Ownership {
-    /// Owns every group.
+    /// Owns every key.
     pub(crate) fn everything(partitions: i32) -> Self {
         Ownership {
             partitions,
@@ -44,18 +44,18 @@ impl Ownership {
         }
     }
 
-    /// The partition that holds `group_id`'s state.
-    pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
-        partition_for(group_id, self.partitions)
+    /// The partition that holds `key`'s state.
+    pub(crate) fn partition_of(&self, key: &str) -> i32 {
+        partition_for(key, self.partitions)
     }
 
-    /// Whether this coordinator answers for the group now.
-    pub(crate) fn check(&self, group_id: &str) -> Result<(), ResponseError> {
+    /// Whether this coordinator answers for the key now.
+    pub(crate) fn check(&self, key: &str) -> Result<(), ResponseError> {
         let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
         let Some(owned) = &*owned else {
             return Ok(());
         };
-        match owned.get(&self.partition_of(group_id)) {
+        match owned.get(&self.partition_of(key)) {
             Some(Load::Loaded) => Ok(()),
             Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
             None => Err(ResponseError::NotCoordinator),
