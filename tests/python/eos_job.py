@@ -136,6 +136,8 @@ def copy_job(cfg: dict) -> int:
         "linger.ms": 5,
         "transaction.timeout.ms": int(cfg.get("transaction_timeout_ms", 30000)),
         "reconnect.backoff.max.ms": 1000,
+        # librdkafka's debug contexts on stderr, for a failure's investigation
+        **({"debug": cfg["debug"]} if cfg.get("debug") else {}),
     })
     consumer = Consumer({
         "bootstrap.servers": cfg["bootstrap"],

@@ -20,7 +20,6 @@ from test_cluster import create_topic, produce
 
 NONE = 0
 NOT_COORDINATOR = 16
-INVALID_REQUEST = 42
 COORDINATOR_NOT_AVAILABLE = 15
 MEMBER_ID_REQUIRED = 79
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -179,27 +178,6 @@ def test_a_group_generation_survives_the_coordinators_death(cluster_factory):
     assert r.error_code == NONE
     assert [(p.partition_index, p.committed_offset, p.metadata) for t in r.topics for p in t.partitions] \
         == [(0, 7, "night")]
-    client.close()
-
-
-def test_transactions_are_refused_with_a_reason_rather_than_lost_with_their_coordinator(cluster_factory):
-    from kafka.protocol.metadata import FindCoordinatorRequest
-    from kafka.protocol.producer import InitProducerIdRequest
-
-    cluster = cluster_factory(3)
-    client = raw_client(cluster)
-    node = next(iter(cluster.brokers))
-    r = client.send_and_receive(node, FindCoordinatorRequest(key="txn-1", key_type=1, coordinator_keys=["txn-1"]),
-                                timeout_ms=30000)
-    assert [(c.key, c.error_code, c.error_message) for c in r.coordinators] == [
-        ("txn-1", INVALID_REQUEST, "transactions are not available in a Sluice cluster yet (single node only)")]
-    r = client.send_and_receive(node, InitProducerIdRequest(transactional_id="txn-1", transaction_timeout_ms=10000,
-                                                            producer_id=-1, producer_epoch=-1), timeout_ms=30000)
-    assert (r.error_code, r.producer_id) == (INVALID_REQUEST, -1)
-    # Idempotent producers, which need no coordinator, still get producer ids.
-    r = client.send_and_receive(node, InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=10000,
-                                                            producer_id=-1, producer_epoch=-1), timeout_ms=30000)
-    assert r.error_code == NONE and r.producer_id >= 0
     client.close()
 
 

@@ -25,6 +25,7 @@ pub(crate) mod sasl;
 pub(crate) mod scram;
 pub(crate) mod topic_partitions;
 pub(crate) mod txn;
+mod txn_cluster;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

@@ -194,6 +194,14 @@ fn finish<R: Answer>(
         call.started.elapsed(),
     );
     count(broker, call.api, &reply);
+    tracing::trace!(
+        api = api_name(call.api),
+        version = call.version,
+        correlation_id = call.correlation_id,
+        client = session.client_id.as_deref().unwrap_or(""),
+        took_us = call.started.elapsed().as_micros() as u64,
+        "answered"
+    );
     if !throttle.is_zero() {
         let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
         reply.response.set_throttle_ms(ms, call.version);
@@ -253,6 +261,11 @@ fn count<R: Answer>(broker: &Broker, api: ApiKey, reply: &Reply<R>) {
     reply.response.error_codes(&mut |code| {
         if code != 0 {
             m.error(api_name(api), &error_name(code));
+            tracing::debug!(
+                api = api_name(api),
+                error = %error_name(code),
+                "answered with an error"
+            );
         }
     });
     for (topic, bytes) in &reply.bytes_out {

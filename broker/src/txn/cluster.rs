@@ -35,7 +35,7 @@ const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const VERIFY_VERSION: i16 = 4;
 /// How long the coordinator keeps trying to write one transaction's markers before it
 /// gives up for now (the transaction stays prepared; the timer tries again).
-const MARKER_DEADLINE: Duration = Duration::from_secs(30);
+const MARKER_DEADLINE: Duration = Duration::from_secs(15);
 /// How long a marker waits for the in-sync replicas.
 const MARKER_REPLICATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between rounds of markers whose leader moved or did not answer.

@@ -16,6 +16,7 @@
 pub(crate) mod cluster;
 mod loading;
 pub(crate) mod log_store;
+mod offsets;
 pub(crate) mod ports;
 mod records;
 #[cfg(test)]
@@ -29,9 +30,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use kafka_protocol::ResponseError;
 use sluice_config::TxnConfig;
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{
-    Marker, PendingOffset, Storage, StorageError, TxnRecord, TxnState, COORDINATOR_EPOCH,
-};
+use sluice_storage::{Marker, Storage, StorageError, TxnRecord, TxnState, COORDINATOR_EPOCH};
 
 use crate::clock::{Clock, SystemClock};
 use crate::coordinator_ownership::Ownership;
@@ -230,9 +229,15 @@ impl TxnCoordinator {
                 ResponseError::CoordinatorNotAvailable
             }
         })?;
+        // Kafka's transaction coordinator answers a write that did not reach the in-sync
+        // replicas in time with COORDINATOR_NOT_AVAILABLE, which producers retry.
         self.store
             .wait_durable(self.ownership.partition_of(id))
-            .await?;
+            .await
+            .map_err(|e| match e {
+                ResponseError::RequestTimedOut => ResponseError::CoordinatorNotAvailable,
+                e => e,
+            })?;
         self.write().insert(id, record.clone());
         Ok(record)
     }
@@ -295,6 +300,10 @@ impl TxnCoordinator {
                     "fencing the previous producer and aborting its transaction"
                 );
                 record = self.end_transaction(id, record, false).await?;
+                if record.state == TxnState::PrepareAbort {
+                    // Its markers are not all written yet: the producer asks again.
+                    return Err(ResponseError::ConcurrentTransactions);
+                }
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {}
         }
@@ -463,47 +472,6 @@ impl TxnCoordinator {
         Ok(append())
     }
 
-    /// TxnOffsetCommit: offsets stored with the transaction, made the group's committed
-    /// offsets when it commits. The group must have been added by AddOffsetsToTxn.
-    pub(crate) async fn commit_offsets(
-        &self,
-        id: &str,
-        producer: ProducerRef,
-        group: &str,
-        offsets: Vec<PendingOffset>,
-    ) -> Result<(), ResponseError> {
-        let _guard = self.lock_id(id).await;
-        let mut record = self.check_producer(id, producer).map_err(|e| match e {
-            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
-            e => e,
-        })?;
-        if record.state != TxnState::Ongoing || !record.groups.iter().any(|g| g == group) {
-            return Err(ResponseError::InvalidTxnState);
-        }
-        for o in offsets {
-            match record
-                .pending_offsets
-                .iter_mut()
-                .find(|p| p.group == o.group && p.topic == o.topic && p.partition == o.partition)
-            {
-                Some(existing) => *existing = o,
-                None => record.pending_offsets.push(o),
-            }
-        }
-        self.store(id, record).await?;
-        Ok(())
-    }
-
-    /// True when an open transaction holds an offset for the partition, not yet
-    /// committed: OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT.
-    pub(crate) fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
-        self.read().by_id.values().any(|r| {
-            r.pending_offsets
-                .iter()
-                .any(|p| p.group == group && p.topic == topic && p.partition == partition)
-        })
-    }
-
     /// EndTxn from the producer.
     pub(crate) async fn end_txn(
         &self,
@@ -528,7 +496,10 @@ impl TxnCoordinator {
     }
 
     /// Ends the open transaction of `record`: Prepare, markers and offsets, Complete.
-    /// The caller holds the id's lock.
+    /// The caller holds the id's lock. An error means the decision was not recorded; once
+    /// it is, the transaction ends as decided whatever happens next (Kafka answers EndTxn
+    /// then too), so markers that cannot all be written yet leave the record returned in
+    /// its Prepare state, for the timer to complete.
     async fn end_transaction(
         &self,
         id: &str,
@@ -548,7 +519,13 @@ impl TxnCoordinator {
             );
             std::process::abort();
         }
-        self.complete(id, record).await
+        match self.complete(id, record.clone()).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                tracing::warn!(transactional_id = id, error = ?e, state = record.state.name(), "the transaction's outcome is recorded; its markers will be retried");
+                Ok(record)
+            }
+        }
     }
 
     /// Writes the markers and offsets of a prepared transaction and records it complete.

@@ -9,9 +9,12 @@ use tokio::sync::watch;
 
 use super::TxnCoordinator;
 
+/// How often prepared transactions are looked for to complete.
+const COMPLETE_RETRY: Duration = Duration::from_millis(500);
+
 impl TxnCoordinator {
     /// Completes every transaction left between Prepare and Complete (by a crash, or a
-    /// marker write that failed); run at start-up and with the timeout checks.
+    /// marker write that failed); run after a load and every half second.
     pub(crate) async fn complete_prepared(&self) {
         let prepared: Vec<String> = self
             .read()
@@ -131,10 +134,14 @@ impl TxnCoordinator {
         abort_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut expire_tick = tokio::time::interval(expire_every);
         expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Markers not written at EndTxn (a leader moving) are retried soon: the producer's
+        // next transaction waits for them (CONCURRENT_TRANSACTIONS).
+        let mut complete_tick = tokio::time::interval(COMPLETE_RETRY);
+        complete_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = complete_tick.tick() => self.complete_prepared().await,
                 _ = abort_tick.tick() => {
-                    self.complete_prepared().await;
                     let n = self.abort_timed_out(self.clock.now_ms()).await;
                     if n > 0 {
                         tracing::info!(transactions = n, "aborted timed-out transactions");
