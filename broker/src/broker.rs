@@ -31,7 +31,7 @@ pub struct Broker {
     /// In a cluster: where transaction markers are written, for WriteTxnMarkers.
     pub(crate) txn_markers: Option<Arc<ClusterMarkers>>,
     /// ACLs and the decisions made from them.
-    pub(crate) authorizer: Authorizer,
+    pub(crate) authorizer: Arc<Authorizer>,
     /// Client quota configs and measured rates.
     pub(crate) quotas: QuotaManager,
     /// Prometheus metrics.

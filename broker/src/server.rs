@@ -119,8 +119,6 @@ pub(crate) async fn bind(
         "broker ready"
     );
     let storage = Arc::new(storage);
-    let authorizer =
-        Authorizer::load(config.authorizer.clone(), storage.acls()).context("loading ACLs")?;
     let quotas = QuotaManager::load(
         storage.quotas(),
         config.quota_window_size,
@@ -141,6 +139,17 @@ pub(crate) async fn bind(
         }
         tracing::info!(cluster_id, node_id = config.node_id, "joined the cluster");
         Some(node)
+    };
+    let authorizer = match &cluster {
+        None => {
+            Authorizer::load(config.authorizer.clone(), storage.acls()).context("loading ACLs")?
+        }
+        Some(node) => {
+            if !storage.acls().load().unwrap_or_default().is_empty() {
+                tracing::warn!("ACLs stored in this data directory are not used in a cluster, whose ACLs live in its metadata store: create them again there");
+            }
+            Authorizer::replicated(config.authorizer.clone(), node.meta.clone())
+        }
     };
     let groups = Arc::new(match &cluster {
         None => GroupCoordinator::load(storage.clone(), config.groups.clone())
@@ -191,7 +200,7 @@ pub(crate) async fn bind(
             groups,
             txns: Arc::new(txns),
             txn_markers,
-            authorizer,
+            authorizer: Arc::new(authorizer),
             quotas,
             metrics,
             cluster,

@@ -34,6 +34,12 @@ pub(crate) fn spawn_background(
     }
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(stop.clone())));
     if let Some(cluster) = &broker.cluster {
+        tasks.push(tokio::spawn(
+            broker
+                .authorizer
+                .clone()
+                .follow(cluster.view.clone(), stop.clone()),
+        ));
         tasks.push(tokio::spawn(crate::coordinator_loader::follow_leadership(
             broker.groups.clone(),
             broker.txns.clone(),

@@ -310,6 +310,27 @@ impl ClusterMetadata for MemoryMetadata {
         Ok(())
     }
 
+    async fn apply_entries(
+        &self,
+        kind: &str,
+        puts: Vec<(String, Vec<u8>)>,
+        deletes: Vec<String>,
+    ) -> Result<(), MetadataError> {
+        crate::port::check_entries(kind, &puts, &deletes)?;
+        let mut store = lock(&self.store);
+        let set = store.view.entries.entry(kind.to_string()).or_default();
+        for key in deletes {
+            set.remove(&key);
+        }
+        set.extend(puts);
+        if set.is_empty() {
+            store.view.entries.remove(kind);
+        }
+        store.bump();
+        store.publish();
+        Ok(())
+    }
+
     async fn update_partition(
         &self,
         topic: &str,

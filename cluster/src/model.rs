@@ -103,6 +103,8 @@ pub struct ClusterView {
     pub partitions: BTreeMap<(String, i32), PartitionState>,
     /// The node id of the controller, when one is elected.
     pub controller: Option<i32>,
+    /// Shared sets by kind (`acls`, ...): key → value, as their owners encode them.
+    pub entries: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
 }
 
 /// Whether this broker may act on its registration (lead partitions, be controller).

@@ -70,6 +70,15 @@ pub trait ClusterMetadata: Send + Sync {
         new: PartitionState,
         fence: Option<&Fence>,
     ) -> Result<i64, MetadataError>;
+    /// Puts and deletes entries of the shared set `kind` in one step (as one etcd
+    /// transaction); every broker's view shows them. Keys and kinds are non-empty and
+    /// hold no slash.
+    async fn apply_entries(
+        &self,
+        kind: &str,
+        puts: Vec<(String, Vec<u8>)>,
+        deletes: Vec<String>,
+    ) -> Result<(), MetadataError>;
     /// Reserves `count` producer ids for this broker and returns the first: ids are unique
     /// across the cluster (Kafka's AllocateProducerIds), never handed out twice.
     async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError>;
@@ -117,6 +126,21 @@ pub(crate) fn check_new_partitions(
             "{} partitions added but {} states given",
             new_assignment.len() - current.len(),
             states.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the keys of `apply_entries`, the same way for every implementation.
+pub(crate) fn check_entries(
+    kind: &str,
+    puts: &[(String, Vec<u8>)],
+    deletes: &[String],
+) -> Result<(), MetadataError> {
+    let bad = |k: &str| k.is_empty() || k.contains('/');
+    if bad(kind) || puts.iter().any(|(k, _)| bad(k)) || deletes.iter().any(|k| bad(k)) {
+        return Err(MetadataError::Invalid(format!(
+            "a key of the shared set {kind:?}"
         )));
     }
     Ok(())

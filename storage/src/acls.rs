@@ -29,7 +29,8 @@ pub struct AclBinding {
 }
 
 impl AclBinding {
-    fn key(&self) -> Vec<u8> {
+    /// The binding as bytes (its RocksDB key, and its value in a cluster's shared set).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.i8(self.resource_type)
             .str(&self.resource_name)
@@ -41,7 +42,8 @@ impl AclBinding {
         w.0
     }
 
-    fn decode(key: &[u8]) -> Result<Self, StorageError> {
+    /// A binding from [`AclBinding::encode`]'s bytes.
+    pub fn decode(key: &[u8]) -> Result<Self, StorageError> {
         let mut r = Reader::new(key, "ACL binding");
         Ok(AclBinding {
             resource_type: r.i8()?,
@@ -85,10 +87,10 @@ impl AclStore {
         let cf = self.db.cf(CF_ACLS)?;
         let mut wb = WriteBatch::default();
         for b in remove {
-            wb.delete_cf(cf, b.key());
+            wb.delete_cf(cf, b.encode());
         }
         for b in add {
-            wb.put_cf(cf, b.key(), []);
+            wb.put_cf(cf, b.encode(), []);
         }
         self.db.write(wb, true)
     }

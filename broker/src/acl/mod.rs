@@ -5,10 +5,65 @@
 //! open only with `allow.everyone.if.no.acl.found`.
 
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
+use kafka_protocol::ResponseError;
+use sluice_cluster::{ClusterMetadata, ClusterView};
 use sluice_config::AuthorizerConfig;
 use sluice_storage::{AclBinding, AclStore, StorageError};
+
+/// The kind of the cluster's shared set that holds ACL bindings.
+const ACLS: &str = "acls";
+
+/// Where the bindings are kept: this data directory, or the cluster's metadata, which
+/// every broker follows.
+enum Backend {
+    Local(AclStore),
+    Cluster(Arc<dyn ClusterMetadata>),
+}
+
+/// Why bindings could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AclWriteError {
+    /// This data directory.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The cluster's metadata store.
+    #[error("the cluster metadata store refused the change: {0}")]
+    Cluster(#[from] sluice_cluster::MetadataError),
+}
+
+impl AclWriteError {
+    /// The Kafka error a client is told.
+    pub(crate) fn code(&self) -> i16 {
+        match self {
+            AclWriteError::Storage(e) => crate::error::storage_error_code(e),
+            // Retriable, as for other metadata writes of a cluster.
+            AclWriteError::Cluster(_) => ResponseError::RequestTimedOut.code(),
+        }
+    }
+}
+
+/// A binding's key in the cluster's shared set: its encoding in hex.
+fn entry_key(b: &AclBinding) -> String {
+    b.encode().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The bindings a cluster view holds; unreadable entries are logged and skipped.
+pub(crate) fn bindings_in(view: &ClusterView) -> Vec<AclBinding> {
+    let Some(set) = view.entries.get(ACLS) else {
+        return Vec::new();
+    };
+    set.iter()
+        .filter_map(|(key, value)| match AclBinding::decode(value) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "unreadable ACL binding in the cluster metadata");
+                None
+            }
+        })
+        .collect()
+}
 
 /// Kafka's resource type codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,10 +175,11 @@ fn granting(op: Operation) -> &'static [Operation] {
     }
 }
 
-/// The authorizer: its settings and every ACL binding, kept in memory and in storage.
+/// The authorizer: its settings and every ACL binding, kept in memory and in storage (the
+/// data directory, or the cluster's metadata).
 pub(crate) struct Authorizer {
     config: AuthorizerConfig,
-    store: AclStore,
+    store: Backend,
     acls: RwLock<Vec<AclBinding>>,
 }
 
@@ -131,14 +187,60 @@ impl Authorizer {
     /// Loads the stored ACLs.
     pub(crate) fn load(config: AuthorizerConfig, store: AclStore) -> Result<Self, StorageError> {
         let acls = store.load()?;
+        Ok(Self::with(config, Backend::Local(store), acls))
+    }
+
+    /// A cluster member's authorizer: the bindings are the cluster's, as its view shows
+    /// them ([`Authorizer::follow`] keeps them current).
+    pub(crate) fn replicated(config: AuthorizerConfig, meta: Arc<dyn ClusterMetadata>) -> Self {
+        let acls = bindings_in(&meta.view().borrow());
+        Self::with(config, Backend::Cluster(meta), acls)
+    }
+
+    fn with(config: AuthorizerConfig, store: Backend, acls: Vec<AclBinding>) -> Self {
         if config.enabled {
             tracing::info!(acls = acls.len(), super_users = ?config.super_users, "authorizer on");
         }
-        Ok(Authorizer {
+        Authorizer {
             config,
             store,
             acls: RwLock::new(acls),
-        })
+        }
+    }
+
+    /// In a cluster: takes the bindings of every new view until `stop`, so that an ACL
+    /// created or deleted through any broker applies on all of them.
+    pub(crate) async fn follow(
+        self: Arc<Self>,
+        mut view: tokio::sync::watch::Receiver<Arc<ClusterView>>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut last = None;
+        loop {
+            let current = view.borrow_and_update().entries.get(ACLS).cloned();
+            if current != last {
+                let acls = bindings_in(&view.borrow());
+                tracing::debug!(acls = acls.len(), "ACL bindings from the cluster");
+                *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls;
+                last = current;
+            }
+            tokio::select! {
+                changed = view.changed() => if changed.is_err() { return },
+                _ = crate::stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    /// Stores an addition and a removal of bindings.
+    async fn write(&self, add: &[AclBinding], remove: &[AclBinding]) -> Result<(), AclWriteError> {
+        match &self.store {
+            Backend::Local(store) => Ok(store.apply(add, remove)?),
+            Backend::Cluster(meta) => {
+                let puts = add.iter().map(|b| (entry_key(b), b.encode())).collect();
+                let deletes = remove.iter().map(entry_key).collect();
+                Ok(meta.apply_entries(ACLS, puts, deletes).await?)
+            }
+        }
     }
 
     /// Whether `principal` connecting from `host` may do `op` on a resource.
@@ -218,14 +320,20 @@ impl Authorizer {
     }
 
     /// Adds bindings (ones already present are kept once).
-    pub(crate) fn create(&self, bindings: &[AclBinding]) -> Result<(), StorageError> {
+    pub(crate) async fn create(&self, bindings: &[AclBinding]) -> Result<(), AclWriteError> {
+        let new: Vec<AclBinding> = {
+            let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
+            bindings
+                .iter()
+                .filter(|b| !acls.contains(b))
+                .cloned()
+                .collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.write(&new, &[]).await?;
         let mut acls = self.acls.write().unwrap_or_else(|p| p.into_inner());
-        let new: Vec<AclBinding> = bindings
-            .iter()
-            .filter(|b| !acls.contains(b))
-            .cloned()
-            .collect();
-        self.store.apply(&new, &[])?;
         for b in new {
             if !acls.contains(&b) {
                 acls.push(b);
@@ -241,20 +349,27 @@ impl Authorizer {
     }
 
     /// Removes the bindings each filter matches; returns them per filter.
-    pub(crate) fn delete(
+    pub(crate) async fn delete(
         &self,
         filters: &[AclFilter],
-    ) -> Result<Vec<Vec<AclBinding>>, StorageError> {
-        let mut acls = self.acls.write().unwrap_or_else(|p| p.into_inner());
-        let per_filter: Vec<Vec<AclBinding>> = filters
-            .iter()
-            .map(|f| acls.iter().filter(|b| f.matches(b)).cloned().collect())
-            .collect();
+    ) -> Result<Vec<Vec<AclBinding>>, AclWriteError> {
+        let per_filter: Vec<Vec<AclBinding>> = {
+            let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
+            filters
+                .iter()
+                .map(|f| acls.iter().filter(|b| f.matches(b)).cloned().collect())
+                .collect()
+        };
         let mut removed: Vec<AclBinding> = per_filter.iter().flatten().cloned().collect();
         removed.sort();
         removed.dedup();
-        self.store.apply(&[], &removed)?;
-        acls.retain(|b| !removed.contains(b));
+        if !removed.is_empty() {
+            self.write(&[], &removed).await?;
+        }
+        self.acls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|b| !removed.contains(b));
         Ok(per_filter)
     }
 }
@@ -292,7 +407,7 @@ mod tests {
             storage.acls(),
         )
         .unwrap();
-        a.create(&acls).unwrap();
+        futures::executor::block_on(a.create(&acls)).unwrap();
         (dir, a)
     }
 
@@ -395,7 +510,8 @@ mod tests {
             1
         );
         assert_eq!(a.matching(&f(RESOURCE_ANY, None, PATTERN_ANY)).len(), 3);
-        let removed = a.delete(&[f(Topic as i8, None, PATTERN_ANY)]).unwrap();
+        let removed =
+            futures::executor::block_on(a.delete(&[f(Topic as i8, None, PATTERN_ANY)])).unwrap();
         assert_eq!(removed[0].len(), 2);
         assert_eq!(a.matching(&f(RESOURCE_ANY, None, PATTERN_ANY)).len(), 1);
     }

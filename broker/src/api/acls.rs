@@ -20,7 +20,7 @@ use sluice_storage::AclBinding;
 use crate::acl::*;
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::error::{code, storage_error_code, NONE};
+use crate::error::{code, NONE};
 use crate::session::Session;
 
 answer!(CreateAclsResponse: [results => error_code]);
@@ -93,10 +93,10 @@ pub(crate) async fn create_acls(
             results.push((NONE, None));
         }
     }
-    if let Err(e) = broker.authorizer.create(&valid) {
+    if let Err(e) = broker.authorizer.create(&valid).await {
         tracing::error!(error = %e, "storing ACLs failed");
         for res in results.iter_mut().filter(|(c, _)| *c == NONE) {
-            *res = (storage_error_code(&e), Some(e.to_string()));
+            *res = (e.code(), Some(e.to_string()));
         }
     } else if !valid.is_empty() {
         tracing::info!(principal = %session.principal, acls = ?valid, "ACLs created");
@@ -228,13 +228,13 @@ pub(crate) async fn delete_acls(
         .filter(|(_, e)| e.is_none())
         .map(|(f, _)| f.clone())
         .collect();
-    let mut removed = match broker.authorizer.delete(&valid) {
+    let mut removed = match broker.authorizer.delete(&valid).await {
         Ok(removed) => removed.into_iter(),
         Err(e) => {
             tracing::error!(error = %e, "deleting ACLs failed");
             r.filter_results = filters
                 .iter()
-                .map(|_| failed(storage_error_code(&e), Some(e.to_string())))
+                .map(|_| failed(e.code(), Some(e.to_string())))
                 .collect();
             return Reply::new(r);
         }

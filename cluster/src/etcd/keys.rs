@@ -1,6 +1,6 @@
 //! The key layout under the prefix: `{prefix}/brokers/{id}` (under the broker's lease),
 //! `{prefix}/topics/{name}`, `{prefix}/partitions/{name}/{p}`, `{prefix}/controller/...`
-//! (the election's candidates).
+//! (the election's candidates), `{prefix}/entries/{kind}/{key}` (shared sets such as ACLs).
 
 /// The keys of one cluster, under its prefix.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub(crate) enum KeyKind {
     Controller,
     /// The cluster id, written once by the first broker.
     ClusterId,
+    /// An entry of a shared set (ACLs, ...): its kind and key.
+    Entry(String, String),
 }
 
 impl Keys {
@@ -63,6 +65,12 @@ impl Keys {
         format!("{}/cluster_id", self.prefix)
     }
 
+    /// An entry of a shared set: `{prefix}/entries/{kind}/{key}`. Neither part may hold a
+    /// slash.
+    pub(crate) fn entry(&self, kind: &str, key: &str) -> String {
+        format!("{}/entries/{kind}/{key}", self.prefix)
+    }
+
     /// The election name; etcd puts each candidate at `{name}/{lease id in hex}`.
     pub(crate) fn controller(&self) -> String {
         format!("{}/controller", self.prefix)
@@ -91,6 +99,13 @@ impl Keys {
                     .map(|p| KeyKind::Partition(topic.to_string(), p))
             }
             "controller" if !rest.is_empty() => Some(KeyKind::Controller),
+            "entries" => {
+                let (kind, key) = rest.split_once('/')?;
+                if kind.is_empty() || key.is_empty() || key.contains('/') {
+                    return None;
+                }
+                Some(KeyKind::Entry(kind.to_string(), key.to_string()))
+            }
             _ => None,
         }
     }
@@ -117,6 +132,10 @@ mod tests {
             keys.parse("/sluice/controller/694d7a1b2c3d"),
             Some(KeyKind::Controller)
         );
+        assert_eq!(
+            keys.parse(&keys.entry("acls", "0a1b")),
+            Some(KeyKind::Entry("acls".to_string(), "0a1b".to_string()))
+        );
         assert_eq!(keys.root(), "/sluice/");
         assert_eq!(keys.parse(&keys.cluster_id()), Some(KeyKind::ClusterId));
     }
@@ -129,5 +148,7 @@ mod tests {
         assert_eq!(keys.parse("/sluice/partitions/t"), None);
         assert_eq!(keys.parse("/sluice/controller"), None);
         assert_eq!(keys.parse("/sluice/other/1"), None);
+        assert_eq!(keys.parse("/sluice/entries/acls"), None);
+        assert_eq!(keys.parse("/sluice/entries/acls/a/b"), None);
     }
 }

@@ -30,6 +30,9 @@ pub use settings::{EtcdSettings, EtcdTls};
 /// Read-modify-write attempts on a topic record before giving up as Unavailable.
 const MAX_TOPIC_ATTEMPTS: usize = 16;
 
+/// etcd's default `--max-txn-ops`.
+const MAX_TXN_OPS: usize = 128;
+
 /// The metadata port on etcd: one client per broker.
 pub struct EtcdMetadata {
     client: Client,
@@ -381,6 +384,29 @@ impl ClusterMetadata for EtcdMetadata {
         Err(MetadataError::Unavailable(format!(
             "topic {name} kept changing"
         )))
+    }
+
+    async fn apply_entries(
+        &self,
+        kind: &str,
+        puts: Vec<(String, Vec<u8>)>,
+        deletes: Vec<String>,
+    ) -> Result<(), MetadataError> {
+        crate::port::check_entries(kind, &puts, &deletes)?;
+        let mut ops: Vec<TxnOp> = deletes
+            .iter()
+            .map(|k| TxnOp::delete(self.keys.entry(kind, k), None))
+            .collect();
+        ops.extend(
+            puts.into_iter()
+                .map(|(k, v)| TxnOp::put(self.keys.entry(kind, &k), v, None)),
+        );
+        // etcd refuses a transaction of more than --max-txn-ops (128 by default)
+        // operations: larger changes go in several.
+        for chunk in ops.chunks(MAX_TXN_OPS) {
+            self.txn(Txn::new().and_then(chunk.to_vec())).await?;
+        }
+        Ok(())
     }
 
     async fn update_partition(

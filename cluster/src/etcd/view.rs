@@ -61,6 +61,13 @@ impl ViewState {
                 Ok(id) => self.view.cluster_id = id.to_string(),
                 Err(_) => warn!(key, "cluster id is not text"),
             },
+            Some(KeyKind::Entry(kind, entry)) => {
+                self.view
+                    .entries
+                    .entry(kind)
+                    .or_default()
+                    .insert(entry, kv.value().to_vec());
+            }
             None => {}
         }
     }
@@ -85,6 +92,14 @@ impl ViewState {
             // Written once and never deleted by Sluice; an operator who deletes it gets a
             // new one at the next broker start.
             Some(KeyKind::ClusterId) => {}
+            Some(KeyKind::Entry(kind, entry)) => {
+                if let Some(set) = self.view.entries.get_mut(&kind) {
+                    set.remove(&entry);
+                    if set.is_empty() {
+                        self.view.entries.remove(&kind);
+                    }
+                }
+            }
             None => {}
         }
     }

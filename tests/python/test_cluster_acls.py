@@ -1,0 +1,106 @@
+"""ACLs in a three-broker cluster: they live in the cluster's metadata store (etcd), so an
+ACL created or deleted through any broker applies on every broker, and a restarted broker
+has them. Driven by confluent-kafka's AdminClient as the super user (each admin client
+talking to one broker) and by producers that authenticate with SASL/PLAIN and write to
+three partitions led by brokers 1, 2 and 3, so that each broker decides for its own.
+
+The brokers' PLAINTEXT listener carries replication, which is not authenticated yet; the
+test makes its principal (User:ANONYMOUS) a super user, as an operator must today."""
+
+from __future__ import annotations
+
+from confluent_kafka import ElectionType, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                   NewTopic, ResourcePatternType, ResourceType)
+
+from conftest import free_port
+from e2e import produce_and_report, wait_for
+
+USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+        + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
+WRITE_LEDGER = AclBinding(ResourceType.TOPIC, "ledger", ResourcePatternType.LITERAL, "User:alice", "*",
+                          AclOperation.WRITE, AclPermissionType.ALLOW)
+
+
+def secured_cluster(cluster_factory):
+    """Three brokers, each with a SASL_PLAINTEXT listener for clients and the authorizer on."""
+    cluster = cluster_factory(3, {"auto.create.topics.enable": "false"}, start=False)
+    cluster.sasl = {}
+    for node_id, b in cluster.brokers.items():
+        port = free_port()
+        listeners = f"PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{port}"
+        b.overrides.update({
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "inter.broker.listener.name": "PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:admin;User:ANONYMOUS",
+        })
+        cluster.sasl[node_id] = f"127.0.0.1:{port}"
+    return cluster.start()
+
+
+def conf(cluster, node_id: int, user: str) -> dict:
+    """A client of one broker only."""
+    return {"bootstrap.servers": cluster.sasl[node_id], "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": USERS[user]}
+
+
+def produce_one(cluster, leader: int, user: str, value: bytes):
+    """One acks=all record to the partition `leader` leads: None, or the delivery error's
+    code."""
+    partition = next(p for p in range(3) if cluster.leader("ledger", p) == leader)
+    p = Producer({**conf(cluster, leader, user), "acks": "all", "message.timeout.ms": 10000,
+                  "enable.idempotence": False})
+    [(err, _, _)] = produce_and_report(p, [("ledger", None, value, None, partition)], timeout=30)
+    return None if err is None else err.code()
+
+
+def test_an_acl_made_through_one_broker_applies_on_every_broker(cluster_factory):
+    cluster = secured_cluster(cluster_factory)
+    admin1 = AdminClient(conf(cluster, 1, "admin"))
+    admin1.create_topics([NewTopic("ledger", 3, 3)])["ledger"].result(30)
+    cluster.wait_for(lambda: all(len(cluster.partition("ledger", p).isrs) == 3 for p in range(3)),
+                     what="ledger fully replicated")
+    assert sorted(cluster.leader("ledger", p) for p in range(3)) == [1, 2, 3]
+
+    # Without an ACL nobody but the super users may write, on any broker.
+    for node_id in cluster.brokers:
+        assert produce_one(cluster, node_id, "alice", b"early") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    admin1.create_acls([WRITE_LEDGER])[WRITE_LEDGER].result(30)
+    # Created through broker 1; every leader lets alice write, and only alice.
+    for node_id in cluster.brokers:
+        wait_for(lambda: produce_one(cluster, node_id, "alice", f"from-{node_id}".encode()) is None, 30,
+                 f"broker {node_id} to apply the new ACL")
+        assert produce_one(cluster, node_id, "bob", b"bob") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    # Broker 3 describes it.
+    admin3 = AdminClient(conf(cluster, 3, "admin"))
+    any_topic = AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, None, None,
+                                 AclOperation.ANY, AclPermissionType.ANY)
+    assert admin3.describe_acls(any_topic).result(30) == [WRITE_LEDGER]
+
+    # A restarted broker has it.
+    cluster.brokers[2].stop()
+    cluster.brokers[2].start()
+    admin2 = AdminClient(conf(cluster, 2, "admin"))
+    wait_for(lambda: admin2.describe_acls(any_topic).result(30) == [WRITE_LEDGER], 30,
+             "the restarted broker to list the ACL")
+    # Its partition's leadership back, so that each broker leads one partition again.
+    cluster.wait_for(lambda: all(len(cluster.partition("ledger", p).isrs) == 3 for p in range(3)),
+                     what="the restarted broker back in sync")
+    admin2.elect_leaders(ElectionType.PREFERRED, [TopicPartition("ledger", p) for p in range(3)]).result(30)
+    cluster.wait_for(lambda: sorted(cluster.leader("ledger", p) for p in range(3)) == [1, 2, 3],
+                     what="the preferred leaders back")
+
+    # Deleted through broker 3: nobody may write on any broker.
+    deleted = admin3.delete_acls([any_topic])[any_topic].result(30)
+    assert deleted == [WRITE_LEDGER]
+    for node_id in cluster.brokers:
+        wait_for(lambda: produce_one(cluster, node_id, "alice", b"late") == KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                 30, f"broker {node_id} to drop the deleted ACL")
+    assert admin1.describe_acls(any_topic).result(30) == []
