@@ -11,6 +11,7 @@ use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::replication::ClusterNode;
+use crate::scram_store::ScramStore;
 use crate::txn::cluster::ClusterMarkers;
 use crate::txn::TxnCoordinator;
 
@@ -30,6 +31,8 @@ pub struct Broker {
     pub(crate) txns: Arc<TxnCoordinator>,
     /// In a cluster: where transaction markers are written, for WriteTxnMarkers.
     pub(crate) txn_markers: Option<Arc<ClusterMarkers>>,
+    /// SCRAM credentials (the data directory's, or the cluster's).
+    pub(crate) scram: Arc<ScramStore>,
     /// ACLs and the decisions made from them.
     pub(crate) authorizer: Arc<Authorizer>,
     /// Client quota configs and measured rates.

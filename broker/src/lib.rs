@@ -22,6 +22,7 @@ mod replication;
 mod response;
 mod sasl;
 mod scram_admin;
+mod scram_store;
 mod server;
 mod session;
 mod tasks;

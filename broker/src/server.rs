@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::replication::ClusterNode;
 use crate::sasl::SaslListener;
+use crate::scram_store::ScramStore;
 use crate::tls::TlsListener;
 use crate::txn::cluster::ClusterMarkers;
 use crate::txn::log_store::LogTxnStore;
@@ -74,6 +75,7 @@ pub(crate) async fn bind(
         .await
         .context("opening storage")?
         .with_context(|| format!("opening log.dirs {}", config.log_dir.display()))?;
+    let scram = Arc::new(ScramStore::new(storage.credentials()));
     let mut bound = Vec::new();
     for l in &config.listeners {
         let tls = match &l.tls {
@@ -84,7 +86,7 @@ pub(crate) async fn bind(
             Some(s) => Some(Arc::new(SaslListener::new(
                 &l.name,
                 s.clone(),
-                storage.credentials(),
+                scram.clone(),
             )?)),
             None => None,
         };
@@ -138,6 +140,10 @@ pub(crate) async fn bind(
             );
         }
         tracing::info!(cluster_id, node_id = config.node_id, "joined the cluster");
+        scram
+            .join(node.meta.clone())
+            .await
+            .context("moving SCRAM credentials into the cluster")?;
         Some(node)
     };
     let authorizer = match &cluster {
@@ -200,6 +206,7 @@ pub(crate) async fn bind(
             groups,
             txns: Arc::new(txns),
             txn_markers,
+            scram,
             authorizer: Arc::new(authorizer),
             quotas,
             metrics,

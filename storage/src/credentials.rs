@@ -28,7 +28,8 @@ pub struct ScramCredential {
 }
 
 impl ScramCredential {
-    fn encode(&self) -> Vec<u8> {
+    /// The credential as bytes (its stored value).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.i8(0)
             .i32(self.iterations)
@@ -38,7 +39,8 @@ impl ScramCredential {
         w.0
     }
 
-    fn decode(v: &[u8]) -> Result<Self, StorageError> {
+    /// A credential from [`ScramCredential::encode`]'s bytes.
+    pub fn decode(v: &[u8]) -> Result<Self, StorageError> {
         let mut r = Reader::new(v, "SCRAM credential");
         let _version = r.i8()?;
         Ok(ScramCredential {

@@ -72,7 +72,7 @@ pub(crate) async fn describe(
         r.error_code = code(ResponseError::ClusterAuthorizationFailed);
         return Reply::new(r);
     }
-    let stored = match broker.storage.credentials().list() {
+    let stored = match broker.scram.list() {
         Ok(s) => s,
         Err(e) => {
             r.error_code = storage_error_code(&e);
@@ -151,7 +151,7 @@ pub(crate) async fn alter(
     req: AlterUserScramCredentialsRequest,
     _version: i16,
 ) -> Reply<AlterUserScramCredentialsResponse> {
-    let credentials = broker.storage.credentials();
+    let credentials = &broker.scram;
     let allowed = session.may_cluster(broker, Operation::Alter);
     // Users in request order, each with its first error.
     let mut order: Vec<String> = Vec::new();
@@ -247,12 +247,12 @@ pub(crate) async fn alter(
     }
     deletions.retain(|(user, _)| !errors.contains_key(user));
     upserts.retain(|(user, _, _)| !errors.contains_key(user));
-    if let Err(e) = credentials.apply(&deletions, &upserts) {
+    if let Err(e) = credentials.apply(&deletions, &upserts).await {
         tracing::error!(error = %e, "storing SCRAM credentials failed");
         for user in &order {
             errors
                 .entry(user.clone())
-                .or_insert_with(|| (storage_error_code(&e), e.to_string()));
+                .or_insert_with(|| (e.code(), e.to_string()));
         }
     } else {
         for (user, mechanism) in &deletions {

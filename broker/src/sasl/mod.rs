@@ -15,9 +15,9 @@ use jsonwebtoken::jwk::JwkSet;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 use sluice_config::{SaslConfig, SaslMechanism};
-use sluice_storage::Credentials;
 
 use crate::reload::Reloading;
+use crate::scram_store::ScramStore;
 use scram::{ScramHash, ScramServer};
 
 /// What one step of an exchange comes to.
@@ -53,7 +53,7 @@ pub(crate) struct SaslListener {
     plain_users: Option<Reloading<BTreeMap<String, String>>>,
     /// The issuer's keys; `None` for PLAIN-only listeners and unsecured OAUTHBEARER.
     jwks: Option<Reloading<JwkSet>>,
-    credentials: Credentials,
+    credentials: Arc<ScramStore>,
 }
 
 impl SaslListener {
@@ -61,7 +61,7 @@ impl SaslListener {
     pub(crate) fn new(
         listener: &str,
         config: SaslConfig,
-        credentials: Credentials,
+        credentials: Arc<ScramStore>,
     ) -> anyhow::Result<Self> {
         let plain_users = if config.mechanisms.contains(&SaslMechanism::Plain) {
             let inline = config.plain_users.clone();

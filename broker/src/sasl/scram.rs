@@ -6,7 +6,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use rand::Rng;
 use sluice_protocol::scram::{decode_saslname, xor};
-use sluice_storage::{Credentials, ScramCredential};
+use sluice_storage::ScramCredential;
+
+use crate::scram_store::ScramStore;
 use subtle::ConstantTimeEq;
 
 use super::Step;
@@ -82,7 +84,7 @@ impl ScramServer {
     }
 
     /// Takes the client's next message.
-    pub(crate) fn step(&mut self, credentials: &Credentials, message: &[u8]) -> Step {
+    pub(crate) fn step(&mut self, credentials: &ScramStore, message: &[u8]) -> Step {
         match std::mem::replace(&mut self.state, State::Done) {
             State::ClientFirst => self.client_first(credentials, message),
             State::ClientFinal {
@@ -146,7 +148,7 @@ impl ScramServer {
         }
     }
 
-    fn client_first(&mut self, credentials: &Credentials, message: &[u8]) -> Step {
+    fn client_first(&mut self, credentials: &ScramStore, message: &[u8]) -> Step {
         let bad = || {
             Step::failure(
                 None,
@@ -266,14 +268,14 @@ mod tests {
         )
     }
 
-    fn store(hash: ScramHash) -> (tempfile::TempDir, Credentials) {
+    fn store(hash: ScramHash) -> (tempfile::TempDir, ScramStore) {
         let dir = tempfile::tempdir().unwrap();
-        let c = Credentials::open_offline(dir.path()).unwrap();
+        let c = sluice_storage::Credentials::open_offline(dir.path()).unwrap();
         let salted = hash.salted_password(b"pencil", b"saltsalt", 4096);
         let cred = credential(hash, b"saltsalt", 4096, &salted);
         c.apply(&[], &[("us,er".into(), hash.mechanism().into(), cred)])
             .unwrap();
-        (dir, c)
+        (dir, ScramStore::new(c))
     }
 
     fn run(hash: ScramHash, user: &str, password: &str) -> Step {

@@ -1,6 +1,6 @@
-"""ACLs in a three-broker cluster: they live in the cluster's metadata store (etcd), so an
-ACL created or deleted through any broker applies on every broker, and a restarted broker
-has them. Driven by confluent-kafka's AdminClient as the super user (each admin client
+"""ACLs and SCRAM credentials in a three-broker cluster: they live in the cluster's
+metadata store (etcd), so an ACL or a SCRAM user created or deleted through any broker
+applies on every broker, and a restarted broker has them. ACLs: Driven by confluent-kafka's AdminClient as the super user (each admin client
 talking to one broker) and by producers that authenticate with SASL/PLAIN and write to
 three partitions led by brokers 1, 2 and 3, so that each broker decides for its own.
 
@@ -9,9 +9,12 @@ test makes its principal (User:ANONYMOUS) a super user, as an operator must toda
 
 from __future__ import annotations
 
-from confluent_kafka import ElectionType, KafkaError, Producer, TopicPartition
+import subprocess
+
+from confluent_kafka import ElectionType, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
-                                   NewTopic, ResourcePatternType, ResourceType)
+                                   NewTopic, ResourcePatternType, ResourceType, ScramCredentialInfo,
+                                   ScramMechanism, UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from conftest import free_port
 from e2e import produce_and_report, wait_for
@@ -23,8 +26,9 @@ WRITE_LEDGER = AclBinding(ResourceType.TOPIC, "ledger", ResourcePatternType.LITE
                           AclOperation.WRITE, AclPermissionType.ALLOW)
 
 
-def secured_cluster(cluster_factory):
-    """Three brokers, each with a SASL_PLAINTEXT listener for clients and the authorizer on."""
+def secured_cluster(cluster_factory, seed: tuple[str, str] | None = None):
+    """Three brokers, each with a SASL_PLAINTEXT listener for clients and the authorizer on;
+    `seed` (user, password) is set with `sluice scram` in broker 1's data directory first."""
     cluster = cluster_factory(3, {"auto.create.topics.enable": "false"}, start=False)
     cluster.sasl = {}
     for node_id, b in cluster.brokers.items():
@@ -34,12 +38,17 @@ def secured_cluster(cluster_factory):
             "listeners": listeners,
             "advertised.listeners": listeners,
             "inter.broker.listener.name": "PLAINTEXT",
-            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
             "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": "User:admin;User:ANONYMOUS",
         })
         cluster.sasl[node_id] = f"127.0.0.1:{port}"
+    if seed is not None:
+        user, password = seed
+        r = subprocess.run([*cluster.brokers[1].argv(), "scram", "set", "--user", user, "--mechanism",
+                            "SCRAM-SHA-256"], input=f"{password}\n".encode(), capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
     return cluster.start()
 
 
@@ -104,3 +113,42 @@ def test_an_acl_made_through_one_broker_applies_on_every_broker(cluster_factory)
         wait_for(lambda: produce_one(cluster, node_id, "alice", b"late") == KafkaError.TOPIC_AUTHORIZATION_FAILED,
                  30, f"broker {node_id} to drop the deleted ACL")
     assert admin1.describe_acls(any_topic).result(30) == []
+
+
+def scram_login(cluster, node_id: int, user: str, password: str) -> bool:
+    """Whether a SCRAM-SHA-256 client of broker `node_id` alone gets its metadata."""
+    a = AdminClient({"bootstrap.servers": cluster.sasl[node_id], "security.protocol": "SASL_PLAINTEXT",
+                     "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": user, "sasl.password": password})
+    try:
+        a.list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
+
+
+def test_a_scram_user_made_through_one_broker_logs_in_on_every_broker(cluster_factory):
+    # erin was set up with `sluice scram` in broker 1's data directory before it started:
+    # the credential moves into the cluster when the broker joins.
+    cluster = secured_cluster(cluster_factory, seed=("erin", "erin-secret"))
+    for node_id in cluster.brokers:
+        wait_for(lambda: scram_login(cluster, node_id, "erin", "erin-secret"), 30,
+                 f"erin to log in on broker {node_id}")
+    admin1 = AdminClient(conf(cluster, 1, "admin"))
+    upsert = UserScramCredentialUpsertion("dora", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                          b"dora-secret")
+    admin1.alter_user_scram_credentials([upsert])["dora"].result(30)
+    for node_id in cluster.brokers:
+        wait_for(lambda: scram_login(cluster, node_id, "dora", "dora-secret"), 30,
+                 f"dora to log in on broker {node_id}")
+        assert not scram_login(cluster, node_id, "dora", "wrong")
+
+    admin3 = AdminClient(conf(cluster, 3, "admin"))
+    described = admin3.describe_user_scram_credentials(["dora"])["dora"].result(30)
+    assert [(str(i.mechanism), i.iterations) for i in described.scram_credential_infos] == \
+        [("ScramMechanism.SCRAM_SHA_256", 4096)]
+
+    admin3.alter_user_scram_credentials([UserScramCredentialDeletion("dora", ScramMechanism.SCRAM_SHA_256)])[
+        "dora"].result(30)
+    for node_id in cluster.brokers:
+        wait_for(lambda: not scram_login(cluster, node_id, "dora", "dora-secret"), 30,
+                 f"broker {node_id} to refuse the deleted user")
