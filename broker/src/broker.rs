@@ -36,7 +36,7 @@ pub struct Broker {
     /// ACLs and the decisions made from them.
     pub(crate) authorizer: Arc<Authorizer>,
     /// Client quota configs and measured rates.
-    pub(crate) quotas: QuotaManager,
+    pub(crate) quotas: Arc<QuotaManager>,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<Metrics>,
     /// The cluster this broker is a member of; `None` on a single node.

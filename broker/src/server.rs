@@ -121,12 +121,6 @@ pub(crate) async fn bind(
         "broker ready"
     );
     let storage = Arc::new(storage);
-    let quotas = QuotaManager::load(
-        storage.quotas(),
-        config.quota_window_size,
-        config.quota_window_num,
-    )
-    .context("loading client quotas")?;
     let fetch_sessions = FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
     let cluster = if config.cluster.etcd_endpoints.is_empty() {
         None
@@ -156,6 +150,19 @@ pub(crate) async fn bind(
             }
             Authorizer::replicated(config.authorizer.clone(), node.meta.clone())
         }
+    };
+    let quotas = match &cluster {
+        None => QuotaManager::load(
+            storage.quotas(),
+            config.quota_window_size,
+            config.quota_window_num,
+        )
+        .context("loading client quotas")?,
+        Some(node) => QuotaManager::replicated(
+            node.meta.clone(),
+            config.quota_window_size,
+            config.quota_window_num,
+        ),
     };
     let groups = Arc::new(match &cluster {
         None => GroupCoordinator::load(storage.clone(), config.groups.clone())
@@ -208,7 +215,7 @@ pub(crate) async fn bind(
             txn_markers,
             scram,
             authorizer: Arc::new(authorizer),
-            quotas,
+            quotas: Arc::new(quotas),
             metrics,
             cluster,
         }),

@@ -40,6 +40,12 @@ pub(crate) fn spawn_background(
                 .clone()
                 .follow(cluster.view.clone(), stop.clone()),
         ));
+        tasks.push(tokio::spawn(
+            broker
+                .quotas
+                .clone()
+                .follow(cluster.view.clone(), stop.clone()),
+        ));
         tasks.push(tokio::spawn(crate::coordinator_loader::follow_leadership(
             broker.groups.clone(),
             broker.txns.clone(),

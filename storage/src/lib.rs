@@ -38,7 +38,10 @@ pub use log::{
     ReplicatedAppend, TimestampOffset, TruncationCrashPoint, COORDINATOR_EPOCH, LEADER_EPOCH,
 };
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
-pub use quotas::{QuotaEntity, QuotaStore, QuotaValues};
+pub use quotas::{
+    decode_entity, decode_values, encode_entity, encode_values, QuotaEntity, QuotaStore,
+    QuotaValues,
+};
 pub use topics::Topic;
 pub use txns::{PendingOffset, TxnRecord, TxnState};
 

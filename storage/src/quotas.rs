@@ -22,7 +22,8 @@ pub struct QuotaStore {
     db: Arc<Db>,
 }
 
-fn key(entity: &QuotaEntity) -> Vec<u8> {
+/// An entity as bytes (its stored key).
+pub fn encode_entity(entity: &QuotaEntity) -> Vec<u8> {
     let mut w = Writer::default();
     w.i32(entity.len() as i32);
     for (kind, name) in entity {
@@ -31,10 +32,33 @@ fn key(entity: &QuotaEntity) -> Vec<u8> {
     w.0
 }
 
-fn decode_key(k: &[u8]) -> Result<QuotaEntity, StorageError> {
+/// An entity from [`encode_entity`]'s bytes.
+pub fn decode_entity(k: &[u8]) -> Result<QuotaEntity, StorageError> {
     let mut r = Reader::new(k, "quota entity");
     let n = r.i32()?;
     (0..n).map(|_| Ok((r.str()?, r.opt_str()?))).collect()
+}
+
+/// Quota values as bytes (their stored value).
+pub fn encode_values(values: &QuotaValues) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.i32(values.len() as i32);
+    for (name, v) in values {
+        w.str(name).i64(v.to_bits() as i64);
+    }
+    w.0
+}
+
+/// Quota values from [`encode_values`]'s bytes.
+pub fn decode_values(v: &[u8]) -> Result<QuotaValues, StorageError> {
+    let mut r = Reader::new(v, "quota values");
+    let n = r.i32()?;
+    let mut values = BTreeMap::new();
+    for _ in 0..n {
+        let name = r.str()?;
+        values.insert(name, f64::from_bits(r.i64()? as u64));
+    }
+    Ok(values)
 }
 
 impl QuotaStore {
@@ -51,14 +75,7 @@ impl QuotaStore {
             .iterator_cf(self.db.cf(CF_QUOTAS)?, IteratorMode::Start)
         {
             let (k, v) = item?;
-            let mut r = Reader::new(&v, "quota values");
-            let n = r.i32()?;
-            let mut values = BTreeMap::new();
-            for _ in 0..n {
-                let name = r.str()?;
-                values.insert(name, f64::from_bits(r.i64()? as u64));
-            }
-            out.push((decode_key(&k)?, values));
+            out.push((decode_entity(&k)?, decode_values(&v)?));
         }
         Ok(out)
     }
@@ -72,14 +89,9 @@ impl QuotaStore {
         let cf = self.db.cf(CF_QUOTAS)?;
         let mut wb = WriteBatch::default();
         if values.is_empty() {
-            wb.delete_cf(cf, key(entity));
+            wb.delete_cf(cf, encode_entity(entity));
         } else {
-            let mut w = Writer::default();
-            w.i32(values.len() as i32);
-            for (name, v) in values {
-                w.str(name).i64(v.to_bits() as i64);
-            }
-            wb.put_cf(cf, key(entity), w.0);
+            wb.put_cf(cf, encode_entity(entity), encode_values(values));
         }
         self.db.write(wb, true)
     }

@@ -1,6 +1,6 @@
-"""ACLs and SCRAM credentials in a three-broker cluster: they live in the cluster's
-metadata store (etcd), so an ACL or a SCRAM user created or deleted through any broker
-applies on every broker, and a restarted broker has them. ACLs: Driven by confluent-kafka's AdminClient as the super user (each admin client
+"""ACLs, SCRAM credentials and client quotas in a three-broker cluster: they live in the
+cluster's metadata store (etcd), so one created or deleted through any broker applies on
+every broker, and a restarted broker has them. ACLs: Driven by confluent-kafka's AdminClient as the super user (each admin client
 talking to one broker) and by producers that authenticate with SASL/PLAIN and write to
 three partitions led by brokers 1, 2 and 3, so that each broker decides for its own.
 
@@ -16,8 +16,10 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                    NewTopic, ResourcePatternType, ResourceType, ScramCredentialInfo,
                                    ScramMechanism, UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
+from cluster import create_topic
 from conftest import free_port
 from e2e import produce_and_report, wait_for
+from test_quotas import alter_quotas, describe_quotas, produce_for
 
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
@@ -152,3 +154,25 @@ def test_a_scram_user_made_through_one_broker_logs_in_on_every_broker(cluster_fa
     for node_id in cluster.brokers:
         wait_for(lambda: not scram_login(cluster, node_id, "dora", "dora-secret"), 30,
                  f"broker {node_id} to refuse the deleted user")
+
+
+def test_a_client_quota_set_through_one_broker_applies_on_every_broker(cluster_factory):
+    """Raw AlterClientQuotas/DescribeClientQuotas (what kafka-configs.sh sends) and a
+    confluent-kafka producer throttled by a leader other than the broker the quota was set
+    through."""
+    cluster = cluster_factory(3, {"quota.window.num": 3, "quota.window.size.seconds": 1})
+    slow = [("client-id", "slow")]
+    assert alter_quotas(cluster.brokers[1], [(slow, [("producer_byte_rate", 1048576.0, False)])]) == [(0, None)]
+    want = (0, {(("client-id", "slow"),): {"producer_byte_rate": 1048576.0}})
+    for node_id, b in cluster.brokers.items():
+        wait_for(lambda: describe_quotas(b) == want, 30, f"broker {node_id} to describe the quota")
+
+    create_topic(cluster, "metered", 1, assignment=[[2, 3, 1]])
+    assert cluster.leader("metered", 0) == 2
+    rate, throttle = produce_for(cluster.brokers[2], "slow", "metered", 5)
+    assert throttle > 0, f"broker 2 did not throttle (rate {rate:.0f} B/s)"
+    assert rate < 2.5 * 1048576, f"{rate:.0f} B/s over a 1 MiB/s quota"
+
+    assert alter_quotas(cluster.brokers[3], [(slow, [("producer_byte_rate", 0.0, True)])]) == [(0, None)]
+    for node_id, b in cluster.brokers.items():
+        wait_for(lambda: describe_quotas(b) == (0, {}), 30, f"broker {node_id} to drop the quota")

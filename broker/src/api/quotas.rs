@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_storage::QuotaEntity;
+use sluice_storage::{QuotaEntity, QuotaValues};
 
 use crate::acl::Operation;
 use crate::api::reply::{answer, Reply};
@@ -103,7 +103,8 @@ pub(crate) async fn alter(
                     .with_entity_name(e.entity_name.clone())
             })
             .collect();
-        let outcome: Result<(), (ResponseError, String)> = (|| {
+        // The entity and values to store, or None for a validation only.
+        let checked: Result<Option<(QuotaEntity, QuotaValues)>, (ResponseError, String)> = (|| {
             if !allowed {
                 return Err((
                     ResponseError::ClusterAuthorizationFailed,
@@ -142,15 +143,24 @@ pub(crate) async fn alter(
                 values.insert(key.to_string(), op.value);
             }
             if req.validate_only {
-                return Ok(());
+                return Ok(None);
             }
-            broker
-                .quotas
-                .set(entity.clone(), values.clone())
-                .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
-            tracing::info!(principal = %session.principal, ?entity, ?values, "client quotas set");
-            Ok(())
-        })();
+            Ok(Some((entity, values)))
+        })(
+        );
+        let outcome = match checked {
+            Ok(Some((entity, values))) => {
+                match broker.quotas.set(entity.clone(), values.clone()).await {
+                    Ok(()) => {
+                        tracing::info!(principal = %session.principal, ?entity, ?values, "client quotas set");
+                        Ok(())
+                    }
+                    Err(e) => Err((e.error(), e.to_string())),
+                }
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(()) => {
                 result.error_code = NONE;

@@ -5,8 +5,11 @@
 //! connection is not read (KIP-219).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use sluice_cluster::{ClusterMetadata, ClusterView};
 
 use sluice_storage::{QuotaEntity, QuotaStore, StorageError};
 
@@ -103,9 +106,76 @@ const MAX_SENSORS: usize = 10_000;
 /// Sensors are keyed by the matched entity's user and client id.
 type SensorKey = (Option<String>, Option<String>, QuotaKind);
 
+/// The kind of the cluster's shared set that holds client quotas.
+const QUOTAS: &str = "quotas";
+
+/// Where quota configs are kept: this data directory, or the cluster's metadata, which
+/// every broker follows.
+enum Backend {
+    Local(QuotaStore),
+    Cluster(Arc<dyn ClusterMetadata>),
+}
+
+/// Why quotas could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum QuotaWriteError {
+    /// This data directory.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The cluster's metadata store.
+    #[error("the cluster metadata store refused the change: {0}")]
+    Cluster(#[from] sluice_cluster::MetadataError),
+}
+
+impl QuotaWriteError {
+    /// The Kafka error a client is told.
+    pub(crate) fn error(&self) -> ResponseError {
+        match self {
+            QuotaWriteError::Storage(_) => ResponseError::KafkaStorageError,
+            QuotaWriteError::Cluster(_) => ResponseError::RequestTimedOut,
+        }
+    }
+}
+
+/// An entity's key in the cluster's shared set: its encoding in hex.
+fn entry_key(entity: &QuotaEntity) -> String {
+    sluice_storage::encode_entity(entity)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// The quota configs a cluster view holds; unreadable entries are logged and skipped.
+fn configs_in(view: &ClusterView) -> BTreeMap<QuotaEntity, BTreeMap<String, f64>> {
+    let Some(set) = view.entries.get(QUOTAS) else {
+        return BTreeMap::new();
+    };
+    let hex = |key: &str| -> Option<Vec<u8>> {
+        (0..key.len())
+            .step_by(2)
+            .map(|i| {
+                key.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect()
+    };
+    set.iter()
+        .filter_map(|(key, value)| {
+            let entity = hex(key).and_then(|k| sluice_storage::decode_entity(&k).ok());
+            match (entity, sluice_storage::decode_values(value)) {
+                (Some(e), Ok(v)) => Some((e, v)),
+                _ => {
+                    tracing::warn!(key, "unreadable client quota in the cluster metadata");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 /// The quota configs and each client's measured rates.
 pub(crate) struct QuotaManager {
-    store: QuotaStore,
+    store: Backend,
     configs: RwLock<BTreeMap<QuotaEntity, BTreeMap<String, f64>>>,
     sensors: Mutex<HashMap<SensorKey, Rate>>,
     window_size: Duration,
@@ -120,13 +190,68 @@ impl QuotaManager {
         window_num: usize,
     ) -> Result<Self, StorageError> {
         let configs = store.load()?.into_iter().collect();
-        Ok(QuotaManager {
+        Ok(Self::with(
+            Backend::Local(store),
+            configs,
+            window_size,
+            window_num,
+        ))
+    }
+
+    /// A cluster member's quotas: the cluster's, as its view shows them
+    /// ([`QuotaManager::follow`] keeps them current).
+    pub(crate) fn replicated(
+        meta: Arc<dyn ClusterMetadata>,
+        window_size: Duration,
+        window_num: usize,
+    ) -> Self {
+        let configs = configs_in(&meta.view().borrow());
+        Self::with(Backend::Cluster(meta), configs, window_size, window_num)
+    }
+
+    fn with(
+        store: Backend,
+        configs: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+        window_size: Duration,
+        window_num: usize,
+    ) -> Self {
+        QuotaManager {
             store,
             configs: RwLock::new(configs),
             sensors: Mutex::new(HashMap::new()),
             window_size,
             window_num: window_num.max(2),
-        })
+        }
+    }
+
+    /// In a cluster: takes the quotas of every new view until `stop`, so that a quota set
+    /// through any broker applies on all of them.
+    pub(crate) async fn follow(
+        self: Arc<Self>,
+        mut view: tokio::sync::watch::Receiver<Arc<ClusterView>>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut last = None;
+        loop {
+            let current = view.borrow_and_update().entries.get(QUOTAS).cloned();
+            if current != last {
+                let configs = configs_in(&view.borrow());
+                *self.configs.write().unwrap_or_else(|p| p.into_inner()) = configs;
+                self.reset_sensors();
+                last = current;
+            }
+            tokio::select! {
+                changed = view.changed() => if changed.is_err() { return },
+                _ = crate::stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    fn reset_sensors(&self) {
+        self.sensors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Every entity with its quotas.
@@ -139,23 +264,35 @@ impl QuotaManager {
     }
 
     /// Replaces an entity's quotas (an empty map removes it).
-    pub(crate) fn set(
+    pub(crate) async fn set(
         &self,
         entity: QuotaEntity,
         values: BTreeMap<String, f64>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), QuotaWriteError> {
+        match &self.store {
+            Backend::Local(store) => store.put(&entity, &values)?,
+            Backend::Cluster(meta) => {
+                let key = entry_key(&entity);
+                let (puts, deletes) = if values.is_empty() {
+                    (Vec::new(), vec![key])
+                } else {
+                    (
+                        vec![(key, sluice_storage::encode_values(&values))],
+                        Vec::new(),
+                    )
+                };
+                meta.apply_entries(QUOTAS, puts, deletes).await?;
+            }
+        }
         let mut configs = self.configs.write().unwrap_or_else(|p| p.into_inner());
-        self.store.put(&entity, &values)?;
         if values.is_empty() {
             configs.remove(&entity);
         } else {
             configs.insert(entity, values);
         }
+        drop(configs);
         // Rates measured against the old quotas start again.
-        self.sensors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.reset_sensors();
         Ok(())
     }
 
@@ -279,7 +416,7 @@ mod tests {
         let storage = sluice_storage::Storage::open(&cfg).unwrap();
         let m = QuotaManager::load(storage.quotas(), Duration::from_secs(1), 2).unwrap();
         for (e, k, v) in entries {
-            m.set(e.clone(), [(k.to_string(), *v)].into()).unwrap();
+            futures::executor::block_on(m.set(e.clone(), [(k.to_string(), *v)].into())).unwrap();
         }
         (dir, m)
     }
