@@ -46,6 +46,11 @@ pub(crate) fn spawn_background(
                 .clone()
                 .follow(cluster.view.clone(), stop.clone()),
         ));
+        tasks.push(tokio::spawn(crate::replication::broker_defaults::follow(
+            broker.storage.clone(),
+            cluster.view.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(crate::coordinator_loader::follow_leadership(
             broker.groups.clone(),
             broker.txns.clone(),

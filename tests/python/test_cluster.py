@@ -201,3 +201,48 @@ def test_partitions_added_and_configs_altered_reach_every_broker(cluster_factory
                 .result(timeout=10)),
             what=f"broker {b.bootstrap} describing the new retention.ms")
         assert described["retention.ms"].value == "3600000"
+
+
+def test_default_broker_configs_set_through_one_broker_apply_on_every_broker(cluster_factory):
+    """IncrementalAlterConfigs of the cluster default (BROKER resource "", sent with
+    kafka-python's request classes since librdkafka cannot name it), Kafka's
+    `kafka-configs.sh --entity-default`: every broker describes it as
+    DYNAMIC_DEFAULT_BROKER_CONFIG for itself and applies it to its topics; deleting it
+    removes it everywhere."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigResource, ConfigSource
+
+    from test_dynamic_configs import kp_admin, kp_alter
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "plain", 1)
+
+    def alter(node_id: int, op) -> None:
+        k = kp_admin(cluster.brokers[node_id])
+        try:
+            assert kp_alter(k, "", ("log.retention.ms", "3600000", op)) == (0, None)
+        finally:
+            k.close()
+
+    def described(node_id: int, resource) -> tuple[str, str]:
+        one = AdminClient({"bootstrap.servers": cluster.brokers[node_id].bootstrap})
+        got = one.describe_configs([resource])[resource].result(timeout=10)
+        key = "log.retention.ms" if resource.restype == ConfigResource.Type.BROKER else "retention.ms"
+        return got[key].value, ConfigSource(got[key].source).name
+
+    alter(1, AlterConfigOpType.SET)
+    for node_id in cluster.brokers:
+        cluster.wait_for(
+            lambda: described(node_id, ConfigResource(ConfigResource.Type.BROKER, str(node_id)))
+            == ("3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+            what=f"broker {node_id} describing the cluster default")
+    # Every broker has it now: a topic without an override takes it, whoever answers.
+    for node_id in cluster.brokers:
+        assert described(node_id, ConfigResource("topic", "plain")) == ("3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+
+    alter(3, AlterConfigOpType.DELETE)
+    for node_id in cluster.brokers:
+        cluster.wait_for(
+            lambda: described(node_id, ConfigResource(ConfigResource.Type.BROKER, str(node_id)))
+            # Kafka's log.retention.ms has no default of its own (log.retention.hours has).
+            == (None, "DEFAULT_CONFIG"),
+            what=f"broker {node_id} back on Kafka's default")

@@ -118,14 +118,15 @@ fn apply(props: &mut BTreeMap<String, String>, op: &BrokerOp) -> Result<(), Refu
 
 /// Changes the dynamic configs of a BROKER resource: `legacy` (AlterConfigs) replaces all
 /// of them, otherwise the operations apply to what is stored. Nothing changes when
-/// `validate_only` or when any check fails.
+/// `validate_only` or when any check fails. In a cluster, new cluster-wide defaults are
+/// returned for the caller to write to the cluster metadata, which every broker follows.
 pub(crate) fn alter(
     broker: &Broker,
     name: &str,
     legacy: bool,
     ops: Vec<BrokerOp>,
     validate_only: bool,
-) -> Result<(), Refusal> {
+) -> Result<Option<BTreeMap<String, String>>, Refusal> {
     let nulls: Vec<&str> = ops
         .iter()
         .filter(|o| o.value.is_none() && (legacy || o.op != OP_DELETE))
@@ -173,12 +174,16 @@ pub(crate) fn alter(
         }));
     }
     if validate_only {
-        return Ok(());
+        return Ok(None);
+    }
+    if !per_broker && broker.cluster.is_some() {
+        return Ok(Some(props));
     }
     let entity = if per_broker { name } else { "" };
     broker
         .storage
         .set_dynamic_broker_configs(entity, props)
+        .map(|()| None)
         .map_err(|e| {
             tracing::error!(entity, error = %e, "storing dynamic broker configs failed");
             (ResponseError::KafkaStorageError, e.to_string())

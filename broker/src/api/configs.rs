@@ -181,9 +181,14 @@ fn validated(broker: &Broker, configs: &BTreeMap<String, String>) -> Result<(), 
     validate_topic_overrides(&broker.storage.effective_config(), configs).map_err(invalid)
 }
 
-/// New overrides of a topic that a cluster member must still write to the cluster
-/// metadata (every replica then applies them from its view).
-type ClusterWrite = Option<(String, BTreeMap<String, String>)>;
+/// What a cluster member must still write to the cluster metadata (every broker then
+/// applies it from its view): a topic's new overrides, or new default broker configs.
+enum Pending {
+    TopicConfigs(String, BTreeMap<String, String>),
+    BrokerDefaults(BTreeMap<String, String>),
+}
+
+type ClusterWrite = Option<Pending>;
 
 /// Applies new overrides to a topic, or only checks them when `validate_only`. In a
 /// cluster the overrides come from, and go to, the cluster metadata: they are returned
@@ -204,7 +209,7 @@ fn alter_topic(
         let mut configs = node.topic_configs(name).ok_or_else(unknown)?;
         change(&mut configs)?;
         validated(broker, &configs)?;
-        return Ok((!validate_only).then(|| (name.to_string(), configs)));
+        return Ok((!validate_only).then(|| Pending::TopicConfigs(name.to_string(), configs)));
     }
     let topic = broker.storage.topic(name).ok_or_else(unknown)?;
     let mut configs = topic.record.configs.clone();
@@ -230,7 +235,12 @@ async fn write_to_cluster(
     outcome: Result<ClusterWrite, Refusal>,
 ) -> Result<(), Refusal> {
     match (outcome?, &broker.cluster) {
-        (Some((name, configs)), Some(node)) => node.set_topic_configs(&name, configs).await,
+        (Some(Pending::TopicConfigs(name, configs)), Some(node)) => {
+            node.set_topic_configs(&name, configs).await
+        }
+        (Some(Pending::BrokerDefaults(configs)), Some(node)) => {
+            node.set_broker_defaults(configs).await
+        }
         _ => Ok(()),
     }
 }
@@ -308,7 +318,7 @@ pub(crate) async fn alter_configs(
                     .collect(),
                 req.validate_only,
             )
-            .map(|()| None),
+            .map(|defaults| defaults.map(Pending::BrokerDefaults)),
             other => Err(other_resource_refusal(other)),
         });
         let outcome = write_to_cluster(broker, outcome).await;
@@ -459,7 +469,7 @@ pub(crate) async fn incremental_alter_configs(
                     .collect(),
                 req.validate_only,
             )
-            .map(|()| None),
+            .map(|defaults| defaults.map(Pending::BrokerDefaults)),
             other => Err(other_resource_refusal(other)),
         });
         let outcome = write_to_cluster(broker, outcome).await;

@@ -3,6 +3,7 @@
 //! fetchers ([`fetcher`]) and where a diverged follower truncates ([`truncation`]).
 
 pub(crate) mod broker_client;
+pub(crate) mod broker_defaults;
 pub(crate) mod coordinator_log;
 pub(crate) mod epochs;
 pub(crate) mod fetcher;

@@ -137,17 +137,29 @@ impl ClusterMarkers {
             }
         }
         let me = self.node.replicas.node_id();
-        for (leader, partitions) in by_leader {
-            if leader == me {
-                for (topic, index) in partitions {
-                    if let Err(e) = self.write_local(&topic, index, marker).await {
+        // Every leader at once, and this broker's partitions each at once: one slow
+        // follower must not hold up the other markers.
+        let rounds = by_leader.into_iter().map(|(leader, partitions)| async move {
+            if leader != me {
+                return self.send(leader, partitions, marker).await;
+            }
+            let writes = partitions.into_iter().map(|(topic, index)| async move {
+                match self.write_local(&topic, index, marker).await {
+                    Ok(()) => None,
+                    Err(e) => {
                         tracing::debug!(topic, partition = index, error = ?e, "marker not written yet");
-                        left.push((topic, index));
+                        Some((topic, index))
                     }
                 }
-            } else {
-                left.extend(self.send(leader, partitions, marker).await);
-            }
+            });
+            futures::future::join_all(writes)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        });
+        for not_written in futures::future::join_all(rounds).await {
+            left.extend(not_written);
         }
         left
     }
