@@ -25,6 +25,7 @@ mod scram_admin;
 mod scram_store;
 mod server;
 mod session;
+mod shared_set;
 mod tasks;
 mod tls;
 mod txn;

@@ -5,36 +5,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use kafka_protocol::ResponseError;
 use sluice_cluster::{ClusterMetadata, ClusterView};
 use sluice_storage::{Credentials, ScramCredential, ScramCredentialInfo, StorageError};
+
+use crate::shared_set::{hex, unhex, SharedWriteError};
 
 /// The kind of the cluster's shared set that holds SCRAM credentials.
 const SCRAM: &str = "scram";
 
 /// A user's credential for one mechanism, to store.
 pub(crate) type Upsert = (String, String, ScramCredential);
-
-/// Why credentials could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ScramWriteError {
-    /// This data directory.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The cluster's metadata store.
-    #[error("the cluster metadata store refused the change: {0}")]
-    Cluster(#[from] sluice_cluster::MetadataError),
-}
-
-impl ScramWriteError {
-    /// The Kafka error a client is told.
-    pub(crate) fn code(&self) -> i16 {
-        match self {
-            ScramWriteError::Storage(e) => crate::error::storage_error_code(e),
-            ScramWriteError::Cluster(_) => ResponseError::RequestTimedOut.code(),
-        }
-    }
-}
 
 /// The SCRAM credentials every listener checks and the admin APIs change.
 pub(crate) struct ScramStore {
@@ -43,24 +23,15 @@ pub(crate) struct ScramStore {
     cluster: OnceLock<Arc<dyn ClusterMetadata>>,
 }
 
-/// A credential's key in the cluster's shared set: user and mechanism, NUL-separated, in hex.
+/// A credential's key in the cluster's shared set: user and mechanism, NUL-separated.
 fn entry_key(user: &str, mechanism: &str) -> String {
-    user.bytes()
-        .chain([0])
-        .chain(mechanism.bytes())
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    let bytes: Vec<u8> = user.bytes().chain([0]).chain(mechanism.bytes()).collect();
+    hex(&bytes)
 }
 
 /// The user and mechanism of an entry key.
 fn parse_key(key: &str) -> Option<(String, String)> {
-    let bytes: Vec<u8> = (0..key.len())
-        .step_by(2)
-        .map(|i| {
-            key.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()?;
+    let bytes = unhex(key)?;
     let sep = bytes.iter().position(|b| *b == 0)?;
     let user = String::from_utf8(bytes[..sep].to_vec()).ok()?;
     let mechanism = String::from_utf8(bytes[sep + 1..].to_vec()).ok()?;
@@ -156,7 +127,7 @@ impl ScramStore {
         &self,
         deletions: &[(String, String)],
         upserts: &[Upsert],
-    ) -> Result<(), ScramWriteError> {
+    ) -> Result<(), SharedWriteError> {
         let Some(meta) = self.cluster.get() else {
             return Ok(self.local.apply(deletions, upserts)?);
         };

@@ -53,7 +53,8 @@ impl TxnState {
         TxnState::CompleteAbort,
     ];
 
-    fn code(self) -> i8 {
+    /// Kafka's `TransactionState` byte (what `__transaction_state` records hold).
+    pub fn code(self) -> i8 {
         match self {
             TxnState::Empty => 0,
             TxnState::Ongoing => 1,
@@ -64,7 +65,8 @@ impl TxnState {
         }
     }
 
-    fn from_code(c: i8) -> Option<Self> {
+    /// The state of a [`TxnState::code`] byte.
+    pub fn from_code(c: i8) -> Option<Self> {
         TxnState::ALL.into_iter().find(|s| s.code() == c)
     }
 }

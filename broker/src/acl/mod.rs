@@ -7,10 +7,11 @@
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use kafka_protocol::ResponseError;
 use sluice_cluster::{ClusterMetadata, ClusterView};
 use sluice_config::AuthorizerConfig;
 use sluice_storage::{AclBinding, AclStore, StorageError};
+
+use crate::shared_set::{hex, SharedWriteError};
 
 /// The kind of the cluster's shared set that holds ACL bindings.
 const ACLS: &str = "acls";
@@ -22,31 +23,9 @@ enum Backend {
     Cluster(Arc<dyn ClusterMetadata>),
 }
 
-/// Why bindings could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum AclWriteError {
-    /// This data directory.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The cluster's metadata store.
-    #[error("the cluster metadata store refused the change: {0}")]
-    Cluster(#[from] sluice_cluster::MetadataError),
-}
-
-impl AclWriteError {
-    /// The Kafka error a client is told.
-    pub(crate) fn code(&self) -> i16 {
-        match self {
-            AclWriteError::Storage(e) => crate::error::storage_error_code(e),
-            // Retriable, as for other metadata writes of a cluster.
-            AclWriteError::Cluster(_) => ResponseError::RequestTimedOut.code(),
-        }
-    }
-}
-
-/// A binding's key in the cluster's shared set: its encoding in hex.
+/// A binding's key in the cluster's shared set.
 fn entry_key(b: &AclBinding) -> String {
-    b.encode().iter().map(|x| format!("{x:02x}")).collect()
+    hex(&b.encode())
 }
 
 /// The bindings a cluster view holds; unreadable entries are logged and skipped.
@@ -232,7 +211,11 @@ impl Authorizer {
     }
 
     /// Stores an addition and a removal of bindings.
-    async fn write(&self, add: &[AclBinding], remove: &[AclBinding]) -> Result<(), AclWriteError> {
+    async fn write(
+        &self,
+        add: &[AclBinding],
+        remove: &[AclBinding],
+    ) -> Result<(), SharedWriteError> {
         match &self.store {
             Backend::Local(store) => Ok(store.apply(add, remove)?),
             Backend::Cluster(meta) => {
@@ -320,7 +303,7 @@ impl Authorizer {
     }
 
     /// Adds bindings (ones already present are kept once).
-    pub(crate) async fn create(&self, bindings: &[AclBinding]) -> Result<(), AclWriteError> {
+    pub(crate) async fn create(&self, bindings: &[AclBinding]) -> Result<(), SharedWriteError> {
         let new: Vec<AclBinding> = {
             let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
             bindings
@@ -352,7 +335,7 @@ impl Authorizer {
     pub(crate) async fn delete(
         &self,
         filters: &[AclFilter],
-    ) -> Result<Vec<Vec<AclBinding>>, AclWriteError> {
+    ) -> Result<Vec<Vec<AclBinding>>, SharedWriteError> {
         let per_filter: Vec<Vec<AclBinding>> = {
             let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
             filters

@@ -155,7 +155,11 @@ pub(crate) async fn alter(
                         tracing::info!(principal = %session.principal, ?entity, ?values, "client quotas set");
                         Ok(())
                     }
-                    Err(e) => Err((e.error(), e.to_string())),
+                    Err(e) => Err((
+                        ResponseError::try_from_code(e.code())
+                            .unwrap_or(ResponseError::KafkaStorageError),
+                        e.to_string(),
+                    )),
                 }
             }
             Ok(None) => Ok(()),

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::ResponseError;
 use sluice_cluster::{ClusterMetadata, ClusterView};
 
 use sluice_storage::{QuotaEntity, QuotaStore, StorageError};
+
+use crate::shared_set::{hex, unhex, SharedWriteError};
 
 /// Quota keys, by Kafka's names.
 pub(crate) const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
@@ -116,33 +117,9 @@ enum Backend {
     Cluster(Arc<dyn ClusterMetadata>),
 }
 
-/// Why quotas could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum QuotaWriteError {
-    /// This data directory.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The cluster's metadata store.
-    #[error("the cluster metadata store refused the change: {0}")]
-    Cluster(#[from] sluice_cluster::MetadataError),
-}
-
-impl QuotaWriteError {
-    /// The Kafka error a client is told.
-    pub(crate) fn error(&self) -> ResponseError {
-        match self {
-            QuotaWriteError::Storage(_) => ResponseError::KafkaStorageError,
-            QuotaWriteError::Cluster(_) => ResponseError::RequestTimedOut,
-        }
-    }
-}
-
 /// An entity's key in the cluster's shared set: its encoding in hex.
 fn entry_key(entity: &QuotaEntity) -> String {
-    sluice_storage::encode_entity(entity)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    hex(&sluice_storage::encode_entity(entity))
 }
 
 /// The quota configs a cluster view holds; unreadable entries are logged and skipped.
@@ -150,18 +127,9 @@ fn configs_in(view: &ClusterView) -> BTreeMap<QuotaEntity, BTreeMap<String, f64>
     let Some(set) = view.entries.get(QUOTAS) else {
         return BTreeMap::new();
     };
-    let hex = |key: &str| -> Option<Vec<u8>> {
-        (0..key.len())
-            .step_by(2)
-            .map(|i| {
-                key.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect()
-    };
     set.iter()
         .filter_map(|(key, value)| {
-            let entity = hex(key).and_then(|k| sluice_storage::decode_entity(&k).ok());
+            let entity = unhex(key).and_then(|k| sluice_storage::decode_entity(&k).ok());
             match (entity, sluice_storage::decode_values(value)) {
                 (Some(e), Ok(v)) => Some((e, v)),
                 _ => {
@@ -268,7 +236,7 @@ impl QuotaManager {
         &self,
         entity: QuotaEntity,
         values: BTreeMap<String, f64>,
-    ) -> Result<(), QuotaWriteError> {
+    ) -> Result<(), SharedWriteError> {
         match &self.store {
             Backend::Local(store) => store.put(&entity, &values)?,
             Backend::Cluster(meta) => {

@@ -20,25 +20,6 @@ const VALUE_VERSION: i16 = 1;
 /// The tag of `PreviousProducerId` in value version 1.
 const PREVIOUS_PRODUCER_ID_TAG: u64 = 0;
 
-/// Kafka's `TransactionState` byte.
-fn state_code(s: TxnState) -> i8 {
-    match s {
-        TxnState::Empty => 0,
-        TxnState::Ongoing => 1,
-        TxnState::PrepareCommit => 2,
-        TxnState::PrepareAbort => 3,
-        TxnState::CompleteCommit => 4,
-        TxnState::CompleteAbort => 5,
-    }
-}
-
-fn state_from(code: i8) -> Result<TxnState, RecordError> {
-    TxnState::ALL
-        .into_iter()
-        .find(|s| state_code(*s) == code)
-        .ok_or(RecordError("unknown transaction state"))
-}
-
 /// The key of a transactional id's record.
 pub(crate) fn key(transactional_id: &str) -> Bytes {
     let mut b = BytesMut::new();
@@ -106,7 +87,7 @@ pub(crate) fn value(r: &TxnRecord) -> Bytes {
     b.put_i64(r.producer_id);
     b.put_i16(r.producer_epoch);
     b.put_i32(r.timeout_ms);
-    b.put_i8(state_code(r.state));
+    b.put_i8(r.state.code());
     let topics = by_topic(&r.partitions);
     put_uvarint(&mut b, topics.len() as u64 + 1);
     for (topic, partitions) in topics {
@@ -179,7 +160,7 @@ pub(crate) fn decode_value(value: Option<&[u8]>) -> Result<Option<TxnRecord>, Re
     let producer_id = b.get_i64();
     let producer_epoch = b.get_i16();
     let timeout_ms = b.get_i32();
-    let state = state_from(b.get_i8())?;
+    let state = TxnState::from_code(b.get_i8()).ok_or(RecordError("unknown transaction state"))?;
     let mut partitions = Vec::new();
     for _ in 0..get_count(&mut b, flexible)?.unwrap_or(0) {
         let topic = get_string(&mut b, flexible)?;
