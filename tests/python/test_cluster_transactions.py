@@ -36,6 +36,8 @@ from test_transactions import (  # noqa: F401  (jobs is a fixture)
 TXN_TOPIC = "__transaction_state"
 FAST = {"group.initial.rebalance.delay.ms": 0}
 NONE = 0
+NOT_LEADER_OR_FOLLOWER = 6
+TRANSACTION_COORDINATOR_FENCED = 52
 
 
 def txn_coordinator(cluster, transactional_id: str) -> int:
@@ -229,3 +231,36 @@ def test_eos_copy_survives_the_kill_of_its_transaction_and_group_coordinators(cl
         assert got == want[q], f"output partition {q} (read_committed): {mismatch(got, want[q])}"
     cluster.wait_for(lambda: all(len(cluster.partition(dst, q).isrs) == 3 for q in range(EOS_PARTITIONS)),
                      timeout=60, what="the restarted brokers back in the output's ISRs")
+
+
+def test_a_marker_from_a_deposed_coordinator_is_refused(cluster_factory):
+    """WriteTxnMarkers as transaction coordinators send it to partition leaders (raw frames,
+    kafka-python's request classes): once a marker of coordinator epoch 5 is written for a
+    producer, one of epoch 4 (a coordinator that lost its partition without noticing) is
+    TRANSACTION_COORDINATOR_FENCED and writes nothing, while epoch 5 is taken again; a
+    broker that does not lead the partition answers NOT_LEADER_OR_FOLLOWER."""
+    import wire
+    from kafka.protocol.producer.transaction import WriteTxnMarkersRequest
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "fenced", 1)
+    leader = cluster.leader("fenced", 0)
+    follower = next(i for i in cluster.brokers if i != leader)
+
+    def marker(node_id: int, coordinator_epoch: int) -> int:
+        marker_cls = WriteTxnMarkersRequest.WritableTxnMarker
+        request = WriteTxnMarkersRequest(markers=[marker_cls(
+            producer_id=4242, producer_epoch=0, transaction_result=False, coordinator_epoch=coordinator_epoch,
+            topics=[marker_cls.WritableTxnMarkerTopic(name="fenced", partition_indexes=[0])])])
+        b = cluster.brokers[node_id]
+        with wire.Conn(b.host, b.port) as c:
+            r = wire.call(c, request, version=1)
+        return r.markers[0].topics[0].partitions[0].error_code
+
+    assert marker(leader, 5) == NONE
+    assert marker(leader, 4) == TRANSACTION_COORDINATOR_FENCED
+    assert marker(leader, 5) == NONE
+    assert marker(follower, 6) == NOT_LEADER_OR_FOLLOWER
+    # Two markers were written, at offsets 0 and 1, on every replica.
+    a = admin(cluster.bootstrap)
+    assert end_offsets(a, "fenced", 1) == {0: (2, 2)}
