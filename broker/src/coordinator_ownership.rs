@@ -4,7 +4,7 @@
 //! and COORDINATOR_LOAD_IN_PROGRESS).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use kafka_protocol::ResponseError;
 
@@ -19,12 +19,19 @@ enum Load {
     Loaded,
 }
 
+/// Whether the cluster metadata names this broker the leader of a partition.
+pub(crate) type LeaderHint = Box<dyn Fn(i32) -> bool + Send + Sync>;
+
 /// The partitions of its internal topic a coordinator owns.
 pub(crate) struct Ownership {
     /// The internal topic's partition count.
     partitions: i32,
-    /// `None`: every group (a single node).
+    /// `None`: every key (a single node).
     owned: Mutex<Option<HashMap<i32, Load>>>,
+    /// In a cluster: a partition this broker leads but has not started loading yet (the
+    /// new leadership still on its way from the view) is COORDINATOR_LOAD_IN_PROGRESS, as
+    /// in Kafka, rather than NOT_COORDINATOR for a client that was just sent here.
+    leads: OnceLock<LeaderHint>,
 }
 
 impl Ownership {
@@ -33,6 +40,7 @@ impl Ownership {
         Ownership {
             partitions,
             owned: Mutex::new(None),
+            leads: OnceLock::new(),
         }
     }
 
@@ -41,7 +49,13 @@ impl Ownership {
         Ownership {
             partitions,
             owned: Mutex::new(Some(HashMap::new())),
+            leads: OnceLock::new(),
         }
+    }
+
+    /// Sets where this broker's leadership is known before it reaches the coordinator.
+    pub(crate) fn set_leader_hint(&self, hint: LeaderHint) {
+        let _ = self.leads.set(hint);
     }
 
     /// The partition that holds `key`'s state.
@@ -55,9 +69,13 @@ impl Ownership {
         let Some(owned) = &*owned else {
             return Ok(());
         };
-        match owned.get(&self.partition_of(key)) {
+        let partition = self.partition_of(key);
+        match owned.get(&partition) {
             Some(Load::Loaded) => Ok(()),
             Some(Load::Loading) => Err(ResponseError::CoordinatorLoadInProgress),
+            None if self.leads.get().is_some_and(|leads| leads(partition)) => {
+                Err(ResponseError::CoordinatorLoadInProgress)
+            }
             None => Err(ResponseError::NotCoordinator),
         }
     }
@@ -123,5 +141,17 @@ mod tests {
         // A load that finishes after the partition was given up does not own it.
         assert!(!o.loaded(12));
         assert_eq!(o.check("my-group"), Err(ResponseError::NotCoordinator));
+    }
+
+    #[test]
+    fn a_leader_not_loading_yet_is_loading_soon() {
+        let o = Ownership::nothing(50);
+        o.set_leader_hint(Box::new(|p| p == 12));
+        assert_eq!(
+            o.check("my-group"),
+            Err(ResponseError::CoordinatorLoadInProgress)
+        );
+        // "a" is in partition 47, which another broker leads.
+        assert_eq!(o.check("a"), Err(ResponseError::NotCoordinator));
     }
 }

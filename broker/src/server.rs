@@ -17,9 +17,11 @@ use crate::acl::Authorizer;
 use crate::broker::Broker;
 use crate::clock::SystemClock;
 use crate::conn_limits::PerIpLimits;
+use crate::coordinator_ownership::LeaderHint;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::log_store::LogGroupStore;
 use crate::group::GroupCoordinator;
+use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::replication::ClusterNode;
@@ -201,6 +203,8 @@ pub(crate) async fn bind(
                 config.transactions.clone(),
                 config.groups.offsets_topic_num_partitions,
             );
+            groups.set_leader_hint(leads_in_view(node, GROUP_METADATA_TOPIC, config.node_id));
+            txns.set_leader_hint(leads_in_view(node, TRANSACTION_STATE_TOPIC, config.node_id));
             (txns, Some(markers))
         }
     };
@@ -221,6 +225,17 @@ pub(crate) async fn bind(
         }),
         bound,
     ))
+}
+
+/// Whether the cluster view names `node_id` the leader of a partition of `topic`.
+fn leads_in_view(node: &ClusterNode, topic: &'static str, node_id: i32) -> LeaderHint {
+    let view = node.view.clone();
+    Box::new(move |p| {
+        view.borrow()
+            .partitions
+            .get(&(topic.to_string(), p))
+            .is_some_and(|s| s.leader == node_id)
+    })
 }
 
 /// Serves until `shutdown` completes, then: stop accepting, let connections finish the

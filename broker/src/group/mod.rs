@@ -131,6 +131,11 @@ impl GroupCoordinator {
         self.ownership.check(group_id)
     }
 
+    /// See [`Ownership::set_leader_hint`].
+    pub(crate) fn set_leader_hint(&self, hint: crate::coordinator_ownership::LeaderHint) {
+        self.ownership.set_leader_hint(hint);
+    }
+
     /// The partition of `__consumer_offsets` that holds the group's state.
     pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
         self.ownership.partition_of(group_id)

@@ -185,6 +185,11 @@ impl TxnCoordinator {
         self.ownership.check(id)
     }
 
+    /// See [`Ownership::set_leader_hint`].
+    pub(crate) fn set_leader_hint(&self, hint: crate::coordinator_ownership::LeaderHint) {
+        self.ownership.set_leader_hint(hint);
+    }
+
     /// The coordinator epoch markers of `id`'s transactions carry.
     fn coordinator_epoch(&self, id: &str) -> i32 {
         let partition = self.ownership.partition_of(id);
