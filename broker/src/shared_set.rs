@@ -1,9 +1,14 @@
 //! What the broker's keepers of cluster-wide state (ACLs, SCRAM credentials, client
 //! quotas) share when they write to the data directory or to the cluster's shared sets:
-//! the error of a failed write, and the hex keys of the sets (etcd keys hold no slash).
+//! the error of a failed write, following a set from the view, and the hex keys of the
+//! sets (etcd keys hold no slash).
+
+use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
+use sluice_cluster::ClusterView;
 use sluice_storage::StorageError;
+use tokio::sync::watch;
 
 /// Why a change to cluster-wide state could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,29 @@ impl SharedWriteError {
             SharedWriteError::Storage(e) => crate::error::storage_error_code(e),
             // Retriable, as for the cluster's other metadata writes.
             SharedWriteError::Cluster(_) => ResponseError::RequestTimedOut.code(),
+        }
+    }
+}
+
+/// Calls `apply` with the first view and then with every view whose shared set `kind`
+/// changed, until `stop`: how each broker takes up a change made through another.
+pub(crate) async fn follow(
+    kind: &str,
+    mut view: watch::Receiver<Arc<ClusterView>>,
+    mut stop: watch::Receiver<bool>,
+    mut apply: impl FnMut(&ClusterView),
+) {
+    let mut last = None;
+    loop {
+        let current = view.borrow_and_update().clone();
+        let set = current.entries.get(kind);
+        if last.as_ref() != Some(&set.cloned()) {
+            apply(&current);
+            last = Some(set.cloned());
+        }
+        tokio::select! {
+            changed = view.changed() => if changed.is_err() { return },
+            _ = crate::stopped(&mut stop) => return,
         }
     }
 }

@@ -191,23 +191,15 @@ impl Authorizer {
     /// created or deleted through any broker applies on all of them.
     pub(crate) async fn follow(
         self: Arc<Self>,
-        mut view: tokio::sync::watch::Receiver<Arc<ClusterView>>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        view: tokio::sync::watch::Receiver<Arc<ClusterView>>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut last = None;
-        loop {
-            let current = view.borrow_and_update().entries.get(ACLS).cloned();
-            if current != last {
-                let acls = bindings_in(&view.borrow());
-                tracing::debug!(acls = acls.len(), "ACL bindings from the cluster");
-                *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls;
-                last = current;
-            }
-            tokio::select! {
-                changed = view.changed() => if changed.is_err() { return },
-                _ = crate::stopped(&mut stop) => return,
-            }
-        }
+        crate::shared_set::follow(ACLS, view, stop, |v| {
+            let acls = bindings_in(v);
+            tracing::debug!(acls = acls.len(), "ACL bindings from the cluster");
+            *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls;
+        })
+        .await;
     }
 
     /// Stores an addition and a removal of bindings.

@@ -196,23 +196,14 @@ impl QuotaManager {
     /// through any broker applies on all of them.
     pub(crate) async fn follow(
         self: Arc<Self>,
-        mut view: tokio::sync::watch::Receiver<Arc<ClusterView>>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        view: tokio::sync::watch::Receiver<Arc<ClusterView>>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut last = None;
-        loop {
-            let current = view.borrow_and_update().entries.get(QUOTAS).cloned();
-            if current != last {
-                let configs = configs_in(&view.borrow());
-                *self.configs.write().unwrap_or_else(|p| p.into_inner()) = configs;
-                self.reset_sensors();
-                last = current;
-            }
-            tokio::select! {
-                changed = view.changed() => if changed.is_err() { return },
-                _ = crate::stopped(&mut stop) => return,
-            }
-        }
+        crate::shared_set::follow(QUOTAS, view, stop, |v| {
+            *self.configs.write().unwrap_or_else(|p| p.into_inner()) = configs_in(v);
+            self.reset_sensors();
+        })
+        .await;
     }
 
     fn reset_sensors(&self) {

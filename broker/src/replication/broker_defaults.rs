@@ -64,22 +64,20 @@ impl ClusterNode {
 /// `stop` (including the first: the cluster's defaults replace a data directory's own).
 pub(crate) async fn follow(
     storage: Arc<Storage>,
-    mut view: watch::Receiver<Arc<ClusterView>>,
-    mut stop: watch::Receiver<bool>,
+    view: watch::Receiver<Arc<ClusterView>>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let defaults = defaults_in(&view.borrow_and_update());
-        if storage.broker_layers().cluster_default != defaults {
-            match storage.set_dynamic_broker_configs("", defaults) {
-                Ok(()) => tracing::info!("applied the cluster's default broker configs"),
-                Err(e) => {
-                    tracing::error!(error = %e, "the cluster's default broker configs cannot be applied here")
-                }
+    crate::shared_set::follow(BROKER_DEFAULTS, view, stop, |v| {
+        let defaults = defaults_in(v);
+        if storage.broker_layers().cluster_default == defaults {
+            return;
+        }
+        match storage.set_dynamic_broker_configs("", defaults) {
+            Ok(()) => tracing::info!("applied the cluster's default broker configs"),
+            Err(e) => {
+                tracing::error!(error = %e, "the cluster's default broker configs cannot be applied here")
             }
         }
-        tokio::select! {
-            changed = view.changed() => if changed.is_err() { return },
-            _ = crate::stopped(&mut stop) => return,
-        }
-    }
+    })
+    .await;
 }
