@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gc
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -30,7 +32,32 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    """A free loopback port outside the kernel's ephemeral range. A port the kernel picked
+    for bind(0) is also one it hands to outgoing connections: between choosing it and the
+    broker binding it, a client socket (another broker's connection to etcd, say) can take
+    it, and the broker fails to start with "address in use"."""
+    lo, hi = _ephemeral_range()
+    candidates = [p for p in range(20000, 65536) if not lo <= p <= hi and p not in _handed_out]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -70,6 +97,10 @@ class Broker:
         # the group id the process runs with (None: ours); read at each start(). A group of
         # its own lets a test match the broker's packets with iptables' owner module.
         self.group: int | None = None
+        # when set, the data directory is a tmpfs of this many MiB of the process's own
+        # (a mount namespace): a disk that fills up, to fail writes with ENOSPC. What was
+        # written is gone with the process, as with a replaced disk. Read at each start().
+        self.disk_mib: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def argv(self) -> list[str]:
@@ -82,6 +113,12 @@ class Broker:
         argv = [str(SLUICE_BIN)]
         for k, v in props.items():
             argv += ["--override", f"{k}={v}"]
+        if self.disk_mib is not None:
+            # unshare execs sh, which execs the broker: the process keeps its pid.
+            mount = 'mkdir -p "$1" && mount -t tmpfs -o size="$2"m sluice-disk "$1" && shift 2 && exec "$@"'
+            own_root = [] if os.geteuid() == 0 else ["--map-root-user"]
+            argv = (["unshare", "--mount", "--propagation", "private", *own_root, "sh", "-c", mount, "sh",
+                     str(self.log_dir), str(self.disk_mib)] + argv)
         return argv
 
     def start(self, timeout: float = READY_TIMEOUT) -> "Broker":
@@ -159,7 +196,10 @@ class Broker:
             text = self.stderr.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return "(no broker stderr)"
-        return "\n".join(text[-lines:])
+        # A start-up error printed with RUST_BACKTRACE set ends in stack frames that would
+        # push its message out of the tail.
+        frame = re.compile(r"^\s+(\d+: |at )")
+        return "\n".join([line for line in text if not frame.match(line)][-lines:])
 
     def cpu_ticks(self) -> int:
         """utime + stime of the broker process, in clock ticks."""
@@ -178,6 +218,8 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for i, b in enumerate(getattr(item, "_sluice_brokers", [])):
             report.sections.append((f"broker {i} stderr tail ({b.stderr})", b.stderr_tail()))
+        for c in getattr(item, "_sluice_clusters", []):
+            report.sections.append((f"etcd log tail ({c.etcd.log})", c.etcd.tail()))
 
 
 @pytest.fixture
@@ -238,6 +280,7 @@ def cluster_factory(request, tmp_path_factory):
         c = new_cluster(tmp_path_factory.getbasetemp(), brokers, overrides)
         clusters.append(c)
         request.node._sluice_brokers = [b for c in clusters for b in c.brokers.values()]
+        request.node._sluice_clusters = clusters
         if start:
             c.start()
         return c

@@ -37,10 +37,21 @@ def java_hash_partition(key: str, partitions: int = OFFSETS_PARTITIONS) -> int:
 
 
 def coordinator_of(cluster, group: str) -> int:
-    """The coordinator as confluent-kafka's admin client finds it."""
-    admin = cluster.admin()  # held: the admin client must outlive its futures
-    described = admin.describe_consumer_groups([group])[group].result(timeout=30)
-    return described.coordinator.id
+    """The coordinator as confluent-kafka's admin client finds it. librdkafka hands the
+    retriable COORDINATOR_LOAD_IN_PROGRESS (a coordinator that has just become the leader of
+    the group's partition) to the application, so it is retried here, as an application would."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    def describe():
+        admin = cluster.admin()  # held: the admin client must outlive its futures
+        try:
+            return admin.describe_consumer_groups([group])[group].result(timeout=30).coordinator.id
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.COORDINATOR_LOAD_IN_PROGRESS:
+                raise
+            return None
+
+    return cluster.wait_for(describe, timeout=30, what=f"the coordinator of {group}")
 
 
 def new_coordinator(cluster, group: str, old: int) -> int:
