@@ -53,6 +53,7 @@ pub(crate) fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::TopicExists(_) => code(ResponseError::TopicAlreadyExists),
         StorageError::UnknownTopic(_) => code(ResponseError::UnknownTopicOrPartition),
         StorageError::Io { .. }
+        | StorageError::LogDirOffline(_)
         | StorageError::Index(_)
         | StorageError::Corrupt(_)
         | StorageError::CrashPoint(_) => code(ResponseError::KafkaStorageError),

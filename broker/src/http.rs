@@ -45,6 +45,14 @@ impl HttpState {
     }
 }
 
+/// True once a write to the data directory failed: its partitions are offline.
+fn log_dir_failed(state: &HttpState) -> bool {
+    state
+        .broker
+        .get()
+        .is_some_and(|b| b.storage.log_dir_health().is_offline())
+}
+
 fn respond(state: &HttpState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -68,6 +76,11 @@ fn respond(state: &HttpState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             state.metrics.render(state.broker.get().map(|b| b.as_ref())),
         ),
         "/health" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/ready" if log_dir_failed(state) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: the data directory failed\n".into(),
+        ),
         "/ready" if state.ready.load(Ordering::Acquire) => {
             reply(StatusCode::OK, "text/plain", "ready\n".into())
         }

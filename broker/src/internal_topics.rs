@@ -97,7 +97,7 @@ pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<Stri
 /// replication factor (Kafka answers COORDINATOR_NOT_AVAILABLE until there are enough).
 pub(crate) fn too_few_brokers(broker: &Broker, name: &str) -> Option<String> {
     let cluster = broker.cluster.as_ref()?;
-    let live = cluster.view.borrow().brokers.len() as i32;
+    let live = cluster.view.borrow().serving_brokers().len() as i32;
     let (_, rf, _) = placement(broker, name);
     let property = if name == TRANSACTION_STATE_TOPIC {
         "transaction.state.log.replication.factor"

@@ -29,6 +29,7 @@ pub(crate) struct Metrics {
     partition_size: IntGaugeVec,
     partitions: IntGauge,
     under_replicated: IntGauge,
+    offline_log_dirs: IntGauge,
     segment_files_open: IntGauge,
     segment_files_open_max: IntGauge,
     producer_ids: IntGauge,
@@ -153,6 +154,10 @@ impl Metrics {
             "sluice_under_replicated_partitions",
             "Partitions with fewer in-sync replicas than replicas (0 on one node).",
         )?;
+        let offline_log_dirs = IntGauge::new(
+            "sluice_offline_log_dirs",
+            "Data directories taken offline by a failed write (Kafka's OfflineLogDirectoryCount): their partitions answer KAFKA_STORAGE_ERROR until the broker restarts.",
+        )?;
         let segment_files_open =
             IntGauge::new("sluice_log_segment_files_open", "Segment files open now.")?;
         let segment_files_open_max = IntGauge::new(
@@ -190,6 +195,7 @@ impl Metrics {
         registry.register(Box::new(partition_size.clone()))?;
         registry.register(Box::new(partitions.clone()))?;
         registry.register(Box::new(under_replicated.clone()))?;
+        registry.register(Box::new(offline_log_dirs.clone()))?;
         registry.register(Box::new(segment_files_open.clone()))?;
         registry.register(Box::new(segment_files_open_max.clone()))?;
         registry.register(Box::new(producer_ids.clone()))?;
@@ -210,6 +216,7 @@ impl Metrics {
             partition_size,
             partitions,
             under_replicated,
+            offline_log_dirs,
             segment_files_open,
             segment_files_open_max,
             producer_ids,
@@ -294,6 +301,8 @@ impl Metrics {
         let partitions = broker.storage.partitions();
         self.partitions.set(partitions.len() as i64);
         self.under_replicated.set(0);
+        self.offline_log_dirs
+            .set(i64::from(broker.storage.log_dir_health().is_offline()));
         let mut high_watermarks = std::collections::HashMap::new();
         for p in &partitions {
             let index = p.index.to_string();

@@ -292,6 +292,15 @@ pub(crate) async fn serve(
     for t in background {
         let _ = t.await;
     }
+    if let Some(reason) = broker.storage.log_dir_health().subscribe().borrow().clone() {
+        // Nothing written since the failure can be trusted to reach the disk: the next
+        // start's recovery repairs the log's tail instead.
+        tracing::error!(
+            reason,
+            "shutdown complete without flushing: the data directory failed"
+        );
+        return Err(anyhow::anyhow!("the data directory failed: {reason}"));
+    }
     let mut result = Ok(());
     // As Kafka does, the recovery threads' count of partitions are flushed at once: each
     // fsync mostly waits on the disk, which takes several together.

@@ -18,7 +18,7 @@ pub use etcd::{EtcdMetadata, EtcdSettings, EtcdTls};
 pub use memory::MemoryMetadata;
 pub use model::{
     new_cluster_id, BrokerRegistration, ClusterView, Endpoint, Liveness, PartitionState,
-    TopicRecord, NO_LEADER,
+    TopicRecord, NO_LEADER, OFFLINE_LOG_DIRS,
 };
 pub use port::ClusterMetadata;
 pub use term::{ControllerTerm, Fence};

@@ -107,6 +107,35 @@ pub struct ClusterView {
     pub entries: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
 }
 
+/// The shared set of brokers whose data directory failed: node id → the failure. Such a
+/// broker stays registered, so that it can report the failure, but holds no replica: the
+/// controller moves its leaderships and takes it out of every ISR (Kafka's offline log dir).
+pub const OFFLINE_LOG_DIRS: &str = "offline_log_dirs";
+
+impl ClusterView {
+    /// Whether `node_id` is registered with a working data directory: a broker that may
+    /// lead, follow and be given replicas.
+    pub fn is_serving(&self, node_id: i32) -> bool {
+        self.brokers.contains_key(&node_id) && !self.log_dir_offline(node_id)
+    }
+
+    /// Whether `node_id` reported its data directory failed.
+    pub fn log_dir_offline(&self, node_id: i32) -> bool {
+        self.entries
+            .get(OFFLINE_LOG_DIRS)
+            .is_some_and(|set| set.contains_key(&node_id.to_string()))
+    }
+
+    /// The registered brokers with a working data directory.
+    pub fn serving_brokers(&self) -> std::collections::BTreeSet<i32> {
+        self.brokers
+            .keys()
+            .copied()
+            .filter(|id| !self.log_dir_offline(*id))
+            .collect()
+    }
+}
+
 /// Whether this broker may act on its registration (lead partitions, be controller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {

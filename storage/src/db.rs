@@ -55,6 +55,8 @@ pub(crate) const FAMILIES: &[&str] = &[
 /// The data directory's RocksDB handle.
 pub(crate) struct Db {
     pub(crate) db: DB,
+    /// Whether the data directory (segments and index alike) still works.
+    pub(crate) health: crate::LogDirHealth,
 }
 
 impl Db {
@@ -81,7 +83,10 @@ impl Db {
             })
             .collect::<Vec<_>>();
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Db { db })
+        Ok(Db {
+            db,
+            health: crate::LogDirHealth::default(),
+        })
     }
 
     pub(crate) fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -92,10 +97,11 @@ impl Db {
 
     /// Writes a batch; `sync` makes it durable before returning.
     pub(crate) fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+        self.health.check()?;
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        self.db.write_opt(batch, &opts)?;
-        Ok(())
+        self.health
+            .note(self.db.write_opt(batch, &opts).map_err(StorageError::from))
     }
 
     /// Calls `f` with every key and value of one partition in a column family, in key

@@ -13,6 +13,7 @@ mod credentials;
 mod db;
 mod groups;
 mod log;
+mod log_dir;
 mod producers;
 mod quotas;
 mod topics;
@@ -37,6 +38,7 @@ pub use log::{
     FetchData, FileRegion, Isolation, Marker, Partition, ProducerInfo, ReadError, RecordError,
     ReplicatedAppend, TimestampOffset, TruncationCrashPoint, COORDINATOR_EPOCH, LEADER_EPOCH,
 };
+pub use log_dir::LogDirHealth;
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
 pub use quotas::{
     decode_entity, decode_values, encode_entity, encode_values, QuotaEntity, QuotaStore,
@@ -51,6 +53,9 @@ use topics::Topics;
 /// A storage failure: the disk, the index, or data that does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The data directory failed earlier; its partitions are offline (KAFKA_STORAGE_ERROR).
+    #[error("the data directory is offline after a failure: {0}")]
+    LogDirOffline(String),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -292,6 +297,11 @@ impl Storage {
             live_sst_files_bytes: sum("rocksdb.live-sst-files-size"),
             estimated_keys: sum("rocksdb.estimate-num-keys"),
         }
+    }
+
+    /// Whether the data directory still works (Kafka's log dir failure).
+    pub fn log_dir_health(&self) -> &LogDirHealth {
+        &self.db.health
     }
 
     /// The ACL store.

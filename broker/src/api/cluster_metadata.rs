@@ -76,12 +76,12 @@ pub(crate) fn topic(
             if version >= 5 {
                 m.offline_replicas = replicas
                     .iter()
-                    .filter(|r| !view.brokers.contains_key(r))
+                    .filter(|r| !view.is_serving(**r))
                     .map(|r| BrokerId(*r))
                     .collect();
             }
             match state {
-                Some(s) if s.leader >= 0 && view.brokers.contains_key(&s.leader) => {
+                Some(s) if s.leader >= 0 && view.is_serving(s.leader) => {
                     m.error_code = NONE;
                     m.leader_id = BrokerId(s.leader);
                     m.isr_nodes = s.isr.iter().map(|r| BrokerId(*r)).collect();

@@ -10,7 +10,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition, ReadError};
+use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition, ReadError, StorageError};
 use uuid::Uuid;
 
 use super::topic_name;
@@ -549,7 +549,8 @@ fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<R
                     }
                 }
                 Err(e) => {
-                    if matches!(e, ReadError::Storage(_)) {
+                    // An offline data directory was logged once, when it failed.
+                    if matches!(&e, ReadError::Storage(s) if !matches!(s, StorageError::LogDirOffline(_))) {
                         tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
                     } else {
                         tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "fetch read refused");

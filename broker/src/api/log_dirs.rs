@@ -1,4 +1,5 @@
-//! DescribeLogDirs: the one data directory and the size of each partition in it;
+//! DescribeLogDirs: the one data directory and the size of each partition in it (or
+//! KAFKA_STORAGE_ERROR once it failed);
 //! AlterReplicaLogDirs: moving a replica to the directory it is in already.
 
 use kafka_protocol::messages::alter_replica_log_dirs_response::{
@@ -44,6 +45,13 @@ pub(crate) async fn describe_log_dirs(
     let mut result = DescribeLogDirsResult::default()
         .with_error_code(NONE)
         .with_log_dir(StrBytes::from_string(shown.display().to_string()));
+    if broker.storage.log_dir_health().is_offline() {
+        // Kafka's answer for an offline log dir: the error and no partitions.
+        result.error_code = ResponseError::KafkaStorageError.code();
+        let mut res = DescribeLogDirsResponse::default();
+        res.results = vec![result];
+        return Reply::new(res);
+    }
     if version >= 4 {
         // Not measured: Kafka's value for an unknown size.
         result.total_bytes = -1;

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{read_header, split_batches, Compression};
-use sluice_storage::{now_ms, AppendError, Partition, RecordError};
+use sluice_storage::{now_ms, AppendError, Partition, RecordError, StorageError};
 
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{Answer, Body, QuotaUse, Reply};
@@ -482,7 +482,9 @@ fn append(
                     tr.partition_responses.push(p);
                 }
                 Err(e) => {
-                    if matches!(e, AppendError::Storage(_)) {
+                    // An offline data directory was logged once, when it failed.
+                    if matches!(&e, AppendError::Storage(s) if !matches!(s, StorageError::LogDirOffline(_)))
+                    {
                         tracing::error!(topic = %name, partition = index, error = %e, "append failed");
                     } else {
                         tracing::debug!(topic = %name, partition = index, error = %e, "append refused");

@@ -461,9 +461,13 @@ impl ReplicaManager {
     /// are created (with the cluster's topic id) or deleted, and each replica becomes
     /// leader, follower or offline as its partition state says.
     pub(crate) fn apply(&self, view: &ClusterView) {
+        if self.storage.log_dir_health().is_offline() {
+            self.take_offline(view);
+            return;
+        }
         self.sync_topics(view);
         *self.live.write().unwrap_or_else(|p| p.into_inner()) =
-            view.brokers.keys().copied().collect();
+            view.serving_brokers().into_iter().collect();
         let now = now_ms();
         let mut follow: BTreeMap<i32, Vec<(TopicPartition, Arc<Partition>, i32)>> = BTreeMap::new();
         let mut next: HashMap<TopicPartition, Arc<Replica>> = HashMap::new();
@@ -519,6 +523,32 @@ impl ReplicaManager {
             let changed = **current != led;
             if changed {
                 *current = Arc::new(led);
+            }
+            changed
+        });
+    }
+
+    /// The data directory failed: every replica goes offline (no leading, no fetching), and
+    /// stays so whatever the view says, until the broker restarts.
+    fn take_offline(&self, view: &ClusterView) {
+        for (key, replica) in self
+            .replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let mut role = replica.role();
+            if !matches!(*role, Role::Offline { .. }) {
+                tracing::warn!(topic = %key.0, partition = key.1, "replica offline: the data directory failed");
+                let leader_epoch = view.partitions.get(key).map_or(-1, |s| s.leader_epoch);
+                *role = Role::Offline { leader_epoch };
+            }
+        }
+        self.fetchers.assign(view, BTreeMap::new());
+        self.leading.send_if_modified(|current| {
+            let changed = !current.is_empty();
+            if changed {
+                *current = Arc::new(Leadership::new());
             }
             changed
         });

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sluice_cluster::{
     BrokerRegistration, ClusterMetadata, ClusterView, Endpoint, EtcdMetadata, EtcdSettings,
-    EtcdTls, Liveness, MetadataError,
+    EtcdTls, Liveness, MetadataError, OFFLINE_LOG_DIRS,
 };
 use sluice_config::{BrokerConfig, Listener};
 use sluice_storage::Storage;
@@ -86,6 +86,18 @@ impl ClusterNode {
                 })
                 .collect(),
         };
+        // A restart is a new start: whatever failed before (the disk replaced, space freed),
+        // this data directory has just opened.
+        if etcd.view().borrow().log_dir_offline(config.node_id) {
+            etcd.apply_entries(
+                OFFLINE_LOG_DIRS,
+                Vec::new(),
+                vec![config.node_id.to_string()],
+            )
+            .await
+            .context("clearing this broker's data directory failure in the cluster")?;
+        }
+        let log_dir_failure = storage.log_dir_health().subscribe();
         let liveness = register(&etcd, me, c.session_timeout_ms).await?;
         let meta: Arc<dyn ClusterMetadata> = etcd.clone();
         // Producer ids must be unique across brokers: a new leader holds the producer
@@ -127,7 +139,7 @@ impl ClusterNode {
             txn_verification: TxnVerification::default(),
             stop,
         });
-        tokio::spawn(follow_view(node.clone(), stop_rx.clone()));
+        tokio::spawn(follow_view(node.clone(), log_dir_failure, stop_rx.clone()));
         tokio::spawn(shrink_isrs(replicas, settings, stop_rx.clone()));
         tokio::spawn(async move {
             let mut stop_rx = stop_rx;
@@ -179,13 +191,56 @@ async fn register(
 }
 
 /// Applies every new view to the replicas.
-async fn follow_view(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
+async fn follow_view(
+    node: Arc<ClusterNode>,
+    mut log_dir_failure: watch::Receiver<Option<String>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut view = node.view.clone();
     loop {
         let current = view.borrow_and_update().clone();
         node.replicas.apply(&current);
         tokio::select! {
             changed = view.changed() => if changed.is_err() { return },
+            failed = log_dir_failure.changed() => {
+                if failed.is_err() {
+                    return;
+                }
+                let reason = log_dir_failure.borrow_and_update().clone();
+                if let Some(reason) = reason {
+                    tokio::spawn(report_log_dir_failure(node.clone(), reason, stop.clone()));
+                }
+            }
+            _ = crate::stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Tells the cluster that this broker's data directory failed, so that the controller
+/// moves its leaderships and takes it out of the ISRs; retried until etcd takes it.
+async fn report_log_dir_failure(
+    node: Arc<ClusterNode>,
+    reason: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = node.replicas.node_id().to_string();
+    loop {
+        let put = vec![(me.clone(), reason.clone().into_bytes())];
+        match node
+            .meta
+            .apply_entries(OFFLINE_LOG_DIRS, put, Vec::new())
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!("reported the data directory failure to the cluster: its partitions move to other replicas");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot report the data directory failure to the cluster yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = crate::stopped(&mut stop) => return,
         }
     }
@@ -255,10 +310,10 @@ impl ClusterNode {
 
     /// The live brokers with their racks.
     fn live_brokers(&self) -> Vec<(i32, Option<String>)> {
-        self.view
-            .borrow()
-            .brokers
+        let view = self.view.borrow();
+        view.brokers
             .values()
+            .filter(|b| !view.log_dir_offline(b.node_id))
             .map(|b| (b.node_id, b.rack.clone()))
             .collect()
     }
@@ -363,7 +418,7 @@ impl ClusterNode {
         let partitions = view.topics.get(topic)?.assignment.len() as i32;
         let index = crate::internal_topics::partition_for(key, partitions);
         let state = view.partitions.get(&(topic.to_string(), index))?;
-        (state.leader >= 0 && view.brokers.contains_key(&state.leader)).then_some(state.leader)
+        (state.leader >= 0 && view.is_serving(state.leader)).then_some(state.leader)
     }
 }
 

@@ -150,7 +150,7 @@ impl ClusterNode {
             let view = self.view.borrow().clone();
             let (replicas, state) =
                 placement(&view, topic, partition).ok_or_else(|| unknown(topic, partition))?;
-            let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
+            let live: BTreeSet<i32> = view.serving_brokers();
             let (new_replicas, next) = plan(&replicas, &state, &live).map_err(refusal)?;
             let expected = state.partition_epoch;
             let written = match new_replicas {

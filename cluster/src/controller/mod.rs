@@ -59,7 +59,7 @@ pub async fn serve_term(meta: &dyn ClusterMetadata, term: &mut ControllerTerm) {
 /// Brings every partition of `view` in line with its live brokers; true when some change
 /// could not be made (to be retried).
 async fn reconcile(meta: &dyn ClusterMetadata, term: &ControllerTerm, view: &ClusterView) -> bool {
-    let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
+    let live: BTreeSet<i32> = view.serving_brokers();
     let mut unfinished = false;
     for ((topic, partition), state) in &view.partitions {
         let Some(record) = view.topics.get(topic) else {

@@ -99,6 +99,40 @@ async fn a_lost_broker_leaves_every_isr_and_its_partitions_get_new_leaders() {
 }
 
 #[tokio::test]
+async fn a_broker_whose_data_directory_failed_holds_no_leadership_and_no_isr_place() {
+    let clients = cluster(&[1, 2, 3]).await;
+    create(&clients[0], "t", vec![vec![3, 1, 2], vec![1, 2, 3]], &[]).await;
+    let controller = tokio::spawn(run(clients[0].clone()));
+    view_until(&clients[0], |v| v.controller == Some(1)).await;
+
+    let failure = b"/data/t-0/00000000000000000000.log: No space left on device".to_vec();
+    clients[2]
+        .apply_entries(
+            crate::model::OFFLINE_LOG_DIRS,
+            vec![("3".to_string(), failure)],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let view = view_until(&clients[0], |v| {
+        v.partitions
+            .values()
+            .all(|s| !s.isr.contains(&3) && s.leader != 3)
+    })
+    .await;
+    assert_eq!(leader_isr(&view, "t", 0), (1, 1, vec![1, 2]));
+    assert_eq!(leader_isr(&view, "t", 1), (1, 0, vec![1, 2]));
+    // Still registered, so that it can report the failure; not a home for replicas.
+    assert!(view.brokers.contains_key(&3));
+    assert!(!view.is_serving(3));
+    assert_eq!(
+        view.serving_brokers().into_iter().collect::<Vec<_>>(),
+        [1, 2]
+    );
+    controller.abort();
+}
+
+#[tokio::test]
 async fn an_offline_partition_gets_its_last_isr_member_back_as_leader() {
     let clients = cluster(&[1, 2]).await;
     create(&clients[0], "solo", vec![vec![1]], &[]).await;

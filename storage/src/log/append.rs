@@ -180,7 +180,29 @@ impl Partition {
 
     /// Appends a batch; `log_append_time` stamps it with that time (LogAppendTime topics)
     /// on the copy that takes its offsets, and the leader epoch in force.
+    #[allow(clippy::too_many_arguments)]
     fn append_inner(
+        &self,
+        header: BatchHeader,
+        batch: &Bytes,
+        control: Option<(ControlType, i32)>,
+        log_append_time: Option<i64>,
+        leader_epoch: Option<i32>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.on_disk(|| {
+            self.append_on_disk(
+                header,
+                batch,
+                control,
+                log_append_time,
+                leader_epoch,
+                now_ms,
+            )
+        })
+    }
+
+    fn append_on_disk(
         &self,
         header: BatchHeader,
         batch: &Bytes,

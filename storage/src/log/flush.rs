@@ -50,6 +50,12 @@ impl Partition {
 
     /// Forces all appended data to disk now.
     pub async fn flush_now(&self) -> Result<(), StorageError> {
+        self.db.health.check()?;
+        let flushed = self.flush_now_on_disk().await;
+        self.db.health.note(flushed)
+    }
+
+    async fn flush_now_on_disk(&self) -> Result<(), StorageError> {
         let (rolled, active, leo, truncations) = {
             let mut log = self.lock();
             let rolled = std::mem::take(&mut log.local.unflushed_files);

@@ -53,6 +53,16 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// Runs a write on the data directory: refused once the directory is offline, and a
+    /// failure of the disk or the index takes it offline.
+    pub(super) fn on_disk<T, E>(&self, write: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StorageError> + crate::log_dir::AsStorageError,
+    {
+        self.db.health.check()?;
+        self.db.health.note(write())
+    }
+
     /// Opens (or creates) the partition's directory and recovers its tail.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(

@@ -41,6 +41,7 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<FetchData<Option<FileRegion>>, ReadError> {
+        self.db.health.check()?;
         // The offsets, the index and the segment map are read under one lock, so that the
         // cleaner cannot swap the file between finding the batches and taking its handle.
         let log = self.lock();

@@ -22,6 +22,14 @@ impl Partition {
         records: &Bytes,
         now_ms: i64,
     ) -> Result<ReplicatedAppend, AppendError> {
+        self.on_disk(|| self.append_replicated_on_disk(records, now_ms))
+    }
+
+    fn append_replicated_on_disk(
+        &self,
+        records: &Bytes,
+        now_ms: i64,
+    ) -> Result<ReplicatedAppend, AppendError> {
         let batches = batch::split_batches(records)
             .map_err(|_| AppendError::InvalidRecord("a replicated batch is corrupt"))?;
         let mut log = self.lock();

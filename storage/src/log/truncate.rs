@@ -149,7 +149,7 @@ impl Partition {
     /// watermark (clamped to it). Survives a crash at any point (see the module comment).
     /// `offset` >= LEO is a no-op; `offset` < log start offset is an error.
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
-        self.truncate_to_inner(offset, None)
+        self.on_disk(|| self.truncate_to_inner(offset, None))
     }
 
     /// [`Partition::truncate_to`] stopped at `crash` with [`StorageError::CrashPoint`]: a
@@ -311,6 +311,10 @@ impl Partition {
     /// aborted transactions, no leader epochs; log start, log end and high watermark
     /// `offset`.
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        self.on_disk(|| self.truncate_fully_on_disk(offset))
+    }
+
+    fn truncate_fully_on_disk(&self, offset: i64) -> Result<(), StorageError> {
         let _cleaning = self.cleaner_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut log = self.lock();
         if offset < 0 {
