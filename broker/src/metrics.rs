@@ -152,7 +152,7 @@ impl Metrics {
         let partitions = IntGauge::new("sluice_partitions", "Partitions hosted.")?;
         let under_replicated = IntGauge::new(
             "sluice_under_replicated_partitions",
-            "Partitions with fewer in-sync replicas than replicas (0 on one node).",
+            "Partitions this broker leads with fewer in-sync replicas than replicas (0 on one node).",
         )?;
         let offline_log_dirs = IntGauge::new(
             "sluice_offline_log_dirs",
@@ -300,7 +300,7 @@ impl Metrics {
         self.group_lag.reset();
         let partitions = broker.storage.partitions();
         self.partitions.set(partitions.len() as i64);
-        self.under_replicated.set(0);
+        self.under_replicated.set(under_replicated(broker));
         self.offline_log_dirs
             .set(i64::from(broker.storage.log_dir_health().is_offline()));
         let mut high_watermarks = std::collections::HashMap::new();
@@ -396,4 +396,25 @@ mod tests {
         // An API never called exports no series.
         assert!(!text.contains("api=\"Fetch\""), "{text}");
     }
+}
+
+/// Kafka's UnderReplicatedPartitions: partitions this broker leads whose ISR lacks one of
+/// their replicas.
+fn under_replicated(broker: &Broker) -> i64 {
+    let Some(cluster) = &broker.cluster else {
+        return 0;
+    };
+    let view = cluster.view.borrow();
+    let me = broker.config.node_id;
+    view.partitions
+        .iter()
+        .filter(|((topic, index), state)| {
+            state.leader == me
+                && view
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.assignment.get(*index as usize))
+                    .is_some_and(|replicas| replicas.iter().any(|r| !state.isr.contains(r)))
+        })
+        .count() as i64
 }

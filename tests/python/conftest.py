@@ -101,6 +101,9 @@ class Broker:
         # (a mount namespace): a disk that fills up, to fail writes with ENOSPC. What was
         # written is gone with the process, as with a replaced disk. Read at each start().
         self.disk_mib: int | None = None
+        # when set, names the process resolves, as /etc/hosts lines of its own (a mount
+        # namespace): a pod's view of DNS. Read at each start().
+        self.hosts: dict[str, str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def argv(self) -> list[str]:
@@ -113,12 +116,20 @@ class Broker:
         argv = [str(SLUICE_BIN)]
         for k, v in props.items():
             argv += ["--override", f"{k}={v}"]
+        setup = []
         if self.disk_mib is not None:
+            setup.append(f'mkdir -p "{self.log_dir}" && '
+                         f'mount -t tmpfs -o size={int(self.disk_mib)}m sluice-disk "{self.log_dir}"')
+        if self.hosts is not None:
+            hosts = self.workdir / "hosts"
+            hosts.write_text("127.0.0.1 localhost\n"
+                             + "".join(f"{ip} {name}\n" for name, ip in self.hosts.items()))
+            setup.append(f'mount --bind "{hosts}" /etc/hosts')
+        if setup:
             # unshare execs sh, which execs the broker: the process keeps its pid.
-            mount = 'mkdir -p "$1" && mount -t tmpfs -o size="$2"m sluice-disk "$1" && shift 2 && exec "$@"'
             own_root = [] if os.geteuid() == 0 else ["--map-root-user"]
-            argv = (["unshare", "--mount", "--propagation", "private", *own_root, "sh", "-c", mount, "sh",
-                     str(self.log_dir), str(self.disk_mib)] + argv)
+            script = " && ".join(setup) + ' && exec "$@"'
+            argv = ["unshare", "--mount", "--propagation", "private", *own_root, "sh", "-c", script, "sh"] + argv
         return argv
 
     def start(self, timeout: float = READY_TIMEOUT) -> "Broker":

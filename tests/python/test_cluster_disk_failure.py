@@ -27,11 +27,12 @@ def metadata(broker, topic: str):
 
 
 def test_a_full_disk_takes_its_brokers_partitions_offline_and_the_others_take_over(cluster_factory):
-    metrics_port = free_port()
+    metrics_port, survivor_metrics = free_port(), free_port()
     cluster = cluster_factory(3, start=False)
     failing = cluster.brokers[3]
     failing.disk_mib = 48
     failing.overrides["metrics.listener"] = f"127.0.0.1:{metrics_port}"
+    cluster.brokers[1].overrides["metrics.listener"] = f"127.0.0.1:{survivor_metrics}"
     cluster.start()
     # Broker 3 leads; 1 and 2 follow. acks=all needs two in-sync replicas.
     create_topic(cluster, "fill", 1, configs={"min.insync.replicas": "2"}, assignment=[[3, 1, 2]])
@@ -77,6 +78,9 @@ def test_a_full_disk_takes_its_brokers_partitions_offline_and_the_others_take_ov
         return True
 
     cluster.wait_for(handed_over, timeout=30, what="broker 3's leadership taken over and it reported offline")
+    # Broker 1 leads steady-0 (and fill-0, if it took it), each missing broker 3.
+    led_by_1 = 1 + (metadata(cluster.brokers[1], "fill").leader_id == 1)
+    assert metric(survivor_metrics, "sluice_under_replicated_partitions") == led_by_1
 
     # The other brokers serve as before: acks=all on the topic broker 3 also replicates.
     steady = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
@@ -103,8 +107,10 @@ def test_a_full_disk_takes_its_brokers_partitions_offline_and_the_others_take_ov
     failing.stop()
     failing.disk_mib = 512
     failing.start()
-    cluster.wait_for(lambda: sorted(metadata(cluster.brokers[1], "fill").isr_nodes) == [1, 2, 3],
-                     timeout=90, what="broker 3 back in the ISR of fill-0")
+    cluster.wait_for(lambda: all(sorted(metadata(cluster.brokers[1], t).isr_nodes) == [1, 2, 3]
+                                 for t in ("fill", "steady")),
+                     timeout=90, what="broker 3 back in the ISRs of fill-0 and steady-0")
+    assert metric(survivor_metrics, "sluice_under_replicated_partitions") == 0
     assert metadata(cluster.brokers[1], "fill").offline_replicas == []
     assert metric(metrics_port, "sluice_offline_log_dirs") == 0
     assert ready_status(metrics_port) == 200
