@@ -357,6 +357,27 @@ impl Metrics {
     }
 }
 
+/// Kafka's UnderReplicatedPartitions: partitions this broker leads whose ISR lacks one of
+/// their replicas.
+fn under_replicated(broker: &Broker) -> i64 {
+    let Some(cluster) = &broker.cluster else {
+        return 0;
+    };
+    let view = cluster.view.borrow();
+    let me = broker.config.node_id;
+    view.partitions
+        .iter()
+        .filter(|((topic, index), state)| {
+            state.leader == me
+                && view
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.assignment.get(*index as usize))
+                    .is_some_and(|replicas| replicas.iter().any(|r| !state.isr.contains(r)))
+        })
+        .count() as i64
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -396,25 +417,4 @@ mod tests {
         // An API never called exports no series.
         assert!(!text.contains("api=\"Fetch\""), "{text}");
     }
-}
-
-/// Kafka's UnderReplicatedPartitions: partitions this broker leads whose ISR lacks one of
-/// their replicas.
-fn under_replicated(broker: &Broker) -> i64 {
-    let Some(cluster) = &broker.cluster else {
-        return 0;
-    };
-    let view = cluster.view.borrow();
-    let me = broker.config.node_id;
-    view.partitions
-        .iter()
-        .filter(|((topic, index), state)| {
-            state.leader == me
-                && view
-                    .topics
-                    .get(topic)
-                    .and_then(|t| t.assignment.get(*index as usize))
-                    .is_some_and(|replicas| replicas.iter().any(|r| !state.isr.contains(r)))
-        })
-        .count() as i64
 }
