@@ -69,6 +69,44 @@ fn bad(property: &str, why: impl std::fmt::Display) -> CliError {
 }
 
 impl Security {
+    /// What a broker connects to the other brokers with: the inter-broker listener's trust
+    /// store and key store (PEM), and its SASL login.
+    pub fn broker_client(
+        tls: Option<&sluice_config::PeerTls>,
+        sasl: Option<&sluice_config::PeerLogin>,
+    ) -> Result<Security, CliError> {
+        let tls = match tls {
+            None => None,
+            Some(t) => {
+                let truststore = t.truststore_location.to_string_lossy();
+                let keystore = t.keystore_location.to_string_lossy();
+                let get = |name: &str| match name {
+                    "ssl.truststore.location" => Some(truststore.as_ref()),
+                    "ssl.keystore.location" => Some(keystore.as_ref()),
+                    "ssl.key.password" => t.key_password.as_deref(),
+                    _ => None,
+                };
+                Some(tls_config(&get, t.verify_hostname)?)
+            }
+        };
+        let sasl = match sasl {
+            None => None,
+            Some(login) => Some(SaslCredentials {
+                mechanism: match login.mechanism {
+                    sluice_config::SaslMechanism::Plain => Mechanism::Plain,
+                    sluice_config::SaslMechanism::ScramSha256 => Mechanism::ScramSha256,
+                    sluice_config::SaslMechanism::ScramSha512 => Mechanism::ScramSha512,
+                    sluice_config::SaslMechanism::OAuthBearer => {
+                        return Err(bad("sasl.mechanism.inter.broker.protocol", "OAUTHBEARER"))
+                    }
+                },
+                username: login.username.clone(),
+                password: login.password.clone(),
+            }),
+        };
+        Ok(Security { tls, sasl })
+    }
+
     /// Reads a client properties file.
     pub(crate) fn load(path: &Path) -> Result<Security, CliError> {
         let text = std::fs::read_to_string(path)

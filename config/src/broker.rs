@@ -386,6 +386,9 @@ impl BrokerConfig {
             ));
         }
         cfg.cluster.check()?;
+        if !cfg.cluster.etcd_endpoints.is_empty() {
+            cfg.replication.inter_broker_client = Some(crate::inter_broker::resolve(&cfg)?);
+        }
         if cfg.default_replication_factor > 1 && cfg.cluster.etcd_endpoints.is_empty() {
             return Err(ConfigError::invalid(
                 "default.replication.factor",

@@ -68,7 +68,6 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     ignored_dynamic("log.cleaner.io.max.bytes.per.second", ConfigType::Double, ClusterWide, "1.7976931348623157E308"),
     BrokerProp::ignored("log.segment.delete.delay.ms"),
     BrokerProp::ignored("log.message.timestamp.difference.max.ms"),
-    ignored_dynamic("sasl.mechanism.inter.broker.protocol", ConfigType::String, PerBroker, "GSSAPI"),
     BrokerProp::ignored("sasl.mechanism.controller.protocol"),
     stored("background.threads", ConfigType::Int, ClusterWide, Some("10")),
     stored("config.providers", ConfigType::List, ClusterWide, Some("")),

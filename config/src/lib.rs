@@ -13,6 +13,7 @@ mod def;
 mod describe;
 mod describe_broker;
 mod dynamic;
+mod inter_broker;
 mod kafka_only_props;
 mod layers;
 mod listener;
@@ -36,6 +37,7 @@ pub use describe_broker::describe_broker_configs;
 pub use dynamic::{
     dynamic_def, is_static_broker_property, validate_dynamic_configs, DynamicDef, DynamicMode,
 };
+pub use inter_broker::{InterBrokerClient, PeerLogin, PeerTls};
 pub use layers::BrokerLayers;
 pub use listener::{Listener, SecurityProtocol};
 pub use reference::property_reference;

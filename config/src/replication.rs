@@ -1,5 +1,5 @@
 //! How replicas copy from leaders and when they fall out of sync (Kafka's `replica.*`
-//! and `inter.broker.listener.name`). Only a cluster uses them.
+//! and the inter-broker listener's settings). Only a cluster uses them.
 
 /// The replication settings of a cluster member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,11 @@ pub struct ReplicationConfig {
     /// `inter.broker.listener.name`: the listener followers fetch through; `None`: the
     /// first PLAINTEXT listener.
     pub inter_broker_listener: Option<String>,
+    /// `sasl.mechanism.inter.broker.protocol`: the mechanism brokers log in to each other
+    /// with on a SASL inter-broker listener (Kafka's default, GSSAPI, is not supported).
+    pub inter_broker_sasl_mechanism: String,
+    /// How this broker connects to the others, resolved at start-up in a cluster.
+    pub inter_broker_client: Option<crate::InterBrokerClient>,
 }
 
 impl Default for ReplicationConfig {
@@ -28,6 +33,8 @@ impl Default for ReplicationConfig {
             fetch_response_max_bytes: 10_485_760,
             fetch_backoff_ms: 1_000,
             inter_broker_listener: None,
+            inter_broker_sasl_mechanism: "GSSAPI".to_string(),
+            inter_broker_client: None,
         }
     }
 }

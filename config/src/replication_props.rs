@@ -27,7 +27,7 @@ pub(crate) static REPLICATION_PROPS: &[BrokerProp] = &[
         |p, k, v| { p.cfg.replication.fetch_backoff_ms = parse_i32(k, v, 0)?; Ok(()) },
         |b| b.replication.fetch_backoff_ms.to_string())
         .kafka_default(KafkaDefault::Value("1000")),
-    BrokerProp::parsed("inter.broker.listener.name", "The listener followers fetch from leaders through; unset: the first PLAINTEXT listener.",
+    BrokerProp::parsed("inter.broker.listener.name", "The listener brokers reach each other through (followers' fetches, transaction markers), with its TLS and SASL settings; unset: the first PLAINTEXT listener.",
         |b| b.replication.inter_broker_listener.clone().unwrap_or_default(),
         |p, k, v| {
             if v.trim().is_empty() {
@@ -37,4 +37,8 @@ pub(crate) static REPLICATION_PROPS: &[BrokerProp] = &[
             Ok(())
         })
         .of_type(ConfigType::String),
+    BrokerProp::typed("sasl.mechanism.inter.broker.protocol", ConfigType::String, "The SASL mechanism brokers log in to each other with on a SASL inter-broker listener (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), with the username and password of that listener's JAAS configuration for the mechanism.",
+        |p, _, v| { p.cfg.replication.inter_broker_sasl_mechanism = v.trim().to_ascii_uppercase(); Ok(()) },
+        |b| b.replication.inter_broker_sasl_mechanism.clone())
+        .kafka_default(KafkaDefault::Value("GSSAPI")),
 ];

@@ -312,24 +312,39 @@ fn oauthbearer_config<'a>(
 
 /// The `user_NAME="password"` entries of a JAAS configuration (inline or a file).
 pub fn parse_plain_users(jaas: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+    jaas_options(jaas)
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let user = name.strip_prefix("user_")?;
+            (!user.is_empty()).then(|| (user.to_string(), value))
+        })
+        .collect()
+}
+
+/// The value of option `name` (`name="value"`) in a JAAS configuration, such as the
+/// `username` and `password` a login module logs in with.
+pub(crate) fn jaas_option(jaas: &str, name: &str) -> Option<String> {
+    jaas_options(jaas)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+}
+
+/// Every `name="value"` option of a JAAS configuration, in order; a backslash escapes the
+/// next character of a value.
+fn jaas_options(jaas: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let mut rest = jaas;
-    while let Some(at) = rest.find("user_") {
-        // Only at the start of an option, not inside a value such as `xuser_`.
-        let starts_option = rest[..at]
-            .chars()
-            .next_back()
-            .is_none_or(|c| c.is_whitespace() || c == '{' || c == ';');
-        rest = &rest[at + "user_".len()..];
-        if !starts_option {
-            continue;
-        }
-        let Some((name, after)) = rest.split_once('=') else {
-            break;
-        };
-        let name = name.trim();
-        let after = after.trim_start();
-        let Some(quoted) = after.strip_prefix('"') else {
+    while let Some(at) = rest.find('=') {
+        let (before, after) = (&rest[..at], &rest[at + 1..]);
+        // The option's name: the word right before `=`, after whitespace, `{` or `;`.
+        let name = before
+            .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let Some(quoted) = after.trim_start().strip_prefix('"') else {
+            rest = after;
             continue;
         };
         let mut value = String::new();
@@ -350,8 +365,8 @@ pub fn parse_plain_users(jaas: &str) -> BTreeMap<String, String> {
             }
         }
         let Some(end) = end else { break };
-        if !name.is_empty() && !name.contains(char::is_whitespace) {
-            out.insert(name.to_string(), value);
+        if !name.is_empty() {
+            out.push((name.to_string(), value));
         }
         rest = &quoted[end + 1..];
     }

@@ -44,7 +44,7 @@ pub(crate) static SECURITY_PROPS: &[BrokerProp] = &[
     security("ssl.enabled.protocols", List, true, Value("TLSv1.2,TLSv1.3"), "TLS versions offered."),
     security("ssl.protocol", Str, true, Value("TLSv1.3"), "Accepted for compatibility; ssl.enabled.protocols decides."),
     security("ssl.principal.mapping.rules", List, false, Sluice, "Rules mapping a client certificate's subject to a principal, as Kafka's."),
-    security("ssl.endpoint.identification.algorithm", Str, true, Value("https"), "Accepted for compatibility (a server does not check client host names)."),
+    security("ssl.endpoint.identification.algorithm", Str, true, Value("https"), "https: a broker connecting to another over the inter-broker listener checks that its certificate names its advertised host; empty: it does not. A server does not check client host names."),
     security("ssl.cipher.suites", List, true, Value(""), "Accepted for compatibility; rustls's safe defaults are used."),
     security("sasl.enabled.mechanisms", List, true, Value("GSSAPI"), "SASL mechanisms offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER."),
     security("connections.max.reauth.ms", Long, false, Sluice, "How long an authenticated session lasts before the client must re-authenticate (KIP-368)."),

@@ -4,8 +4,9 @@ every broker, and a restarted broker has them. ACLs: Driven by confluent-kafka's
 talking to one broker) and by producers that authenticate with SASL/PLAIN and write to
 three partitions led by brokers 1, 2 and 3, so that each broker decides for its own.
 
-The brokers' PLAINTEXT listener carries replication, which is not authenticated yet; the
-test makes its principal (User:ANONYMOUS) a super user, as an operator must today."""
+The brokers' PLAINTEXT listener carries replication; the test makes its principal
+(User:ANONYMOUS) a super user, as an operator must with a PLAINTEXT inter-broker listener
+(test_cluster_inter_broker_security.py replicates over SASL_SSL instead)."""
 
 from __future__ import annotations
 

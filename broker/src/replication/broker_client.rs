@@ -31,8 +31,10 @@ type Slot = Arc<tokio::sync::Mutex<Option<Connection>>>;
 
 /// Connections to the other brokers.
 pub(crate) struct BrokerClient {
-    /// `inter.broker.listener.name`; `None`: the first plaintext listener.
-    listener: Option<String>,
+    /// The inter-broker listener.
+    listener: String,
+    /// Its TLS and SASL settings, as a client.
+    security: Arc<Security>,
     view: watch::Receiver<Arc<ClusterView>>,
     connections: Mutex<HashMap<i32, Slot>>,
 }
@@ -45,9 +47,14 @@ const TIMEOUTS: Timeouts = Timeouts {
 
 impl BrokerClient {
     /// A client that finds brokers in `view`.
-    pub(crate) fn new(listener: Option<String>, view: watch::Receiver<Arc<ClusterView>>) -> Self {
+    pub(crate) fn new(
+        listener: String,
+        security: Arc<Security>,
+        view: watch::Receiver<Arc<ClusterView>>,
+    ) -> Self {
         BrokerClient {
             listener,
+            security,
             view,
             connections: Mutex::new(HashMap::new()),
         }
@@ -69,9 +76,9 @@ impl BrokerClient {
             .clone();
         let mut conn = slot.lock().await;
         if conn.as_ref().is_none_or(|c| !c.usable()) {
-            let addr = inter_broker_address(&self.view.borrow(), node, self.listener.as_deref())
+            let addr = inter_broker_address(&self.view.borrow(), node, &self.listener)
                 .ok_or(BrokerClientError::Unknown(node))?;
-            let opened = Connection::open(&addr, TIMEOUTS, &Security::default())
+            let opened = Connection::open(&addr, TIMEOUTS, &self.security)
                 .await
                 .map_err(|error| BrokerClientError::Failed { node, error })?;
             *conn = Some(opened);
@@ -90,20 +97,13 @@ impl BrokerClient {
     }
 }
 
-/// A broker's address on the inter-broker listener (`listener`, or the first plaintext
-/// one), from the cluster view.
+/// A broker's address on the inter-broker listener, from the cluster view.
 pub(crate) fn inter_broker_address(
     view: &ClusterView,
     node: i32,
-    listener: Option<&str>,
+    listener: &str,
 ) -> Option<String> {
     let broker = view.brokers.get(&node)?;
-    let endpoint = match listener {
-        Some(name) => broker.endpoints.iter().find(|e| e.listener == name),
-        None => broker
-            .endpoints
-            .iter()
-            .find(|e| e.security_protocol == "PLAINTEXT"),
-    }?;
+    let endpoint = broker.endpoints.iter().find(|e| e.listener == listener)?;
     Some(format!("{}:{}", endpoint.host, endpoint.port))
 }

@@ -27,9 +27,10 @@ const FETCH_VERSION: i16 = 12;
 pub(crate) struct FetcherSettings {
     /// This broker's id, sent as the replica id.
     pub(crate) node_id: i32,
-    /// The listener of the leaders to connect to (`inter.broker.listener.name`); `None`:
-    /// the first plaintext one.
-    pub(crate) listener: Option<String>,
+    /// The inter-broker listener: the leaders' endpoint to connect to.
+    pub(crate) listener: String,
+    /// The inter-broker listener's TLS and SASL settings, as a client.
+    pub(crate) security: Arc<Security>,
     /// `replica.fetch.wait.max.ms`.
     pub(crate) wait_max_ms: i32,
     /// `replica.fetch.max.bytes`.
@@ -127,7 +128,7 @@ impl Fetchers {
 
     /// The leader's address on the inter-broker listener.
     fn address_of(&self, view: &ClusterView, leader: i32) -> Option<String> {
-        super::broker_client::inter_broker_address(view, leader, self.settings.listener.as_deref())
+        super::broker_client::inter_broker_address(view, leader, &self.settings.listener)
     }
 
     /// Stops every fetcher.
@@ -157,7 +158,7 @@ async fn run(
             let _ = address.changed().await;
             continue;
         };
-        let mut conn = match Connection::open(&addr, timeouts, &Security::default()).await {
+        let mut conn = match Connection::open(&addr, timeouts, &settings.security).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(leader, %addr, error = %e, "cannot reach the leader");

@@ -74,7 +74,8 @@ async fn leader(isr: &[i32], live: &[i32], lag_time_max_ms: i64) -> Leader {
         .expect("topic");
     let fetchers = Fetchers::new(FetcherSettings {
         node_id: 1,
-        listener: None,
+        listener: "PLAINTEXT".to_string(),
+        security: Default::default(),
         wait_max_ms: 500,
         max_bytes: 1 << 20,
         response_max_bytes: 1 << 20,

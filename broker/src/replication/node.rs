@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sluice_cli::Security;
 use sluice_cluster::{
     BrokerRegistration, ClusterMetadata, ClusterView, Endpoint, EtcdMetadata, EtcdSettings,
     EtcdTls, Liveness, MetadataError, OFFLINE_LOG_DIRS,
@@ -106,9 +107,19 @@ impl ClusterNode {
             .await
             .context("reserving producer ids in the cluster")?;
         storage.set_producer_id_source(producer_ids);
+        let peers = config
+            .replication
+            .inter_broker_client
+            .as_ref()
+            .context("the inter-broker listener was not resolved")?;
+        let security = Arc::new(
+            Security::broker_client(peers.tls.as_ref(), peers.sasl.as_ref())
+                .with_context(|| format!("the inter-broker listener {}", peers.listener))?,
+        );
         let fetchers = Fetchers::new(FetcherSettings {
             node_id: config.node_id,
-            listener: config.replication.inter_broker_listener.clone(),
+            listener: peers.listener.clone(),
+            security: security.clone(),
             wait_max_ms: config.replication.fetch_wait_max_ms,
             max_bytes: config.replication.fetch_max_bytes,
             response_max_bytes: config.replication.fetch_response_max_bytes,
@@ -132,10 +143,7 @@ impl ClusterNode {
             etcd,
             replicas: replicas.clone(),
             coordinator_log: Arc::new(CoordinatorLog::new(storage, replicas.clone())),
-            broker_client: BrokerClient::new(
-                config.replication.inter_broker_listener.clone(),
-                meta.view(),
-            ),
+            broker_client: BrokerClient::new(peers.listener.clone(), security, meta.view()),
             txn_verification: TxnVerification::default(),
             stop,
         });
