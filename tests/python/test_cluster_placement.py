@@ -15,7 +15,9 @@ from confluent_kafka import ElectionType
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+from kafka.protocol.admin import DescribeLogDirsRequest
 
+import wire
 from conftest import SLUICE_BIN
 from test_cluster import consume_all, produce, segment_bytes
 
@@ -41,6 +43,13 @@ def settled(cluster, name: str, replicas: list[int]):
     return p.replicas == replicas and sorted(p.isrs) == sorted(replicas) and p.leader in replicas
 
 
+def hosted(broker, topic: str) -> list[int]:
+    """The partitions of `topic` that the broker's DescribeLogDirs lists."""
+    with wire.Conn(broker.host, broker.port, timeout=5) as conn:
+        (result,) = wire.call(conn, DescribeLogDirsRequest(topics=None), 4).results
+    return sorted(p.partition_index for t in result.topics if t.name == topic for p in t.partitions)
+
+
 def test_a_partition_moves_to_other_brokers_with_every_record(cluster_factory):
     cluster = cluster_factory(3)
     create_placed(cluster, "moving", [1, 2])
@@ -56,6 +65,11 @@ def test_a_partition_moves_to_other_brokers_with_every_record(cluster_factory):
         cluster.wait_for(lambda: admin.list_partition_reassignments() == {}, what="no move listed")
         # Broker 1, the old leader, was removed: 2 leads now.
         assert cluster.partition("moving", 0).leader == 2
+        # Broker 1's copy is deleted, as Kafka deletes a replica its broker stops hosting.
+        cluster.wait_for(lambda: hosted(cluster.brokers[1], "moving") == []
+                         and segment_bytes(cluster.brokers[1], "moving", 0) == b"",
+                         what="broker 1's moved replica deleted")
+        assert hosted(cluster.brokers[2], "moving") == hosted(cluster.brokers[3], "moving") == [0]
 
         # Errors Kafka gives: an unregistered broker, a cancellation with nothing to cancel.
         errors = admin.alter_partition_reassignments({TopicPartition("moving", 0): [2, 9]})
@@ -81,6 +95,28 @@ def test_a_partition_moves_to_other_brokers_with_every_record(cluster_factory):
     assert sluice(cluster, "topic", "reassignments") == ""
     got = consume_all(cluster, "moving", 501)
     assert [v for _, _, v in sorted(got, key=lambda r: r[1])] == values + [b"after-the-move"]
+
+
+def test_a_partition_moved_away_loses_its_data_while_its_sibling_stays(cluster_factory):
+    cluster = cluster_factory(3)
+    admin = cluster.admin()
+    admin.create_topics([NewTopic("split", num_partitions=2, replication_factor=-1,
+                                  replica_assignment=[[1, 2], [2, 1]])])["split"].result(timeout=30)
+    cluster.wait_for(lambda: all(len(cluster.partition("split", p).isrs) == 2 for p in (0, 1)),
+                     what="split in sync")
+    for p in (0, 1):
+        produce(cluster, "split", [f"{p}-{i}".encode() for i in range(50)], partition=p)
+    out = sluice(cluster, "topic", "reassign", "split", "--partition", "0", "--replicas", "2,3", "--wait")
+    assert out == "Reassignment of split-0 to replicas 2,3 completed.\n"
+
+    cluster.wait_for(lambda: hosted(cluster.brokers[1], "split") == [1]
+                     and segment_bytes(cluster.brokers[1], "split", 0) == b"",
+                     what="broker 1's copy of split-0 emptied")
+    # Its other partition is untouched and still in sync.
+    assert segment_bytes(cluster.brokers[1], "split", 1) == segment_bytes(cluster.brokers[2], "split", 1) != b""
+    assert sorted(cluster.partition("split", 1).isrs) == [1, 2]
+    got = consume_all(cluster, "split", 100)
+    assert sorted(v for _, _, v in got) == sorted(f"{p}-{i}".encode() for p in (0, 1) for i in range(50))
 
 
 def test_a_reassignment_waits_for_a_stopped_target_and_can_be_cancelled(cluster_factory):

@@ -73,8 +73,19 @@ pub(crate) async fn describe_log_dirs(
         let Some(topic) = broker.storage.topic(&name) else {
             continue;
         };
-        let indexes: Vec<i32> =
+        let mut indexes: Vec<i32> =
             partitions.unwrap_or_else(|| (0..topic.record.partitions).collect());
+        if let Some(cluster) = &broker.cluster {
+            // Only the replicas this broker hosts, as Kafka lists them.
+            let view = cluster.view.borrow();
+            let me = broker.config.node_id;
+            indexes.retain(|i| {
+                view.topics
+                    .get(&name)
+                    .and_then(|t| t.assignment.get(*i as usize))
+                    .is_some_and(|replicas| replicas.contains(&me))
+            });
+        }
         let parts: Vec<DescribeLogDirsPartition> = indexes
             .into_iter()
             .filter_map(|i| {

@@ -1,6 +1,7 @@
 //! The local topics of a replica: created with the cluster's topic id when the view
 //! assigns a partition here, grown and reconfigured with it, deleted once the cluster
-//! deleted the topic.
+//! deleted the topic. A partition moved away by a reassignment loses its data here (a
+//! topic with none left here is deleted), as Kafka deletes a replica it stops hosting.
 
 use super::manager::ReplicaManager;
 use sluice_cluster::ClusterView;
@@ -52,6 +53,7 @@ impl ReplicaManager {
                 tracing::error!(topic = %name, error = %e, "cannot open the topic's replicas");
             }
         }
+        self.drop_moved_replicas(view);
         let mut seen = self.seen_topics.lock().unwrap_or_else(|p| p.into_inner());
         seen.extend(view.topics.values().map(|t| t.topic_id));
         for local in self.storage.topics() {
@@ -66,6 +68,52 @@ impl ReplicaManager {
             match self.storage.delete_topic(name) {
                 Ok(_) => tracing::info!(topic = %name, "deleted the replicas of a deleted topic"),
                 Err(e) => tracing::error!(topic = %name, error = %e, "cannot delete replicas"),
+            }
+        }
+    }
+
+    /// Deletes the data of replicas the view no longer assigns here: a topic with no
+    /// partition left here goes whole; a partition moved away is emptied.
+    fn drop_moved_replicas(&self, view: &ClusterView) {
+        for local in self.storage.topics() {
+            let name = &local.record.name;
+            let Some(topic) = view
+                .topics
+                .get(name)
+                .filter(|t| t.topic_id == local.record.id)
+            else {
+                continue;
+            };
+            let hosted = |index: usize| {
+                topic
+                    .assignment
+                    .get(index)
+                    .is_none_or(|replicas| replicas.contains(&self.node_id))
+            };
+            if !(0..topic.assignment.len()).any(hosted) {
+                match self.storage.delete_topic(name) {
+                    Ok(_) => {
+                        tracing::info!(topic = %name, "deleted the replicas moved to other brokers")
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, error = %e, "cannot delete moved replicas")
+                    }
+                }
+                continue;
+            }
+            for (index, partition) in local.partitions.iter().enumerate() {
+                let empty = partition.log_end_offset() == 0 && partition.size_bytes() == 0;
+                if hosted(index) || empty {
+                    continue;
+                }
+                match partition.truncate_fully_and_start_at(0) {
+                    Ok(()) => {
+                        tracing::info!(topic = %name, partition = index, "deleted the data of a replica moved to other brokers")
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = index, error = %e, "cannot delete a moved replica's data")
+                    }
+                }
             }
         }
     }
