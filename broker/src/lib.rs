@@ -5,6 +5,7 @@ mod acl;
 mod api;
 mod broker;
 mod clock;
+mod cluster_metrics;
 mod conn_limits;
 mod connection;
 mod coordinator_loader;

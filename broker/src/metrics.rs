@@ -28,7 +28,7 @@ pub(crate) struct Metrics {
     partition_offset: IntGaugeVec,
     partition_size: IntGaugeVec,
     partitions: IntGauge,
-    under_replicated: IntGauge,
+    cluster: crate::cluster_metrics::ClusterGauges,
     offline_log_dirs: IntGauge,
     segment_files_open: IntGauge,
     segment_files_open_max: IntGauge,
@@ -150,10 +150,6 @@ impl Metrics {
             &["topic", "partition"],
         )?;
         let partitions = IntGauge::new("sluice_partitions", "Partitions hosted.")?;
-        let under_replicated = IntGauge::new(
-            "sluice_under_replicated_partitions",
-            "Partitions this broker leads with fewer in-sync replicas than replicas (0 on one node).",
-        )?;
         let offline_log_dirs = IntGauge::new(
             "sluice_offline_log_dirs",
             "Data directories taken offline by a failed write (Kafka's OfflineLogDirectoryCount): their partitions answer KAFKA_STORAGE_ERROR until the broker restarts.",
@@ -176,6 +172,7 @@ impl Metrics {
             &["group", "topic", "partition"],
         )?;
         let rocksdb = RocksDbGauges::new(&registry)?;
+        let cluster = crate::cluster_metrics::ClusterGauges::new(&registry)?;
         let uptime = Gauge::new("sluice_uptime_seconds", "Seconds since the broker started.")?;
         let fsyncs = IntCounter::new(
             "sluice_storage_fsyncs_total",
@@ -194,7 +191,6 @@ impl Metrics {
         registry.register(Box::new(partition_offset.clone()))?;
         registry.register(Box::new(partition_size.clone()))?;
         registry.register(Box::new(partitions.clone()))?;
-        registry.register(Box::new(under_replicated.clone()))?;
         registry.register(Box::new(offline_log_dirs.clone()))?;
         registry.register(Box::new(segment_files_open.clone()))?;
         registry.register(Box::new(segment_files_open_max.clone()))?;
@@ -215,7 +211,7 @@ impl Metrics {
             partition_offset,
             partition_size,
             partitions,
-            under_replicated,
+            cluster,
             offline_log_dirs,
             segment_files_open,
             segment_files_open_max,
@@ -300,7 +296,7 @@ impl Metrics {
         self.group_lag.reset();
         let partitions = broker.storage.partitions();
         self.partitions.set(partitions.len() as i64);
-        self.under_replicated.set(under_replicated(broker));
+        self.cluster.refresh(broker);
         self.offline_log_dirs
             .set(i64::from(broker.storage.log_dir_health().is_offline()));
         let mut high_watermarks = std::collections::HashMap::new();
@@ -355,27 +351,6 @@ impl Metrics {
         self.segment_files_open_max
             .set(i64::try_from(max).unwrap_or(i64::MAX));
     }
-}
-
-/// Kafka's UnderReplicatedPartitions: partitions this broker leads whose ISR lacks one of
-/// their replicas.
-fn under_replicated(broker: &Broker) -> i64 {
-    let Some(cluster) = &broker.cluster else {
-        return 0;
-    };
-    let view = cluster.view.borrow();
-    let me = broker.config.node_id;
-    view.partitions
-        .iter()
-        .filter(|((topic, index), state)| {
-            state.leader == me
-                && view
-                    .topics
-                    .get(topic)
-                    .and_then(|t| t.assignment.get(*index as usize))
-                    .is_some_and(|replicas| replicas.iter().any(|r| !state.isr.contains(r)))
-        })
-        .count() as i64
 }
 
 #[cfg(test)]

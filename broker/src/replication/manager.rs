@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use sluice_cluster::{ClusterMetadata, ClusterView, Liveness, MetadataError, PartitionState};
+use sluice_cluster::{ClusterMetadata, ClusterView, Liveness, PartitionState};
 use sluice_storage::{now_ms, Partition, Storage};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::epochs::{check_epoch, diverging, FollowerFetch};
 use super::fetcher::Fetchers;
-use super::leader::{IsrChange, LeaderState};
+use super::leader::LeaderState;
 
 /// A topic name and partition index.
 pub(crate) type TopicPartition = (String, i32);
@@ -46,7 +46,7 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    fn role(&self) -> std::sync::MutexGuard<'_, Role> {
+    pub(super) fn role(&self) -> std::sync::MutexGuard<'_, Role> {
         // Roles are replaced whole, so a panic elsewhere cannot leave one half-changed.
         self.role.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -73,10 +73,10 @@ pub(crate) struct ReplicationSettings {
 /// The replicas of this broker and their roles.
 pub(crate) struct ReplicaManager {
     pub(super) node_id: i32,
-    settings: ReplicationSettings,
+    pub(super) settings: ReplicationSettings,
     pub(super) storage: Arc<Storage>,
-    meta: Arc<dyn ClusterMetadata>,
-    replicas: RwLock<HashMap<TopicPartition, Arc<Replica>>>,
+    pub(super) meta: Arc<dyn ClusterMetadata>,
+    pub(super) replicas: RwLock<HashMap<TopicPartition, Arc<Replica>>>,
     liveness: watch::Receiver<Liveness>,
     fetchers: Fetchers,
     /// Topic ids seen in the cluster view: only these are deleted when the view drops
@@ -86,7 +86,9 @@ pub(crate) struct ReplicaManager {
     leading: watch::Sender<Arc<Leadership>>,
     /// The brokers live in the latest view: only these join an ISR.
     live: RwLock<HashSet<i32>>,
-    me: std::sync::Weak<ReplicaManager>,
+    pub(super) me: std::sync::Weak<ReplicaManager>,
+    /// ISR changes committed as leader, for the metrics.
+    pub(super) isr_changes: super::isr::IsrCounts,
 }
 
 /// Partitions led by this broker and the leader epoch of each.
@@ -114,6 +116,7 @@ impl ReplicaManager {
             leading: watch::channel(Arc::new(Leadership::new())).0,
             live: RwLock::new(HashSet::new()),
             me: me.clone(),
+            isr_changes: Default::default(),
         })
     }
 
@@ -125,7 +128,7 @@ impl ReplicaManager {
             .cloned()
     }
 
-    fn fenced(&self) -> bool {
+    pub(super) fn fenced(&self) -> bool {
         *self.liveness.borrow() == Liveness::Fenced
     }
 
@@ -318,7 +321,7 @@ impl ReplicaManager {
     }
 
     /// Moves the leader's high watermark to what its ISR allows.
-    fn advance_high_watermark(&self, replica: &Replica) {
+    pub(super) fn advance_high_watermark(&self, replica: &Replica) {
         let leo = replica.partition.log_end_offset();
         let hw = match &*replica.role() {
             Role::Leader(l) => l.high_watermark(leo, now_ms(), self.settings.lag_time_max_ms),
@@ -327,116 +330,10 @@ impl ReplicaManager {
         replica.partition.advance_high_watermark(hw);
     }
 
-    /// Proposes ISR shrinks for followers that fell behind (run every half lag time).
-    /// Not while fenced: the controller may have moved leadership already, and a shrink
-    /// to this broker alone, committed just before its session expired, would leave the
-    /// partition no replica to elect but this one (Kafka's controller refuses an
-    /// AlterPartition with a stale broker epoch).
-    pub(crate) fn shrink_lagging(&self) {
-        if self.fenced() {
-            return;
-        }
-        let now = now_ms();
-        let replicas: Vec<(TopicPartition, Arc<Replica>)> = self
-            .replicas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for ((topic, index), replica) in replicas {
-            let leo = replica.partition.log_end_offset();
-            let change = {
-                let mut role = replica.role();
-                let Role::Leader(l) = &mut *role else {
-                    continue;
-                };
-                let change = l.shrink(leo, now, self.settings.lag_time_max_ms);
-                if let Some(c) = &change {
-                    l.propose(c.clone());
-                }
-                change.map(|c| (c, l.clone()))
-            };
-            if let Some((change, state)) = change {
-                tracing::info!(topic, partition = index, isr = ?change.isr(), "shrinking ISR");
-                self.commit_isr_change(topic, index, replica, change, state);
-            }
-        }
-    }
-
-    /// Commits an ISR change with a compare-and-swap on the partition epoch, in the
-    /// background; the leader keeps the maximal ISR until it is settled.
-    fn commit_isr_change(
-        &self,
-        topic: String,
-        index: i32,
-        replica: Arc<Replica>,
-        change: IsrChange,
-        state: LeaderState,
-    ) {
-        let Some(me) = self.me.upgrade() else {
-            return;
-        };
-        tokio::spawn(async move {
-            let (adding_replicas, removing_replicas) = me
-                .reassignment_of(&topic, index, state.partition_epoch)
-                .await;
-            let new = PartitionState {
-                leader: state.node_id,
-                leader_epoch: state.leader_epoch,
-                isr: change.isr().to_vec(),
-                adding_replicas,
-                removing_replicas,
-                partition_epoch: state.partition_epoch,
-            };
-            let result = me
-                .meta
-                .update_partition(&topic, index, state.partition_epoch, new, None)
-                .await;
-            {
-                let mut role = replica.role();
-                let Role::Leader(l) = &mut *role else {
-                    return;
-                };
-                if l.leader_epoch != state.leader_epoch {
-                    return;
-                }
-                match result {
-                    Ok(epoch) => {
-                        tracing::info!(topic, partition = index, isr = ?change.isr(), partition_epoch = epoch, "ISR changed");
-                        l.committed(epoch);
-                    }
-                    Err(MetadataError::Stale(current)) => {
-                        if l.refused(&current) {
-                            tracing::info!(
-                                topic,
-                                partition = index,
-                                "ISR change refused: the partition moved on"
-                            );
-                        } else {
-                            tracing::info!(
-                                topic,
-                                partition = index,
-                                leader = current.leader,
-                                leader_epoch = current.leader_epoch,
-                                "ISR change refused: another leader or epoch; no more changes until the view catches up"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic, partition = index, error = %e, "ISR change failed; will retry");
-                        l.failed();
-                    }
-                }
-            }
-            me.advance_high_watermark(&replica);
-        });
-    }
-
     /// The replicas a reassignment in progress adds and removes, from the view once it
     /// has reached `partition_epoch`: an ISR change keeps them as they are. (If the view
     /// is already past that epoch, the change's compare-and-swap fails anyway.)
-    async fn reassignment_of(
+    pub(super) async fn reassignment_of(
         &self,
         topic: &str,
         index: i32,

@@ -10,6 +10,7 @@ use sluice_cluster::{BrokerRegistration, MemoryMetadata, TopicRecord};
 use sluice_config::BrokerConfig;
 
 use super::*;
+use crate::replication::leader::IsrChange;
 use crate::replication::fetcher::FetcherSettings;
 
 const TOPIC: &str = "t";

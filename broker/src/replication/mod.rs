@@ -7,6 +7,7 @@ pub(crate) mod broker_defaults;
 pub(crate) mod coordinator_log;
 pub(crate) mod epochs;
 pub(crate) mod fetcher;
+mod isr;
 pub(crate) mod leader;
 mod local_topics;
 pub(crate) mod manager;
