@@ -20,6 +20,9 @@ pub struct ReplicationConfig {
     /// `sasl.mechanism.inter.broker.protocol`: the mechanism brokers log in to each other
     /// with on a SASL inter-broker listener (Kafka's default, GSSAPI, is not supported).
     pub inter_broker_sasl_mechanism: String,
+    /// `replica.selector.class` is Kafka's RackAwareReplicaSelector: consumers that give
+    /// their `client.rack` are sent to an in-sync replica in their rack (KIP-392).
+    pub rack_aware_replica_selector: bool,
     /// How this broker connects to the others, resolved at start-up in a cluster.
     pub inter_broker_client: Option<crate::InterBrokerClient>,
 }
@@ -35,6 +38,7 @@ impl Default for ReplicationConfig {
             inter_broker_listener: None,
             inter_broker_sasl_mechanism: "GSSAPI".to_string(),
             inter_broker_client: None,
+            rack_aware_replica_selector: false,
         }
     }
 }

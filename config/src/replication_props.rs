@@ -4,6 +4,11 @@ use crate::def::{BrokerProp, KafkaDefault};
 use crate::describe::ConfigType;
 use crate::{parse_i32, parse_i64, ConfigError};
 
+/// Kafka's replica selector that sends consumers to a replica in their rack.
+const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+/// Kafka's replica selector that keeps consumers on leaders.
+const LEADER_SELECTOR: &str = "org.apache.kafka.common.replica.LeaderSelector";
+
 /// Kafka's replication properties that a cluster member uses.
 #[rustfmt::skip]
 pub(crate) static REPLICATION_PROPS: &[BrokerProp] = &[
@@ -37,6 +42,17 @@ pub(crate) static REPLICATION_PROPS: &[BrokerProp] = &[
             Ok(())
         })
         .of_type(ConfigType::String),
+    BrokerProp::parsed("replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector: a consumer that gives its client.rack is sent to read from an in-sync replica in its rack (KIP-392); unset or LeaderSelector: consumers read from leaders.",
+        |b| if b.replication.rack_aware_replica_selector { RACK_AWARE_SELECTOR.to_string() } else { String::new() },
+        |p, k, v| {
+            p.cfg.replication.rack_aware_replica_selector = match v.trim() {
+                "" | LEADER_SELECTOR => false,
+                RACK_AWARE_SELECTOR => true,
+                other => return Err(ConfigError::invalid(k, other, format!("expected {RACK_AWARE_SELECTOR} or {LEADER_SELECTOR}"))),
+            };
+            Ok(())
+        })
+        .of_type(ConfigType::Class),
     BrokerProp::typed("sasl.mechanism.inter.broker.protocol", ConfigType::String, "The SASL mechanism brokers log in to each other with on a SASL inter-broker listener (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), with the username and password of that listener's JAAS configuration for the mechanism.",
         |p, _, v| { p.cfg.replication.inter_broker_sasl_mechanism = v.trim().to_ascii_uppercase(); Ok(()) },
         |b| b.replication.inter_broker_sasl_mechanism.clone())

@@ -10,21 +10,26 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition, ReadError, StorageError};
+use sluice_storage::{Isolation, Partition};
 use uuid::Uuid;
 
 use super::topic_name;
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{Answer, Body, FrameHeader, PartitionRecords, QuotaUse, Reply};
 use crate::broker::Broker;
-use crate::error::{code, read_error_code, NONE};
+use crate::error::{code, NONE};
 use crate::fetch_session::{PartitionKey, SessionError, SessionPartition, TopicKey};
 use crate::response::Response;
 use crate::session::Session;
 
 mod frame;
 mod long_poll;
+mod read;
+mod read_replica;
 mod replica;
+
+use read::{read_all, ReadResult};
+use read_replica::{consumer_read, ConsumerRead};
 
 /// Longest wait a client may ask for; Kafka's clients stay far below it.
 pub(super) const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -43,6 +48,8 @@ struct Target {
     error: Option<i16>,
     /// In an incremental session: what the client was last told.
     last_sent: Option<(i64, i64)>,
+    /// The replica the consumer should read from instead (KIP-392): nothing is read.
+    preferred_read_replica: Option<i32>,
 }
 
 enum Mode {
@@ -102,7 +109,7 @@ pub(crate) async fn handle(
         }
     }
     let by_id = version >= 13;
-    let requested = request_targets(broker, session, &req, by_id);
+    let requested = request_targets(broker, session, &req, by_id, version);
     // Fetch v4-v6 has no session fields: Kafka reads it as sessionless.
     let (id, epoch) = if version >= 7 {
         (req.session_id, req.session_epoch)
@@ -123,7 +130,15 @@ pub(crate) async fn handle(
         };
         (mode, requested)
     } else {
-        match incremental_targets(broker, session, &req, id, epoch, by_id, &requested) {
+        match incremental_targets(
+            broker,
+            session,
+            &req,
+            (id, epoch),
+            by_id,
+            version,
+            &requested,
+        ) {
             Ok(Some(t)) => (Mode::Incremental(id), t),
             // The request removed the session's last partition: closed, answered sessionless.
             Ok(None) => (Mode::Sessionless, requested),
@@ -162,7 +177,10 @@ pub(crate) async fn handle(
         || read_all(&targets, max_bytes, isolation),
         |results| {
             let bytes: usize = results.iter().map(ReadResult::len).sum();
-            bytes >= min_bytes.max(1) || results.iter().any(|r| r.error_code != NONE)
+            // An answer naming another replica goes at once, as Kafka's does.
+            bytes >= min_bytes.max(1)
+                || results.iter().any(|r| r.error_code != NONE)
+                || targets.iter().any(|t| t.preferred_read_replica.is_some())
         },
     )
     .await;
@@ -202,6 +220,7 @@ pub(crate) async fn handle(
         if incremental {
             let unchanged = pd.len() == 0
                 && pd.error_code == NONE
+                && t.preferred_read_replica.is_none()
                 && t.last_sent == Some((pd.high_watermark, pd.log_start_offset));
             if unchanged {
                 continue;
@@ -216,6 +235,10 @@ pub(crate) async fn handle(
         data.last_stable_offset = pd.last_stable_offset;
         if version >= 5 {
             data.log_start_offset = pd.log_start_offset;
+        }
+        if version >= 11 {
+            data.preferred_read_replica =
+                kafka_protocol::messages::BrokerId(t.preferred_read_replica.unwrap_or(-1));
         }
         // Null for read_uncommitted; for read_committed the aborted transactions with
         // records in the returned batches, so the client can drop them.
@@ -340,6 +363,7 @@ fn request_targets(
     session: &Session,
     req: &FetchRequest,
     by_id: bool,
+    version: i16,
 ) -> Vec<Target> {
     let mut out = Vec::new();
     for topic in &req.topics {
@@ -367,14 +391,20 @@ fn request_targets(
                     .get(usize::try_from(p.partition).ok()?)
                     .cloned()
             });
-            // In a cluster only the leader serves consumers.
-            let not_here = match (&broker.cluster, &partition) {
-                (Some(c), Some(_)) => c
-                    .replicas
-                    .check_leader(&name, p.partition, p.current_leader_epoch)
-                    .err()
-                    .map(|n| n.error),
-                _ => None,
+            let read = partition.as_ref().map(|_| {
+                consumer_read(
+                    broker,
+                    &name,
+                    p.partition,
+                    p.current_leader_epoch,
+                    version,
+                    &req.rack_id,
+                )
+            });
+            let (not_here, preferred_read_replica) = match read {
+                Some(ConsumerRead::Refuse(error)) => (Some(error), None),
+                Some(ConsumerRead::Redirect(id)) => (None, Some(id)),
+                _ => (None, None),
             };
             let (partition, missing) = match not_here {
                 Some(error) => (None, error),
@@ -392,6 +422,7 @@ fn request_targets(
                 error: partition.is_none().then_some(missing),
                 partition,
                 last_sent: None,
+                preferred_read_replica,
             });
         }
     }
@@ -404,9 +435,9 @@ fn incremental_targets(
     broker: &Broker,
     session: &Session,
     req: &FetchRequest,
-    id: i32,
-    epoch: i32,
+    (id, epoch): (i32, i32),
     by_id: bool,
+    version: i16,
     requested: &[Target],
 ) -> Result<Option<Vec<Target>>, SessionError> {
     let forgotten: Vec<PartitionKey> = req
@@ -463,13 +494,17 @@ fn incremental_targets(
                 .as_ref()
                 .filter(|_| allowed)
                 .and_then(|t| t.partition(index).cloned());
-            let not_here = match (&broker.cluster, &partition) {
-                (Some(c), Some(_)) => c.replicas.check_leader(&name, index, -1).err(),
-                _ => None,
+            let read = partition
+                .as_ref()
+                .map(|_| consumer_read(broker, &name, index, -1, version, &req.rack_id));
+            let (not_here, preferred_read_replica) = match read {
+                Some(ConsumerRead::Refuse(error)) => (Some(error), None),
+                Some(ConsumerRead::Redirect(id)) => (None, Some(id)),
+                _ => (None, None),
             };
             let partition = partition.filter(|_| not_here.is_none());
             let error = match (&partition, allowed, &topic) {
-                _ if not_here.is_some() => not_here.map(|n| n.error),
+                _ if not_here.is_some() => not_here,
                 (_, false, _) => Some(code(ResponseError::TopicAuthorizationFailed)),
                 (None, true, TopicKey::Id(_)) if found.is_none() => {
                     Some(code(ResponseError::UnknownTopicId))
@@ -489,82 +524,9 @@ fn incremental_targets(
                 fetch_offset: sp.fetch_offset,
                 max_bytes: sp.max_bytes,
                 last_sent: Some((sp.last_high_watermark, sp.last_log_start_offset)),
+                preferred_read_replica,
             }
         })
         .collect();
     Ok(Some(out))
-}
-
-struct ReadResult {
-    error_code: i16,
-    high_watermark: i64,
-    log_start_offset: i64,
-    last_stable_offset: i64,
-    aborted: Vec<AbortedTxn>,
-    records: Option<FileRegion>,
-}
-
-impl ReadResult {
-    fn len(&self) -> usize {
-        self.records.as_ref().map_or(0, FileRegion::len)
-    }
-}
-
-/// Reads every target within the response's byte budget. Only the first partition with
-/// data may exceed its limits, and only by its first batch (KIP-74).
-fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> Vec<ReadResult> {
-    let mut used = 0usize;
-    targets
-        .iter()
-        .map(|t| {
-            let Some(p) = &t.partition else {
-                return ReadResult {
-                    error_code: t.error.unwrap_or(NONE),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    last_stable_offset: -1,
-                    aborted: Vec::new(),
-                    records: None,
-                };
-            };
-            let budget = (t.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(used));
-            match p.read_region(t.fetch_offset, budget, isolation) {
-                Ok(data) => {
-                    let mut records = data.records;
-                    let mut aborted = data.aborted_transactions;
-                    let len = records.as_ref().map_or(0, FileRegion::len);
-                    if used > 0 && len > budget {
-                        records = None;
-                        aborted.clear();
-                    } else {
-                        used += len;
-                    }
-                    ReadResult {
-                        error_code: NONE,
-                        high_watermark: data.high_watermark,
-                        log_start_offset: data.log_start_offset,
-                        last_stable_offset: data.last_stable_offset,
-                        aborted,
-                        records,
-                    }
-                }
-                Err(e) => {
-                    // An offline data directory was logged once, when it failed.
-                    if matches!(&e, ReadError::Storage(s) if !matches!(s, StorageError::LogDirOffline(_))) {
-                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
-                    } else {
-                        tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "fetch read refused");
-                    }
-                    ReadResult {
-                        error_code: read_error_code(&e),
-                        high_watermark: p.high_watermark(),
-                        log_start_offset: p.log_start_offset(),
-                        last_stable_offset: p.last_stable_offset(),
-                        aborted: Vec::new(),
-                        records: None,
-                    }
-                }
-            }
-        })
-        .collect()
 }

@@ -120,7 +120,7 @@ impl ReplicaManager {
         })
     }
 
-    fn replica(&self, topic: &str, partition: i32) -> Option<Arc<Replica>> {
+    pub(super) fn replica(&self, topic: &str, partition: i32) -> Option<Arc<Replica>> {
         self.replicas
             .read()
             .unwrap_or_else(|p| p.into_inner())

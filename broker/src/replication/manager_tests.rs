@@ -10,8 +10,8 @@ use sluice_cluster::{BrokerRegistration, MemoryMetadata, TopicRecord};
 use sluice_config::BrokerConfig;
 
 use super::*;
-use crate::replication::leader::IsrChange;
 use crate::replication::fetcher::FetcherSettings;
+use crate::replication::leader::IsrChange;
 
 const TOPIC: &str = "t";
 

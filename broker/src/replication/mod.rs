@@ -13,6 +13,7 @@ mod local_topics;
 pub(crate) mod manager;
 pub(crate) mod node;
 pub(crate) mod producer_ids;
+mod read_replica;
 pub(crate) mod reassignment;
 pub(crate) mod truncation;
 pub(crate) mod txn_verification;
