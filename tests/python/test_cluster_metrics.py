@@ -69,6 +69,12 @@ def test_replication_metrics_follow_a_stalled_and_a_dead_broker(cluster_factory)
                      what="broker 3 back in every ISR")
     assert m(1, "isr_expands_total") == 2 and m(2, "isr_expands_total") == 1
     assert m(1, "under_min_isr_partitions") == 0
+    # Broker 3, back from its pause, may have found its own followers behind and shrunk
+    # watched-2's ISR until they fetch again: wait for it to be whole, or killing 3 would
+    # leave watched-2 with no in-sync replica to elect.
+    cluster.wait_for(lambda: m(3, "under_replicated_partitions") == 0
+                     and len(cluster.partition("watched", 2).isrs) == 3,
+                     what="watched-2 in sync on all three")
 
     # Broker 3 dies: its leaderships move, except lonely-0, whose only replica it held.
     cluster.brokers[3].kill()

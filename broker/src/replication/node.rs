@@ -205,6 +205,10 @@ async fn follow_view(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut view = node.view.clone();
+    // A failure from before the subscription would never show as a change: report it now.
+    if let Some(reason) = log_dir_failure.borrow_and_update().clone() {
+        tokio::spawn(report_log_dir_failure(node.clone(), reason, stop.clone()));
+    }
     loop {
         let current = view.borrow_and_update().clone();
         node.replicas.apply(&current);
