@@ -5,6 +5,8 @@ Driven by confluent-kafka and by kafka-python's protocol classes over raw connec
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.admin import DescribeGroupsRequest
@@ -217,3 +219,48 @@ def test_offsets_topic_replication_factor_sets_the_replicas_of_the_offsets_topic
     assert coordinator in (1, 2)
     partition = cluster.partition(OFFSETS_TOPIC, java_hash_partition("pairs"))
     assert sorted(partition.replicas) == [1, 2]
+
+
+def test_a_consumer_protocol_member_keeps_consuming_across_the_coordinators_death(cluster_factory):
+    """A KIP-848 consumer (group.protocol=consumer) stays subscribed while its coordinator
+    is killed: the new coordinator does not know the member (member records are not
+    stored yet), so it joins again, and resumes from its committed offsets: nothing after
+    the last commit is lost, and only that is read twice."""
+    cluster = cluster_factory(3)
+    create_topic(cluster, "stream", 2)
+    first = [f"first-{i:03d}".encode() for i in range(50)]
+    for p in (0, 1):
+        produce(cluster, "stream", first, partition=p)
+    group = "streamers"
+
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe(["stream"])
+        got: dict[int, list[tuple[int, bytes]]] = {0: [], 1: []}
+        while sum(map(len, got.values())) < 100:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                got[m.partition()].append((m.offset(), m.value()))
+        assert got == {p: list(enumerate(first)) for p in (0, 1)}
+        c.commit(asynchronous=False)
+
+        old = coordinator_of(cluster, group)
+        cluster.brokers[old].kill()
+        second = [f"second-{i:03d}".encode() for i in range(50)]
+        for p in (0, 1):
+            produce(cluster, "stream", second, partition=p)
+
+        after: dict[int, list[tuple[int, bytes]]] = {0: [], 1: []}
+        deadline = time.monotonic() + 90
+        while any(len(v) < 50 for v in after.values()) and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                after[m.partition()].append((m.offset(), m.value()))
+        # Everything after the commit, in order, once.
+        assert after == {p: [(50 + i, v) for i, v in enumerate(second)] for p in (0, 1)}
+        c.commit(asynchronous=False)
+        committed = c.committed([TopicPartition("stream", p) for p in (0, 1)], timeout=30)
+        assert [tp.offset for tp in committed] == [100, 100]
+    finally:
+        c.close()
