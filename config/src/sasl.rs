@@ -339,6 +339,7 @@ fn jaas_options(jaas: &str) -> Vec<(String, String)> {
         let (before, after) = (&rest[..at], &rest[at + 1..]);
         // The option's name: the word right before `=`, after whitespace, `{` or `;`.
         let name = before
+            .trim_end()
             .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ';')
             .next()
             .unwrap_or_default()
@@ -381,6 +382,18 @@ mod tests {
         kv.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn jaas_options_allow_spaces_around_the_equals_sign_and_escapes() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required
+            username = "broker" password="p\"w" user_alice ="a=b" xuser_mallory="no";"#;
+        assert_eq!(jaas_option(jaas, "username").as_deref(), Some("broker"));
+        assert_eq!(jaas_option(jaas, "password").as_deref(), Some("p\"w"));
+        assert_eq!(
+            parse_plain_users(jaas),
+            BTreeMap::from([("alice".to_string(), "a=b".to_string())])
+        );
     }
 
     #[test]
