@@ -2,18 +2,23 @@
 //! disk refuses takes every partition offline until the broker restarts, because after a
 //! failed write neither the segment files nor the index can be trusted to agree.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::watch;
 
 use crate::StorageError;
 
 /// Whether the data directory still works, and why not once it has failed.
 pub struct LogDirHealth {
+    /// Set once with the failure: what every append and read checks, without a lock.
+    offline: AtomicBool,
     failure: watch::Sender<Option<String>>,
 }
 
 impl Default for LogDirHealth {
     fn default() -> Self {
         LogDirHealth {
+            offline: AtomicBool::new(false),
             failure: watch::channel(None).0,
         }
     }
@@ -22,7 +27,7 @@ impl Default for LogDirHealth {
 impl LogDirHealth {
     /// True once a write to the data directory has failed.
     pub fn is_offline(&self) -> bool {
-        self.failure.borrow().is_some()
+        self.offline.load(Ordering::Acquire)
     }
 
     /// The failure, once there is one: receivers are told the moment the directory fails.
@@ -32,6 +37,9 @@ impl LogDirHealth {
 
     /// Refuses work on an offline directory (KAFKA_STORAGE_ERROR).
     pub(crate) fn check(&self) -> Result<(), StorageError> {
+        if !self.is_offline() {
+            return Ok(());
+        }
         match &*self.failure.borrow() {
             Some(reason) => Err(StorageError::LogDirOffline(reason.clone())),
             None => Ok(()),
@@ -55,6 +63,8 @@ impl LogDirHealth {
                 return false;
             }
             *failure = Some(reason.clone());
+            // Before the receivers hear of it, so that what they call sees it offline.
+            self.offline.store(true, Ordering::Release);
             true
         });
         if first {
