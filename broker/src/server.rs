@@ -24,6 +24,7 @@ use crate::group::GroupCoordinator;
 use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
+use crate::replication::view_catalog::ViewCatalog;
 use crate::replication::ClusterNode;
 use crate::sasl::SaslListener;
 use crate::scram_store::ScramStore;
@@ -174,7 +175,7 @@ pub(crate) async fn bind(
                 node.coordinator_log.clone(),
                 config.groups.offsets_topic_num_partitions,
             )),
-            storage.clone(),
+            Arc::new(ViewCatalog::new(node.view.clone())),
             Arc::new(SystemClock),
             config.groups.clone(),
         ),
@@ -348,6 +349,12 @@ async fn handshake(
     let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
     let stream = match accepted {
         Ok(Ok(s)) => s,
+        // A peer that closes before the handshake ends (a TCP health check, a port probe)
+        // is no failure worth an info line each time.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, error = %e, "connection closed during the TLS handshake");
+            return None;
+        }
         Ok(Err(e)) => {
             tracing::info!(%peer, error = %e, "TLS handshake failed");
             return None;

@@ -78,6 +78,18 @@ pub enum TopicAction {
     Describe {
         /// Topics to describe (default: every non-internal topic).
         names: Vec<String>,
+        /// Only partitions whose ISR lacks a replica.
+        #[arg(long)]
+        under_replicated_partitions: bool,
+        /// Only partitions without a live leader.
+        #[arg(long)]
+        unavailable_partitions: bool,
+        /// Only partitions without a leader or with fewer in-sync replicas than min.insync.replicas.
+        #[arg(long)]
+        under_min_isr_partitions: bool,
+        /// Only partitions with exactly min.insync.replicas in-sync replicas.
+        #[arg(long)]
+        at_min_isr_partitions: bool,
     },
     /// Deletes topics and waits until they are gone.
     Delete {

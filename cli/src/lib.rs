@@ -19,6 +19,7 @@ mod interrupt;
 mod metadata;
 mod offsets;
 mod output;
+mod partition_filter;
 mod partitioner;
 mod placement;
 mod produce;

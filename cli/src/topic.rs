@@ -23,6 +23,7 @@ use crate::error::CliError;
 use crate::metadata::{Cluster, TopicMeta};
 use crate::offsets::{log_bounds, Tp};
 use crate::output::{print, Progress};
+use crate::partition_filter::PartitionFilter;
 
 /// DescribeConfigs / IncrementalAlterConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
@@ -56,7 +57,21 @@ pub(crate) async fn run(client: &mut Client, action: TopicAction) -> Result<(), 
             .await
         }
         TopicAction::List { internal } => list(client, internal).await,
-        TopicAction::Describe { names } => describe(client, &names).await,
+        TopicAction::Describe {
+            names,
+            under_replicated_partitions,
+            unavailable_partitions,
+            under_min_isr_partitions,
+            at_min_isr_partitions,
+        } => {
+            let filter = PartitionFilter::from_flags(
+                under_replicated_partitions,
+                unavailable_partitions,
+                under_min_isr_partitions,
+                at_min_isr_partitions,
+            )?;
+            describe(client, &names, filter).await
+        }
         TopicAction::Delete { names } => delete(client, &names).await,
         TopicAction::AlterConfig { name, set, delete } => {
             let set = parse_pairs(&set, "--set")?;
@@ -232,7 +247,11 @@ fn named_topics<'a>(
     names.iter().map(|n| cluster.require_topic(n)).collect()
 }
 
-async fn describe(client: &mut Client, names: &[String]) -> Result<(), CliError> {
+async fn describe(
+    client: &mut Client,
+    names: &[String],
+    filter: PartitionFilter,
+) -> Result<(), CliError> {
     let cluster = client
         .metadata(if names.is_empty() { None } else { Some(names) })
         .await?;
@@ -252,6 +271,11 @@ async fn describe(client: &mut Client, names: &[String]) -> Result<(), CliError>
     }
     let topic_names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
     let configs = overrides(client, &topic_names).await?;
+    let min_isr = if filter.needs_min_isr() {
+        min_insync_replicas(client, &topic_names).await?
+    } else {
+        BTreeMap::new()
+    };
     // Leaderless partitions are shown with "-" offsets instead of failing the whole describe.
     let with_leader: Vec<Tp> = topics
         .iter()
@@ -275,15 +299,23 @@ async fn describe(client: &mut Client, names: &[String]) -> Result<(), CliError>
                     .join(",")
             })
             .unwrap_or_default();
-        out.push_str(&format!(
-            "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
-            t.name,
-            t.id_string(),
-            t.partitions.len(),
-            rf,
-            cfg
-        ));
-        for p in &t.partitions {
+        // A report lists its partitions only, as kafka-topics.sh does.
+        if filter == PartitionFilter::All {
+            out.push_str(&format!(
+                "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}\n",
+                t.name,
+                t.id_string(),
+                t.partitions.len(),
+                rf,
+                cfg
+            ));
+        }
+        let topic_min_isr = min_isr.get(&t.name).copied().unwrap_or(1);
+        for p in t
+            .partitions
+            .iter()
+            .filter(|p| filter.keeps(p, &cluster.brokers, topic_min_isr))
+        {
             let tp = (t.name.clone(), p.index);
             let offset = |m: &BTreeMap<Tp, i64>| {
                 m.get(&tp)
@@ -354,6 +386,46 @@ async fn overrides(
     }
     Ok(out)
 }
+
+/// Each topic's `min.insync.replicas` in force.
+async fn min_insync_replicas(
+    client: &mut Client,
+    topics: &[String],
+) -> Result<BTreeMap<String, i32>, CliError> {
+    let (_, resp) = client
+        .send(Target::Controller, |_| {
+            DescribeConfigsRequest::default().with_resources(
+                topics
+                    .iter()
+                    .map(|t| {
+                        DescribeConfigsResource::default()
+                            .with_resource_type(RESOURCE_TOPIC)
+                            .with_resource_name(str_bytes(t))
+                            .with_configuration_keys(Some(vec![str_bytes(MIN_INSYNC_REPLICAS)]))
+                    })
+                    .collect(),
+            )
+        })
+        .await?;
+    let mut out = BTreeMap::new();
+    for r in resp.results {
+        let topic = r.resource_name.as_str().to_string();
+        CliError::check(r.error_code, r.error_message.as_ref(), || {
+            format!("configs of topic {topic}")
+        })?;
+        let value = r
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == MIN_INSYNC_REPLICAS)
+            .and_then(|c| c.value.as_ref())
+            .and_then(|v| v.as_str().parse().ok())
+            .unwrap_or(1);
+        out.insert(topic, value);
+    }
+    Ok(out)
+}
+
+const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 async fn delete(client: &mut Client, names: &[String]) -> Result<(), CliError> {
     let timeout_ms = wait_ms(client);

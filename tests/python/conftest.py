@@ -154,17 +154,33 @@ class Broker:
         self.wait_ready(timeout)
         return self
 
+    def listener_addresses(self) -> list[tuple[str, int]]:
+        """Every address of the `listeners` the broker is started with."""
+        listeners = self.overrides.get("listeners", f"PLAINTEXT://{self.bootstrap}")
+        out = []
+        for item in listeners.split(","):
+            host, _, port = item.split("://", 1)[-1].rpartition(":")
+            host = host.strip("[]")
+            out.append(("127.0.0.1" if host in ("", "0.0.0.0") else host, int(port)))
+        return out
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until every listener accepts: they are bound one after another, and a test may
+        use any of them as soon as this returns."""
         deadline = time.monotonic() + timeout
+        pending = self.listener_addresses()
         while True:
             code = self.proc.poll()
             if code is not None:
                 raise BrokerError(f"broker exited with {code} before accepting connections\n{self.stderr_tail()}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                pass
+            while pending:
+                try:
+                    with socket.create_connection(pending[0], timeout=0.5):
+                        pending.pop(0)
+                except OSError:
+                    break
+            if not pending:
+                return
             if time.monotonic() > deadline:
                 raise BrokerError(f"broker not accepting on {self.bootstrap} after {timeout}s\n{self.stderr_tail()}")
             time.sleep(0.02)  # retry interval of the readiness poll, not a wait for a condition

@@ -119,6 +119,44 @@ def test_a_partition_moved_away_loses_its_data_while_its_sibling_stays(cluster_f
     assert sorted(v for _, _, v in got) == sorted(f"{p}-{i}".encode() for p in (0, 1) for i in range(50))
 
 
+def test_describe_reports_what_kafka_topics_reports(cluster_factory):
+    """`sluice topic describe` with kafka-topics.sh's report options, once broker 3 stopped."""
+    cluster = cluster_factory(3)
+    admin = cluster.admin()
+    topics = [NewTopic("healthy", 1, replication_factor=-1, replica_assignment=[[1, 2, 3]],
+                       config={"min.insync.replicas": "2"}),
+              NewTopic("strict", 1, replication_factor=-1, replica_assignment=[[1, 2, 3]],
+                       config={"min.insync.replicas": "3"}),
+              NewTopic("solo", 1, replication_factor=-1, replica_assignment=[[3]])]
+    for f in admin.create_topics(topics).values():
+        f.result(timeout=30)
+    cluster.wait_for(lambda: all(len(cluster.partition(t, 0).isrs) == n
+                                 for t, n in [("healthy", 3), ("strict", 3), ("solo", 1)]), what="in sync")
+    assert sluice(cluster, "topic", "describe", "--under-replicated-partitions") == ""
+
+    cluster.brokers[3].stop()
+    cluster.wait_for(lambda: sorted(cluster.partition("strict", 0).isrs) == [1, 2]
+                     and sorted(cluster.partition("healthy", 0).isrs) == [1, 2]
+                     and cluster.partition("solo", 0).leader == -1, what="broker 3 gone from the ISRs")
+
+    def reported(flag: str) -> list[str]:
+        return [line.split("\t")[1] + "-" + line.split("\t")[2].removeprefix("Partition: ")
+                for line in sluice(cluster, "topic", "describe", flag).splitlines()]
+
+    assert reported("--under-replicated-partitions") == ["Topic: healthy-0", "Topic: strict-0"]
+    assert reported("--unavailable-partitions") == ["Topic: solo-0"]
+    assert reported("--under-min-isr-partitions") == ["Topic: solo-0", "Topic: strict-0"]
+    # solo-0 keeps its last in-sync replica while it has no leader: one, its minimum.
+    assert reported("--at-min-isr-partitions") == ["Topic: healthy-0", "Topic: solo-0"]
+    out = sluice(cluster, "topic", "describe", "strict", "--under-min-isr-partitions")
+    assert out == ("\tTopic: strict\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2"
+                   "\tLogStartOffset: 0\tLogEndOffset: 0\n")
+    argv = [str(SLUICE_BIN), "topic", "describe", "--unavailable-partitions", "--at-min-isr-partitions",
+            "--bootstrap-server", cluster.bootstrap]
+    r = subprocess.run(argv, capture_output=True, timeout=60)
+    assert r.returncode != 0 and b"at most one of" in r.stderr
+
+
 def test_a_reassignment_waits_for_a_stopped_target_and_can_be_cancelled(cluster_factory):
     # A long session, so that the stopped broker stays registered while the move starts.
     cluster = cluster_factory(3, overrides={"broker.session.timeout.ms": 15000})

@@ -125,11 +125,12 @@ pub(crate) async fn describe_configs(
             Operation::DescribeConfigs,
         )
         .and_then(|()| match r.resource_type {
-            RESOURCE_TOPIC => match broker.storage.topic(&r.resource_name) {
-                Some(t) => Ok(describe_topic_configs(
+            // In a cluster, from its metadata: this broker may host no replica of the topic.
+            RESOURCE_TOPIC => match topic_overrides(broker, &r.resource_name) {
+                Some(overrides) => Ok(describe_topic_configs(
                     &broker.storage.effective_config(),
                     &broker.storage.broker_layers(),
-                    &t.record.configs,
+                    &overrides,
                 )),
                 None => Err((
                     ResponseError::UnknownTopicOrPartition,
@@ -226,6 +227,14 @@ fn alter_topic(
             tracing::error!(topic = name, error = %e, "storing topic configs failed");
             (ResponseError::KafkaStorageError, e.to_string())
         })
+}
+
+/// A topic's config overrides: from the cluster metadata in a cluster, else from storage.
+fn topic_overrides(broker: &Broker, name: &str) -> Option<BTreeMap<String, String>> {
+    match &broker.cluster {
+        Some(node) => node.topic_configs(name),
+        None => broker.storage.topic(name).map(|t| t.record.configs.clone()),
+    }
 }
 
 /// Writes topic overrides a cluster member changed to the cluster metadata and waits

@@ -65,8 +65,18 @@ pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> i
     }
 }
 
+/// Whether the partition exists: in a cluster, in the cluster's metadata (this broker
+/// may host no replica of it).
 fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
-    broker.storage.partition(topic, partition).is_some()
+    match &broker.cluster {
+        Some(node) => node
+            .view
+            .borrow()
+            .topics
+            .get(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.assignment.len()),
+        None => broker.storage.partition(topic, partition).is_some(),
+    }
 }
 
 /// The per-partition results of one transaction: `code` for every partition.

@@ -17,6 +17,7 @@ mod read_replica;
 pub(crate) mod reassignment;
 pub(crate) mod truncation;
 pub(crate) mod txn_verification;
+pub(crate) mod view_catalog;
 
 pub(crate) use manager::ReplicaManager;
 pub(crate) use node::ClusterNode;
