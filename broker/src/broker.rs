@@ -7,6 +7,7 @@ use sluice_storage::Storage;
 
 use crate::acl::Authorizer;
 use crate::fetch_session::FetchSessionCache;
+use crate::group::ports::TopicCatalog;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
@@ -41,6 +42,9 @@ pub struct Broker {
     pub(crate) metrics: Arc<Metrics>,
     /// The cluster this broker is a member of; `None` on a single node.
     pub(crate) cluster: Option<Arc<ClusterNode>>,
+    /// Every topic and its partition count: the cluster's in a cluster (this broker may
+    /// host no replica of some), else this broker's.
+    pub(crate) topics: Arc<dyn TopicCatalog>,
 }
 
 impl Broker {

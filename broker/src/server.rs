@@ -20,6 +20,7 @@ use crate::conn_limits::PerIpLimits;
 use crate::coordinator_ownership::LeaderHint;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::log_store::LogGroupStore;
+use crate::group::ports::TopicCatalog;
 use crate::group::GroupCoordinator;
 use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::metrics::Metrics;
@@ -167,6 +168,10 @@ pub(crate) async fn bind(
             config.quota_window_num,
         ),
     };
+    let topics: Arc<dyn TopicCatalog> = match &cluster {
+        None => storage.clone(),
+        Some(node) => Arc::new(ViewCatalog::new(node.view.clone())),
+    };
     let groups = Arc::new(match &cluster {
         None => GroupCoordinator::load(storage.clone(), config.groups.clone())
             .context("loading consumer groups")?,
@@ -175,7 +180,7 @@ pub(crate) async fn bind(
                 node.coordinator_log.clone(),
                 config.groups.offsets_topic_num_partitions,
             )),
-            Arc::new(ViewCatalog::new(node.view.clone())),
+            topics.clone(),
             Arc::new(SystemClock),
             config.groups.clone(),
         ),
@@ -223,6 +228,7 @@ pub(crate) async fn bind(
             quotas: Arc::new(quotas),
             metrics,
             cluster,
+            topics,
         }),
         bound,
     ))

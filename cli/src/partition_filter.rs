@@ -51,14 +51,6 @@ impl PartitionFilter {
         }
     }
 
-    /// Whether the report needs each topic's `min.insync.replicas`.
-    pub(crate) fn needs_min_isr(self) -> bool {
-        matches!(
-            self,
-            PartitionFilter::UnderMinIsr | PartitionFilter::AtMinIsr
-        )
-    }
-
     /// Whether `p` belongs in the report; `live` are the brokers Metadata lists.
     pub(crate) fn keeps(
         self,

@@ -270,12 +270,7 @@ async fn describe(
         return Ok(());
     }
     let topic_names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
-    let configs = overrides(client, &topic_names).await?;
-    let min_isr = if filter.needs_min_isr() {
-        min_insync_replicas(client, &topic_names).await?
-    } else {
-        BTreeMap::new()
-    };
+    let described = topic_configs(client, &topic_names).await?;
     // Leaderless partitions are shown with "-" offsets instead of failing the whole describe.
     let with_leader: Vec<Tp> = topics
         .iter()
@@ -290,15 +285,15 @@ async fn describe(
     let mut out = String::new();
     for t in topics {
         let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
-        let cfg = configs
+        let entries = described
             .get(&t.name)
-            .map(|c| {
-                c.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(Vec::as_slice)
             .unwrap_or_default();
+        let cfg = overrides_of(entries)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         // A report lists its partitions only, as kafka-topics.sh does.
         if filter == PartitionFilter::All {
             out.push_str(&format!(
@@ -310,7 +305,11 @@ async fn describe(
                 cfg
             ));
         }
-        let topic_min_isr = min_isr.get(&t.name).copied().unwrap_or(1);
+        let topic_min_isr = entries
+            .iter()
+            .find(|c| c.name == MIN_INSYNC_REPLICAS)
+            .and_then(|c| c.value.as_deref()?.parse().ok())
+            .unwrap_or(1);
         for p in t
             .partitions
             .iter()
@@ -341,12 +340,19 @@ fn join_ids(ids: &[i32]) -> String {
     ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// The configs of each topic that are not Kafka's defaults (overrides, and broker-wide
-/// settings from the broker's properties), sorted by name.
-async fn overrides(
+/// One config of a topic, as DescribeConfigs describes it.
+struct ConfigEntry {
+    name: String,
+    value: Option<String>,
+    sensitive: bool,
+    default: bool,
+}
+
+/// Every config of each topic, in one DescribeConfigs.
+async fn topic_configs(
     client: &mut Client,
     topics: &[String],
-) -> Result<BTreeMap<String, Vec<(String, String)>>, CliError> {
+) -> Result<BTreeMap<String, Vec<ConfigEntry>>, CliError> {
     let (_, resp) = client
         .send(Target::Controller, |_| {
             DescribeConfigsRequest::default().with_resources(
@@ -368,61 +374,38 @@ async fn overrides(
         CliError::check(r.error_code, r.error_message.as_ref(), || {
             format!("configs of topic {topic}")
         })?;
-        let mut entries: Vec<(String, String)> = r
+        let entries = r
             .configs
             .into_iter()
-            .filter(|c| c.config_source != SOURCE_DEFAULT)
-            .map(|c| {
-                let value = match (c.is_sensitive, c.value) {
-                    (true, _) => "(sensitive)".to_string(),
-                    (false, Some(v)) => v.as_str().to_string(),
-                    (false, None) => "null".to_string(),
-                };
-                (c.name.as_str().to_string(), value)
+            .map(|c| ConfigEntry {
+                name: c.name.as_str().to_string(),
+                value: c.value.map(|v| v.as_str().to_string()),
+                sensitive: c.is_sensitive,
+                default: c.config_source == SOURCE_DEFAULT,
             })
             .collect();
-        entries.sort();
         out.insert(topic, entries);
     }
     Ok(out)
 }
 
-/// Each topic's `min.insync.replicas` in force.
-async fn min_insync_replicas(
-    client: &mut Client,
-    topics: &[String],
-) -> Result<BTreeMap<String, i32>, CliError> {
-    let (_, resp) = client
-        .send(Target::Controller, |_| {
-            DescribeConfigsRequest::default().with_resources(
-                topics
-                    .iter()
-                    .map(|t| {
-                        DescribeConfigsResource::default()
-                            .with_resource_type(RESOURCE_TOPIC)
-                            .with_resource_name(str_bytes(t))
-                            .with_configuration_keys(Some(vec![str_bytes(MIN_INSYNC_REPLICAS)]))
-                    })
-                    .collect(),
-            )
+/// The configs that are not Kafka's defaults (overrides, and broker-wide settings from
+/// the broker's properties), sorted by name.
+fn overrides_of(entries: &[ConfigEntry]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = entries
+        .iter()
+        .filter(|c| !c.default)
+        .map(|c| {
+            let value = match (c.sensitive, &c.value) {
+                (true, _) => "(sensitive)".to_string(),
+                (false, Some(v)) => v.clone(),
+                (false, None) => "null".to_string(),
+            };
+            (c.name.clone(), value)
         })
-        .await?;
-    let mut out = BTreeMap::new();
-    for r in resp.results {
-        let topic = r.resource_name.as_str().to_string();
-        CliError::check(r.error_code, r.error_message.as_ref(), || {
-            format!("configs of topic {topic}")
-        })?;
-        let value = r
-            .configs
-            .iter()
-            .find(|c| c.name.as_str() == MIN_INSYNC_REPLICAS)
-            .and_then(|c| c.value.as_ref())
-            .and_then(|v| v.as_str().parse().ok())
-            .unwrap_or(1);
-        out.insert(topic, value);
-    }
-    Ok(out)
+        .collect();
+    out.sort();
+    out
 }
 
 const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -549,9 +532,9 @@ async fn alter_config(
             format!("topic {name}")
         })?;
     }
-    let configs = overrides(client, &[name.to_string()]).await?;
+    let configs = topic_configs(client, &[name.to_string()]).await?;
     let mut out = String::new();
-    for (k, v) in configs.get(name).into_iter().flatten() {
+    for (k, v) in overrides_of(configs.get(name).map(Vec::as_slice).unwrap_or_default()) {
         out.push_str(&format!("{k}={v}\n"));
     }
     print(&out)

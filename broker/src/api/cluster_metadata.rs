@@ -46,8 +46,7 @@ pub(crate) fn by_id(view: &ClusterView, id: Uuid) -> Option<&TopicRecord> {
     view.topics.values().find(|t| t.topic_id == id)
 }
 
-/// One topic's metadata. A partition without a live leader is LEADER_NOT_AVAILABLE with
-/// leader -1, as Kafka answers; replicas not registered are listed as offline.
+/// One topic's metadata; its partitions as [`partition`] describes them.
 pub(crate) fn topic(
     view: &ClusterView,
     record: &TopicRecord,
@@ -68,42 +67,71 @@ pub(crate) fn topic(
         .iter()
         .enumerate()
         .map(|(index, replicas)| {
-            let index = index as i32;
-            let state = view.partitions.get(&(record.name.clone(), index));
+            let p = partition(view, &record.name, index as i32, replicas);
             let mut m = MetadataResponsePartition::default();
-            m.partition_index = index;
-            m.replica_nodes = replicas.iter().map(|r| BrokerId(*r)).collect();
+            m.partition_index = p.index;
+            m.error_code = p.error_code;
+            m.leader_id = p.leader;
+            m.replica_nodes = p.replicas;
+            m.isr_nodes = p.isr;
             if version >= 5 {
-                m.offline_replicas = replicas
-                    .iter()
-                    .filter(|r| !view.is_serving(**r))
-                    .map(|r| BrokerId(*r))
-                    .collect();
+                m.offline_replicas = p.offline;
             }
-            match state {
-                Some(s) if s.leader >= 0 && view.is_serving(s.leader) => {
-                    m.error_code = NONE;
-                    m.leader_id = BrokerId(s.leader);
-                    m.isr_nodes = s.isr.iter().map(|r| BrokerId(*r)).collect();
-                    if version >= 7 {
-                        m.leader_epoch = s.leader_epoch;
-                    }
-                }
-                Some(s) => {
-                    m.error_code = code(ResponseError::LeaderNotAvailable);
-                    m.leader_id = BrokerId(-1);
-                    m.isr_nodes = s.isr.iter().map(|r| BrokerId(*r)).collect();
-                    if version >= 7 {
-                        m.leader_epoch = s.leader_epoch;
-                    }
-                }
-                None => {
-                    m.error_code = code(ResponseError::LeaderNotAvailable);
-                    m.leader_id = BrokerId(-1);
-                }
+            if version >= 7 {
+                m.leader_epoch = p.leader_epoch;
             }
             m
         })
         .collect();
     t
+}
+
+/// One partition as the cluster view describes it to clients (Metadata,
+/// DescribeTopicPartitions).
+pub(crate) struct PartitionView {
+    /// The partition index.
+    pub(crate) index: i32,
+    /// NONE, or LEADER_NOT_AVAILABLE without a live leader.
+    pub(crate) error_code: i16,
+    /// The leader, -1 without a live one.
+    pub(crate) leader: BrokerId,
+    /// The leader epoch, -1 when the view has no state for the partition.
+    pub(crate) leader_epoch: i32,
+    /// The assigned replicas.
+    pub(crate) replicas: Vec<BrokerId>,
+    /// The in-sync replicas.
+    pub(crate) isr: Vec<BrokerId>,
+    /// Replicas on brokers that are not registered or whose data directory failed.
+    pub(crate) offline: Vec<BrokerId>,
+}
+
+/// `topic`'s partition `index`, whose assigned replicas are `replicas`. A partition
+/// without a live leader is LEADER_NOT_AVAILABLE with leader -1, as Kafka answers.
+pub(crate) fn partition(
+    view: &ClusterView,
+    topic: &str,
+    index: i32,
+    replicas: &[i32],
+) -> PartitionView {
+    let ids = |ids: &[i32]| ids.iter().map(|r| BrokerId(*r)).collect::<Vec<_>>();
+    let offline: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|r| !view.is_serving(*r))
+        .collect();
+    let state = view.partitions.get(&(topic.to_string(), index));
+    let led = state.filter(|s| s.leader >= 0 && view.is_serving(s.leader));
+    PartitionView {
+        index,
+        error_code: if led.is_some() {
+            NONE
+        } else {
+            code(ResponseError::LeaderNotAvailable)
+        },
+        leader: BrokerId(led.map_or(-1, |s| s.leader)),
+        leader_epoch: state.map_or(-1, |s| s.leader_epoch),
+        replicas: ids(replicas),
+        isr: state.map_or_else(Vec::new, |s| ids(&s.isr)),
+        offline: ids(&offline),
+    }
 }

@@ -206,16 +206,12 @@ fn alter_topic(
             format!("topic {name} does not exist"),
         )
     };
-    if let Some(node) = &broker.cluster {
-        let mut configs = node.topic_configs(name).ok_or_else(unknown)?;
-        change(&mut configs)?;
-        validated(broker, &configs)?;
-        return Ok((!validate_only).then(|| Pending::TopicConfigs(name.to_string(), configs)));
-    }
-    let topic = broker.storage.topic(name).ok_or_else(unknown)?;
-    let mut configs = topic.record.configs.clone();
+    let mut configs = topic_overrides(broker, name).ok_or_else(unknown)?;
     change(&mut configs)?;
     validated(broker, &configs)?;
+    if broker.cluster.is_some() {
+        return Ok((!validate_only).then(|| Pending::TopicConfigs(name.to_string(), configs)));
+    }
     if validate_only {
         return Ok(None);
     }

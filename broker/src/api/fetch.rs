@@ -29,7 +29,7 @@ mod read_replica;
 mod replica;
 
 use read::{read_all, ReadResult};
-use read_replica::{consumer_read, ConsumerRead};
+use read_replica::consumer_read;
 
 /// Longest wait a client may ask for; Kafka's clients stay far below it.
 pub(super) const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -391,21 +391,19 @@ fn request_targets(
                     .get(usize::try_from(p.partition).ok()?)
                     .cloned()
             });
-            let read = partition.as_ref().map(|_| {
-                consumer_read(
-                    broker,
-                    &name,
-                    p.partition,
-                    p.current_leader_epoch,
-                    version,
-                    &req.rack_id,
-                )
-            });
-            let (not_here, preferred_read_replica) = match read {
-                Some(ConsumerRead::Refuse(error)) => (Some(error), None),
-                Some(ConsumerRead::Redirect(id)) => (None, Some(id)),
-                _ => (None, None),
-            };
+            let (not_here, preferred_read_replica) = partition
+                .as_ref()
+                .map(|_| {
+                    consumer_read(
+                        broker,
+                        &name,
+                        p.partition,
+                        p.current_leader_epoch,
+                        version,
+                        &req.rack_id,
+                    )
+                })
+                .unwrap_or_default();
             let (partition, missing) = match not_here {
                 Some(error) => (None, error),
                 None => (partition, missing),
@@ -494,14 +492,10 @@ fn incremental_targets(
                 .as_ref()
                 .filter(|_| allowed)
                 .and_then(|t| t.partition(index).cloned());
-            let read = partition
+            let (not_here, preferred_read_replica) = partition
                 .as_ref()
-                .map(|_| consumer_read(broker, &name, index, -1, version, &req.rack_id));
-            let (not_here, preferred_read_replica) = match read {
-                Some(ConsumerRead::Refuse(error)) => (Some(error), None),
-                Some(ConsumerRead::Redirect(id)) => (None, Some(id)),
-                _ => (None, None),
-            };
+                .map(|_| consumer_read(broker, &name, index, -1, version, &req.rack_id))
+                .unwrap_or_default();
             let partition = partition.filter(|_| not_here.is_none());
             let error = match (&partition, allowed, &topic) {
                 _ if not_here.is_some() => not_here,

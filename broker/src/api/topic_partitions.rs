@@ -10,7 +10,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 use sluice_storage::LEADER_EPOCH;
-use uuid::Uuid;
 
 use super::topic_name;
 use crate::acl::{Operation, Resource};
@@ -42,7 +41,9 @@ pub(crate) async fn handle(
     let may_describe = |name: &str| session.may(broker, Operation::Describe, Resource::Topic, name);
     let mut names: Vec<String> = if req.topics.is_empty() {
         // Every topic the client may describe; the others stay hidden.
-        topic_names(broker)
+        broker
+            .topics
+            .list_topic_names()
             .into_iter()
             .filter(|n| may_describe(n))
             .collect()
@@ -73,7 +74,7 @@ pub(crate) async fn handle(
             );
             continue;
         }
-        let Some((topic_id, partition_count)) = topic_info(broker, &name) else {
+        let Some((topic_id, partition_count)) = broker.topics.topic_partitions(&name) else {
             res.topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -117,31 +118,6 @@ pub(crate) async fn handle(
     Reply::new(res)
 }
 
-/// Every topic: the cluster's in a cluster (this broker may host no replica of some),
-/// else this broker's.
-fn topic_names(broker: &Broker) -> Vec<String> {
-    match &broker.cluster {
-        Some(node) => node.view.borrow().topics.keys().cloned().collect(),
-        None => broker.storage.topic_names(),
-    }
-}
-
-/// A topic's id and partition count.
-fn topic_info(broker: &Broker, name: &str) -> Option<(Uuid, i32)> {
-    match &broker.cluster {
-        Some(node) => node
-            .view
-            .borrow()
-            .topics
-            .get(name)
-            .map(|t| (t.topic_id, t.assignment.len() as i32)),
-        None => broker
-            .storage
-            .topic(name)
-            .map(|t| (t.record.id, t.record.partitions)),
-    }
-}
-
 /// One partition: on a single node this broker leads it alone; in a cluster its replicas,
 /// leader, leader epoch and ISR come from the cluster metadata, as Metadata answers them.
 fn describe_partition(
@@ -169,31 +145,12 @@ fn describe_partition(
         .get(topic)
         .and_then(|t| t.assignment.get(index as usize).cloned())
         .unwrap_or_default();
-    let ids = |ids: &[i32]| ids.iter().map(|r| BrokerId(*r)).collect::<Vec<_>>();
-    let offline: Vec<i32> = replicas
-        .iter()
-        .copied()
-        .filter(|r| !view.is_serving(*r))
-        .collect();
-    let described = described
-        .with_replica_nodes(ids(&replicas))
-        .with_offline_replicas(ids(&offline));
-    match view.partitions.get(&(topic.to_string(), index)) {
-        Some(state) => {
-            let led = state.leader >= 0 && view.is_serving(state.leader);
-            described
-                .with_error_code(if led {
-                    NONE
-                } else {
-                    ResponseError::LeaderNotAvailable.code()
-                })
-                .with_leader_id(BrokerId(if led { state.leader } else { -1 }))
-                .with_leader_epoch(state.leader_epoch)
-                .with_isr_nodes(ids(&state.isr))
-        }
-        None => described
-            .with_error_code(ResponseError::LeaderNotAvailable.code())
-            .with_leader_id(BrokerId(-1))
-            .with_leader_epoch(-1),
-    }
+    let p = super::cluster_metadata::partition(&view, topic, index, &replicas);
+    described
+        .with_error_code(p.error_code)
+        .with_leader_id(p.leader)
+        .with_leader_epoch(p.leader_epoch)
+        .with_replica_nodes(p.replicas)
+        .with_isr_nodes(p.isr)
+        .with_offline_replicas(p.offline)
 }

@@ -65,20 +65,6 @@ pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> i
     }
 }
 
-/// Whether the partition exists: in a cluster, in the cluster's metadata (this broker
-/// may host no replica of it).
-fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
-    match &broker.cluster {
-        Some(node) => node
-            .view
-            .borrow()
-            .topics
-            .get(topic)
-            .is_some_and(|t| partition >= 0 && (partition as usize) < t.assignment.len()),
-        None => broker.storage.partition(topic, partition).is_some(),
-    }
-}
-
 /// The per-partition results of one transaction: `code` for every partition.
 fn topic_results(
     topics: &[AddPartitionsToTxnTopic],
@@ -136,10 +122,10 @@ async fn add_partitions_one(
     // OPERATION_NOT_ATTEMPTED.
     if partitions
         .iter()
-        .any(|(t, p)| !partition_exists(broker, t, *p))
+        .any(|(t, p)| !broker.topics.partition_exists(t, *p))
     {
         return topic_results(topics, |t, p| {
-            if partition_exists(broker, t, p) {
+            if broker.topics.partition_exists(t, p) {
                 ResponseError::OperationNotAttempted.code()
             } else {
                 ResponseError::UnknownTopicOrPartition.code()

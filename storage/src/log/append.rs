@@ -83,7 +83,9 @@ impl Partition {
             None => (header, batch),
         };
         let log_append_time = (timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        self.append_inner(header, batch, None, log_append_time, leader_epoch, now_ms)
+        self.on_disk(|| {
+            self.append_inner(header, batch, None, log_append_time, leader_epoch, now_ms)
+        })
     }
 
     /// Looks inside a producer's batch where the topic's configs require it: a compacted
@@ -168,41 +170,21 @@ impl Partition {
         );
         let header = batch::read_header(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("control batch: {e}")))?;
-        self.append_inner(
-            header,
-            &bytes,
-            Some((m.control, m.coordinator_epoch)),
-            None,
-            leader_epoch,
-            now_ms,
-        )
-    }
-
-    /// Appends a batch; `log_append_time` stamps it with that time (LogAppendTime topics)
-    /// on the copy that takes its offsets, and the leader epoch in force.
-    #[allow(clippy::too_many_arguments)]
-    fn append_inner(
-        &self,
-        header: BatchHeader,
-        batch: &Bytes,
-        control: Option<(ControlType, i32)>,
-        log_append_time: Option<i64>,
-        leader_epoch: Option<i32>,
-        now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
         self.on_disk(|| {
-            self.append_on_disk(
+            self.append_inner(
                 header,
-                batch,
-                control,
-                log_append_time,
+                &bytes,
+                Some((m.control, m.coordinator_epoch)),
+                None,
                 leader_epoch,
                 now_ms,
             )
         })
     }
 
-    fn append_on_disk(
+    /// Appends a batch; `log_append_time` stamps it with that time (LogAppendTime topics)
+    /// on the copy that takes its offsets, and the leader epoch in force.
+    fn append_inner(
         &self,
         header: BatchHeader,
         batch: &Bytes,

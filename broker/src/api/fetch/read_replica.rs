@@ -4,18 +4,11 @@
 
 use crate::broker::Broker;
 
-/// What a consumer's fetch of one partition gets here.
-pub(super) enum ConsumerRead {
-    /// This broker reads it.
-    Serve,
-    /// Another replica should: the answer names it and carries no records.
-    Redirect(i32),
-    /// Refused with this error (NOT_LEADER_OR_FOLLOWER, an epoch error).
-    Refuse(i16),
-}
-
 /// Where a consumer in `rack` (empty: none given) reads `topic`'s `partition`, for a fetch
-/// at `version` naming `current_leader_epoch`.
+/// at `version` naming `current_leader_epoch`: the error this broker refuses it with
+/// (NOT_LEADER_OR_FOLLOWER, an epoch error), or the replica it should read from instead,
+/// which the answer names as preferred read replica with no records; neither when this
+/// broker serves it.
 pub(super) fn consumer_read(
     broker: &Broker,
     topic: &str,
@@ -23,26 +16,26 @@ pub(super) fn consumer_read(
     current_leader_epoch: i32,
     version: i16,
     rack: &str,
-) -> ConsumerRead {
+) -> (Option<i16>, Option<i32>) {
     let Some(node) = &broker.cluster else {
-        return ConsumerRead::Serve;
+        return (None, None);
     };
     let followers_allowed = version >= 11;
     if let Err(n) =
         node.replicas
             .check_consumer_read(topic, partition, current_leader_epoch, followers_allowed)
     {
-        return ConsumerRead::Refuse(n.error);
+        return (Some(n.error), None);
     }
     if !broker.config.replication.rack_aware_replica_selector
         || !followers_allowed
         || rack.is_empty()
     {
-        return ConsumerRead::Serve;
+        return (None, None);
     }
     // Only a leader chooses; a follower serves what it was sent.
     let Some(isr) = node.replicas.leader_isr(topic, partition) else {
-        return ConsumerRead::Serve;
+        return (None, None);
     };
     let me = broker.config.node_id;
     let view = node.view.borrow();
@@ -54,10 +47,13 @@ pub(super) fn consumer_read(
                 .is_some_and(|b| b.rack.as_deref() == Some(rack))
     };
     if in_rack(&me) {
-        return ConsumerRead::Serve;
+        return (None, None);
     }
-    match isr.iter().filter(|id| **id != me && in_rack(id)).min() {
-        Some(id) => ConsumerRead::Redirect(*id),
-        None => ConsumerRead::Serve,
-    }
+    (
+        None,
+        isr.iter()
+            .copied()
+            .filter(|id| *id != me && in_rack(id))
+            .min(),
+    )
 }
