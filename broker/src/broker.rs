@@ -6,6 +6,7 @@ use sluice_config::{BrokerConfig, Listener};
 use sluice_storage::Storage;
 
 use crate::acl::Authorizer;
+use crate::coordinator_log::CoordinatorLog;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::ports::TopicCatalog;
 use crate::group::GroupCoordinator;
@@ -30,6 +31,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Transactional ids and their transactions.
     pub(crate) txns: Arc<TxnCoordinator>,
+    /// The coordinators' partitions of `__consumer_offsets` and `__transaction_state`.
+    pub(crate) coordinator_log: Arc<CoordinatorLog>,
     /// In a cluster: where transaction markers are written, for WriteTxnMarkers.
     pub(crate) txn_markers: Option<Arc<ClusterMarkers>>,
     /// SCRAM credentials (the data directory's, or the cluster's).

@@ -2,11 +2,13 @@
 //! of `__consumer_offsets` or `__transaction_state` (or leads it in a new leader epoch) the
 //! group or transaction coordinator loads that partition; when it stops leading it, the
 //! coordinator gives it up. A transaction coordinator then finishes the transactions its
-//! predecessor prepared.
+//! predecessor prepared. A single node leads every partition from the start
+//! ([`load_sole`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sluice_storage::{Storage, COORDINATOR_EPOCH};
 use tokio::sync::watch;
 
 use crate::group::GroupCoordinator;
@@ -53,6 +55,26 @@ impl Coordinator for TxnCoordinator {
         // Markers may wait on other brokers: not in the loader's way.
         let txns = self.clone();
         tokio::spawn(async move { txns.complete_prepared().await });
+    }
+}
+
+/// On a single node: loads every partition of `topic` (an internal topic) into its
+/// coordinator. Blocking: reads the partitions. A partition that fails to load is logged
+/// by its coordinator and answers NOT_COORDINATOR.
+pub(crate) fn load_sole(
+    storage: &Storage,
+    groups: &GroupCoordinator,
+    txns: &TxnCoordinator,
+    topic: &str,
+) {
+    let count = storage
+        .topic(topic)
+        .map_or(0, |t| t.partitions.len() as i32);
+    for p in 0..count {
+        match topic {
+            GROUP_METADATA_TOPIC => Coordinator::load(groups, p, COORDINATOR_EPOCH),
+            _ => Coordinator::load(txns, p, COORDINATOR_EPOCH),
+        };
     }
 }
 

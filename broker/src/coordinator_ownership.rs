@@ -1,7 +1,7 @@
-//! Which keys (group ids, transactional ids) a coordinator answers for. On a single node it
-//! is every key; in a cluster it is the keys whose partition of the coordinator's internal
-//! topic this broker leads, once that partition's state is loaded (Kafka's NOT_COORDINATOR
-//! and COORDINATOR_LOAD_IN_PROGRESS).
+//! Which keys (group ids, transactional ids) a coordinator answers for: the keys whose
+//! partition of the coordinator's internal topic this broker leads, once that partition's
+//! state is loaded (Kafka's NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS). On a single
+//! node that is every partition, loaded at start-up or when the topic is created.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -26,7 +26,7 @@ pub(crate) type LeaderHint = Box<dyn Fn(i32) -> bool + Send + Sync>;
 pub(crate) struct Ownership {
     /// The internal topic's partition count.
     partitions: i32,
-    /// `None`: every key (a single node).
+    /// `None`: every key (a unit test's coordinator, with nothing to load).
     owned: Mutex<Option<HashMap<i32, Load>>>,
     /// In a cluster: a partition this broker leads but has not started loading yet (the
     /// new leadership still on its way from the view) is COORDINATOR_LOAD_IN_PROGRESS, as
@@ -36,6 +36,7 @@ pub(crate) struct Ownership {
 
 impl Ownership {
     /// Owns every key.
+    #[cfg(test)]
     pub(crate) fn everything(partitions: i32) -> Self {
         Ownership {
             partitions,
@@ -80,7 +81,7 @@ impl Ownership {
         }
     }
 
-    /// Marks a partition as being loaded; false on a single node, which loads nothing.
+    /// Marks a partition as being loaded; false for an owner of every key.
     pub(crate) fn start_loading(&self, partition: i32) -> bool {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *owned {
@@ -117,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_single_node_owns_every_group() {
+    fn an_owner_of_everything_loads_nothing() {
         let o = Ownership::everything(50);
         assert_eq!(o.check("any"), Ok(()));
         assert!(!o.start_loading(3));

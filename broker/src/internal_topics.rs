@@ -2,13 +2,13 @@
 //! time their coordinator is looked for (as Kafka creates them), listed by Metadata with
 //! `is_internal`, and closed to producers.
 //!
-//! On a single node the coordinators keep their state in RocksDB, and these partitions
-//! exist so that clients which list, describe or exclude internal topics see what a Kafka
-//! cluster shows them; in a cluster they hold the coordinators' replicated state.
+//! They hold the coordinators' state in Kafka's record schemas: replicated in a cluster,
+//! with one replica on a single node.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sluice_config::BrokerConfig;
 use sluice_storage::{StorageError, Topic};
 
 use crate::broker::Broker;
@@ -42,7 +42,18 @@ pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageE
     }
     let (partitions, _, configs) = placement(broker, name);
     match broker.storage.create_topic(name, partitions, configs) {
-        Ok(t) => Ok(t),
+        Ok(t) => {
+            if broker.cluster.is_none() {
+                // Empty: loading is immediate, and the first group is answered at once.
+                crate::coordinator_loader::load_sole(
+                    &broker.storage,
+                    &broker.groups,
+                    &broker.txns,
+                    name,
+                );
+            }
+            Ok(t)
+        }
         // Another request created it first.
         Err(StorageError::TopicExists(_)) => broker
             .storage
@@ -60,22 +71,29 @@ pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageE
 /// `transaction.state.log.replication.factor`, which Kafka requires that many live brokers
 /// for (see [`too_few_brokers`]).
 pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<String, String>) {
-    let rf = match (&broker.cluster, name) {
-        (None, _) => 1,
-        (Some(_), TRANSACTION_STATE_TOPIC) => {
-            broker.config.transactions.state_log_replication_factor
-        }
-        (Some(_), _) => broker.config.groups.offsets_topic_replication_factor,
+    placement_for(&broker.config, broker.cluster.is_some(), name)
+}
+
+/// [`placement`] from the configuration, in a cluster or not.
+pub(crate) fn placement_for(
+    config: &BrokerConfig,
+    clustered: bool,
+    name: &str,
+) -> (i32, i32, BTreeMap<String, String>) {
+    let rf = match (clustered, name) {
+        (false, _) => 1,
+        (true, TRANSACTION_STATE_TOPIC) => config.transactions.state_log_replication_factor,
+        (true, _) => config.groups.offsets_topic_replication_factor,
     };
     let (partitions, segment_bytes, compression) = match name {
         TRANSACTION_STATE_TOPIC => (
-            broker.config.transactions.state_log_num_partitions,
-            broker.config.transactions.state_log_segment_bytes,
+            config.transactions.state_log_num_partitions,
+            config.transactions.state_log_segment_bytes,
             "uncompressed",
         ),
         _ => (
-            broker.config.groups.offsets_topic_num_partitions,
-            broker.config.groups.offsets_topic_segment_bytes,
+            config.groups.offsets_topic_num_partitions,
+            config.groups.offsets_topic_segment_bytes,
             "producer",
         ),
     };
@@ -84,10 +102,10 @@ pub(crate) fn placement(broker: &Broker, name: &str) -> (i32, i32, BTreeMap<Stri
         ("compression.type".to_string(), compression.to_string()),
         ("segment.bytes".to_string(), segment_bytes.to_string()),
     ]);
-    if name == TRANSACTION_STATE_TOPIC && broker.cluster.is_some() {
+    if name == TRANSACTION_STATE_TOPIC && clustered {
         // Kafka: min.insync.replicas is transaction.state.log.min.isr (never above the
         // replication factor, or no state change could be written).
-        let min_isr = broker.config.transactions.state_log_min_isr.min(rf);
+        let min_isr = config.transactions.state_log_min_isr.min(rf);
         configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
     }
     (partitions, rf, configs)

@@ -17,6 +17,7 @@ use crate::acl::Authorizer;
 use crate::broker::Broker;
 use crate::clock::SystemClock;
 use crate::conn_limits::PerIpLimits;
+use crate::coordinator_log::{CoordinatorFlush, CoordinatorLog, SoleReplica};
 use crate::coordinator_ownership::LeaderHint;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::log_store::LogGroupStore;
@@ -31,9 +32,11 @@ use crate::sasl::SaslListener;
 use crate::scram_store::ScramStore;
 use crate::tls::TlsListener;
 use crate::txn::cluster::ClusterMarkers;
+use crate::txn::local_markers::LocalMarkers;
 use crate::txn::log_store::LogTxnStore;
+use crate::txn::ports::MarkerLog;
 use crate::txn::TxnCoordinator;
-use crate::{connection, tasks};
+use crate::{connection, coordinator_import, coordinator_loader, tasks};
 
 /// A bound listener.
 pub(crate) struct BoundListener {
@@ -172,23 +175,32 @@ pub(crate) async fn bind(
         None => storage.clone(),
         Some(node) => Arc::new(ViewCatalog::new(node.view.clone())),
     };
-    let groups = Arc::new(match &cluster {
-        None => GroupCoordinator::load(storage.clone(), config.groups.clone())
-            .context("loading consumer groups")?,
-        Some(node) => GroupCoordinator::replicated(
-            Arc::new(LogGroupStore::new(
-                node.coordinator_log.clone(),
-                config.groups.offsets_topic_num_partitions,
-            )),
-            topics.clone(),
-            Arc::new(SystemClock),
-            config.groups.clone(),
-        ),
-    });
-    let (txns, txn_markers) = match &cluster {
+    let coordinator_log = match &cluster {
+        Some(node) => node.coordinator_log.clone(),
+        None => Arc::new(CoordinatorLog::new(
+            storage.clone(),
+            Arc::new(SoleReplica),
+            CoordinatorFlush::AsPolicy,
+        )),
+    };
+    let group_store = Arc::new(LogGroupStore::new(
+        coordinator_log.clone(),
+        config.groups.offsets_topic_num_partitions,
+    ));
+    let txn_store = Arc::new(LogTxnStore::new(
+        coordinator_log.clone(),
+        storage.clone(),
+        config.transactions.state_log_num_partitions,
+    ));
+    let groups = Arc::new(GroupCoordinator::new(
+        group_store.clone(),
+        topics.clone(),
+        Arc::new(SystemClock),
+        config.groups.clone(),
+    ));
+    let (markers, txn_markers): (Arc<dyn MarkerLog>, _) = match &cluster {
         None => (
-            TxnCoordinator::load(storage.clone(), groups.clone(), config.transactions.clone())
-                .context("loading transaction state")?,
+            Arc::new(LocalMarkers::new(storage.clone(), groups.clone())),
             None,
         ),
         Some(node) => {
@@ -197,23 +209,42 @@ pub(crate) async fn bind(
                 node.clone(),
                 groups.clone(),
             ));
-            let store = LogTxnStore::new(
-                node.coordinator_log.clone(),
-                storage.clone(),
-                config.transactions.state_log_num_partitions,
-            );
-            let txns = TxnCoordinator::replicated(
-                Arc::new(store),
-                markers.clone(),
-                groups.clone(),
-                config.transactions.clone(),
-                config.groups.offsets_topic_num_partitions,
-            );
-            groups.set_leader_hint(leads_in_view(node, GROUP_METADATA_TOPIC, config.node_id));
-            txns.set_leader_hint(leads_in_view(node, TRANSACTION_STATE_TOPIC, config.node_id));
-            (txns, Some(markers))
+            (markers.clone(), Some(markers))
         }
     };
+    let txns = Arc::new(TxnCoordinator::new(
+        txn_store.clone(),
+        markers,
+        groups.clone(),
+        config.transactions.clone(),
+    ));
+    match &cluster {
+        Some(node) => {
+            groups.set_leader_hint(leads_in_view(node, GROUP_METADATA_TOPIC, config.node_id));
+            txns.set_leader_hint(leads_in_view(node, TRANSACTION_STATE_TOPIC, config.node_id));
+        }
+        // A single node leads every partition: those of the internal topics it has are
+        // loaded before it serves, the others when the topics are created.
+        None => {
+            let targets = coordinator_import::Targets {
+                log: &coordinator_log,
+                groups: group_store.as_ref(),
+                group_coordinator: &groups,
+                txns: txn_store.as_ref(),
+            };
+            coordinator_import::import_legacy_state(&storage, &config, targets)
+                .await
+                .context("moving consumer groups and transactions into the internal topics")?;
+            let (s, g, t) = (storage.clone(), groups.clone(), txns.clone());
+            tokio::task::spawn_blocking(move || {
+                for topic in [GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC] {
+                    coordinator_loader::load_sole(&s, &g, &t, topic);
+                }
+            })
+            .await
+            .context("loading consumer groups and transactions")?;
+        }
+    }
     Ok((
         Arc::new(Broker {
             config,
@@ -221,7 +252,8 @@ pub(crate) async fn bind(
             fetch_sessions,
             advertised,
             groups,
-            txns: Arc::new(txns),
+            txns,
+            coordinator_log,
             txn_markers,
             scram,
             authorizer: Arc::new(authorizer),

@@ -40,6 +40,7 @@ from kafka.coordinator.base import BaseCoordinator
 from kafka.errors import InvalidSessionTimeoutError, GroupSubscribedToTopicError, NoError
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.admin import DescribeGroupsRequest
+from kafka.protocol.metadata import FindCoordinatorRequest
 from kafka.protocol.consumer import (
     HeartbeatRequest,
     JoinGroupRequest,
@@ -65,6 +66,7 @@ FAST = {"group.initial.rebalance.delay.ms": 0}
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
 OFFSET_METADATA_TOO_LARGE = 12
+NOT_COORDINATOR = 16
 ILLEGAL_GENERATION = 22
 INCONSISTENT_GROUP_PROTOCOL = 23
 INVALID_GROUP_ID = 24
@@ -1085,9 +1087,14 @@ def test_opaque_protocol_bytes_pass_through(broker_factory):
 
 # --- raw group protocol (kafka-python's request classes) --------------------------------------
 
-def _raw_client(bootstrap: str) -> KafkaNetClient:
+def _raw_client(bootstrap: str, group: str | None = None) -> KafkaNetClient:
+    """A raw client; with `group`, it first looks the group's coordinator up, as every client
+    does (which creates __consumer_offsets, without which no broker coordinates groups)."""
     client = KafkaNetClient(bootstrap_servers=bootstrap, client_id="sluice-raw-groups", request_timeout_ms=30000)
     client._manager.bootstrap(15000)
+    if group is not None:
+        found = _send(client, FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=[group]))
+        assert [(k.key, k.error_code) for k in found.coordinators] == [(group, NONE)], found
     return client
 
 
@@ -1114,6 +1121,11 @@ def test_raw_join_sync_heartbeat_commit_error_codes(broker_factory):
 
     try:
         assert join(group_id="").error_code == INVALID_GROUP_ID
+        # As in Kafka, a broker coordinates groups once __consumer_offsets exists: created
+        # by the first FindCoordinator, which every client sends before joining.
+        assert join().error_code == NOT_COORDINATOR
+        found = _send(c, FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=[group]))
+        assert [(k.key, k.error_code) for k in found.coordinators] == [(group, NONE)], found
 
         r = join()
         if r.API_VERSION >= 4:  # KIP-394: a new dynamic member first gets its id
@@ -1215,7 +1227,7 @@ def test_raw_two_member_rebalance(broker_factory):
     topic = unique_topic("grp-raw2")
     create_topic(b.bootstrap, topic, 1)
     group = unique_group("raw2")
-    ca, cb = _raw_client(b.bootstrap), _raw_client(b.bootstrap)
+    ca, cb = _raw_client(b.bootstrap, group), _raw_client(b.bootstrap)
 
     def join_req(member_id, meta):
         return JoinGroupRequest(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,
@@ -1320,7 +1332,7 @@ def test_raw_member_missing_the_rebalance_timeout_is_removed(broker_factory):
     consumer stuck in processing) is dropped when the join phase ends."""
     b = broker_factory(overrides=FAST)
     group = unique_group("rto")
-    ca, cb = _raw_client(b.bootstrap), _raw_client(b.bootstrap)
+    ca, cb = _raw_client(b.bootstrap, group), _raw_client(b.bootstrap)
     rebalance_ms = 3000
 
     def join_req(member_id, meta):
@@ -1385,7 +1397,7 @@ def test_raw_static_member_fencing(broker_factory):
     create_topic(b.bootstrap, topic, 1)
     group = unique_group("fence")
     inst = f"{group}-instance"
-    c = _raw_client(b.bootstrap)
+    c = _raw_client(b.bootstrap, group)
 
     def join():
         return _send(c, JoinGroupRequest(group_id=group, session_timeout_ms=10000, rebalance_timeout_ms=10000,

@@ -26,6 +26,7 @@ pub(crate) mod scram;
 pub(crate) mod topic_partitions;
 pub(crate) mod txn;
 mod txn_cluster;
+mod txn_offsets;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

@@ -36,6 +36,7 @@ use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
 use crate::error::NONE;
+use crate::internal_topics::GROUP_METADATA_TOPIC;
 use crate::session::Session;
 use crate::txn::{ListFilter, ProducerRef};
 
@@ -250,7 +251,7 @@ pub(crate) async fn add_offsets_to_txn(
     Reply::new(res)
 }
 
-/// TxnOffsetCommit: offsets held with the transaction until it ends.
+/// TxnOffsetCommit: offsets that the transaction's end commits or drops.
 pub(crate) async fn txn_offset_commit(
     broker: &Broker,
     session: &Session,
@@ -317,21 +318,8 @@ pub(crate) async fn txn_offset_commit(
     };
     let txn_error = if pending.is_empty() {
         None
-    } else if let Some(node) = &broker.cluster {
-        super::txn_cluster::replicated_txn_offsets(
-            broker,
-            node,
-            &req.transactional_id,
-            producer,
-            &group,
-            pending,
-        )
-        .await
-        .err()
     } else {
-        broker
-            .txns
-            .commit_offsets(&req.transactional_id, producer, &group, pending)
+        super::txn_offsets::write(broker, &req.transactional_id, producer, &group, pending)
             .await
             .err()
     }
@@ -575,6 +563,9 @@ pub(crate) async fn write_txn_markers(
                                 offset = info.base_offset,
                                 "aborted a transaction by operator request"
                             );
+                            if t.name.as_str() == GROUP_METADATA_TOPIC {
+                                broker.groups.complete_txn_offsets(index, pid, false);
+                            }
                             if info.flush_due {
                                 match p.flush_to(info.last_offset).await {
                                     Ok(()) => NONE,

@@ -8,6 +8,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use super::samples::request;
 use super::*;
 use crate::api::api_versions::SUPPORTED;
+use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::session::Session;
 
 fn frame(api: ApiKey, version: i16, body: &RequestKind) -> Bytes {
@@ -71,6 +72,11 @@ async fn every_supported_version_answers() {
         .storage
         .create_topic("t", 1, Default::default())
         .expect("create");
+    // As a client's FindCoordinator does first: the coordinators' topics exist and are
+    // loaded, so group and transaction requests reach their coordinator.
+    for internal in [GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC] {
+        crate::internal_topics::ensure(&broker, internal).expect("internal topic");
+    }
     let mut ctx = Session::new(
         "127.0.0.1:1".parse().expect("addr"),
         "PLAINTEXT".into(),

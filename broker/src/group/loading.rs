@@ -50,13 +50,22 @@ impl GroupCoordinator {
         self.finish_txn_load(&mut groups, partition, loaded.open_txns);
         drop(groups);
         self.timer.notify_one();
-        tracing::info!(
-            partition,
-            groups = count,
-            open_txns,
-            took_ms = started.elapsed().as_millis() as u64,
-            "loaded consumer groups of a led partition"
-        );
+        let took_ms = started.elapsed().as_millis() as u64;
+        if count + open_txns > 0 {
+            tracing::info!(
+                partition,
+                groups = count,
+                open_txns,
+                took_ms,
+                "loaded consumer groups of a led partition"
+            );
+        } else {
+            tracing::debug!(
+                partition,
+                took_ms,
+                "loaded an empty partition of consumer groups"
+            );
+        }
         true
     }
 
@@ -125,7 +134,7 @@ mod tests {
             ..Default::default()
         };
         store.store_group("my-group", &record).unwrap();
-        GroupCoordinator::replicated(
+        GroupCoordinator::new(
             store,
             Arc::new(MemoryTopics::default()),
             ManualClock::new(),

@@ -10,8 +10,8 @@ use sluice_storage::{CommittedOffset, GroupRecord, PendingOffset, StorageError};
 use super::ports::{GroupStore, PartitionState, StoredGroup};
 use super::records::{self, GroupLogRecord};
 use super::txn_offsets::OpenTxnOffsets;
+use crate::coordinator_log::{CoordinatorLog, KeyedRecord, LogEntry};
 use crate::internal_topics::{partition_for, GROUP_METADATA_TOPIC};
-use crate::replication::coordinator_log::{CoordinatorLog, KeyedRecord, LogEntry};
 
 /// The group store of a cluster member.
 pub(crate) struct LogGroupStore {

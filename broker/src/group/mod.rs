@@ -2,9 +2,9 @@
 //! LeaveGroup), committed offsets, and the operator views of groups.
 //!
 //! All groups live in memory behind one lock and are persisted through the group store
-//! after each completed generation and each offset commit: RocksDB on a single node,
-//! which start-up reloads; in a cluster, the replicated `__consumer_offsets` partitions,
-//! each loaded when this broker becomes its leader ([`loading`]). Requests that
+//! after each completed generation and each offset commit: the `__consumer_offsets`
+//! partitions this broker leads (every one on a single node), each loaded when this broker
+//! becomes its leader ([`loading`]). Requests that
 //! must wait (JoinGroup until the join phase completes, SyncGroup until the leader sends
 //! the assignment) get a oneshot channel that the state machine completes.
 
@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use sluice_config::GroupConfig;
-use sluice_storage::{Storage, StorageError};
+use sluice_storage::StorageError;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::coordinator_ownership::Ownership;
 use ports::{GroupStore, TopicCatalog};
 use tokio::sync::{oneshot, watch, Notify};
@@ -49,8 +49,8 @@ pub(crate) enum Pending<T> {
     Wait(oneshot::Receiver<T>),
 }
 
-/// The broker's group coordinator: for every group on a single node, for the groups of
-/// the `__consumer_offsets` partitions it leads in a cluster.
+/// The broker's group coordinator: for the groups of the `__consumer_offsets` partitions
+/// this broker leads.
 pub(crate) struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     /// Which groups this coordinator answers for.
@@ -64,19 +64,14 @@ pub(crate) struct GroupCoordinator {
     config: GroupConfig,
     /// Woken whenever a deadline earlier than the timer's may have been set.
     timer: Notify,
-    /// In a cluster: offsets of open transactions per partition, awaiting their marker.
+    /// Offsets of open transactions per partition, awaiting their marker.
     open_txn_offsets: Mutex<HashMap<i32, txn_offsets::PartitionTxns>>,
 }
 
 impl GroupCoordinator {
-    /// Loads every stored group and its committed offsets.
-    pub(crate) fn load(storage: Arc<Storage>, config: GroupConfig) -> Result<Self, StorageError> {
-        let (store, topics) = ports::storage_ports(storage);
-        Self::with_ports(store, topics, Arc::new(SystemClock), config)
-    }
-
-    /// Loads every stored group from `store`; `topics` and `clock` are what the
-    /// coordinator checks and times against.
+    /// For unit tests: a coordinator of every group in `store`; `topics` and `clock` are
+    /// what it checks and times against.
+    #[cfg(test)]
     pub(crate) fn with_ports(
         store: Arc<dyn GroupStore>,
         topics: Arc<dyn TopicCatalog>,
@@ -105,9 +100,9 @@ impl GroupCoordinator {
         })
     }
 
-    /// A cluster member's coordinator: it answers for no group until a partition of
-    /// `__consumer_offsets` is loaded ([`GroupCoordinator::load_partition`]).
-    pub(crate) fn replicated(
+    /// A coordinator that answers for no group until a partition of `__consumer_offsets`
+    /// is loaded ([`GroupCoordinator::load_partition`]).
+    pub(crate) fn new(
         store: Arc<dyn GroupStore>,
         topics: Arc<dyn TopicCatalog>,
         clock: Arc<dyn Clock>,

@@ -347,25 +347,6 @@ impl GroupCoordinator {
         }
         None
     }
-
-    /// Makes the offsets of a committed transaction the group's committed offsets.
-    pub(crate) fn apply_txn_offsets(
-        &self,
-        group_id: &str,
-        offsets: &[(String, i32, CommittedOffset)],
-    ) -> Result<(), sluice_storage::StorageError> {
-        let mut groups = self.lock();
-        self.store.commit_offsets(group_id, offsets)?;
-        let group = groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id, self.clock.now_ms()));
-        for (topic, partition, committed) in offsets {
-            group
-                .offsets
-                .insert((topic.clone(), *partition), committed.clone());
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -376,6 +357,10 @@ mod tests {
     use sluice_storage::Storage;
 
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::coordinator_log::{CoordinatorFlush, CoordinatorLog, SoleReplica};
+    use crate::group::log_store::LogGroupStore;
+    use crate::internal_topics::GROUP_METADATA_TOPIC;
 
     fn open(dir: &std::path::Path) -> GroupCoordinator {
         let d = dir.to_string_lossy().into_owned();
@@ -385,12 +370,25 @@ mod tests {
         ])
         .expect("config");
         let storage = Arc::new(Storage::open(&config).expect("storage"));
-        if storage.topic("t").is_none() {
-            storage
-                .create_topic("t", 2, Default::default())
-                .expect("topic");
+        let partitions = config.groups.offsets_topic_num_partitions;
+        for (name, count) in [("t", 2), (GROUP_METADATA_TOPIC, partitions)] {
+            if storage.topic(name).is_none() {
+                storage
+                    .create_topic(name, count, Default::default())
+                    .expect("topic");
+            }
         }
-        GroupCoordinator::load(storage, config.groups).expect("coordinator")
+        let log = Arc::new(CoordinatorLog::new(
+            storage.clone(),
+            Arc::new(SoleReplica),
+            CoordinatorFlush::AsPolicy,
+        ));
+        let store = Arc::new(LogGroupStore::new(log, partitions));
+        let c = GroupCoordinator::new(store, storage, Arc::new(SystemClock), config.groups);
+        for p in 0..partitions {
+            assert!(c.load_partition(p));
+        }
+        c
     }
 
     fn committed(c: &GroupCoordinator, partition: i32) -> Option<CommittedOffset> {

@@ -1,8 +1,7 @@
 //! What the group coordinator depends on, as narrow ports: the store of group metadata
 //! and committed offsets, and the topics it checks and assigns. The broker plugs in
-//! [`Storage`]; unit tests plug in the in-memory doubles below.
-
-use std::sync::Arc;
+//! `__consumer_offsets` ([`super::log_store`]) and [`Storage`] (or the cluster's view) for
+//! the topics; unit tests plug in the in-memory doubles below.
 
 use sluice_storage::{CommittedOffset, GroupOffsets, GroupRecord, Storage, StorageError};
 
@@ -19,13 +18,13 @@ pub(crate) type StoredGroup = (String, Option<GroupRecord>, GroupOffsets);
 pub(crate) struct PartitionState {
     /// Its groups.
     pub(crate) groups: Vec<StoredGroup>,
-    /// Offsets of transactions without a marker yet (a cluster's store only).
+    /// Offsets of transactions without a marker yet.
     pub(crate) open_txns: OpenTxnOffsets,
 }
 
 /// Durable group metadata and committed offsets.
 pub(crate) trait GroupStore: Send + Sync {
-    /// Every stored group, for start-up.
+    /// Every stored group.
     fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError>;
     /// The stored groups whose state lives in `partition` of the group metadata topic
     /// (of `partitions`), for a coordinator that has just become its leader.
@@ -75,37 +74,6 @@ pub(crate) trait TopicCatalog: Send + Sync {
     }
 }
 
-impl GroupStore for Storage {
-    fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
-        Storage::load_groups(self)
-    }
-
-    fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {
-        Storage::store_group(self, group_id, record)
-    }
-
-    fn delete_group(&self, group_id: &str, _offsets: &[(String, i32)]) -> Result<(), StorageError> {
-        // RocksDB deletes every offset of the group by its key prefix.
-        Storage::delete_group(self, group_id)
-    }
-
-    fn commit_offsets(
-        &self,
-        group_id: &str,
-        offsets: &[(String, i32, CommittedOffset)],
-    ) -> Result<(), StorageError> {
-        Storage::commit_offsets(self, group_id, offsets)
-    }
-
-    fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: &[(String, i32)],
-    ) -> Result<(), StorageError> {
-        Storage::delete_offsets(self, group_id, partitions)
-    }
-}
-
 impl TopicCatalog for Storage {
     fn list_topic_names(&self) -> Vec<String> {
         self.topic_names()
@@ -123,11 +91,6 @@ impl TopicCatalog for Storage {
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         self.partition(topic, partition).is_some()
     }
-}
-
-/// Both ports from one storage.
-pub(crate) fn storage_ports(storage: Arc<Storage>) -> (Arc<dyn GroupStore>, Arc<dyn TopicCatalog>) {
-    (storage.clone(), storage)
 }
 
 #[cfg(test)]
@@ -154,21 +117,6 @@ mod memory {
         /// The stored generation of a group.
         pub(crate) fn group(&self, group_id: &str) -> Option<GroupRecord> {
             self.groups.lock().unwrap().get(group_id).cloned()
-        }
-
-        /// The stored offset of a partition.
-        pub(crate) fn offset(
-            &self,
-            group_id: &str,
-            topic: &str,
-            partition: i32,
-        ) -> Option<CommittedOffset> {
-            self.offsets
-                .lock()
-                .unwrap()
-                .get(group_id)?
-                .get(&(topic.to_string(), partition))
-                .cloned()
         }
     }
 

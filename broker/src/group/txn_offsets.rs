@@ -1,11 +1,8 @@
-//! Offsets committed inside a transaction, in a cluster, as Kafka's group coordinator
-//! keeps them: TxnOffsetCommit writes them to the group's partition of
-//! `__consumer_offsets` as a transactional batch of the producer, and they stay pending
-//! until the transaction's marker reaches that partition: COMMIT makes them the group's
-//! committed offsets, ABORT drops them. A new leader replays the same from the log.
-//!
-//! On a single node the transaction coordinator holds a transaction's offsets itself and
-//! hands them over when it commits ([`GroupCoordinator::apply_txn_offsets`]).
+//! Offsets committed inside a transaction, as Kafka's group coordinator keeps them:
+//! TxnOffsetCommit writes them to the group's partition of `__consumer_offsets` as a
+//! transactional batch of the producer, and they stay pending until the transaction's
+//! marker reaches that partition: COMMIT makes them the group's committed offsets, ABORT
+//! drops them. A new leader replays the same from the log.
 
 use std::collections::HashMap;
 
@@ -15,8 +12,8 @@ use sluice_storage::{AppendError, PendingOffset, StorageError};
 use super::records;
 use super::state::Group;
 use super::GroupCoordinator;
+use crate::coordinator_log::{CoordinatorLog, KeyedRecord, TxnProducer};
 use crate::internal_topics::GROUP_METADATA_TOPIC;
-use crate::replication::coordinator_log::{CoordinatorLog, KeyedRecord, TxnProducer};
 
 /// The open transactions' offsets of one partition: producer id → offsets.
 pub(crate) type OpenTxnOffsets = HashMap<i64, Vec<PendingOffset>>;

@@ -4,7 +4,6 @@
 
 pub(crate) mod broker_client;
 pub(crate) mod broker_defaults;
-pub(crate) mod coordinator_log;
 pub(crate) mod epochs;
 pub(crate) mod fetcher;
 mod isr;

@@ -16,10 +16,10 @@ use sluice_storage::Storage;
 use tokio::sync::watch;
 
 use super::broker_client::BrokerClient;
-use super::coordinator_log::CoordinatorLog;
 use super::fetcher::{FetcherSettings, Fetchers};
 use super::manager::{ReplicaManager, ReplicationSettings};
 use super::txn_verification::TxnVerification;
+use crate::coordinator_log::{CoordinatorFlush, CoordinatorLog};
 
 /// The cluster side of a broker.
 pub(crate) struct ClusterNode {
@@ -142,7 +142,11 @@ impl ClusterNode {
             meta: meta.clone(),
             etcd,
             replicas: replicas.clone(),
-            coordinator_log: Arc::new(CoordinatorLog::new(storage, replicas.clone())),
+            coordinator_log: Arc::new(CoordinatorLog::new(
+                storage,
+                replicas.clone(),
+                CoordinatorFlush::Always,
+            )),
             broker_client: BrokerClient::new(peers.listener.clone(), security, meta.view()),
             txn_verification: TxnVerification::default(),
             stop,

@@ -43,13 +43,23 @@ impl TxnCoordinator {
             self.unload_partition(partition);
             return false;
         }
-        tracing::info!(
-            partition,
-            leader_epoch,
-            transactional_ids = count,
-            took_ms = started.elapsed().as_millis() as u64,
-            "loaded transaction state of a led partition"
-        );
+        let took_ms = started.elapsed().as_millis() as u64;
+        if count > 0 {
+            tracing::info!(
+                partition,
+                leader_epoch,
+                transactional_ids = count,
+                took_ms,
+                "loaded transaction state of a led partition"
+            );
+        } else {
+            tracing::debug!(
+                partition,
+                leader_epoch,
+                took_ms,
+                "loaded an empty partition of transaction state"
+            );
+        }
         true
     }
 

@@ -11,8 +11,8 @@ use sluice_storage::{Storage, StorageError, TxnRecord};
 
 use super::ports::TxnStore;
 use super::records;
+use crate::coordinator_log::{CoordinatorLog, LogEntry};
 use crate::internal_topics::{partition_for, TRANSACTION_STATE_TOPIC};
-use crate::replication::coordinator_log::{CoordinatorLog, LogEntry};
 
 /// The transaction store of a cluster member.
 pub(crate) struct LogTxnStore {

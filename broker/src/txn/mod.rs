@@ -2,21 +2,21 @@
 //! partitions and offsets of each transaction, and the markers that end it.
 //!
 //! State per transactional id lives in memory behind one lock and is made durable on every
-//! change before a client is answered: in RocksDB on a single node, in the replicated
-//! `__transaction_state` in a cluster, where the coordinator of an id is the leader of its
-//! partition and loads it on election ([`TxnCoordinator::load_partition`]). Ending a
-//! transaction is two durable steps, as in Kafka: PrepareCommit/PrepareAbort, then markers
-//! in every partition (and, on a single node, the group offsets), then
-//! CompleteCommit/CompleteAbort. Start-up, and a new coordinator after a load, finish
-//! whatever was prepared but not completed.
+//! change before a client is answered, in `__transaction_state` as Kafka keeps it: the
+//! coordinator of an id is the leader of its partition (this broker for every id on a
+//! single node) and loads it when it becomes leader ([`TxnCoordinator::load_partition`]).
+//! Ending a transaction is two durable steps, as in Kafka: PrepareCommit/PrepareAbort, then
+//! markers in every partition (the group's partition of `__consumer_offsets` included,
+//! which decides the transaction's offsets), then CompleteCommit/CompleteAbort. A new
+//! coordinator, after a load, finishes whatever was prepared but not completed.
 //!
 //! Operations on one transactional id run one at a time (a per-id async lock), so a slow
 //! marker flush of one transaction never holds up another.
 
 pub(crate) mod cluster;
 mod loading;
+pub(crate) mod local_markers;
 pub(crate) mod log_store;
-mod offsets;
 pub(crate) mod ports;
 mod records;
 #[cfg(test)]
@@ -30,12 +30,12 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use kafka_protocol::ResponseError;
 use sluice_config::TxnConfig;
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{Marker, Storage, StorageError, TxnRecord, TxnState, COORDINATOR_EPOCH};
+use sluice_storage::{Marker, StorageError, TxnRecord, TxnState, COORDINATOR_EPOCH};
 
 use crate::clock::{Clock, SystemClock};
 use crate::coordinator_ownership::Ownership;
 use crate::group::GroupCoordinator;
-use crate::internal_topics::{partition_for, GROUP_METADATA_TOPIC};
+use crate::internal_topics::GROUP_METADATA_TOPIC;
 use ports::{MarkerLog, TxnMarkers, TxnStore};
 
 pub(crate) use views::ListFilter;
@@ -94,39 +94,20 @@ pub(crate) struct TxnCoordinator {
     crash_after_prepare: bool,
     /// Which transactional ids this coordinator answers for.
     ownership: Ownership,
-    /// In a cluster: the coordinator epoch (the leader epoch it was loaded in) of each
-    /// owned partition, written into markers so that partitions refuse a deposed one's.
+    /// The coordinator epoch (the leader epoch it was loaded in) of each owned partition,
+    /// written into markers so that partitions refuse a deposed one's.
     coordinator_epochs: Mutex<HashMap<i32, i32>>,
-    /// In a cluster: `offsets.topic.num.partitions`. A group joins a transaction as its
-    /// partition of `__consumer_offsets`, as in Kafka, rather than by name.
-    group_partitions: Option<i32>,
 }
 
 impl TxnCoordinator {
-    /// Loads every stored transactional id; prepared transactions are completed by
-    /// [`TxnCoordinator::complete_prepared`].
-    pub(crate) fn load(
-        storage: Arc<Storage>,
-        groups: Arc<GroupCoordinator>,
-        config: TxnConfig,
-    ) -> Result<Self, StorageError> {
-        Self::with_ports(
-            storage.clone(),
-            storage,
-            Arc::new(SystemClock),
-            groups,
-            config,
-        )
-    }
-
-    /// A cluster member's coordinator: it answers for no transactional id until a
-    /// partition of `__transaction_state` is loaded ([`TxnCoordinator::load_partition`]).
-    pub(crate) fn replicated(
+    /// A coordinator that answers for no transactional id until a partition of
+    /// `__transaction_state` is loaded ([`TxnCoordinator::load_partition`]). A group joins
+    /// a transaction as its partition of `__consumer_offsets`, as in Kafka.
+    pub(crate) fn new(
         store: Arc<dyn TxnStore>,
         log: Arc<dyn MarkerLog>,
         groups: Arc<GroupCoordinator>,
         config: TxnConfig,
-        group_partitions: i32,
     ) -> Self {
         let ownership = Ownership::nothing(config.state_log_num_partitions);
         TxnCoordinator {
@@ -140,12 +121,12 @@ impl TxnCoordinator {
             crash_after_prepare: crash_after_prepare(),
             ownership,
             coordinator_epochs: Mutex::new(HashMap::new()),
-            group_partitions: Some(group_partitions),
         }
     }
 
-    /// Loads every transactional id from `store`; markers go to `log`, time comes from
-    /// `clock`.
+    /// For unit tests: a coordinator of every transactional id in `store`, with markers
+    /// in `log` and time from `clock`.
+    #[cfg(test)]
     pub(crate) fn with_ports(
         store: Arc<dyn TxnStore>,
         log: Arc<dyn MarkerLog>,
@@ -157,25 +138,17 @@ impl TxnCoordinator {
         for (id, record) in store.load_txns()? {
             txns.insert(&id, record);
         }
-        if !txns.by_id.is_empty() {
-            tracing::info!(
-                transactional_ids = txns.by_id.len(),
-                "loaded transaction state"
-            );
-        }
-        let ownership = Ownership::everything(config.state_log_num_partitions);
         Ok(TxnCoordinator {
             store,
             log,
             clock,
             groups,
+            ownership: Ownership::everything(config.state_log_num_partitions),
             config,
             txns: RwLock::new(txns),
             id_locks: Mutex::new(HashMap::new()),
             crash_after_prepare: crash_after_prepare(),
-            ownership,
             coordinator_epochs: Mutex::new(HashMap::new()),
-            group_partitions: None,
         })
     }
 
@@ -343,8 +316,6 @@ impl TxnCoordinator {
         record.timeout_ms = timeout_ms;
         record.state = TxnState::Empty;
         record.partitions.clear();
-        record.groups.clear();
-        record.pending_offsets.clear();
         record.start_ms = -1;
         let record = self.store(id, record).await?;
         tracing::debug!(
@@ -402,19 +373,15 @@ impl TxnCoordinator {
             return Err(ResponseError::ConcurrentTransactions);
         }
         let mut set: BTreeSet<(String, i32)> = record.partitions.iter().cloned().collect();
-        let mut groups: BTreeSet<String> = record.groups.iter().cloned().collect();
-        let before = (set.len(), groups.len());
+        let before = set.len();
         set.extend(partitions.iter().cloned());
-        match (group, self.group_partitions) {
-            (Some(g), Some(count)) => {
-                set.insert((GROUP_METADATA_TOPIC.to_string(), partition_for(g, count)));
-            }
-            (Some(g), None) => {
-                groups.insert(g.to_string());
-            }
-            (None, _) => {}
+        if let Some(g) = group {
+            set.insert((
+                GROUP_METADATA_TOPIC.to_string(),
+                self.groups.partition_of(g),
+            ));
         }
-        if record.state == TxnState::Ongoing && before == (set.len(), groups.len()) {
+        if record.state == TxnState::Ongoing && before == set.len() {
             return Ok(());
         }
         if record.state != TxnState::Ongoing {
@@ -422,7 +389,6 @@ impl TxnCoordinator {
             record.state = TxnState::Ongoing;
         }
         record.partitions = set.into_iter().collect();
-        record.groups = groups.into_iter().collect();
         self.store(id, record).await?;
         Ok(())
     }
@@ -533,7 +499,7 @@ impl TxnCoordinator {
         }
     }
 
-    /// Writes the markers and offsets of a prepared transaction and records it complete.
+    /// Writes the markers of a prepared transaction and records it complete.
     async fn complete(&self, id: &str, mut record: TxnRecord) -> Result<TxnRecord, ResponseError> {
         let commit = record.state == TxnState::PrepareCommit;
         let control = if commit {
@@ -554,30 +520,12 @@ impl TxnCoordinator {
             tracing::warn!(transactional_id = id, error = ?e, "writing the transaction's markers failed; will retry");
             return Err(e);
         }
-        if commit {
-            let mut by_group: HashMap<&str, Vec<_>> = HashMap::new();
-            for p in &record.pending_offsets {
-                by_group.entry(p.group.as_str()).or_default().push((
-                    p.topic.clone(),
-                    p.partition,
-                    p.committed.clone(),
-                ));
-            }
-            for (group, offsets) in by_group {
-                if let Err(e) = self.groups.apply_txn_offsets(group, &offsets) {
-                    tracing::error!(transactional_id = id, group, error = %e, "committing transactional offsets failed");
-                    return Err(ResponseError::CoordinatorNotAvailable);
-                }
-            }
-        }
         record.state = if commit {
             TxnState::CompleteCommit
         } else {
             TxnState::CompleteAbort
         };
         record.partitions.clear();
-        record.groups.clear();
-        record.pending_offsets.clear();
         record.start_ms = -1;
         let record = self.store(id, record).await?;
         tracing::debug!(transactional_id = id, commit, "transaction completed");

@@ -1,12 +1,12 @@
 //! What the transaction coordinator depends on, as narrow ports: the store of
 //! transaction records (and producer ids), and the log it writes transaction markers to.
-//! A single node plugs in [`Storage`], a cluster member the replicated log
-//! ([`super::log_store`]) and the cluster's markers; unit tests plug in the in-memory doubles
-//! below.
+//! The broker plugs in `__transaction_state` ([`super::log_store`]) and its markers (this
+//! broker's partitions on a single node, the partitions' leaders in a cluster); unit tests
+//! plug in the in-memory doubles below.
 
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
-use sluice_storage::{now_ms, Marker, Storage, StorageError, TxnRecord};
+use sluice_storage::{Marker, StorageError, TxnRecord};
 
 use crate::internal_topics::partition_for;
 
@@ -56,57 +56,6 @@ pub(crate) trait MarkerLog: Send + Sync {
         &'a self,
         markers: TxnMarkers<'a>,
     ) -> BoxFuture<'a, Result<(), ResponseError>>;
-}
-
-impl TxnStore for Storage {
-    fn load_txns(&self) -> Result<Vec<(String, TxnRecord)>, StorageError> {
-        Storage::load_txns(self)
-    }
-
-    fn store_txn(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), StorageError> {
-        Storage::store_txn(self, transactional_id, record)
-    }
-
-    fn delete_txn(&self, transactional_id: &str) -> Result<(), StorageError> {
-        Storage::delete_txn(self, transactional_id)
-    }
-
-    fn allocate_producer_id(&self) -> Result<i64, StorageError> {
-        Storage::allocate_producer_id(self)
-    }
-}
-
-impl MarkerLog for Storage {
-    fn write_markers<'a>(
-        &'a self,
-        markers: TxnMarkers<'a>,
-    ) -> BoxFuture<'a, Result<(), ResponseError>> {
-        Box::pin(async move {
-            let m = markers.marker;
-            let mut flushes = Vec::new();
-            for (topic, index) in markers.partitions {
-                // Deleted since it was added: nothing of the transaction is left there.
-                let Some(p) = self.partition(topic, *index) else {
-                    continue;
-                };
-                match p.append_marker(m.producer_id, m.producer_epoch, m.control, now_ms()) {
-                    Ok(info) if info.flush_due => flushes.push((p, info.last_offset)),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(topic, partition = index, error = %e, "writing a transaction marker failed");
-                        return Err(ResponseError::KafkaStorageError);
-                    }
-                }
-            }
-            for (p, offset) in flushes {
-                if let Err(e) = p.flush_to(offset).await {
-                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flushing a transaction marker failed");
-                    return Err(ResponseError::KafkaStorageError);
-                }
-            }
-            Ok(())
-        })
-    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 use sluice_config::{GroupConfig, TxnConfig};
 use sluice_protocol::batch::ControlType;
-use sluice_storage::{CommittedOffset, Marker, PendingOffset, TxnRecord, TxnState};
+use sluice_storage::{Marker, TxnRecord, TxnState};
 
 use super::ports::{MemoryMarkerLog, MemoryTxnStore, TxnStore};
 use super::{ProducerRef, TxnCoordinator};
 use crate::clock::ManualClock;
 use crate::group::ports::{MemoryGroupStore, MemoryTopics};
 use crate::group::GroupCoordinator;
+use crate::internal_topics::GROUP_METADATA_TOPIC;
 
 const ID: &str = "tx";
 const TIMEOUT_MS: i32 = 60_000;
@@ -21,7 +22,6 @@ struct Fixture {
     coordinator: TxnCoordinator,
     store: Arc<MemoryTxnStore>,
     log: Arc<MemoryMarkerLog>,
-    offsets: Arc<MemoryGroupStore>,
     clock: Arc<ManualClock>,
 }
 
@@ -60,7 +60,6 @@ impl Fixture {
             coordinator,
             store,
             log,
-            offsets,
             clock,
         }
     }
@@ -146,65 +145,32 @@ async fn a_commit_writes_commit_markers_to_every_partition_then_completes() {
 }
 
 #[tokio::test]
-async fn an_abort_writes_abort_markers_and_drops_pending_offsets() {
+async fn a_group_joins_a_transaction_as_its_partition_of_consumer_offsets() {
     let f = Fixture::new();
+    // "g" lives in partition 3 of 50 (Java's String.hashCode: 103).
+    f.log.add_topic(GROUP_METADATA_TOPIC, 50);
     let p = f.init().await.unwrap();
     f.coordinator
         .add_to_transaction(ID, p, &[("t".into(), 1)], Some("g"))
         .await
         .unwrap();
-    let offset = PendingOffset {
-        group: "g".into(),
-        topic: "t".into(),
-        partition: 0,
-        committed: CommittedOffset {
-            offset: 42,
-            leader_epoch: -1,
-            metadata: String::new(),
-            commit_timestamp: 0,
-        },
-    };
-    f.coordinator
-        .commit_offsets(ID, p, "g", vec![offset])
-        .await
+    assert_eq!(
+        f.record().partitions,
+        vec![(GROUP_METADATA_TOPIC.to_string(), 3), ("t".to_string(), 1)]
+    );
+    // The group's partition is in the transaction: its offsets may be written there.
+    let added = f
+        .coordinator
+        .verify_partitions(ID, p, &[(GROUP_METADATA_TOPIC.to_string(), 3)])
         .unwrap();
-    assert!(f.coordinator.has_pending_offset("g", "t", 0));
+    assert_eq!(added, vec![true]);
 
     f.coordinator.end_txn(ID, p, false).await.unwrap();
-    assert_eq!(f.log.markers("t", 1), vec![f.marker(p, ControlType::Abort)]);
+    let abort = vec![f.marker(p, ControlType::Abort)];
+    assert_eq!(f.log.markers(GROUP_METADATA_TOPIC, 3), abort);
+    assert_eq!(f.log.markers("t", 1), abort);
     assert!(f.log.markers("t", 0).is_empty(), "not in the transaction");
     assert_eq!(f.record().state, TxnState::CompleteAbort);
-    assert!(!f.coordinator.has_pending_offset("g", "t", 0));
-    assert_eq!(f.offsets.offset("g", "t", 0), None);
-}
-
-#[tokio::test]
-async fn a_committed_transaction_makes_its_offsets_the_groups() {
-    let f = Fixture::new();
-    let p = f.init().await.unwrap();
-    f.coordinator
-        .add_to_transaction(ID, p, &[], Some("g"))
-        .await
-        .unwrap();
-    let committed = CommittedOffset {
-        offset: 7,
-        leader_epoch: -1,
-        metadata: "m".into(),
-        commit_timestamp: 5,
-    };
-    let pending = PendingOffset {
-        group: "g".into(),
-        topic: "t".into(),
-        partition: 1,
-        committed: committed.clone(),
-    };
-    f.coordinator
-        .commit_offsets(ID, p, "g", vec![pending])
-        .await
-        .unwrap();
-    assert_eq!(f.offsets.offset("g", "t", 1), None, "not before the commit");
-    f.coordinator.end_txn(ID, p, true).await.unwrap();
-    assert_eq!(f.offsets.offset("g", "t", 1), Some(committed));
 }
 
 #[tokio::test]

@@ -40,14 +40,11 @@ pub(super) fn err_code(e: Option<ResponseError>) -> i16 {
     e.map_or(NONE, |e| e.code())
 }
 
-/// In a cluster, waits until every write to the group's partition of `__consumer_offsets`
-/// so far is on the ISR, as Kafka's coordinator does before it answers; nothing to wait
-/// for on a single node, whose store writes synchronously.
+/// Waits until every write to the group's partition of `__consumer_offsets` so far is
+/// flushed here and on the ISR, as Kafka's coordinator does before it answers.
 pub(super) async fn durable(broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
-    let Some(node) = &broker.cluster else {
-        return Ok(());
-    };
-    node.coordinator_log
+    broker
+        .coordinator_log
         .wait_durable(
             internal_topics::GROUP_METADATA_TOPIC,
             broker.groups.partition_of(group_id),
@@ -58,6 +55,15 @@ pub(super) async fn durable(broker: &Broker, group_id: &str) -> Result<(), Respo
 /// The error of a request for a group this broker does not coordinate (now).
 pub(super) fn not_coordinator(broker: &Broker, group_id: &str) -> Option<ResponseError> {
     broker.groups.check_coordinator(group_id).err()
+}
+
+/// The error of a membership request (JoinGroup, SyncGroup, Heartbeat, LeaveGroup): an
+/// empty group id is INVALID_GROUP_ID before the coordinator is looked at, as in Kafka.
+fn membership_refused(broker: &Broker, group_id: &str) -> Option<ResponseError> {
+    if group_id.is_empty() {
+        return Some(ResponseError::InvalidGroupId);
+    }
+    not_coordinator(broker, group_id)
 }
 
 /// Whether the client may do `op` on the group.
@@ -214,7 +220,7 @@ pub(crate) async fn join_group(
     let refused = if !may_group(broker, session, Operation::Read, &req.group_id) {
         Some(GROUP_AUTH_FAILED)
     } else {
-        not_coordinator(broker, &req.group_id).map(|e| e.code())
+        membership_refused(broker, &req.group_id).map(|e| e.code())
     };
     if let Some(error_code) = refused {
         let mut res = JoinGroupResponse::default()
@@ -288,7 +294,7 @@ pub(crate) async fn sync_group(
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         return Reply::new(SyncGroupResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
-    if let Some(e) = not_coordinator(broker, &req.group_id) {
+    if let Some(e) = membership_refused(broker, &req.group_id) {
         return Reply::new(SyncGroupResponse::default().with_error_code(e.code()));
     }
     let group_id = req.group_id.to_string();
@@ -338,7 +344,7 @@ pub(crate) async fn heartbeat(
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         return Reply::new(HeartbeatResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
-    if let Some(e) = not_coordinator(broker, &req.group_id) {
+    if let Some(e) = membership_refused(broker, &req.group_id) {
         return Reply::new(HeartbeatResponse::default().with_error_code(e.code()));
     }
     let error = broker.groups.heartbeat(
@@ -360,7 +366,7 @@ pub(crate) async fn leave_group(
     if !may_group(broker, session, Operation::Read, &req.group_id) {
         return Reply::new(LeaveGroupResponse::default().with_error_code(GROUP_AUTH_FAILED));
     }
-    if let Some(e) = not_coordinator(broker, &req.group_id) {
+    if let Some(e) = membership_refused(broker, &req.group_id) {
         return Reply::new(LeaveGroupResponse::default().with_error_code(e.code()));
     }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {

@@ -367,9 +367,7 @@ pub(crate) async fn offset_delete(
     Reply::new(res)
 }
 
-/// Whether an open transaction holds an offset of the group for the partition: the
-/// transaction coordinator holds it on a single node, the group's partition in a cluster.
+/// Whether an open transaction holds an offset of the group for the partition.
 fn unstable_offset(broker: &Broker, group: &str, topic: &str, partition: i32) -> bool {
-    broker.txns.has_pending_offset(group, topic, partition)
-        || broker.groups.has_open_txn_offset(group, topic, partition)
+    broker.groups.has_open_txn_offset(group, topic, partition)
 }

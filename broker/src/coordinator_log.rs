@@ -1,18 +1,98 @@
-//! The coordinators' partitions of the internal topics as a replicated log: a coordinator
+//! The coordinators' partitions of the internal topics as their log: a coordinator
 //! appends its state changes as keyed records to the partition it leads, waits for the
 //! high watermark before it answers (Kafka's `acks=all` for coordinator writes), and a new
-//! leader reads the partition back to load the state.
+//! leader reads the partition back to load the state. In a cluster the replica manager
+//! says who leads and when a write is replicated; on a single node the broker leads every
+//! partition alone ([`SoleReplica`]), and the same code runs with one replica.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{self, BatchHeader, Compression, ControlType};
 use sluice_protocol::records::{self, Record};
 use sluice_storage::{now_ms, Isolation, Partition, Storage, StorageError};
 
-use super::ReplicaManager;
+use crate::replication::ReplicaManager;
+
+/// This broker does not lead the partition (now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotLeading;
+
+/// Who leads the internal partitions and when a write is on enough replicas.
+pub(crate) trait CoordinatorReplicas: Send + Sync {
+    /// The leader epoch this broker leads the partition in; `None` where no epoch fences
+    /// the append (a single node's sole replica).
+    fn leader_epoch(&self, topic: &str, partition: i32) -> Result<Option<i32>, NotLeading>;
+    /// Records were appended to a led partition.
+    fn appended(&self, topic: &str, partition: i32);
+    /// Waits until the high watermark passes `last_offset`; the error is a Kafka error
+    /// code (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT).
+    fn wait_replicated<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: i32,
+        last_offset: i64,
+        min_isr: i32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), i16>>;
+}
+
+impl CoordinatorReplicas for ReplicaManager {
+    fn leader_epoch(&self, topic: &str, partition: i32) -> Result<Option<i32>, NotLeading> {
+        self.check_leader(topic, partition, -1)
+            .map(Some)
+            .map_err(|_| NotLeading)
+    }
+
+    fn appended(&self, topic: &str, partition: i32) {
+        ReplicaManager::appended(self, topic, partition);
+    }
+
+    fn wait_replicated<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: i32,
+        last_offset: i64,
+        min_isr: i32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), i16>> {
+        Box::pin(ReplicaManager::wait_replicated(
+            self,
+            topic,
+            partition,
+            last_offset,
+            min_isr,
+            timeout,
+        ))
+    }
+}
+
+/// A single node: it leads every partition it holds, alone, so a write is replicated once
+/// it is on disk here.
+pub(crate) struct SoleReplica;
+
+impl CoordinatorReplicas for SoleReplica {
+    fn leader_epoch(&self, _topic: &str, _partition: i32) -> Result<Option<i32>, NotLeading> {
+        Ok(None)
+    }
+
+    fn appended(&self, _topic: &str, _partition: i32) {}
+
+    fn wait_replicated<'a>(
+        &'a self,
+        _topic: &'a str,
+        _partition: i32,
+        _last_offset: i64,
+        _min_isr: i32,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), i16>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 /// A keyed record; a `None` value is a tombstone.
 pub(crate) type KeyedRecord = (Bytes, Option<Bytes>);
@@ -55,27 +135,53 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many bytes one read of a load takes.
 const LOAD_CHUNK_BYTES: usize = 1 << 20;
 
+/// When a coordinator's write is flushed before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoordinatorFlush {
+    /// Every write (a cluster's coordinators).
+    Always,
+    /// As the flush policy (`log.flush.interval.*`) says, like a producer's write.
+    AsPolicy,
+}
+
 /// Appends to and reads back the internal topics' partitions this broker leads.
 pub(crate) struct CoordinatorLog {
     storage: Arc<Storage>,
-    replicas: Arc<ReplicaManager>,
+    replicas: Arc<dyn CoordinatorReplicas>,
+    flush: CoordinatorFlush,
+    /// Under [`CoordinatorFlush::AsPolicy`]: the highest offset per partition whose flush
+    /// the policy asked for.
+    flush_due: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl CoordinatorLog {
     /// A log over `storage`'s internal partitions, led as `replicas` says.
-    pub(crate) fn new(storage: Arc<Storage>, replicas: Arc<ReplicaManager>) -> Self {
-        CoordinatorLog { storage, replicas }
+    pub(crate) fn new(
+        storage: Arc<Storage>,
+        replicas: Arc<dyn CoordinatorReplicas>,
+        flush: CoordinatorFlush,
+    ) -> Self {
+        CoordinatorLog {
+            storage,
+            replicas,
+            flush,
+            flush_due: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn due(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
+        self.flush_due.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn led_partition(
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<(Arc<Partition>, i32), StorageError> {
+    ) -> Result<(Arc<Partition>, Option<i32>), StorageError> {
         let name = || format!("{topic}-{partition}");
         let epoch = self
             .replicas
-            .check_leader(topic, partition, -1)
+            .leader_epoch(topic, partition)
             .map_err(|_| StorageError::NotLeader(name()))?;
         let p = self
             .storage
@@ -158,16 +264,23 @@ impl CoordinatorLog {
         let bytes = Bytes::from(bytes);
         let header = batch::read_header(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("coordinator batch: {e}")))?;
-        let info = p
-            .append_as_leader(leader_epoch, header, &bytes, now)
-            .map_err(CoordinatorAppendError)?;
+        let appended = match leader_epoch {
+            Some(epoch) => p.append_as_leader(epoch, header, &bytes, now),
+            None => p.append(header, &bytes, now),
+        };
+        let info = appended.map_err(CoordinatorAppendError)?;
+        if info.flush_due {
+            let mut due = self.due();
+            let owed = due.entry((topic.to_string(), partition)).or_insert(-1);
+            *owed = (*owed).max(info.last_offset);
+        }
         self.replicas.appended(topic, partition);
         Ok(info.last_offset)
     }
 
-    /// Waits until everything appended to the partition so far is on disk here (under the
-    /// flush policy's group commit) and below the high watermark, that is on every ISR
-    /// member. The error is what Kafka's coordinators answer when their write fails.
+    /// Waits until everything appended to the partition so far is flushed here as
+    /// [`CoordinatorFlush`] says (with the group commit of other writers) and below the
+    /// high watermark, that is on every ISR member. The error is what Kafka's coordinators answer when their write fails.
     pub(crate) async fn wait_durable(
         &self,
         topic: &str,
@@ -180,7 +293,16 @@ impl CoordinatorLog {
         if last < 0 {
             return Ok(());
         }
-        if let Err(e) = p.flush_to(last).await {
+        let flush = match self.flush {
+            CoordinatorFlush::Always => Some(last),
+            // Once flushed, an owed offset stays below the flushed one: flush_to returns.
+            CoordinatorFlush::AsPolicy => self.due().get(&(topic.to_string(), partition)).copied(),
+        };
+        let flushed = match flush {
+            Some(offset) => p.flush_to(offset).await,
+            None => Ok(()),
+        };
+        if let Err(e) = flushed {
             tracing::error!(topic, partition, error = %e, "flushing a coordinator write failed");
             return Err(ResponseError::NotCoordinator);
         }

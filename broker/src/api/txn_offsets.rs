@@ -1,0 +1,110 @@
+//! TxnOffsetCommit's offsets, as Kafka's group coordinator writes them: to the group's
+//! partition of `__consumer_offsets` as the producer's transactional batch, once its
+//! transaction coordinator confirms that the partition is in the transaction
+//! (AddOffsetsToTxn added it), answered when durable. The transaction's marker later
+//! makes them the group's committed offsets or drops them.
+
+use kafka_protocol::ResponseError;
+use sluice_storage::PendingOffset;
+
+use crate::broker::Broker;
+use crate::coordinator_log::TxnProducer;
+use crate::internal_topics::GROUP_METADATA_TOPIC;
+use crate::replication::txn_verification::Verification;
+use crate::replication::ClusterNode;
+use crate::txn::cluster::verify_in_transaction;
+use crate::txn::ProducerRef;
+
+/// Writes a transaction's offsets for `group`; the error is what TxnOffsetCommit answers.
+pub(super) async fn write(
+    broker: &Broker,
+    id: &str,
+    producer: ProducerRef,
+    group: &str,
+    offsets: Vec<PendingOffset>,
+) -> Result<(), ResponseError> {
+    match &broker.cluster {
+        Some(node) => replicated(broker, node, id, producer, group, offsets).await,
+        None => local(broker, id, producer, group, offsets).await,
+    }
+}
+
+/// On a single node the transaction coordinator is this broker's: it is asked directly,
+/// and holds off the transaction's markers while the batch is appended.
+async fn local(
+    broker: &Broker,
+    id: &str,
+    producer: ProducerRef,
+    group: &str,
+    offsets: Vec<PendingOffset>,
+) -> Result<(), ResponseError> {
+    let partition = broker.groups.partition_of(group);
+    let tp = [(GROUP_METADATA_TOPIC.to_string(), partition)];
+    // The errors a cluster's verification gives (`verify_in_transaction`).
+    let added = broker
+        .txns
+        .verify_partitions(id, producer, &tp)
+        .map_err(|e| match e {
+            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            ResponseError::ConcurrentTransactions => ResponseError::InvalidTxnState,
+            e => e,
+        })?;
+    if added.first() != Some(&true) {
+        return Err(ResponseError::InvalidTxnState);
+    }
+    let txn_producer = TxnProducer {
+        producer_id: producer.producer_id,
+        producer_epoch: producer.producer_epoch,
+    };
+    broker
+        .txns
+        .with_verified_partition(producer, GROUP_METADATA_TOPIC, partition, || {
+            broker
+                .groups
+                .write_txn_offsets(&broker.coordinator_log, group, txn_producer, offsets)
+        })??;
+    super::groups::durable(broker, group).await
+}
+
+/// In a cluster: the transaction's offsets go to the group's partition of
+/// `__consumer_offsets` as the producer's transactional batch, once its transaction
+/// coordinator confirms that the partition is in the transaction (AddOffsetsToTxn added
+/// it), and are answered when on the in-sync replicas.
+async fn replicated(
+    broker: &Broker,
+    node: &ClusterNode,
+    id: &str,
+    producer: ProducerRef,
+    group: &str,
+    offsets: Vec<PendingOffset>,
+) -> Result<(), ResponseError> {
+    let topic = GROUP_METADATA_TOPIC;
+    let partition = broker.groups.partition_of(group);
+    let pid = producer.producer_id;
+    let epoch = producer.producer_epoch;
+    let v = node.txn_verification.begin(topic, partition, pid, epoch);
+    if v != Verification::Known {
+        let verified =
+            verify_in_transaction(node, &broker.txns, id, producer, topic, partition).await;
+        if let Err(e) = verified {
+            node.txn_verification.refused(topic, partition, pid, v);
+            return Err(match e {
+                ResponseError::NotEnoughReplicas => ResponseError::CoordinatorNotAvailable,
+                e => e,
+            });
+        }
+    }
+    let txn_producer = TxnProducer {
+        producer_id: pid,
+        producer_epoch: epoch,
+    };
+    node.txn_verification
+        .append_if(topic, partition, pid, epoch, v, || {
+            broker
+                .groups
+                .write_txn_offsets(&broker.coordinator_log, group, txn_producer, offsets)
+        })
+        // The transaction ended while it was verified.
+        .unwrap_or(Err(ResponseError::InvalidTxnState))?;
+    super::groups::durable(broker, group).await
+}
