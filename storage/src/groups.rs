@@ -1,7 +1,7 @@
-//! Durable consumer-group state: each group's last completed generation and its
-//! committed offsets, in their own column families.
-//!
-//! The coordinator keeps the live state in memory; this is what it reloads at start-up.
+//! Consumer-group state as the coordinator holds it (a group's last completed generation,
+//! committed offsets), and its RocksDB column families. The broker now keeps groups in
+//! `__consumer_offsets`; it reads these column families once, to move what an earlier
+//! version stored there, and then empties them.
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 

@@ -1,10 +1,8 @@
-//! Durable transaction-coordinator state: one record per transactional id, holding the
-//! producer id and epoch, the state of the current transaction, the partitions and groups
-//! it touched, and the offsets it will commit.
-//!
-//! The coordinator keeps the live state in memory and writes the whole record on every
-//! state change; start-up reloads the records and finishes any transaction that was
-//! between PrepareCommit/PrepareAbort and its completion.
+//! Transaction-coordinator state: one record per transactional id, holding the producer id
+//! and epoch, the state of the current transaction and the partitions it touched, and its
+//! RocksDB column family. The broker now keeps these records in `__transaction_state`; it
+//! reads the column family once, to move what an earlier version stored there (whose
+//! records also name the groups and offsets of a transaction), and then empties it.
 
 use rocksdb::{IteratorMode, WriteBatch};
 
