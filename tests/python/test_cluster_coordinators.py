@@ -222,10 +222,10 @@ def test_offsets_topic_replication_factor_sets_the_replicas_of_the_offsets_topic
 
 
 def test_a_consumer_protocol_member_keeps_consuming_across_the_coordinators_death(cluster_factory):
-    """A KIP-848 consumer (group.protocol=consumer) stays subscribed while its coordinator
-    is killed: the new coordinator does not know the member (member records are not
-    stored yet), so it joins again, and resumes from its committed offsets: nothing after
-    the last commit is lost, and only that is read twice."""
+    """A KIP-848 consumer (group.protocol=consumer) stays in its group while its coordinator
+    is killed: the new coordinator loads the member's records from __consumer_offsets, so
+    the member keeps its epoch and partitions (librdkafka sees no rebalance: no partition
+    revoked, lost or assigned again), and it reads everything after its commit, once."""
     cluster = cluster_factory(3)
     create_topic(cluster, "stream", 2)
     first = [f"first-{i:03d}".encode() for i in range(50)]
@@ -236,7 +236,11 @@ def test_a_consumer_protocol_member_keeps_consuming_across_the_coordinators_deat
     c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "group.protocol": "consumer",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     try:
-        c.subscribe(["stream"])
+        rebalances: list[tuple[str, list[int]]] = []
+        c.subscribe(["stream"],
+                    on_assign=lambda _, ps: rebalances.append(("assign", sorted(p.partition for p in ps))),
+                    on_revoke=lambda _, ps: rebalances.append(("revoke", sorted(p.partition for p in ps))),
+                    on_lost=lambda _, ps: rebalances.append(("lost", sorted(p.partition for p in ps))))
         got: dict[int, list[tuple[int, bytes]]] = {0: [], 1: []}
         while sum(map(len, got.values())) < 100:
             m = c.poll(1.0)
@@ -259,6 +263,8 @@ def test_a_consumer_protocol_member_keeps_consuming_across_the_coordinators_deat
                 after[m.partition()].append((m.offset(), m.value()))
         # Everything after the commit, in order, once.
         assert after == {p: [(50 + i, v) for i, v in enumerate(second)] for p in (0, 1)}
+        # One assignment of both partitions at the start, and none since.
+        assert rebalances == [("assign", [0, 1])], rebalances
         c.commit(asynchronous=False)
         committed = c.committed([TopicPartition("stream", p) for p in (0, 1)], timeout=30)
         assert [tp.offset for tp in committed] == [100, 100]

@@ -1581,3 +1581,35 @@ def test_broker_restart_mid_group_resumes_from_commits(broker_factory, members):
     for m in ms:
         m.close()
     assert committed_offsets(b.bootstrap, group) == {(topic, q): 200 for q in range(4)}
+
+
+def test_kip848_members_keep_their_epochs_and_assignments_across_a_restart(broker_factory):
+    """The consumer protocol's members are written to __consumer_offsets as Kafka writes
+    them: after a broker restart a member heartbeats with the epoch it had, keeps its
+    partitions, and is sent no new assignment (no rebalance)."""
+    b = broker_factory(overrides=FAST)
+    topic = unique_topic("kip848-restart")
+    create_topic(b.bootstrap, topic, 2)
+    group = unique_group("kip848-restart")
+    _raw_client(b.bootstrap, group).close()  # FindCoordinator, as every client sends first
+    host, port = b.bootstrap.split(":")
+
+    def beat(member_id: str, epoch: int, **kw) -> dict:
+        with wire.Conn(host, int(port)) as c:
+            payload = c.request(wire.consumer_group_heartbeat_request(1, group, member_id, epoch, **kw))
+        return wire.parse_consumer_group_heartbeat_response(payload)
+
+    joined = beat("", 0, topics=[topic], rebalance_timeout_ms=30000, owned={})
+    assert joined["error_code"] == NONE, joined
+    member, epoch, assignment = joined["member_id"], joined["member_epoch"], joined["assignment"]
+    assert epoch == 1 and [sorted(ps) for ps in assignment.values()] == [[0, 1]], joined
+    steady = beat(member, epoch, owned=assignment)
+    assert (steady["error_code"], steady["member_epoch"], steady["assignment"]) == (NONE, epoch, None), steady
+
+    b.restart()
+    _raw_client(b.bootstrap, group).close()
+    back = beat(member, epoch, owned=assignment)
+    assert (back["error_code"], back["member_id"], back["member_epoch"], back["assignment"]) == \
+        (NONE, member, epoch, None), back
+    # An epoch the coordinator never gave is still fenced (FENCED_MEMBER_EPOCH).
+    assert beat(member, epoch + 1)["error_code"] == 110

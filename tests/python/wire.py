@@ -98,6 +98,14 @@ class Reader:
                 return result
             shift += 7
 
+    def compact_string(self) -> str | None:
+        n = self.uvarint()
+        if n == 0:
+            return None
+        s = self.data[self.pos:self.pos + n - 1].decode()
+        self.pos += n - 1
+        return s
+
     def skip_tagged_fields(self):
         for _ in range(self.uvarint()):
             self.uvarint()
@@ -196,6 +204,54 @@ def parse_produce_response(version: int, payload: bytes) -> tuple[int, list]:
     r.take(">i")  # throttle_time_ms
     assert r.done(), f"{len(payload) - r.pos} trailing bytes in produce response"
     return corr, out
+
+
+def consumer_group_heartbeat_request(correlation_id: int, group: str, member_id: str, epoch: int,
+                                     topics: list[str] | None = None,
+                                     owned: dict[bytes, list[int]] | None = None,
+                                     rebalance_timeout_ms: int = -1) -> bytes:
+    """ConsumerGroupHeartbeat v0 (KIP-848); `owned` maps 16-byte topic ids to partitions."""
+    body = compact_string(group) + compact_string(member_id) + struct.pack(">i", epoch)
+    body += uvarint(0) + uvarint(0)  # instance id, rack id: null
+    body += struct.pack(">i", rebalance_timeout_ms)
+    if topics is None:
+        body += uvarint(0)
+    else:
+        body += uvarint(len(topics) + 1) + b"".join(compact_string(t) for t in topics)
+    body += uvarint(0)  # server assignor: null
+    if owned is None:
+        body += uvarint(0)
+    else:
+        body += uvarint(len(owned) + 1)
+        for topic_id, partitions in owned.items():
+            body += topic_id + uvarint(len(partitions) + 1)
+            body += b"".join(struct.pack(">i", p) for p in partitions) + uvarint(0)
+    body += uvarint(0)
+    return header_v2(68, 0, correlation_id) + body
+
+
+def parse_consumer_group_heartbeat_response(payload: bytes) -> dict:
+    """ConsumerGroupHeartbeat v0's response: error, member id and epoch, and the assignment
+    (topic id → partitions) or None when the broker sent none."""
+    r = Reader(payload)
+    r.take(">i")  # correlation id
+    r.skip_tagged_fields()
+    r.take(">i")  # throttle time
+    out = {"error_code": r.take(">h"), "error_message": r.compact_string(),
+           "member_id": r.compact_string(), "member_epoch": r.take(">i"),
+           "heartbeat_interval_ms": r.take(">i"), "assignment": None}
+    if r.take(">b") >= 0:
+        assignment = {}
+        for _ in range(r.uvarint() - 1):
+            topic_id = r.data[r.pos:r.pos + 16]
+            r.pos += 16
+            assignment[topic_id] = [r.take(">i") for _ in range(r.uvarint() - 1)]
+            r.skip_tagged_fields()
+        r.skip_tagged_fields()
+        out["assignment"] = assignment
+    r.skip_tagged_fields()
+    assert r.done(), f"{len(payload) - r.pos} trailing bytes in ConsumerGroupHeartbeat response"
+    return out
 
 
 # --- a connection --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ pub(crate) mod consume;
 pub(crate) mod group_churn;
 pub(crate) mod latency;
 pub(crate) mod limits;
+pub(crate) mod offset_commit;
 pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod replication;
@@ -64,6 +65,11 @@ pub(crate) const ALL: &[Scenario] = &[
         name: "replication",
         about: "a three-broker cluster on etcd: throughput and one-at-a-time latency with 1 and 3 replicas, and the stall of a leader's kill -9 or clean stop",
         run: replication::run,
+    },
+    Scenario {
+        name: "offset-commit",
+        about: "synchronous offset commits of 1 and 4 groups, one after another: commits/s and latency",
+        run: offset_commit::run,
     },
     Scenario {
         name: "group-churn",

@@ -93,8 +93,10 @@ impl GroupCoordinator {
             if !cg.members.is_empty() {
                 return fail(ResponseError::InconsistentGroupProtocol);
             }
-            // An empty consumer-protocol group may be taken over by classic members.
+            // An empty consumer-protocol group may be taken over by classic members; its
+            // consumer-protocol records go.
             group.consumer = None;
+            self.persist_consumer(group);
         }
         let known = group.members.contains_key(&p.member_id)
             || group.pending_members.contains_key(&p.member_id);

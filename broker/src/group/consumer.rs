@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::assignor::{self, Assignment, AssignorMember};
+use super::consumer_records;
 use super::state::{Group, GroupState};
 use super::GroupCoordinator;
 
@@ -197,12 +198,57 @@ impl GroupCoordinator {
             req.member_id = Uuid::new_v4().to_string();
         }
         let result = self.consumer_heartbeat_in(group, req, now);
+        self.persist_consumer(group);
         self.timer.notify_one();
         result
     }
 
+    /// Writes what changed in a consumer group's records since they were last written.
+    /// A failed write is logged; the next change writes the difference again.
+    pub(super) fn persist_consumer(&self, group: &mut Group) {
+        let now = match &group.consumer {
+            Some(cg) => consumer_records::encode(&group.group_id, cg),
+            None => consumer_records::ConsumerRecords::new(),
+        };
+        let writes = consumer_records::diff(&group.consumer_records, &now);
+        if writes.is_empty() {
+            return;
+        }
+        match self.store.store_records(&group.group_id, writes) {
+            Ok(()) => group.consumer_records = now,
+            Err(e) => {
+                tracing::error!(group = %group.group_id, error = %e, "storing the consumer group failed")
+            }
+        }
+    }
+
+    /// Tombstones for every consumer-protocol record of a group that is going away.
+    pub(super) fn forget_consumer_records(
+        &self,
+        group: &mut Group,
+    ) -> Result<(), sluice_storage::StorageError> {
+        let writes = consumer_records::diff(&group.consumer_records, &Default::default());
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.store.store_records(&group.group_id, writes)?;
+        group.consumer_records.clear();
+        Ok(())
+    }
+
+    /// After a load: the subscribed topics' partition counts the target was computed from
+    /// are today's, so that a heartbeat bumps the group epoch only when they change.
+    pub(super) fn restore_subscription_metadata(&self, cg: &mut ConsumerGroupState) {
+        cg.subscription_metadata = self.subscription_metadata(cg);
+        cg.resolved_topic_names = cg
+            .subscription_metadata
+            .keys()
+            .filter_map(|id| self.topics.topic_name_by_id(*id))
+            .collect();
+    }
+
     /// `group.consumer.session.timeout.ms`.
-    fn consumer_session_timeout(&self) -> Duration {
+    pub(super) fn consumer_session_timeout(&self) -> Duration {
         Duration::from_millis(self.config.consumer_session_timeout_ms.max(1) as u64)
     }
 
@@ -450,6 +496,7 @@ impl GroupCoordinator {
         }
         if !expired.is_empty() {
             self.refresh_target(group, true);
+            self.persist_consumer(group);
         }
         let cg = group.consumer.as_ref()?;
         cg.members

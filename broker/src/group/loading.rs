@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use kafka_protocol::ResponseError;
 
+use super::consumer_records;
 use super::state::{Group, JoinResult, SyncResult};
 use super::GroupCoordinator;
 
@@ -34,6 +35,22 @@ impl GroupCoordinator {
         };
         let now = self.clock.now();
         let now_ms = self.clock.now_ms();
+        let session = self.consumer_session_timeout();
+        let mut consumer = Vec::new();
+        for (group_id, records) in loaded.consumer_groups {
+            match consumer_records::decode(&records, now, session) {
+                Ok(mut cg) => {
+                    self.restore_subscription_metadata(&mut cg);
+                    consumer.push((group_id, cg, records));
+                }
+                Err(e) => {
+                    tracing::error!(partition, group = %group_id, error = %e, "loading consumer groups failed");
+                    self.ownership.release(partition);
+                    self.forget_txns(partition);
+                    return false;
+                }
+            }
+        }
         let mut groups = self.lock();
         self.forget_partition(&mut groups, partition);
         if !self.ownership.loaded(partition) {
@@ -41,12 +58,23 @@ impl GroupCoordinator {
             self.forget_txns(partition);
             return false;
         }
-        let count = loaded.groups.len();
         let open_txns = loaded.open_txns.len();
         for (group_id, record, offsets) in loaded.groups {
             let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
             groups.insert(group_id, group);
         }
+        for (group_id, cg, records) in consumer {
+            let group = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(&group_id, now_ms));
+            group.protocol_type = Some("consumer".into());
+            group.consumer = Some(cg);
+            group.consumer_records = records;
+        }
+        let count = groups
+            .keys()
+            .filter(|id| self.ownership.partition_of(id) == partition)
+            .count();
         self.finish_txn_load(&mut groups, partition, loaded.open_txns);
         drop(groups);
         self.timer.notify_one();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sluice_storage::{CommittedOffset, GroupRecord, PendingOffset, StorageError};
 
+use super::consumer_records::{self, ConsumerRecords};
 use super::ports::{GroupStore, PartitionState, StoredGroup};
 use super::records::{self, GroupLogRecord};
 use super::txn_offsets::OpenTxnOffsets;
@@ -53,6 +54,10 @@ impl GroupStore for LogGroupStore {
     ) -> Result<PartitionState, StorageError> {
         let entries = self.log.read_all(GROUP_METADATA_TOPIC, partition)?;
         replay(entries)
+    }
+
+    fn store_records(&self, group_id: &str, records: Vec<KeyedRecord>) -> Result<(), StorageError> {
+        self.append(group_id, records)
     }
 
     fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {
@@ -111,6 +116,7 @@ pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageEr
     type Offsets = BTreeMap<(String, i32), CommittedOffset>;
     let mut groups: BTreeMap<String, (Option<GroupRecord>, Offsets)> = BTreeMap::new();
     let mut open: OpenTxnOffsets = OpenTxnOffsets::new();
+    let mut consumer: BTreeMap<String, ConsumerRecords> = BTreeMap::new();
     for entry in entries {
         let (key, value) = match entry {
             LogEntry::Record {
@@ -164,8 +170,16 @@ pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageEr
                 continue;
             }
         };
-        let decoded = records::decode(&key, value.as_deref())
-            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let corrupt = |e: records::RecordError| StorageError::Corrupt(e.to_string());
+        if let Some(group) = consumer_records::group_of(&key).map_err(corrupt)? {
+            let records = consumer.entry(group).or_default();
+            match value {
+                Some(v) => records.insert(key, v),
+                None => records.remove(&key),
+            };
+            continue;
+        }
+        let decoded = records::decode(&key, value.as_deref()).map_err(corrupt)?;
         match decoded {
             Some(GroupLogRecord::Offset {
                 group,
@@ -197,9 +211,11 @@ pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageEr
             (id, record, offsets)
         })
         .collect::<Vec<StoredGroup>>();
+    consumer.retain(|_, records| !records.is_empty());
     Ok(PartitionState {
         groups,
         open_txns: open,
+        consumer_groups: consumer,
     })
 }
 

@@ -11,6 +11,7 @@
 mod assignor;
 mod classic;
 mod consumer;
+mod consumer_records;
 mod loading;
 pub(crate) mod log_store;
 mod offsets;
@@ -195,8 +196,13 @@ impl GroupCoordinator {
             }
         }
         for id in dead {
-            groups.remove(&id);
-            if let Err(e) = self.store.delete_group(&id, &[]) {
+            let Some(mut group) = groups.remove(&id) else {
+                continue;
+            };
+            let deleted = self
+                .forget_consumer_records(&mut group)
+                .and_then(|()| self.store.delete_group(&id, &[]));
+            if let Err(e) = deleted {
                 tracing::error!(group = %id, error = %e, "deleting an expired group failed");
             }
         }

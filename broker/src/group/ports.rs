@@ -5,7 +5,11 @@
 
 use sluice_storage::{CommittedOffset, GroupOffsets, GroupRecord, Storage, StorageError};
 
+use std::collections::BTreeMap;
+
+use super::consumer_records::ConsumerRecords;
 use super::txn_offsets::OpenTxnOffsets;
+use crate::coordinator_log::KeyedRecord;
 use uuid::Uuid;
 
 use crate::internal_topics::partition_for;
@@ -20,6 +24,8 @@ pub(crate) struct PartitionState {
     pub(crate) groups: Vec<StoredGroup>,
     /// Offsets of transactions without a marker yet.
     pub(crate) open_txns: OpenTxnOffsets,
+    /// The consumer-protocol (KIP-848) records of each group that has some.
+    pub(crate) consumer_groups: BTreeMap<String, ConsumerRecords>,
 }
 
 /// Durable group metadata and committed offsets.
@@ -38,8 +44,12 @@ pub(crate) trait GroupStore: Send + Sync {
         Ok(PartitionState {
             groups,
             open_txns: OpenTxnOffsets::new(),
+            consumer_groups: BTreeMap::new(),
         })
     }
+    /// Writes keyed records of a group's state (a `None` value removes the key): the
+    /// consumer-protocol records, which the coordinator encodes itself.
+    fn store_records(&self, group_id: &str, records: Vec<KeyedRecord>) -> Result<(), StorageError>;
     /// Stores a group's current generation.
     fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError>;
     /// Forgets a group and its committed `offsets`.
@@ -111,6 +121,7 @@ mod memory {
     pub(crate) struct MemoryGroupStore {
         groups: Mutex<BTreeMap<String, GroupRecord>>,
         offsets: Mutex<BTreeMap<String, PartitionOffsets>>,
+        records: Mutex<BTreeMap<String, ConsumerRecords>>,
     }
 
     impl MemoryGroupStore {
@@ -118,9 +129,56 @@ mod memory {
         pub(crate) fn group(&self, group_id: &str) -> Option<GroupRecord> {
             self.groups.lock().unwrap().get(group_id).cloned()
         }
+
+        /// How many consumer-protocol records of a group are stored.
+        pub(crate) fn consumer_record_count(&self, group_id: &str) -> usize {
+            self.records
+                .lock()
+                .unwrap()
+                .get(group_id)
+                .map_or(0, |r| r.len())
+        }
     }
 
     impl GroupStore for MemoryGroupStore {
+        fn load_partition(
+            &self,
+            partition: i32,
+            partitions: i32,
+        ) -> Result<PartitionState, StorageError> {
+            let mut groups = self.load_groups()?;
+            groups.retain(|(id, _, _)| partition_for(id, partitions) == partition);
+            let consumer_groups = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(id, r)| partition_for(id, partitions) == partition && !r.is_empty())
+                .map(|(id, r)| (id.clone(), r.clone()))
+                .collect();
+            Ok(PartitionState {
+                groups,
+                open_txns: OpenTxnOffsets::new(),
+                consumer_groups,
+            })
+        }
+
+        fn store_records(
+            &self,
+            group_id: &str,
+            records: Vec<KeyedRecord>,
+        ) -> Result<(), StorageError> {
+            let mut all = self.records.lock().unwrap();
+            let group = all.entry(group_id.to_string()).or_default();
+            for (k, v) in records {
+                match v {
+                    Some(v) => group.insert(k, v),
+                    None => group.remove(&k),
+                };
+            }
+            Ok(())
+        }
+
         fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
             let groups = self.groups.lock().unwrap();
             let offsets = self.offsets.lock().unwrap();

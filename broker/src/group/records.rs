@@ -32,7 +32,7 @@ pub(crate) enum GroupLogRecord {
 /// Why a record of the topic could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable __consumer_offsets record: {0}")]
-pub(crate) struct RecordError(&'static str);
+pub(crate) struct RecordError(pub(super) &'static str);
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
@@ -192,7 +192,7 @@ fn decode_group(mut v: &[u8]) -> Result<GroupRecord, RecordError> {
     })
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(super) fn put_str(b: &mut BytesMut, s: &str) {
     // Kafka's STRING is at most i16::MAX bytes; longer names never reach here (group ids,
     // topics and metadata are bounded by the request decoder and offset.metadata.max.bytes).
     let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
@@ -212,24 +212,24 @@ fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_slice(v);
 }
 
-fn need(buf: &[u8], n: usize) -> Result<(), RecordError> {
+pub(super) fn need(buf: &[u8], n: usize) -> Result<(), RecordError> {
     if buf.remaining() < n {
         return Err(RecordError("truncated"));
     }
     Ok(())
 }
 
-fn get_i16(buf: &mut &[u8]) -> Result<i16, RecordError> {
+pub(super) fn get_i16(buf: &mut &[u8]) -> Result<i16, RecordError> {
     need(buf, 2)?;
     Ok(buf.get_i16())
 }
 
-fn get_i32(buf: &mut &[u8]) -> Result<i32, RecordError> {
+pub(super) fn get_i32(buf: &mut &[u8]) -> Result<i32, RecordError> {
     need(buf, 4)?;
     Ok(buf.get_i32())
 }
 
-fn get_i64(buf: &mut &[u8]) -> Result<i64, RecordError> {
+pub(super) fn get_i64(buf: &mut &[u8]) -> Result<i64, RecordError> {
     need(buf, 8)?;
     Ok(buf.get_i64())
 }
@@ -247,7 +247,7 @@ fn get_opt_str(buf: &mut &[u8]) -> Result<Option<String>, RecordError> {
     Ok(Some(s))
 }
 
-fn get_str(buf: &mut &[u8]) -> Result<String, RecordError> {
+pub(super) fn get_str(buf: &mut &[u8]) -> Result<String, RecordError> {
     get_opt_str(buf)?.ok_or(RecordError("null where a string is required"))
 }
 

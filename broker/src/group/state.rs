@@ -154,6 +154,8 @@ pub(crate) struct Group {
     pub(crate) offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// Set when the group uses the KIP-848 consumer protocol instead of the classic one.
     pub(crate) consumer: Option<super::consumer::ConsumerGroupState>,
+    /// The consumer-protocol records last written for the group.
+    pub(crate) consumer_records: super::consumer_records::ConsumerRecords,
 }
 
 impl Group {
@@ -176,6 +178,7 @@ impl Group {
             state_timestamp: now_ms,
             offsets: BTreeMap::new(),
             consumer: None,
+            consumer_records: Default::default(),
         }
     }
 

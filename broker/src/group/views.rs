@@ -146,7 +146,13 @@ impl GroupCoordinator {
             return Some(ResponseError::NonEmptyGroup);
         }
         let offsets: Vec<(String, i32)> = g.offsets.keys().cloned().collect();
-        if let Err(e) = self.store.delete_group(group_id, &offsets) {
+        let Some(g) = groups.get_mut(group_id) else {
+            return Some(ResponseError::GroupIdNotFound);
+        };
+        let deleted = self
+            .forget_consumer_records(g)
+            .and_then(|()| self.store.delete_group(group_id, &offsets));
+        if let Err(e) = deleted {
             tracing::error!(group = %group_id, error = %e, "deleting group failed");
             return Some(ResponseError::CoordinatorNotAvailable);
         }

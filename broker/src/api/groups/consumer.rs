@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::*;
 
-use super::{may_group, not_coordinator, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
+use super::{durable, may_group, not_coordinator, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::api::topic_name;
@@ -75,8 +75,18 @@ pub(crate) async fn consumer_group_heartbeat(
         client_host: format!("/{}", session.peer.ip()),
         version,
     };
+    let group_id = hb.group_id.clone();
     let mut res = ConsumerGroupHeartbeatResponse::default();
-    match broker.groups.consumer_heartbeat(hb) {
+    // The member's new epoch and assignment are answered once written, as Kafka does: a
+    // coordinator that takes over knows what the member was told.
+    let result = match broker.groups.consumer_heartbeat(hb) {
+        Ok(r) => durable(broker, &group_id)
+            .await
+            .map(|()| r)
+            .map_err(|e| (e, String::new())),
+        Err(e) => Err(e),
+    };
+    match result {
         Err((e, message)) => {
             res.error_code = e.code();
             res.error_message = (!message.is_empty()).then(|| s(&message));

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::Fixture;
 use crate::group::assignor::Assignment;
 use crate::group::consumer::{ConsumerHeartbeatResult, HeartbeatError, MemberState};
-use crate::group::ConsumerHeartbeat;
+use crate::group::{ConsumerHeartbeat, GroupCoordinator};
+use sluice_config::GroupConfig;
 
 const GROUP: &str = "cg";
 const SESSION_MS: u64 = 45_000;
@@ -159,4 +160,56 @@ fn a_member_epoch_the_coordinator_never_gave_is_fenced() {
     assert_eq!(err.0, ResponseError::UnknownMemberId);
     let err = beat(&f, heartbeat("m1", -3, None)).unwrap_err();
     assert_eq!(err.0, ResponseError::InvalidRequest);
+}
+
+#[test]
+fn a_coordinator_that_loads_the_group_knows_its_members_and_their_epochs() {
+    let f = Fixture::new();
+    let t = f.topics.add("t", 2);
+    beat(&f, heartbeat("m1", 0, None)).unwrap();
+    // m2 joins at group epoch 2 and waits for partition 1, which m1 gives up.
+    assert_eq!(beat(&f, heartbeat("m2", 0, None)).unwrap().member_epoch, 2);
+    let r = beat(&f, heartbeat("m1", 1, Some(partitions(t, &[0, 1])))).unwrap();
+    assert_eq!(
+        member_state(&f, "m1"),
+        (1, MemberState::UnrevokedPartitions)
+    );
+    assert_eq!(r.assignment, Some(partitions(t, &[0])));
+    let r = beat(&f, heartbeat("m1", 1, Some(partitions(t, &[0])))).unwrap();
+    assert_eq!(r.member_epoch, 2);
+    let r = beat(&f, heartbeat("m2", 2, Some(BTreeMap::new()))).unwrap();
+    assert_eq!(
+        (r.member_epoch, r.assignment),
+        (2, Some(partitions(t, &[1])))
+    );
+    // Group and target epochs, then three records per member.
+    assert_eq!(f.store.consumer_record_count(GROUP), 2 + 3 * 2);
+
+    // Another coordinator (the partition's next leader, or this broker after a restart)
+    // loads the group from the store.
+    let next = GroupCoordinator::new(
+        f.store.clone(),
+        f.topics.clone(),
+        f.clock.clone(),
+        GroupConfig::default(),
+    );
+    assert!(next.load_partition(next.partition_of(GROUP)));
+    let r = next
+        .consumer_heartbeat(heartbeat("m1", 2, Some(partitions(t, &[0]))))
+        .unwrap();
+    assert_eq!((r.member_epoch, r.assignment), (2, None));
+    let r = next
+        .consumer_heartbeat(heartbeat("m2", 2, Some(partitions(t, &[1]))))
+        .unwrap();
+    assert_eq!((r.member_epoch, r.assignment), (2, None));
+    // An epoch it never gave is still fenced.
+    let e = next
+        .consumer_heartbeat(heartbeat("m1", 3, None))
+        .unwrap_err();
+    assert_eq!(e.0, ResponseError::FencedMemberEpoch);
+
+    // Both leave: the records go with them, but the group's epoch records stay.
+    next.consumer_heartbeat(heartbeat("m1", -1, None)).unwrap();
+    next.consumer_heartbeat(heartbeat("m2", -1, None)).unwrap();
+    assert_eq!(f.store.consumer_record_count(GROUP), 2);
 }
