@@ -28,6 +28,24 @@ pub struct FlushPolicy {
     pub interval: Option<Duration>,
 }
 
+/// Replication quotas in bytes per second; `u64::MAX` (Kafka's `Long.MAX_VALUE`) is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicationThrottle {
+    /// `leader.replication.throttled.rate`: what a leader sends to throttled followers.
+    pub leader: u64,
+    /// `follower.replication.throttled.rate`: what a follower fetches for throttled replicas.
+    pub follower: u64,
+}
+
+impl Default for ReplicationThrottle {
+    fn default() -> Self {
+        ReplicationThrottle {
+            leader: i64::MAX as u64,
+            follower: i64::MAX as u64,
+        }
+    }
+}
+
 impl FlushPolicy {
     /// True when the policy never forces a flush from the append path.
     pub fn is_lazy(&self) -> bool {
@@ -82,6 +100,8 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     /// `max.connections.per.ip.overrides`: per-address exceptions (IP address → limit).
     pub max_connections_per_ip_overrides: std::collections::BTreeMap<std::net::IpAddr, usize>,
+    /// `leader.replication.throttled.rate` and `follower.replication.throttled.rate`.
+    pub replication_throttle: ReplicationThrottle,
     /// `metrics.listener`: `host:port` of the HTTP listener for `/metrics`, `/health` and
     /// `/ready`; none when unset.
     pub metrics_listener: Option<String>,
@@ -274,6 +294,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: std::collections::BTreeMap::new(),
+            replication_throttle: ReplicationThrottle::default(),
             connections_max_idle: Duration::from_millis(600_000),
             quota_window_num: 11,
             metrics_listener: None,

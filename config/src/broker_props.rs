@@ -225,6 +225,16 @@ pub(crate) static BROKER_PROPS: &[BrokerProp] = &[
         |b| b.max_connections.to_string())
         .dynamic(ClusterWide).kafka_default(KafkaDefault::Value("2147483647"))
         .under_listener(UnderListener::ClusterWide),
+    BrokerProp::typed("leader.replication.throttled.rate", ConfigType::Long,
+        "Bytes/s a leader sends to followers out of the ISR of replicas in leader.replication.throttled.replicas.",
+        |p, k, v| { p.cfg.replication_throttle.leader = parse_i64(k, v, 0)? as u64; Ok(()) },
+        |b| b.replication_throttle.leader.to_string())
+        .dynamic(ClusterWide).kafka_default(KafkaDefault::Value(MAX_LONG)),
+    BrokerProp::typed("follower.replication.throttled.rate", ConfigType::Long,
+        "Bytes/s a follower out of the ISR fetches for replicas in follower.replication.throttled.replicas.",
+        |p, k, v| { p.cfg.replication_throttle.follower = parse_i64(k, v, 0)? as u64; Ok(()) },
+        |b| b.replication_throttle.follower.to_string())
+        .dynamic(ClusterWide).kafka_default(KafkaDefault::Value(MAX_LONG)),
     BrokerProp::typed("max.connections.per.ip", ConfigType::Int, "Most open connections from one client address.",
         |p, k, v| { p.cfg.max_connections_per_ip = parse_i64(k, v, 0)? as usize; Ok(()) },
         |b| b.max_connections_per_ip.to_string())

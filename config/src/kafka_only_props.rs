@@ -4,7 +4,7 @@
 //! dynamic configs that Sluice stores and describes without acting on them. Dynamic ones
 //! are from `DynamicBrokerConfig.AllDynamicConfigs` of Kafka 4.2 (listener, socket
 //! server, log cleaner, thread pools, metric reporters, the producer state manager,
-//! replication quotas, config providers); the remote-storage and coordinator ones are
+//! config providers); the remote-storage and coordinator ones are
 //! not declared, so they pass as Kafka passes any name it has no definition for.
 
 use crate::def::{BrokerProp, KafkaDefault, UnderListener};
@@ -71,8 +71,6 @@ pub(crate) static KAFKA_ONLY_PROPS: &[BrokerProp] = &[
     BrokerProp::ignored("sasl.mechanism.controller.protocol"),
     stored("background.threads", ConfigType::Int, ClusterWide, Some("10")),
     stored("config.providers", ConfigType::List, ClusterWide, Some("")),
-    stored("follower.replication.throttled.rate", ConfigType::Long, ClusterWide, Some(MAX_LONG)),
-    stored("leader.replication.throttled.rate", ConfigType::Long, ClusterWide, Some(MAX_LONG)),
     stored("max.connection.creation.rate", ConfigType::Int, ClusterWide, Some("2147483647")).under_listener(UnderListener::ClusterWide),
     stored("metric.reporters", ConfigType::List, ClusterWide, Some("")),
     stored("num.replica.fetchers", ConfigType::Int, ClusterWide, Some("1")),

@@ -27,7 +27,9 @@ mod topic;
 mod topic_props;
 
 pub use broker::CleanerConfig;
-pub use broker::{AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, TxnConfig};
+pub use broker::{
+    AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, ReplicationThrottle, TxnConfig,
+};
 pub use cluster::ClusterConfig;
 pub use describe::{
     describe_topic_configs, topic_config_type, ConfigSource, ConfigSynonym, ConfigType,

@@ -258,13 +258,52 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
         }
         Check::Bool => crate::parse_bool(key, value).map(|_| ()),
         Check::AtLeast(min) => parse_i64(key, value, min).map(|_| ()),
+        Check::ThrottledReplicas => check_throttled_replicas(key, value),
         Check::Any => Ok(()),
+    }
+}
+
+/// `*`, nothing, or `partition:broker` pairs of integers separated by commas.
+fn check_throttled_replicas(key: &str, value: &str) -> Result<(), ConfigError> {
+    let value = value.trim();
+    if value.is_empty() || value == "*" {
+        return Ok(());
+    }
+    let pair = |item: &str| {
+        let mut parts = item.trim().split(':');
+        let ok = |p: Option<&str>| p.is_some_and(|p| p.trim().parse::<i32>().is_ok_and(|n| n >= 0));
+        ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+    };
+    if value.split(',').all(pair) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            value,
+            "must be * or a comma-separated list of partition:broker pairs",
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttled_replica_lists_are_checked_as_kafka_checks_them() {
+        for ok in ["", "*", "0:1", "0:1, 1:2,2:3"] {
+            assert!(
+                validate_topic_config("leader.replication.throttled.replicas", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["1", "0:x", "0:1:2", "0:1,", "*,0:1", "-1:1"] {
+            assert!(
+                validate_topic_config("follower.replication.throttled.replicas", bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn overrides_win_over_broker_defaults() {

@@ -25,6 +25,9 @@ pub(crate) enum Check {
     Bool,
     /// An integer no less than this.
     AtLeast(i64),
+    /// `*`, or `partition:broker` pairs separated by commas (Kafka's
+    /// `ThrottledReplicaListValidator`).
+    ThrottledReplicas,
     /// Anything.
     Any,
 }
@@ -125,13 +128,13 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
     TopicProp::new("flush.ms", &["log.flush.interval.ms"], MAX_LONG, Long, Check::AtLeast(1),
         "Force an fsync of data older than this.")
         .shown(|_, b| b.flush.interval.map_or(MAX_LONG.to_string(), |d| d.as_millis().to_string())),
-    TopicProp::new("follower.replication.throttled.replicas", &["follower.replication.throttled.replicas"], "", List, Check::Any,
-        "Replicas throttled on the follower side.")
+    TopicProp::new("follower.replication.throttled.replicas", &["follower.replication.throttled.replicas"], "", List, Check::ThrottledReplicas,
+        "Replicas (partition:broker, or *) whose followers out of the ISR fetch within follower.replication.throttled.rate.")
         .broker_static(),
     TopicProp::new("index.interval.bytes", &["log.index.interval.bytes"], "4096", Int, Check::AtLeast(0),
         "How often an offset index entry is added."),
-    TopicProp::new("leader.replication.throttled.replicas", &["leader.replication.throttled.replicas"], "", List, Check::Any,
-        "Replicas throttled on the leader side.")
+    TopicProp::new("leader.replication.throttled.replicas", &["leader.replication.throttled.replicas"], "", List, Check::ThrottledReplicas,
+        "Replicas (partition:broker, or *) whose leaders send to followers out of the ISR within leader.replication.throttled.rate.")
         .broker_static(),
     TopicProp::new("local.retention.bytes", &["log.local.retention.bytes"], "-2", Long, Check::AtLeast(-2),
         "Local size retention with tiered storage; -2 uses retention.bytes."),

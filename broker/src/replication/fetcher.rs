@@ -2,7 +2,7 @@
 //! this broker's replica id over one connection and appending what comes back as it is
 //! (Kafka's ReplicaFetcherThread). A diverging epoch in the answer truncates the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,10 +13,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_cli::{Connection, Security, Timeouts};
 use sluice_cluster::ClusterView;
-use sluice_storage::{now_ms, Partition};
+use sluice_storage::{now_ms, Partition, Storage};
 use tokio::sync::watch;
 
 use super::manager::TopicPartition;
+use super::throttle::{self, ReplicationQuota, FOLLOWER_REPLICAS, UNLIMITED};
 use super::truncation::{truncation, EpochEndOffset};
 
 /// Fetch v12: topics by name, the diverging epoch in answers, replica id in the body.
@@ -39,6 +40,47 @@ pub(crate) struct FetcherSettings {
     pub(crate) response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`.
     pub(crate) backoff: Duration,
+    /// Where the follower's replication quota and the topics' throttled replicas are.
+    pub(crate) throttle: Arc<FollowerThrottle>,
+}
+
+/// The follower side of the replication quotas: what this broker fetched for throttled
+/// replicas, against `follower.replication.throttled.rate`.
+pub(crate) struct FollowerThrottle {
+    /// The broker's configs and the topics' throttled replicas.
+    pub(crate) storage: Arc<Storage>,
+    /// What was fetched for throttled replicas.
+    pub(crate) quota: ReplicationQuota,
+}
+
+impl std::fmt::Debug for FollowerThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FollowerThrottle")
+    }
+}
+
+impl FollowerThrottle {
+    /// The partitions of `set` this follower throttles (out of the ISR and listed in
+    /// their topic's `follower.replication.throttled.replicas`), and the quota if any.
+    fn throttled(&self, node_id: i32, set: &FollowSet) -> (BTreeSet<TopicPartition>, u64) {
+        let limit = self
+            .storage
+            .effective_config()
+            .replication_throttle
+            .follower;
+        if limit >= UNLIMITED {
+            return (BTreeSet::new(), limit);
+        }
+        let throttled = set
+            .iter()
+            .filter(|((topic, index), f)| {
+                !f.in_sync
+                    && throttle::throttled(&self.storage, FOLLOWER_REPLICAS, topic, *index, node_id)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        (throttled, limit)
+    }
 }
 
 /// A partition a fetcher copies.
@@ -46,6 +88,8 @@ pub(crate) struct FetcherSettings {
 pub(crate) struct Followed {
     partition: Arc<Partition>,
     leader_epoch: i32,
+    /// This broker is in the partition's ISR (and so never throttled).
+    in_sync: bool,
 }
 
 type FollowSet = BTreeMap<TopicPartition, Followed>;
@@ -86,14 +130,20 @@ impl Fetchers {
             keep
         });
         for (leader, partitions) in follow {
+            let node_id = self.settings.node_id;
             let set: FollowSet = partitions
                 .into_iter()
                 .map(|(key, partition, leader_epoch)| {
+                    let in_sync = view
+                        .partitions
+                        .get(&key)
+                        .is_some_and(|s| s.isr.contains(&node_id));
                     (
                         key,
                         Followed {
                             partition,
                             leader_epoch,
+                            in_sync,
                         },
                     )
                 })
@@ -171,10 +221,19 @@ async fn run(
             if address.has_changed().unwrap_or(false) {
                 break;
             }
-            let set = partitions.borrow_and_update().clone();
+            let mut set = partitions.borrow_and_update().clone();
             if set.is_empty() {
                 let _ = partitions.changed().await;
                 continue;
+            }
+            // Throttled partitions sit out while the quota is exceeded.
+            let (throttled, limit) = settings.throttle.throttled(settings.node_id, &set);
+            if !throttled.is_empty() && settings.throttle.quota.exceeded(limit) {
+                set.retain(|key, _| !throttled.contains(key));
+                if set.is_empty() {
+                    tokio::time::sleep(settings.backoff).await;
+                    continue;
+                }
             }
             let request = fetch_request(&settings, &set);
             let wait = Duration::from_millis(settings.wait_max_ms.max(0) as u64);
@@ -198,6 +257,10 @@ async fn run(
                     let Some(followed) = set.get(&key) else {
                         continue;
                     };
+                    if throttled.contains(&key) {
+                        let bytes = data.records.as_ref().map_or(0, |r| r.len());
+                        settings.throttle.quota.record(bytes as u64);
+                    }
                     if let Err(e) = apply(&followed.partition, data).await {
                         tracing::debug!(topic = %key.0, partition = key.1, leader, error = e, "replica fetch error");
                         back_off = true;

@@ -89,6 +89,8 @@ pub(crate) struct ReplicaManager {
     pub(super) me: std::sync::Weak<ReplicaManager>,
     /// ISR changes committed as leader, for the metrics.
     pub(super) isr_changes: super::isr::IsrCounts,
+    /// What this broker sent as leader for throttled replicas.
+    pub(crate) leader_quota: super::throttle::ReplicationQuota,
 }
 
 /// Partitions led by this broker and the leader epoch of each.
@@ -117,6 +119,7 @@ impl ReplicaManager {
             live: RwLock::new(HashSet::new()),
             me: me.clone(),
             isr_changes: Default::default(),
+            leader_quota: Default::default(),
         })
     }
 

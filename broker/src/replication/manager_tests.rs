@@ -10,7 +10,7 @@ use sluice_cluster::{BrokerRegistration, MemoryMetadata, TopicRecord};
 use sluice_config::BrokerConfig;
 
 use super::*;
-use crate::replication::fetcher::FetcherSettings;
+use crate::replication::fetcher::{FetcherSettings, FollowerThrottle};
 use crate::replication::leader::IsrChange;
 
 const TOPIC: &str = "t";
@@ -81,6 +81,10 @@ async fn leader(isr: &[i32], live: &[i32], lag_time_max_ms: i64) -> Leader {
         max_bytes: 1 << 20,
         response_max_bytes: 1 << 20,
         backoff: Duration::from_millis(100),
+        throttle: Arc::new(FollowerThrottle {
+            storage: storage.clone(),
+            quota: Default::default(),
+        }),
     });
     let manager = ReplicaManager::new(
         1,

@@ -1,6 +1,7 @@
 //! Kafka's replication protocol in a cluster: the replicas of this broker and their roles
 //! ([`manager`]), what a leader tracks about its followers ([`leader`]), the followers'
-//! fetchers ([`fetcher`]) and where a diverged follower truncates ([`truncation`]).
+//! fetchers ([`fetcher`]), where a diverged follower truncates ([`truncation`]) and the
+//! replication quotas ([`throttle`]).
 
 pub(crate) mod broker_client;
 pub(crate) mod broker_defaults;
@@ -14,6 +15,7 @@ pub(crate) mod node;
 pub(crate) mod producer_ids;
 mod read_replica;
 pub(crate) mod reassignment;
+pub(crate) mod throttle;
 pub(crate) mod truncation;
 pub(crate) mod txn_verification;
 pub(crate) mod view_catalog;

@@ -16,7 +16,7 @@ use sluice_storage::Storage;
 use tokio::sync::watch;
 
 use super::broker_client::BrokerClient;
-use super::fetcher::{FetcherSettings, Fetchers};
+use super::fetcher::{FetcherSettings, Fetchers, FollowerThrottle};
 use super::manager::{ReplicaManager, ReplicationSettings};
 use super::txn_verification::TxnVerification;
 use crate::coordinator_log::{CoordinatorFlush, CoordinatorLog};
@@ -124,6 +124,10 @@ impl ClusterNode {
             max_bytes: config.replication.fetch_max_bytes,
             response_max_bytes: config.replication.fetch_response_max_bytes,
             backoff: Duration::from_millis(config.replication.fetch_backoff_ms.max(1) as u64),
+            throttle: Arc::new(FollowerThrottle {
+                storage: storage.clone(),
+                quota: Default::default(),
+            }),
         });
         let settings = ReplicationSettings {
             lag_time_max_ms: config.replication.lag_time_max_ms,

@@ -21,6 +21,7 @@ use crate::api::topic_name;
 use crate::broker::Broker;
 use crate::error::{code, read_error_code, NONE};
 use crate::replication::epochs::FollowerFetch;
+use crate::replication::throttle::{self, ReplicationQuota, LEADER_REPLICAS, UNLIMITED};
 use crate::replication::ReplicaManager;
 use crate::session::Session;
 
@@ -33,6 +34,8 @@ struct Wanted {
     partition: Option<Arc<Partition>>,
     /// Set when the partition is answered without records.
     answer: Option<PartitionData>,
+    /// A replica the leader's replication quota applies to.
+    throttled: bool,
 }
 
 /// Answers a follower's Fetch.
@@ -44,6 +47,11 @@ pub(super) async fn handle(
     replica_id: i32,
 ) -> Reply<FetchResponse> {
     let allowed = session.may_cluster(broker, Operation::ClusterAction);
+    let limit = broker
+        .storage
+        .effective_config()
+        .replication_throttle
+        .leader;
     let mut wanted = Vec::new();
     for topic in &req.topics {
         let name = topic.topic.to_string();
@@ -55,6 +63,7 @@ pub(super) async fn handle(
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 partition: None,
                 answer: None,
+                throttled: false,
             };
             w.answer = if !allowed {
                 Some(error_data(
@@ -92,6 +101,18 @@ pub(super) async fn handle(
                             Ok(None) => None,
                         };
                         w.partition = Some(partition);
+                        w.throttled = limit < UNLIMITED
+                            && answer.is_none()
+                            && throttle::throttled(
+                                &broker.storage,
+                                LEADER_REPLICAS,
+                                &name,
+                                p.partition,
+                                broker.node_id(),
+                            )
+                            && !replicas
+                                .leader_isr(&name, p.partition)
+                                .is_some_and(|isr| isr.contains(&replica_id));
                         answer
                     }
                 }
@@ -114,10 +135,11 @@ pub(super) async fn handle(
         .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_log_end()))
         .collect();
     let answered = wanted.iter().any(|w| w.answer.is_some());
+    let quota = (&replicas.leader_quota, limit);
     let (reads, waited) = super::long_poll::long_poll(
         deadline,
         waiters,
-        || read_all(&wanted, max_bytes),
+        || read_all(&wanted, max_bytes, quota),
         |reads| {
             let bytes: usize = reads
                 .iter()
@@ -128,6 +150,13 @@ pub(super) async fn handle(
     )
     .await;
 
+    let throttled_bytes: usize = wanted
+        .iter()
+        .zip(&reads)
+        .filter(|(w, _)| w.throttled)
+        .map(|(_, (_, r))| r.as_ref().map_or(0, FileRegion::len))
+        .sum();
+    replicas.leader_quota.record(throttled_bytes as u64);
     let mut response = FetchResponse::default();
     let mut records = Vec::new();
     for (w, (data, region)) in wanted.into_iter().zip(reads) {
@@ -184,8 +213,13 @@ fn error_data(index: i32, error_code: i16) -> PartitionData {
 }
 
 /// Reads each partition up to its log end offset within the response budget (KIP-74:
-/// only the first partition with data may exceed it, by its first batch).
-fn read_all(wanted: &[Wanted], max_bytes: usize) -> Vec<(PartitionData, Option<FileRegion>)> {
+/// only the first partition with data may exceed it, by its first batch). A throttled
+/// partition is answered without records while the leader's quota is exceeded.
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    (quota, limit): (&ReplicationQuota, u64),
+) -> Vec<(PartitionData, Option<FileRegion>)> {
     let mut used = 0usize;
     wanted
         .iter()
@@ -199,6 +233,13 @@ fn read_all(wanted: &[Wanted], max_bytes: usize) -> Vec<(PartitionData, Option<F
                     None,
                 );
             };
+            if w.throttled && quota.exceeded(limit) {
+                let mut d = error_data(w.index, NONE);
+                d.high_watermark = p.high_watermark();
+                d.last_stable_offset = p.last_stable_offset();
+                d.log_start_offset = p.log_start_offset();
+                return (d, None);
+            }
             let budget = w.max_bytes.min(max_bytes.saturating_sub(used));
             match p.read_region(w.fetch_offset, budget, Isolation::LogEnd) {
                 Ok(data) => {
