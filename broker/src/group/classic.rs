@@ -96,7 +96,7 @@ impl GroupCoordinator {
             // An empty consumer-protocol group may be taken over by classic members; its
             // consumer-protocol records go.
             group.consumer = None;
-            self.persist_consumer(group);
+            self.persist_consumer(group, None);
         }
         let known = group.members.contains_key(&p.member_id)
             || group.pending_members.contains_key(&p.member_id);

@@ -197,25 +197,60 @@ impl GroupCoordinator {
             // Version 0: the coordinator names the member.
             req.member_id = Uuid::new_v4().to_string();
         }
+        let member_id = req.member_id.clone();
         let result = self.consumer_heartbeat_in(group, req, now);
-        self.persist_consumer(group);
+        self.persist_consumer(group, Some(&member_id));
         self.timer.notify_one();
         result
     }
 
     /// Writes what changed in a consumer group's records since they were last written.
-    /// A failed write is logged; the next change writes the difference again.
-    pub(super) fn persist_consumer(&self, group: &mut Group) {
-        let now = match &group.consumer {
-            Some(cg) => consumer_records::encode(&group.group_id, cg),
-            None => consumer_records::ConsumerRecords::new(),
+    /// When only `member` can have changed (the group's epochs and member count are those
+    /// last written), only its records are compared, so that a steady group's heartbeats
+    /// cost one member's encoding each. A failed write is logged; the next change writes
+    /// the difference again.
+    pub(super) fn persist_consumer(&self, group: &mut Group, member: Option<&str>) {
+        let shape = group
+            .consumer
+            .as_ref()
+            .map(|cg| (cg.group_epoch, cg.assignment_epoch, cg.members.len()));
+        let (before, now) = match (&group.consumer, member) {
+            (Some(cg), Some(id)) if shape == group.consumer_shape => {
+                let keys = consumer_records::member_keys(&group.group_id, id);
+                let before = keys
+                    .iter()
+                    .filter_map(|k| {
+                        group
+                            .consumer_records
+                            .get(k)
+                            .map(|v| (k.clone(), v.clone()))
+                    })
+                    .collect();
+                (
+                    before,
+                    consumer_records::encode_member(&group.group_id, cg, id),
+                )
+            }
+            (Some(cg), _) => (
+                group.consumer_records.clone(),
+                consumer_records::encode(&group.group_id, cg),
+            ),
+            (None, _) => (group.consumer_records.clone(), Default::default()),
         };
-        let writes = consumer_records::diff(&group.consumer_records, &now);
+        let writes = consumer_records::diff(&before, &now);
         if writes.is_empty() {
             return;
         }
-        match self.store.store_records(&group.group_id, writes) {
-            Ok(()) => group.consumer_records = now,
+        match self.store.store_records(&group.group_id, writes.clone()) {
+            Ok(()) => {
+                for (k, v) in writes {
+                    match v {
+                        Some(v) => group.consumer_records.insert(k, v),
+                        None => group.consumer_records.remove(&k),
+                    };
+                }
+                group.consumer_shape = shape;
+            }
             Err(e) => {
                 tracing::error!(group = %group.group_id, error = %e, "storing the consumer group failed")
             }
@@ -233,6 +268,7 @@ impl GroupCoordinator {
         }
         self.store.store_records(&group.group_id, writes)?;
         group.consumer_records.clear();
+        group.consumer_shape = None;
         Ok(())
     }
 
@@ -496,7 +532,7 @@ impl GroupCoordinator {
         }
         if !expired.is_empty() {
             self.refresh_target(group, true);
-            self.persist_consumer(group);
+            self.persist_consumer(group, None);
         }
         let cg = group.consumer.as_ref()?;
         cg.members

@@ -58,20 +58,48 @@ pub(crate) fn encode(group: &str, cg: &ConsumerGroupState) -> ConsumerRecords {
     v.put_i32(cg.assignment_epoch);
     out.insert(key(TARGET_METADATA, group, None), end(v));
     for m in cg.members.values() {
-        let id = Some(m.member_id.as_str());
-        out.insert(key(MEMBER_METADATA, group, id), member_metadata(m));
-        let mut v = value();
-        put_partitions(&mut v, cg.target.get(&m.member_id));
-        out.insert(key(TARGET_MEMBER, group, id), end(v));
-        let mut v = value();
-        v.put_i32(m.member_epoch);
-        v.put_i32(m.previous_member_epoch);
-        v.put_i8(state_code(m.state));
-        put_partitions(&mut v, Some(&m.assigned));
-        put_partitions(&mut v, Some(&m.pending_revocation));
-        out.insert(key(CURRENT_ASSIGNMENT, group, id), end(v));
+        encode_member_into(&mut out, group, cg, m);
     }
     out
+}
+
+/// The records of one member of `cg` (none when it is not a member).
+pub(crate) fn encode_member(group: &str, cg: &ConsumerGroupState, member: &str) -> ConsumerRecords {
+    let mut out = ConsumerRecords::new();
+    if let Some(m) = cg.members.get(member) {
+        encode_member_into(&mut out, group, cg, m);
+    }
+    out
+}
+
+/// The keys of one member's records.
+pub(crate) fn member_keys(group: &str, member: &str) -> [Bytes; 3] {
+    let id = Some(member);
+    [
+        key(MEMBER_METADATA, group, id),
+        key(TARGET_MEMBER, group, id),
+        key(CURRENT_ASSIGNMENT, group, id),
+    ]
+}
+
+fn encode_member_into(
+    out: &mut ConsumerRecords,
+    group: &str,
+    cg: &ConsumerGroupState,
+    m: &ConsumerMember,
+) {
+    let [metadata, target, current] = member_keys(group, &m.member_id);
+    out.insert(metadata, member_metadata(m));
+    let mut v = value();
+    put_partitions(&mut v, cg.target.get(&m.member_id));
+    out.insert(target, end(v));
+    let mut v = value();
+    v.put_i32(m.member_epoch);
+    v.put_i32(m.previous_member_epoch);
+    v.put_i8(state_code(m.state));
+    put_partitions(&mut v, Some(&m.assigned));
+    put_partitions(&mut v, Some(&m.pending_revocation));
+    out.insert(current, end(v));
 }
 
 /// What to write so that the log holds `now` where it held `before`: changed and new

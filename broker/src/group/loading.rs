@@ -68,6 +68,7 @@ impl GroupCoordinator {
                 .entry(group_id.clone())
                 .or_insert_with(|| Group::new(&group_id, now_ms));
             group.protocol_type = Some("consumer".into());
+            group.consumer_shape = Some((cg.group_epoch, cg.assignment_epoch, cg.members.len()));
             group.consumer = Some(cg);
             group.consumer_records = records;
         }

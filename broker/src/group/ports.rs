@@ -116,7 +116,7 @@ mod memory {
     /// One group's committed offsets by partition.
     type PartitionOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
-    /// Group metadata and offsets in maps, as the RocksDB store keeps them.
+    /// Group metadata, offsets and consumer-protocol records in maps.
     #[derive(Default)]
     pub(crate) struct MemoryGroupStore {
         groups: Mutex<BTreeMap<String, GroupRecord>>,

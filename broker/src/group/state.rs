@@ -156,6 +156,8 @@ pub(crate) struct Group {
     pub(crate) consumer: Option<super::consumer::ConsumerGroupState>,
     /// The consumer-protocol records last written for the group.
     pub(crate) consumer_records: super::consumer_records::ConsumerRecords,
+    /// The group epoch, assignment epoch and member count of `consumer_records`.
+    pub(crate) consumer_shape: Option<(i32, i32, usize)>,
 }
 
 impl Group {
@@ -179,6 +181,7 @@ impl Group {
             offsets: BTreeMap::new(),
             consumer: None,
             consumer_records: Default::default(),
+            consumer_shape: None,
         }
     }
 

@@ -3,9 +3,10 @@
 //! the previous producer id as tagged field 0). A null value is a tombstone. Version 0
 //! values, as older Kafka writes them, are read too.
 //!
-//! Kafka keeps neither the groups of a transaction nor its offsets here: in a cluster a
-//! group is the transaction's partition of `__consumer_offsets`, and its offsets wait in
-//! that partition for the marker. Those fields of [`TxnRecord`] are not written.
+//! Kafka keeps neither the groups of a transaction nor its offsets here: a group is the
+//! transaction's partition of `__consumer_offsets`, and its offsets wait in that partition
+//! for the marker. Those fields of [`TxnRecord`] (kept for data directories of earlier
+//! versions) are not written.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use sluice_storage::{TxnRecord, TxnState};
