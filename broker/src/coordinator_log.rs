@@ -71,8 +71,8 @@ impl CoordinatorReplicas for ReplicaManager {
     }
 }
 
-/// A single node: it leads every partition it holds, alone, so a write is replicated once
-/// it is on disk here.
+/// A single node: it leads every partition it holds, alone, so a write is as replicated as
+/// it will be once it is appended here (and flushed as the flush policy says).
 pub(crate) struct SoleReplica;
 
 impl CoordinatorReplicas for SoleReplica {

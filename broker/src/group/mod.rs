@@ -12,6 +12,7 @@ mod assignor;
 mod classic;
 mod consumer;
 mod consumer_records;
+mod consumer_store;
 mod loading;
 pub(crate) mod log_store;
 mod offsets;
