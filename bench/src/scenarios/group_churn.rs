@@ -157,18 +157,28 @@ fn settled(
 struct MemberContext {
     id: usize,
     group: Arc<Group>,
+    /// What the rebalance callbacks handed over and not taken back yet.
+    owned: Mutex<BTreeSet<i32>>,
 }
 
 impl ClientContext for MemberContext {}
 
 impl ConsumerContext for MemberContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
-        // The full assignment, whether the protocol hands out increments or everything.
-        let assigned = consumer
-            .assignment()
-            .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-            .unwrap_or_default();
-        self.group.update(self.id, assigned);
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Kept from the callbacks' own partitions: eager protocols revoke everything before
+        // they assign everything, the others hand out and take back increments. Asking the
+        // consumer for its assignment here deadlocks when the callback runs inside close.
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        match rebalance {
+            Rebalance::Assign(tpl) => owned.extend(tpl.elements().iter().map(|e| e.partition())),
+            Rebalance::Revoke(tpl) => {
+                for e in tpl.elements() {
+                    owned.remove(&e.partition());
+                }
+            }
+            Rebalance::Error(_) => return,
+        }
+        self.group.update(self.id, owned.clone());
     }
 }
 
@@ -188,6 +198,7 @@ fn spawn_member(
         .create_with_context(MemberContext {
             id,
             group: group.clone(),
+            owned: Mutex::new(BTreeSet::new()),
         })
         .context("creating a group member")?;
     consumer.subscribe(&[&topic])?;
