@@ -16,6 +16,7 @@ from test_cluster import produce
 
 SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 NOT_LEADER_OR_FOLLOWER = 6
+OFFSET_OUT_OF_RANGE = 1
 
 
 def bytes_out(port: int, topic: str) -> int:
@@ -42,14 +43,15 @@ def consume(cluster, topic: str, count: int, rack: str | None) -> list[bytes]:
     return got
 
 
-def preferred_read_replica(broker, topic: str, rack: str, version: int = 12) -> tuple[int, int, bytes]:
+def preferred_read_replica(broker, topic: str, rack: str, version: int = 12, offset: int = 0,
+                           leader_epoch: int = -1) -> tuple[int, int, bytes]:
     """A raw Fetch from a consumer in `rack`: (error, preferred read replica, records)."""
     request = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1_000_000, isolation_level=0,
                            session_id=0, session_epoch=-1, rack_id=rack, forgotten_topics_data=[],
                            topics=[FetchRequest.FetchTopic(topic=topic, partitions=[
                                FetchRequest.FetchTopic.FetchPartition(
-                                   partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
-                                   log_start_offset=-1, partition_max_bytes=1_000_000)])])
+                                   partition=0, current_leader_epoch=leader_epoch, fetch_offset=offset,
+                                   last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=1_000_000)])])
     with wire.Conn(broker.host, broker.port, timeout=5) as conn:
         (t,) = wire.call(conn, request, version).responses
     p = t.partitions[0]
@@ -84,6 +86,13 @@ def test_a_consumer_reads_from_the_in_sync_replica_in_its_rack(cluster_factory):
         what="broker 2 serving the records below its high watermark")
     assert (err, preferred) == (0, -1)
     assert preferred_read_replica(cluster.brokers[2], "nearby", "", version=10)[0] == NOT_LEADER_OR_FOLLOWER
+    # An offset past the follower's log end, from a consumer naming no leader epoch (it may
+    # have come before the follower caught up): no records and no error, as Kafka answers.
+    # Naming the epoch, or asking the leader, it is OFFSET_OUT_OF_RANGE.
+    assert preferred_read_replica(cluster.brokers[2], "nearby", "rack-2", offset=10_000) == (0, -1, b"")
+    assert preferred_read_replica(cluster.brokers[2], "nearby", "rack-2", offset=10_000,
+                                  leader_epoch=0)[0] == OFFSET_OUT_OF_RANGE
+    assert preferred_read_replica(cluster.brokers[1], "nearby", "rack-1", offset=10_000)[0] == OFFSET_OUT_OF_RANGE
 
     # confluent-kafka in rack-3 reads every record from broker 3, none from the others
     # (which sent records only to the raw fetches above).

@@ -50,6 +50,10 @@ struct Target {
     last_sent: Option<(i64, i64)>,
     /// The replica the consumer should read from instead (KIP-392): nothing is read.
     preferred_read_replica: Option<i32>,
+    /// A follower serves a consumer that named no leader epoch: an offset above its log
+    /// end is answered without records rather than OFFSET_OUT_OF_RANGE, as Kafka does
+    /// (the consumer may have come early, before this replica caught up).
+    empty_beyond_log_end: bool,
 }
 
 enum Mode {
@@ -391,7 +395,7 @@ fn request_targets(
                     .get(usize::try_from(p.partition).ok()?)
                     .cloned()
             });
-            let (not_here, preferred_read_replica) = partition
+            let read = partition
                 .as_ref()
                 .map(|_| {
                     consumer_read(
@@ -404,6 +408,7 @@ fn request_targets(
                     )
                 })
                 .unwrap_or_default();
+            let not_here = read.refused;
             let (partition, missing) = match not_here {
                 Some(error) => (None, error),
                 None => (partition, missing),
@@ -420,7 +425,8 @@ fn request_targets(
                 error: partition.is_none().then_some(missing),
                 partition,
                 last_sent: None,
-                preferred_read_replica,
+                preferred_read_replica: read.preferred,
+                empty_beyond_log_end: read.by_follower && p.current_leader_epoch < 0,
             });
         }
     }
@@ -492,10 +498,11 @@ fn incremental_targets(
                 .as_ref()
                 .filter(|_| allowed)
                 .and_then(|t| t.partition(index).cloned());
-            let (not_here, preferred_read_replica) = partition
+            let read = partition
                 .as_ref()
                 .map(|_| consumer_read(broker, &name, index, -1, version, &req.rack_id))
                 .unwrap_or_default();
+            let not_here = read.refused;
             let partition = partition.filter(|_| not_here.is_none());
             let error = match (&partition, allowed, &topic) {
                 _ if not_here.is_some() => not_here,
@@ -518,7 +525,9 @@ fn incremental_targets(
                 fetch_offset: sp.fetch_offset,
                 max_bytes: sp.max_bytes,
                 last_sent: Some((sp.last_high_watermark, sp.last_log_start_offset)),
-                preferred_read_replica,
+                preferred_read_replica: read.preferred,
+                // A session keeps no leader epoch: as a consumer that named none.
+                empty_beyond_log_end: read.by_follower,
             }
         })
         .collect();

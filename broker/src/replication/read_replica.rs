@@ -8,16 +8,17 @@ use super::manager::{NotHere, ReplicaManager, Role};
 impl ReplicaManager {
     /// Whether a consumer's fetch may read this broker's replica: the leader's always; a
     /// follower's when the consumer may read from followers (Fetch v11 and later, as
-    /// Kafka's `fetchOnlyFromLeader`), in the leader epoch the consumer knows.
+    /// Kafka's `fetchOnlyFromLeader`), in the leader epoch the consumer knows. `Ok(true)`
+    /// when a follower serves it.
     pub(crate) fn check_consumer_read(
         &self,
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
         followers_allowed: bool,
-    ) -> Result<(), NotHere> {
+    ) -> Result<bool, NotHere> {
         match self.check_leader(topic, partition, current_leader_epoch) {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(false),
             Err(not_leader) if !followers_allowed || self.fenced() => Err(not_leader),
             Err(not_leader) => {
                 let Some(replica) = self.replica(topic, partition) else {
@@ -28,7 +29,7 @@ impl ReplicaManager {
                     Role::Follower {
                         leader,
                         leader_epoch,
-                    } => check_epoch(current_leader_epoch, *leader_epoch, *leader),
+                    } => check_epoch(current_leader_epoch, *leader_epoch, *leader).map(|()| true),
                     _ => Err(not_leader),
                 }
             }

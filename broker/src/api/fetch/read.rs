@@ -74,6 +74,18 @@ pub(super) fn read_all(
                         records,
                     }
                 }
+                Err(ReadError::OutOfRange { .. })
+                    if t.empty_beyond_log_end && t.fetch_offset > p.log_end_offset() =>
+                {
+                    ReadResult {
+                        error_code: NONE,
+                        high_watermark: p.high_watermark(),
+                        log_start_offset: p.log_start_offset(),
+                        last_stable_offset: p.last_stable_offset(),
+                        aborted: Vec::new(),
+                        records: None,
+                    }
+                }
                 Err(e) => {
                     // An offline data directory was logged once, when it failed.
                     if matches!(&e, ReadError::Storage(s) if !matches!(s, StorageError::LogDirOffline(_))) {

@@ -4,11 +4,20 @@
 
 use crate::broker::Broker;
 
+/// How a consumer's fetch of one partition is served here.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct ConsumerRead {
+    /// The error this broker refuses it with (NOT_LEADER_OR_FOLLOWER, an epoch error).
+    pub(super) refused: Option<i16>,
+    /// The replica it should read from instead, named as preferred read replica in an
+    /// answer without records.
+    pub(super) preferred: Option<i32>,
+    /// A follower serves it.
+    pub(super) by_follower: bool,
+}
+
 /// Where a consumer in `rack` (empty: none given) reads `topic`'s `partition`, for a fetch
-/// at `version` naming `current_leader_epoch`: the error this broker refuses it with
-/// (NOT_LEADER_OR_FOLLOWER, an epoch error), or the replica it should read from instead,
-/// which the answer names as preferred read replica with no records; neither when this
-/// broker serves it.
+/// at `version` naming `current_leader_epoch`.
 pub(super) fn consumer_read(
     broker: &Broker,
     topic: &str,
@@ -16,26 +25,38 @@ pub(super) fn consumer_read(
     current_leader_epoch: i32,
     version: i16,
     rack: &str,
-) -> (Option<i16>, Option<i32>) {
+) -> ConsumerRead {
     let Some(node) = &broker.cluster else {
-        return (None, None);
+        return ConsumerRead::default();
     };
     let followers_allowed = version >= 11;
-    if let Err(n) =
-        node.replicas
-            .check_consumer_read(topic, partition, current_leader_epoch, followers_allowed)
-    {
-        return (Some(n.error), None);
-    }
+    let by_follower = match node.replicas.check_consumer_read(
+        topic,
+        partition,
+        current_leader_epoch,
+        followers_allowed,
+    ) {
+        Ok(by_follower) => by_follower,
+        Err(n) => {
+            return ConsumerRead {
+                refused: Some(n.error),
+                ..Default::default()
+            }
+        }
+    };
+    let served_here = ConsumerRead {
+        by_follower,
+        ..Default::default()
+    };
     if !broker.config.replication.rack_aware_replica_selector
         || !followers_allowed
         || rack.is_empty()
     {
-        return (None, None);
+        return served_here;
     }
     // Only a leader chooses; a follower serves what it was sent.
     let Some(isr) = node.replicas.leader_isr(topic, partition) else {
-        return (None, None);
+        return served_here;
     };
     let me = broker.config.node_id;
     let view = node.view.borrow();
@@ -47,13 +68,14 @@ pub(super) fn consumer_read(
                 .is_some_and(|b| b.rack.as_deref() == Some(rack))
     };
     if in_rack(&me) {
-        return (None, None);
+        return served_here;
     }
-    (
-        None,
-        isr.iter()
+    ConsumerRead {
+        preferred: isr
+            .iter()
             .copied()
             .filter(|id| *id != me && in_rack(id))
             .min(),
-    )
+        ..served_here
+    }
 }
