@@ -39,14 +39,6 @@ impl LogGroupStore {
 }
 
 impl GroupStore for LogGroupStore {
-    fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
-        let mut all = Vec::new();
-        for p in 0..self.partitions {
-            all.extend(self.load_partition(p, self.partitions)?.groups);
-        }
-        Ok(all)
-    }
-
     fn load_partition(
         &self,
         partition: i32,

@@ -83,9 +83,12 @@ impl GroupCoordinator {
         let now = clock.now();
         let now_ms = clock.now_ms();
         let mut groups = HashMap::new();
-        for (group_id, record, offsets) in store.load_groups()? {
-            let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
-            groups.insert(group_id, group);
+        let partitions = config.offsets_topic_num_partitions;
+        for p in 0..partitions {
+            for (group_id, record, offsets) in store.load_partition(p, partitions)?.groups {
+                let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
+                groups.insert(group_id, group);
+            }
         }
         if !groups.is_empty() {
             tracing::info!(groups = groups.len(), "loaded consumer groups");

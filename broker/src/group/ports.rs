@@ -12,8 +12,6 @@ use super::txn_offsets::OpenTxnOffsets;
 use crate::coordinator_log::KeyedRecord;
 use uuid::Uuid;
 
-use crate::internal_topics::partition_for;
-
 /// A stored group: its id, its last generation if any, and its committed offsets.
 pub(crate) type StoredGroup = (String, Option<GroupRecord>, GroupOffsets);
 
@@ -30,23 +28,13 @@ pub(crate) struct PartitionState {
 
 /// Durable group metadata and committed offsets.
 pub(crate) trait GroupStore: Send + Sync {
-    /// Every stored group.
-    fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError>;
     /// The stored groups whose state lives in `partition` of the group metadata topic
     /// (of `partitions`), for a coordinator that has just become its leader.
     fn load_partition(
         &self,
         partition: i32,
         partitions: i32,
-    ) -> Result<PartitionState, StorageError> {
-        let mut groups = self.load_groups()?;
-        groups.retain(|(id, _, _)| partition_for(id, partitions) == partition);
-        Ok(PartitionState {
-            groups,
-            open_txns: OpenTxnOffsets::new(),
-            consumer_groups: BTreeMap::new(),
-        })
-    }
+    ) -> Result<PartitionState, StorageError>;
     /// Writes keyed records of a group's state (a `None` value removes the key): the
     /// consumer-protocol records, which the coordinator encodes itself.
     fn store_records(&self, group_id: &str, records: Vec<KeyedRecord>) -> Result<(), StorageError>;
@@ -108,6 +96,7 @@ pub(crate) use memory::{MemoryGroupStore, MemoryTopics};
 
 #[cfg(test)]
 mod memory {
+    use crate::internal_topics::partition_for;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
@@ -130,6 +119,26 @@ mod memory {
             self.groups.lock().unwrap().get(group_id).cloned()
         }
 
+        /// Every stored group.
+        fn all_groups(&self) -> Vec<StoredGroup> {
+            let groups = self.groups.lock().unwrap();
+            let offsets = self.offsets.lock().unwrap();
+            let mut ids: Vec<&String> = groups.keys().chain(offsets.keys()).collect();
+            ids.sort();
+            ids.dedup();
+            ids.into_iter()
+                .map(|id| {
+                    let committed = offsets
+                        .get(id)
+                        .into_iter()
+                        .flatten()
+                        .map(|((t, p), o)| (t.clone(), *p, o.clone()))
+                        .collect();
+                    (id.clone(), groups.get(id).cloned(), committed)
+                })
+                .collect()
+        }
+
         /// How many consumer-protocol records of a group are stored.
         pub(crate) fn consumer_record_count(&self, group_id: &str) -> usize {
             self.records
@@ -146,7 +155,7 @@ mod memory {
             partition: i32,
             partitions: i32,
         ) -> Result<PartitionState, StorageError> {
-            let mut groups = self.load_groups()?;
+            let mut groups = self.all_groups();
             groups.retain(|(id, _, _)| partition_for(id, partitions) == partition);
             let consumer_groups = self
                 .records
@@ -177,26 +186,6 @@ mod memory {
                 };
             }
             Ok(())
-        }
-
-        fn load_groups(&self) -> Result<Vec<StoredGroup>, StorageError> {
-            let groups = self.groups.lock().unwrap();
-            let offsets = self.offsets.lock().unwrap();
-            let mut ids: Vec<&String> = groups.keys().chain(offsets.keys()).collect();
-            ids.sort();
-            ids.dedup();
-            Ok(ids
-                .into_iter()
-                .map(|id| {
-                    let committed = offsets
-                        .get(id)
-                        .into_iter()
-                        .flatten()
-                        .map(|((t, p), o)| (t.clone(), *p, o.clone()))
-                        .collect();
-                    (id.clone(), groups.get(id).cloned(), committed)
-                })
-                .collect())
         }
 
         fn store_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), StorageError> {

@@ -46,14 +46,6 @@ impl LogTxnStore {
 }
 
 impl TxnStore for LogTxnStore {
-    fn load_txns(&self) -> Result<Vec<(String, TxnRecord)>, StorageError> {
-        let mut all = Vec::new();
-        for p in 0..self.partitions {
-            all.extend(self.load_partition(p, self.partitions)?);
-        }
-        Ok(all)
-    }
-
     fn load_partition(
         &self,
         partition: i32,

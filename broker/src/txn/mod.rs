@@ -135,8 +135,11 @@ impl TxnCoordinator {
         config: TxnConfig,
     ) -> Result<Self, StorageError> {
         let mut txns = Txns::default();
-        for (id, record) in store.load_txns()? {
-            txns.insert(&id, record);
+        let partitions = config.state_log_num_partitions;
+        for p in 0..partitions {
+            for (id, record) in store.load_partition(p, partitions)? {
+                txns.insert(&id, record);
+            }
         }
         Ok(TxnCoordinator {
             store,

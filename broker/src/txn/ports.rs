@@ -8,23 +8,15 @@ use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use sluice_storage::{Marker, StorageError, TxnRecord};
 
-use crate::internal_topics::partition_for;
-
 /// Durable transaction state.
 pub(crate) trait TxnStore: Send + Sync {
-    /// Every stored transactional id, for start-up.
-    fn load_txns(&self) -> Result<Vec<(String, TxnRecord)>, StorageError>;
     /// The transactional ids whose state lives in `partition` (of `partitions`) of the
     /// transaction state topic, for a coordinator that has just become its leader.
     fn load_partition(
         &self,
         partition: i32,
         partitions: i32,
-    ) -> Result<Vec<(String, TxnRecord)>, StorageError> {
-        let mut txns = self.load_txns()?;
-        txns.retain(|(id, _)| partition_for(id, partitions) == partition);
-        Ok(txns)
-    }
+    ) -> Result<Vec<(String, TxnRecord)>, StorageError>;
     /// Stores a transactional id's record.
     fn store_txn(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), StorageError>;
     /// Forgets a transactional id.
@@ -63,6 +55,7 @@ pub(crate) use memory::{MemoryMarkerLog, MemoryTxnStore};
 
 #[cfg(test)]
 mod memory {
+    use crate::internal_topics::partition_for;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
@@ -83,12 +76,17 @@ mod memory {
     }
 
     impl TxnStore for MemoryTxnStore {
-        fn load_txns(&self) -> Result<Vec<(String, TxnRecord)>, StorageError> {
+        fn load_partition(
+            &self,
+            partition: i32,
+            partitions: i32,
+        ) -> Result<Vec<(String, TxnRecord)>, StorageError> {
             Ok(self
                 .txns
                 .lock()
                 .unwrap()
                 .iter()
+                .filter(|(id, _)| partition_for(id, partitions) == partition)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect())
         }

@@ -1,6 +1,6 @@
 //! Reading the partitions of a consumer's fetch within the response's byte budget.
 
-use sluice_storage::{AbortedTxn, FileRegion, Isolation, ReadError, StorageError};
+use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition, ReadError, StorageError};
 
 use super::Target;
 use crate::error::{read_error_code, NONE};
@@ -16,6 +16,18 @@ pub(super) struct ReadResult {
 }
 
 impl ReadResult {
+    /// The partition's offsets with `error_code` and no records.
+    fn without_records(p: &Partition, error_code: i16) -> Self {
+        ReadResult {
+            error_code,
+            high_watermark: p.high_watermark(),
+            log_start_offset: p.log_start_offset(),
+            last_stable_offset: p.last_stable_offset(),
+            aborted: Vec::new(),
+            records: None,
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.records.as_ref().map_or(0, FileRegion::len)
     }
@@ -44,14 +56,7 @@ pub(super) fn read_all(
             };
             if t.preferred_read_replica.is_some() {
                 // Kafka's answer naming another replica: the offsets, no records.
-                return ReadResult {
-                    error_code: NONE,
-                    high_watermark: p.high_watermark(),
-                    log_start_offset: p.log_start_offset(),
-                    last_stable_offset: p.last_stable_offset(),
-                    aborted: Vec::new(),
-                    records: None,
-                };
+                return ReadResult::without_records(p, NONE);
             }
             let budget = (t.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(used));
             match p.read_region(t.fetch_offset, budget, isolation) {
@@ -77,14 +82,7 @@ pub(super) fn read_all(
                 Err(ReadError::OutOfRange { .. })
                     if t.empty_beyond_log_end && t.fetch_offset > p.log_end_offset() =>
                 {
-                    ReadResult {
-                        error_code: NONE,
-                        high_watermark: p.high_watermark(),
-                        log_start_offset: p.log_start_offset(),
-                        last_stable_offset: p.last_stable_offset(),
-                        aborted: Vec::new(),
-                        records: None,
-                    }
+                    ReadResult::without_records(p, NONE)
                 }
                 Err(e) => {
                     // An offline data directory was logged once, when it failed.
@@ -93,14 +91,7 @@ pub(super) fn read_all(
                     } else {
                         tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "fetch read refused");
                     }
-                    ReadResult {
-                        error_code: read_error_code(&e),
-                        high_watermark: p.high_watermark(),
-                        log_start_offset: p.log_start_offset(),
-                        last_stable_offset: p.last_stable_offset(),
-                        aborted: Vec::new(),
-                        records: None,
-                    }
+                    ReadResult::without_records(p, read_error_code(&e))
                 }
             }
         })
