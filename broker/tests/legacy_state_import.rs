@@ -49,6 +49,8 @@ fn txn(producer_id: i64, state: TxnState, pending: Vec<PendingOffset>) -> TxnRec
         pending_offsets: pending,
         start_ms: sluice_storage::now_ms(),
         last_update_ms: sluice_storage::now_ms(),
+        next_producer_id: -1,
+        client_transaction_version: 0,
     }
 }
 

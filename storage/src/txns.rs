@@ -89,6 +89,9 @@ pub struct TxnRecord {
     pub producer_id: i64,
     /// The producer id before the last rotation (epoch exhaustion), or -1.
     pub previous_producer_id: i64,
+    /// The producer id a transaction ending at an exhausted epoch moves to once its
+    /// markers are written (transactions v2), or -1.
+    pub next_producer_id: i64,
     /// Current producer epoch.
     pub producer_epoch: i16,
     /// The epoch before the last bump, or -1; lets a retried InitProducerId succeed.
@@ -107,6 +110,9 @@ pub struct TxnRecord {
     pub start_ms: i64,
     /// When the record last changed (ms since the epoch).
     pub last_update_ms: i64,
+    /// The transaction version (KIP-890) the producer's client speaks: 2 bumps the
+    /// producer epoch at every transaction end, 0 is the classic protocol.
+    pub client_transaction_version: i16,
 }
 
 /// Format version of [`TxnRecord::encode`].
@@ -204,6 +210,9 @@ impl TxnRecord {
             pending_offsets,
             start_ms,
             last_update_ms,
+            // Records of this form predate transactions v2.
+            next_producer_id: -1,
+            client_transaction_version: 0,
         })
     }
 }
@@ -274,6 +283,8 @@ mod tests {
             }],
             start_ms: 1_700_000_000_000,
             last_update_ms: 1_700_000_000_500,
+            next_producer_id: -1,
+            client_transaction_version: 0,
         };
         assert_eq!(TxnRecord::decode(&record.encode()).unwrap(), record);
         assert!(TxnRecord::decode(&record.encode()[..30]).is_err());

@@ -163,6 +163,8 @@ fn open_and_aborted_transactions_survive_a_restart() {
                 pending_offsets: vec![],
                 start_ms: 1,
                 last_update_ms: 1,
+                next_producer_id: -1,
+                client_transaction_version: 0,
             },
         )
         .unwrap();

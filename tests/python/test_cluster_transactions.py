@@ -16,6 +16,7 @@ from confluent_kafka.admin import ConfigResource
 from kafka.protocol.consumer import OffsetFetchRequest
 from kafka.protocol.metadata import FindCoordinatorRequest
 
+import wire
 from cluster import create_topic
 from e2e import admin, produce_and_report, producer, wait_for
 from test_cluster_coordinators import OFFSETS_TOPIC, java_hash_partition, raw_client
@@ -32,6 +33,7 @@ from test_transactions import (  # noqa: F401  (jobs is a fixture)
     txn_producer,
     wait_marks,
 )
+from test_transactions_v2 import NONE as _NONE, INVALID_PRODUCER_EPOCH, RawTv2Producer
 
 TXN_TOPIC = "__transaction_state"
 FAST = {"group.initial.rebalance.delay.ms": 0}
@@ -264,3 +266,34 @@ def test_a_marker_from_a_deposed_coordinator_is_refused(cluster_factory):
     # Two markers were written, at offsets 0 and 1, on every replica.
     a = admin(cluster.bootstrap)
     assert end_offsets(a, "fenced", 1) == {0: (2, 2)}
+
+
+def test_a_v2_transaction_adds_partitions_led_by_other_brokers(cluster_factory):
+    """Transactions v2 across brokers: each partition's leader asks the transaction
+    coordinator to add the partition (AddPartitionsToTxn v5) before the producer's first
+    Produce v12 there, the markers carry the bumped epoch to every leader, and a batch
+    of the ended transaction is refused by a leader that is not the coordinator."""
+    cluster = cluster_factory(3, FAST)
+    create_topic(cluster, "tv2", 3)
+    leaders = {q: cluster.leader("tv2", q) for q in range(3)}
+    assert sorted(leaders.values()) == [1, 2, 3]
+    conns = {i: wire.Conn(b.host, b.port) for i, b in cluster.brokers.items()}
+    try:
+        p = RawTv2Producer(conns[1], "tv2-writer")
+        coordinator = p.find_coordinator(p.id, 1)
+        p.conn = conns[coordinator]
+        p.init()
+        pid, e0 = p.producer_id, p.epoch
+        for q in range(3):
+            assert p.produce("tv2", q, [f"v-{q}".encode()], sequence=0, conn=conns[leaders[q]]) == (_NONE, 0)
+        assert p.end(commit=True) == (_NONE, pid, e0 + 1)
+        for q in range(3):
+            assert p.partition_epoch("tv2", q, conn=conns[leaders[q]]) == e0 + 1
+        other = next(q for q in range(3) if leaders[q] != coordinator)
+        late = p.produce("tv2", other, [b"late"], sequence=1, epoch=e0, conn=conns[leaders[other]])
+        assert late[0] == INVALID_PRODUCER_EPOCH
+    finally:
+        for c in conns.values():
+            c.close()
+    _, committed = read_to_end(cluster.bootstrap, "tv2", 3, READ_COMMITTED)
+    assert offset_values(committed) == {q: [(0, f"v-{q}".encode())] for q in range(3)}

@@ -93,11 +93,19 @@ def parse_features(payload: bytes, correlation_id: int) -> tuple[dict, int, dict
 
 
 def test_api_versions_v3_advertises_metadata_version(broker):
-    """ApiVersions v3: metadata.version 22 (4.0-IV0, the level group.version 1 needs)
-    supported and finalized beside group.version 1, with the finalized epoch; no
-    transaction.version, which Kafka leaves out at level 0."""
+    """ApiVersions v3: metadata.version 24 (4.0-IV2, the level transaction.version 2
+    needs) supported and finalized beside group.version 1 and transaction.version 2,
+    with the finalized epoch."""
     with wire.Conn(broker.host, broker.port) as c:
         supported, epoch, finalized = parse_features(c.request(wire.api_versions_request(3, 21)), 21)
-    assert supported == {"metadata.version": (22, 22), "group.version": (0, 1)}
-    assert finalized == {"metadata.version": (22, 22), "group.version": (1, 1)}
+    assert supported == {
+        "metadata.version": (24, 24),
+        "group.version": (0, 1),
+        "transaction.version": (0, 2),
+    }
+    assert finalized == {
+        "metadata.version": (24, 24),
+        "group.version": (1, 1),
+        "transaction.version": (2, 2),
+    }
     assert epoch == 1

@@ -138,7 +138,7 @@ def api_versions_request(version: int, correlation_id: int) -> bytes:
 
 def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp: int,
                  timestamps: list[int] | None = None, producer_id: int = -1,
-                 producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+                 producer_epoch: int = -1, base_sequence: int = -1, transactional: bool = False) -> bytes:
     """One uncompressed magic-v2 batch at base offset 0, no producer id unless given;
     each record at `base_timestamp` or at its own entry of `timestamps`."""
     stamps = timestamps or [base_timestamp] * len(records)
@@ -148,7 +148,8 @@ def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestam
                + varbytes(value) + varint(0))
         body += varint(len(rec)) + rec
     n = len(records)
-    after_crc = struct.pack(">hiqqqhii", 0, n - 1, base_timestamp, max(stamps),
+    attributes = 0x10 if transactional else 0
+    after_crc = struct.pack(">hiqqqhii", attributes, n - 1, base_timestamp, max(stamps),
                             producer_id, producer_epoch, base_sequence, n) + bytes(body)
     after_len = struct.pack(">ibI", 0, 2, crc32c(after_crc)) + after_crc
     return struct.pack(">qi", 0, len(after_len)) + after_len

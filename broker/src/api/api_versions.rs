@@ -16,7 +16,7 @@ use crate::session::Session;
 /// The APIs and versions this broker implements; ApiVersions answers from this table,
 /// and requests outside it are refused.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
+    (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 13),
@@ -38,12 +38,12 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Transactions v1: EndTxn v5, TxnOffsetCommit v5 and Produce v12 mean transactions
-    // v2 (KIP-890 part 2) and stay unadvertised, as does `transaction.version`.
-    (ApiKey::AddPartitionsToTxn, 0, 4),
+    // v5 of AddPartitionsToTxn, EndTxn and TxnOffsetCommit, and Produce v12, are
+    // transactions v2 (KIP-890 part 2); clients use them once `transaction.version` is 2.
+    (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
@@ -104,26 +104,30 @@ struct Feature {
 
 /// Only what is implemented, since clients switch behaviour on these.
 ///
-/// `metadata.version` 22 is Kafka's `IBP_4_0_IV0`: the first level at which
-/// `group.version` 1 (the KIP-848 consumer protocol, which Sluice serves) may be
-/// finalized, and it adds nothing clients see beyond that. The later 4.0-4.2 levels add
-/// eligible leader replicas, share and streams groups, none of which Sluice has, so it
-/// claims neither them nor the older levels it cannot run at (a cluster without
-/// `group.version` 1). `transaction.version` is left out: Kafka omits a feature at
-/// level 0 from the finalized list, and Sluice supports no level above 0 (transactions
-/// v2 do not exist here).
+/// `metadata.version` 24 is Kafka's `IBP_4_0_IV2`: the first level at which
+/// `transaction.version` 2 (transactions v2, KIP-890 part 2) may be finalized; it also
+/// allows `group.version` 1 (the KIP-848 consumer protocol). The levels between add
+/// eligible leader replicas, which are a feature of their own that Sluice does not claim,
+/// and nothing clients see. Later levels add share and streams groups, which Sluice does
+/// not claim either, nor the older levels it cannot run at.
 const FEATURES: &[Feature] = &[
     Feature {
         name: "metadata.version",
-        min: 22,
-        max: 22,
-        finalized: 22,
+        min: 24,
+        max: 24,
+        finalized: 24,
     },
     Feature {
         name: "group.version",
         min: 0,
         max: 1,
         finalized: 1,
+    },
+    Feature {
+        name: "transaction.version",
+        min: 0,
+        max: 2,
+        finalized: 2,
     },
 ];
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
@@ -23,7 +24,7 @@ use crate::replication::txn_verification::Verification;
 use crate::replication::ReplicaManager;
 use crate::session::Session;
 use crate::txn::cluster::verify_in_transaction;
-use crate::txn::ProducerRef;
+use crate::txn::{ProducerRef, TxnVersion};
 
 fn partition_response(
     index: i32,
@@ -155,7 +156,7 @@ pub(crate) async fn handle(
     req: ProduceRequest,
     version: i16,
 ) -> Reply<ProduceResponse> {
-    let verified = verify_transactions(broker, &req).await;
+    let verified = verify_transactions(broker, &req, version).await;
     let (response, flushes) = append(broker, session, req, version, &verified);
     let body = match (flushes.is_empty(), flushes.acks) {
         (true, 0) => Body::Silent,
@@ -186,15 +187,22 @@ impl Answer for ProduceResponse {
 /// In a cluster, each partition's transactional batch and what its verification gave.
 type Verified = HashMap<(String, i32), Result<Verification, ResponseError>>;
 
-/// In a cluster: asks the transaction coordinator about every partition whose
-/// transactional batch is the producer's first there in its transaction (KIP-890), all at
-/// once, before the appends.
-async fn verify_transactions(broker: &Broker, req: &ProduceRequest) -> Verified {
-    let mut verified = Verified::new();
-    let Some(node) = &broker.cluster else {
-        return verified;
+/// Asks the transaction coordinator about every partition whose transactional batch is
+/// the producer's first there in its transaction, all at once, before the appends: in a
+/// cluster whether the partition is in the transaction (KIP-890 verification), and for a
+/// transactions v2 client (Produce v12+) to add it. On a single node the appends verify
+/// under the coordinator's lock, so only v2's additions are asked for here.
+async fn verify_transactions(broker: &Broker, req: &ProduceRequest, version: i16) -> Verified {
+    let txn_version = if version >= 12 {
+        TxnVersion::V2
+    } else {
+        TxnVersion::V1
     };
-    let mut asks = Vec::new();
+    let mut verified = Verified::new();
+    if broker.cluster.is_none() && txn_version == TxnVersion::V1 {
+        return verified;
+    }
+    let mut asks: Vec<BoxFuture<'_, _>> = Vec::new();
     for topic in &req.topic_data {
         for pd in &topic.partition_data {
             let Some(header) = pd.records.as_ref().and_then(|r| read_header(r).ok()) else {
@@ -205,6 +213,32 @@ async fn verify_transactions(broker: &Broker, req: &ProduceRequest) -> Verified 
             }
             let name = topic.name.to_string();
             let index = pd.index;
+            let producer = ProducerRef {
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+            };
+            let id = req.transactional_id.as_ref().map(|i| i.to_string());
+            let Some(node) = &broker.cluster else {
+                asks.push(Box::pin(async move {
+                    let answer = match &id {
+                        Some(id) => broker
+                            .txns
+                            .add_to_transaction(
+                                id,
+                                producer,
+                                &[(name.clone(), index)],
+                                None,
+                                txn_version,
+                            )
+                            .await
+                            .map(|()| Verification::Known)
+                            .map_err(implicit_add_error),
+                        None => Err(ResponseError::InvalidTxnState),
+                    };
+                    ((name, index), answer)
+                }));
+                continue;
+            };
             // Another broker's partition is refused in the appends; nothing to ask.
             if node.replicas.check_leader(&name, index, -1).is_err() {
                 continue;
@@ -219,15 +253,12 @@ async fn verify_transactions(broker: &Broker, req: &ProduceRequest) -> Verified 
                 verified.insert((name, index), Ok(v));
                 continue;
             }
-            let producer = ProducerRef {
-                producer_id: header.producer_id,
-                producer_epoch: header.producer_epoch,
-            };
-            let id = req.transactional_id.as_ref().map(|i| i.to_string());
-            asks.push(async move {
+            asks.push(Box::pin(async move {
                 let answer = match &id {
                     Some(id) => {
-                        verify_in_transaction(node, &broker.txns, id, producer, &name, index).await
+                        let tp = (name.as_str(), index);
+                        verify_in_transaction(node, &broker.txns, id, producer, tp, txn_version)
+                            .await
                     }
                     // A transactional batch in a request that names no transactional id.
                     None => Err(ResponseError::InvalidTxnState),
@@ -237,11 +268,25 @@ async fn verify_transactions(broker: &Broker, req: &ProduceRequest) -> Verified 
                         .refused(&name, index, producer.producer_id, v);
                 }
                 ((name, index), answer.map(|()| v))
-            });
+            }));
         }
     }
-    verified.extend(futures::future::join_all(asks).await);
+    for (tp, answer) in futures::future::join_all(asks).await {
+        verified.insert(tp, answer);
+    }
     verified
+}
+
+/// What Produce answers when a single node's coordinator refuses to add a partition for
+/// a transactions v2 client, as a cluster's `verify_in_transaction` maps them.
+fn implicit_add_error(e: ResponseError) -> ResponseError {
+    match e {
+        ResponseError::TransactionAbortable => ResponseError::InvalidTxnState,
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        // The previous transaction's markers are still being written: retriable.
+        ResponseError::ConcurrentTransactions => ResponseError::NotEnoughReplicas,
+        e => e,
+    }
 }
 
 /// Validates and appends a Produce's batches; the answer is ready once the returned
@@ -381,11 +426,14 @@ fn append(
                     producer_epoch: header.producer_epoch,
                 };
                 match &broker.cluster {
-                    None => broker
-                        .txns
-                        .with_verified_partition(producer, &name, index, || {
-                            append_batch(partition, leader_epoch, header, batch)
-                        }),
+                    None => match verified.get(&(name.clone(), index)) {
+                        Some(Err(e)) => Err(*e),
+                        _ => broker
+                            .txns
+                            .with_verified_partition(producer, &name, index, || {
+                                append_batch(partition, leader_epoch, header, batch)
+                            }),
+                    },
                     Some(node) => match verified.get(&(name.clone(), index)) {
                         Some(Ok(v)) => node
                             .txn_verification

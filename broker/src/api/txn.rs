@@ -38,7 +38,7 @@ use crate::broker::Broker;
 use crate::error::NONE;
 use crate::internal_topics::GROUP_METADATA_TOPIC;
 use crate::session::Session;
-use crate::txn::{ListFilter, ProducerRef};
+use crate::txn::{ListFilter, ProducerRef, TxnVersion};
 
 answer!(AddPartitionsToTxnResponse: [error_code], [results_by_transaction => topic_results => results_by_partition => partition_error_code], [results_by_topic_v3_and_below => results_by_partition => partition_error_code]);
 answer!(AddOffsetsToTxnResponse: [error_code]);
@@ -133,9 +133,16 @@ async fn add_partitions_one(
             }
         });
     }
+    // A broker adding partitions for a Produce v12+ (v5 of this request) does it for a
+    // transactions v2 client.
+    let txn_version = if version >= 5 {
+        TxnVersion::V2
+    } else {
+        TxnVersion::V1
+    };
     let code = match broker
         .txns
-        .add_to_transaction(id, producer, &partitions, None)
+        .add_to_transaction(id, producer, &partitions, None, txn_version)
         .await
     {
         Ok(()) => NONE,
@@ -242,7 +249,13 @@ pub(crate) async fn add_offsets_to_txn(
     };
     res.error_code = match broker
         .txns
-        .add_to_transaction(&req.transactional_id, producer, &[], Some(&req.group_id))
+        .add_to_transaction(
+            &req.transactional_id,
+            producer,
+            &[],
+            Some(&req.group_id),
+            TxnVersion::V1,
+        )
         .await
     {
         Ok(()) => NONE,
@@ -319,9 +332,21 @@ pub(crate) async fn txn_offset_commit(
     let txn_error = if pending.is_empty() {
         None
     } else {
-        super::txn_offsets::write(broker, &req.transactional_id, producer, &group, pending)
-            .await
-            .err()
+        let txn_version = if version >= 5 {
+            TxnVersion::V2
+        } else {
+            TxnVersion::V1
+        };
+        super::txn_offsets::write(
+            broker,
+            &req.transactional_id,
+            producer,
+            &group,
+            pending,
+            txn_version,
+        )
+        .await
+        .err()
     }
     .map(|e| match e {
         // A group not added to the transaction: v4 names it abortable.
@@ -335,7 +360,8 @@ pub(crate) async fn txn_offset_commit(
     Reply::new(res)
 }
 
-/// EndTxn: commit or abort the producer's transaction.
+/// EndTxn: commit or abort the producer's transaction; from v5 (transactions v2) with the
+/// producer id and epoch the producer goes on with.
 pub(crate) async fn end_txn(
     broker: &Broker,
     session: &Session,
@@ -351,14 +377,27 @@ pub(crate) async fn end_txn(
         producer_id: req.producer_id.0,
         producer_epoch: req.producer_epoch,
     };
-    res.error_code = match broker
+    let txn_version = if version >= 5 {
+        TxnVersion::V2
+    } else {
+        TxnVersion::V1
+    };
+    res.producer_id = ProducerId(-1);
+    res.producer_epoch = -1;
+    match broker
         .txns
-        .end_txn(&req.transactional_id, producer, req.committed)
+        .end_txn(&req.transactional_id, producer, req.committed, txn_version)
         .await
     {
-        Ok(()) => NONE,
-        Err(e) => fenced_for(e, version, 2),
-    };
+        Ok(next) => {
+            res.error_code = NONE;
+            if version >= 5 {
+                res.producer_id = ProducerId(next.producer_id);
+                res.producer_epoch = next.producer_epoch;
+            }
+        }
+        Err(e) => res.error_code = fenced_for(e, version, 2),
+    }
     Reply::new(res)
 }
 

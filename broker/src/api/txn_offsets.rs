@@ -1,7 +1,8 @@
 //! TxnOffsetCommit's offsets, as Kafka's group coordinator writes them: to the group's
 //! partition of `__consumer_offsets` as the producer's transactional batch, once its
 //! transaction coordinator confirms that the partition is in the transaction
-//! (AddOffsetsToTxn added it), answered when durable. The transaction's marker later
+//! (AddOffsetsToTxn added it; for a transactions v2 client, the coordinator adds it
+//! now), answered when durable. The transaction's marker later
 //! makes them the group's committed offsets or drops them.
 
 use kafka_protocol::ResponseError;
@@ -13,7 +14,7 @@ use crate::internal_topics::GROUP_METADATA_TOPIC;
 use crate::replication::txn_verification::Verification;
 use crate::replication::ClusterNode;
 use crate::txn::cluster::verify_in_transaction;
-use crate::txn::ProducerRef;
+use crate::txn::{ProducerRef, TxnVersion};
 
 /// Writes a transaction's offsets for `group`; the error is what TxnOffsetCommit answers.
 pub(super) async fn write(
@@ -22,10 +23,11 @@ pub(super) async fn write(
     producer: ProducerRef,
     group: &str,
     offsets: Vec<PendingOffset>,
+    version: TxnVersion,
 ) -> Result<(), ResponseError> {
     match &broker.cluster {
-        Some(node) => replicated(broker, node, id, producer, group, offsets).await,
-        None => local(broker, id, producer, group, offsets).await,
+        Some(node) => replicated(broker, node, id, producer, group, offsets, version).await,
+        None => local(broker, id, producer, group, offsets, version).await,
     }
 }
 
@@ -37,9 +39,17 @@ async fn local(
     producer: ProducerRef,
     group: &str,
     offsets: Vec<PendingOffset>,
+    version: TxnVersion,
 ) -> Result<(), ResponseError> {
     let partition = broker.groups.partition_of(group);
     let tp = [(GROUP_METADATA_TOPIC.to_string(), partition)];
+    if version == TxnVersion::V2 {
+        broker
+            .txns
+            .add_to_transaction(id, producer, &tp, None, version)
+            .await
+            .map_err(implicit_add_error)?;
+    }
     // The errors a cluster's verification gives (`verify_in_transaction`).
     let added = broker
         .txns
@@ -77,6 +87,7 @@ async fn replicated(
     producer: ProducerRef,
     group: &str,
     offsets: Vec<PendingOffset>,
+    version: TxnVersion,
 ) -> Result<(), ResponseError> {
     let topic = GROUP_METADATA_TOPIC;
     let partition = broker.groups.partition_of(group);
@@ -84,8 +95,15 @@ async fn replicated(
     let epoch = producer.producer_epoch;
     let v = node.txn_verification.begin(topic, partition, pid, epoch);
     if v != Verification::Known {
-        let verified =
-            verify_in_transaction(node, &broker.txns, id, producer, topic, partition).await;
+        let verified = verify_in_transaction(
+            node,
+            &broker.txns,
+            id,
+            producer,
+            (topic, partition),
+            version,
+        )
+        .await;
         if let Err(e) = verified {
             node.txn_verification.refused(topic, partition, pid, v);
             return Err(match e {
@@ -107,4 +125,15 @@ async fn replicated(
         // The transaction ended while it was verified.
         .unwrap_or(Err(ResponseError::InvalidTxnState))?;
     super::groups::durable(broker, group).await
+}
+
+/// What TxnOffsetCommit answers when its transaction coordinator refuses to add the
+/// group's partition (the errors a cluster's `verify_in_transaction` gives).
+fn implicit_add_error(e: ResponseError) -> ResponseError {
+    match e {
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        // The previous transaction's markers are still being written: retriable.
+        ResponseError::ConcurrentTransactions => ResponseError::CoordinatorNotAvailable,
+        e => e,
+    }
 }

@@ -416,5 +416,5 @@ async fn unknown_api_versions_version_gets_the_v0_table() {
     assert!(r
         .api_keys
         .iter()
-        .any(|k| k.api_key == 0 && k.max_version == 11));
+        .any(|k| k.api_key == 0 && k.max_version == 12));
 }

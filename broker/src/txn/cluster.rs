@@ -24,7 +24,7 @@ use sluice_protocol::batch::ControlType;
 use sluice_storage::{now_ms, Marker, Storage};
 
 use super::ports::{MarkerLog, TxnMarkers};
-use super::{ProducerRef, TxnCoordinator};
+use super::{ProducerRef, TxnCoordinator, TxnVersion};
 use crate::group::GroupCoordinator;
 use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
 use crate::replication::ClusterNode;
@@ -33,6 +33,16 @@ use crate::replication::ClusterNode;
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 /// AddPartitionsToTxn v4: the batched, verify-only form brokers send.
 const VERIFY_VERSION: i16 = 4;
+/// AddPartitionsToTxn v5: what brokers send to add partitions for a transactions v2
+/// client.
+const ADD_VERSION: i16 = 5;
+
+fn add_version(version: TxnVersion) -> i16 {
+    match version {
+        TxnVersion::V1 => VERIFY_VERSION,
+        TxnVersion::V2 => ADD_VERSION,
+    }
+}
 /// How long the coordinator keeps trying to write one transaction's markers before it
 /// gives up for now (the transaction stays prepared; the timer tries again).
 const MARKER_DEADLINE: Duration = Duration::from_secs(15);
@@ -250,26 +260,38 @@ fn code_error(code: i16) -> ResponseError {
 }
 
 /// Asks the coordinator of transactional id `id` whether the producer's open transaction
-/// includes the partition (here, or over the network). Errors are what the producer is
-/// told: INVALID_TXN_STATE when it does not, the producer errors as they are, and
-/// NOT_ENOUGH_REPLICAS (retriable, as Kafka answers) when the coordinator cannot be asked.
+/// includes the partition (here, or over the network); for a transactions v2 client,
+/// asks it to add the partition instead. Errors are what the producer is told:
+/// INVALID_TXN_STATE when it does not, the producer errors as they are, and
+/// NOT_ENOUGH_REPLICAS (retriable, as Kafka answers) when the coordinator cannot be asked
+/// or is still ending the producer's previous transaction.
 pub(crate) async fn verify_in_transaction(
     node: &ClusterNode,
     txns: &TxnCoordinator,
     id: &str,
     producer: ProducerRef,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
+    version: TxnVersion,
 ) -> Result<(), ResponseError> {
     let unavailable = ResponseError::NotEnoughReplicas;
     let Some(coordinator) = node.coordinator(TRANSACTION_STATE_TOPIC, id) else {
         return Err(unavailable);
     };
+    let tp = [(topic.to_string(), partition)];
     let code = if coordinator == node.replicas.node_id() {
-        match txns.verify_partitions(id, producer, &[(topic.to_string(), partition)]) {
-            Ok(added) if added.first() == Some(&true) => 0,
-            Ok(_) => ResponseError::TransactionAbortable.code(),
-            Err(e) => e.code(),
+        match version {
+            TxnVersion::V1 => match txns.verify_partitions(id, producer, &tp) {
+                Ok(added) if added.first() == Some(&true) => 0,
+                Ok(_) => ResponseError::TransactionAbortable.code(),
+                Err(e) => e.code(),
+            },
+            TxnVersion::V2 => match txns
+                .add_to_transaction(id, producer, &tp, None, version)
+                .await
+            {
+                Ok(()) => 0,
+                Err(e) => e.code(),
+            },
         }
     } else {
         let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
@@ -277,14 +299,14 @@ pub(crate) async fn verify_in_transaction(
                 .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
                 .with_producer_id(ProducerId(producer.producer_id))
                 .with_producer_epoch(producer.producer_epoch)
-                .with_verify_only(true)
+                .with_verify_only(version == TxnVersion::V1)
                 .with_topics(vec![AddPartitionsToTxnTopic::default()
                     .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                     .with_partitions(vec![partition])]),
         ]);
         match node
             .broker_client
-            .send(coordinator, &request, VERIFY_VERSION)
+            .send(coordinator, &request, add_version(version))
             .await
         {
             Ok(r) if r.error_code != 0 => r.error_code,
@@ -304,6 +326,9 @@ pub(crate) async fn verify_in_transaction(
     };
     match ResponseError::try_from_code(code) {
         None => Ok(()),
+        Some(ResponseError::ConcurrentTransactions) if version == TxnVersion::V2 => {
+            Err(unavailable)
+        }
         Some(ResponseError::TransactionAbortable | ResponseError::ConcurrentTransactions) => {
             Err(ResponseError::InvalidTxnState)
         }

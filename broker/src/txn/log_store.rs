@@ -121,6 +121,8 @@ mod tests {
             pending_offsets: Vec::new(),
             start_ms: 5,
             last_update_ms: 5,
+            next_producer_id: -1,
+            client_transaction_version: 0,
         };
         let prepared = TxnRecord {
             state: TxnState::PrepareCommit,

@@ -14,6 +14,7 @@
 //! marker flush of one transaction never holds up another.
 
 pub(crate) mod cluster;
+mod end_v2;
 mod loading;
 pub(crate) mod local_markers;
 pub(crate) mod log_store;
@@ -69,10 +70,41 @@ impl Txns {
 }
 
 /// A transaction's producer, as a request names it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProducerRef {
     pub(crate) producer_id: i64,
     pub(crate) producer_epoch: i16,
+}
+
+impl ProducerRef {
+    /// The producer id and epoch a record holds now.
+    fn of(record: &TxnRecord) -> Self {
+        ProducerRef {
+            producer_id: record.producer_id,
+            producer_epoch: record.producer_epoch,
+        }
+    }
+}
+
+/// The transaction protocol a client speaks (KIP-890's `transaction.version`), as the
+/// request versions it uses tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxnVersion {
+    /// Partitions added by AddPartitionsToTxn; the epoch stays for the producer's life.
+    V1,
+    /// Partitions added by the first Produce or TxnOffsetCommit; every transaction end
+    /// bumps the producer epoch (EndTxn v5+, Produce v12+, TxnOffsetCommit v5+).
+    V2,
+}
+
+impl TxnVersion {
+    /// `ClientTransactionVersion` of `__transaction_state` (0 is Kafka's for old clients).
+    fn record_code(self) -> i16 {
+        match self {
+            TxnVersion::V1 => 0,
+            TxnVersion::V2 => 2,
+        }
+    }
 }
 
 /// The broker's transaction coordinator: for every transactional id on a single node, for
@@ -253,6 +285,8 @@ impl TxnCoordinator {
                 pending_offsets: Vec::new(),
                 start_ms: -1,
                 last_update_ms: self.clock.now_ms(),
+                next_producer_id: -1,
+                client_transaction_version: 0,
             },
         };
         if let Some(exp) = expected {
@@ -366,6 +400,7 @@ impl TxnCoordinator {
         producer: ProducerRef,
         partitions: &[(String, i32)],
         group: Option<&str>,
+        version: TxnVersion,
     ) -> Result<(), ResponseError> {
         let _guard = self.lock_id(id).await;
         let mut record = self.check_producer(id, producer)?;
@@ -384,12 +419,17 @@ impl TxnCoordinator {
                 self.groups.partition_of(g),
             ));
         }
-        if record.state == TxnState::Ongoing && before == set.len() {
+        let upgraded =
+            version == TxnVersion::V2 && record.client_transaction_version != version.record_code();
+        if record.state == TxnState::Ongoing && before == set.len() && !upgraded {
             return Ok(());
         }
         if record.state != TxnState::Ongoing {
             record.start_ms = self.clock.now_ms();
             record.state = TxnState::Ongoing;
+            record.client_transaction_version = version.record_code();
+        } else if upgraded {
+            record.client_transaction_version = version.record_code();
         }
         record.partitions = set.into_iter().collect();
         self.store(id, record).await?;
@@ -446,25 +486,32 @@ impl TxnCoordinator {
         Ok(append())
     }
 
-    /// EndTxn from the producer.
+    /// EndTxn from the producer; the producer id and epoch it goes on with (transactions
+    /// v2 bump the epoch at every end).
     pub(crate) async fn end_txn(
         &self,
         id: &str,
         producer: ProducerRef,
         commit: bool,
-    ) -> Result<(), ResponseError> {
+        version: TxnVersion,
+    ) -> Result<ProducerRef, ResponseError> {
         let _guard = self.lock_id(id).await;
+        if version == TxnVersion::V2 {
+            return self.end_txn_v2(id, producer, commit).await;
+        }
         let record = self.check_producer(id, producer)?;
         match (record.state, commit) {
             (TxnState::Ongoing, _) => {
-                self.end_transaction(id, record, commit).await?;
-                Ok(())
+                let done = self.end_transaction(id, record, commit).await?;
+                Ok(ProducerRef::of(&done))
             }
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 Err(ResponseError::ConcurrentTransactions)
             }
             // A retry of an EndTxn that completed.
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                Ok(ProducerRef::of(&record))
+            }
             _ => Err(ResponseError::InvalidTxnState),
         }
     }
@@ -530,6 +577,15 @@ impl TxnCoordinator {
         };
         record.partitions.clear();
         record.start_ms = -1;
+        if record.next_producer_id >= 0 {
+            // Transactions v2 at an exhausted epoch: the markers carried the last epoch
+            // of this producer id, and the producer goes on with the next one.
+            record.previous_producer_id = record.producer_id;
+            record.producer_id = record.next_producer_id;
+            record.next_producer_id = -1;
+            record.producer_epoch = 0;
+            record.last_producer_epoch = -1;
+        }
         let record = self.store(id, record).await?;
         tracing::debug!(transactional_id = id, commit, "transaction completed");
         Ok(record)

@@ -1,6 +1,7 @@
 //! The records of `__transaction_state`, in Kafka's schemas so that tools reading the topic
 //! understand them: `TransactionLogKey` v0 and `TransactionLogValue` v1 (flexible, with
-//! the previous producer id as tagged field 0). A null value is a tombstone. Version 0
+//! the previous and next producer ids and the client's transaction version as tagged
+//! fields 0, 1 and 2, each written only when not its default). A null value is a tombstone. Version 0
 //! values, as older Kafka writes them, are read too.
 //!
 //! Kafka keeps neither the groups of a transaction nor its offsets here: a group is the
@@ -20,6 +21,10 @@ const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 1;
 /// The tag of `PreviousProducerId` in value version 1.
 const PREVIOUS_PRODUCER_ID_TAG: u64 = 0;
+/// The tag of `NextProducerId`.
+const NEXT_PRODUCER_ID_TAG: u64 = 1;
+/// The tag of `ClientTransactionVersion`.
+const CLIENT_TRANSACTION_VERSION_TAG: u64 = 2;
 
 /// The key of a transactional id's record.
 pub(crate) fn key(transactional_id: &str) -> Bytes {
@@ -102,14 +107,28 @@ pub(crate) fn value(r: &TxnRecord) -> Bytes {
     }
     b.put_i64(r.last_update_ms);
     b.put_i64(r.start_ms);
+    let mut tagged = BytesMut::new();
+    let mut count = 0;
     if r.previous_producer_id >= 0 {
-        put_uvarint(&mut b, 1);
-        put_uvarint(&mut b, PREVIOUS_PRODUCER_ID_TAG);
-        put_uvarint(&mut b, 8);
-        b.put_i64(r.previous_producer_id);
-    } else {
-        put_uvarint(&mut b, 0);
+        put_uvarint(&mut tagged, PREVIOUS_PRODUCER_ID_TAG);
+        put_uvarint(&mut tagged, 8);
+        tagged.put_i64(r.previous_producer_id);
+        count += 1;
     }
+    if r.next_producer_id >= 0 {
+        put_uvarint(&mut tagged, NEXT_PRODUCER_ID_TAG);
+        put_uvarint(&mut tagged, 8);
+        tagged.put_i64(r.next_producer_id);
+        count += 1;
+    }
+    if r.client_transaction_version != 0 {
+        put_uvarint(&mut tagged, CLIENT_TRANSACTION_VERSION_TAG);
+        put_uvarint(&mut tagged, 2);
+        tagged.put_i16(r.client_transaction_version);
+        count += 1;
+    }
+    put_uvarint(&mut b, count);
+    b.put_slice(&tagged);
     b.freeze()
 }
 
@@ -178,13 +197,20 @@ pub(crate) fn decode_value(value: Option<&[u8]>) -> Result<Option<TxnRecord>, Re
     let last_update_ms = b.get_i64();
     let start_ms = b.get_i64();
     let mut previous_producer_id = -1;
+    let mut next_producer_id = -1;
+    let mut client_transaction_version = 0;
     if flexible {
         for _ in 0..get_uvarint(&mut b)? {
             let tag = get_uvarint(&mut b)?;
             let size = get_uvarint(&mut b)? as usize;
             need(b, size)?;
-            if tag == PREVIOUS_PRODUCER_ID_TAG && size == 8 {
-                previous_producer_id = (&b[..8]).get_i64();
+            match (tag, size) {
+                (PREVIOUS_PRODUCER_ID_TAG, 8) => previous_producer_id = (&b[..8]).get_i64(),
+                (NEXT_PRODUCER_ID_TAG, 8) => next_producer_id = (&b[..8]).get_i64(),
+                (CLIENT_TRANSACTION_VERSION_TAG, 2) => {
+                    client_transaction_version = (&b[..2]).get_i16()
+                }
+                _ => {}
             }
             b.advance(size);
         }
@@ -203,6 +229,8 @@ pub(crate) fn decode_value(value: Option<&[u8]>) -> Result<Option<TxnRecord>, Re
         pending_offsets: Vec::new(),
         start_ms,
         last_update_ms,
+        next_producer_id,
+        client_transaction_version,
     }))
 }
 
@@ -237,6 +265,8 @@ mod tests {
             pending_offsets: Vec::new(),
             start_ms: 1_700_000_000_000,
             last_update_ms: 1_700_000_000_500,
+            next_producer_id: -1,
+            client_transaction_version: 0,
         }
     }
 
@@ -253,6 +283,12 @@ mod tests {
         };
         assert_eq!(decode_value(Some(&value(&fresh))).unwrap(), Some(fresh));
         assert_eq!(decode_value(None).unwrap(), None);
+        let v2 = TxnRecord {
+            next_producer_id: 4001,
+            client_transaction_version: 2,
+            ..record()
+        };
+        assert_eq!(decode_value(Some(&value(&v2))).unwrap(), Some(v2));
     }
 
     #[test]
@@ -272,6 +308,19 @@ mod tests {
         want.extend(1_700_000_000_500i64.to_be_bytes());
         want.extend(1_700_000_000_000i64.to_be_bytes());
         want.push(0); // no tagged fields
+        assert_eq!(&v[..], &want[..]);
+
+        // Transactions v2: the tagged fields in tag order, each with its size.
+        r.previous_producer_id = 17;
+        r.next_producer_id = 4001;
+        r.client_transaction_version = 2;
+        let v = value(&r);
+        want.pop();
+        want.extend([3, 0, 8]);
+        want.extend(17i64.to_be_bytes());
+        want.extend([1, 8]);
+        want.extend(4001i64.to_be_bytes());
+        want.extend([2, 2, 0, 2]);
         assert_eq!(&v[..], &want[..]);
     }
 

@@ -9,7 +9,7 @@ use sluice_protocol::batch::ControlType;
 use sluice_storage::{Marker, TxnRecord, TxnState};
 
 use super::ports::{MemoryMarkerLog, MemoryTxnStore, TxnStore};
-use super::{ProducerRef, TxnCoordinator};
+use super::{ProducerRef, TxnCoordinator, TxnVersion};
 use crate::clock::ManualClock;
 use crate::group::ports::{MemoryGroupStore, MemoryTopics};
 use crate::group::GroupCoordinator;
@@ -72,7 +72,13 @@ impl Fixture {
 
     async fn add_both_partitions(&self, p: ProducerRef) -> Result<(), ResponseError> {
         self.coordinator
-            .add_to_transaction(ID, p, &[("t".into(), 0), ("t".into(), 1)], None)
+            .add_to_transaction(
+                ID,
+                p,
+                &[("t".into(), 0), ("t".into(), 1)],
+                None,
+                TxnVersion::V1,
+            )
             .await
     }
 
@@ -125,7 +131,10 @@ async fn a_commit_writes_commit_markers_to_every_partition_then_completes() {
         vec![true, false]
     );
 
-    f.coordinator.end_txn(ID, p, true).await.unwrap();
+    f.coordinator
+        .end_txn(ID, p, true, TxnVersion::V1)
+        .await
+        .unwrap();
     for partition in [0, 1] {
         assert_eq!(
             f.log.markers("t", partition),
@@ -137,10 +146,17 @@ async fn a_commit_writes_commit_markers_to_every_partition_then_completes() {
     assert!(r.partitions.is_empty());
     assert_eq!(r.start_ms, -1);
     // A retried EndTxn of a completed commit succeeds and writes nothing more.
-    f.coordinator.end_txn(ID, p, true).await.unwrap();
+    f.coordinator
+        .end_txn(ID, p, true, TxnVersion::V1)
+        .await
+        .unwrap();
     assert_eq!(f.log.markers("t", 0).len(), 1);
     // Aborting what committed is not a valid transition.
-    let e = f.coordinator.end_txn(ID, p, false).await.unwrap_err();
+    let e = f
+        .coordinator
+        .end_txn(ID, p, false, TxnVersion::V1)
+        .await
+        .unwrap_err();
     assert_eq!(e, ResponseError::InvalidTxnState);
 }
 
@@ -151,7 +167,7 @@ async fn a_group_joins_a_transaction_as_its_partition_of_consumer_offsets() {
     f.log.add_topic(GROUP_METADATA_TOPIC, 50);
     let p = f.init().await.unwrap();
     f.coordinator
-        .add_to_transaction(ID, p, &[("t".into(), 1)], Some("g"))
+        .add_to_transaction(ID, p, &[("t".into(), 1)], Some("g"), TxnVersion::V1)
         .await
         .unwrap();
     assert_eq!(
@@ -165,7 +181,10 @@ async fn a_group_joins_a_transaction_as_its_partition_of_consumer_offsets() {
         .unwrap();
     assert_eq!(added, vec![true]);
 
-    f.coordinator.end_txn(ID, p, false).await.unwrap();
+    f.coordinator
+        .end_txn(ID, p, false, TxnVersion::V1)
+        .await
+        .unwrap();
     let abort = vec![f.marker(p, ControlType::Abort)];
     assert_eq!(f.log.markers(GROUP_METADATA_TOPIC, 3), abort);
     assert_eq!(f.log.markers("t", 1), abort);
@@ -191,6 +210,8 @@ async fn a_prepared_transaction_left_by_a_crash_is_completed_at_start_up() {
                 pending_offsets: Vec::new(),
                 start_ms: 1,
                 last_update_ms: 1,
+                next_producer_id: -1,
+                client_transaction_version: 0,
             },
         )
         .unwrap();
@@ -238,7 +259,11 @@ async fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
     assert_eq!(r.state, TxnState::CompleteAbort);
     assert_eq!(r.producer_epoch, 1);
     // The producer learns it was fenced on its next request.
-    let e = f.coordinator.end_txn(ID, p, true).await.unwrap_err();
+    let e = f
+        .coordinator
+        .end_txn(ID, p, true, TxnVersion::V1)
+        .await
+        .unwrap_err();
     assert_eq!(e, ResponseError::ProducerFenced);
 }
 
@@ -292,4 +317,179 @@ async fn idle_transactional_ids_expire_after_their_expiration_time() {
     let now = f.clock.now_ms_reading();
     assert_eq!(f.coordinator.expire_ids(now).await, 1);
     assert!(f.store.txn(ID).is_none());
+}
+
+async fn add_v2(f: &Fixture, p: ProducerRef, partition: i32) -> Result<(), ResponseError> {
+    f.coordinator
+        .add_to_transaction(ID, p, &[("t".into(), partition)], None, TxnVersion::V2)
+        .await
+}
+
+fn bumped(p: ProducerRef) -> ProducerRef {
+    ProducerRef {
+        producer_id: p.producer_id,
+        producer_epoch: p.producer_epoch + 1,
+    }
+}
+
+#[tokio::test]
+async fn v2_every_end_bumps_the_epoch_and_the_markers_carry_the_bumped_one() {
+    let f = Fixture::new();
+    let p0 = f.init().await.unwrap();
+    add_v2(&f, p0, 0).await.unwrap();
+    assert_eq!(f.record().client_transaction_version, 2);
+    let p1 = f
+        .coordinator
+        .end_txn(ID, p0, true, TxnVersion::V2)
+        .await
+        .unwrap();
+    assert_eq!(p1, bumped(p0));
+    assert_eq!(
+        f.log.markers("t", 0),
+        vec![f.marker(p1, ControlType::Commit)]
+    );
+    let r = f.record();
+    assert_eq!(r.state, TxnState::CompleteCommit);
+    assert_eq!((r.producer_epoch, r.last_producer_epoch), (1, 0));
+
+    // A retry with the epoch before the bump gets the same answer and writes nothing.
+    let retry = f.coordinator.end_txn(ID, p0, true, TxnVersion::V2).await;
+    assert_eq!(retry.unwrap(), p1);
+    assert_eq!(f.log.markers("t", 0).len(), 1);
+    // The old epoch can neither add nor abort now.
+    assert_eq!(
+        add_v2(&f, p0, 1).await.unwrap_err(),
+        ResponseError::ProducerFenced
+    );
+    let stale = f.coordinator.end_txn(ID, p0, false, TxnVersion::V2).await;
+    assert_eq!(stale.unwrap_err(), ResponseError::InvalidTxnState);
+
+    // The next transaction starts from the completed one with the new epoch.
+    add_v2(&f, p1, 1).await.unwrap();
+    let p2 = f
+        .coordinator
+        .end_txn(ID, p1, false, TxnVersion::V2)
+        .await
+        .unwrap();
+    assert_eq!(p2, bumped(p1));
+    assert_eq!(
+        f.log.markers("t", 1),
+        vec![f.marker(p2, ControlType::Abort)]
+    );
+    assert_eq!(f.record().state, TxnState::CompleteAbort);
+}
+
+#[tokio::test]
+async fn v2_an_abort_with_nothing_added_bumps_the_epoch_and_a_commit_is_refused() {
+    let f = Fixture::new();
+    let p0 = f.init().await.unwrap();
+    let commit = f.coordinator.end_txn(ID, p0, true, TxnVersion::V2).await;
+    assert_eq!(commit.unwrap_err(), ResponseError::InvalidTxnState);
+    let p1 = f
+        .coordinator
+        .end_txn(ID, p0, false, TxnVersion::V2)
+        .await
+        .unwrap();
+    assert_eq!(p1, bumped(p0));
+    assert!(f.log.markers("t", 0).is_empty());
+    assert_eq!(f.record().state, TxnState::CompleteAbort);
+    // Aborting again with the current epoch (not a retry) bumps it again.
+    let p2 = f
+        .coordinator
+        .end_txn(ID, p1, false, TxnVersion::V2)
+        .await
+        .unwrap();
+    assert_eq!(p2, bumped(p1));
+}
+
+#[tokio::test]
+async fn v2_a_wrong_producer_id_or_epoch_is_refused() {
+    let f = Fixture::new();
+    let p = f.init().await.unwrap();
+    add_v2(&f, p, 0).await.unwrap();
+    let other = ProducerRef {
+        producer_id: p.producer_id + 7,
+        producer_epoch: p.producer_epoch,
+    };
+    let e = f.coordinator.end_txn(ID, other, true, TxnVersion::V2).await;
+    assert_eq!(e.unwrap_err(), ResponseError::InvalidProducerIdMapping);
+    // While Ongoing only the current epoch ends the transaction.
+    let e = f
+        .coordinator
+        .end_txn(ID, bumped(p), true, TxnVersion::V2)
+        .await;
+    assert_eq!(e.unwrap_err(), ResponseError::ProducerFenced);
+    assert_eq!(f.record().state, TxnState::Ongoing);
+}
+
+#[tokio::test]
+async fn v2_an_exhausted_epoch_moves_the_producer_to_the_next_producer_id() {
+    let store = MemoryTxnStore::default();
+    let exhausted = super::EPOCH_EXHAUSTED;
+    store
+        .store_txn(
+            ID,
+            &TxnRecord {
+                producer_id: 9,
+                previous_producer_id: -1,
+                producer_epoch: exhausted,
+                last_producer_epoch: exhausted - 1,
+                timeout_ms: TIMEOUT_MS,
+                state: TxnState::Empty,
+                partitions: Vec::new(),
+                groups: Vec::new(),
+                pending_offsets: Vec::new(),
+                start_ms: -1,
+                last_update_ms: 1,
+                next_producer_id: -1,
+                client_transaction_version: 2,
+            },
+        )
+        .unwrap();
+    let f = Fixture::with_store(store);
+    let p = ProducerRef {
+        producer_id: 9,
+        producer_epoch: exhausted,
+    };
+    add_v2(&f, p, 0).await.unwrap();
+    let next = f
+        .coordinator
+        .end_txn(ID, p, true, TxnVersion::V2)
+        .await
+        .unwrap();
+    // The markers carry the old producer id's last epoch.
+    assert_eq!(
+        f.log.markers("t", 0),
+        vec![f.marker(bumped(p), ControlType::Commit)]
+    );
+    assert_ne!(next.producer_id, 9);
+    assert_eq!(next.producer_epoch, 0);
+    let r = f.record();
+    assert_eq!(
+        (
+            r.producer_id,
+            r.producer_epoch,
+            r.previous_producer_id,
+            r.next_producer_id
+        ),
+        (next.producer_id, 0, 9, -1)
+    );
+    // A retry from the old producer id's exhausted epoch is recognised.
+    let retry = f.coordinator.end_txn(ID, p, true, TxnVersion::V2).await;
+    assert_eq!(retry.unwrap(), next);
+    add_v2(&f, next, 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn v1_ends_keep_the_epoch() {
+    let f = Fixture::new();
+    let p = f.init().await.unwrap();
+    f.add_both_partitions(p).await.unwrap();
+    let after = f
+        .coordinator
+        .end_txn(ID, p, true, TxnVersion::V1)
+        .await
+        .unwrap();
+    assert_eq!(after, p);
+    assert_eq!(f.record().client_transaction_version, 0);
 }
