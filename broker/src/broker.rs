@@ -31,6 +31,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Transactional ids and their transactions.
     pub(crate) txns: Arc<TxnCoordinator>,
+    /// Share groups' records on the partitions this broker leads (KIP-932).
+    pub(crate) shares: Arc<crate::share::ShareManager>,
     /// The coordinators' partitions of `__consumer_offsets` and `__transaction_state`.
     pub(crate) coordinator_log: Arc<CoordinatorLog>,
     /// In a cluster: where transaction markers are written, for WriteTxnMarkers.

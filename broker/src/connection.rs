@@ -43,8 +43,12 @@ pub(crate) async fn serve<S: ResponseStream>(
     stop: watch::Receiver<bool>,
 ) {
     let session = Session::new(peer, listener, principal, sasl.map(SaslSession::new));
+    let connection = session.connection;
+    let shares = broker.shares.clone();
     let mut conn = Connection::new(broker, stream, session, stop);
     let _ = conn.run().await;
+    // A share consumer that went away without closing its session: its records go back.
+    shares.connection_closed(connection);
 }
 
 /// A Produce whose answer waits for its fsyncs.

@@ -28,6 +28,7 @@ mod scram_admin;
 mod scram_store;
 mod server;
 mod session;
+mod share;
 mod shared_set;
 mod tasks;
 mod tls;

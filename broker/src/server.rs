@@ -30,6 +30,7 @@ use crate::replication::view_catalog::ViewCatalog;
 use crate::replication::ClusterNode;
 use crate::sasl::SaslListener;
 use crate::scram_store::ScramStore;
+use crate::share::ShareManager;
 use crate::tls::TlsListener;
 use crate::txn::cluster::ClusterMarkers;
 use crate::txn::local_markers::LocalMarkers;
@@ -192,11 +193,18 @@ pub(crate) async fn bind(
         storage.clone(),
         config.transactions.state_log_num_partitions,
     ));
-    let groups = Arc::new(GroupCoordinator::new(
-        group_store.clone(),
-        topics.clone(),
+    let groups = Arc::new(
+        GroupCoordinator::new(
+            group_store.clone(),
+            topics.clone(),
+            Arc::new(SystemClock),
+            config.groups.clone(),
+        )
+        .with_share_config(config.shares.clone()),
+    );
+    let shares = Arc::new(ShareManager::new(
+        config.shares.clone(),
         Arc::new(SystemClock),
-        config.groups.clone(),
     ));
     let (markers, txn_markers): (Arc<dyn MarkerLog>, _) = match &cluster {
         None => (
@@ -253,6 +261,7 @@ pub(crate) async fn bind(
             advertised,
             groups,
             txns,
+            shares,
             coordinator_log,
             txn_markers,
             scram,

@@ -19,7 +19,13 @@ pub(crate) struct Session {
     pub(crate) principal: String,
     /// The SASL exchange of a connection to a SASL listener.
     pub(crate) sasl: Option<SaslSession>,
+    /// This connection's number, unique while the broker runs: share sessions end with
+    /// the connection that opened them.
+    pub(crate) connection: u64,
 }
+
+/// Numbers connections.
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Session {
     /// A session before its first request.
@@ -35,6 +41,7 @@ impl Session {
             client_id: None,
             principal,
             sasl,
+            connection: NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 

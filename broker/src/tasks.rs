@@ -33,6 +33,9 @@ pub(crate) fn spawn_background(
         tasks.push(tokio::spawn(run_cleaner(broker.clone(), stop.clone())));
     }
     tasks.push(tokio::spawn(broker.groups.clone().run_timers(stop.clone())));
+    tasks.push(tokio::spawn(
+        broker.shares.clone().run_lock_timer(stop.clone()),
+    ));
     if let Some(cluster) = &broker.cluster {
         tasks.push(tokio::spawn(
             broker

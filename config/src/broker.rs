@@ -128,6 +128,8 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
     pub transactions: TxnConfig,
+    /// Share groups (KIP-932).
+    pub shares: ShareConfig,
     /// Topic config defaults set by broker properties (`log.cleanup.policy`,
     /// `compression.type`, `log.message.timestamp.*`, `log.cleaner.*` topic defaults),
     /// under the topic configs' names; validated.
@@ -221,6 +223,39 @@ impl Default for CleanerConfig {
     }
 }
 
+/// Share group (KIP-932) settings, with Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// `group.share.record.lock.duration.ms`: how long a member holds a record it fetched.
+    pub record_lock_duration_ms: i32,
+    /// `group.share.delivery.count.limit`: deliveries after which a record is archived.
+    pub delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks`: most records in flight per share-partition.
+    pub partition_max_record_locks: i32,
+    /// `group.share.max.share.sessions`: most share sessions on this broker.
+    pub max_share_sessions: usize,
+    /// `group.share.heartbeat.interval.ms`: how often a share member heartbeats.
+    pub heartbeat_interval_ms: i32,
+    /// `group.share.session.timeout.ms`: a share member silent this long leaves its group.
+    pub session_timeout_ms: i32,
+    /// `group.share.max.size`: most members of one share group.
+    pub max_size: i32,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        ShareConfig {
+            record_lock_duration_ms: 30_000,
+            delivery_count_limit: 5,
+            partition_max_record_locks: 2_000,
+            max_share_sessions: 2_000,
+            heartbeat_interval_ms: 5_000,
+            session_timeout_ms: 45_000,
+            max_size: 200,
+        }
+    }
+}
+
 impl Default for TxnConfig {
     fn default() -> Self {
         TxnConfig {
@@ -306,6 +341,7 @@ impl Default for BrokerConfig {
             replication: crate::ReplicationConfig::default(),
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
+            shares: ShareConfig::default(),
             topic_defaults: Default::default(),
             cleaner: CleanerConfig::default(),
             ignored: Vec::new(),
@@ -398,6 +434,13 @@ impl BrokerConfig {
         }
         if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {
             cfg.log_roll_ms = ms;
+        }
+        if cfg.shares.heartbeat_interval_ms >= cfg.shares.session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "group.share.heartbeat.interval.ms",
+                &cfg.shares.heartbeat_interval_ms.to_string(),
+                "must be below group.share.session.timeout.ms",
+            ));
         }
         if cfg.groups.consumer_heartbeat_interval_ms >= cfg.groups.consumer_session_timeout_ms {
             return Err(ConfigError::invalid(

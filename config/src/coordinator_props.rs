@@ -65,6 +65,33 @@ pub(crate) static COORDINATOR_PROPS: &[BrokerProp] = &[
         "Segment size of the internal topic __transaction_state.",
         |p, k, v| { p.cfg.transactions.state_log_segment_bytes = parse_i64(k, v, 1)?; Ok(()) },
         |b| b.transactions.state_log_segment_bytes.to_string()),
+    BrokerProp::typed("group.share.record.lock.duration.ms", ConfigType::Int,
+        "How long a share group member holds the records it fetched before they go to another (1000-3600000).",
+        |p, k, v| { p.cfg.shares.record_lock_duration_ms = parse_range(k, v, 1_000, 3_600_000)?; Ok(()) },
+        |b| b.shares.record_lock_duration_ms.to_string()),
+    BrokerProp::typed("group.share.delivery.count.limit", ConfigType::Int,
+        "Deliveries of a record to share group members after which it is archived (2-10).",
+        |p, k, v| { p.cfg.shares.delivery_count_limit = parse_range(k, v, 2, 10)? as i16; Ok(()) },
+        |b| b.shares.delivery_count_limit.to_string()),
+    BrokerProp::typed("group.share.partition.max.record.locks", ConfigType::Int,
+        "Most records of a partition in flight to one share group (100-10000).",
+        |p, k, v| { p.cfg.shares.partition_max_record_locks = parse_range(k, v, 100, 10_000)?; Ok(()) },
+        |b| b.shares.partition_max_record_locks.to_string()),
+    BrokerProp::typed("group.share.max.share.sessions", ConfigType::Int,
+        "Most share sessions (share group members fetching) on this broker.",
+        |p, k, v| { p.cfg.shares.max_share_sessions = parse_i32(k, v, 1)? as usize; Ok(()) },
+        |b| b.shares.max_share_sessions.to_string()),
+    BrokerProp::typed("group.share.heartbeat.interval.ms", ConfigType::Int,
+        "How often a share group member heartbeats.",
+        |p, k, v| { p.cfg.shares.heartbeat_interval_ms = parse_i32(k, v, 1)?; Ok(()) },
+        |b| b.shares.heartbeat_interval_ms.to_string()),
+    BrokerProp::typed("group.share.session.timeout.ms", ConfigType::Int,
+        "A share group member silent this long leaves its group.",
+        |p, k, v| { p.cfg.shares.session_timeout_ms = parse_i32(k, v, 1)?; Ok(()) },
+        |b| b.shares.session_timeout_ms.to_string()),
+    BrokerProp::typed("group.share.max.size", ConfigType::Int, "Most members of one share group.",
+        |p, k, v| { p.cfg.shares.max_size = parse_range(k, v, 1, 1_000)?; Ok(()) },
+        |b| b.shares.max_size.to_string()),
     BrokerProp::typed("transaction.max.timeout.ms", ConfigType::Int,
         "Longest transaction.timeout.ms a producer may ask for.",
         |p, k, v| { p.cfg.transactions.max_timeout_ms = parse_i32(k, v, 1)?; Ok(()) },
@@ -101,3 +128,16 @@ pub(crate) static COORDINATOR_PROPS: &[BrokerProp] = &[
         |b| b.cleaner.dedupe_buffer_size.to_string())
         .dynamic(ClusterWide).kafka_default(KafkaDefault::Value("134217728")),
 ];
+
+/// An integer property that must lie in `min..=max`, as Kafka's range validators check.
+fn parse_range(key: &str, value: &str, min: i32, max: i32) -> Result<i32, crate::ConfigError> {
+    let v = parse_i32(key, value, i64::from(min))?;
+    if v > max {
+        return Err(crate::ConfigError::invalid(
+            key,
+            value,
+            format!("must be at most {max}"),
+        ));
+    }
+    Ok(v)
+}

@@ -28,7 +28,8 @@ mod topic_props;
 
 pub use broker::CleanerConfig;
 pub use broker::{
-    AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, ReplicationThrottle, TxnConfig,
+    AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, ReplicationThrottle, ShareConfig,
+    TxnConfig,
 };
 pub use cluster::ClusterConfig;
 pub use describe::{

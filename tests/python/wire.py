@@ -348,3 +348,151 @@ def call(conn: Conn, request, version: int, correlation_id: int = 1):
     response = response_cls.decode(conn.recv_frame(), version=version, header=True)
     assert response.header.correlation_id == correlation_id
     return response
+
+
+# --- share groups (KIP-932), flexible v1; kafka-python has no classes for them ---------------
+API_SHARE_GROUP_HEARTBEAT = 76
+API_SHARE_FETCH = 78
+API_SHARE_ACKNOWLEDGE = 79
+
+
+def compact_nullable_string(s: str | None) -> bytes:
+    return uvarint(0) if s is None else compact_string(s)
+
+
+def compact_array(items: list[bytes]) -> bytes:
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+def share_group_heartbeat_request(correlation_id: int, group: str, member_id: str, epoch: int,
+                                  topics: list[str] | None) -> bytes:
+    body = (compact_string(group) + compact_string(member_id) + struct.pack(">i", epoch)
+            + compact_nullable_string(None)
+            + (uvarint(0) if topics is None else compact_array([compact_string(t) for t in topics]))
+            + uvarint(0))
+    return header_v2(API_SHARE_GROUP_HEARTBEAT, 1, correlation_id) + body
+
+
+def parse_share_group_heartbeat_response(payload: bytes) -> dict:
+    """-> {error_code, member_id, member_epoch, assignment: {topic_id bytes: [partitions]} or None}"""
+    r = Reader(payload)
+    r.take(">i")
+    r.skip_tagged_fields()
+    _throttle, error_code = r.take(">ih")
+    r.compact_string()
+    member_id = r.compact_string()
+    member_epoch, _interval = r.take(">ii")
+    assignment = None
+    if r.take(">b") >= 0:
+        assignment = {}
+        for _ in range(r.uvarint() - 1):
+            topic_id = r.data[r.pos:r.pos + 16]
+            r.pos += 16
+            assignment[topic_id] = [r.take(">i") for _ in range(r.uvarint() - 1)]
+            r.skip_tagged_fields()
+        r.skip_tagged_fields()
+    r.skip_tagged_fields()
+    assert r.done()
+    return {"error_code": error_code, "member_id": member_id, "member_epoch": member_epoch,
+            "assignment": assignment}
+
+
+def _ack_batches(batches: list[tuple[int, int, list[int]]]) -> bytes:
+    return compact_array([struct.pack(">qq", first, last)
+                          + compact_array([struct.pack(">b", t) for t in types]) + uvarint(0)
+                          for first, last, types in batches])
+
+
+def share_fetch_request(correlation_id: int, group: str, member_id: str, epoch: int, topic_id: bytes,
+                        partitions: dict[int, list[tuple[int, int, list[int]]]], max_wait_ms: int = 500,
+                        max_records: int = 500) -> bytes:
+    """ShareFetch v1 for partitions of one topic, each with its acknowledgement batches."""
+    parts = compact_array([struct.pack(">i", p) + _ack_batches(acks) + uvarint(0)
+                           for p, acks in partitions.items()])
+    topics = compact_array([topic_id + parts + uvarint(0)]) if partitions else compact_array([])
+    body = (compact_string(group) + compact_string(member_id)
+            + struct.pack(">iiiiii", epoch, max_wait_ms, 1, 1 << 20, max_records, max_records)
+            + topics + compact_array([]) + uvarint(0))
+    return header_v2(API_SHARE_FETCH, 1, correlation_id) + body
+
+
+def share_acknowledge_request(correlation_id: int, group: str, member_id: str, epoch: int, topic_id: bytes,
+                              partitions: dict[int, list[tuple[int, int, list[int]]]]) -> bytes:
+    parts = compact_array([struct.pack(">i", p) + _ack_batches(acks) + uvarint(0)
+                           for p, acks in partitions.items()])
+    body = (compact_string(group) + compact_string(member_id) + struct.pack(">i", epoch)
+            + compact_array([topic_id + parts + uvarint(0)]) + uvarint(0))
+    return header_v2(API_SHARE_ACKNOWLEDGE, 1, correlation_id) + body
+
+
+def _skip_compact_bytes(r: Reader) -> int:
+    n = r.uvarint()
+    if n > 0:
+        r.pos += n - 1
+    return n - 1
+
+
+def parse_share_fetch_response(payload: bytes) -> tuple[int, dict]:
+    """-> (error code, {partition: (error code, acknowledge error code, [(first, last, count)])})"""
+    r = Reader(payload)
+    r.take(">i")
+    r.skip_tagged_fields()
+    _throttle, error_code = r.take(">ih")
+    r.compact_string()
+    r.take(">i")
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        r.pos += 16
+        for _ in range(r.uvarint() - 1):
+            index, err = r.take(">ih")
+            r.compact_string()
+            ack_err = r.take(">h")
+            r.compact_string()
+            r.take(">ii")
+            r.skip_tagged_fields()
+            _skip_compact_bytes(r)
+            acquired = []
+            for _ in range(r.uvarint() - 1):
+                acquired.append(r.take(">qqh"))
+                r.skip_tagged_fields()
+            r.skip_tagged_fields()
+            out[index] = (err, ack_err, acquired)
+        r.skip_tagged_fields()
+    for _ in range(r.uvarint() - 1):
+        r.take(">i")
+        r.compact_string()
+        r.take(">i")
+        r.compact_string()
+        r.skip_tagged_fields()
+    r.skip_tagged_fields()
+    assert r.done()
+    return error_code, out
+
+
+def parse_share_acknowledge_response(payload: bytes) -> tuple[int, dict]:
+    """-> (error code, {partition: error code})"""
+    r = Reader(payload)
+    r.take(">i")
+    r.skip_tagged_fields()
+    _throttle, error_code = r.take(">ih")
+    r.compact_string()
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        r.pos += 16
+        for _ in range(r.uvarint() - 1):
+            index, err = r.take(">ih")
+            r.compact_string()
+            r.take(">ii")
+            r.skip_tagged_fields()
+            r.skip_tagged_fields()
+            out[index] = err
+        r.skip_tagged_fields()
+    for _ in range(r.uvarint() - 1):
+        r.take(">i")
+        r.compact_string()
+        r.take(">i")
+        r.compact_string()
+        r.skip_tagged_fields()
+    r.skip_tagged_fields()
+    assert r.done()
+    return error_code, out

@@ -38,6 +38,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     // v5 of AddPartitionsToTxn, EndTxn and TxnOffsetCommit, and Produce v12, are
     // transactions v2 (KIP-890 part 2); clients use them once `transaction.version` is 2.
     (ApiKey::AddPartitionsToTxn, 0, 5),

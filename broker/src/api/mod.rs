@@ -23,6 +23,7 @@ pub(crate) mod reassignments;
 pub(crate) mod reply;
 pub(crate) mod sasl;
 pub(crate) mod scram;
+pub(crate) mod share;
 pub(crate) mod topic_partitions;
 pub(crate) mod txn;
 mod txn_cluster;

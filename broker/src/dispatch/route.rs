@@ -79,6 +79,9 @@ pub(super) async fn route(
         RequestKind::DeleteGroups(r) => to!(api::groups::delete_groups, r),
         RequestKind::ConsumerGroupHeartbeat(r) => to!(api::groups::consumer_group_heartbeat, r),
         RequestKind::ConsumerGroupDescribe(r) => to!(api::groups::consumer_group_describe, r),
+        RequestKind::ShareGroupHeartbeat(r) => to!(api::groups::share_group_heartbeat, r),
+        RequestKind::ShareFetch(r) => to!(api::share::share_fetch, r),
+        RequestKind::ShareAcknowledge(r) => to!(api::share::share_acknowledge, r),
         // The versions table admits only the APIs matched here.
         _ => Err(DispatchError::UnsupportedVersion {
             api: call.api,

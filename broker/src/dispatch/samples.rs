@@ -228,6 +228,28 @@ pub(super) fn request(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> Reques
             r.topic_partitions = Some(vec![]);
             RequestKind::ConsumerGroupHeartbeat(r)
         }
+        ApiKey::ShareGroupHeartbeat => {
+            let mut r = ShareGroupHeartbeatRequest::default();
+            r.group_id = GroupId(StrBytes::from_static_str("sg"));
+            r.member_id = StrBytes::from_static_str("share-member-1");
+            r.subscribed_topic_names = Some(vec![name("t")]);
+            RequestKind::ShareGroupHeartbeat(r)
+        }
+        ApiKey::ShareFetch => {
+            let mut r = ShareFetchRequest::default();
+            r.group_id = Some(GroupId(StrBytes::from_static_str("sg")));
+            r.member_id = Some(StrBytes::from_static_str("share-member-1"));
+            r.max_records = 10;
+            r.max_bytes = 1 << 20;
+            RequestKind::ShareFetch(r)
+        }
+        ApiKey::ShareAcknowledge => {
+            let mut r = ShareAcknowledgeRequest::default();
+            r.group_id = Some(GroupId(StrBytes::from_static_str("sg")));
+            r.member_id = Some(StrBytes::from_static_str("share-member-1"));
+            r.share_session_epoch = 1;
+            RequestKind::ShareAcknowledge(r)
+        }
         ApiKey::ConsumerGroupDescribe => {
             let mut r = ConsumerGroupDescribeRequest::default();
             r.group_ids = vec![GroupId(StrBytes::from_static_str("cg1"))];

@@ -190,6 +190,23 @@ async fn every_supported_version_answers() {
                     assert_eq!(a.topic_partitions[0].topic_id, topic.record.id);
                     assert_eq!(a.topic_partitions[0].partitions, vec![0]);
                 }
+                ResponseKind::ShareGroupHeartbeat(r) => {
+                    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+                    assert_eq!(r.member_epoch, 1);
+                    let a = r.assignment.expect("assignment");
+                    assert_eq!(a.topic_partitions[0].topic_id, topic.record.id);
+                    assert_eq!(a.topic_partitions[0].partitions, vec![0]);
+                }
+                // The session the sample opens has no partition.
+                ResponseKind::ShareFetch(r) => {
+                    assert_eq!(r.error_code, 0);
+                    assert!(r.responses.is_empty());
+                }
+                // Epoch 1 of the session the ShareFetch sample opened.
+                ResponseKind::ShareAcknowledge(r) => {
+                    assert_eq!(r.error_code, 0);
+                    assert!(r.responses.is_empty());
+                }
                 ResponseKind::ConsumerGroupDescribe(r) => {
                     assert_eq!(r.groups[0].error_code, 0);
                     assert_eq!(r.groups[0].members.len(), 1);

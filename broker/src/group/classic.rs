@@ -89,6 +89,9 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(&p.group_id) else {
             return fail(ResponseError::UnknownMemberId);
         };
+        if group.share.is_some() {
+            return fail(ResponseError::InconsistentGroupProtocol);
+        }
         if let Some(cg) = &group.consumer {
             if !cg.members.is_empty() {
                 return fail(ResponseError::InconsistentGroupProtocol);
@@ -656,6 +659,12 @@ impl GroupCoordinator {
         for group in groups.values_mut() {
             if group.consumer.is_some() {
                 if let Some(at) = self.expire_consumer_members(group, now) {
+                    note(at);
+                }
+                continue;
+            }
+            if group.share.is_some() {
+                if let Some(at) = self.expire_share_members(group, now) {
                     note(at);
                 }
                 continue;

@@ -182,7 +182,10 @@ impl GroupCoordinator {
             return Err((ResponseError::CoordinatorNotAvailable, String::new()));
         };
         if group.consumer.is_none() {
-            if group.state != GroupState::Empty || !group.members.is_empty() {
+            if group.state != GroupState::Empty
+                || !group.members.is_empty()
+                || group.share.is_some()
+            {
                 return Err((
                     ResponseError::GroupIdNotFound,
                     format!("Group {} is not a consumer group.", req.group_id),

@@ -18,6 +18,7 @@ pub(crate) mod log_store;
 mod offsets;
 pub(crate) mod ports;
 mod records;
+mod share;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use sluice_config::GroupConfig;
+use sluice_config::{GroupConfig, ShareConfig};
 use sluice_storage::StorageError;
 
 use crate::clock::Clock;
@@ -40,6 +41,7 @@ use tokio::sync::{oneshot, watch, Notify};
 pub(crate) use classic::{JoinParams, SyncParams};
 pub(crate) use consumer::ConsumerHeartbeat;
 pub(crate) use offsets::OffsetCommitEntry;
+pub(crate) use share::ShareHeartbeat;
 pub(crate) use state::{JoinResult, SyncResult};
 pub(crate) use views::Described;
 
@@ -64,6 +66,8 @@ pub(crate) struct GroupCoordinator {
     /// The time source of every deadline and timestamp.
     clock: Arc<dyn Clock>,
     config: GroupConfig,
+    /// Share groups' membership settings.
+    share_config: ShareConfig,
     /// Woken whenever a deadline earlier than the timer's may have been set.
     timer: Notify,
     /// Offsets of open transactions per partition, awaiting their marker.
@@ -100,6 +104,7 @@ impl GroupCoordinator {
             topics,
             clock,
             config,
+            share_config: ShareConfig::default(),
             timer: Notify::new(),
             open_txn_offsets: Mutex::new(HashMap::new()),
         })
@@ -120,9 +125,16 @@ impl GroupCoordinator {
             topics,
             clock,
             config,
+            share_config: ShareConfig::default(),
             timer: Notify::new(),
             open_txn_offsets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same coordinator with share groups' membership settings.
+    pub(crate) fn with_share_config(mut self, share_config: ShareConfig) -> Self {
+        self.share_config = share_config;
+        self
     }
 
     /// Whether this coordinator answers for the group now: NOT_COORDINATOR when another
@@ -195,7 +207,12 @@ impl GroupCoordinator {
         let mut dead = Vec::new();
         for group in groups.values_mut() {
             expired += self.expire_group_offsets(group, now_ms);
-            if group.is_empty() && group.pending_members.is_empty() && group.offsets.is_empty() {
+            // A share group's progress is in its share-partitions: it stays until deleted.
+            if group.is_empty()
+                && group.pending_members.is_empty()
+                && group.offsets.is_empty()
+                && group.share.is_none()
+            {
                 dead.push(group.group_id.clone());
             }
         }

@@ -158,6 +158,8 @@ pub(crate) struct Group {
     pub(crate) consumer_records: super::consumer_records::ConsumerRecords,
     /// The group epoch, assignment epoch and member count of `consumer_records`.
     pub(crate) consumer_shape: Option<(i32, i32, usize)>,
+    /// Set when the group is a share group (KIP-932).
+    pub(crate) share: Option<super::share::ShareGroupState>,
 }
 
 impl Group {
@@ -182,6 +184,7 @@ impl Group {
             consumer: None,
             consumer_records: Default::default(),
             consumer_shape: None,
+            share: None,
         }
     }
 
@@ -196,6 +199,7 @@ impl Group {
         self.state == GroupState::Empty
             && self.members.is_empty()
             && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+            && self.share.as_ref().is_none_or(|s| s.members.is_empty())
     }
 
     pub(crate) fn is_leader(&self, member_id: &str) -> bool {

@@ -70,14 +70,20 @@ impl GroupCoordinator {
         let groups = self.lock();
         let mut out: Vec<ListedGroup> = groups
             .values()
-            .map(|g| match &g.consumer {
-                Some(cg) => ListedGroup {
+            .map(|g| match (&g.consumer, &g.share) {
+                (_, Some(sg)) => ListedGroup {
+                    group_id: g.group_id.clone(),
+                    protocol_type: "share".into(),
+                    state: sg.state_name(),
+                    group_type: "share",
+                },
+                (Some(cg), None) => ListedGroup {
                     group_id: g.group_id.clone(),
                     protocol_type: "consumer".into(),
                     state: cg.state_name(),
                     group_type: "consumer",
                 },
-                None => ListedGroup {
+                (None, None) => ListedGroup {
                     group_id: g.group_id.clone(),
                     protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     state: g.state.name(),
@@ -100,7 +106,7 @@ impl GroupCoordinator {
         let Some(g) = groups.get(group_id) else {
             return Described::Missing;
         };
-        if g.consumer.is_some() {
+        if g.consumer.is_some() || g.share.is_some() {
             return Described::NotClassic;
         }
         let stable = g.state == GroupState::Stable;

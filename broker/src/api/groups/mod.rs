@@ -4,10 +4,12 @@
 
 mod consumer;
 mod offsets;
+mod share;
 mod views;
 
 pub(crate) use consumer::{consumer_group_describe, consumer_group_heartbeat};
 pub(crate) use offsets::{offset_commit, offset_delete, offset_fetch};
+pub(crate) use share::share_group_heartbeat;
 pub(crate) use views::{delete_groups, describe_groups, list_groups};
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;

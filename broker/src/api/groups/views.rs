@@ -122,7 +122,11 @@ pub(crate) async fn delete_groups(
             Some(e)
         } else {
             match broker.groups.delete_group(id) {
-                None => durable(broker, id).await.err(),
+                None => {
+                    // A share group's share-partitions go with it.
+                    broker.shares.forget_group(id);
+                    durable(broker, id).await.err()
+                }
                 refused => refused,
             }
         };
