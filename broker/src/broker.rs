@@ -33,6 +33,10 @@ pub struct Broker {
     pub(crate) txns: Arc<TxnCoordinator>,
     /// Share groups' records on the partitions this broker leads (KIP-932).
     pub(crate) shares: Arc<crate::share::ShareManager>,
+    /// Group configs (resource type GROUP), which share groups read.
+    pub(crate) group_configs: Arc<crate::group_configs::GroupConfigs>,
+    /// The share coordinator of the `__share_group_state` partitions this broker leads.
+    pub(crate) share_coordinator: Arc<crate::share::coordinator::ShareCoordinator>,
     /// The coordinators' partitions of `__consumer_offsets` and `__transaction_state`.
     pub(crate) coordinator_log: Arc<CoordinatorLog>,
     /// In a cluster: where transaction markers are written, for WriteTxnMarkers.
@@ -53,6 +57,15 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// The coordinators whose state is in the internal topics.
+    pub(crate) fn coordinators(&self) -> crate::coordinator_loader::Coordinators<'_> {
+        crate::coordinator_loader::Coordinators {
+            groups: &self.groups,
+            txns: &self.txns,
+            shares: &self.share_coordinator,
+        }
+    }
+
     /// This node's id.
     pub(crate) fn node_id(&self) -> i32 {
         self.config.node_id

@@ -48,7 +48,7 @@ pub(crate) async fn serve<S: ResponseStream>(
     let mut conn = Connection::new(broker, stream, session, stop);
     let _ = conn.run().await;
     // A share consumer that went away without closing its session: its records go back.
-    shares.connection_closed(connection);
+    shares.connection_closed(connection).await;
 }
 
 /// A Produce whose answer waits for its fsyncs.

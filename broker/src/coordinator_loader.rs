@@ -1,6 +1,6 @@
 //! Moves the coordinators with leadership: when this broker becomes leader of a partition
-//! of `__consumer_offsets` or `__transaction_state` (or leads it in a new leader epoch) the
-//! group or transaction coordinator loads that partition; when it stops leading it, the
+//! of `__consumer_offsets`, `__transaction_state` or `__share_group_state` (or leads it in
+//! a new leader epoch) the group, transaction or share coordinator loads that partition; when it stops leading it, the
 //! coordinator gives it up. A transaction coordinator then finishes the transactions its
 //! predecessor prepared. A single node leads every partition from the start
 //! ([`load_sole`]).
@@ -12,8 +12,11 @@ use sluice_storage::{Storage, COORDINATOR_EPOCH};
 use tokio::sync::watch;
 
 use crate::group::GroupCoordinator;
-use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
+use crate::internal_topics::{
+    GROUP_METADATA_TOPIC, SHARE_GROUP_STATE_TOPIC, TRANSACTION_STATE_TOPIC,
+};
 use crate::replication::manager::Leadership;
+use crate::share::coordinator::ShareCoordinator;
 use crate::txn::TxnCoordinator;
 
 /// A coordinator whose state follows the leadership of its internal topic.
@@ -58,36 +61,56 @@ impl Coordinator for TxnCoordinator {
     }
 }
 
+impl Coordinator for ShareCoordinator {
+    const TOPIC: &'static str = SHARE_GROUP_STATE_TOPIC;
+
+    fn load(&self, partition: i32, _leader_epoch: i32) -> bool {
+        self.load_partition(partition)
+    }
+
+    fn unload(&self, partition: i32) {
+        self.unload_partition(partition)
+    }
+}
+
+/// The coordinators whose state is in the internal topics.
+pub(crate) struct Coordinators<'a> {
+    /// On `__consumer_offsets`.
+    pub(crate) groups: &'a GroupCoordinator,
+    /// On `__transaction_state`.
+    pub(crate) txns: &'a TxnCoordinator,
+    /// On `__share_group_state`.
+    pub(crate) shares: &'a ShareCoordinator,
+}
+
 /// On a single node: loads every partition of `topic` (an internal topic) into its
 /// coordinator. Blocking: reads the partitions. A partition that fails to load is logged
 /// by its coordinator and answers NOT_COORDINATOR.
-pub(crate) fn load_sole(
-    storage: &Storage,
-    groups: &GroupCoordinator,
-    txns: &TxnCoordinator,
-    topic: &str,
-) {
+pub(crate) fn load_sole(storage: &Storage, c: &Coordinators<'_>, topic: &str) {
     let count = storage
         .topic(topic)
         .map_or(0, |t| t.partitions.len() as i32);
     for p in 0..count {
         match topic {
-            GROUP_METADATA_TOPIC => Coordinator::load(groups, p, COORDINATOR_EPOCH),
-            _ => Coordinator::load(txns, p, COORDINATOR_EPOCH),
+            GROUP_METADATA_TOPIC => Coordinator::load(c.groups, p, COORDINATOR_EPOCH),
+            SHARE_GROUP_STATE_TOPIC => Coordinator::load(c.shares, p, COORDINATOR_EPOCH),
+            _ => Coordinator::load(c.txns, p, COORDINATOR_EPOCH),
         };
     }
 }
 
-/// Follows `leadership` for both coordinators until `stop`.
+/// Follows `leadership` for the three coordinators until `stop`.
 pub(crate) async fn follow_leadership(
     groups: Arc<GroupCoordinator>,
     txns: Arc<TxnCoordinator>,
+    shares: Arc<ShareCoordinator>,
     leadership: watch::Receiver<Arc<Leadership>>,
     stop: watch::Receiver<bool>,
 ) {
     tokio::join!(
         follow(groups, leadership.clone(), stop.clone()),
-        follow(txns, leadership, stop),
+        follow(txns, leadership.clone(), stop.clone()),
+        follow(shares, leadership, stop),
     );
 }
 

@@ -1,6 +1,6 @@
-//! Kafka's internal topics, `__consumer_offsets` and `__transaction_state`: created the first
-//! time their coordinator is looked for (as Kafka creates them), listed by Metadata with
-//! `is_internal`, and closed to producers.
+//! Kafka's internal topics, `__consumer_offsets`, `__transaction_state` and
+//! `__share_group_state`: created the first time their coordinator is needed (as Kafka
+//! creates them), listed by Metadata with `is_internal`, and closed to producers.
 //!
 //! They hold the coordinators' state in Kafka's record schemas: replicated in a cluster,
 //! with one replica on a single node.
@@ -17,10 +17,15 @@ use crate::broker::Broker;
 pub(crate) const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
 /// The transaction coordinator's topic.
 pub(crate) const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+/// The share coordinator's topic (KIP-932).
+pub(crate) const SHARE_GROUP_STATE_TOPIC: &str = "__share_group_state";
 
 /// Kafka's `Topic.isInternal`: whether a topic name is one of the internal topics.
 pub(crate) fn is_internal(name: &str) -> bool {
-    matches!(name, GROUP_METADATA_TOPIC | TRANSACTION_STATE_TOPIC)
+    matches!(
+        name,
+        GROUP_METADATA_TOPIC | TRANSACTION_STATE_TOPIC | SHARE_GROUP_STATE_TOPIC
+    )
 }
 
 /// Kafka's `partitionFor`: the partition of the internal topic that holds `key`'s state,
@@ -45,12 +50,7 @@ pub(crate) fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, StorageE
         Ok(t) => {
             if broker.cluster.is_none() {
                 // Empty: loading is immediate, and the first group is answered at once.
-                crate::coordinator_loader::load_sole(
-                    &broker.storage,
-                    &broker.groups,
-                    &broker.txns,
-                    name,
-                );
+                crate::coordinator_loader::load_sole(&broker.storage, &broker.coordinators(), name);
             }
             Ok(t)
         }
@@ -83,12 +83,18 @@ pub(crate) fn placement_for(
     let rf = match (clustered, name) {
         (false, _) => 1,
         (true, TRANSACTION_STATE_TOPIC) => config.transactions.state_log_replication_factor,
+        (true, SHARE_GROUP_STATE_TOPIC) => config.shares.state_topic_replication_factor,
         (true, _) => config.groups.offsets_topic_replication_factor,
     };
     let (partitions, segment_bytes, compression) = match name {
         TRANSACTION_STATE_TOPIC => (
             config.transactions.state_log_num_partitions,
             config.transactions.state_log_segment_bytes,
+            "uncompressed",
+        ),
+        SHARE_GROUP_STATE_TOPIC => (
+            config.shares.state_topic_num_partitions,
+            config.shares.state_topic_segment_bytes,
             "uncompressed",
         ),
         _ => (
@@ -102,11 +108,21 @@ pub(crate) fn placement_for(
         ("compression.type".to_string(), compression.to_string()),
         ("segment.bytes".to_string(), segment_bytes.to_string()),
     ]);
-    if name == TRANSACTION_STATE_TOPIC && clustered {
-        // Kafka: min.insync.replicas is transaction.state.log.min.isr (never above the
-        // replication factor, or no state change could be written).
-        let min_isr = config.transactions.state_log_min_isr.min(rf);
-        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+    if clustered {
+        // Kafka: min.insync.replicas is transaction.state.log.min.isr or
+        // share.coordinator.state.topic.min.isr (never above the replication factor, or no
+        // state change could be written).
+        let min_isr = match name {
+            TRANSACTION_STATE_TOPIC => Some(config.transactions.state_log_min_isr),
+            SHARE_GROUP_STATE_TOPIC => Some(config.shares.state_topic_min_isr),
+            _ => None,
+        };
+        if let Some(min_isr) = min_isr {
+            configs.insert(
+                "min.insync.replicas".to_string(),
+                min_isr.min(rf).to_string(),
+            );
+        }
     }
     (partitions, rf, configs)
 }
@@ -117,10 +133,10 @@ pub(crate) fn too_few_brokers(broker: &Broker, name: &str) -> Option<String> {
     let cluster = broker.cluster.as_ref()?;
     let live = cluster.view.borrow().serving_brokers().len() as i32;
     let (_, rf, _) = placement(broker, name);
-    let property = if name == TRANSACTION_STATE_TOPIC {
-        "transaction.state.log.replication.factor"
-    } else {
-        "offsets.topic.replication.factor"
+    let property = match name {
+        TRANSACTION_STATE_TOPIC => "transaction.state.log.replication.factor",
+        SHARE_GROUP_STATE_TOPIC => "share.coordinator.state.topic.replication.factor",
+        _ => "offsets.topic.replication.factor",
     };
     (live < rf).then(|| {
         format!("{live} live broker(s) cannot hold the {rf} replicas of {name} ({property})")
@@ -135,6 +151,7 @@ mod tests {
     fn only_kafkas_internal_names_are_internal() {
         assert!(is_internal("__consumer_offsets"));
         assert!(is_internal("__transaction_state"));
+        assert!(is_internal("__share_group_state"));
         assert!(!is_internal("__consumer_offsets2"));
         assert!(!is_internal("_schemas"));
         assert!(!is_internal("orders"));

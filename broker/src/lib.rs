@@ -16,6 +16,7 @@ mod dispatch;
 mod error;
 mod fetch_session;
 mod group;
+mod group_configs;
 mod http;
 mod internal_topics;
 mod metrics;

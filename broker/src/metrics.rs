@@ -2,6 +2,7 @@
 //! gauges of the log, the groups and the index read from the broker's state at scrape.
 
 mod latency;
+mod share;
 
 use std::sync::Mutex;
 
@@ -29,6 +30,7 @@ pub(crate) struct Metrics {
     partition_size: IntGaugeVec,
     partitions: IntGauge,
     cluster: crate::cluster_metrics::ClusterGauges,
+    shares: share::ShareGauges,
     offline_log_dirs: IntGauge,
     segment_files_open: IntGauge,
     segment_files_open_max: IntGauge,
@@ -173,6 +175,7 @@ impl Metrics {
         )?;
         let rocksdb = RocksDbGauges::new(&registry)?;
         let cluster = crate::cluster_metrics::ClusterGauges::new(&registry)?;
+        let shares = share::ShareGauges::new(&registry)?;
         let uptime = Gauge::new("sluice_uptime_seconds", "Seconds since the broker started.")?;
         let fsyncs = IntCounter::new(
             "sluice_storage_fsyncs_total",
@@ -212,6 +215,7 @@ impl Metrics {
             partition_size,
             partitions,
             cluster,
+            shares,
             offline_log_dirs,
             segment_files_open,
             segment_files_open_max,
@@ -297,6 +301,7 @@ impl Metrics {
         let partitions = broker.storage.partitions();
         self.partitions.set(partitions.len() as i64);
         self.cluster.refresh(broker);
+        self.shares.refresh(broker);
         self.offline_log_dirs
             .set(i64::from(broker.storage.log_dir_health().is_offline()));
         let mut high_watermarks = std::collections::HashMap::new();

@@ -23,13 +23,18 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group::log_store::LogGroupStore;
 use crate::group::ports::TopicCatalog;
 use crate::group::GroupCoordinator;
-use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
+use crate::group_configs::GroupConfigs;
+use crate::internal_topics::{
+    GROUP_METADATA_TOPIC, SHARE_GROUP_STATE_TOPIC, TRANSACTION_STATE_TOPIC,
+};
 use crate::metrics::Metrics;
 use crate::quota::QuotaManager;
 use crate::replication::view_catalog::ViewCatalog;
 use crate::replication::ClusterNode;
 use crate::sasl::SaslListener;
 use crate::scram_store::ScramStore;
+use crate::share::coordinator::{LogShareStateStore, ShareCoordinator};
+use crate::share::persister::CoordinatorPersister;
 use crate::share::ShareManager;
 use crate::tls::TlsListener;
 use crate::txn::cluster::ClusterMarkers;
@@ -172,6 +177,10 @@ pub(crate) async fn bind(
             config.quota_window_num,
         ),
     };
+    let group_configs = match &cluster {
+        None => GroupConfigs::load(storage.clone()).context("loading group configs")?,
+        Some(node) => GroupConfigs::replicated(node.meta.clone()),
+    };
     let topics: Arc<dyn TopicCatalog> = match &cluster {
         None => storage.clone(),
         Some(node) => Arc::new(ViewCatalog::new(node.view.clone())),
@@ -202,8 +211,16 @@ pub(crate) async fn bind(
         )
         .with_share_config(config.shares.clone()),
     );
+    let share_coordinator = Arc::new(ShareCoordinator::new(
+        Arc::new(LogShareStateStore::new(coordinator_log.clone())),
+        config.shares.state_topic_num_partitions,
+    ));
     let shares = Arc::new(ShareManager::new(
         config.shares.clone(),
+        Arc::new(CoordinatorPersister::new(
+            share_coordinator.clone(),
+            cluster.clone(),
+        )),
         Arc::new(SystemClock),
     ));
     let (markers, txn_markers): (Arc<dyn MarkerLog>, _) = match &cluster {
@@ -230,6 +247,11 @@ pub(crate) async fn bind(
         Some(node) => {
             groups.set_leader_hint(leads_in_view(node, GROUP_METADATA_TOPIC, config.node_id));
             txns.set_leader_hint(leads_in_view(node, TRANSACTION_STATE_TOPIC, config.node_id));
+            share_coordinator.set_leader_hint(leads_in_view(
+                node,
+                SHARE_GROUP_STATE_TOPIC,
+                config.node_id,
+            ));
         }
         // A single node leads every partition: those of the internal topics it has are
         // loaded before it serves, the others when the topics are created.
@@ -243,10 +265,24 @@ pub(crate) async fn bind(
             coordinator_import::import_legacy_state(&storage, &config, targets)
                 .await
                 .context("moving consumer groups and transactions into the internal topics")?;
-            let (s, g, t) = (storage.clone(), groups.clone(), txns.clone());
+            let (s, g, t, sc) = (
+                storage.clone(),
+                groups.clone(),
+                txns.clone(),
+                share_coordinator.clone(),
+            );
             tokio::task::spawn_blocking(move || {
-                for topic in [GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC] {
-                    coordinator_loader::load_sole(&s, &g, &t, topic);
+                let all = coordinator_loader::Coordinators {
+                    groups: &g,
+                    txns: &t,
+                    shares: &sc,
+                };
+                for topic in [
+                    GROUP_METADATA_TOPIC,
+                    TRANSACTION_STATE_TOPIC,
+                    SHARE_GROUP_STATE_TOPIC,
+                ] {
+                    coordinator_loader::load_sole(&s, &all, topic);
                 }
             })
             .await
@@ -262,6 +298,8 @@ pub(crate) async fn bind(
             groups,
             txns,
             shares,
+            share_coordinator,
+            group_configs: Arc::new(group_configs),
             coordinator_log,
             txn_markers,
             scram,

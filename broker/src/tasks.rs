@@ -49,6 +49,12 @@ pub(crate) fn spawn_background(
                 .clone()
                 .follow(cluster.view.clone(), stop.clone()),
         ));
+        tasks.push(tokio::spawn(
+            broker
+                .group_configs
+                .clone()
+                .follow(cluster.view.clone(), stop.clone()),
+        ));
         tasks.push(tokio::spawn(crate::replication::broker_defaults::follow(
             broker.storage.clone(),
             cluster.view.clone(),
@@ -57,6 +63,7 @@ pub(crate) fn spawn_background(
         tasks.push(tokio::spawn(crate::coordinator_loader::follow_leadership(
             broker.groups.clone(),
             broker.txns.clone(),
+            broker.share_coordinator.clone(),
             cluster.replicas.leadership(),
             stop.clone(),
         )));

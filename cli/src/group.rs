@@ -1,6 +1,7 @@
-//! `sluice group list|describe|delete`: ListGroups at every broker; ConsumerGroupDescribe
-//! or DescribeGroups (see `group_describe`), OffsetFetch and DeleteGroups at the
-//! coordinator; ListOffsets at the leaders for lag.
+//! `sluice group list|describe|delete`: ListGroups at every broker; ConsumerGroupDescribe,
+//! ShareGroupDescribe or DescribeGroups (see `group_describe`), OffsetFetch (share groups:
+//! DescribeShareGroupOffsets) and DeleteGroups at the coordinator; ListOffsets at the
+//! leaders for lag.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,10 +11,11 @@ use kafka_protocol::ResponseError;
 use crate::args::GroupAction;
 use crate::client::{group_id, Client, Target};
 use crate::error::CliError;
-use crate::group_describe::{describe_group, Member};
+use crate::group_describe::{describe_group, GroupDescription, Member};
 use crate::offsets::{committed, list_offsets, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED};
 use crate::output::{or_dash, print, Table};
 use crate::reset;
+use crate::share_group;
 
 /// Runs one `sluice group` action.
 pub(crate) async fn run(client: &mut Client, action: GroupAction) -> Result<(), CliError> {
@@ -58,6 +60,9 @@ async fn list(client: &mut Client) -> Result<(), CliError> {
 
 async fn describe(client: &mut Client, group: &str) -> Result<(), CliError> {
     let described = describe_group(client, group).await?;
+    if described.protocol_type == share_group::SHARE {
+        return describe_share(client, group, &described).await;
+    }
     let offsets = committed(client, group).await?;
     let state = described.state.clone();
     if state == "Dead" && offsets.is_empty() {
@@ -155,6 +160,88 @@ async fn describe(client: &mut Client, group: &str) -> Result<(), CliError> {
             or_dash(m.map(|m| m.id.clone())),
             or_dash(m.map(|m| m.host.clone())),
             or_dash(m.map(|m| m.client_id.clone())),
+        ]);
+    }
+    out.push_str(&table.render());
+    print(&out)
+}
+
+/// A share group: its members (each may read every partition it is assigned), and per
+/// partition the share-partition start offset (records before it are all done), the log
+/// end offset and the records between them.
+async fn describe_share(
+    client: &mut Client,
+    group: &str,
+    described: &GroupDescription,
+) -> Result<(), CliError> {
+    let starts = share_group::start_offsets(client, group, None).await?;
+    let mut members_of: BTreeMap<Tp, usize> = BTreeMap::new();
+    for m in &described.members {
+        for tp in &m.partitions {
+            *members_of.entry(tp.clone()).or_default() += 1;
+        }
+    }
+    let partitions: BTreeSet<Tp> = starts.keys().chain(members_of.keys()).cloned().collect();
+    let topics = topics_of(&partitions);
+    let end_offsets = if topics.is_empty() {
+        BTreeMap::new()
+    } else {
+        let cluster = client.metadata(Some(&topics)).await?;
+        let live: Vec<Tp> = partitions.iter().cloned().collect();
+        list_offsets(
+            client,
+            &cluster,
+            &live,
+            OffsetSpec::Latest,
+            READ_UNCOMMITTED,
+        )
+        .await?
+    };
+    let mut out = String::new();
+    out.push_str(&format!("Group:          {group}\n"));
+    out.push_str(&format!("State:          {}\n", described.state));
+    out.push_str("Protocol type:  share\n");
+    out.push_str(&format!(
+        "Assignor:       {}\n",
+        or_empty(&described.protocol)
+    ));
+    out.push_str(&format!("Members:        {}\n", described.members.len()));
+    if !described.members.is_empty() {
+        let mut table = Table::new(&["MEMBER-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
+        for m in &described.members {
+            table.row(vec![
+                m.id.clone(),
+                m.client_id.clone(),
+                m.host.clone(),
+                assignment_text(&m.partitions),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.render());
+    }
+    out.push('\n');
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "START-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "MEMBERS",
+    ]);
+    for tp in &partitions {
+        let start = starts.get(tp).copied();
+        let end = end_offsets.get(tp).copied();
+        let lag = match (start, end) {
+            (Some(s), Some(e)) => Some((e - s).max(0)),
+            _ => None,
+        };
+        table.row(vec![
+            tp.0.clone(),
+            tp.1.to_string(),
+            or_dash(start),
+            or_dash(end),
+            or_dash(lag),
+            members_of.get(tp).copied().unwrap_or(0).to_string(),
         ]);
     }
     out.push_str(&table.render());

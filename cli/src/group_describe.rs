@@ -1,6 +1,6 @@
 //! Describing a group as Kafka's admin client does: ConsumerGroupDescribe first (KIP-848
-//! groups), and DescribeGroups when that answers GROUP_ID_NOT_FOUND (a classic group, or
-//! none) or the broker does not speak it.
+//! groups), then ShareGroupDescribe (share groups), and DescribeGroups when those answer
+//! GROUP_ID_NOT_FOUND (a classic group, or none) or the broker does not speak them.
 
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use crate::offsets::Tp;
 pub(crate) struct GroupDescription {
     /// Kafka's state name (`Stable`, `Empty`, `Dead`, `Reconciling`...).
     pub(crate) state: String,
-    /// `consumer` for both kinds of consumer group; empty for none.
+    /// `consumer` for both kinds of consumer group, `share` for a share group; empty for none.
     pub(crate) protocol_type: String,
     /// The classic group's protocol, or the KIP-848 group's server-side assignor.
     pub(crate) protocol: String,
@@ -40,13 +40,14 @@ pub(crate) async fn describe_group(
     client: &mut Client,
     group: &str,
 ) -> Result<GroupDescription, CliError> {
+    let other_kind = |e: &CliError| {
+        e.is(ResponseError::GroupIdNotFound) || matches!(e, CliError::Unsupported { .. })
+    };
     match consumer_group_describe(client, group).await {
-        Err(e)
-            if e.is(ResponseError::GroupIdNotFound)
-                || matches!(e, CliError::Unsupported { .. }) =>
-        {
-            describe_classic(client, group).await
-        }
+        Err(e) if other_kind(&e) => match crate::share_group::describe(client, group).await {
+            Err(e) if other_kind(&e) => describe_classic(client, group).await,
+            other => other,
+        },
         other => other,
     }
 }

@@ -26,6 +26,7 @@ mod produce;
 mod reset;
 mod sasl_client;
 mod security;
+mod share_group;
 mod topic;
 
 use std::time::Duration;

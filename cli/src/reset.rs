@@ -1,5 +1,7 @@
 //! `sluice group reset-offsets`: plans new committed offsets for a group (dry run by
-//! default) and commits them with `--execute`, as kafka-consumer-groups does.
+//! default) and commits them with `--execute`, as kafka-consumer-groups does; for a share
+//! group, new share-partition start offsets (AlterShareGroupOffsets), as
+//! kafka-share-groups does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +16,7 @@ use crate::offsets::{
     commit, committed, list_offsets, log_bounds, topics_of, OffsetSpec, Tp, READ_UNCOMMITTED,
 };
 use crate::output::{print, Progress, Table};
+use crate::share_group;
 
 /// Partitions per OffsetCommit request.
 const COMMIT_CHUNK: usize = 1000;
@@ -34,7 +37,17 @@ enum Target {
 pub(crate) async fn run(client: &mut Client, args: ResetArgs) -> Result<(), CliError> {
     let target = target(&args)?;
     let group = args.group.as_str();
-    let current = committed(client, group).await?;
+    // A share group's offsets are its share-partitions' start offsets.
+    let share = match describe_group(client, group).await {
+        Ok(d) => d.protocol_type == share_group::SHARE,
+        Err(e) if e.is(ResponseError::GroupIdNotFound) => false,
+        Err(e) => return Err(e),
+    };
+    let current = if share {
+        share_group::start_offsets(client, group, None).await?
+    } else {
+        committed(client, group).await?
+    };
     let partitions = scope(client, &args, &current).await?;
     if partitions.is_empty() {
         return Err(CliError::Usage(format!(
@@ -103,7 +116,12 @@ pub(crate) async fn run(client: &mut Client, args: ResetArgs) -> Result<(), CliE
             Err(e) if e.is(ResponseError::GroupIdNotFound) => {}
             Err(e) => return Err(e),
         }
-        commit_all(client, group, &plan).await?;
+        if share {
+            let refused = share_group::alter_start_offsets(client, group, &plan).await?;
+            refusal(group, &refused)?;
+        } else {
+            commit_all(client, group, &plan).await?;
+        }
     }
     let mut table = Table::new(&["TOPIC", "PARTITION", "NEW-OFFSET"]);
     for ((t, p), o) in &plan {
@@ -186,6 +204,11 @@ async fn commit_all(
         done += chunk.len();
         progress.tick(|| format!("committed {done}/{} partitions", plan.len()));
     }
+    refusal(group, &refused)
+}
+
+/// The error for partitions the coordinator refused, each named on stderr.
+fn refusal(group: &str, refused: &[(Tp, i16)]) -> Result<(), CliError> {
     let Some(((t, p), code)) = refused.first() else {
         return Ok(());
     };

@@ -240,6 +240,14 @@ pub struct ShareConfig {
     pub session_timeout_ms: i32,
     /// `group.share.max.size`: most members of one share group.
     pub max_size: i32,
+    /// `share.coordinator.state.topic.num.partitions`: partitions of `__share_group_state`.
+    pub state_topic_num_partitions: i32,
+    /// `share.coordinator.state.topic.replication.factor`, in a cluster.
+    pub state_topic_replication_factor: i32,
+    /// `share.coordinator.state.topic.min.isr`, in a cluster.
+    pub state_topic_min_isr: i32,
+    /// `share.coordinator.state.topic.segment.bytes`.
+    pub state_topic_segment_bytes: i64,
 }
 
 impl Default for ShareConfig {
@@ -252,6 +260,10 @@ impl Default for ShareConfig {
             heartbeat_interval_ms: 5_000,
             session_timeout_ms: 45_000,
             max_size: 200,
+            state_topic_num_partitions: 50,
+            state_topic_replication_factor: 3,
+            state_topic_min_isr: 2,
+            state_topic_segment_bytes: 104_857_600,
         }
     }
 }

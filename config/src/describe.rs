@@ -22,6 +22,8 @@ pub enum ConfigSource {
     StaticBroker,
     /// Kafka's default (5).
     Default,
+    /// A config set on a group (8).
+    Group,
 }
 
 impl ConfigSource {
@@ -33,6 +35,7 @@ impl ConfigSource {
             ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::Group => 8,
         }
     }
 }

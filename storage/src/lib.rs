@@ -11,6 +11,7 @@ mod codec;
 mod config;
 mod credentials;
 mod db;
+mod group_configs;
 mod groups;
 mod log;
 mod log_dir;
@@ -32,6 +33,7 @@ pub use acls::{AclBinding, AclStore};
 pub use catalog::TopicRecord;
 pub use config::StorageConfig;
 pub use credentials::{Credentials, ScramCredential, ScramCredentialInfo};
+pub use group_configs::{decode_group_configs, encode_group_configs};
 pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,

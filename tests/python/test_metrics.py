@@ -296,6 +296,13 @@ def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory):
     except KafkaException:
         pass
 
+    # A share group member, so that the share-group families have samples.
+    from confluent_kafka import ShareConsumer
+    share = ShareConsumer({"bootstrap.servers": b.bootstrap, "group.id": unique_topic("dashboard-share"),
+                           "fetch.wait.max.ms": 100})
+    share.subscribe([topic])
+    share.poll(0.5)
+
     # A request is counted just after its answer is flushed, so the client may be first.
     missing: list[str] = []
 
@@ -308,6 +315,7 @@ def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory):
     except AssertionError:
         raise AssertionError(f"the dashboard queries metrics /metrics lacks: {missing}") from None
     c.close()
+    share.close()
 
     _, text = get(f"{base}/metrics")
     unused = [f.name for f in text_string_to_metric_families(text)

@@ -19,7 +19,7 @@ import uuid
 import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 
-from e2e import create_topic, unique_topic
+from e2e import create_topic, unique_topic, wait_for
 
 LOCK_MS = 2000
 
@@ -349,3 +349,184 @@ def test_raw_share_protocol_errors(broker):
         assert listed() == [(group, "Empty", "share", "share")]
         assert delete() == [0]
         assert listed() == []
+
+
+def test_a_restart_loses_no_acknowledgement_and_redelivers_only_the_rest(broker_factory):
+    """One member accepts 10 of 20 records (commit_sync: written before it is answered)
+    and holds the other 10 when the broker is killed with kill -9. After the restart a
+    member of the group gets exactly those 10, each on its second delivery, then what is
+    produced next."""
+    b = broker_factory()
+    topic = unique_topic("share-restart")
+    create_topic(b.bootstrap, topic, 1)
+    group = f"sg-{uuid.uuid4().hex[:8]}"
+    c = share_consumer(b.bootstrap, group, **{"share.acknowledgement.mode": "explicit",
+                                              "max.poll.records": 20, "socket.timeout.ms": 5000})
+    c.subscribe([topic])
+    start_reading(b.bootstrap, topic, c, explicit=True)
+    values = [f"r-{i}".encode() for i in range(20)]
+    produce(b.bootstrap, topic, values)
+    got: list = []
+    deadline = time.monotonic() + 30
+    while len(got) < 20:
+        assert time.monotonic() < deadline, got
+        got.extend(m for m in c.poll(0.5) if m.error() is None)
+    assert [m.value() for m in got] == values
+    for m in got[:10]:
+        c.acknowledge(m, AcknowledgeType.ACCEPT)
+    results = c.commit_sync()
+    assert all(err is None for err in results.values()), results
+    b.kill()
+    try:
+        c.close()  # its broker is gone: nothing to acknowledge or release there
+    except Exception:
+        pass
+    b.start()
+    c2 = share_consumer(b.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    try:
+        c2.subscribe([topic])
+        again = []
+        deadline = time.monotonic() + 60
+        while len(again) < 10:
+            assert time.monotonic() < deadline, again
+            for m in c2.poll(0.5):
+                assert m.error() is None, m.error()
+                again.append((m.value(), m.delivery_count()))
+                c2.acknowledge(m, AcknowledgeType.ACCEPT)
+        assert again == [(v, 2) for v in values[10:]]
+        produce(b.bootstrap, topic, [b"after"])
+        later = []
+        while not later:
+            assert time.monotonic() < deadline
+            for m in c2.poll(0.5):
+                later.append((m.value(), m.delivery_count()))
+                c2.acknowledge(m, AcknowledgeType.ACCEPT)
+        assert later == [(b"after", 1)]
+    finally:
+        c2.close()
+
+
+def test_cli_lists_describes_and_resets_a_share_group(broker):
+    """`sluice group list` shows the share group; `describe` its member and the
+    share-partition start offset; `reset-offsets --to-earliest --execute` on the empty
+    group makes the next member read the partition again from offset 0."""
+    from test_cli import out, rows, sluice
+
+    topic = unique_topic("share-cli")
+    create_topic(broker.bootstrap, topic, 1)
+    group = f"sg-{uuid.uuid4().hex[:8]}"
+    c = share_consumer(broker.bootstrap, group, **{"client.id": "share-cli"})
+    c.subscribe([topic])
+    start_reading(broker.bootstrap, topic, c)
+    produce(broker.bootstrap, topic, [f"c-{i}".encode() for i in range(5)])
+    got = drain({"c": c}, 5)["c"]
+    assert [v for _, v, _ in got] == [f"c-{i}".encode() for i in range(5)]
+    c.commit_sync()
+    try:
+        assert [group, "Stable", "share"] in rows(out(sluice(broker, "group", "list")), "GROUP")
+        text = out(sluice(broker, "group", "describe", group))
+        assert "Protocol type:  share" in text
+        [member] = rows(text, "MEMBER-ID")
+        assert member[1:] == ["share-cli", "/127.0.0.1", f"{topic}(0)"]
+        # Every probe and record before the log end is acknowledged: the start offset is
+        # the log end offset.
+        [row] = rows(text, "TOPIC")
+        end = row[3]
+        assert row == [topic, "0", end, end, "0", "1"]
+        r = sluice(broker, "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute", ok=False)
+        assert r.returncode != 0 and "active members" in r.stderr.decode(), r.stderr.decode()
+    finally:
+        c.close()
+    wait_for(lambda: "State:          Empty" in out(sluice(broker, "group", "describe", group)), 30,
+             "the share group to empty")
+    assert rows(out(sluice(broker, "group", "reset-offsets", group, "--topic", topic, "--to-earliest",
+                           "--execute")), "TOPIC") == [[topic, "0", "0"]]
+    [row] = rows(out(sluice(broker, "group", "describe", group)), "TOPIC")
+    assert row[:3] == [topic, "0", "0"]
+    again = share_consumer(broker.bootstrap, group)
+    try:
+        again.subscribe([topic])
+        # From offset 0: the probes go by (drain skips them), then every record again,
+        # as a first delivery in the new state.
+        reread = drain({"again": again}, 5)["again"]
+        assert [(v, count) for _, v, count in reread] == [(f"c-{i}".encode(), 1) for i in range(5)]
+    finally:
+        again.close()
+
+
+# --- group configs (resource type GROUP, 32) ------------------------------------------------
+INVALID_CONFIG = 40
+GROUP_RESOURCE = 32
+
+
+def alter_group_configs(b, group: str, configs: dict[str, str | None]) -> tuple[int, str | None]:
+    """IncrementalAlterConfigs v1 on the group (SET, or DELETE for None) over a raw
+    connection with kafka-python's classes; -> (error code, message)."""
+    import wire
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    resource = R(resource_type=GROUP_RESOURCE, resource_name=group, configs=[
+        R.AlterableConfig(name=k, config_operation=0 if v is not None else 1, value=v) for k, v in configs.items()])
+    with wire.Conn(b.host, b.port) as conn:
+        r = wire.call(conn, IncrementalAlterConfigsRequest(resources=[resource], validate_only=False), 1)
+    (res,) = r.responses
+    return res.error_code, res.error_message
+
+
+def describe_group_configs(b, group: str) -> dict[str, tuple[str, int]]:
+    """DescribeConfigs v4 of the group -> {name: (value, config source)}."""
+    import wire
+    from kafka.protocol.admin import DescribeConfigsRequest
+
+    resource = DescribeConfigsRequest.DescribeConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group,
+                                                              configuration_keys=None)
+    with wire.Conn(b.host, b.port) as conn:
+        r = wire.call(conn, DescribeConfigsRequest(resources=[resource], include_synonyms=False,
+                                                   include_documentation=False), 4)
+    (res,) = r.results
+    assert res.error_code == 0, res
+    return {c.name: (c.value, c.config_source) for c in res.configs}
+
+
+def test_group_configs_start_earliest_and_read_committed(broker_factory):
+    """share.auto.offset.reset=earliest makes the group read what was produced before it
+    existed; share.isolation.level=read_committed hides aborted transactions from it."""
+    from confluent_kafka import Producer as TxnProducer
+
+    b = broker_factory()
+    topic = unique_topic("share-cfg")
+    create_topic(b.bootstrap, topic, 1)
+    group = f"sg-{uuid.uuid4().hex[:8]}"
+    produce(b.bootstrap, topic, [b"before-0", b"before-1"])
+    p = TxnProducer({"bootstrap.servers": b.bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex[:6]}"})
+    p.init_transactions(30)
+    for value, commit in [(b"committed-1", True), (b"aborted-1", False), (b"committed-2", True)]:
+        p.begin_transaction()
+        p.produce(topic, value, partition=0)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+    produce(b.bootstrap, topic, [b"end"])
+
+    assert describe_group_configs(b, group)["share.auto.offset.reset"] == ("latest", 5)
+    assert alter_group_configs(b, group, {"share.auto.offset.reset": "sometime"})[0] == INVALID_CONFIG
+    assert alter_group_configs(b, group, {"share.heartbeat.nonsense": "1"})[0] == INVALID_CONFIG
+    assert alter_group_configs(b, group, {"share.auto.offset.reset": "earliest",
+                                          "share.isolation.level": "read_committed"}) == (0, None)
+    got = describe_group_configs(b, group)
+    assert got["share.auto.offset.reset"] == ("earliest", 8)
+    assert got["share.isolation.level"] == ("read_committed", 8)
+
+    c = share_consumer(b.bootstrap, group)
+    try:
+        c.subscribe([topic])
+        seen = []
+        deadline = time.monotonic() + 30
+        while b"end" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen.extend(m.value() for m in c.poll(0.5) if m.error() is None)
+        assert seen == [b"before-0", b"before-1", b"committed-1", b"committed-2", b"end"]
+    finally:
+        c.close()
+    # Deleting the setting brings the default back.
+    assert alter_group_configs(b, group, {"share.isolation.level": None}) == (0, None)
+    assert describe_group_configs(b, group)["share.isolation.level"] == ("read_uncommitted", 5)

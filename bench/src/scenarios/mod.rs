@@ -8,6 +8,7 @@ pub(crate) mod offset_commit;
 pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod replication;
+pub(crate) mod share;
 
 use crate::args::Args;
 use crate::report::Row;
@@ -70,6 +71,11 @@ pub(crate) const ALL: &[Scenario] = &[
         name: "offset-commit",
         about: "synchronous offset commits of 1 and 4 groups, one after another: commits/s and latency",
         run: offset_commit::run,
+    },
+    Scenario {
+        name: "share",
+        about: "share groups: records/s of 1, 4 and 16 share consumers on one partition, implicit and explicit acknowledgement (needs python3 with confluent-kafka 2.16+ and kafka-python, or $SLUICE_BENCH_PYTHON)",
+        run: share::run,
     },
     Scenario {
         name: "group-churn",

@@ -21,6 +21,7 @@ use sluice_config::{
 };
 
 use super::broker_configs::{self, BrokerOp};
+use super::group_configs;
 
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
@@ -34,6 +35,8 @@ answer!(IncrementalAlterConfigsResponse: [responses => error_code]);
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// Kafka's `ConfigResource.Type.GROUP`.
+const RESOURCE_GROUP: i8 = 32;
 
 pub(super) const OP_SET: i8 = 0;
 pub(super) const OP_DELETE: i8 = 1;
@@ -101,6 +104,10 @@ fn config_allowed(
             ResponseError::ClusterAuthorizationFailed,
             format!("not authorized to {op:?} the cluster"),
         )),
+        RESOURCE_GROUP if !session.may(broker, op, Resource::Group, name) => Err((
+            ResponseError::GroupAuthorizationFailed,
+            format!("not authorized to {op:?} group {name}"),
+        )),
         _ => Ok(()),
     }
 }
@@ -137,6 +144,7 @@ pub(crate) async fn describe_configs(
                     format!("topic {} does not exist", r.resource_name.as_str()),
                 )),
             },
+            RESOURCE_GROUP => Ok(super::group_configs::describe(broker, &r.resource_name)),
             RESOURCE_BROKER => {
                 broker_configs::describe_target(broker, &r.resource_name).map(|per_broker| {
                     describe_broker_configs(
@@ -187,6 +195,8 @@ fn validated(broker: &Broker, configs: &BTreeMap<String, String>) -> Result<(), 
 enum Pending {
     TopicConfigs(String, BTreeMap<String, String>),
     BrokerDefaults(BTreeMap<String, String>),
+    /// A group's new configs (on a single node too: the group configs write them).
+    GroupConfigs(String, BTreeMap<String, String>),
 }
 
 type ClusterWrite = Option<Pending>;
@@ -246,6 +256,16 @@ async fn write_to_cluster(
         (Some(Pending::BrokerDefaults(configs)), Some(node)) => {
             node.set_broker_defaults(configs).await
         }
+        (Some(Pending::GroupConfigs(group, configs)), _) => broker
+            .group_configs
+            .set(&group, configs)
+            .await
+            .map_err(|e| {
+                let code = e.code();
+                let error =
+                    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
+                (error, e.to_string())
+            }),
         _ => Ok(()),
     }
 }
@@ -324,6 +344,22 @@ pub(crate) async fn alter_configs(
                 req.validate_only,
             )
             .map(|defaults| defaults.map(Pending::BrokerDefaults)),
+            RESOURCE_GROUP => group_configs::altered(
+                broker,
+                &r.resource_name,
+                r.configs
+                    .iter()
+                    .map(|c| group_configs::GroupOp {
+                        name: c.name.to_string(),
+                        op: OP_SET,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                    .collect(),
+                true,
+            )
+            .map(|c| {
+                (!req.validate_only).then(|| Pending::GroupConfigs(r.resource_name.to_string(), c))
+            }),
             other => Err(other_resource_refusal(other)),
         });
         let outcome = write_to_cluster(broker, outcome).await;
@@ -475,6 +511,22 @@ pub(crate) async fn incremental_alter_configs(
                 req.validate_only,
             )
             .map(|defaults| defaults.map(Pending::BrokerDefaults)),
+            RESOURCE_GROUP => group_configs::altered(
+                broker,
+                &r.resource_name,
+                r.configs
+                    .iter()
+                    .map(|c| group_configs::GroupOp {
+                        name: c.name.to_string(),
+                        op: c.config_operation,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                    .collect(),
+                false,
+            )
+            .map(|c| {
+                (!req.validate_only).then(|| Pending::GroupConfigs(r.resource_name.to_string(), c))
+            }),
             other => Err(other_resource_refusal(other)),
         });
         let outcome = write_to_cluster(broker, outcome).await;

@@ -25,10 +25,11 @@ use uuid::Uuid;
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
-use crate::error::{read_error_code, NONE};
+use crate::error::NONE;
+use crate::internal_topics::{self, SHARE_GROUP_STATE_TOPIC};
 use crate::session::Session;
 use crate::share::sessions::{SharePartitionKey, CLOSE_EPOCH, OPEN_EPOCH};
-use crate::share::Acquired;
+use crate::share::{Acquired, FetchBudget};
 
 answer!(ShareFetchResponse: [error_code], [responses => partitions => error_code]);
 answer!(ShareAcknowledgeResponse: [error_code], [responses => partitions => error_code]);
@@ -65,6 +66,39 @@ fn resolve(
     Ok(partition)
 }
 
+/// Makes sure `__share_group_state` exists (created on first use, as Kafka does), so that
+/// share-partitions can start; false while it cannot be yet.
+async fn share_state_ready(broker: &Broker) -> bool {
+    let topic = SHARE_GROUP_STATE_TOPIC;
+    let Some(node) = &broker.cluster else {
+        return internal_topics::ensure(broker, topic).is_ok();
+    };
+    if node.topic_exists(topic) {
+        return true;
+    }
+    if let Some(why) = internal_topics::too_few_brokers(broker, topic) {
+        tracing::info!("{why}");
+        return false;
+    }
+    let (partitions, rf, configs) = internal_topics::placement(broker, topic);
+    if let Ok(assignment) = node.place(partitions, rf, None) {
+        let _ = node.create_topic(topic, assignment, configs).await;
+    }
+    node.topic_exists(topic)
+}
+
+/// Errors of a share-partition whose state cannot be read yet (its share coordinator is
+/// moving or loading): the fetch waits, as Kafka's does for a partition being loaded.
+fn still_starting(code: i16) -> bool {
+    [
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::NotCoordinator,
+    ]
+    .iter()
+    .any(|e| e.code() == code)
+}
+
 /// The group and member a share request names; both must be set.
 fn member_of(group: Option<&str>, member: Option<&str>) -> Option<(String, String)> {
     match (group, member) {
@@ -74,25 +108,29 @@ fn member_of(group: Option<&str>, member: Option<&str>) -> Option<(String, Strin
 }
 
 /// Applies each partition's acknowledgements; the error code of each.
-fn acknowledge_all(
+async fn acknowledge_all(
     broker: &Broker,
     session: &Session,
     group: &str,
     member: &str,
     acks: &BTreeMap<SharePartitionKey, AckBatches>,
 ) -> BTreeMap<SharePartitionKey, i16> {
-    acks.iter()
-        .map(|(key, batches)| {
-            let code = match resolve(broker, session, *key) {
+    let mut codes = BTreeMap::new();
+    for (key, batches) in acks {
+        let code = match resolve(broker, session, *key) {
+            Err(e) => e.code(),
+            Ok(_) => match broker
+                .shares
+                .acknowledge(group, member, *key, batches)
+                .await
+            {
+                Ok(()) => NONE,
                 Err(e) => e.code(),
-                Ok(_) => match broker.shares.acknowledge(group, member, *key, batches) {
-                    Ok(()) => NONE,
-                    Err(e) => e.code(),
-                },
-            };
-            (*key, code)
-        })
-        .collect()
+            },
+        };
+        codes.insert(*key, code);
+    }
+    codes
 }
 
 /// ShareFetch: opens, moves on or closes the member's share session, applies the
@@ -154,11 +192,11 @@ pub(crate) async fn share_fetch(
         Ok(parts) => parts,
         Err(e) => return fail(e),
     };
-    let ack_codes = acknowledge_all(broker, session, &group, &member, &acks);
+    let ack_codes = acknowledge_all(broker, session, &group, &member, &acks).await;
     let mut results: BTreeMap<SharePartitionKey, Result<Acquired, i16>> = BTreeMap::new();
     if epoch == CLOSE_EPOCH {
-        broker.shares.release(&group, &member, &parts);
-    } else if req.max_records > 0 && req.max_bytes > 0 {
+        broker.shares.release(&group, &member, &parts).await;
+    } else if req.max_records > 0 && req.max_bytes > 0 && share_state_ready(broker).await {
         results = acquire_waiting(broker, session, &group, &member, &parts, &req).await;
     }
 
@@ -224,7 +262,9 @@ async fn acquire_waiting(
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
     let per_partition_bytes = (req.max_bytes.max(1) as usize / parts.len().max(1)).max(1);
+    let settings = broker.group_configs.share_settings(group);
     loop {
+        let changed = broker.shares.changes();
         let mut results = BTreeMap::new();
         let mut remaining = req.max_records.max(0) as usize;
         let mut waiters = Vec::new();
@@ -237,17 +277,24 @@ async fn acquire_waiting(
                 }
                 Ok(partition) => {
                     waiters.push(partition.subscribe());
-                    broker
+                    match broker
                         .shares
                         .acquire(
                             group,
                             member,
                             *key,
                             &partition,
-                            remaining,
-                            per_partition_bytes,
+                            &settings,
+                            FetchBudget {
+                                records: remaining,
+                                bytes: per_partition_bytes,
+                            },
                         )
-                        .map_err(|e| read_error_code(&e))
+                        .await
+                    {
+                        Err(code) if still_starting(code) => Ok(Acquired::default()),
+                        acquired => acquired,
+                    }
                 }
             };
             if let Ok(a) = &acquired {
@@ -266,7 +313,7 @@ async fn acquire_waiting(
         if any || parts.is_empty() || tokio::time::Instant::now() >= deadline {
             return results;
         }
-        broker.shares.wait_changed(deadline, waiters).await;
+        broker.shares.wait_changed(changed, deadline, waiters).await;
     }
 }
 
@@ -317,10 +364,10 @@ pub(crate) async fn share_acknowledge(
                 );
         }
     }
-    let codes = acknowledge_all(broker, session, &group, &member, &acks);
+    let codes = acknowledge_all(broker, session, &group, &member, &acks).await;
     tracing::debug!(group, member, epoch, acks = ?acks, codes = ?codes, "share acknowledgements");
     if epoch == CLOSE_EPOCH {
-        broker.shares.release(&group, &member, &parts);
+        broker.shares.release(&group, &member, &parts).await;
     }
     let mut by_topic: BTreeMap<Uuid, Vec<AckPartitionData>> = BTreeMap::new();
     for ((topic_id, index), code) in codes {

@@ -80,8 +80,16 @@ pub(super) async fn route(
         RequestKind::ConsumerGroupHeartbeat(r) => to!(api::groups::consumer_group_heartbeat, r),
         RequestKind::ConsumerGroupDescribe(r) => to!(api::groups::consumer_group_describe, r),
         RequestKind::ShareGroupHeartbeat(r) => to!(api::groups::share_group_heartbeat, r),
+        RequestKind::ShareGroupDescribe(r) => to!(api::groups::share_group_describe, r),
+        RequestKind::DescribeShareGroupOffsets(r) => {
+            to!(api::groups::describe_share_group_offsets, r)
+        }
+        RequestKind::AlterShareGroupOffsets(r) => to!(api::groups::alter_share_group_offsets, r),
+        RequestKind::DeleteShareGroupOffsets(r) => to!(api::groups::delete_share_group_offsets, r),
         RequestKind::ShareFetch(r) => to!(api::share::share_fetch, r),
         RequestKind::ShareAcknowledge(r) => to!(api::share::share_acknowledge, r),
+        RequestKind::ReadShareGroupState(r) => to!(api::share_state::read_share_group_state, r),
+        RequestKind::WriteShareGroupState(r) => to!(api::share_state::write_share_group_state, r),
         // The versions table admits only the APIs matched here.
         _ => Err(DispatchError::UnsupportedVersion {
             api: call.api,

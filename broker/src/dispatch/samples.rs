@@ -250,6 +250,67 @@ pub(super) fn request(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> Reques
             r.share_session_epoch = 1;
             RequestKind::ShareAcknowledge(r)
         }
+        ApiKey::ShareGroupDescribe => {
+            let mut r = ShareGroupDescribeRequest::default();
+            r.group_ids = vec![GroupId(StrBytes::from_static_str("sg"))];
+            RequestKind::ShareGroupDescribe(r)
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            let mut t = describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default();
+            t.topic_name = name("t");
+            t.partitions = vec![0];
+            let mut g = describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default();
+            g.group_id = GroupId(StrBytes::from_static_str("sg"));
+            g.topics = Some(vec![t]);
+            let mut r = DescribeShareGroupOffsetsRequest::default();
+            r.groups = vec![g];
+            RequestKind::DescribeShareGroupOffsets(r)
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            let mut p =
+                alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition::default(
+                );
+            p.start_offset = 0;
+            let mut t =
+                alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic::default();
+            t.topic_name = name("t");
+            t.partitions = vec![p];
+            let mut r = AlterShareGroupOffsetsRequest::default();
+            r.group_id = GroupId(StrBytes::from_static_str("sg-offsets"));
+            r.topics = vec![t];
+            RequestKind::AlterShareGroupOffsets(r)
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            let mut t =
+                delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default();
+            t.topic_name = name("t");
+            let mut r = DeleteShareGroupOffsetsRequest::default();
+            r.group_id = GroupId(StrBytes::from_static_str("sg-offsets"));
+            r.topics = vec![t];
+            RequestKind::DeleteShareGroupOffsets(r)
+        }
+        ApiKey::ReadShareGroupState => {
+            let mut p = read_share_group_state_request::PartitionData::default();
+            p.partition = 0;
+            let mut t = read_share_group_state_request::ReadStateData::default();
+            t.topic_id = uuid::Uuid::from_u128(1);
+            t.partitions = vec![p];
+            let mut r = ReadShareGroupStateRequest::default();
+            r.group_id = StrBytes::from_static_str("sg");
+            r.topics = vec![t];
+            RequestKind::ReadShareGroupState(r)
+        }
+        ApiKey::WriteShareGroupState => {
+            let mut p = write_share_group_state_request::PartitionData::default();
+            p.start_offset = 4;
+            let mut t = write_share_group_state_request::WriteStateData::default();
+            t.topic_id = uuid::Uuid::from_u128(1);
+            t.partitions = vec![p];
+            let mut r = WriteShareGroupStateRequest::default();
+            r.group_id = StrBytes::from_static_str("sg");
+            r.topics = vec![t];
+            RequestKind::WriteShareGroupState(r)
+        }
         ApiKey::ConsumerGroupDescribe => {
             let mut r = ConsumerGroupDescribeRequest::default();
             r.group_ids = vec![GroupId(StrBytes::from_static_str("cg1"))];

@@ -8,7 +8,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use super::samples::request;
 use super::*;
 use crate::api::api_versions::SUPPORTED;
-use crate::internal_topics::{GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC};
+use crate::internal_topics::{
+    GROUP_METADATA_TOPIC, SHARE_GROUP_STATE_TOPIC, TRANSACTION_STATE_TOPIC,
+};
 use crate::session::Session;
 
 fn frame(api: ApiKey, version: i16, body: &RequestKind) -> Bytes {
@@ -74,7 +76,11 @@ async fn every_supported_version_answers() {
         .expect("create");
     // As a client's FindCoordinator does first: the coordinators' topics exist and are
     // loaded, so group and transaction requests reach their coordinator.
-    for internal in [GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC] {
+    for internal in [
+        GROUP_METADATA_TOPIC,
+        TRANSACTION_STATE_TOPIC,
+        SHARE_GROUP_STATE_TOPIC,
+    ] {
         crate::internal_topics::ensure(&broker, internal).expect("internal topic");
     }
     let mut ctx = Session::new(
@@ -201,6 +207,33 @@ async fn every_supported_version_answers() {
                 ResponseKind::ShareFetch(r) => {
                     assert_eq!(r.error_code, 0);
                     assert!(r.responses.is_empty());
+                }
+                // The sample's member joined "sg" (ShareGroupHeartbeat comes first).
+                ResponseKind::ShareGroupDescribe(r) => {
+                    let g = &r.groups[0];
+                    assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"));
+                    assert_eq!(g.members[0].member_id.as_str(), "share-member-1");
+                }
+                // "sg" never fetched t-0: no start offset yet.
+                ResponseKind::DescribeShareGroupOffsets(r) => {
+                    let p = &r.groups[0].topics[0].partitions[0];
+                    assert_eq!((p.error_code, p.start_offset), (0, -1));
+                }
+                ResponseKind::AlterShareGroupOffsets(r) => {
+                    assert_eq!(r.error_code, 0);
+                    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+                }
+                ResponseKind::DeleteShareGroupOffsets(r) => {
+                    assert_eq!((r.error_code, r.responses[0].error_code), (0, 0));
+                }
+                // The share coordinator of the sample's share-partition is this broker,
+                // once __share_group_state exists (the test creates the internal topics).
+                ResponseKind::ReadShareGroupState(r) => {
+                    let p = &r.results[0].partitions[0];
+                    assert_eq!((p.error_code, p.start_offset), (0, -1));
+                }
+                ResponseKind::WriteShareGroupState(r) => {
+                    assert_eq!(r.results[0].partitions[0].error_code, 0);
                 }
                 // Epoch 1 of the session the ShareFetch sample opened.
                 ResponseKind::ShareAcknowledge(r) => {

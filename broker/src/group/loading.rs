@@ -63,6 +63,13 @@ impl GroupCoordinator {
             let group = Group::from_stored(&group_id, record, offsets, now, now_ms);
             groups.insert(group_id, group);
         }
+        for (group_id, epoch) in loaded.share_groups {
+            let group = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(&group_id, now_ms));
+            group.protocol_type = Some("share".into());
+            group.share = Some(super::share::ShareGroupState::loaded(epoch));
+        }
         for (group_id, cg, records) in consumer {
             let group = groups
                 .entry(group_id.clone())

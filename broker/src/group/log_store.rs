@@ -10,6 +10,7 @@ use sluice_storage::{CommittedOffset, GroupRecord, PendingOffset, StorageError};
 use super::consumer_records::{self, ConsumerRecords};
 use super::ports::{GroupStore, PartitionState, StoredGroup};
 use super::records::{self, GroupLogRecord};
+use super::share_records;
 use super::txn_offsets::OpenTxnOffsets;
 use crate::coordinator_log::{CoordinatorLog, KeyedRecord, LogEntry};
 use crate::internal_topics::{partition_for, GROUP_METADATA_TOPIC};
@@ -109,6 +110,7 @@ pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageEr
     let mut groups: BTreeMap<String, (Option<GroupRecord>, Offsets)> = BTreeMap::new();
     let mut open: OpenTxnOffsets = OpenTxnOffsets::new();
     let mut consumer: BTreeMap<String, ConsumerRecords> = BTreeMap::new();
+    let mut share: BTreeMap<String, i32> = BTreeMap::new();
     for entry in entries {
         let (key, value) = match entry {
             LogEntry::Record {
@@ -163,6 +165,13 @@ pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageEr
             }
         };
         let corrupt = |e: records::RecordError| StorageError::Corrupt(e.to_string());
+        if let Some(group) = share_records::group_of(&key).map_err(corrupt)? {
+            match value {
+                Some(v) => share.insert(group, share_records::decode_epoch(&v).map_err(corrupt)?),
+                None => share.remove(&group),
+            };
+            continue;
+        }
         if let Some(group) = consumer_records::group_of(&key).map_err(corrupt)? {
             let records = consumer.entry(group).or_default();
             match value {
@@ -208,6 +217,7 @@ pub(crate) fn replay(entries: Vec<LogEntry>) -> Result<PartitionState, StorageEr
         groups,
         open_txns: open,
         consumer_groups: consumer,
+        share_groups: share,
     })
 }
 

@@ -19,6 +19,7 @@ mod offsets;
 pub(crate) mod ports;
 mod records;
 mod share;
+mod share_records;
 mod state;
 #[cfg(test)]
 mod tests;

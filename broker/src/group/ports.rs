@@ -24,6 +24,8 @@ pub(crate) struct PartitionState {
     pub(crate) open_txns: OpenTxnOffsets,
     /// The consumer-protocol (KIP-848) records of each group that has some.
     pub(crate) consumer_groups: BTreeMap<String, ConsumerRecords>,
+    /// Share groups (KIP-932) and their group epochs.
+    pub(crate) share_groups: BTreeMap<String, i32>,
 }
 
 /// Durable group metadata and committed offsets.
@@ -157,18 +159,34 @@ mod memory {
         ) -> Result<PartitionState, StorageError> {
             let mut groups = self.all_groups();
             groups.retain(|(id, _, _)| partition_for(id, partitions) == partition);
-            let consumer_groups = self
-                .records
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(id, r)| partition_for(id, partitions) == partition && !r.is_empty())
-                .map(|(id, r)| (id.clone(), r.clone()))
-                .collect();
+            let mut consumer_groups = BTreeMap::new();
+            let mut share_groups = BTreeMap::new();
+            for (id, records) in self.records.lock().unwrap().iter() {
+                if partition_for(id, partitions) != partition {
+                    continue;
+                }
+                let mut consumer = records.clone();
+                consumer.retain(|k, v| {
+                    let share = crate::group::share_records::group_of(k)
+                        .ok()
+                        .flatten()
+                        .is_some();
+                    if share {
+                        if let Ok(epoch) = crate::group::share_records::decode_epoch(v) {
+                            share_groups.insert(id.clone(), epoch);
+                        }
+                    }
+                    !share
+                });
+                if !consumer.is_empty() {
+                    consumer_groups.insert(id.clone(), consumer);
+                }
+            }
             Ok(PartitionState {
                 groups,
                 open_txns: OpenTxnOffsets::new(),
                 consumer_groups,
+                share_groups,
             })
         }
 

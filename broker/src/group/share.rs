@@ -40,9 +40,21 @@ pub(crate) struct ShareGroupState {
     pub(crate) group_epoch: i32,
     pub(crate) assignment_epoch: i32,
     pub(crate) members: IndexMap<String, ShareMember>,
+    /// The group epoch its record in `__consumer_offsets` holds (None: not written).
+    pub(crate) written_epoch: Option<i32>,
 }
 
 impl ShareGroupState {
+    /// A share group as its record left it: no members (they join again).
+    pub(crate) fn loaded(epoch: i32) -> Self {
+        ShareGroupState {
+            group_epoch: epoch,
+            assignment_epoch: epoch,
+            members: IndexMap::new(),
+            written_epoch: Some(epoch),
+        }
+    }
+
     /// KIP-932's group states, as ListGroups and ShareGroupDescribe report them.
     pub(crate) fn state_name(&self) -> &'static str {
         if self.members.is_empty() {
@@ -144,8 +156,32 @@ impl GroupCoordinator {
             group.protocol_type = Some("share".into());
         }
         let result = self.share_heartbeat_in(group, req, now);
+        if result.is_ok() {
+            self.persist_share_group(group);
+        }
         self.timer.notify_one();
         result
+    }
+
+    /// Writes the share group's record when its epoch changed since the last write; the
+    /// caller waits for it to be durable before answering.
+    pub(super) fn persist_share_group(&self, group: &mut Group) {
+        let Some(sg) = group.share.as_mut() else {
+            return;
+        };
+        if sg.written_epoch == Some(sg.group_epoch) {
+            return;
+        }
+        let record = (
+            super::share_records::key(&group.group_id),
+            Some(super::share_records::value(sg.group_epoch)),
+        );
+        match self.store.store_records(&group.group_id, vec![record]) {
+            Ok(()) => sg.written_epoch = Some(sg.group_epoch),
+            Err(e) => {
+                tracing::error!(group = %group.group_id, error = %e, "storing a share group failed")
+            }
+        }
     }
 
     /// `group.share.heartbeat.interval.ms`, as ShareGroupHeartbeat tells members.
@@ -328,6 +364,105 @@ impl GroupCoordinator {
             sg.group_epoch += 1;
             self.refresh_share_target(sg);
         }
-        sg.members.values().map(|m| m.session_deadline).min()
+        let next = sg.members.values().map(|m| m.session_deadline).min();
+        self.persist_share_group(group);
+        next
+    }
+}
+
+/// A share group as ShareGroupDescribe reports it.
+pub(crate) struct DescribedShareGroup {
+    pub(crate) state: &'static str,
+    pub(crate) group_epoch: i32,
+    pub(crate) assignment_epoch: i32,
+    pub(crate) members: Vec<DescribedShareMember>,
+}
+
+/// One member in a ShareGroupDescribe answer.
+pub(crate) struct DescribedShareMember {
+    pub(crate) member_id: String,
+    pub(crate) rack_id: Option<String>,
+    pub(crate) member_epoch: i32,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    pub(crate) subscribed_topic_names: Vec<String>,
+    pub(crate) assignment: Assignment,
+}
+
+impl GroupCoordinator {
+    /// A share group's members and epochs; GROUP_ID_NOT_FOUND for no group or another kind.
+    pub(crate) fn describe_share_group(
+        &self,
+        group_id: &str,
+    ) -> Result<DescribedShareGroup, ResponseError> {
+        let groups = self.lock();
+        let sg = groups
+            .get(group_id)
+            .and_then(|g| g.share.as_ref())
+            .ok_or(ResponseError::GroupIdNotFound)?;
+        Ok(DescribedShareGroup {
+            state: sg.state_name(),
+            group_epoch: sg.group_epoch,
+            assignment_epoch: sg.assignment_epoch,
+            members: sg
+                .members
+                .values()
+                .map(|m| DescribedShareMember {
+                    member_id: m.member_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.member_epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed_topic_names.clone(),
+                    assignment: m.assigned.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The topics a share group's members subscribe to (none for no such group).
+    pub(crate) fn share_group_topics(&self, group_id: &str) -> Vec<String> {
+        let groups = self.lock();
+        let mut topics: Vec<String> = groups
+            .get(group_id)
+            .and_then(|g| g.share.as_ref())
+            .map(|sg| {
+                sg.members
+                    .values()
+                    .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Before a share group's offsets change: the group must be a share group without
+    /// members. With `create`, a missing group becomes an empty share group (as
+    /// AlterShareGroupOffsets makes it); without, it is GROUP_ID_NOT_FOUND.
+    pub(crate) fn check_share_group_empty(
+        &self,
+        group_id: &str,
+        create: bool,
+    ) -> Result<(), ResponseError> {
+        let mut groups = self.lock();
+        if !groups.contains_key(group_id) {
+            if !create {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            let mut g = Group::new(group_id, self.clock.now_ms());
+            g.share = Some(ShareGroupState::default());
+            g.protocol_type = Some("share".into());
+            self.persist_share_group(&mut g);
+            groups.insert(group_id.to_string(), g);
+        }
+        let Some(sg) = groups.get(group_id).and_then(|g| g.share.as_ref()) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        if !sg.members.is_empty() {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 mod classic;
 mod consumer;
+mod share;
 
 use std::sync::Arc;
 

@@ -155,8 +155,16 @@ impl GroupCoordinator {
         let Some(g) = groups.get_mut(group_id) else {
             return Some(ResponseError::GroupIdNotFound);
         };
+        let share_tombstone = g
+            .share
+            .is_some()
+            .then(|| vec![(super::share_records::key(group_id), None)]);
         let deleted = self
             .forget_consumer_records(g)
+            .and_then(|()| match share_tombstone {
+                Some(t) => self.store.store_records(group_id, t),
+                None => Ok(()),
+            })
             .and_then(|()| self.store.delete_group(group_id, &offsets));
         if let Err(e) = deleted {
             tracing::error!(group = %group_id, error = %e, "deleting group failed");

@@ -3,14 +3,21 @@
 //! the leader of a partition serves ShareFetch and ShareAcknowledge for it without asking
 //! the group coordinator: a record is acknowledged only by the member that acquired it.
 //!
-//! A share-partition starts when a group first fetches the partition here, at the high
-//! watermark (`share.auto.offset.reset` latest, Kafka's default). Its state lives in
-//! memory.
+//! A share-partition starts when a group first fetches the partition here: from its
+//! durable state at the share coordinator ([`persister`]), or the first time at the high
+//! watermark (`share.auto.offset.reset` latest, Kafka's default), which is written at once.
+//! Acknowledgements are answered once their state is written; releases and expired locks
+//! are written as they happen. Acquisitions are not written: after a restart or a new
+//! leader, what was acquired is available again, its deliveries counted.
 
+pub(crate) mod coordinator;
 pub(crate) mod partition;
+pub(crate) mod persister;
+pub(crate) mod records;
 pub(crate) mod sessions;
 
 use std::collections::{BTreeSet, HashMap};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,13 +25,26 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use sluice_config::ShareConfig;
 use sluice_protocol::batch::read_header;
-use sluice_storage::{Isolation, Partition, ReadError};
+use sluice_storage::{AbortedTxn, Isolation, Partition, ReadError};
+use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use partition::{AckError, AckType, AcquiredRange, Limits, LogBatch, SharePartition};
+use crate::error::read_error_code;
+use crate::group_configs::ShareGroupSettings;
+use partition::{AckError, AckType, AcquiredRange, Limits, LogBatch, SharePartition, ShareStats};
+use persister::SharePersister;
+use records::{ShareKey, ShareState};
 use sessions::{SharePartitionKey, ShareSessions};
+
+/// How much one partition of a ShareFetch may take: about this many records (whole
+/// batches) and bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchBudget {
+    pub(crate) records: usize,
+    pub(crate) bytes: usize,
+}
 
 /// What one partition of a ShareFetch gets.
 #[derive(Debug, Default)]
@@ -34,8 +54,16 @@ pub(crate) struct Acquired {
     pub(crate) records: Bytes,
 }
 
+/// One share-partition here.
+struct Entry {
+    key: ShareKey,
+    state: Mutex<SharePartition>,
+    /// Writes of the state go one at a time, each with the state as it is when it goes.
+    writes: tokio::sync::Mutex<()>,
+}
+
 /// Share-partitions by group, topic id and partition.
-type SharePartitions = HashMap<(String, Uuid, i32), Arc<Mutex<SharePartition>>>;
+type SharePartitions = HashMap<(String, Uuid, i32), Arc<Entry>>;
 
 /// The share-partitions and share sessions of this broker.
 pub(crate) struct ShareManager {
@@ -46,26 +74,63 @@ pub(crate) struct ShareManager {
     changed: Notify,
     /// Woken when a lock earlier than the timer's next wake-up may have been taken.
     timer: Notify,
+    /// Share-partitions start one at a time (each reads its durable state first).
+    starting: tokio::sync::Mutex<()>,
+    persister: Arc<dyn SharePersister>,
     config: ShareConfig,
     clock: Arc<dyn Clock>,
+    /// Record transitions of every share-partition so far, for the metrics.
+    totals: Mutex<ShareStats>,
 }
 
 impl ShareManager {
-    /// A manager with `config`'s limits and time from `clock`.
-    pub(crate) fn new(config: ShareConfig, clock: Arc<dyn Clock>) -> Self {
+    /// A manager with `config`'s limits, the durable state behind `persister`, and time
+    /// from `clock`.
+    pub(crate) fn new(
+        config: ShareConfig,
+        persister: Arc<dyn SharePersister>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         ShareManager {
             partitions: Mutex::new(HashMap::new()),
             sessions: Mutex::new(ShareSessions::new(config.max_share_sessions)),
             changed: Notify::new(),
             timer: Notify::new(),
+            starting: tokio::sync::Mutex::new(()),
+            persister,
             config,
             clock,
+            totals: Mutex::new(ShareStats::default()),
         }
     }
 
     /// `group.share.record.lock.duration.ms`, as ShareFetch answers it.
     pub(crate) fn lock_duration_ms(&self) -> i32 {
         self.config.record_lock_duration_ms
+    }
+
+    /// Adds a share-partition's transitions to the totals.
+    fn count(&self, sp: &mut SharePartition) {
+        let s = sp.take_stats();
+        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        t.delivered += s.delivered;
+        t.redelivered += s.redelivered;
+        t.acknowledged += s.acknowledged;
+        t.archived += s.archived;
+    }
+
+    /// Record transitions so far.
+    pub(crate) fn totals(&self) -> ShareStats {
+        *self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records acquired and records available again, over this broker's share-partitions.
+    pub(crate) fn in_flight(&self) -> (usize, usize) {
+        let all: Vec<_> = self.partitions().values().cloned().collect();
+        all.iter().fold((0, 0), |(a, v), e| {
+            let (ea, ev) = lock(&e.state).in_flight_counts();
+            (a + ea, v + ev)
+        })
     }
 
     fn sessions(&self) -> MutexGuard<'_, ShareSessions> {
@@ -76,7 +141,7 @@ impl ShareManager {
         self.partitions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn existing(&self, group: &str, key: SharePartitionKey) -> Option<Arc<Mutex<SharePartition>>> {
+    fn existing(&self, group: &str, key: SharePartitionKey) -> Option<Arc<Entry>> {
         self.partitions()
             .get(&(group.to_string(), key.0, key.1))
             .cloned()
@@ -103,7 +168,7 @@ impl ShareManager {
     }
 
     /// Releases what `member` holds on `partitions` (its session ended).
-    pub(crate) fn release(
+    pub(crate) async fn release(
         &self,
         group: &str,
         member: &str,
@@ -111,8 +176,23 @@ impl ShareManager {
     ) {
         let mut released = 0;
         for key in partitions {
-            if let Some(sp) = self.existing(group, *key) {
-                released += lock(&sp).release_member(member);
+            let Some(entry) = self.existing(group, *key) else {
+                continue;
+            };
+            let n = {
+                let mut sp = lock(&entry.state);
+                let n = sp.release_member(member);
+                self.count(&mut sp);
+                n
+            };
+            if n > 0 {
+                released += n;
+                self.persist_logged(&entry).await;
+            }
+            // No member fetches it here any more: its state is all written, and the next
+            // fetch reads it back (so offsets altered meanwhile are seen).
+            if !self.sessions().uses(group, *key) {
+                self.partitions().remove(&(group.to_string(), key.0, key.1));
             }
         }
         if released > 0 {
@@ -126,22 +206,69 @@ impl ShareManager {
         }
     }
 
+    /// A share-partition's durable state, from its share coordinator.
+    pub(crate) async fn read_state(
+        &self,
+        key: &ShareKey,
+    ) -> Result<Option<ShareState>, ResponseError> {
+        self.persister.read(key).await
+    }
+
+    /// Starts a share-partition over at `start_offset` (-1: as `share.auto.offset.reset`
+    /// says, when a member next fetches it), in a new state epoch: what was in flight is
+    /// forgotten. The group has no members (the caller checks).
+    pub(crate) async fn reset_state(
+        &self,
+        key: &ShareKey,
+        start_offset: i64,
+    ) -> Result<(), ResponseError> {
+        self.partitions()
+            .remove(&(key.group.clone(), key.topic_id, key.partition));
+        let state_epoch = self
+            .persister
+            .read(key)
+            .await?
+            .map_or(0, |s| s.state_epoch.saturating_add(1));
+        let state = ShareState {
+            state_epoch,
+            leader_epoch: -1,
+            start_offset,
+            batches: Vec::new(),
+        };
+        self.persister.write(key, state).await
+    }
+
     /// Forgets a deleted group's share-partitions on this broker.
     pub(crate) fn forget_group(&self, group: &str) {
         self.partitions().retain(|(g, _, _), _| g != group);
     }
 
     /// Ends the share sessions of a closed connection and releases their records.
-    pub(crate) fn connection_closed(&self, connection: u64) {
+    pub(crate) async fn connection_closed(&self, connection: u64) {
         let ended = self.sessions().connection_closed(connection);
         for (group, member, partitions) in ended {
-            self.release(&group, &member, &partitions);
+            self.release(&group, &member, &partitions).await;
         }
     }
 
-    /// Applies one member's acknowledgements of a partition, all or none. A partition
-    /// the group never fetched here is UNKNOWN_TOPIC_OR_PARTITION.
-    pub(crate) fn acknowledge(
+    /// Writes a share-partition's state as it is now, after the writes before it.
+    async fn persist(&self, entry: &Entry) -> Result<(), ResponseError> {
+        let _one_at_a_time = entry.writes.lock().await;
+        let snapshot = lock(&entry.state).snapshot();
+        self.persister.write(&entry.key, snapshot).await
+    }
+
+    /// [`ShareManager::persist`] where no client waits for the answer: a failure is
+    /// logged, and the next write carries the change.
+    async fn persist_logged(&self, entry: &Entry) {
+        if let Err(e) = self.persist(entry).await {
+            tracing::warn!(group = %entry.key.group, partition = entry.key.partition, error = ?e, "writing share-partition state failed");
+        }
+    }
+
+    /// Applies one member's acknowledgements of a partition, all or none, answered once
+    /// written. A partition the group never fetched here is UNKNOWN_TOPIC_OR_PARTITION.
+    pub(crate) async fn acknowledge(
         &self,
         group: &str,
         member: &str,
@@ -157,67 +284,138 @@ impl ShareManager {
                 .ok_or(ResponseError::InvalidRequest)?;
             typed.push((*first, *last, types));
         }
-        let sp = self
+        let entry = self
             .existing(group, key)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let done = lock(&sp).acknowledge(member, &typed);
+        let done = {
+            let mut sp = lock(&entry.state);
+            let done = sp.acknowledge(member, &typed);
+            self.count(&mut sp);
+            done
+        };
         match done {
             Ok(()) => {
                 self.changed.notify_waiters();
-                Ok(())
+                self.persist(&entry).await
             }
             Err(AckError::InvalidRecordState) => Err(ResponseError::InvalidRecordState),
             Err(AckError::InvalidRequest) => Err(ResponseError::InvalidRequest),
         }
     }
 
+    /// The group's share-partition of `partition`: from memory, or started from its
+    /// durable state, or started at the high watermark and written.
+    async fn entry(
+        &self,
+        group: &str,
+        key: SharePartitionKey,
+        partition: &Partition,
+        earliest: bool,
+    ) -> Result<Arc<Entry>, ResponseError> {
+        if let Some(e) = self.existing(group, key) {
+            return Ok(e);
+        }
+        let _one_at_a_time = self.starting.lock().await;
+        if let Some(e) = self.existing(group, key) {
+            return Ok(e);
+        }
+        let share_key = ShareKey {
+            group: group.to_string(),
+            topic_id: key.0,
+            partition: key.1,
+        };
+        let (state, fresh) = match self.persister.read(&share_key).await? {
+            Some(s) if s.start_offset >= 0 => {
+                (SharePartition::from_state(&s, self.limits()), false)
+            }
+            _ => {
+                let start = if earliest {
+                    partition.log_start_offset()
+                } else {
+                    partition.high_watermark()
+                };
+                (SharePartition::new(start, self.limits()), true)
+            }
+        };
+        tracing::debug!(
+            group,
+            partition = key.1,
+            start = state.start_offset(),
+            fresh,
+            "share-partition started"
+        );
+        let entry = Arc::new(Entry {
+            key: share_key,
+            state: Mutex::new(state),
+            writes: tokio::sync::Mutex::new(()),
+        });
+        if fresh {
+            // Where "latest" was is decided now, for good.
+            self.persist(&entry).await?;
+        }
+        self.partitions()
+            .insert((group.to_string(), key.0, key.1), entry.clone());
+        Ok(entry)
+    }
+
     /// Acquires records of `partition` for `member`: records made available again first,
-    /// then fresh ones from the log, up to about `max_records` and `max_bytes`.
-    pub(crate) fn acquire(
+    /// then fresh ones from the log, up to about `max_records` and `max_bytes`. The error
+    /// is the partition's error code.
+    pub(crate) async fn acquire(
         &self,
         group: &str,
         member: &str,
         key: SharePartitionKey,
         partition: &Partition,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<Acquired, ReadError> {
-        let sp = {
-            let mut all = self.partitions();
-            all.entry((group.to_string(), key.0, key.1))
-                .or_insert_with(|| {
-                    let start = partition.high_watermark();
-                    tracing::debug!(group, partition = key.1, start, "share-partition started");
-                    Arc::new(Mutex::new(SharePartition::new(start, self.limits())))
-                })
-                .clone()
-        };
-        let mut sp = lock(&sp);
-        sp.skip_to_log_start(partition.log_start_offset());
-        let lock_deadline = self.clock.now()
-            + Duration::from_millis(self.config.record_lock_duration_ms.max(0) as u64);
-        let mut ranges = sp.acquire_available(member, max_records, lock_deadline);
-        let mut taken: usize = ranges
-            .iter()
-            .map(|r| (r.last_offset - r.first_offset + 1) as usize)
-            .sum();
-        let mut fresh_bytes = Bytes::new();
-        if taken < max_records && sp.has_room() {
-            let data = partition.read(sp.next_fresh(), max_bytes, Isolation::ReadUncommitted)?;
-            let batches = log_batches(&data.records);
-            let fresh = sp.acquire_fresh(member, &batches, max_records - taken, lock_deadline);
-            taken += fresh
+        settings: &ShareGroupSettings,
+        budget: FetchBudget,
+    ) -> Result<Acquired, i16> {
+        let FetchBudget {
+            records: max_records,
+            bytes: max_bytes,
+        } = budget;
+        let entry = self
+            .entry(group, key, partition, settings.earliest)
+            .await
+            .map_err(|e| e.code())?;
+        let (ranges, fresh_bytes) = {
+            let mut sp = lock(&entry.state);
+            sp.skip_to_log_start(partition.log_start_offset());
+            let lock_ms = settings
+                .lock_duration_ms
+                .unwrap_or(self.config.record_lock_duration_ms);
+            let lock_deadline = self.clock.now() + Duration::from_millis(lock_ms.max(0) as u64);
+            let mut ranges = sp.acquire_available(member, max_records, lock_deadline);
+            let taken: usize = ranges
                 .iter()
                 .map(|r| (r.last_offset - r.first_offset + 1) as usize)
-                .sum::<usize>();
-            fresh_bytes = data.records;
-            ranges.extend(fresh);
-        }
-        drop(sp);
-        if taken > 0 {
+                .sum();
+            let mut fresh_bytes = Bytes::new();
+            if taken < max_records && sp.has_room() {
+                let isolation = if settings.read_committed {
+                    Isolation::ReadCommitted
+                } else {
+                    Isolation::ReadUncommitted
+                };
+                let data = partition
+                    .read(sp.next_fresh(), max_bytes, isolation)
+                    .map_err(|e| read_error_code(&e))?;
+                let batches = log_batches(&data.records, &data.aborted_transactions);
+                ranges.extend(sp.acquire_fresh(
+                    member,
+                    &batches,
+                    max_records - taken,
+                    lock_deadline,
+                ));
+                fresh_bytes = data.records;
+            }
+            (ranges, fresh_bytes)
+        };
+        if !ranges.is_empty() {
             self.timer.notify_one();
         }
-        let records = covering(partition, &ranges, fresh_bytes, max_bytes)?;
+        let records = covering(partition, &ranges, fresh_bytes, max_bytes)
+            .map_err(|e| read_error_code(&e))?;
         Ok(Acquired { ranges, records })
     }
 
@@ -228,13 +426,22 @@ impl ShareManager {
         }
     }
 
-    /// Waits until records may have become available again, or `deadline`.
+    /// A wake-up for records becoming available again from now on; taken before looking
+    /// at the share-partitions, so that a release in between is not missed.
+    pub(crate) fn changes(&self) -> Pin<Box<Notified<'_>>> {
+        let mut notified = Box::pin(self.changed.notified());
+        notified.as_mut().enable();
+        notified
+    }
+
+    /// Waits for `changed` (see [`ShareManager::changes`]), for one of `waiters` (high
+    /// watermarks) to move, or for `deadline`.
     pub(crate) async fn wait_changed(
         &self,
+        changed: Pin<Box<Notified<'_>>>,
         deadline: tokio::time::Instant,
         mut waiters: Vec<watch::Receiver<i64>>,
     ) {
-        let changed = self.changed.notified();
         let moved = async {
             if waiters.is_empty() {
                 std::future::pending::<()>().await;
@@ -256,10 +463,18 @@ impl ShareManager {
             let all: Vec<_> = self.partitions().values().cloned().collect();
             let mut released = 0;
             let mut next: Option<Instant> = None;
-            for sp in &all {
-                let mut sp = lock(sp);
-                released += sp.expire_locks(now);
-                next = match (next, sp.next_deadline()) {
+            for entry in &all {
+                let (n, deadline) = {
+                    let mut sp = lock(&entry.state);
+                    let n = sp.expire_locks(now);
+                    self.count(&mut sp);
+                    (n, sp.next_deadline())
+                };
+                if n > 0 {
+                    released += n;
+                    self.persist_logged(entry).await;
+                }
+                next = match (next, deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
@@ -285,14 +500,23 @@ fn lock(sp: &Mutex<SharePartition>) -> MutexGuard<'_, SharePartition> {
     sp.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The offsets of each whole batch in `records`.
-fn log_batches(records: &Bytes) -> Vec<LogBatch> {
+/// The offsets of each whole batch in `records`, and whether `aborted` (a read-committed
+/// read's aborted transactions) says its transaction was aborted.
+fn log_batches(records: &Bytes, aborted: &[AbortedTxn]) -> Vec<LogBatch> {
     let mut out = Vec::new();
     let mut pos = 0;
     while let Ok(h) = read_header(&records[pos..]) {
+        let in_aborted = h.is_transactional()
+            && !h.is_control()
+            && aborted.iter().any(|a| {
+                a.producer_id == h.producer_id
+                    && a.first_offset <= h.base_offset
+                    && h.base_offset < a.last_offset
+            });
         out.push(LogBatch {
             base_offset: h.base_offset,
             last_offset: h.last_offset(),
+            aborted: in_aborted,
         });
         pos += h.size();
         if pos >= records.len() {

@@ -8,6 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::records::{ShareState, StateBatch};
+
+/// Kafka's delivery state codes in the durable state.
+const STATE_AVAILABLE: i8 = 0;
+const STATE_ACKNOWLEDGED: i8 = 2;
+const STATE_ARCHIVED: i8 = 4;
+
 /// The state of a record in flight, with Kafka's names and codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordState {
@@ -80,11 +87,13 @@ pub(crate) struct AcquiredRange {
     pub(crate) delivery_count: i16,
 }
 
-/// A batch of the log as acquisition sees it: its offsets.
+/// A batch of the log as acquisition sees it: its offsets, and whether it belongs to an
+/// aborted transaction (read_committed share groups never deliver those).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LogBatch {
     pub(crate) base_offset: i64,
     pub(crate) last_offset: i64,
+    pub(crate) aborted: bool,
 }
 
 /// The limits of one share-partition.
@@ -95,6 +104,19 @@ pub(crate) struct Limits {
     pub(crate) delivery_count_limit: i16,
     /// `group.share.partition.max.record.locks`: most offsets in flight.
     pub(crate) max_in_flight: i64,
+}
+
+/// Record transitions since they were last taken ([`SharePartition::take_stats`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShareStats {
+    /// Deliveries, first ones and again.
+    pub(crate) delivered: u64,
+    /// Deliveries of a record delivered before.
+    pub(crate) redelivered: u64,
+    /// Records acknowledged (ACCEPT).
+    pub(crate) acknowledged: u64,
+    /// Records archived: rejected, gaps, or delivered to the limit.
+    pub(crate) archived: u64,
 }
 
 /// A share group's state of one partition.
@@ -108,6 +130,9 @@ pub(crate) struct SharePartition {
     /// passed by the start offset.
     in_flight: BTreeMap<i64, InFlight>,
     limits: Limits,
+    /// The durable state's epoch, bumped when an operator resets the share-partition.
+    state_epoch: i32,
+    stats: ShareStats,
 }
 
 impl SharePartition {
@@ -118,11 +143,89 @@ impl SharePartition {
             next_fresh: start_offset,
             in_flight: BTreeMap::new(),
             limits,
+            state_epoch: 0,
+            stats: ShareStats::default(),
         }
     }
 
+    /// A share-partition as its durable state left it: what was acquired then is
+    /// available again, with the deliveries counted so far.
+    pub(crate) fn from_state(state: &ShareState, limits: Limits) -> Self {
+        let mut p = SharePartition::new(state.start_offset, limits);
+        p.state_epoch = state.state_epoch;
+        for b in &state.batches {
+            let record_state = match b.delivery_state {
+                STATE_ACKNOWLEDGED => RecordState::Acknowledged,
+                STATE_ARCHIVED => RecordState::Archived,
+                _ => RecordState::Available,
+            };
+            for offset in b.first_offset.max(state.start_offset)..=b.last_offset {
+                p.in_flight.insert(
+                    offset,
+                    InFlight {
+                        state: record_state,
+                        delivery_count: b.delivery_count,
+                        member: None,
+                        lock_deadline: None,
+                    },
+                );
+                p.next_fresh = p.next_fresh.max(offset + 1);
+            }
+        }
+        p.advance_start();
+        p
+    }
+
+    /// The durable form of the state: acquired records as available, with their counts.
+    pub(crate) fn snapshot(&self) -> ShareState {
+        let mut batches: Vec<StateBatch> = Vec::new();
+        for (offset, r) in &self.in_flight {
+            let delivery_state = match r.state {
+                RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
+                RecordState::Acknowledged => STATE_ACKNOWLEDGED,
+                RecordState::Archived => STATE_ARCHIVED,
+            };
+            match batches.last_mut() {
+                Some(b)
+                    if b.last_offset + 1 == *offset
+                        && b.delivery_state == delivery_state
+                        && b.delivery_count == r.delivery_count =>
+                {
+                    b.last_offset = *offset;
+                }
+                _ => batches.push(StateBatch {
+                    first_offset: *offset,
+                    last_offset: *offset,
+                    delivery_state,
+                    delivery_count: r.delivery_count,
+                }),
+            }
+        }
+        ShareState {
+            state_epoch: self.state_epoch,
+            leader_epoch: -1,
+            start_offset: self.start_offset,
+            batches,
+        }
+    }
+
+    /// The transitions since the last call.
+    pub(crate) fn take_stats(&mut self) -> ShareStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Records acquired and records available again now.
+    pub(crate) fn in_flight_counts(&self) -> (usize, usize) {
+        self.in_flight
+            .values()
+            .fold((0, 0), |(a, v), r| match r.state {
+                RecordState::Acquired => (a + 1, v),
+                RecordState::Available => (a, v + 1),
+                _ => (a, v),
+            })
+    }
+
     /// The share-partition start offset.
-    #[cfg(test)]
     pub(crate) fn start_offset(&self) -> i64 {
         self.start_offset
     }
@@ -185,6 +288,8 @@ impl SharePartition {
             r.lock_deadline = Some(lock_deadline);
             taken.push((*offset, r.delivery_count));
         }
+        self.stats.delivered += taken.len() as u64;
+        self.stats.redelivered += taken.len() as u64;
         ranges(taken)
     }
 
@@ -208,6 +313,22 @@ impl SharePartition {
                 continue;
             }
             let first = b.base_offset.max(self.next_fresh);
+            if b.aborted {
+                for offset in first..=b.last_offset {
+                    self.in_flight.insert(
+                        offset,
+                        InFlight {
+                            state: RecordState::Archived,
+                            delivery_count: 0,
+                            member: None,
+                            lock_deadline: None,
+                        },
+                    );
+                }
+                self.stats.archived += (b.last_offset - first + 1) as u64;
+                self.next_fresh = b.last_offset + 1;
+                continue;
+            }
             for offset in first..=b.last_offset {
                 self.in_flight.insert(
                     offset,
@@ -220,6 +341,7 @@ impl SharePartition {
                 );
             }
             taken += (b.last_offset - first + 1) as usize;
+            self.stats.delivered += (b.last_offset - first + 1) as u64;
             self.next_fresh = b.last_offset + 1;
             out.push(AcquiredRange {
                 first_offset: first,
@@ -227,6 +349,7 @@ impl SharePartition {
                 delivery_count: 1,
             });
         }
+        self.advance_start();
         merge(out)
     }
 
@@ -276,6 +399,11 @@ impl SharePartition {
                     AckType::Release if r.delivery_count < limit => RecordState::Available,
                     AckType::Release | AckType::Reject | AckType::Gap => RecordState::Archived,
                 };
+                match r.state {
+                    RecordState::Acknowledged => self.stats.acknowledged += 1,
+                    RecordState::Archived => self.stats.archived += 1,
+                    _ => {}
+                }
                 r.member = None;
                 r.lock_deadline = None;
             }
@@ -315,6 +443,7 @@ impl SharePartition {
                 continue;
             }
             r.state = if r.delivery_count >= limit {
+                self.stats.archived += 1;
                 RecordState::Archived
             } else {
                 RecordState::Available
@@ -374,140 +503,5 @@ fn merge(ranges: Vec<AcquiredRange>) -> Vec<AcquiredRange> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    const LIMITS: Limits = Limits {
-        delivery_count_limit: 3,
-        max_in_flight: 10,
-    };
-
-    fn batches(spans: &[(i64, i64)]) -> Vec<LogBatch> {
-        spans
-            .iter()
-            .map(|&(base_offset, last_offset)| LogBatch {
-                base_offset,
-                last_offset,
-            })
-            .collect()
-    }
-
-    fn range(first_offset: i64, last_offset: i64, delivery_count: i16) -> AcquiredRange {
-        AcquiredRange {
-            first_offset,
-            last_offset,
-            delivery_count,
-        }
-    }
-
-    #[test]
-    fn fresh_records_are_acquired_in_whole_batches_up_to_the_soft_cap() {
-        let mut p = SharePartition::new(0, LIMITS);
-        let lock = Instant::now() + Duration::from_secs(30);
-        let got = p.acquire_fresh("a", &batches(&[(0, 1), (2, 4), (5, 5)]), 3, lock);
-        // The cap of 3 is passed to finish the second batch; the third is not taken.
-        assert_eq!(got, vec![range(0, 4, 1)]);
-        assert_eq!(p.next_fresh(), 5);
-        let got = p.acquire_fresh("b", &batches(&[(5, 5)]), 3, lock);
-        assert_eq!(got, vec![range(5, 5, 1)]);
-        assert_eq!(p.count(RecordState::Acquired), 6);
-    }
-
-    #[test]
-    fn acknowledgements_move_the_start_offset_and_release_redelivers_with_a_count() {
-        let mut p = SharePartition::new(10, LIMITS);
-        let lock = Instant::now() + Duration::from_secs(30);
-        p.acquire_fresh("a", &batches(&[(10, 13)]), 100, lock);
-        p.acknowledge(
-            "a",
-            &[(
-                10,
-                13,
-                vec![
-                    AckType::Accept,
-                    AckType::Release,
-                    AckType::Reject,
-                    AckType::Accept,
-                ],
-            )],
-        )
-        .unwrap();
-        assert_eq!(p.start_offset(), 11);
-        let again = p.acquire_available("b", 100, lock);
-        assert_eq!(again, vec![range(11, 11, 2)]);
-        p.acknowledge("b", &[(11, 11, vec![AckType::Accept])])
-            .unwrap();
-        assert_eq!(p.start_offset(), 14);
-        assert_eq!(p.count(RecordState::Acquired), 0);
-    }
-
-    #[test]
-    fn only_the_holder_may_acknowledge_and_a_refusal_changes_nothing() {
-        let mut p = SharePartition::new(0, LIMITS);
-        let lock = Instant::now() + Duration::from_secs(30);
-        p.acquire_fresh("a", &batches(&[(0, 2)]), 100, lock);
-        let accept = vec![AckType::Accept];
-        assert_eq!(
-            p.acknowledge("b", &[(0, 0, accept.clone())]),
-            Err(AckError::InvalidRecordState)
-        );
-        // 0 is fine but 5 was never acquired: neither is applied.
-        assert_eq!(
-            p.acknowledge("a", &[(0, 0, accept.clone()), (5, 5, accept.clone())]),
-            Err(AckError::InvalidRecordState)
-        );
-        assert_eq!(p.count(RecordState::Acquired), 3);
-        assert_eq!(
-            p.acknowledge("a", &[(1, 2, vec![AckType::Accept; 3])]),
-            Err(AckError::InvalidRequest)
-        );
-        p.acknowledge("a", &[(0, 2, accept.clone())]).unwrap();
-        assert_eq!(
-            p.acknowledge("a", &[(0, 0, accept)]),
-            Ok(()),
-            "before the start offset: done already"
-        );
-    }
-
-    #[test]
-    fn a_record_delivered_to_the_limit_is_archived_on_release_or_lock_expiry() {
-        let mut p = SharePartition::new(0, LIMITS);
-        let now = Instant::now();
-        p.acquire_fresh("a", &batches(&[(0, 0)]), 100, now);
-        assert_eq!(p.expire_locks(now), 1);
-        assert_eq!(p.acquire_available("a", 100, now), vec![range(0, 0, 2)]);
-        p.acknowledge("a", &[(0, 0, vec![AckType::Release])])
-            .unwrap();
-        assert_eq!(p.acquire_available("b", 100, now), vec![range(0, 0, 3)]);
-        // The third delivery was the last: released, it is archived and never returns.
-        assert_eq!(p.release_member("b"), 1);
-        assert!(!p.has_available());
-        assert_eq!(p.start_offset(), 1);
-    }
-
-    #[test]
-    fn in_flight_records_are_bounded() {
-        let mut p = SharePartition::new(0, LIMITS);
-        let lock = Instant::now() + Duration::from_secs(30);
-        let got = p.acquire_fresh("a", &batches(&[(0, 7), (8, 11), (12, 12)]), 100, lock);
-        assert_eq!(got, vec![range(0, 11, 1)]);
-        assert!(!p.has_room());
-        p.acknowledge("a", &[(0, 4, vec![AckType::Accept])])
-            .unwrap();
-        assert!(p.has_room());
-    }
-
-    #[test]
-    fn the_log_start_moving_past_records_drops_them() {
-        let mut p = SharePartition::new(0, LIMITS);
-        let lock = Instant::now() + Duration::from_secs(30);
-        p.acquire_fresh("a", &batches(&[(0, 3)]), 100, lock);
-        p.skip_to_log_start(2);
-        assert_eq!(p.start_offset(), 2);
-        assert_eq!(p.count(RecordState::Acquired), 2);
-        p.skip_to_log_start(9);
-        assert_eq!((p.start_offset(), p.next_fresh()), (9, 9));
-    }
-}
+#[path = "partition_tests.rs"]
+mod tests;

@@ -122,6 +122,13 @@ impl ShareSessions {
             .collect()
     }
 
+    /// Whether any session of `group` covers the partition.
+    pub(crate) fn uses(&self, group: &str, key: SharePartitionKey) -> bool {
+        self.sessions
+            .iter()
+            .any(|((g, _), s)| g == group && s.partitions.contains(&key))
+    }
+
     /// How many sessions are open.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

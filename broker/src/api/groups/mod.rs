@@ -5,11 +5,16 @@
 mod consumer;
 mod offsets;
 mod share;
+mod share_admin;
 mod views;
 
 pub(crate) use consumer::{consumer_group_describe, consumer_group_heartbeat};
 pub(crate) use offsets::{offset_commit, offset_delete, offset_fetch};
 pub(crate) use share::share_group_heartbeat;
+pub(crate) use share_admin::{
+    alter_share_group_offsets, delete_share_group_offsets, describe_share_group_offsets,
+    share_group_describe,
+};
 pub(crate) use views::{delete_groups, describe_groups, list_groups};
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse};
 
-use super::{may_group, not_coordinator, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
+use super::{durable, may_group, not_coordinator, s, GROUP_AUTH_FAILED, TOPIC_AUTH_FAILED};
 use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
@@ -53,7 +53,16 @@ pub(crate) async fn share_group_heartbeat(
         client_id: session.client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", session.peer.ip()),
     };
-    match broker.groups.share_heartbeat(hb) {
+    let group_id = hb.group_id.clone();
+    // A new group, or a new group epoch, is answered once its record is written.
+    let result = match broker.groups.share_heartbeat(hb) {
+        Ok(r) => durable(broker, &group_id)
+            .await
+            .map(|()| r)
+            .map_err(|e| (e, String::new())),
+        Err(e) => Err(e),
+    };
+    match result {
         Err((e, message)) => {
             res.error_code = e.code();
             res.error_message = (!message.is_empty()).then(|| s(&message));

@@ -123,9 +123,19 @@ pub(crate) async fn delete_groups(
         } else {
             match broker.groups.delete_group(id) {
                 None => {
-                    // A share group's share-partitions go with it.
+                    // A share group's share-partitions go with it: those in memory here,
+                    // and the durable states this broker's share coordinator holds.
                     broker.shares.forget_group(id);
-                    durable(broker, id).await.err()
+                    let mut failed = None;
+                    for (key, _) in broker.share_coordinator.group_states(id) {
+                        if let Err(e) = broker.share_coordinator.write(&key, None).await {
+                            failed = Some(e);
+                        }
+                    }
+                    match failed {
+                        Some(e) => Some(e),
+                        None => durable(broker, id).await.err(),
+                    }
                 }
                 refused => refused,
             }
