@@ -93,19 +93,21 @@ def parse_features(payload: bytes, correlation_id: int) -> tuple[dict, int, dict
 
 
 def test_api_versions_v3_advertises_metadata_version(broker):
-    """ApiVersions v3: metadata.version 24 (4.0-IV2, the level transaction.version 2
-    needs) supported and finalized beside group.version 1 and transaction.version 2,
-    with the finalized epoch."""
+    """ApiVersions v3: metadata.version 28 (4.2-IV0, the level share.version 1 needs)
+    supported and finalized beside group.version 1, transaction.version 2 and
+    share.version 1, with the finalized epoch."""
     with wire.Conn(broker.host, broker.port) as c:
         supported, epoch, finalized = parse_features(c.request(wire.api_versions_request(3, 21)), 21)
     assert supported == {
-        "metadata.version": (24, 24),
+        "metadata.version": (28, 28),
         "group.version": (0, 1),
         "transaction.version": (0, 2),
+        "share.version": (0, 1),
     }
     assert finalized == {
-        "metadata.version": (24, 24),
+        "metadata.version": (28, 28),
         "group.version": (1, 1),
         "transaction.version": (2, 2),
+        "share.version": (1, 1),
     }
     assert epoch == 1

@@ -114,18 +114,19 @@ struct Feature {
 
 /// Only what is implemented, since clients switch behaviour on these.
 ///
-/// `metadata.version` 24 is Kafka's `IBP_4_0_IV2`: the first level at which
-/// `transaction.version` 2 (transactions v2, KIP-890 part 2) may be finalized; it also
-/// allows `group.version` 1 (the KIP-848 consumer protocol). The levels between add
-/// eligible leader replicas, which are a feature of their own that Sluice does not claim,
-/// and nothing clients see. Later levels add share and streams groups, which Sluice does
-/// not claim either, nor the older levels it cannot run at.
+/// `metadata.version` 28 is Kafka's `IBP_4_2_IV0`: the first level at which
+/// `share.version` 1 (share groups, KIP-932) may be finalized; it also allows
+/// `transaction.version` 2 (transactions v2, KIP-890 part 2) and `group.version` 1 (the
+/// KIP-848 consumer protocol). The levels up to it add eligible leader replicas, a feature
+/// of their own that Sluice does not claim, and nothing clients see. Later levels add
+/// streams groups, which Sluice does not claim either, nor the older levels it cannot run
+/// at.
 const FEATURES: &[Feature] = &[
     Feature {
         name: "metadata.version",
-        min: 24,
-        max: 24,
-        finalized: 24,
+        min: 28,
+        max: 28,
+        finalized: 28,
     },
     Feature {
         name: "group.version",
@@ -138,6 +139,12 @@ const FEATURES: &[Feature] = &[
         min: 0,
         max: 2,
         finalized: 2,
+    },
+    Feature {
+        name: "share.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
     },
 ];
 

@@ -38,6 +38,9 @@ use persister::SharePersister;
 use records::{ShareKey, ShareState};
 use sessions::{SharePartitionKey, ShareSessions};
 
+/// The most one read of the log takes for a ShareFetch of one partition.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
 /// How much one partition of a ShareFetch may take: about this many records (whole
 /// batches) and bytes.
 #[derive(Debug, Clone, Copy)]
@@ -370,10 +373,11 @@ impl ShareManager {
         settings: &ShareGroupSettings,
         budget: FetchBudget,
     ) -> Result<Acquired, i16> {
-        let FetchBudget {
-            records: max_records,
-            bytes: max_bytes,
-        } = budget;
+        let max_records = budget.records;
+        // A read of the log for this fetch: what the fetch may take, but no more than a
+        // chunk, since only about `max_records` records of it are acquired (and at least
+        // one whole batch is read, as KIP-74 has it).
+        let max_bytes = budget.bytes.min(READ_CHUNK_BYTES);
         let entry = self
             .entry(group, key, partition, settings.earliest)
             .await
