@@ -20,11 +20,9 @@ def set_earliest(bootstrap: str, group: str) -> None:
     print("configured", result, flush=True)
 
 
-def consume(bootstrap: str, group: str, topic: str, mode: str) -> None:
+def consume(bootstrap: str, group: str, topic: str, mode: str, stop: list) -> None:
     from confluent_kafka import AcknowledgeType, ShareConsumer
 
-    stop = []
-    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
                        "share.acknowledgement.mode": mode, "fetch.wait.max.ms": 100})
     c.subscribe([topic])
@@ -42,8 +40,10 @@ def consume(bootstrap: str, group: str, topic: str, mode: str) -> None:
         if got:
             n += got
             print("n", n, flush=True)
-    # Acknowledges what the last poll returned (close alone would release it).
-    c.commit_sync()
+    # Acknowledges what the last poll returned (close alone would release it); a consumer
+    # that read nothing has nothing to acknowledge.
+    if n:
+        c.commit_sync()
     c.close()
 
 
@@ -51,4 +51,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "--earliest":
         set_earliest(sys.argv[2], sys.argv[3])
     else:
-        consume(*sys.argv[1:5])
+        # Before anything slow: a SIGINT that comes early still means "close and stop".
+        stopping: list = []
+        signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+        consume(*sys.argv[1:5], stopping)

@@ -22,14 +22,14 @@ mod replication;
 mod replication_props;
 mod sasl;
 mod security_props;
+mod shares;
 mod tls;
 mod topic;
 mod topic_props;
 
 pub use broker::CleanerConfig;
 pub use broker::{
-    AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, ReplicationThrottle, ShareConfig,
-    TxnConfig,
+    AuthorizerConfig, BrokerConfig, FlushPolicy, GroupConfig, ReplicationThrottle, TxnConfig,
 };
 pub use cluster::ClusterConfig;
 pub use describe::{
@@ -46,6 +46,7 @@ pub use listener::{Listener, SecurityProtocol};
 pub use reference::property_reference;
 pub use replication::ReplicationConfig;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
+pub use shares::ShareConfig;
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
     topic_config_names, validate_topic_config, validate_topic_overrides, CleanupPolicy,

@@ -120,6 +120,33 @@ fn fill(broker: &Broker, topic: &str, records: u64) -> anyhow::Result<()> {
     producer.context().check(records)
 }
 
+/// Stops the consumers together: SIGINT (each closes its consumer), then SIGKILL for any
+/// still running 15 s later; returns how many needed it.
+fn stop_all(mut children: Vec<Child>) -> usize {
+    for child in &children {
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline
+        && children
+            .iter_mut()
+            .any(|c| c.try_wait().ok().flatten().is_none())
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut stuck = 0;
+    for mut child in children {
+        if child.try_wait().ok().flatten().is_none() {
+            stuck += 1;
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+    stuck
+}
+
 fn python() -> String {
     std::env::var("SLUICE_BENCH_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
@@ -198,21 +225,11 @@ fn measure(
         }
         thread::sleep(Duration::from_millis(5));
     };
-    for child in &mut children {
-        // SIGINT: the worker closes its consumer (its session, then the group).
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-    }
-    for mut child in children {
-        let waited = Instant::now();
-        while child.try_wait().ok().flatten().is_none()
-            && waited.elapsed() < Duration::from_secs(15)
-        {
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+    let stuck = stop_all(children);
+    if stuck > 0 {
+        row.note(format!(
+            "{stuck} consumer(s) did not close within 15 s of SIGINT and were killed"
+        ));
     }
     for r in readers {
         let _ = r.join();

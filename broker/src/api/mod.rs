@@ -30,6 +30,7 @@ pub(crate) mod topic_partitions;
 pub(crate) mod txn;
 mod txn_cluster;
 mod txn_offsets;
+pub(crate) mod txn_views;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

@@ -29,7 +29,7 @@ use crate::error::NONE;
 use crate::internal_topics::{self, SHARE_GROUP_STATE_TOPIC};
 use crate::session::Session;
 use crate::share::sessions::{SharePartitionKey, CLOSE_EPOCH, OPEN_EPOCH};
-use crate::share::{Acquired, FetchBudget};
+use crate::share::{Acquired, FetchBudget, LedPartition};
 
 answer!(ShareFetchResponse: [error_code], [responses => partitions => error_code]);
 answer!(ShareAcknowledgeResponse: [error_code], [responses => partitions => error_code]);
@@ -40,12 +40,13 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 /// Acknowledgement batches of one partition: (first offset, last offset, types).
 type AckBatches = Vec<(i64, i64, Vec<i8>)>;
 
-/// The partition a share request names, if this broker may serve it to this client.
+/// The partition a share request names, if this broker may serve it to this client, with
+/// the leader epoch it leads it in (-1 on a single node).
 fn resolve(
     broker: &Broker,
     session: &Session,
     (topic_id, index): SharePartitionKey,
-) -> Result<Arc<Partition>, ResponseError> {
+) -> Result<(Arc<Partition>, i32), ResponseError> {
     let topic = broker
         .storage
         .topic_by_id(topic_id)
@@ -58,12 +59,14 @@ fn resolve(
         .ok()
         .and_then(|i| topic.partitions.get(i).cloned())
         .ok_or(ResponseError::UnknownTopicOrPartition)?;
-    if let Some(node) = &broker.cluster {
-        node.replicas
+    let leader_epoch = match &broker.cluster {
+        Some(node) => node
+            .replicas
             .check_leader(name, index, -1)
-            .map_err(|_| ResponseError::NotLeaderOrFollower)?;
-    }
-    Ok(partition)
+            .map_err(|_| ResponseError::NotLeaderOrFollower)?,
+        None => -1,
+    };
+    Ok((partition, leader_epoch))
 }
 
 /// Makes sure `__share_group_state` exists (created on first use, as Kafka does), so that
@@ -119,9 +122,9 @@ async fn acknowledge_all(
     for (key, batches) in acks {
         let code = match resolve(broker, session, *key) {
             Err(e) => e.code(),
-            Ok(_) => match broker
+            Ok((_, leader_epoch)) => match broker
                 .shares
-                .acknowledge(group, member, *key, batches)
+                .acknowledge(group, member, *key, leader_epoch, batches)
                 .await
             {
                 Ok(()) => NONE,
@@ -271,19 +274,22 @@ async fn acquire_waiting(
         for key in parts {
             let acquired = match resolve(broker, session, *key) {
                 Err(e) => Err(e.code()),
-                Ok(partition) if remaining == 0 => {
+                Ok((partition, _)) if remaining == 0 => {
                     waiters.push(partition.subscribe());
                     Ok(Acquired::default())
                 }
-                Ok(partition) => {
+                Ok((partition, leader_epoch)) => {
                     waiters.push(partition.subscribe());
                     match broker
                         .shares
                         .acquire(
                             group,
                             member,
-                            *key,
-                            &partition,
+                            LedPartition {
+                                key: *key,
+                                partition: &partition,
+                                leader_epoch,
+                            },
                             &settings,
                             FetchBudget {
                                 records: remaining,

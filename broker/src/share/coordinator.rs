@@ -141,13 +141,20 @@ impl ShareCoordinator {
             .collect()
     }
 
-    /// Writes a share-partition's state (`None`: deletes it), answered once durable.
+    /// Writes a share-partition's state (`None`: deletes it), answered once durable. A
+    /// write from a leader of an older leader epoch than the last one is refused
+    /// (FENCED_LEADER_EPOCH): a deposed leader's view must not undo its successor's.
     pub(crate) async fn write(
         &self,
         key: &ShareKey,
         state: Option<ShareState>,
     ) -> Result<(), ResponseError> {
         self.ownership.check(&key.coordinator_key())?;
+        if let (Some(new), Some(old)) = (&state, self.states().get(key)) {
+            if new.leader_epoch < old.leader_epoch {
+                return Err(ResponseError::FencedLeaderEpoch);
+            }
+        }
         let partition = self.partition_of(key);
         self.store
             .store(partition, key, state.as_ref())
@@ -324,6 +331,18 @@ mod tests {
         }
         assert_eq!(next.read(&key("g", 0)).unwrap(), Some(state(7)));
         assert_eq!(next.read(&key("h", 0)).unwrap(), None);
+        // A write from an older leadership than the last write's is refused.
+        let mut newer = state(9);
+        newer.leader_epoch = 3;
+        next.write(&key("g", 0), Some(newer)).await.unwrap();
+        assert_eq!(
+            next.write(&key("g", 0), Some(state(11))).await,
+            Err(ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            next.read(&key("g", 0)).unwrap().map(|s| s.start_offset),
+            Some(9)
+        );
         next.unload_partition(next.partition_of(&key("g", 0)));
         assert_eq!(next.read(&key("g", 0)), Err(ResponseError::NotCoordinator));
     }

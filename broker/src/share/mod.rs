@@ -13,6 +13,7 @@
 pub(crate) mod coordinator;
 pub(crate) mod partition;
 pub(crate) mod persister;
+pub(crate) mod reads;
 pub(crate) mod records;
 pub(crate) mod sessions;
 
@@ -21,11 +22,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use sluice_config::ShareConfig;
-use sluice_protocol::batch::read_header;
-use sluice_storage::{AbortedTxn, Isolation, Partition, ReadError};
+use sluice_storage::{Isolation, Partition};
 use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
@@ -33,10 +33,19 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::error::read_error_code;
 use crate::group_configs::ShareGroupSettings;
-use partition::{AckError, AckType, AcquiredRange, Limits, LogBatch, SharePartition, ShareStats};
+use partition::{AckError, AckType, AcquiredRange, Limits, SharePartition, ShareStats};
 use persister::SharePersister;
 use records::{ShareKey, ShareState};
 use sessions::{SharePartitionKey, ShareSessions};
+
+/// A partition this broker leads, as a share request names it.
+#[derive(Clone, Copy)]
+pub(crate) struct LedPartition<'a> {
+    pub(crate) key: SharePartitionKey,
+    pub(crate) partition: &'a Partition,
+    /// The leader epoch it is led in (-1 on a single node).
+    pub(crate) leader_epoch: i32,
+}
 
 /// The most one read of the log takes for a ShareFetch of one partition.
 const READ_CHUNK_BYTES: usize = 1 << 20;
@@ -60,6 +69,9 @@ pub(crate) struct Acquired {
 /// One share-partition here.
 struct Entry {
     key: ShareKey,
+    /// The partition's leader epoch when it started here (-1 on a single node): a later
+    /// epoch means leadership went away meanwhile, and the state is read again.
+    leader_epoch: i32,
     state: Mutex<SharePartition>,
     /// Writes of the state go one at a time, each with the state as it is when it goes.
     writes: tokio::sync::Mutex<()>,
@@ -227,14 +239,13 @@ impl ShareManager {
     ) -> Result<(), ResponseError> {
         self.partitions()
             .remove(&(key.group.clone(), key.topic_id, key.partition));
-        let state_epoch = self
-            .persister
-            .read(key)
-            .await?
-            .map_or(0, |s| s.state_epoch.saturating_add(1));
+        let before = self.persister.read(key).await?;
         let state = ShareState {
-            state_epoch,
-            leader_epoch: -1,
+            state_epoch: before
+                .as_ref()
+                .map_or(0, |s| s.state_epoch.saturating_add(1)),
+            // An operator's write, not a leader's: it fences no leader.
+            leader_epoch: before.as_ref().map_or(-1, |s| s.leader_epoch),
             start_offset,
             batches: Vec::new(),
         };
@@ -257,7 +268,7 @@ impl ShareManager {
     /// Writes a share-partition's state as it is now, after the writes before it.
     async fn persist(&self, entry: &Entry) -> Result<(), ResponseError> {
         let _one_at_a_time = entry.writes.lock().await;
-        let snapshot = lock(&entry.state).snapshot();
+        let snapshot = lock(&entry.state).snapshot(entry.leader_epoch);
         self.persister.write(&entry.key, snapshot).await
     }
 
@@ -276,6 +287,7 @@ impl ShareManager {
         group: &str,
         member: &str,
         key: SharePartitionKey,
+        leader_epoch: i32,
         batches: &[(i64, i64, Vec<i8>)],
     ) -> Result<(), ResponseError> {
         let mut typed = Vec::with_capacity(batches.len());
@@ -290,6 +302,11 @@ impl ShareManager {
         let entry = self
             .existing(group, key)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        if entry.leader_epoch != leader_epoch {
+            // Acquired in an earlier leadership: those locks are gone.
+            self.partitions().remove(&(group.to_string(), key.0, key.1));
+            return Err(ResponseError::InvalidRecordState);
+        }
         let done = {
             let mut sp = lock(&entry.state);
             let done = sp.acknowledge(member, &typed);
@@ -314,13 +331,23 @@ impl ShareManager {
         key: SharePartitionKey,
         partition: &Partition,
         earliest: bool,
+        leader_epoch: i32,
     ) -> Result<Arc<Entry>, ResponseError> {
-        if let Some(e) = self.existing(group, key) {
+        if let Some(e) = self
+            .existing(group, key)
+            .filter(|e| e.leader_epoch == leader_epoch)
+        {
             return Ok(e);
         }
         let _one_at_a_time = self.starting.lock().await;
-        if let Some(e) = self.existing(group, key) {
-            return Ok(e);
+        match self.existing(group, key) {
+            Some(e) if e.leader_epoch == leader_epoch => return Ok(e),
+            // Started in an earlier leadership of this broker: what the leaders since
+            // wrote is the state now.
+            Some(_) => {
+                self.partitions().remove(&(group.to_string(), key.0, key.1));
+            }
+            None => {}
         }
         let share_key = ShareKey {
             group: group.to_string(),
@@ -349,6 +376,7 @@ impl ShareManager {
         );
         let entry = Arc::new(Entry {
             key: share_key,
+            leader_epoch,
             state: Mutex::new(state),
             writes: tokio::sync::Mutex::new(()),
         });
@@ -361,25 +389,29 @@ impl ShareManager {
         Ok(entry)
     }
 
-    /// Acquires records of `partition` for `member`: records made available again first,
-    /// then fresh ones from the log, up to about `max_records` and `max_bytes`. The error
-    /// is the partition's error code.
+    /// Acquires records of `led.partition` for `member`: records made available again
+    /// first, then fresh ones from the log, up to about `max_records` and `max_bytes`. The
+    /// error is the partition's error code.
     pub(crate) async fn acquire(
         &self,
         group: &str,
         member: &str,
-        key: SharePartitionKey,
-        partition: &Partition,
+        led: LedPartition<'_>,
         settings: &ShareGroupSettings,
         budget: FetchBudget,
     ) -> Result<Acquired, i16> {
+        let LedPartition {
+            key,
+            partition,
+            leader_epoch,
+        } = led;
         let max_records = budget.records;
         // A read of the log for this fetch: what the fetch may take, but no more than a
         // chunk, since only about `max_records` records of it are acquired (and at least
         // one whole batch is read, as KIP-74 has it).
         let max_bytes = budget.bytes.min(READ_CHUNK_BYTES);
         let entry = self
-            .entry(group, key, partition, settings.earliest)
+            .entry(group, key, partition, settings.earliest, leader_epoch)
             .await
             .map_err(|e| e.code())?;
         let (ranges, fresh_bytes) = {
@@ -404,7 +436,7 @@ impl ShareManager {
                 let data = partition
                     .read(sp.next_fresh(), max_bytes, isolation)
                     .map_err(|e| read_error_code(&e))?;
-                let batches = log_batches(&data.records, &data.aborted_transactions);
+                let batches = reads::log_batches(&data.records, &data.aborted_transactions);
                 ranges.extend(sp.acquire_fresh(
                     member,
                     &batches,
@@ -418,7 +450,7 @@ impl ShareManager {
         if !ranges.is_empty() {
             self.timer.notify_one();
         }
-        let records = covering(partition, &ranges, fresh_bytes, max_bytes)
+        let records = reads::covering(partition, &ranges, fresh_bytes, max_bytes)
             .map_err(|e| read_error_code(&e))?;
         Ok(Acquired { ranges, records })
     }
@@ -502,91 +534,4 @@ impl ShareManager {
 
 fn lock(sp: &Mutex<SharePartition>) -> MutexGuard<'_, SharePartition> {
     sp.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The offsets of each whole batch in `records`, and whether `aborted` (a read-committed
-/// read's aborted transactions) says its transaction was aborted.
-fn log_batches(records: &Bytes, aborted: &[AbortedTxn]) -> Vec<LogBatch> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while let Ok(h) = read_header(&records[pos..]) {
-        let in_aborted = h.is_transactional()
-            && !h.is_control()
-            && aborted.iter().any(|a| {
-                a.producer_id == h.producer_id
-                    && a.first_offset <= h.base_offset
-                    && h.base_offset < a.last_offset
-            });
-        out.push(LogBatch {
-            base_offset: h.base_offset,
-            last_offset: h.last_offset(),
-            aborted: in_aborted,
-        });
-        pos += h.size();
-        if pos >= records.len() {
-            break;
-        }
-    }
-    out
-}
-
-/// Whole batches of the log that hold the acquired offsets: the fresh read's, and for
-/// records acquired again, the batches read back from the log.
-fn covering(
-    partition: &Partition,
-    ranges: &[AcquiredRange],
-    fresh: Bytes,
-    max_bytes: usize,
-) -> Result<Bytes, ReadError> {
-    let mut batches: Vec<(i64, i64, Bytes)> = Vec::new();
-    let add = |batches: &mut Vec<(i64, i64, Bytes)>, records: &Bytes| {
-        let mut pos = 0;
-        while let Ok(h) = read_header(&records[pos..]) {
-            let end = (pos + h.size()).min(records.len());
-            let (first, last) = (h.base_offset, h.last_offset());
-            let wanted = ranges
-                .iter()
-                .any(|r| r.first_offset <= last && first <= r.last_offset);
-            if wanted && !batches.iter().any(|(b, _, _)| *b == first) {
-                batches.push((first, last, records.slice(pos..end)));
-            }
-            pos = end;
-            if pos >= records.len() {
-                break;
-            }
-        }
-    };
-    add(&mut batches, &fresh);
-    for r in ranges {
-        let mut offset = r.first_offset;
-        while offset <= r.last_offset {
-            if let Some((_, last, _)) = batches
-                .iter()
-                .find(|(b, l, _)| *b <= offset && offset <= *l)
-            {
-                offset = last + 1;
-                continue;
-            }
-            let data = match partition.read(offset, max_bytes, Isolation::ReadUncommitted) {
-                Ok(d) => d,
-                // Gone with retention since it was acquired: the client acknowledges a gap.
-                Err(ReadError::OutOfRange { .. }) => break,
-                Err(e) => return Err(e),
-            };
-            if data.records.is_empty() {
-                break;
-            }
-            let before = batches.len();
-            add(&mut batches, &data.records);
-            if batches.len() == before {
-                break;
-            }
-        }
-    }
-    batches.sort_by_key(|(b, _, _)| *b);
-    let mut out = BytesMut::new();
-    for (_, _, b) in batches {
-        out.extend_from_slice(&b);
-    }
-    Ok(out.freeze())
 }

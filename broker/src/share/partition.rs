@@ -176,8 +176,9 @@ impl SharePartition {
         p
     }
 
-    /// The durable form of the state: acquired records as available, with their counts.
-    pub(crate) fn snapshot(&self) -> ShareState {
+    /// The durable form of the state, written by the leader of `leader_epoch`: acquired
+    /// records as available, with their counts.
+    pub(crate) fn snapshot(&self, leader_epoch: i32) -> ShareState {
         let mut batches: Vec<StateBatch> = Vec::new();
         for (offset, r) in &self.in_flight {
             let delivery_state = match r.state {
@@ -203,7 +204,7 @@ impl SharePartition {
         }
         ShareState {
             state_epoch: self.state_epoch,
-            leader_epoch: -1,
+            leader_epoch,
             start_offset: self.start_offset,
             batches,
         }

@@ -23,6 +23,7 @@ mod records;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod version;
 mod views;
 
 use std::collections::{BTreeSet, HashMap};
@@ -39,6 +40,7 @@ use crate::group::GroupCoordinator;
 use crate::internal_topics::GROUP_METADATA_TOPIC;
 use ports::{MarkerLog, TxnMarkers, TxnStore};
 
+pub(crate) use version::TxnVersion;
 pub(crate) use views::ListFilter;
 
 /// Epochs at or above this are exhausted: the next bump moves to a new producer id, so
@@ -82,27 +84,6 @@ impl ProducerRef {
         ProducerRef {
             producer_id: record.producer_id,
             producer_epoch: record.producer_epoch,
-        }
-    }
-}
-
-/// The transaction protocol a client speaks (KIP-890's `transaction.version`), as the
-/// request versions it uses tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TxnVersion {
-    /// Partitions added by AddPartitionsToTxn; the epoch stays for the producer's life.
-    V1,
-    /// Partitions added by the first Produce or TxnOffsetCommit; every transaction end
-    /// bumps the producer epoch (EndTxn v5+, Produce v12+, TxnOffsetCommit v5+).
-    V2,
-}
-
-impl TxnVersion {
-    /// `ClientTransactionVersion` of `__transaction_state` (0 is Kafka's for old clients).
-    fn record_code(self) -> i16 {
-        match self {
-            TxnVersion::V1 => 0,
-            TxnVersion::V2 => 2,
         }
     }
 }
