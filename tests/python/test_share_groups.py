@@ -194,7 +194,8 @@ def wait_holding(holder: subprocess.Popen) -> None:
 def test_a_dead_or_stuck_members_records_go_to_another(broker_factory, how):
     """kill -9: the connection closes and the broker releases the member's records at
     once (well before the 30 s lock). SIGSTOP: the connection stays, so they come back
-    when the 2 s acquisition lock runs out, with delivery count 2 either way."""
+    when the 2 s acquisition lock runs out (not before 1 s after the holder reported it),
+    with delivery count 2 either way."""
     lock_ms = 30_000 if how == "kill" else LOCK_MS
     b = broker_factory({"group.share.record.lock.duration.ms": lock_ms})
     topic = unique_topic(f"share-{how}")
@@ -227,7 +228,9 @@ def test_a_dead_or_stuck_members_records_go_to_another(broker_factory, how):
         if how == "kill":
             assert after < lock_ms / 1000 / 2, f"released on disconnect, not at lock expiry: {after:.1f}s"
         else:
-            assert after >= LOCK_MS / 1000 * 0.9, f"came back before its lock ran out: {after:.1f}s"
+            # Measured from when the holder reported the record, a little after the lock
+            # started: half the lock tells lock expiry from a release.
+            assert after >= LOCK_MS / 1000 * 0.5, f"came back before its lock ran out: {after:.1f}s"
     finally:
         if holder.poll() is None:
             holder.send_signal(signal.SIGCONT)
