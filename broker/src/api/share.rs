@@ -240,7 +240,11 @@ pub(crate) async fn share_fetch(
         by_topic.entry(key.0).or_default().push(p);
     }
     let mut res = ShareFetchResponse::default();
-    res.acquisition_lock_timeout_ms = broker.shares.lock_duration_ms();
+    res.acquisition_lock_timeout_ms = broker
+        .group_configs
+        .share_settings(&group)
+        .lock_duration_ms
+        .unwrap_or_else(|| broker.shares.lock_duration_ms());
     res.responses = by_topic
         .into_iter()
         .map(|(topic_id, partitions)| {
