@@ -100,6 +100,34 @@ def test_three_share_consumers_split_one_partition(broker):
             c.close()
 
 
+def test_partitions_are_spread_over_the_members(broker):
+    """Two share consumers of a four-partition topic are assigned two partitions each
+    (ShareGroupDescribe shows it) and read every record once between them."""
+    from test_cli import out, rows, sluice
+
+    topic = unique_topic("share-spread")
+    create_topic(broker.bootstrap, topic, 4)
+    group = f"sg-{uuid.uuid4().hex[:8]}"
+    assert alter_group_configs(broker, group, {"share.auto.offset.reset": "earliest"}) == (0, None)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(40):
+        p.produce(topic, f"s-{i}".encode(), partition=i % 4)
+    assert p.flush(30) == 0
+    consumers = {name: share_consumer(broker.bootstrap, group) for name in ("a", "b")}
+    try:
+        for c in consumers.values():
+            c.subscribe([topic])
+        got = drain(consumers, 40)
+        values = sorted(v for recs in got.values() for _, v, _ in recs)
+        assert values == sorted(f"s-{i}".encode() for i in range(40))
+        members = rows(out(sluice(broker, "group", "describe", group)), "MEMBER-ID")
+        assignments = sorted(m[3] for m in members)
+        assert len(assignments) == 2 and all(a.count(",") == 1 for a in assignments), assignments
+    finally:
+        for c in consumers.values():
+            c.close()
+
+
 def test_explicit_release_comes_back_and_reject_never_does(broker):
     topic = unique_topic("share-ack")
     create_topic(broker.bootstrap, topic, 1)

@@ -1,10 +1,10 @@
 //! Share groups' membership (KIP-932): ShareGroupHeartbeat with member epochs and a
 //! broker-side assignment. Members of a share group read partitions cooperatively, so
-//! there is nothing to revoke: a member goes straight to its target assignment. Sluice
-//! assigns every member every partition of the topics it subscribes to; the partition
-//! leaders hand each record to one member at a time.
+//! there is nothing to revoke: a member goes straight to its target assignment, which
+//! Kafka's simple share assignor decides ([`share_assignment`]); the partition leaders
+//! hand each record to one member at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
@@ -15,6 +15,51 @@ use super::assignor::Assignment;
 use super::consumer::HeartbeatError;
 use super::state::{Group, GroupState};
 use super::GroupCoordinator;
+
+/// Kafka's simple share assignor: every partition of a subscribed topic goes to at least
+/// one member subscribed to it; when a topic has fewer partitions than such members, each
+/// of its partitions goes to ceil(members / partitions) of them (members share it, and
+/// its leader hands each record to one at a time). Partitions go to the least loaded
+/// members first, so that members' counts differ by at most one in a group whose members
+/// subscribe alike.
+pub(crate) fn share_assignment(
+    subscriptions: &[(String, Vec<String>)],
+    topics: &BTreeMap<String, Option<(Uuid, i32)>>,
+) -> HashMap<String, Assignment> {
+    let mut load: BTreeMap<&str, usize> =
+        subscriptions.iter().map(|(m, _)| (m.as_str(), 0)).collect();
+    let mut out: HashMap<String, Assignment> = HashMap::new();
+    for (topic, found) in topics {
+        let Some((id, count)) = found else {
+            continue;
+        };
+        let mut members: Vec<&str> = subscriptions
+            .iter()
+            .filter(|(_, t)| t.contains(topic))
+            .map(|(m, _)| m.as_str())
+            .collect();
+        if members.is_empty() || *count <= 0 {
+            continue;
+        }
+        members.sort();
+        let partitions = *count as usize;
+        let sharing = members.len().div_ceil(partitions).max(1);
+        for p in 0..partitions {
+            // The `sharing` least loaded members, ties by id.
+            let mut order = members.clone();
+            order.sort_by_key(|m| (load.get(m).copied().unwrap_or(0), *m));
+            for m in order.into_iter().take(sharing) {
+                *load.entry(m).or_default() += 1;
+                out.entry(m.to_string())
+                    .or_default()
+                    .entry(*id)
+                    .or_default()
+                    .insert(p as i32);
+            }
+        }
+    }
+    out
+}
 
 /// Epoch a member sends to join.
 const JOIN_EPOCH: i32 = 0;
@@ -299,7 +344,11 @@ impl GroupCoordinator {
         let Some(m) = sg.members.get(&req.member_id) else {
             return Err(unknown());
         };
-        let send = joining || req.subscribed_topic_names.is_some() || m.assigned != before;
+        // A member that has not seen its epoch yet has not seen its assignment either.
+        let send = joining
+            || req.subscribed_topic_names.is_some()
+            || m.assigned != before
+            || req.member_epoch != m.member_epoch;
         Ok(ShareHeartbeatResult {
             member_id: m.member_id.clone(),
             member_epoch: m.member_epoch,
@@ -320,14 +369,15 @@ impl GroupCoordinator {
                 (t, found)
             })
             .collect();
+        let subscriptions: Vec<(String, Vec<String>)> = sg
+            .members
+            .values()
+            .map(|m| (m.member_id.clone(), m.subscribed_topic_names.clone()))
+            .collect();
+        let mut targets = share_assignment(&subscriptions, &topics);
         let mut bumped = false;
         for m in sg.members.values_mut() {
-            let target: Assignment = m
-                .subscribed_topic_names
-                .iter()
-                .filter_map(|t| topics.get(t).copied().flatten())
-                .map(|(id, count)| (id, (0..count).collect()))
-                .collect();
+            let target = targets.remove(&m.member_id).unwrap_or_default();
             // A change of the topics themselves (partitions added, a topic created or
             // deleted) bumps the group epoch, unless a membership change already did.
             if target != m.assigned && !bumped && sg.group_epoch == sg.assignment_epoch {

@@ -34,7 +34,7 @@ fn partitions(topic: Uuid, ps: &[i32]) -> Assignment {
 }
 
 #[test]
-fn members_share_every_partition_and_move_to_each_new_epoch() {
+fn partitions_are_spread_over_members_and_shared_when_they_are_fewer() {
     let f = Fixture::new();
     let t = f.topics.add("t", 3);
     let a = beat(&f, heartbeat("a", 0, Some(&["t"]))).unwrap();
@@ -42,17 +42,28 @@ fn members_share_every_partition_and_move_to_each_new_epoch() {
     assert_eq!(a.assignment, Some(partitions(t, &[0, 1, 2])));
     let b = beat(&f, heartbeat("b", 0, Some(&["t"]))).unwrap();
     assert_eq!(b.member_epoch, 2);
-    assert_eq!(b.assignment, Some(partitions(t, &[0, 1, 2])));
-    // A plain heartbeat of the previous epoch is taken and gets the new epoch without an
-    // assignment (unchanged).
+    assert_eq!(b.assignment, Some(partitions(t, &[1])));
+    // A heartbeat of the previous epoch is taken; the member learns its new epoch and
+    // what it now reads.
     let a = beat(&f, heartbeat("a", 1, None)).unwrap();
+    assert_eq!(
+        (a.member_epoch, a.assignment),
+        (2, Some(partitions(t, &[0, 2])))
+    );
+    // At its epoch, nothing new: no assignment.
+    let a = beat(&f, heartbeat("a", 2, None)).unwrap();
     assert_eq!((a.member_epoch, a.assignment), (2, None));
     // Partitions added to the topic: a new epoch and assignment.
     f.topics.add("t", 4);
     let a = beat(&f, heartbeat("a", 2, None)).unwrap();
     assert_eq!(
         (a.member_epoch, a.assignment),
-        (3, Some(partitions(t, &[0, 1, 2, 3])))
+        (3, Some(partitions(t, &[0, 2])))
+    );
+    let b = beat(&f, heartbeat("b", 2, None)).unwrap();
+    assert_eq!(
+        (b.member_epoch, b.assignment),
+        (3, Some(partitions(t, &[1, 3])))
     );
     // Neither the current nor the previous epoch: fenced.
     let e = beat(&f, heartbeat("b", 7, None)).unwrap_err();
@@ -60,6 +71,48 @@ fn members_share_every_partition_and_move_to_each_new_epoch() {
     // A known member rejoining with epoch 0 is taken back.
     let b = beat(&f, heartbeat("b", 0, Some(&["t"]))).unwrap();
     assert_eq!(b.member_epoch, 3);
+}
+
+#[test]
+fn more_members_than_partitions_share_each_partition() {
+    use crate::group::share::share_assignment;
+    let t = Uuid::from_u128(1);
+    let u = Uuid::from_u128(2);
+    let topics = BTreeMap::from([
+        ("t".to_string(), Some((t, 1))),
+        ("u".to_string(), Some((u, 4))),
+    ]);
+    let subs = |names: &[&str], topics: &[&str]| -> Vec<(String, Vec<String>)> {
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    topics.iter().map(|t| t.to_string()).collect(),
+                )
+            })
+            .collect()
+    };
+    // Three members, one partition: all three read it.
+    let got = share_assignment(&subs(&["a", "b", "c"], &["t"]), &topics);
+    for m in ["a", "b", "c"] {
+        assert_eq!(got[m], partitions(t, &[0]));
+    }
+    // Two members, four partitions of u and one of t: u's partitions two each, and t's
+    // one partition (fewer partitions than members) to both.
+    let got = share_assignment(&subs(&["a", "b"], &["t", "u"]), &topics);
+    assert_eq!(got["a"][&t], got["b"][&t]);
+    assert_eq!(got["a"][&t], [0].into_iter().collect());
+    assert_eq!((got["a"][&u].len(), got["b"][&u].len()), (2, 2));
+    let mut u_parts: Vec<i32> = got.values().flat_map(|a| a[&u].iter().copied()).collect();
+    u_parts.sort();
+    assert_eq!(u_parts, vec![0, 1, 2, 3]);
+    // Five members, two partitions: each partition to three of them.
+    let two = BTreeMap::from([("t".to_string(), Some((t, 2)))]);
+    let got = share_assignment(&subs(&["a", "b", "c", "d", "e"], &["t"]), &two);
+    let holders = |p: i32| got.values().filter(|a| a[&t].contains(&p)).count();
+    assert_eq!((holders(0), holders(1)), (3, 3));
+    assert!(got.values().all(|a| !a[&t].is_empty()));
 }
 
 #[test]
