@@ -26,6 +26,7 @@ use crate::acl::{Operation, Resource};
 use crate::api::reply::{answer, Reply};
 use crate::broker::Broker;
 use crate::error::NONE;
+use crate::group_configs::ShareGroupSettings;
 use crate::internal_topics::{self, SHARE_GROUP_STATE_TOPIC};
 use crate::session::Session;
 use crate::share::sessions::{SharePartitionKey, CLOSE_EPOCH, OPEN_EPOCH};
@@ -102,12 +103,22 @@ fn still_starting(code: i16) -> bool {
     .any(|e| e.code() == code)
 }
 
-/// The group and member a share request names; both must be set.
-fn member_of(group: Option<&str>, member: Option<&str>) -> Option<(String, String)> {
-    match (group, member) {
-        (Some(g), Some(m)) if !g.is_empty() && !m.is_empty() => Some((g.into(), m.into())),
-        _ => None,
+/// The group and member a share request names, which must both be set, and the client
+/// may read the group as.
+fn member_of(
+    broker: &Broker,
+    session: &Session,
+    group: Option<&str>,
+    member: Option<&str>,
+) -> Result<(String, String), ResponseError> {
+    let (group, member) = match (group, member) {
+        (Some(g), Some(m)) if !g.is_empty() && !m.is_empty() => (g.to_string(), m.to_string()),
+        _ => return Err(ResponseError::InvalidRequest),
+    };
+    if !session.may(broker, Operation::Read, Resource::Group, &group) {
+        return Err(ResponseError::GroupAuthorizationFailed);
     }
+    Ok((group, member))
 }
 
 /// Applies each partition's acknowledgements; the error code of each.
@@ -150,15 +161,15 @@ pub(crate) async fn share_fetch(
         res.error_code = e.code();
         Reply::new(res)
     };
-    let Some((group, member)) = member_of(
+    let (group, member) = match member_of(
+        broker,
+        session,
         req.group_id.as_deref().map(|g| g.as_str()),
         req.member_id.as_deref(),
-    ) else {
-        return fail(ResponseError::InvalidRequest);
+    ) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
     };
-    if !session.may(broker, Operation::Read, Resource::Group, &group) {
-        return fail(ResponseError::GroupAuthorizationFailed);
-    }
     let mut listed = Vec::new();
     let mut acks: BTreeMap<SharePartitionKey, AckBatches> = BTreeMap::new();
     // A client may name a topic in more than one entry: they add up.
@@ -196,11 +207,17 @@ pub(crate) async fn share_fetch(
         Err(e) => return fail(e),
     };
     let ack_codes = acknowledge_all(broker, session, &group, &member, &acks).await;
+    let settings = broker.group_configs.share_settings(&group);
     let mut results: BTreeMap<SharePartitionKey, Result<Acquired, i16>> = BTreeMap::new();
     if epoch == CLOSE_EPOCH {
         broker.shares.release(&group, &member, &parts).await;
     } else if req.max_records > 0 && req.max_bytes > 0 && share_state_ready(broker).await {
-        results = acquire_waiting(broker, session, &group, &member, &parts, &req).await;
+        let fetch = Fetch {
+            group: &group,
+            member: &member,
+            settings: &settings,
+        };
+        results = acquire_waiting(broker, session, fetch, &parts, &req).await;
     }
 
     let mut by_topic: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
@@ -240,9 +257,7 @@ pub(crate) async fn share_fetch(
         by_topic.entry(key.0).or_default().push(p);
     }
     let mut res = ShareFetchResponse::default();
-    res.acquisition_lock_timeout_ms = broker
-        .group_configs
-        .share_settings(&group)
+    res.acquisition_lock_timeout_ms = settings
         .lock_duration_ms
         .unwrap_or_else(|| broker.shares.lock_duration_ms());
     res.responses = by_topic
@@ -256,20 +271,29 @@ pub(crate) async fn share_fetch(
     Reply::new(res)
 }
 
+/// Who fetches, and how the group reads.
+struct Fetch<'a> {
+    group: &'a str,
+    member: &'a str,
+    settings: &'a ShareGroupSettings,
+}
+
 /// Acquires records of every session partition; while none is acquired and nothing
 /// failed, waits for records (produced, released or expired) until MaxWaitMs.
 async fn acquire_waiting(
     broker: &Broker,
     session: &Session,
-    group: &str,
-    member: &str,
+    Fetch {
+        group,
+        member,
+        settings,
+    }: Fetch<'_>,
     parts: &std::collections::BTreeSet<SharePartitionKey>,
     req: &ShareFetchRequest,
 ) -> BTreeMap<SharePartitionKey, Result<Acquired, i16>> {
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
     let per_partition_bytes = (req.max_bytes.max(1) as usize / parts.len().max(1)).max(1);
-    let settings = broker.group_configs.share_settings(group);
     loop {
         let changed = broker.shares.changes();
         let mut results = BTreeMap::new();
@@ -294,7 +318,7 @@ async fn acquire_waiting(
                                 partition: &partition,
                                 leader_epoch,
                             },
-                            &settings,
+                            settings,
                             FetchBudget {
                                 records: remaining,
                                 bytes: per_partition_bytes,
@@ -340,15 +364,15 @@ pub(crate) async fn share_acknowledge(
         res.error_code = e.code();
         Reply::new(res)
     };
-    let Some((group, member)) = member_of(
+    let (group, member) = match member_of(
+        broker,
+        session,
         req.group_id.as_deref().map(|g| g.as_str()),
         req.member_id.as_deref(),
-    ) else {
-        return fail(ResponseError::InvalidRequest);
+    ) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
     };
-    if !session.may(broker, Operation::Read, Resource::Group, &group) {
-        return fail(ResponseError::GroupAuthorizationFailed);
-    }
     let epoch = req.share_session_epoch;
     // An acknowledgement never opens a session.
     if epoch == OPEN_EPOCH {
