@@ -131,6 +131,8 @@ pub struct BrokerConfig {
     pub transactions: TxnConfig,
     /// Share groups (KIP-932).
     pub shares: ShareConfig,
+    /// Tiered storage (KIP-405).
+    pub remote: crate::RemoteStorageConfig,
     /// Topic config defaults set by broker properties (`log.cleanup.policy`,
     /// `compression.type`, `log.message.timestamp.*`, `log.cleaner.*` topic defaults),
     /// under the topic configs' names; validated.
@@ -310,6 +312,7 @@ impl Default for BrokerConfig {
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
             shares: ShareConfig::default(),
+            remote: crate::RemoteStorageConfig::default(),
             topic_defaults: Default::default(),
             cleaner: CleanerConfig::default(),
             ignored: Vec::new(),
@@ -418,6 +421,14 @@ impl BrokerConfig {
             ));
         }
         cfg.cluster.check()?;
+        cfg.remote.check()?;
+        if cfg.remote.enabled && !cfg.cluster.etcd_endpoints.is_empty() {
+            return Err(ConfigError::invalid(
+                "remote.log.storage.system.enable",
+                "true",
+                "tiered storage runs on a single node; it is not yet supported with metadata.etcd.endpoints",
+            ));
+        }
         if !cfg.cluster.etcd_endpoints.is_empty() {
             cfg.replication.inter_broker_client = Some(crate::inter_broker::resolve(&cfg)?);
         }

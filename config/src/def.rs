@@ -267,6 +267,7 @@ pub(crate) fn broker_props() -> impl Iterator<Item = &'static BrokerProp> {
         .chain(crate::security_props::SECURITY_PROPS)
         .chain(crate::cluster_props::CLUSTER_PROPS)
         .chain(crate::replication_props::REPLICATION_PROPS)
+        .chain(crate::remote_props::REMOTE_PROPS)
         .chain(crate::kafka_only_props::KAFKA_ONLY_PROPS)
 }
 

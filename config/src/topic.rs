@@ -151,6 +151,14 @@ pub struct TopicConfig {
     pub min_insync_replicas: i32,
     /// `unclean.leader.election.enable`: an out-of-sync replica may become leader.
     pub unclean_leader_election_enable: bool,
+    /// `remote.storage.enable`: sealed segments are copied to the remote tier.
+    pub remote_storage_enable: bool,
+    /// `remote.log.copy.disable`: no more copies; what is remote stays readable.
+    pub remote_log_copy_disable: bool,
+    /// `local.retention.ms`; -2 is `retention.ms`.
+    pub local_retention_ms: i64,
+    /// `local.retention.bytes`; -2 is `retention.bytes`.
+    pub local_retention_bytes: i64,
 }
 
 impl TopicConfig {
@@ -176,6 +184,10 @@ impl TopicConfig {
             flush_messages: broker.flush.interval_messages,
             min_insync_replicas: 1,
             unclean_leader_election_enable: false,
+            remote_storage_enable: false,
+            remote_log_copy_disable: false,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
         };
         // Broker properties set some defaults (validated at start-up).
         for (k, v) in &broker.topic_defaults {
@@ -186,6 +198,26 @@ impl TopicConfig {
             let _ = cfg.apply(k, v);
         }
         cfg
+    }
+
+    /// The local log's time retention with tiered storage: `local.retention.ms`, or
+    /// `retention.ms` when it is -2.
+    pub fn effective_local_retention_ms(&self) -> i64 {
+        if self.local_retention_ms == -2 {
+            self.retention_ms
+        } else {
+            self.local_retention_ms
+        }
+    }
+
+    /// The local log's size retention with tiered storage: `local.retention.bytes`, or
+    /// `retention.bytes` when it is -2.
+    pub fn effective_local_retention_bytes(&self) -> i64 {
+        if self.local_retention_bytes == -2 {
+            self.retention_bytes
+        } else {
+            self.local_retention_bytes
+        }
     }
 
     /// Sets one entry (its name as a topic config); names without a typed field are
@@ -240,6 +272,38 @@ pub fn validate_topic_overrides(
             format!(
                 "must not exceed max.compaction.lag.ms ({})",
                 cfg.max_compaction_lag_ms
+            ),
+        ));
+    }
+    if cfg.remote_storage_enable && !broker.remote.enabled {
+        return Err(ConfigError::invalid(
+            "remote.storage.enable",
+            "true",
+            "tiered storage is disabled in the broker (remote.log.storage.system.enable=false)",
+        ));
+    }
+    if cfg.remote_storage_enable && cfg.cleanup_policy.compacts() {
+        return Err(ConfigError::invalid(
+            "remote.storage.enable",
+            "true",
+            "remote log storage is unsupported for compacted topics",
+        ));
+    }
+    // Kafka's checks: the local tier keeps no more than the whole log.
+    if cfg.retention_ms != -1 && cfg.effective_local_retention_ms() > cfg.retention_ms {
+        return Err(ConfigError::invalid(
+            "local.retention.ms",
+            &cfg.local_retention_ms.to_string(),
+            format!("must not be more than retention.ms ({})", cfg.retention_ms),
+        ));
+    }
+    if cfg.retention_bytes != -1 && cfg.effective_local_retention_bytes() > cfg.retention_bytes {
+        return Err(ConfigError::invalid(
+            "local.retention.bytes",
+            &cfg.local_retention_bytes.to_string(),
+            format!(
+                "must not be more than retention.bytes ({})",
+                cfg.retention_bytes
             ),
         ));
     }
