@@ -23,6 +23,8 @@ pub struct StorageConfig {
     pub flush: FlushPolicy,
     /// `producer.id.expiration.ms`: idle producer ids are forgotten after it.
     pub producer_id_expiration_ms: i64,
+    /// `remote.log.storage.system.enable`: topics with `remote.storage.enable` are tiered.
+    pub remote_log_enabled: bool,
     /// The static broker properties as given: the base layer of dynamic broker configs
     /// (KIP-226), from which the topic defaults in force (segment, retention, ...) resolve.
     pub static_properties: BTreeMap<String, String>,
@@ -39,6 +41,7 @@ impl StorageConfig {
             max_open_segment_files: broker.log_max_open_segment_files,
             flush: broker.flush,
             producer_id_expiration_ms: broker.transactions.producer_id_expiration_ms,
+            remote_log_enabled: broker.remote.enabled,
             static_properties: broker.set_properties.clone(),
         }
     }

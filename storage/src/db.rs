@@ -57,6 +57,8 @@ pub(crate) struct Db {
     pub(crate) db: DB,
     /// Whether the data directory (segments and index alike) still works.
     pub(crate) health: crate::LogDirHealth,
+    /// `remote.log.storage.system.enable`: tiered topics copy their sealed segments.
+    pub(crate) remote_log_enabled: bool,
 }
 
 impl Db {
@@ -86,6 +88,7 @@ impl Db {
         Ok(Db {
             db,
             health: crate::LogDirHealth::default(),
+            remote_log_enabled: false,
         })
     }
 

@@ -17,6 +17,7 @@ mod log;
 mod log_dir;
 mod producers;
 mod quotas;
+mod remote;
 mod topics;
 mod txns;
 
@@ -38,13 +39,18 @@ pub use groups::{CommittedOffset, GroupOffsets, GroupRecord, MemberRecord};
 pub use log::{
     AbortedTxn, AppendError, AppendInfo, CleanOptions, CleanStats, Cleanability, CleanerCrashPoint,
     FetchData, FileRegion, Isolation, Marker, Partition, ProducerInfo, ReadError, RecordError,
-    ReplicatedAppend, TimestampOffset, TruncationCrashPoint, COORDINATOR_EPOCH, LEADER_EPOCH,
+    RemoteRead, ReplicatedAppend, TimestampOffset, TruncationCrashPoint, COORDINATOR_EPOCH,
+    LEADER_EPOCH,
 };
 pub use log_dir::LogDirHealth;
 pub use producers::{SequenceError, MAX_CACHED_BATCHES};
 pub use quotas::{
     decode_entity, decode_values, encode_entity, encode_values, QuotaEntity, QuotaStore,
     QuotaValues,
+};
+pub use remote::{
+    decode_batch_index, decode_txn_index, encode_batch_index, encode_txn_index, BatchEntry,
+    CopyJob, RemoteSegment, RemoteSegmentState,
 };
 pub use topics::Topic;
 pub use txns::{PendingOffset, TxnRecord, TxnState};
@@ -207,7 +213,9 @@ impl Storage {
         let config: StorageConfig = config.into();
         let root = config.log_dir.clone();
         std::fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
-        let db = Arc::new(Db::open(&root.join("index"))?);
+        let mut db = Db::open(&root.join("index"))?;
+        db.remote_log_enabled = config.remote_log_enabled;
+        let db = Arc::new(db);
         let meta = db.cf(CF_META)?;
         let cluster_id = match (db.db.get_cf(meta, KEY_CLUSTER_ID)?, &config.cluster_id) {
             (Some(stored), configured) => {
@@ -263,6 +271,7 @@ impl Storage {
             producer_id_source: RwLock::new(None),
         };
         storage.load_topics()?;
+        storage.sweep_remote_of_unknown_topics()?;
         // As Kafka skips expired entries when it loads a producer snapshot.
         let expired = storage.remove_expired_producers(now_ms());
         if expired > 0 {
@@ -356,6 +365,38 @@ impl Storage {
             .producer_id_source
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// Remote segments waiting for their objects to be deleted (state DELETE_STARTED).
+    pub fn remote_deletions(&self) -> Result<Vec<RemoteSegment>, StorageError> {
+        remote::pending_deletions(&self.db)
+    }
+
+    /// Forgets a remote segment whose objects are deleted.
+    pub fn finish_remote_deletion(&self, segment_id: uuid::Uuid) -> Result<(), StorageError> {
+        remote::finish_deletion(&self.db, segment_id)
+    }
+
+    /// Queues for deletion the remote segments of topics that no longer exist (a crash
+    /// between a topic's deletion and its partitions' cleanup).
+    fn sweep_remote_of_unknown_topics(&self) -> Result<(), StorageError> {
+        let mut wb = WriteBatch::default();
+        let mut swept = 0;
+        for seg in remote::all_segments(&self.db)? {
+            if self.topic_by_id(seg.topic_id).is_none() {
+                let key = db::PartitionKey::new(seg.topic_id, seg.partition);
+                remote::queue_deletion(&self.db, &mut wb, &key, &seg, now_ms())?;
+                swept += 1;
+            }
+        }
+        if swept > 0 {
+            tracing::info!(
+                segments = swept,
+                "remote segments of deleted topics queued for deletion"
+            );
+            self.db.write(wb, true)?;
+        }
+        Ok(())
     }
 
     /// Runs retention on every partition; returns the number of segments deleted.

@@ -39,6 +39,8 @@ pub(super) struct LogState {
     pub(super) epochs: EpochCache,
     /// How many truncations the log has had, so a flush racing one claims nothing.
     pub(super) truncations: u64,
+    /// The remote tier's segments (tiered storage).
+    pub(super) remote: super::tiered::RemoteLog,
 }
 
 impl LogState {

@@ -22,6 +22,7 @@ mod replicated_append;
 mod retention;
 pub(crate) mod segment;
 mod segment_files;
+mod tiered;
 mod timestamp;
 mod truncate;
 mod types;
@@ -30,6 +31,7 @@ mod validate;
 pub use cleaner::{CleanOptions, CleanStats, Cleanability, CleanerCrashPoint};
 pub use partition::Partition;
 pub use region::FileRegion;
+pub use tiered::RemoteRead;
 pub use timestamp::TimestampOffset;
 pub use truncate::TruncationCrashPoint;
 pub use types::{

@@ -204,6 +204,8 @@ impl Partition {
         log.local.segments.clear();
         log.local.unflushed_files.clear();
         let mut wb = WriteBatch::default();
+        // The remote tier's objects outlive the topic until the deletion queue removes them.
+        self.queue_all_remote(&mut log, &mut wb, crate::now_ms())?;
         for cf in [CF_OFFSETS, CF_TIMES, CF_PRODUCERS, CF_ABORTED_TXNS] {
             self.db.delete_partition_keys(&mut wb, cf, &self.key)?;
         }
@@ -211,7 +213,7 @@ impl Partition {
         for k in meta::partition_keys(&self.key) {
             wb.delete_cf(meta_cf, k);
         }
-        self.db.write(wb, false)?;
+        self.db.write(wb, true)?;
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

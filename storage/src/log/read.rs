@@ -73,6 +73,11 @@ impl Partition {
         if offset >= upper {
             return Ok(data);
         }
+        if offset < log.local_log_start_offset() {
+            if let Some(remote) = self.remote_read(&log, offset, upper) {
+                return Err(ReadError::InRemoteTier(Box::new(remote)));
+            }
+        }
         let Some((first, segment)) = self.find_batch(&log, offset)? else {
             return Ok(data);
         };

@@ -53,8 +53,15 @@ pub(super) fn recover(
 
     let mut wb = WriteBatch::default();
     let last = drop_dangling_entries(db, key, &segments, &mut wb)?;
-    // DeleteRecords may have moved the log start inside the first segment.
-    let first_base = *segments.keys().next().unwrap_or(&0);
+    let remote = super::tiered::load_remote(db, &key, &mut wb, now_ms)?;
+    // DeleteRecords may have moved the log start inside the first segment; with tiered
+    // storage the log starts in the remote tier.
+    let local_base = *segments.keys().next().unwrap_or(&0);
+    let first_base = remote
+        .segments
+        .keys()
+        .next()
+        .map_or(local_base, |r| (*r).min(local_base));
     let log_start_offset = stored_log_start(db, &key)?.map_or(first_base, |s| s.max(first_base));
     let mut state = LogState {
         local: LocalLog {
@@ -81,6 +88,7 @@ pub(super) fn recover(
         .unwrap_or(-1),
         epochs: meta::stored_epochs(db, &key)?,
         truncations: 0,
+        remote,
     };
     // Scan forward from the end of the last good indexed batch.
     let (mut seg_base, mut pos, mut next_offset) = match last {

@@ -1,4 +1,6 @@
 //! Retention: deleting whole segments from the front of the log by time and by size.
+//! With tiered storage this is the local retention (`local.retention.*`), and only
+//! segments already copied to the remote tier go; total retention is in `tiered.rs`.
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
@@ -14,20 +16,37 @@ impl Partition {
         if !log.config.cleanup_policy.deletes() {
             return Ok(0);
         }
-        let retention_ms = log.config.retention_ms;
-        let retention_bytes = log.config.retention_bytes;
+        let tiered = self.tiered_under(&log);
+        let (retention_ms, retention_bytes) = if tiered {
+            (
+                log.config.effective_local_retention_ms(),
+                log.config.effective_local_retention_bytes(),
+            )
+        } else {
+            (log.config.retention_ms, log.config.retention_bytes)
+        };
+        // Offsets below it are in the remote tier (or below the log start offset).
+        let copied_end = log
+            .remote
+            .end_offset()
+            .map_or(log.log_start_offset, |e| (e + 1).max(log.log_start_offset));
         let mut total: u64 = log.local.segments.values().map(|s| s.size).sum();
         let mut delete = Vec::new();
         let count = log.local.segments.len();
         let high_watermark = log.high_watermark;
         for (i, (base, seg)) in log.local.segments.iter().enumerate() {
             let is_active = i + 1 == count;
+            let end = log.local.segment_end(*base);
             // Kafka deletes only segments wholly below the high watermark: a follower may
             // still need what is above it (on a single node it is the log end offset).
-            if log.local.segment_end(*base) > high_watermark {
+            if end > high_watermark {
                 break;
             }
             if seg.size == 0 && is_active {
+                break;
+            }
+            // A tiered log keeps every segment until the remote tier has it.
+            if tiered && end > copied_end {
                 break;
             }
             // A sealed segment the cleaner emptied holds nothing to keep.
@@ -37,7 +56,9 @@ impl Partition {
                     && seg.max_timestamp < now_ms - retention_ms);
             let oversize =
                 retention_bytes >= 0 && total.saturating_sub(seg.size) >= retention_bytes as u64;
-            if !(expired || oversize) {
+            // Total retention moved the log start past it.
+            let below_start = tiered && !is_active && end <= log.log_start_offset;
+            if !(expired || oversize || below_start) {
                 break;
             }
             if is_active && !expired {
@@ -69,10 +90,18 @@ impl Partition {
             .next()
             .unwrap_or(&log.local.log_end_offset);
         // A DeleteRecords may already have moved the log start past the first segment base.
-        let new_start = first_base.max(log.log_start_offset);
+        // What the local log dropped of a tiered log is still in the remote tier: the log
+        // start offset stays, and only the local index goes.
+        let local_start = first_base.max(log.log_start_offset);
+        let new_start = if log.remote.segments.is_empty() {
+            local_start
+        } else {
+            log.log_start_offset
+        };
         log.log_start_offset = new_start;
-        // Aborted transactions whose marker went with the segments are of no use to a fetch.
-        log.aborted_txns.prune_below(new_start);
+        // Aborted transactions whose marker went with the segments are of no use to a
+        // local fetch; the remote tier has its own transaction index.
+        log.aborted_txns.prune_below(local_start);
         let mut wb = WriteBatch::default();
         // Epochs wholly below the new start go (Kafka's truncateFromStart).
         if log.epochs.truncate_from_start(new_start) {
@@ -85,13 +114,17 @@ impl Partition {
         drop(log);
 
         let offsets = self.db.cf(CF_OFFSETS)?;
-        wb.delete_range_cf(offsets, self.key.with_u64(0), self.key.with_i64(new_start));
+        wb.delete_range_cf(
+            offsets,
+            self.key.with_u64(0),
+            self.key.with_i64(local_start),
+        );
         wb.delete_range_cf(
             self.db.cf(CF_ABORTED_TXNS)?,
             self.key.with_u64(0),
-            self.key.with_i64(new_start),
+            self.key.with_i64(local_start),
         );
-        self.rebuild_time_index_head(&mut wb, new_start, deleted_max_ts)?;
+        self.rebuild_time_index_head(&mut wb, local_start, deleted_max_ts)?;
         self.db.write(wb, false)?;
         for seg in removed {
             tracing::info!(topic = %self.topic, partition = self.index, segment = seg.base_offset, "deleting segment by retention");

@@ -147,6 +147,9 @@ pub enum ReadError {
     /// The disk or the index failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The offset is below the local log start: the remote tier holds it.
+    #[error("offset is in remote segment {} (base offset {})", .0.segment.segment_id, .0.segment.base_offset)]
+    InRemoteTier(Box<super::tiered::RemoteRead>),
 }
 
 /// Batches read for a fetch, with the offsets a fetch response reports. `R` is how the
