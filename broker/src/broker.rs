@@ -54,6 +54,8 @@ pub struct Broker {
     /// Every topic and its partition count: the cluster's in a cluster (this broker may
     /// host no replica of some), else this broker's.
     pub(crate) topics: Arc<dyn TopicCatalog>,
+    /// The remote tier (tiered storage); `None` unless `remote.log.storage.system.enable`.
+    pub(crate) tier: Option<Arc<crate::tier::Tier>>,
 }
 
 impl Broker {

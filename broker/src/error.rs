@@ -44,6 +44,8 @@ pub(crate) fn read_error_code(e: &ReadError) -> i16 {
     match e {
         ReadError::OutOfRange { .. } => code(ResponseError::OffsetOutOfRange),
         ReadError::Storage(e) => storage_error_code(e),
+        // Kafka's answer to a follower fetching below the leader's local log start.
+        ReadError::InRemoteTier(_) => code(ResponseError::OffsetMovedToTieredStorage),
     }
 }
 

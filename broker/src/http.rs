@@ -53,6 +53,15 @@ fn log_dir_failed(state: &HttpState) -> bool {
         .is_some_and(|b| b.storage.log_dir_health().is_offline())
 }
 
+/// Tiered storage is on and the object store failed its last request.
+fn remote_tier_down(state: &HttpState) -> bool {
+    state.broker.get().is_some_and(|b| {
+        b.tier
+            .as_ref()
+            .is_some_and(|t| !t.metrics.store_available())
+    })
+}
+
 fn respond(state: &HttpState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -80,6 +89,11 @@ fn respond(state: &HttpState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "not ready: the data directory failed\n".into(),
+        ),
+        "/ready" if remote_tier_down(state) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: the remote tier's object store does not answer\n".into(),
         ),
         "/ready" if state.ready.load(Ordering::Acquire) => {
             reply(StatusCode::OK, "text/plain", "ready\n".into())

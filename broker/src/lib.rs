@@ -32,6 +32,7 @@ mod session;
 mod share;
 mod shared_set;
 mod tasks;
+mod tier;
 mod tls;
 mod txn;
 

@@ -3,6 +3,7 @@
 
 mod latency;
 mod share;
+mod tier;
 
 use std::sync::Mutex;
 
@@ -31,6 +32,7 @@ pub(crate) struct Metrics {
     partitions: IntGauge,
     cluster: crate::cluster_metrics::ClusterGauges,
     shares: share::ShareGauges,
+    tier: tier::TierGauges,
     offline_log_dirs: IntGauge,
     segment_files_open: IntGauge,
     segment_files_open_max: IntGauge,
@@ -176,6 +178,7 @@ impl Metrics {
         let rocksdb = RocksDbGauges::new(&registry)?;
         let cluster = crate::cluster_metrics::ClusterGauges::new(&registry)?;
         let shares = share::ShareGauges::new(&registry)?;
+        let tier = tier::TierGauges::new(&registry)?;
         let uptime = Gauge::new("sluice_uptime_seconds", "Seconds since the broker started.")?;
         let fsyncs = IntCounter::new(
             "sluice_storage_fsyncs_total",
@@ -216,6 +219,7 @@ impl Metrics {
             partitions,
             cluster,
             shares,
+            tier,
             offline_log_dirs,
             segment_files_open,
             segment_files_open_max,
@@ -294,6 +298,11 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 
+    /// Registers the remote tier's counters (tiered storage is on).
+    pub(crate) fn register_tier(&self, tier: &sluice_tier::TierMetrics) -> prometheus::Result<()> {
+        tier.register(&self.registry)
+    }
+
     fn refresh(&self, broker: &Broker) {
         self.partition_offset.reset();
         self.partition_size.reset();
@@ -302,6 +311,7 @@ impl Metrics {
         self.partitions.set(partitions.len() as i64);
         self.cluster.refresh(broker);
         self.shares.refresh(broker);
+        self.tier.refresh(broker);
         self.offline_log_dirs
             .set(i64::from(broker.storage.log_dir_health().is_offline()));
         let mut high_watermarks = std::collections::HashMap::new();

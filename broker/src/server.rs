@@ -289,6 +289,12 @@ pub(crate) async fn bind(
             .context("loading consumer groups and transactions")?;
         }
     }
+    let tier = crate::tier::Tier::open(&config, &storage).await?;
+    if let Some(t) = &tier {
+        metrics
+            .register_tier(&t.metrics)
+            .context("registering the remote tier's metrics")?;
+    }
     Ok((
         Arc::new(Broker {
             config,
@@ -308,6 +314,7 @@ pub(crate) async fn bind(
             metrics,
             cluster,
             topics,
+            tier,
         }),
         bound,
     ))

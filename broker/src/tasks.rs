@@ -29,6 +29,16 @@ pub(crate) fn spawn_background(
             }
         }
     }));
+    if let Some(tier) = &broker.tier {
+        let manager = tier.manager.clone();
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                () = manager.run() => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }));
+    }
     if broker.config.cleaner.enable {
         tasks.push(tokio::spawn(run_cleaner(broker.clone(), stop.clone())));
     }

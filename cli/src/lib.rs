@@ -16,6 +16,7 @@ mod fetched;
 mod group;
 mod group_describe;
 mod interrupt;
+mod log_sizes;
 mod metadata;
 mod offsets;
 mod output;

@@ -282,6 +282,23 @@ async fn describe(
         })
         .collect();
     let (start, end) = log_bounds(client, &cluster, &with_leader).await?;
+    // Tiered topics also show where their bytes are: the leader's disk and the remote tier.
+    let tiered: Vec<Tp> = with_leader
+        .iter()
+        .filter(|(t, _)| {
+            described.get(t).is_some_and(|entries| {
+                entries.iter().any(|c| {
+                    c.name == "remote.storage.enable" && c.value.as_deref() == Some("true")
+                })
+            })
+        })
+        .cloned()
+        .collect();
+    let sizes = if tiered.is_empty() {
+        BTreeMap::new()
+    } else {
+        crate::log_sizes::log_sizes(client, &cluster, &tiered).await?
+    };
     let mut out = String::new();
     for t in topics {
         let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
@@ -322,7 +339,7 @@ async fn describe(
                     .unwrap_or_else(|| "-".into())
             };
             out.push_str(&format!(
-                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {}\tLogEndOffset: {}\n",
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {}\tLogEndOffset: {}",
                 t.name,
                 p.index,
                 if p.leader >= 0 { p.leader.to_string() } else { "none".to_string() },
@@ -331,6 +348,13 @@ async fn describe(
                 offset(&start),
                 offset(&end),
             ));
+            if let Some(size) = sizes.get(&tp) {
+                out.push_str(&format!(
+                    "\tLocalSize: {}\tRemoteSize: {}",
+                    size.local, size.remote
+                ));
+            }
+            out.push('\n');
         }
     }
     print(&out)

@@ -20,10 +20,10 @@ use crate::target::Broker;
 pub(crate) const NAME: &str = "consume";
 
 /// Raised from librdkafka's 1 MiB so that one partition is not read 1 MiB per round trip.
-const CONSUMER: &[(&str, &str)] = &[("max.partition.fetch.bytes", "8388608")];
+pub(crate) const CONSUMER: &[(&str, &str)] = &[("max.partition.fetch.bytes", "8388608")];
 
 /// What the partition is filled with: 1 KiB records, acks=1, uncompressed.
-const FILL: Case = produce::LATENCY_BASE;
+pub(crate) const FILL: Case = produce::LATENCY_BASE;
 
 /// Runs the warm and the cold read.
 pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Row> {
@@ -96,7 +96,7 @@ fn fill(ctx: &Ctx<'_>, row: &mut Row) -> anyhow::Result<(Broker, String, u64)> {
 }
 
 /// One read of the whole partition.
-struct Read {
+pub(crate) struct Read {
     records: u64,
     bytes: u64,
     wall: Duration,
@@ -106,7 +106,7 @@ struct Read {
 }
 
 impl Read {
-    fn add_to(&self, row: &mut Row) {
+    pub(crate) fn add_to(&self, row: &mut Row) {
         let secs = self.wall.as_secs_f64().max(1e-9);
         row.figure("rate", self.records as f64 / secs, "rec/s")
             .figure("payload", self.bytes as f64 / 1e6 / secs, "MB/s");
@@ -118,7 +118,7 @@ impl Read {
 }
 
 /// Reads offsets 0 to `records - 1` with a fresh consumer, checking that none is missing.
-fn read(broker: &mut Broker, topic: &str, records: u64) -> anyhow::Result<Read> {
+pub(crate) fn read(broker: &mut Broker, topic: &str, records: u64) -> anyhow::Result<Read> {
     // Whether "warm" was warm: some machines evict idle page cache within seconds.
     let cached = broker
         .process()

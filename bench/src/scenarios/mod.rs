@@ -9,6 +9,7 @@ pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod replication;
 pub(crate) mod share;
+pub(crate) mod tiered;
 
 use crate::args::Args;
 use crate::report::Row;
@@ -76,6 +77,11 @@ pub(crate) const ALL: &[Scenario] = &[
         name: "share",
         about: "share groups: records/s of 1, 4 and 16 share consumers on one partition, implicit and explicit acknowledgement (needs python3 with confluent-kafka 2.16+ and kafka-python, or $SLUICE_BENCH_PYTHON)",
         run: share::run,
+    },
+    Scenario {
+        name: "tiered",
+        about: "tiered storage: upload throughput to the remote tier, then reads from offset 0 cold (object store) and warm (read cache); S3 when SLUICE_BENCH_S3_ENDPOINT/_BUCKET/_ACCESS_KEY/_SECRET_KEY are set, else a directory",
+        run: tiered::run,
     },
     Scenario {
         name: "group-churn",

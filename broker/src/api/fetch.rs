@@ -26,6 +26,7 @@ mod frame;
 mod long_poll;
 mod read;
 mod read_replica;
+mod remote;
 mod replica;
 
 use read::{read_all, ReadResult};
@@ -183,11 +184,14 @@ pub(crate) async fn handle(
             let bytes: usize = results.iter().map(ReadResult::len).sum();
             // An answer naming another replica goes at once, as Kafka's does.
             bytes >= min_bytes.max(1)
-                || results.iter().any(|r| r.error_code != NONE)
+                || results
+                    .iter()
+                    .any(|r| r.error_code != NONE || r.remote.is_some())
                 || targets.iter().any(|t| t.preferred_read_replica.is_some())
         },
     )
     .await;
+    let results = remote::read_remote(broker, results, read_committed).await;
 
     let mut response = FetchResponse::default();
     response.error_code = NONE;
@@ -259,6 +263,13 @@ pub(crate) async fn handle(
         // Empty records as Kafka sends them, or null ones where a region stands in.
         let region = pd.records.filter(|r| !r.is_empty());
         data.records = region.is_none().then(Bytes::new);
+        if let Some(remote) = pd.remote_records.filter(|r| !r.is_empty()) {
+            match bytes_out.last_mut() {
+                Some((name, bytes)) if *name == t.name => *bytes += remote.len(),
+                _ => bytes_out.push((t.name.clone(), remote.len())),
+            }
+            data.records = Some(remote);
+        }
         let new_topic = !response
             .responses
             .last()

@@ -84,23 +84,29 @@ pub(crate) async fn handle(
                     pr.error_code = code(ResponseError::UnsupportedVersion)
                 }
                 None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
-                Some(partition) => match lookup(partition, p.timestamp, read_committed) {
-                    Ok(found) => {
-                        pr.error_code = NONE;
-                        if let Some(f) = found {
-                            pr.offset = f.offset;
-                            pr.timestamp = f.timestamp;
-                            // Nothing is tiered: Kafka answers -5 with offset and epoch -1.
-                            if version >= 4 && p.timestamp != LATEST_TIERED {
-                                pr.leader_epoch = partition.leader_epoch();
+                Some(partition) => {
+                    match lookup(broker, &partition, p.timestamp, read_committed).await {
+                        Ok(found) => {
+                            pr.error_code = NONE;
+                            if let Some(f) = found {
+                                pr.offset = f.offset;
+                                pr.timestamp = f.timestamp;
+                                // Nothing is tiered: Kafka answers -5 with offset and epoch -1.
+                                if version >= 4 && (p.timestamp != LATEST_TIERED || f.offset >= 0) {
+                                    pr.leader_epoch = partition.leader_epoch();
+                                }
                             }
                         }
+                        Err(LookupError::Local(e)) => {
+                            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "offset lookup failed");
+                            pr.error_code = storage_error_code(&e);
+                        }
+                        Err(LookupError::Remote(e)) => {
+                            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "offset lookup in the remote tier failed");
+                            pr.error_code = code(ResponseError::KafkaStorageError);
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "offset lookup failed");
-                        pr.error_code = storage_error_code(&e);
-                    }
-                },
+                }
             }
             tr.partitions.push(pr);
         }
@@ -109,12 +115,26 @@ pub(crate) async fn handle(
     Reply::new(r)
 }
 
+/// Why a lookup failed: the local log, or the remote tier.
+enum LookupError {
+    Local(StorageError),
+    Remote(sluice_tier::TierError),
+}
+
+impl From<StorageError> for LookupError {
+    fn from(e: StorageError) -> Self {
+        LookupError::Local(e)
+    }
+}
+
 /// One lookup; a read-committed client sees the log only up to the last stable offset.
-fn lookup(
+/// Timestamps below the local log start are looked up in the remote tier.
+async fn lookup(
+    broker: &Broker,
     p: &Partition,
     timestamp: i64,
     read_committed: bool,
-) -> Result<Option<TimestampOffset>, StorageError> {
+) -> Result<Option<TimestampOffset>, LookupError> {
     let at = |offset| {
         Some(TimestampOffset {
             offset,
@@ -127,13 +147,53 @@ fn lookup(
         p.high_watermark()
     };
     let below_fetchable = |found: Option<TimestampOffset>| found.filter(|f| f.offset < fetchable);
+    // Remote segments wholly below the local log: what only the remote tier holds.
+    let local_start = p.local_log_start_offset();
+    let remote: Vec<_> = match &broker.tier {
+        Some(_) => p
+            .remote_segments()
+            .into_iter()
+            .filter(|s| s.base_offset < local_start)
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(match timestamp {
         LATEST => at(fetchable),
-        EARLIEST | EARLIEST_LOCAL => at(p.log_start_offset()),
-        // Nothing is tiered: Kafka answers -1.
-        LATEST_TIERED => at(-1),
-        MAX_TIMESTAMP => below_fetchable(p.max_timestamp_offset()?),
-        t if t >= 0 => below_fetchable(p.offset_for_timestamp(t)?),
+        EARLIEST => at(p.log_start_offset()),
+        EARLIEST_LOCAL => at(local_start),
+        // Nothing tiered: Kafka answers -1.
+        LATEST_TIERED => at(p.highest_remote_offset().unwrap_or(-1)),
+        MAX_TIMESTAMP => {
+            let local = p.max_timestamp_offset()?;
+            let remote_max = remote.iter().max_by_key(|s| s.max_timestamp);
+            match (&broker.tier, remote_max) {
+                (Some(tier), Some(seg))
+                    if local.is_none_or(|l| seg.max_timestamp > l.timestamp) =>
+                {
+                    below_fetchable(
+                        tier.reader
+                            .max_timestamp_offset(seg, p.log_start_offset())
+                            .await
+                            .map_err(LookupError::Remote)?,
+                    )
+                }
+                _ => below_fetchable(local),
+            }
+        }
+        t if t >= 0 => {
+            let in_remote = match &broker.tier {
+                Some(tier) if remote.iter().any(|s| s.max_timestamp >= t) => tier
+                    .reader
+                    .offset_for_timestamp(&remote, t, p.log_start_offset())
+                    .await
+                    .map_err(LookupError::Remote)?,
+                _ => None,
+            };
+            match in_remote {
+                Some(found) => below_fetchable(Some(found)),
+                None => below_fetchable(p.offset_for_timestamp(t)?),
+            }
+        }
         // Refused as unsupported before the lookup.
         _ => None,
     })

@@ -1,5 +1,6 @@
 //! DescribeLogDirs: the one data directory and the size of each partition in it (or
-//! KAFKA_STORAGE_ERROR once it failed);
+//! KAFKA_STORAGE_ERROR once it failed), and with tiered storage a second entry,
+//! `remote:<store>`, with each tiered partition's bytes in the remote tier;
 //! AlterReplicaLogDirs: moving a replica to the directory it is in already.
 
 use kafka_protocol::messages::alter_replica_log_dirs_response::{
@@ -69,6 +70,19 @@ pub(crate) async fn describe_log_dirs(
             .map(|t| (t.topic.to_string(), Some(t.partitions.clone())))
             .collect(),
     };
+    let mut remote_result = broker.tier.as_ref().map(|t| {
+        let mut r = DescribeLogDirsResult::default()
+            .with_error_code(NONE)
+            .with_log_dir(StrBytes::from_string(format!(
+                "remote:{}",
+                t.manager.store().describe()
+            )));
+        if version >= 4 {
+            r.total_bytes = -1;
+            r.usable_bytes = -1;
+        }
+        r
+    });
     for (name, partitions) in wanted {
         let Some(topic) = broker.storage.topic(&name) else {
             continue;
@@ -85,6 +99,29 @@ pub(crate) async fn describe_log_dirs(
                     .and_then(|t| t.assignment.get(*i as usize))
                     .is_some_and(|replicas| replicas.contains(&me))
             });
+        }
+        if let Some(remote) = remote_result.as_mut() {
+            let parts: Vec<DescribeLogDirsPartition> = indexes
+                .iter()
+                .filter_map(|i| topic.partition(*i).map(|p| (*i, p)))
+                .filter(|(_, p)| p.tiered() || p.remote_size_bytes() > 0)
+                .map(|(i, p)| {
+                    DescribeLogDirsPartition::default()
+                        .with_partition_index(i)
+                        .with_partition_size(
+                            i64::try_from(p.remote_size_bytes()).unwrap_or(i64::MAX),
+                        )
+                        .with_offset_lag(0)
+                        .with_is_future_key(false)
+                })
+                .collect();
+            if !parts.is_empty() {
+                remote.topics.push(
+                    DescribeLogDirsTopic::default()
+                        .with_name(topic_name(&name))
+                        .with_partitions(parts),
+                );
+            }
         }
         let parts: Vec<DescribeLogDirsPartition> = indexes
             .into_iter()
@@ -110,6 +147,7 @@ pub(crate) async fn describe_log_dirs(
     let mut res = DescribeLogDirsResponse::default();
     res.error_code = NONE;
     res.results = vec![result];
+    res.results.extend(remote_result);
     Reply::new(res)
 }
 

@@ -1,6 +1,9 @@
 //! Reading the partitions of a consumer's fetch within the response's byte budget.
 
-use sluice_storage::{AbortedTxn, FileRegion, Isolation, Partition, ReadError, StorageError};
+use bytes::Bytes;
+use sluice_storage::{
+    AbortedTxn, FileRegion, Isolation, Partition, ReadError, RemoteRead, StorageError,
+};
 
 use super::Target;
 use crate::error::{read_error_code, NONE};
@@ -13,6 +16,11 @@ pub(super) struct ReadResult {
     pub(super) last_stable_offset: i64,
     pub(super) aborted: Vec<AbortedTxn>,
     pub(super) records: Option<FileRegion>,
+    /// Records read from the remote tier (tiered storage), sent from memory.
+    pub(super) remote_records: Option<Bytes>,
+    /// A read the remote tier must do: where, with what byte budget, and whether the first
+    /// batch goes even if it is larger (KIP-74).
+    pub(super) remote: Option<(Box<RemoteRead>, usize, bool)>,
 }
 
 impl ReadResult {
@@ -25,11 +33,14 @@ impl ReadResult {
             last_stable_offset: p.last_stable_offset(),
             aborted: Vec::new(),
             records: None,
+            remote_records: None,
+            remote: None,
         }
     }
 
     pub(super) fn len(&self) -> usize {
         self.records.as_ref().map_or(0, FileRegion::len)
+            + self.remote_records.as_ref().map_or(0, Bytes::len)
     }
 }
 
@@ -52,6 +63,8 @@ pub(super) fn read_all(
                     last_stable_offset: -1,
                     aborted: Vec::new(),
                     records: None,
+                    remote_records: None,
+                    remote: None,
                 };
             };
             if t.preferred_read_replica.is_some() {
@@ -77,8 +90,21 @@ pub(super) fn read_all(
                         last_stable_offset: data.last_stable_offset,
                         aborted,
                         records,
+                        remote_records: None,
+                        remote: None,
                     }
                 }
+                // Below the local log start: the remote tier reads it after the long poll.
+                Err(ReadError::InRemoteTier(r)) => ReadResult {
+                    error_code: NONE,
+                    high_watermark: r.high_watermark,
+                    log_start_offset: r.log_start_offset,
+                    last_stable_offset: r.last_stable_offset,
+                    aborted: Vec::new(),
+                    records: None,
+                    remote_records: None,
+                    remote: Some((r, budget, used == 0)),
+                },
                 Err(ReadError::OutOfRange { .. })
                     if t.empty_beyond_log_end && t.fetch_offset > p.log_end_offset() =>
                 {
