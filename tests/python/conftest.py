@@ -6,6 +6,10 @@ variables such as a crash point, kept in `Broker.env`: change it before a restar
 without them). Each broker gets a free loopback
 port and a fresh log dir; it is stopped (SIGTERM, then SIGKILL if it hangs) at teardown.
 When a test fails, the tail of every broker's stderr is attached to the report.
+
+`s3_store` (once per server: SeaweedFS, then moto), `seaweedfs` and `moto_s3` give a
+started S3-compatible store with a bucket, for tiered storage (tests/python/s3.py); its
+log tail is attached to a failed test's report too.
 """
 
 from __future__ import annotations
@@ -247,6 +251,8 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"broker {i} stderr tail ({b.stderr})", b.stderr_tail()))
         for c in getattr(item, "_sluice_clusters", []):
             report.sections.append((f"etcd log tail ({c.etcd.log})", c.etcd.tail()))
+        for s in getattr(item, "_sluice_s3", []):
+            report.sections.append((f"{s.name} log tail ({s.log})", s.tail()))
 
 
 @pytest.fixture
@@ -324,3 +330,41 @@ def cluster_factory(request, tmp_path_factory):
             shutil.rmtree(c.workdir, ignore_errors=True)
     if errors:
         pytest.fail("\n".join(errors))
+
+
+def _s3_server(request, tmp_path_factory, kind: str):
+    """A started S3-compatible store (tests/python/s3.py), killed after the test."""
+    from s3 import MotoS3, SeaweedFs
+
+    cls = {"seaweedfs": SeaweedFs, "moto": MotoS3}[kind]
+    server = cls(Path(tempfile.mkdtemp(prefix=f"sluice-{kind}-", dir=tmp_path_factory.getbasetemp())))
+    if not hasattr(request.node, "_sluice_s3"):
+        request.node._sluice_s3 = []
+    request.node._sluice_s3.append(server)
+    try:
+        server.start()
+        yield server
+    finally:
+        # killed, not stopped: what it holds goes with the workdir
+        server.kill()
+    failed = getattr(request.node, "_sluice_failed", False)
+    if not failed and not os.environ.get("SLUICE_KEEP_LOGS"):
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def s3_store(request, tmp_path_factory):
+    """Each S3-compatible store in turn, started with its bucket (`s3.S3Server`)."""
+    yield from _s3_server(request, tmp_path_factory, request.param)
+
+
+@pytest.fixture
+def seaweedfs(request, tmp_path_factory):
+    """SeaweedFS: checks credentials, keeps its data across a restart."""
+    yield from _s3_server(request, tmp_path_factory, "seaweedfs")
+
+
+@pytest.fixture
+def moto_s3(request, tmp_path_factory):
+    """moto's server: any credentials, state in memory only."""
+    yield from _s3_server(request, tmp_path_factory, "moto")

@@ -17,13 +17,13 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource, NewTopic
 from kafka.protocol.admin import AlterReplicaLogDirsRequest, DescribeQuorumRequest
-from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
+from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.producer import ProduceResponse
 
 import wire
 from e2e import admin, assigned_consumer, create_topic, produce_and_report, producer, unique_topic
-from wire import Conn, call
+from wire import Conn, call, list_offset
 
 NONE = 0
 FETCH_SESSION_ID_NOT_FOUND = 70
@@ -348,16 +348,6 @@ def test_confluent_reports_record_errors_per_message(broker):
 # --- KIP-1005 ListOffsets ---------------------------------------------------------------------
 
 UNSUPPORTED_VERSION = 35
-
-
-def list_offset(conn: Conn, topic: str, version: int, timestamp: int) -> tuple[int, int, int, int]:
-    """A raw ListOffsets of partition 0: (error_code, timestamp, offset, leader_epoch)."""
-    part = ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, timestamp=timestamp)
-    req = ListOffsetsRequest(replica_id=-1, isolation_level=0, timeout_ms=10_000,
-                             topics=[ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[part])])
-    (t,) = call(conn, req, version).topics
-    (p,) = t.partitions
-    return p.error_code, p.timestamp, p.offset, p.leader_epoch
 
 
 def test_list_offsets_earliest_local_and_latest_tiered(broker):

@@ -265,7 +265,7 @@ def test_dashboard_is_valid_and_every_panel_uses_the_datasource_variable():
             assert t["expr"].strip(), p["title"]
 
 
-def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory):
+def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory, tmp_path):
     """After a workload that touches every family (produce, consume in a group, commit
     short of the end so lag exists, an error answered), every metric name the dashboard
     queries is in `/metrics`, and every family `/metrics` exports has a panel."""
@@ -275,7 +275,31 @@ def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory):
         assert f"{name}_bucket" in used, sorted(used)
     assert all(n.startswith("sluice_") for n in used), sorted(used)
 
-    b, base = metrics_broker(broker_factory, **{"group.initial.rebalance.delay.ms": 0})
+    b, base = metrics_broker(broker_factory, **{
+        "group.initial.rebalance.delay.ms": 0,
+        # Tiered storage in a directory, so that the remote tier's families have samples.
+        "remote.log.storage.system.enable": "true",
+        "remote.storage.local.dir": str(tmp_path / "remote"),
+        "remote.log.manager.task.interval.ms": 100,
+        "log.retention.check.interval.ms": 100})
+    tiered = unique_topic("dashboard-tiered")
+    ta = admin(b.bootstrap)  # held until the future resolves
+    ta.create_topics([NewTopic(tiered, 1, 1, config={
+        "remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "1024"})])[tiered].result(30)
+    tp = producer(b.bootstrap, **{"linger.ms": 0})
+    for _ in range(12):  # one batch each, so that segments roll
+        assert all(e is None for e, _, _ in produce_and_report(tp, [(tiered, None, b"t" * 400, None, 0)]))
+    # Read from offset 0 once the first segments are only in the remote tier.
+    wait_for(lambda: not (b.log_dir / f"{tiered}-0" / f"{0:020d}.log").exists(), 30,
+             "the first segment to leave the local disk")
+    tc = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique_topic("dashboard-tiered"),
+                   "auto.offset.reset": "earliest"})
+    tc.assign([TopicPartition(tiered, 0, 0)])
+    remote_read = []
+    wait_for(lambda: remote_read.extend(m for m in tc.consume(20, 0.2) if not m.error()) or len(remote_read) >= 12,
+             30, "the tiered topic read from offset 0")
+    assert [m.offset() for m in remote_read] == list(range(12))
+    tc.close()
     topic = unique_topic("dashboard")
     create_topic(b.bootstrap, topic, 2)
     p = producer(b.bootstrap)

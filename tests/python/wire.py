@@ -350,6 +350,18 @@ def call(conn: Conn, request, version: int, correlation_id: int = 1):
     return response
 
 
+def list_offset(conn: Conn, topic: str, version: int, timestamp: int) -> tuple[int, int, int, int]:
+    """A raw ListOffsets of partition 0: (error_code, timestamp, offset, leader_epoch)."""
+    from kafka.protocol.consumer import ListOffsetsRequest
+
+    part = ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, timestamp=timestamp)
+    req = ListOffsetsRequest(replica_id=-1, isolation_level=0, timeout_ms=10_000,
+                             topics=[ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[part])])
+    (t,) = call(conn, req, version).topics
+    (p,) = t.partitions
+    return p.error_code, p.timestamp, p.offset, p.leader_epoch
+
+
 # --- share groups (KIP-932), flexible v1; kafka-python has no classes for them ---------------
 API_SHARE_GROUP_HEARTBEAT = 76
 API_SHARE_FETCH = 78
