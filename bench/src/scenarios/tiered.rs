@@ -57,7 +57,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Row> {
             bytes: ctx.args.consume_bytes,
         };
         let written = produce::measure(&broker, &topic, &FILL, &budget).context("filling")?;
-        let filled = local_bytes(&mut broker, &topic)?;
+        let (_, filled) = local_files(&mut broker, &topic)?;
         upload
             .setting("segment.bytes", segment)
             .setting("records", written.records)
@@ -68,14 +68,16 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Row> {
         let mut release = topic_configs.to_vec();
         release.push(("remote.log.copy.disable", "false"));
         alter(&broker.bootstrap(), &topic, &release)?;
-        let deadline = started + Duration::from_secs(1800);
+        let limit = Duration::from_secs(if ctx.args.smoke { 120 } else { 1800 });
+        // Done when local retention has left the active segment and at most one more: a
+        // segment goes only once it is copied.
         let left = loop {
-            let now = local_bytes(&mut broker, &topic)?;
-            if now <= 2 * segment {
-                break now;
+            let (files, bytes) = local_files(&mut broker, &topic)?;
+            if files <= 2 {
+                break bytes;
             }
-            if Instant::now() > deadline {
-                bail!("{now} bytes still local after 30 minutes");
+            if started.elapsed() > limit {
+                bail!("{files} segment files still local after {limit:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -134,20 +136,21 @@ fn store_props(ctx: &Ctx<'_>) -> (String, Vec<(&'static str, String)>) {
     )
 }
 
-/// Bytes of the partition's segment files on the broker's disk.
-fn local_bytes(broker: &mut Broker, topic: &str) -> anyhow::Result<u64> {
+/// The partition's segment files on the broker's disk: how many, and their bytes.
+fn local_files(broker: &mut Broker, topic: &str) -> anyhow::Result<(usize, u64)> {
     let Some(p) = broker.process() else {
         bail!("the broker is not a process of this run");
     };
     let dir = p.log_dir().join(format!("{topic}-0"));
-    let mut total = 0;
+    let (mut files, mut total) = (0, 0);
     for entry in std::fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
         let entry = entry?;
         if entry.path().extension().is_some_and(|e| e == "log") {
+            files += 1;
             total += entry.metadata()?.len();
         }
     }
-    Ok(total)
+    Ok((files, total))
 }
 
 /// Replaces the topic's configs (AlterConfigs).
