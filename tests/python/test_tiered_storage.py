@@ -162,11 +162,15 @@ def test_200_mb_go_to_the_bucket_and_read_back_byte_for_byte(broker_factory, s3_
     assert ready_status(port) == 200
 
     # sluice topic describe: the partition's bytes on disk and in the bucket
-    r = sluice(b, "topic", "describe", topic)
-    line = next(l for l in out(r).splitlines() if "Partition: 0" in l)
-    fields = dict(f.split(": ", 1) for f in line.strip().split("\t"))
-    assert int(fields["LocalSize"]) == local_bytes(b, topic)
-    assert int(fields["RemoteSize"]) == sum(remote_logs(s3_store, topic).values())
+    def described():
+        r = sluice(b, "topic", "describe", topic)
+        line = next(l for l in out(r).splitlines() if "Partition: 0" in l)
+        fields = dict(f.split(": ", 1) for f in line.strip().split("\t"))
+        # local retention may still be removing a segment between the two looks
+        same = (int(fields["LocalSize"]) == local_bytes(b, topic)
+                and int(fields["RemoteSize"]) == sum(remote_logs(s3_store, topic).values()))
+        return fields if same else None
+    fields = wait_for(described, 30, "the described sizes to match the disk and the bucket")
     assert fields["LogStartOffset"] == "0" and fields["LogEndOffset"] == str(count)
 
 
