@@ -135,10 +135,12 @@ pub(crate) async fn bind(
     );
     let storage = Arc::new(storage);
     let fetch_sessions = FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
+    let opened_tier = crate::tier::Tier::open(&config).await?;
     let cluster = if config.cluster.etcd_endpoints.is_empty() {
         None
     } else {
-        let node = ClusterNode::start(&config, &advertised, storage.clone()).await?;
+        let remote = opened_tier.as_ref().map(|t| t.reader.clone());
+        let node = ClusterNode::start(&config, &advertised, storage.clone(), remote).await?;
         let cluster_id = node.view.borrow().cluster_id.clone();
         if let Some(configured) = config.cluster_id.as_ref().filter(|c| **c != cluster_id) {
             node.shutdown().await;
@@ -289,7 +291,19 @@ pub(crate) async fn bind(
             .context("loading consumer groups and transactions")?;
         }
     }
-    let tier = crate::tier::Tier::open(&config, &storage).await?;
+    let tier = opened_tier.map(|t| {
+        let logs: Arc<dyn sluice_tier::TieredLogs> = match &cluster {
+            Some(node) => crate::replication::remote_metadata::ClusterTieredLogs::start(
+                storage.clone(),
+                node.replicas.clone(),
+                node.meta.clone(),
+                t.task_interval_ms(),
+                node.stopping(),
+            ),
+            None => storage.clone(),
+        };
+        t.start(logs)
+    });
     if let Some(t) = &tier {
         metrics
             .register_tier(&t.metrics)

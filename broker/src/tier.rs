@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sluice_config::BrokerConfig;
-use sluice_storage::Storage;
-use sluice_tier::{RemoteLogManager, RemoteReader, RemoteStore, TierError, TierMetrics};
+use sluice_tier::{
+    RemoteLogManager, RemoteReader, RemoteStore, TierError, TierMetrics, TieredLogs,
+};
 
 /// What the broker holds of the remote tier.
 pub(crate) struct Tier {
@@ -22,14 +23,21 @@ pub(crate) struct Tier {
     pub(crate) fetch_max_wait: Duration,
 }
 
+/// The object store opened and checked, before the remote log manager starts (in a
+/// cluster the manager needs the replicas, and the followers need the reader first).
+pub(crate) struct OpenedTier {
+    store: RemoteStore,
+    /// Reads for fetches, offset lookups and followers.
+    pub(crate) reader: RemoteReader,
+    metrics: TierMetrics,
+    config: sluice_config::RemoteStorageConfig,
+}
+
 impl Tier {
     /// Opens the object store the properties name, if tiered storage is on. Wrong
     /// credentials or a missing bucket stop the start-up; a store that does not answer
     /// yet is reported and retried by the background copies.
-    pub(crate) async fn open(
-        config: &BrokerConfig,
-        storage: &Arc<Storage>,
-    ) -> anyhow::Result<Option<Arc<Tier>>> {
+    pub(crate) async fn open(config: &BrokerConfig) -> anyhow::Result<Option<OpenedTier>> {
         let rc = &config.remote;
         if !rc.enabled {
             return Ok(None);
@@ -55,12 +63,31 @@ impl Tier {
             }
         }
         let reader = RemoteReader::new(store.clone(), rc.cache_bytes, metrics.clone());
-        let manager = RemoteLogManager::new(storage.clone(), store, rc.clone(), metrics.clone());
-        Ok(Some(Arc::new(Tier {
+        Ok(Some(OpenedTier {
+            store,
             reader,
-            manager,
             metrics,
-            fetch_max_wait: Duration::from_millis(rc.fetch_max_wait_ms),
-        })))
+            config: rc.clone(),
+        }))
+    }
+}
+
+impl OpenedTier {
+    /// The tier with its remote log manager over `logs`: the data directory's partitions
+    /// on a single node, the led partitions and the cluster metadata in a cluster.
+    pub(crate) fn start(self, logs: Arc<dyn TieredLogs>) -> Arc<Tier> {
+        let manager =
+            RemoteLogManager::new(logs, self.store, self.config.clone(), self.metrics.clone());
+        Arc::new(Tier {
+            reader: self.reader,
+            manager,
+            metrics: self.metrics,
+            fetch_max_wait: Duration::from_millis(self.config.fetch_max_wait_ms),
+        })
+    }
+
+    /// `remote.log.manager.task.interval.ms`.
+    pub(crate) fn task_interval_ms(&self) -> u64 {
+        self.config.task_interval_ms
     }
 }

@@ -331,6 +331,38 @@ impl ClusterMetadata for MemoryMetadata {
         Ok(())
     }
 
+    async fn swap_entry(
+        &self,
+        kind: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, MetadataError> {
+        crate::port::check_entries(kind, &[], &[key.to_string()])?;
+        let mut store = lock(&self.store);
+        let set = store.view.entries.entry(kind.to_string()).or_default();
+        if set.get(key) != expected.as_ref() {
+            if set.is_empty() {
+                store.view.entries.remove(kind);
+            }
+            return Ok(false);
+        }
+        match new {
+            Some(v) => {
+                set.insert(key.to_string(), v);
+            }
+            None => {
+                set.remove(key);
+            }
+        }
+        if set.is_empty() {
+            store.view.entries.remove(kind);
+        }
+        store.bump();
+        store.publish();
+        Ok(true)
+    }
+
     async fn update_partition(
         &self,
         topic: &str,

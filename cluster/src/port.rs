@@ -79,6 +79,16 @@ pub trait ClusterMetadata: Send + Sync {
         puts: Vec<(String, Vec<u8>)>,
         deletes: Vec<String>,
     ) -> Result<(), MetadataError>;
+    /// Compare-and-swap of one entry of the shared set `kind`: sets it to `new` (or
+    /// removes it when `None`) only if its value is `expected` (`None`: absent). Returns
+    /// whether it was swapped.
+    async fn swap_entry(
+        &self,
+        kind: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, MetadataError>;
     /// Reserves `count` producer ids for this broker and returns the first: ids are unique
     /// across the cluster (Kafka's AllocateProducerIds), never handed out twice.
     async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError>;

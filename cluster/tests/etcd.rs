@@ -527,3 +527,37 @@ async fn a_deposed_controllers_writes_are_refused() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn entries_swap_only_from_the_expected_value() {
+    let etcd = Etcd::start().await;
+    let a = etcd.client(10_000, 1000).await;
+    let b = etcd.client(10_000, 1000).await;
+    let v = |s: &str| Some(s.as_bytes().to_vec());
+    assert!(a.swap_entry("things", "k", None, v("one")).await.unwrap());
+    // Present now: a second creation loses, as does a swap from a value it no longer has.
+    assert!(!b.swap_entry("things", "k", None, v("two")).await.unwrap());
+    assert!(!b
+        .swap_entry("things", "k", v("zero"), v("two"))
+        .await
+        .unwrap());
+    assert!(b
+        .swap_entry("things", "k", v("one"), v("two"))
+        .await
+        .unwrap());
+    let (view, _) = view_until(&a, Duration::from_secs(5), |view| {
+        view.entries.get("things").and_then(|s| s.get("k")) == v("two").as_ref()
+    })
+    .await;
+    assert_eq!(view.entries["things"].len(), 1);
+    assert!(!a.swap_entry("things", "k", v("one"), None).await.unwrap());
+    assert!(a.swap_entry("things", "k", v("two"), None).await.unwrap());
+    view_until(&b, Duration::from_secs(5), |view| {
+        !view.entries.contains_key("things")
+    })
+    .await;
+    assert!(matches!(
+        a.swap_entry("things", "a/b", None, v("x")).await,
+        Err(MetadataError::Invalid(_))
+    ));
+}

@@ -422,13 +422,6 @@ impl BrokerConfig {
         }
         cfg.cluster.check()?;
         cfg.remote.check()?;
-        if cfg.remote.enabled && !cfg.cluster.etcd_endpoints.is_empty() {
-            return Err(ConfigError::invalid(
-                "remote.log.storage.system.enable",
-                "true",
-                "tiered storage runs on a single node; it is not yet supported with metadata.etcd.endpoints",
-            ));
-        }
         if !cfg.cluster.etcd_endpoints.is_empty() {
             cfg.replication.inter_broker_client = Some(crate::inter_broker::resolve(&cfg)?);
         }

@@ -52,8 +52,8 @@ pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
 pub use shares::ShareConfig;
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
-    topic_config_names, validate_topic_config, validate_topic_overrides, CleanupPolicy,
-    CompressionType, TimestampType, TopicConfig,
+    topic_config_names, validate_topic_change, validate_topic_config, validate_topic_overrides,
+    CleanupPolicy, CompressionType, TimestampType, TopicConfig,
 };
 
 /// A configuration error that names the offending property.

@@ -155,6 +155,9 @@ pub struct TopicConfig {
     pub remote_storage_enable: bool,
     /// `remote.log.copy.disable`: no more copies; what is remote stays readable.
     pub remote_log_copy_disable: bool,
+    /// `remote.log.delete.on.disable`: turning `remote.storage.enable` off deletes the
+    /// remote segments (without it, turning it off is refused).
+    pub remote_log_delete_on_disable: bool,
     /// `local.retention.ms`; -2 is `retention.ms`.
     pub local_retention_ms: i64,
     /// `local.retention.bytes`; -2 is `retention.bytes`.
@@ -186,6 +189,7 @@ impl TopicConfig {
             unclean_leader_election_enable: false,
             remote_storage_enable: false,
             remote_log_copy_disable: false,
+            remote_log_delete_on_disable: false,
             local_retention_ms: -2,
             local_retention_bytes: -2,
         };
@@ -256,6 +260,34 @@ pub(crate) fn parse_cleanup_policy(key: &str, v: &str) -> Result<CleanupPolicy, 
             "expected delete, compact, or compact,delete",
         )),
     }
+}
+
+/// Checks a change of a topic's overrides from `old` to `new` (both valid on their own):
+/// as Kafka (KIP-950), turning `remote.storage.enable` off is refused unless
+/// `remote.log.delete.on.disable` says the remote segments may go.
+pub fn validate_topic_change(
+    broker: &BrokerConfig,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let (before, after) = (
+        TopicConfig::resolve(broker, old),
+        TopicConfig::resolve(broker, new),
+    );
+    if before.remote_storage_enable
+        && !after.remote_storage_enable
+        && !after.remote_log_delete_on_disable
+    {
+        return Err(ConfigError::invalid(
+            "remote.storage.enable",
+            "false",
+            "turning tiered storage off would leave the remote data unreadable: set \
+             remote.log.delete.on.disable=true with it to delete the remote segments, or \
+             keep remote.storage.enable=true and set remote.log.copy.disable=true to stop \
+             copying while the remote data stays readable",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the entries of a topic's overrides together, as Kafka does after each one

@@ -25,6 +25,9 @@ pub struct StorageConfig {
     pub producer_id_expiration_ms: i64,
     /// `remote.log.storage.system.enable`: topics with `remote.storage.enable` are tiered.
     pub remote_log_enabled: bool,
+    /// In a cluster (`metadata.etcd.endpoints`) the remote segments' metadata is the
+    /// cluster's; the data directory only caches it.
+    pub remote_metadata_shared: bool,
     /// The static broker properties as given: the base layer of dynamic broker configs
     /// (KIP-226), from which the topic defaults in force (segment, retention, ...) resolve.
     pub static_properties: BTreeMap<String, String>,
@@ -42,6 +45,8 @@ impl StorageConfig {
             flush: broker.flush,
             producer_id_expiration_ms: broker.transactions.producer_id_expiration_ms,
             remote_log_enabled: broker.remote.enabled,
+            remote_metadata_shared: broker.remote.enabled
+                && !broker.cluster.etcd_endpoints.is_empty(),
             static_properties: broker.set_properties.clone(),
         }
     }

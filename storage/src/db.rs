@@ -59,6 +59,9 @@ pub(crate) struct Db {
     pub(crate) health: crate::LogDirHealth,
     /// `remote.log.storage.system.enable`: tiered topics copy their sealed segments.
     pub(crate) remote_log_enabled: bool,
+    /// In a cluster the remote segments' metadata lives in the cluster metadata: the
+    /// records here only cache it, and there is no local deletion queue.
+    pub(crate) remote_metadata_shared: bool,
 }
 
 impl Db {
@@ -89,6 +92,7 @@ impl Db {
             db,
             health: crate::LogDirHealth::default(),
             remote_log_enabled: false,
+            remote_metadata_shared: false,
         })
     }
 

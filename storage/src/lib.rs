@@ -215,6 +215,7 @@ impl Storage {
         std::fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
         let mut db = Db::open(&root.join("index"))?;
         db.remote_log_enabled = config.remote_log_enabled;
+        db.remote_metadata_shared = config.remote_metadata_shared;
         let db = Arc::new(db);
         let meta = db.cf(CF_META)?;
         let cluster_id = match (db.db.get_cf(meta, KEY_CLUSTER_ID)?, &config.cluster_id) {

@@ -73,8 +73,8 @@ pub struct RemoteSegment {
 const RECORD_VERSION: u8 = 1;
 
 impl RemoteSegment {
-    /// The encoding kept in RocksDB.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The encoding kept in RocksDB (and, in a cluster, in the cluster metadata).
+    pub fn encode(&self) -> Vec<u8> {
         let topic = self.topic.as_bytes();
         let mut v = Vec::with_capacity(96 + topic.len() + self.leader_epochs.len() * 12);
         v.push(RECORD_VERSION);
@@ -98,7 +98,7 @@ impl RemoteSegment {
     }
 
     /// Reads what [`RemoteSegment::encode`] wrote.
-    pub(crate) fn decode(v: &[u8]) -> Result<Self, StorageError> {
+    pub fn decode(v: &[u8]) -> Result<Self, StorageError> {
         let bad = || StorageError::Corrupt("malformed remote segment metadata".into());
         let mut r = Reader(v);
         if r.u8().ok_or_else(bad)? != RECORD_VERSION {
@@ -258,6 +258,19 @@ pub(crate) fn encode_producer_snapshot(entries: &[(i64, Vec<u8>)]) -> Vec<u8> {
     v
 }
 
+/// Reads what [`encode_producer_snapshot`] wrote: producer ids and their encoded state.
+pub(crate) fn decode_producer_snapshot(v: &[u8]) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
+    let bad = || StorageError::Corrupt("malformed remote producer snapshot".into());
+    let mut r = Reader(v.strip_prefix(SNAPSHOT_MAGIC).ok_or_else(bad)?);
+    let mut out = Vec::new();
+    while !r.0.is_empty() {
+        let pid = r.i64().ok_or_else(bad)?;
+        let len = r.i32().ok_or_else(bad)? as u32 as usize;
+        out.push((pid, r.take(len).ok_or_else(bad)?.to_vec()));
+    }
+    Ok(out)
+}
+
 /// A cursor over big-endian fields.
 struct Reader<'a>(&'a [u8]);
 
@@ -336,7 +349,9 @@ pub(crate) fn partition_segments(
     scan(db, &partition_prefix(key))
 }
 
-/// Moves `segment` from the partition's segments to the deletion queue, in `wb`.
+/// Moves `segment` from the partition's segments to the deletion queue, in `wb`. In a
+/// cluster the queue is the cluster metadata's (DELETE_STARTED entries, written by the
+/// remote log manager), so the segment is only forgotten here.
 pub(crate) fn queue_deletion(
     db: &Db,
     wb: &mut WriteBatch,
@@ -346,6 +361,9 @@ pub(crate) fn queue_deletion(
 ) -> Result<(), StorageError> {
     let cf = db.cf(CF_META)?;
     wb.delete_cf(cf, segment_key(key, segment.base_offset));
+    if db.remote_metadata_shared {
+        return Ok(());
+    }
     let mut doomed = segment.clone();
     doomed.state = RemoteSegmentState::DeleteStarted;
     doomed.event_ms = now_ms;

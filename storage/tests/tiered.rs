@@ -32,17 +32,27 @@ fn config(dir: &std::path::Path) -> BrokerConfig {
 }
 
 fn append_one(p: &Partition, i: i64) {
+    append_from(p, i, -1);
+}
+
+/// Appends record `i`, from idempotent producer `producer_id` (sequence `i`) unless -1.
+fn append_from(p: &Partition, i: i64, producer_id: i64) {
     let r = Record {
         transactional: false,
         delete_horizon: false,
         control: false,
         partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
+        producer_id,
+        producer_epoch: if producer_id < 0 { -1 } else { 0 },
         timestamp_type: TimestampType::Creation,
         offset: 0,
-        sequence: -1,
-        timestamp: 1_000 + i,
+        sequence: if producer_id < 0 { -1 } else { i as i32 },
+        // A producer's state expires after producer.id.expiration.ms of its last timestamp.
+        timestamp: if producer_id < 0 {
+            1_000 + i
+        } else {
+            sluice_storage::now_ms()
+        },
         key: None,
         value: Some(bytes::Bytes::from(vec![b'v'; 100])),
         headers: Default::default(),
@@ -54,7 +64,12 @@ fn append_one(p: &Partition, i: i64) {
     };
     RecordBatchEncoder::encode(&mut buf, &[r], &opts).unwrap();
     let b = buf.freeze();
-    p.append(validate(&b).unwrap(), &b, 1_000).unwrap();
+    let now = if producer_id < 0 {
+        1_000
+    } else {
+        sluice_storage::now_ms()
+    };
+    p.append(validate(&b).unwrap(), &b, now).unwrap();
 }
 
 fn tiered_topic(s: &Storage, name: &str, extra: &[(&str, &str)]) -> std::sync::Arc<Partition> {
@@ -251,4 +266,120 @@ fn an_untiered_topic_copies_nothing() {
     assert!(!p.tiered());
     assert!(p.begin_copy(1).unwrap().is_none());
     assert_eq!(p.local_log_start_offset(), 0);
+}
+
+/// In a cluster a replica takes the copied segments from the cluster metadata, and a
+/// follower behind the leader's local log start restarts its local log there: the log
+/// start offset stays below it, reads in between go to the remote tier, the leader epochs
+/// come from the remote segments and the producers from the uploaded snapshot, and all of
+/// it survives a restart.
+#[test]
+fn a_follower_takes_the_remote_segments_and_starts_past_them() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let leader = Storage::open(&config(leader_dir.path())).unwrap();
+    let lp = tiered_topic(&leader, "t", &[]);
+    lp.become_leader(3).unwrap();
+    for i in 0..10 {
+        append_from(&lp, i, 7);
+    }
+    let mut jobs = Vec::new();
+    while let Some(job) = lp.begin_copy(5_000).unwrap() {
+        assert!(lp.finish_copy(&job.segment, 5_001).unwrap());
+        jobs.push(job);
+    }
+    lp.enforce_retention(10_000).unwrap();
+    let local_start = lp.local_log_start_offset();
+    assert!(local_start > 0, "{local_start}");
+    let last_copied = jobs
+        .iter()
+        .find(|j| j.segment.end_offset == local_start - 1)
+        .unwrap();
+
+    let follower_dir = tempfile::tempdir().unwrap();
+    let follower = Storage::open(&config(follower_dir.path())).unwrap();
+    let mut configs = BTreeMap::new();
+    configs.insert("segment.bytes".to_string(), "400".to_string());
+    configs.insert("remote.storage.enable".to_string(), "true".to_string());
+    configs.insert("local.retention.bytes".to_string(), "400".to_string());
+    let fp = follower
+        .create_topic_with_id("t", lp.topic_id, 1, configs.clone())
+        .unwrap()
+        .partitions[0]
+        .clone();
+    fp.set_replicated(true);
+    // Segments of another topic id are not this partition's.
+    let mut stranger = lp.remote_segments()[0].clone();
+    stranger.topic_id = uuid::Uuid::new_v4();
+    let mut copied = lp.remote_segments();
+    copied.push(stranger);
+    fp.sync_remote(copied).unwrap();
+    assert_eq!(fp.remote_segments(), lp.remote_segments());
+
+    fp.truncate_fully_and_start_at_tiered(local_start, 0, Some(&last_copied.producer_snapshot))
+        .unwrap();
+    let check = |fp: &Partition| {
+        assert_eq!(fp.log_start_offset(), 0);
+        assert_eq!(fp.local_log_start_offset(), local_start);
+        assert_eq!(fp.log_end_offset(), local_start);
+        assert_eq!(fp.epoch_entries(), vec![(3, 0)]);
+        let producers = fp.producers();
+        assert_eq!(producers.len(), 1);
+        assert_eq!(producers[0].producer_id, 7);
+        assert_eq!(
+            producers[0].last_sequence, 9,
+            "the state when the segment was copied"
+        );
+        let Err(ReadError::InRemoteTier(r)) = fp.read_region(1, 1 << 20, Isolation::LogEnd) else {
+            panic!("offset 1 is not remote");
+        };
+        assert_eq!(r.segment, lp.remote_segments()[0]);
+    };
+    check(&fp);
+    drop(fp);
+    drop(follower);
+    let follower = Storage::open(&config(follower_dir.path())).unwrap();
+    check(&follower.partition("t", 0).unwrap());
+
+    // The leader's remote segments expire: the replica forgets them.
+    let fp = follower.partition("t", 0).unwrap();
+    fp.sync_remote(Vec::new()).unwrap();
+    assert!(fp.remote_segments().is_empty());
+}
+
+/// Tiered storage turned off with `remote.log.delete.on.disable` (KIP-950): every remote
+/// segment is queued for deletion and the log starts at the local log start.
+#[test]
+fn turning_tiered_storage_off_deletes_the_remote_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = config(dir.path());
+    let s = Storage::open(&broker).unwrap();
+    let p = tiered_topic(&s, "t", &[]);
+    for i in 0..10 {
+        append_one(&p, i);
+    }
+    let copied = copy_all(&p);
+    p.enforce_retention(10_000).unwrap();
+    let local_start = p.local_log_start_offset();
+    assert!(local_start > 0 && local_start < 10, "{local_start}");
+    // Still tiered: nothing is past retention.
+    assert!(p.expire_remote(10_000).unwrap().is_empty());
+
+    let overrides: BTreeMap<String, String> = [
+        ("segment.bytes", "400"),
+        ("remote.storage.enable", "false"),
+        ("remote.log.delete.on.disable", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    p.set_config(sluice_config::TopicConfig::resolve(&broker, &overrides));
+    let doomed = p.expire_remote(10_000).unwrap();
+    assert_eq!(doomed.len(), copied.len());
+    assert!(p.remote_segments().is_empty());
+    assert_eq!(p.log_start_offset(), local_start);
+    assert_eq!(s.remote_deletions().unwrap().len(), copied.len());
+    let data = p
+        .read_region(local_start, 1 << 20, Isolation::ReadUncommitted)
+        .unwrap();
+    assert!(data.records.is_some());
 }

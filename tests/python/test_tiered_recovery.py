@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 import threading
 import time
+import urllib.request
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AlterConfigOpType, NewTopic
 
 from broker_http import metric, ready_status
@@ -201,3 +202,70 @@ def test_read_committed_over_remote_segments(broker_factory, moto_s3):
     assert [v for _, v, _ in got] == committed
     uncommitted = consume_all(b.bootstrap, topic, i, **{"isolation.level": "read_uncommitted"})
     assert len(uncommitted) == i
+
+
+@pytest.mark.timeout(300)
+def test_turning_tiered_storage_off_needs_delete_on_disable(broker_factory, moto_s3):
+    """As in Kafka (KIP-950): remote.storage.enable=false alone is INVALID_CONFIG, since
+    the remote data would become unreadable. With remote.log.delete.on.disable=true it is
+    accepted: the topic's objects leave the bucket, the log starts at the old local log
+    start, and every record from there reads back from the local disk."""
+    b = broker_factory(overrides=tier_overrides(moto_s3))
+    a = admin(b.bootstrap)
+    topic = unique_topic("tier-off")
+    a.create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
+    produce_n(b, topic, 0, 1000)
+    wait_for(lambda: list_offset_of(b, topic, -4) > 300, 60, "segments to leave the local log")
+    local_start = list_offset_of(b, topic, -4)
+    assert remote_logs(moto_s3, topic)
+
+    with pytest.raises(KafkaException) as refused:
+        incremental(a, topic, ("remote.storage.enable", "false", AlterConfigOpType.SET))
+    err = refused.value.args[0]
+    assert err.code() == KafkaError.INVALID_CONFIG, err
+    assert "remote.log.delete.on.disable" in err.str(), err.str()
+    assert list_offset_of(b, topic, -2) == 0, "nothing changed"
+
+    incremental(a, topic, ("remote.storage.enable", "false", AlterConfigOpType.SET),
+                ("remote.log.delete.on.disable", "true", AlterConfigOpType.SET))
+    wait_for(lambda: not [k for k in moto_s3.objects() if f"/{topic}-" in f"/{k}"], 60,
+             "the topic's objects to leave the bucket")
+    assert list_offset_of(b, topic, -2) == local_start
+    got = consume_all(b.bootstrap, topic, 1000 - local_start)
+    assert [o for o, _, _ in got] == list(range(local_start, 1000))
+    assert [v for _, v, _ in got] == [value(i, 4000) for i in range(local_start, 1000)]
+
+
+@pytest.mark.timeout(300)
+def test_a_share_group_reads_remote_segments(broker_factory, moto_s3):
+    """A share group starting at the earliest offset of a tiered topic whose first
+    segments are only in the bucket: two ShareConsumers together receive every record
+    once, byte for byte, the remote part included."""
+    from confluent_kafka import ShareConsumer
+    from test_share_groups import alter_group_configs, drain
+
+    b = broker_factory(overrides=tier_overrides(moto_s3))
+    a = admin(b.bootstrap)
+    topic = unique_topic("tier-share")
+    a.create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
+    produce_n(b, topic, 0, 600)
+    wait_for(lambda: list_offset_of(b, topic, -4) > 200, 60, "the first segments to leave the local log")
+    group = unique_topic("sg")
+    assert alter_group_configs(b, group, {"share.auto.offset.reset": "earliest"}) == (0, None)
+    consumers = {name: ShareConsumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                                      "fetch.wait.max.ms": 100}) for name in ("a", "b")}
+    try:
+        for c in consumers.values():
+            c.subscribe([topic])
+        got = drain(consumers, 600, timeout=120)
+    finally:
+        for c in consumers.values():
+            c.close()
+    records = sorted((o, v) for recs in got.values() for o, v, _ in recs)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(b)}/metrics", timeout=5).read().decode()
+    fetched = [float(line.split()[-1]) for line in body.splitlines()
+               if line.startswith('sluice_remote_bytes_total{op="fetched"}')]
+    assert fetched and fetched[0] > 200 * 4000, f"the first records came from the bucket: {fetched}"
+    assert [o for o, _ in records] == list(range(600))
+    assert [v for _, v in records] == [value(i, 4000) for i in range(600)]
+    assert all(n == 1 for recs in got.values() for _, _, n in recs), "each record delivered once"

@@ -21,6 +21,9 @@ pub enum TierError {
     /// Local storage failed (reading a segment file to upload, or recording metadata).
     #[error(transparent)]
     Storage(#[from] sluice_storage::StorageError),
+    /// The cluster metadata, where a cluster keeps the remote segments' metadata, failed.
+    #[error("cluster metadata: {0}")]
+    Metadata(String),
     /// A request took longer than allowed.
     #[error("the object store did not answer within {0:?}")]
     Timeout(std::time::Duration),

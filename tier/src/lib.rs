@@ -14,7 +14,7 @@ mod reader;
 mod store;
 
 pub use error::TierError;
-pub use manager::RemoteLogManager;
+pub use manager::{RemoteLogManager, TieredLogs};
 pub use metrics::{TierMetrics, TierSnapshot};
 pub use reader::{RemoteBatches, RemoteReader};
 pub use store::RemoteStore;

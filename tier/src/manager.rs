@@ -9,32 +9,57 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use sluice_config::RemoteStorageConfig;
-use sluice_storage::{now_ms, Partition, RemoteSegment, Storage, StorageError};
+use sluice_storage::{now_ms, Partition, RemoteSegment, Storage};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{RemoteStore, TierError, TierMetrics};
 
-/// The partitions and the deletion queue the manager works on.
+/// What the manager works on: the partitions whose segments it copies and expires, and
+/// where remote segments' metadata is kept. On a single node that is the data directory
+/// (the defaults of the hooks); in a cluster, the cluster metadata, so that a new leader
+/// finds what an earlier one copied.
+#[async_trait]
 pub trait TieredLogs: Send + Sync + 'static {
-    /// Every partition this broker holds.
+    /// The partitions this broker copies and expires: every partition on a single node,
+    /// those it leads in a cluster.
     fn partitions(&self) -> Vec<Arc<Partition>>;
     /// Remote segments waiting for their objects to be deleted.
-    fn remote_deletions(&self) -> Result<Vec<RemoteSegment>, StorageError>;
+    async fn remote_deletions(&self) -> Result<Vec<RemoteSegment>, TierError>;
     /// Forgets a remote segment whose objects are gone.
-    fn finish_remote_deletion(&self, segment_id: Uuid) -> Result<(), StorageError>;
+    async fn finish_remote_deletion(&self, segment: &RemoteSegment) -> Result<(), TierError>;
+    /// Records that `segment`'s upload starts (COPY_STARTED), before any object is written.
+    async fn copy_started(
+        &self,
+        _p: &Partition,
+        _segment: &RemoteSegment,
+    ) -> Result<(), TierError> {
+        Ok(())
+    }
+    /// Records that `segment`'s upload finished (COPY_FINISHED); false when the upload no
+    /// longer counts (another broker gave it up meanwhile).
+    async fn copy_finished(&self, _segment: &RemoteSegment) -> Result<bool, TierError> {
+        Ok(true)
+    }
+    /// Records that `segments` are to be deleted (DELETE_STARTED): expired, or an upload
+    /// given up.
+    async fn delete_started(&self, _segments: &[RemoteSegment]) -> Result<(), TierError> {
+        Ok(())
+    }
 }
 
+#[async_trait]
 impl TieredLogs for Storage {
     fn partitions(&self) -> Vec<Arc<Partition>> {
         Storage::partitions(self)
     }
-    fn remote_deletions(&self) -> Result<Vec<RemoteSegment>, StorageError> {
-        Storage::remote_deletions(self)
+    async fn remote_deletions(&self) -> Result<Vec<RemoteSegment>, TierError> {
+        Ok(Storage::remote_deletions(self)?)
     }
-    fn finish_remote_deletion(&self, segment_id: Uuid) -> Result<(), StorageError> {
-        Storage::finish_remote_deletion(self, segment_id)
+    async fn finish_remote_deletion(&self, segment: &RemoteSegment) -> Result<(), TierError> {
+        Ok(Storage::finish_remote_deletion(self, segment.segment_id)?)
     }
 }
 
@@ -105,6 +130,10 @@ impl RemoteLogManager {
             match p.expire_remote(now_ms()) {
                 Ok(doomed) if !doomed.is_empty() => {
                     tracing::debug!(topic = %p.topic, partition = p.index, segments = doomed.len(), "remote segments expired");
+                    if let Err(e) = self.logs.delete_started(&doomed).await {
+                        // Expiry runs again next round and finds them below the log start.
+                        tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "could not record expired remote segments");
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -162,14 +191,33 @@ impl RemoteLogManager {
                 return Ok(());
             };
             let seg = job.segment.clone();
+            if let Err(e) = self.logs.copy_started(p, &seg).await {
+                p.abandon_copy(&seg, now_ms())?;
+                return Err(e);
+            }
             match self.store.upload(&job).await {
                 Ok(bytes) => {
                     self.metrics.available.set(1);
+                    let counts = match self.logs.copy_finished(&seg).await {
+                        Ok(counts) => counts,
+                        Err(e) => {
+                            // Left COPY_STARTED where it is kept: whoever leads next
+                            // deletes it as an upload that never finished.
+                            p.abandon_copy(&seg, now_ms())?;
+                            return Err(e);
+                        }
+                    };
+                    if !counts {
+                        p.abandon_copy(&seg, now_ms())?;
+                        return Ok(());
+                    }
                     if p.finish_copy(&seg, now_ms())? {
                         self.metrics.add_bytes("copied", bytes);
                         self.metrics.add_segment("copied");
                         tracing::info!(topic = %p.topic, partition = p.index, base_offset = seg.base_offset,
                             end_offset = seg.end_offset, bytes, segment_id = %seg.segment_id, "segment copied to the remote tier");
+                    } else {
+                        self.logs.delete_started(std::slice::from_ref(&seg)).await?;
                     }
                 }
                 Err(e) => {
@@ -179,6 +227,9 @@ impl RemoteLogManager {
                     }
                     // Whatever the attempt wrote goes with the deletion queue.
                     p.abandon_copy(&seg, now_ms())?;
+                    if let Err(d) = self.logs.delete_started(std::slice::from_ref(&seg)).await {
+                        tracing::warn!(error = %d, "could not record a failed upload for deletion");
+                    }
                     return Err(e);
                 }
             }
@@ -194,7 +245,7 @@ impl RemoteLogManager {
         {
             return;
         }
-        let queued = match self.logs.remote_deletions() {
+        let queued = match self.logs.remote_deletions().await {
             Ok(q) => q,
             Err(e) => {
                 tracing::error!(error = %e, "could not read the remote deletion queue");
@@ -203,10 +254,7 @@ impl RemoteLogManager {
         };
         for seg in queued {
             let result = match self.store.delete_segment(&seg).await {
-                Ok(()) => self
-                    .logs
-                    .finish_remote_deletion(seg.segment_id)
-                    .map_err(TierError::from),
+                Ok(()) => self.logs.finish_remote_deletion(&seg).await,
                 Err(e) => Err(e),
             };
             match result {

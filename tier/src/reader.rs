@@ -42,6 +42,14 @@ pub struct RemoteReader {
     metrics: TierMetrics,
 }
 
+impl std::fmt::Debug for RemoteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteReader")
+            .field("store", &self.store.describe())
+            .finish()
+    }
+}
+
 impl RemoteReader {
     /// A reader of `store` keeping at most `cache_bytes` of segment chunks in memory.
     pub fn new(store: RemoteStore, cache_bytes: u64, metrics: TierMetrics) -> Self {
@@ -57,19 +65,18 @@ impl RemoteReader {
         }
     }
 
-    /// Whole batches from `offset` in `read.segment`, below `read.upper`, within
+    /// Whole batches from `read.offset` in `read.segment`, below `read.upper`, within
     /// `max_bytes`; with `at_least_one`, the first batch even if it is larger (KIP-74).
     pub async fn read(
         &self,
         read: &RemoteRead,
-        offset: i64,
         max_bytes: usize,
         at_least_one: bool,
         read_committed: bool,
     ) -> Result<RemoteBatches, TierError> {
         let started = Instant::now();
         let result = self
-            .read_batches(read, offset, max_bytes, at_least_one, read_committed)
+            .read_batches(read, max_bytes, at_least_one, read_committed)
             .await;
         self.metrics
             .read_latency
@@ -89,12 +96,11 @@ impl RemoteReader {
     async fn read_batches(
         &self,
         read: &RemoteRead,
-        offset: i64,
         max_bytes: usize,
         at_least_one: bool,
         read_committed: bool,
     ) -> Result<RemoteBatches, TierError> {
-        let seg = &read.segment;
+        let (seg, offset) = (&read.segment, read.offset);
         let index = self.index(seg).await?;
         let first = index.partition_point(|e| e.last_offset < offset);
         let Some(head) = index.get(first) else {
@@ -272,17 +278,45 @@ impl RemoteReader {
 
     /// The segment's offset index.
     async fn index(&self, seg: &RemoteSegment) -> Result<Arc<Vec<BatchEntry>>, TierError> {
+        self.load(
+            &self.indexes,
+            seg,
+            ObjectKind::OffsetIndex,
+            decode_batch_index,
+        )
+        .await
+    }
+
+    /// The segment's aborted transactions.
+    async fn txn_index(&self, seg: &RemoteSegment) -> Result<Arc<Vec<AbortedTxn>>, TierError> {
+        self.load(
+            &self.txn_indexes,
+            seg,
+            ObjectKind::TxnIndex,
+            decode_txn_index,
+        )
+        .await
+    }
+
+    /// One of the segment's index objects, fetched and decoded once into `cache`.
+    async fn load<T: Send + Sync + 'static>(
+        &self,
+        cache: &Cache<Uuid, Arc<T>>,
+        seg: &RemoteSegment,
+        kind: ObjectKind,
+        decode: fn(&[u8]) -> Result<T, sluice_storage::StorageError>,
+    ) -> Result<Arc<T>, TierError> {
         let store = self.store.clone();
         let metrics = self.metrics.clone();
         let s = seg.clone();
-        self.indexes
+        cache
             .try_get_with(seg.segment_id, async move {
-                let bytes = store.get(&s, ObjectKind::OffsetIndex).await?;
+                let bytes = store.get(&s, kind).await?;
                 metrics.add_bytes("fetched", bytes.len() as u64);
-                decode_batch_index(&bytes)
+                decode(&bytes)
                     .map(Arc::new)
                     .map_err(|e| TierError::Corrupt {
-                        path: store.path(&s, ObjectKind::OffsetIndex).to_string(),
+                        path: store.path(&s, kind).to_string(),
                         reason: e.to_string(),
                     })
             })
@@ -290,24 +324,12 @@ impl RemoteReader {
             .map_err(unshare)
     }
 
-    /// The segment's aborted transactions.
-    async fn txn_index(&self, seg: &RemoteSegment) -> Result<Arc<Vec<AbortedTxn>>, TierError> {
-        let store = self.store.clone();
-        let metrics = self.metrics.clone();
-        let s = seg.clone();
-        self.txn_indexes
-            .try_get_with(seg.segment_id, async move {
-                let bytes = store.get(&s, ObjectKind::TxnIndex).await?;
-                metrics.add_bytes("fetched", bytes.len() as u64);
-                decode_txn_index(&bytes)
-                    .map(Arc::new)
-                    .map_err(|e| TierError::Corrupt {
-                        path: store.path(&s, ObjectKind::TxnIndex).to_string(),
-                        reason: e.to_string(),
-                    })
-            })
-            .await
-            .map_err(unshare)
+    /// The producer snapshot uploaded with `seg` (a follower starting its local log past
+    /// the segment restores its producers from it).
+    pub async fn producer_snapshot(&self, seg: &RemoteSegment) -> Result<Bytes, TierError> {
+        let bytes = self.store.get(seg, ObjectKind::ProducerSnapshot).await?;
+        self.metrics.add_bytes("fetched", bytes.len() as u64);
+        Ok(bytes)
     }
 }
 

@@ -121,7 +121,7 @@ async fn copied_segments_read_back_byte_for_byte_and_go_with_retention() {
         else {
             panic!("offset {offset} is not remote");
         };
-        let batches = reader.read(&r, offset, 1 << 20, true, false).await.unwrap();
+        let batches = reader.read(&r, 1 << 20, true, false).await.unwrap();
         assert!(!batches.records.is_empty());
         got.extend_from_slice(&batches.records);
         offset = r.segment.end_offset + 1;
@@ -134,11 +134,11 @@ async fn copied_segments_read_back_byte_for_byte_and_go_with_retention() {
         panic!("offset 1 is not remote");
     };
     assert_eq!(
-        reader.read(&r, 1, 10, true, false).await.unwrap().records,
+        reader.read(&r, 10, true, false).await.unwrap().records,
         appended[1]
     );
     assert!(reader
-        .read(&r, 1, 10, false, false)
+        .read(&r, 10, false, false)
         .await
         .unwrap()
         .records

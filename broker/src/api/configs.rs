@@ -16,8 +16,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_config::{
-    describe_broker_configs, describe_topic_configs, topic_config_type, validate_topic_config,
-    validate_topic_overrides, ConfigType, DescribedConfig,
+    describe_broker_configs, describe_topic_configs, topic_config_type, validate_topic_change,
+    validate_topic_config, validate_topic_overrides, ConfigType, DescribedConfig,
 };
 
 use super::broker_configs::{self, BrokerOp};
@@ -217,8 +217,11 @@ fn alter_topic(
         )
     };
     let mut configs = topic_overrides(broker, name).ok_or_else(unknown)?;
+    let before = configs.clone();
     change(&mut configs)?;
     validated(broker, &configs)?;
+    validate_topic_change(&broker.storage.effective_config(), &before, &configs)
+        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     if broker.cluster.is_some() {
         return Ok((!validate_only).then(|| Pending::TopicConfigs(name.to_string(), configs)));
     }

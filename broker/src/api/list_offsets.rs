@@ -85,7 +85,7 @@ pub(crate) async fn handle(
                 }
                 None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
                 Some(partition) => {
-                    match lookup(broker, &partition, p.timestamp, read_committed).await {
+                    match lookup(broker, partition, p.timestamp, read_committed).await {
                         Ok(found) => {
                             pr.error_code = NONE;
                             if let Some(f) = found {

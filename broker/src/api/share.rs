@@ -323,6 +323,7 @@ async fn acquire_waiting(
                                 records: remaining,
                                 bytes: per_partition_bytes,
                             },
+                            broker.tier.as_ref().map(|t| &t.reader),
                         )
                         .await
                     {

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_cli::{Connection, Security, Timeouts};
@@ -22,6 +24,10 @@ use super::truncation::{truncation, EpochEndOffset};
 
 /// Fetch v12: topics by name, the diverging epoch in answers, replica id in the body.
 const FETCH_VERSION: i16 = 12;
+/// ListOffsets v8: the first to know earliest-local (KIP-405).
+const LIST_OFFSETS_VERSION: i16 = 8;
+/// ListOffsets' earliest-local timestamp.
+const EARLIEST_LOCAL: i64 = -4;
 
 /// How followers fetch, from the broker's properties.
 #[derive(Debug, Clone)]
@@ -42,6 +48,9 @@ pub(crate) struct FetcherSettings {
     pub(crate) backoff: Duration,
     /// Where the follower's replication quota and the topics' throttled replicas are.
     pub(crate) throttle: Arc<FollowerThrottle>,
+    /// The remote tier, when tiered storage is on: a follower behind the leader's local
+    /// log start restores its producers from it.
+    pub(crate) remote: Option<sluice_tier::RemoteReader>,
 }
 
 /// The follower side of the replication quotas: what this broker fetched for throttled
@@ -261,9 +270,27 @@ async fn run(
                         let bytes = data.records.as_ref().map_or(0, |r| r.len());
                         settings.throttle.quota.record(bytes as u64);
                     }
-                    if let Err(e) = apply(&followed.partition, data).await {
-                        tracing::debug!(topic = %key.0, partition = key.1, leader, error = e, "replica fetch error");
-                        back_off = true;
+                    let log_start_offset = data.log_start_offset;
+                    match apply(&followed.partition, data).await {
+                        Ok(()) => {}
+                        Err(e) if e == ResponseError::OffsetMovedToTieredStorage.code() => {
+                            if let Err(e) = start_past_the_remote_tier(
+                                &settings,
+                                &mut conn,
+                                followed,
+                                log_start_offset,
+                            )
+                            .await
+                            {
+                                tracing::warn!(topic = %key.0, partition = key.1, leader, error = %e,
+                                    "cannot start after the leader's remote tier yet");
+                                back_off = true;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(topic = %key.0, partition = key.1, leader, error = e, "replica fetch error");
+                            back_off = true;
+                        }
                     }
                 }
             }
@@ -306,6 +333,61 @@ fn fetch_request(settings: &FetcherSettings, set: &FollowSet) -> FetchRequest {
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics)
+}
+
+/// A follower behind the leader's local log start (OFFSET_MOVED_TO_TIERED_STORAGE), as
+/// Kafka's follower builds its remote log auxiliary state: asks the leader for its local
+/// log start offset (ListOffsets earliest-local), restores the producers from the remote
+/// segment just below it, and restarts its local log there, the remote tier holding the
+/// offsets from the log start offset up to it.
+async fn start_past_the_remote_tier(
+    settings: &FetcherSettings,
+    conn: &mut Connection,
+    followed: &Followed,
+    log_start_offset: i64,
+) -> anyhow::Result<()> {
+    let p = &followed.partition;
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(settings.node_id))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(p.topic.clone())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(p.index)
+                .with_current_leader_epoch(followed.leader_epoch)
+                .with_timestamp(EARLIEST_LOCAL)])]);
+    let response = conn.send(&request, LIST_OFFSETS_VERSION).await?;
+    let answer = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("the leader did not answer for the partition")?;
+    anyhow::ensure!(
+        answer.error_code == 0,
+        "the leader refused earliest-local with error {}",
+        answer.error_code
+    );
+    let local_start = answer.offset;
+    anyhow::ensure!(local_start >= 0, "the leader has no local log start");
+    let snapshot = if local_start > log_start_offset {
+        let below = p
+            .remote_segments()
+            .into_iter()
+            .find(|s| s.base_offset < local_start && s.end_offset >= local_start - 1)
+            .context(
+                "the remote segment below the leader's local log start is not known here yet",
+            )?;
+        let reader = settings
+            .remote
+            .as_ref()
+            .context("tiered storage is off on this broker")?;
+        Some(reader.producer_snapshot(&below).await?)
+    } else {
+        None
+    };
+    tracing::info!(topic = %p.topic, partition = p.index, local_log_start_offset = local_start,
+        log_start_offset, "follower restarts its local log after the leader's remote tier");
+    p.truncate_fully_and_start_at_tiered(local_start, log_start_offset, snapshot.as_deref())?;
+    Ok(())
 }
 
 /// Applies one partition's answer: truncate on a divergence, append the batches, move the

@@ -85,6 +85,7 @@ async fn leader(isr: &[i32], live: &[i32], lag_time_max_ms: i64) -> Leader {
             storage: storage.clone(),
             quota: Default::default(),
         }),
+        remote: None,
     });
     let manager = ReplicaManager::new(
         1,

@@ -15,6 +15,7 @@ pub(crate) mod node;
 pub(crate) mod producer_ids;
 mod read_replica;
 pub(crate) mod reassignment;
+pub(crate) mod remote_metadata;
 pub(crate) mod throttle;
 pub(crate) mod truncation;
 pub(crate) mod txn_verification;

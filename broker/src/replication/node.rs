@@ -42,6 +42,13 @@ pub(crate) struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// A receiver that turns true when the node stops.
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
+
+impl ClusterNode {
     /// Connects to etcd, registers this broker (waiting out a previous registration of the
     /// same node id that has not expired yet, as after a crash), and starts following the
     /// cluster: the view gives replicas their roles, a ticker shrinks ISRs, and the
@@ -50,6 +57,7 @@ impl ClusterNode {
         config: &BrokerConfig,
         advertised: &[Listener],
         storage: Arc<Storage>,
+        remote: Option<sluice_tier::RemoteReader>,
     ) -> anyhow::Result<Arc<Self>> {
         let c = &config.cluster;
         let settings = EtcdSettings {
@@ -128,6 +136,7 @@ impl ClusterNode {
                 storage: storage.clone(),
                 quota: Default::default(),
             }),
+            remote,
         });
         let settings = ReplicationSettings {
             lag_time_max_ms: config.replication.lag_time_max_ms,

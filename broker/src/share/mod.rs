@@ -31,7 +31,6 @@ use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::error::read_error_code;
 use crate::group_configs::ShareGroupSettings;
 use partition::{AckError, AckType, AcquiredRange, Limits, SharePartition, ShareStats};
 use persister::SharePersister;
@@ -56,6 +55,14 @@ const READ_CHUNK_BYTES: usize = 1 << 20;
 pub(crate) struct FetchBudget {
     pub(crate) records: usize,
     pub(crate) bytes: usize,
+}
+
+/// How many records `ranges` hold.
+fn records_in(ranges: &[AcquiredRange]) -> usize {
+    ranges
+        .iter()
+        .map(|r| (r.last_offset - r.first_offset + 1) as usize)
+        .sum()
 }
 
 /// What one partition of a ShareFetch gets.
@@ -399,6 +406,7 @@ impl ShareManager {
         led: LedPartition<'_>,
         settings: &ShareGroupSettings,
         budget: FetchBudget,
+        remote: Option<&sluice_tier::RemoteReader>,
     ) -> Result<Acquired, i16> {
         let LedPartition {
             key,
@@ -414,44 +422,46 @@ impl ShareManager {
             .entry(group, key, partition, settings.earliest, leader_epoch)
             .await
             .map_err(|e| e.code())?;
-        let (ranges, fresh_bytes) = {
+        let lock_ms = settings
+            .lock_duration_ms
+            .unwrap_or(self.config.record_lock_duration_ms);
+        let lock_deadline = self.clock.now() + Duration::from_millis(lock_ms.max(0) as u64);
+        let (mut ranges, fresh_from) = {
             let mut sp = lock(&entry.state);
             sp.skip_to_log_start(partition.log_start_offset());
-            let lock_ms = settings
-                .lock_duration_ms
-                .unwrap_or(self.config.record_lock_duration_ms);
-            let lock_deadline = self.clock.now() + Duration::from_millis(lock_ms.max(0) as u64);
-            let mut ranges = sp.acquire_available(member, max_records, lock_deadline);
-            let taken: usize = ranges
-                .iter()
-                .map(|r| (r.last_offset - r.first_offset + 1) as usize)
-                .sum();
-            let mut fresh_bytes = Bytes::new();
-            if taken < max_records && sp.has_room() {
-                let isolation = if settings.read_committed {
-                    Isolation::ReadCommitted
-                } else {
-                    Isolation::ReadUncommitted
-                };
-                let data = partition
-                    .read(sp.next_fresh(), max_bytes, isolation)
-                    .map_err(|e| read_error_code(&e))?;
-                let batches = reads::log_batches(&data.records, &data.aborted_transactions);
-                ranges.extend(sp.acquire_fresh(
-                    member,
-                    &batches,
-                    max_records - taken,
-                    lock_deadline,
-                ));
-                fresh_bytes = data.records;
-            }
-            (ranges, fresh_bytes)
+            let ranges = sp.acquire_available(member, max_records, lock_deadline);
+            let fresh_from =
+                (records_in(&ranges) < max_records && sp.has_room()).then(|| sp.next_fresh());
+            (ranges, fresh_from)
         };
+        let mut fresh_bytes = Bytes::new();
+        if let Some(from) = fresh_from {
+            let isolation = if settings.read_committed {
+                Isolation::ReadCommitted
+            } else {
+                Isolation::ReadUncommitted
+            };
+            // Read without the share-partition's lock (the remote tier may take a while);
+            // fresh records another fetch took meanwhile are skipped by `acquire_fresh`.
+            let data = reads::read_log(partition, remote, from, max_bytes, isolation)
+                .await
+                .map_err(|e| e.code())?;
+            let batches = reads::log_batches(&data.records, &data.aborted_transactions);
+            let taken = records_in(&ranges);
+            ranges.extend(lock(&entry.state).acquire_fresh(
+                member,
+                &batches,
+                max_records - taken,
+                lock_deadline,
+            ));
+            fresh_bytes = data.records;
+        }
         if !ranges.is_empty() {
             self.timer.notify_one();
         }
-        let records = reads::covering(partition, &ranges, fresh_bytes, max_bytes)
-            .map_err(|e| read_error_code(&e))?;
+        let records = reads::covering(partition, remote, &ranges, fresh_bytes, max_bytes)
+            .await
+            .map_err(|e| e.code())?;
         Ok(Acquired { ranges, records })
     }
 

@@ -409,6 +409,27 @@ impl ClusterMetadata for EtcdMetadata {
         Ok(())
     }
 
+    async fn swap_entry(
+        &self,
+        kind: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, MetadataError> {
+        crate::port::check_entries(kind, &[], &[key.to_string()])?;
+        let key = self.keys.entry(kind, key);
+        let when = match expected {
+            Some(v) => Compare::value(key.clone(), CompareOp::Equal, v),
+            None => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+        };
+        let op = match new {
+            Some(v) => TxnOp::put(key, v, None),
+            None => TxnOp::delete(key, None),
+        };
+        let response = self.txn(Txn::new().when([when]).and_then([op])).await?;
+        Ok(response.succeeded())
+    }
+
     async fn update_partition(
         &self,
         topic: &str,

@@ -91,11 +91,6 @@ impl EpochCache {
         changed
     }
 
-    /// Forgets every entry.
-    pub(super) fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// The stored form: 12 bytes per entry, epoch then start offset, big-endian.
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.entries.len() * 12);

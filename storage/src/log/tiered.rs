@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::WriteBatch;
 use uuid::Uuid;
 
 use super::log_state::LogState;
 use super::meta::{leader_epochs_key, log_start_key};
 use super::partition::Partition;
-use crate::db::{IndexEntry, CF_META, CF_OFFSETS};
+use crate::db::CF_META;
 use crate::remote::{
     self, encode_batch_index, encode_producer_snapshot, encode_txn_index, BatchEntry, CopyJob,
     RemoteSegment, RemoteSegmentState,
@@ -207,31 +207,17 @@ impl Partition {
 
     /// The offset index entries of the batches in the segment `[base, end)`.
     fn batches_of_segment(&self, base: i64, end: i64) -> Result<Vec<BatchEntry>, StorageError> {
-        let cf = self.db.cf(CF_OFFSETS)?;
-        let start = self.key.with_i64(base);
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .db
-            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(self.key.as_bytes()) {
-                break;
-            }
-            let e = IndexEntry::decode(&k, &v)?;
-            if e.segment != base || e.base_offset >= end {
-                break;
-            }
-            out.push(BatchEntry {
+        Ok(self
+            .entries_in(base, end)?
+            .into_iter()
+            .map(|e| BatchEntry {
                 base_offset: e.base_offset,
                 last_offset: e.last_offset,
                 position: e.position,
                 size: e.size,
                 max_timestamp: e.max_timestamp,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Marks the copy of `segment` finished (COPY_FINISHED): fetches may read it and local
@@ -303,9 +289,12 @@ impl Partition {
             .map(|(_, s)| s.size)
             .sum();
         let mut total = log.remote.size_bytes() + local_only;
+        // Tiered storage turned off (with remote.log.delete.on.disable): all of it goes
+        // and the log starts at the local log start, as in Kafka (KIP-950).
+        let disabled = !log.config.remote_storage_enable;
         let mut doomed = Vec::new();
         for seg in log.remote.segments.values() {
-            let below_start = seg.end_offset < log.log_start_offset;
+            let below_start = disabled || seg.end_offset < log.log_start_offset;
             let expired = deletes
                 && retention_ms >= 0
                 && seg.max_timestamp >= 0
@@ -322,7 +311,11 @@ impl Partition {
         let Some(last) = doomed.last() else {
             return Ok(Vec::new());
         };
-        let new_start = log.log_start_offset.max(last.end_offset + 1);
+        let new_start = if disabled {
+            log.local_log_start_offset()
+        } else {
+            log.log_start_offset.max(last.end_offset + 1)
+        };
         let mut wb = WriteBatch::default();
         for seg in &doomed {
             remote::queue_deletion(&self.db, &mut wb, &self.key, seg, now_ms)?;
@@ -364,6 +357,42 @@ impl Partition {
             log_start_offset: log.log_start_offset,
             last_stable_offset: log.last_stable_offset(),
         })
+    }
+
+    /// The upload in progress, if any.
+    pub fn remote_copying(&self) -> Option<RemoteSegment> {
+        self.lock().remote.copying.clone()
+    }
+
+    /// In a cluster: takes the partition's copied remote segments as the cluster metadata
+    /// has them (COPY_FINISHED), so that a new leader reads them and a follower's local
+    /// retention knows what is copied. The records in the data directory follow.
+    pub fn sync_remote(&self, copied: Vec<RemoteSegment>) -> Result<(), StorageError> {
+        let mut log = self.lock();
+        let next: BTreeMap<i64, RemoteSegment> = copied
+            .into_iter()
+            .filter(|s| s.topic_id == self.topic_id && s.partition == self.index)
+            .map(|s| (s.base_offset, s))
+            .collect();
+        if next == log.remote.segments {
+            return Ok(());
+        }
+        let cf = self.db.cf(CF_META)?;
+        let mut wb = WriteBatch::default();
+        for base in log.remote.segments.keys() {
+            if !next.contains_key(base) {
+                wb.delete_cf(cf, remote::segment_key(&self.key, *base));
+            }
+        }
+        for (base, seg) in &next {
+            if log.remote.segments.get(base) != Some(seg) {
+                wb.put_cf(cf, remote::segment_key(&self.key, *base), seg.encode());
+            }
+        }
+        self.db.write(wb, true)?;
+        log.remote.segments = next;
+        self.publish(&log);
+        Ok(())
     }
 
     /// Queues every remote segment of the partition for deletion (the topic is going).

@@ -22,6 +22,7 @@ use std::path::Path;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sluice_protocol::batch::{self, BatchHeader, HEADER_SIZE};
 
+use super::epoch_cache::EpochCache;
 use super::log_state::LogState;
 use super::meta::{
     cleaner_checkpoint_key, high_watermark_key, leader_epochs_key, log_start_key, truncation_key,
@@ -33,8 +34,14 @@ use crate::db::{
     key_suffix_u64, timestamp_from_key, Db, IndexEntry, PartitionKey, CF_ABORTED_TXNS, CF_META,
     CF_OFFSETS, CF_PRODUCERS, CF_TIMES,
 };
-use crate::producers::ProducerStates;
+use crate::producers::{ProducerEntry, ProducerStates};
 use crate::StorageError;
+
+/// What a follower restarting its local log inside a tiered partition keeps.
+struct TieredStart {
+    log_start_offset: i64,
+    producers: Vec<(i64, Vec<u8>)>,
+}
 
 /// Where a test stops a truncation, as a crash would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,10 +318,37 @@ impl Partition {
     /// aborted transactions, no leader epochs; log start, log end and high watermark
     /// `offset`.
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
-        self.on_disk(|| self.truncate_fully_on_disk(offset))
+        self.on_disk(|| self.truncate_fully_on_disk(offset, None))
     }
 
-    fn truncate_fully_on_disk(&self, offset: i64) -> Result<(), StorageError> {
+    /// A follower of a tiered partition behind the leader's local log start (Kafka's
+    /// OFFSET_MOVED_TO_TIERED_STORAGE): deletes everything and restarts the local log at
+    /// the leader's `local_log_start_offset`, keeping the leader's `log_start_offset` below
+    /// it, since the remote tier holds the offsets between. The leader epochs come from the
+    /// remote segments (as Kafka rebuilds them from the remote leader-epoch checkpoint) and
+    /// the producers from the remote producer snapshot (`producer_snapshot`, as uploaded).
+    pub fn truncate_fully_and_start_at_tiered(
+        &self,
+        local_log_start_offset: i64,
+        log_start_offset: i64,
+        producer_snapshot: Option<&[u8]>,
+    ) -> Result<(), StorageError> {
+        let producers = match producer_snapshot {
+            Some(bytes) => crate::remote::decode_producer_snapshot(bytes)?,
+            None => Vec::new(),
+        };
+        let start = TieredStart {
+            log_start_offset: log_start_offset.min(local_log_start_offset),
+            producers,
+        };
+        self.on_disk(|| self.truncate_fully_on_disk(local_log_start_offset, Some(&start)))
+    }
+
+    fn truncate_fully_on_disk(
+        &self,
+        offset: i64,
+        tiered: Option<&TieredStart>,
+    ) -> Result<(), StorageError> {
         let _cleaning = self.cleaner_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut log = self.lock();
         if offset < 0 {
@@ -333,8 +367,31 @@ impl Partition {
             self.db.delete_partition_keys(&mut wb, cf, &self.key)?;
         }
         let meta = self.db.cf(CF_META)?;
-        wb.put_cf(meta, log_start_key(&self.key), offset.to_be_bytes());
-        wb.delete_cf(meta, leader_epochs_key(&self.key));
+        let log_start = tiered.map_or(offset, |t| t.log_start_offset);
+        let mut epochs = EpochCache::default();
+        let mut producers = ProducerStates::default();
+        if let Some(t) = tiered {
+            for seg in log.remote.segments.values() {
+                if seg.base_offset < offset {
+                    for (epoch, start) in &seg.leader_epochs {
+                        epochs.assign(*epoch, (*start).max(log_start));
+                    }
+                }
+            }
+            let cf = self.db.cf(CF_PRODUCERS)?;
+            for (pid, bytes) in &t.producers {
+                if let Some(entry) = ProducerEntry::decode(bytes) {
+                    wb.put_cf(cf, self.key.with_i64(*pid), bytes);
+                    producers.producers.insert(*pid, entry);
+                }
+            }
+        }
+        wb.put_cf(meta, log_start_key(&self.key), log_start.to_be_bytes());
+        if epochs.entries().is_empty() {
+            wb.delete_cf(meta, leader_epochs_key(&self.key));
+        } else {
+            wb.put_cf(meta, leader_epochs_key(&self.key), epochs.encode());
+        }
         wb.delete_cf(meta, cleaner_checkpoint_key(&self.key));
         if log.replicated {
             wb.put_cf(meta, high_watermark_key(&self.key), offset.to_be_bytes());
@@ -344,12 +401,12 @@ impl Partition {
         wb.put_cf(meta, truncation_key(&self.key), cut.encode());
         self.db.write(wb, true)?;
 
-        log.producers = ProducerStates::default();
+        log.producers = producers;
         log.ongoing_txns.clear();
         log.aborted_txns.truncate_from(i64::MIN);
         log.max_timestamp = -1;
-        log.epochs.clear();
-        log.log_start_offset = offset;
+        log.epochs = epochs;
+        log.log_start_offset = log_start;
         log.checkpointed_high_watermark = if log.replicated { offset } else { -1 };
         log.truncations += 1;
         let now = crate::now_ms();
@@ -376,7 +433,7 @@ impl Partition {
     }
 
     /// Index entries whose last offset is in `[from, to)`, in order.
-    fn entries_in(&self, from: i64, to: i64) -> Result<Vec<IndexEntry>, StorageError> {
+    pub(super) fn entries_in(&self, from: i64, to: i64) -> Result<Vec<IndexEntry>, StorageError> {
         let cf = self.db.cf(CF_OFFSETS)?;
         let start = self.key.with_i64(from.max(0));
         let mut out = Vec::new();

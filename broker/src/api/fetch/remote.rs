@@ -35,7 +35,7 @@ pub(super) async fn read_remote(
         let reader = tier.reader.clone();
         let handle = tokio::spawn(async move {
             reader
-                .read(&read, read.offset, budget, at_least_one, read_committed)
+                .read(&read, budget, at_least_one, read_committed)
                 .await
         });
         reads.push((i, handle));
