@@ -85,6 +85,15 @@ fn tiered_topic(s: &Storage, name: &str, extra: &[(&str, &str)]) -> std::sync::A
     t.partitions[0].clone()
 }
 
+/// The topic config of `overrides` on `broker`.
+fn topic_config(broker: &BrokerConfig, overrides: &[(&str, &str)]) -> sluice_config::TopicConfig {
+    let overrides: BTreeMap<String, String> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    sluice_config::TopicConfig::resolve(broker, &overrides)
+}
+
 /// Copies every sealed segment, as the remote log manager would with a store that works.
 fn copy_all(p: &Partition) -> Vec<sluice_storage::RemoteSegment> {
     let mut copied = Vec::new();
@@ -364,15 +373,14 @@ fn turning_tiered_storage_off_deletes_the_remote_segments() {
     // Still tiered: nothing is past retention.
     assert!(p.expire_remote(10_000).unwrap().is_empty());
 
-    let overrides: BTreeMap<String, String> = [
-        ("segment.bytes", "400"),
-        ("remote.storage.enable", "false"),
-        ("remote.log.delete.on.disable", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    p.set_config(sluice_config::TopicConfig::resolve(&broker, &overrides));
+    p.set_config(topic_config(
+        &broker,
+        &[
+            ("segment.bytes", "400"),
+            ("remote.storage.enable", "false"),
+            ("remote.log.delete.on.disable", "true"),
+        ],
+    ));
     let doomed = p.expire_remote(10_000).unwrap();
     assert_eq!(doomed.len(), copied.len());
     assert!(p.remote_segments().is_empty());
@@ -382,4 +390,38 @@ fn turning_tiered_storage_off_deletes_the_remote_segments() {
         .read_region(local_start, 1 << 20, Isolation::ReadUncommitted)
         .unwrap();
     assert!(data.records.is_some());
+}
+
+/// `remote.log.copy.disable`: no more copies, and what is remote stays readable.
+#[test]
+fn copy_disable_stops_copies_and_keeps_remote_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = config(dir.path());
+    let s = Storage::open(&broker).unwrap();
+    let p = tiered_topic(&s, "t", &[]);
+    for i in 0..6 {
+        append_one(&p, i);
+    }
+    let copied = copy_all(&p);
+    assert!(!copied.is_empty());
+    p.enforce_retention(10_000).unwrap();
+    p.set_config(topic_config(
+        &broker,
+        &[
+            ("segment.bytes", "400"),
+            ("remote.storage.enable", "true"),
+            ("local.retention.bytes", "400"),
+            ("remote.log.copy.disable", "true"),
+        ],
+    ));
+    for i in 6..12 {
+        append_one(&p, i);
+    }
+    assert!(p.begin_copy(6_000).unwrap().is_none());
+    assert!(p.copy_lag().0 > 0, "sealed segments wait uncopied");
+    assert_eq!(p.remote_segments(), copied);
+    assert!(matches!(
+        p.read_region(0, 1 << 20, Isolation::ReadUncommitted),
+        Err(ReadError::InRemoteTier(_))
+    ));
 }

@@ -77,7 +77,8 @@ def test_a_new_leader_serves_what_the_old_one_copied(cluster_factory, seaweedfs)
     """The leader copies and its followers delete what it copied; the leader is killed
     with kill -9, and the new leader serves every acknowledged record from offset 0 (most
     of it from the bucket, through the metadata the old leader wrote to etcd), copies what
-    comes next, and cleans up an upload the old leader left unfinished."""
+    comes next, and cleans up an upload the old leader left unfinished. Deleting the
+    topic then empties the bucket of it."""
     cluster = cluster_factory(3, cluster_overrides(seaweedfs))
     topic = "tiered-failover"
     create_topic(cluster, topic, 1, configs=TOPIC_CONFIGS)
@@ -118,6 +119,12 @@ def test_a_new_leader_serves_what_the_old_one_copied(cluster_factory, seaweedfs)
     got = read_from_start(cluster.bootstrap, topic, 3000)
     assert [o for o, _ in got] == list(range(3000))
     assert [v for _, v in got] == values(0, 3000)
+
+    # A deleted topic's objects go too (the controller deletes them).
+    admin = cluster.admin()  # held until the answer
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(30)
+    cluster.wait_for(lambda: not uploads(seaweedfs, topic), timeout=60,
+                     what="the deleted topic's objects gone from the bucket")
 
 
 @pytest.mark.timeout(600)

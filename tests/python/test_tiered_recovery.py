@@ -14,10 +14,10 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AlterConfigOpType, NewTopic
 
 from broker_http import metric, ready_status
-from e2e import admin, producer, unique_topic, wait_for
+from e2e import admin, unique_topic, wait_for
 from test_configs import incremental
 from test_tiered_storage import (
-    consume_all, list_offset_of, local_bytes, metrics_port, remote_logs, tier_overrides, value,
+    produce_values, consume_all, list_offset_of, local_bytes, metrics_port, remote_logs, tier_overrides, value,
 )
 
 KIB = 1024
@@ -28,16 +28,17 @@ SMALL_TOPIC = {"remote.storage.enable": "true", "segment.bytes": str(SEGMENT),
 
 def produce_n(b, topic: str, start: int, n: int, size: int = 4000) -> None:
     # Small batches, so that segments hold many of them and roll near segment.bytes.
-    p = producer(b.bootstrap, **{"linger.ms": 5, "batch.size": 16384, "compression.type": "none"})
-    for i in range(start, start + n):
-        while True:
-            try:
-                p.produce(topic, value=value(i, size), key=str(i).encode())
-                break
-            except BufferError:
-                p.poll(0.1)
-        p.poll(0)
-    assert p.flush(60) == 0
+    produce_values(b, topic, start, n, size, **{"linger.ms": 5, "batch.size": 16384, "compression.type": "none"})
+
+
+def tiered_topic_with_remote_data(b, prefix: str, n: int, past: int) -> str:
+    """A new topic of small tiered segments holding records 0..n, once its local log
+    starts past offset `past` (what lies below is only in the bucket)."""
+    topic = unique_topic(prefix)
+    admin(b.bootstrap).create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
+    produce_n(b, topic, 0, n)
+    wait_for(lambda: list_offset_of(b, topic, -4) > past, 60, "segments to leave the local log")
+    return topic
 
 
 def segments_in_bucket(store, topic: str) -> dict[int, set[str]]:
@@ -212,10 +213,7 @@ def test_turning_tiered_storage_off_needs_delete_on_disable(broker_factory, moto
     start, and every record from there reads back from the local disk."""
     b = broker_factory(overrides=tier_overrides(moto_s3))
     a = admin(b.bootstrap)
-    topic = unique_topic("tier-off")
-    a.create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
-    produce_n(b, topic, 0, 1000)
-    wait_for(lambda: list_offset_of(b, topic, -4) > 300, 60, "segments to leave the local log")
+    topic = tiered_topic_with_remote_data(b, "tier-off", 1000, 300)
     local_start = list_offset_of(b, topic, -4)
     assert remote_logs(moto_s3, topic)
 
@@ -245,11 +243,7 @@ def test_a_share_group_reads_remote_segments(broker_factory, moto_s3):
     from test_share_groups import alter_group_configs, drain
 
     b = broker_factory(overrides=tier_overrides(moto_s3))
-    a = admin(b.bootstrap)
-    topic = unique_topic("tier-share")
-    a.create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
-    produce_n(b, topic, 0, 600)
-    wait_for(lambda: list_offset_of(b, topic, -4) > 200, 60, "the first segments to leave the local log")
+    topic = tiered_topic_with_remote_data(b, "tier-share", 600, 200)
     group = unique_topic("sg")
     assert alter_group_configs(b, group, {"share.auto.offset.reset": "earliest"}) == (0, None)
     consumers = {name: ShareConsumer({"bootstrap.servers": b.bootstrap, "group.id": group,

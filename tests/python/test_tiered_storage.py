@@ -20,6 +20,8 @@ from test_cli import out, sluice
 from wire import Conn, list_offset
 
 MIB = 1024 * 1024
+# Batches of up to 1 MiB, uncompressed: the bytes stored are the bytes produced.
+BIG_BATCHES = {"linger.ms": 20, "batch.size": MIB, "compression.type": "none"}
 # An hour ago: older timestamps would fall to retention.ms (7 days) as soon as they are copied.
 BASE_TS = int(time.time() * 1000) - 3_600_000
 
@@ -71,6 +73,23 @@ def list_offset_of(b, topic: str, timestamp: int) -> int:
     return offset
 
 
+def produce_values(b, topic: str, start: int, n: int, size: int, stamped: bool = False, **conf) -> None:
+    """Produces records start..start+n of `size` bytes, keyed by their number (and with
+    `stamped`, timestamped BASE_TS + number), waiting out a full local queue; fails unless
+    all are delivered."""
+    p = producer(b.bootstrap, **conf)
+    for i in range(start, start + n):
+        extra = {"timestamp": BASE_TS + i} if stamped else {}
+        while True:
+            try:
+                p.produce(topic, value=value(i, size), key=str(i).encode(), **extra)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    assert p.flush(120) == 0
+
+
 def consume_all(bootstrap: str, topic: str, n: int, **conf) -> list[tuple[int, bytes, int]]:
     """(offset, value, timestamp) of the first `n` records from the beginning."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic("g"),
@@ -90,6 +109,28 @@ def consume_all(bootstrap: str, topic: str, n: int, **conf) -> list[tuple[int, b
     return out
 
 
+@pytest.mark.timeout(300)
+def test_segments_past_8_mib_go_up_in_parts(broker_factory, s3_store):
+    """Segments of 12 MiB are uploaded as multipart uploads (8 MiB parts), which each
+    server accepts: the objects in the bucket are whole, and the records read back from
+    them byte for byte."""
+    b = broker_factory(overrides=tier_overrides(s3_store))
+    a = admin(b.bootstrap)
+    topic = unique_topic("tiered-parts")
+    a.create_topics([NewTopic(topic, 1, 1, config={
+        "remote.storage.enable": "true", "segment.bytes": str(12 * MIB),
+        "local.retention.bytes": str(12 * MIB)})])[topic].result(30)
+    size, count = 10_000, 4_000  # 40 MB: three sealed segments
+    produce_values(b, topic, 0, count, size, **BIG_BATCHES)
+    remote = wait_for(lambda: (r := remote_logs(s3_store, topic)) and len(r) >= 3 and r, 120,
+                      "three segments in the bucket")
+    assert all(8 * MIB < size_ <= 12 * MIB for size_ in remote.values()), remote
+    wait_for(lambda: list_offset_of(b, topic, -4) > 2_000, 60, "the copied segments to leave the disk")
+    got = consume_all(b.bootstrap, topic, count)
+    assert [o for o, _, _ in got] == list(range(count))
+    assert [v for _, v, _ in got] == [value(i, size) for i in range(count)]
+
+
 @pytest.mark.timeout(900)
 def test_200_mb_go_to_the_bucket_and_read_back_byte_for_byte(broker_factory, s3_store):
     """200 MB into a topic of 4 MiB segments with local.retention.bytes=8 MiB: the data
@@ -103,16 +144,7 @@ def test_200_mb_go_to_the_bucket_and_read_back_byte_for_byte(broker_factory, s3_
         "remote.storage.enable": "true", "segment.bytes": str(4 * MIB),
         "local.retention.bytes": str(8 * MIB)})])[topic].result(30)
     size, count = 10_000, 20_000  # 200 MB
-    p = producer(b.bootstrap, **{"linger.ms": 20, "batch.size": MIB, "compression.type": "none"})
-    for i in range(count):
-        while True:
-            try:
-                p.produce(topic, value=value(i, size), key=str(i).encode(), timestamp=BASE_TS + i)
-                break
-            except BufferError:
-                p.poll(0.1)
-        p.poll(0)
-    assert p.flush(120) == 0
+    produce_values(b, topic, 0, count, size, stamped=True, **BIG_BATCHES)
 
     wait_for(lambda: local_bytes(b, topic) <= 16 * MIB, 180,
              "the local log to shrink to about local.retention.bytes")

@@ -93,6 +93,68 @@ fn entries(view: &ClusterView) -> Vec<(Vec<u8>, Entry)> {
         .collect()
 }
 
+/// What a broker knows when it decides an entry's fate.
+#[derive(Debug, Clone)]
+struct Here {
+    node_id: i32,
+    /// This broker is the controller.
+    controller: bool,
+    /// The entry's topic (by name and id) is in the view.
+    topic_exists: bool,
+    /// The epoch this broker leads the entry's partition in, if it leads it.
+    leader_epoch: Option<i32>,
+    /// This process is uploading the entry's segment.
+    uploading: bool,
+    /// The partition's log start offset here (-1: no replica here).
+    log_start_offset: i64,
+    now_ms: i64,
+    stale_after_ms: i64,
+}
+
+/// What becomes of an entry in a deletion round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    /// DELETE_STARTED already: delete its objects.
+    Delete,
+    /// Mark it DELETE_STARTED, then delete its objects.
+    Doom,
+}
+
+/// Who deletes what: a partition's leader its DELETE_STARTED segments, the uploads an
+/// earlier leader left unfinished (once they cannot still be running), its own process's
+/// unfinished uploads from before a restart, and copied segments wholly below the log
+/// start offset (one a new leader's overlapping copy superseded); the controller every
+/// segment of a deleted topic.
+fn fate(e: &Entry, here: &Here) -> Fate {
+    let seg = &e.segment;
+    if !here.topic_exists {
+        return match (here.controller, seg.state) {
+            (false, _) => Fate::Keep,
+            (true, RemoteSegmentState::DeleteStarted) => Fate::Delete,
+            (true, _) => Fate::Doom,
+        };
+    }
+    let Some(epoch) = here.leader_epoch else {
+        return Fate::Keep;
+    };
+    let doomed = match seg.state {
+        RemoteSegmentState::DeleteStarted => return Fate::Delete,
+        RemoteSegmentState::CopyStarted => {
+            let mine_and_gone = e.broker == here.node_id && !here.uploading;
+            let predecessor = e.leader_epoch < epoch
+                && here.now_ms.saturating_sub(seg.event_ms) > here.stale_after_ms;
+            mine_and_gone || predecessor
+        }
+        RemoteSegmentState::CopyFinished => seg.end_offset < here.log_start_offset,
+    };
+    if doomed {
+        Fate::Doom
+    } else {
+        Fate::Keep
+    }
+}
+
 /// The remote log manager's view of a cluster member.
 pub(crate) struct ClusterTieredLogs {
     storage: Arc<Storage>,
@@ -215,48 +277,34 @@ impl TieredLogs for ClusterTieredLogs {
         let view = self.meta.view().borrow().clone();
         let led = self.replicas.leadership().borrow().clone();
         let controller = view.controller == Some(self.node_id);
-        let now = now_ms();
         let mut out = Vec::new();
         for (bytes, e) in entries(&view) {
             let seg = &e.segment;
-            let topic_exists = view
-                .topics
-                .get(&seg.topic)
-                .is_some_and(|t| t.topic_id == seg.topic_id);
-            let leader_epoch = led.get(&(seg.topic.clone(), seg.partition)).copied();
-            let state = seg.state;
-            if state == RemoteSegmentState::DeleteStarted {
-                if leader_epoch.is_some() || (!topic_exists && controller) {
-                    out.push(seg.clone());
-                }
-                continue;
-            }
-            let doomed = if !topic_exists {
-                controller
-            } else if let Some(epoch) = leader_epoch {
-                match state {
-                    RemoteSegmentState::CopyStarted => {
-                        let mine_and_gone = e.broker == self.node_id
-                            && !self.started().contains_key(&seg.segment_id);
-                        let predecessor = e.leader_epoch < epoch
-                            && now.saturating_sub(seg.event_ms) > self.stale_after_ms;
-                        mine_and_gone || predecessor
-                    }
-                    // A segment wholly below the log start offset, such as one a new
-                    // leader's overlapping copy superseded.
-                    _ => self
-                        .storage
-                        .partition(&seg.topic, seg.partition)
-                        .is_some_and(|p| seg.end_offset < p.log_start_offset()),
-                }
-            } else {
-                false
+            let here = Here {
+                node_id: self.node_id,
+                controller,
+                topic_exists: view
+                    .topics
+                    .get(&seg.topic)
+                    .is_some_and(|t| t.topic_id == seg.topic_id),
+                leader_epoch: led.get(&(seg.topic.clone(), seg.partition)).copied(),
+                uploading: self.started().contains_key(&seg.segment_id),
+                log_start_offset: self
+                    .storage
+                    .partition(&seg.topic, seg.partition)
+                    .map_or(-1, |p| p.log_start_offset()),
+                now_ms: now_ms(),
+                stale_after_ms: self.stale_after_ms,
             };
-            if doomed {
-                if let Some(seg) = self.doom(bytes, &e).await? {
-                    tracing::info!(topic = %seg.topic, partition = seg.partition, base_offset = seg.base_offset,
-                        segment_id = %seg.segment_id, state = ?state, "remote segment queued for deletion");
-                    out.push(seg);
+            match fate(&e, &here) {
+                Fate::Keep => {}
+                Fate::Delete => out.push(seg.clone()),
+                Fate::Doom => {
+                    if let Some(doomed) = self.doom(bytes, &e).await? {
+                        tracing::info!(topic = %seg.topic, partition = seg.partition, base_offset = seg.base_offset,
+                            segment_id = %seg.segment_id, state = ?seg.state, "remote segment queued for deletion");
+                        out.push(doomed);
+                    }
                 }
             }
         }
@@ -377,6 +425,81 @@ mod tests {
             state: RemoteSegmentState::CopyStarted,
             event_ms: 7,
         }
+    }
+
+    fn here() -> Here {
+        Here {
+            node_id: 1,
+            controller: false,
+            topic_exists: true,
+            leader_epoch: Some(5),
+            uploading: false,
+            log_start_offset: 0,
+            now_ms: 100_000,
+            stale_after_ms: 2_000,
+        }
+    }
+
+    fn entry(broker: i32, leader_epoch: i32, state: RemoteSegmentState, event_ms: i64) -> Entry {
+        let mut segment = segment();
+        segment.state = state;
+        segment.event_ms = event_ms;
+        Entry {
+            broker,
+            leader_epoch,
+            segment,
+        }
+    }
+
+    #[test]
+    fn the_leader_deletes_what_is_dropped_and_what_no_upload_will_finish() {
+        use RemoteSegmentState::*;
+        let h = here();
+        assert_eq!(fate(&entry(2, 4, DeleteStarted, 0), &h), Fate::Delete);
+        // Our own upload, running: kept; from before a restart of this broker: doomed.
+        let uploading = Here {
+            uploading: true,
+            ..h.clone()
+        };
+        assert_eq!(fate(&entry(1, 5, CopyStarted, 99_999), &uploading), Fate::Keep);
+        assert_eq!(fate(&entry(1, 5, CopyStarted, 99_999), &h), Fate::Doom);
+        // An earlier leader's: doomed only once it cannot still be uploading.
+        assert_eq!(fate(&entry(2, 4, CopyStarted, 99_000), &h), Fate::Keep);
+        assert_eq!(fate(&entry(2, 4, CopyStarted, 97_000), &h), Fate::Doom);
+        // Another broker's in this epoch is not an earlier leader's.
+        assert_eq!(fate(&entry(2, 5, CopyStarted, 0), &h), Fate::Keep);
+        // Copied: kept unless wholly below the log start offset.
+        assert_eq!(fate(&entry(2, 4, CopyFinished, 0), &h), Fate::Keep);
+        let past = Here {
+            log_start_offset: 200,
+            ..h.clone()
+        };
+        assert_eq!(fate(&entry(2, 4, CopyFinished, 0), &past), Fate::Doom);
+    }
+
+    #[test]
+    fn followers_keep_and_the_controller_deletes_a_deleted_topics_segments() {
+        use RemoteSegmentState::*;
+        let follower = Here {
+            leader_epoch: None,
+            ..here()
+        };
+        for state in [CopyStarted, CopyFinished, DeleteStarted] {
+            assert_eq!(fate(&entry(2, 4, state, 0), &follower), Fate::Keep);
+        }
+        let gone = Here {
+            topic_exists: false,
+            leader_epoch: None,
+            ..here()
+        };
+        assert_eq!(fate(&entry(2, 4, CopyFinished, 0), &gone), Fate::Keep);
+        let controller = Here {
+            controller: true,
+            ..gone
+        };
+        assert_eq!(fate(&entry(2, 4, CopyFinished, 0), &controller), Fate::Doom);
+        assert_eq!(fate(&entry(2, 4, CopyStarted, 0), &controller), Fate::Doom);
+        assert_eq!(fate(&entry(2, 4, DeleteStarted, 0), &controller), Fate::Delete);
     }
 
     #[test]
