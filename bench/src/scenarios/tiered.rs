@@ -146,8 +146,15 @@ fn local_files(broker: &mut Broker, topic: &str) -> anyhow::Result<(usize, u64)>
     for entry in std::fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
         let entry = entry?;
         if entry.path().extension().is_some_and(|e| e == "log") {
-            files += 1;
-            total += entry.metadata()?.len();
+            // Local retention may remove a file between the listing and its size.
+            match entry.metadata() {
+                Ok(m) => {
+                    files += 1;
+                    total += m.len();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok((files, total))

@@ -461,7 +461,10 @@ mod tests {
             uploading: true,
             ..h.clone()
         };
-        assert_eq!(fate(&entry(1, 5, CopyStarted, 99_999), &uploading), Fate::Keep);
+        assert_eq!(
+            fate(&entry(1, 5, CopyStarted, 99_999), &uploading),
+            Fate::Keep
+        );
         assert_eq!(fate(&entry(1, 5, CopyStarted, 99_999), &h), Fate::Doom);
         // An earlier leader's: doomed only once it cannot still be uploading.
         assert_eq!(fate(&entry(2, 4, CopyStarted, 99_000), &h), Fate::Keep);
@@ -499,7 +502,10 @@ mod tests {
         };
         assert_eq!(fate(&entry(2, 4, CopyFinished, 0), &controller), Fate::Doom);
         assert_eq!(fate(&entry(2, 4, CopyStarted, 0), &controller), Fate::Doom);
-        assert_eq!(fate(&entry(2, 4, DeleteStarted, 0), &controller), Fate::Delete);
+        assert_eq!(
+            fate(&entry(2, 4, DeleteStarted, 0), &controller),
+            Fate::Delete
+        );
     }
 
     #[test]
