@@ -345,7 +345,8 @@ def test_group_describe_list_and_reset_offsets(broker_factory):
 
     wait_for(lambda: "State:          Empty" in out(sluice(b, "group", "describe", group)), 15, "the group to empty")
     assert out(sluice(b, "group", "delete", group)) == f"Deleted group {group}.\n"
-    assert group not in [g.group_id for g in admin(b.bootstrap).list_consumer_groups(request_timeout=30).result(30).valid]
+    a = admin(b.bootstrap)  # held until the answer: a destroyed client fails its futures
+    assert group not in [g.group_id for g in a.list_consumer_groups(request_timeout=30).result(30).valid]
 
 
 def test_group_describe_of_a_kip848_group(broker_factory):

@@ -35,7 +35,8 @@ def tiered_topic_with_remote_data(b, prefix: str, n: int, past: int) -> str:
     """A new topic of small tiered segments holding records 0..n, once its local log
     starts past offset `past` (what lies below is only in the bucket)."""
     topic = unique_topic(prefix)
-    admin(b.bootstrap).create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
+    a = admin(b.bootstrap)  # held until the answer: a destroyed client fails its futures
+    a.create_topics([NewTopic(topic, 1, 1, config=dict(SMALL_TOPIC))])[topic].result(30)
     produce_n(b, topic, 0, n)
     wait_for(lambda: list_offset_of(b, topic, -4) > past, 60, "segments to leave the local log")
     return topic
