@@ -1,0 +1,489 @@
+//! The registry's state as the fold of its `_schemas` records: schemas by global id,
+//! each subject's versions, and compatibility levels. Every change is decided here and
+//! returned as the records to write; the state changes only when they are applied (once
+//! written), so a write that fails changes nothing.
+
+use std::collections::BTreeMap;
+
+use crate::compat::CompatibilityLevel;
+use crate::format::{ParsedSchema, SchemaType};
+use crate::records::{Record, SchemaValue};
+use crate::RegistryError;
+
+/// A schema under its global id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSchema {
+    /// Its format.
+    pub schema_type: SchemaType,
+    /// As first registered.
+    pub schema: String,
+    /// Its canonical form: what finds it again.
+    canonical: String,
+}
+
+/// One version of a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    id: i32,
+    deleted: bool,
+}
+
+/// What a registration comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The schema's global id.
+    pub id: i32,
+    /// Its version in the subject.
+    pub version: i32,
+    /// The record to write; `None` when the subject already has this schema.
+    pub record: Option<Record>,
+}
+
+/// The registry's state.
+#[derive(Debug, Default)]
+pub struct Registry {
+    schemas: BTreeMap<i32, StoredSchema>,
+    subjects: BTreeMap<String, BTreeMap<i32, Version>>,
+    global: Option<CompatibilityLevel>,
+    configs: BTreeMap<String, CompatibilityLevel>,
+    max_id: i32,
+}
+
+impl Registry {
+    /// Applies one record of `_schemas` (read back, or just written).
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Schema {
+                subject,
+                version,
+                value: Some(v),
+            } => {
+                let Ok(schema_type) = v.kind() else { return };
+                let canonical = ParsedSchema::parse(schema_type, &v.schema)
+                    .map(|p| p.canonical())
+                    .unwrap_or_else(|_| v.schema.clone());
+                self.schemas.entry(v.id).or_insert(StoredSchema {
+                    schema_type,
+                    schema: v.schema.clone(),
+                    canonical,
+                });
+                self.max_id = self.max_id.max(v.id);
+                self.subjects.entry(subject.clone()).or_default().insert(
+                    *version,
+                    Version {
+                        id: v.id,
+                        deleted: v.deleted,
+                    },
+                );
+            }
+            Record::Schema {
+                subject,
+                version,
+                value: None,
+            } => {
+                if let Some(versions) = self.subjects.get_mut(subject) {
+                    versions.remove(version);
+                    if versions.is_empty() {
+                        self.subjects.remove(subject);
+                    }
+                }
+                // A schema no version names any more is gone; its id is not reused.
+                let named: std::collections::BTreeSet<i32> = self
+                    .subjects
+                    .values()
+                    .flat_map(|v| v.values().map(|v| v.id))
+                    .collect();
+                self.schemas.retain(|id, _| named.contains(id));
+            }
+            Record::Config { subject, level } => match (subject, level) {
+                (None, l) => self.global = *l,
+                (Some(s), Some(l)) => {
+                    self.configs.insert(s.clone(), *l);
+                }
+                (Some(s), None) => {
+                    self.configs.remove(s);
+                }
+            },
+            Record::DeleteSubject { subject, version } => {
+                if let Some(versions) = self.subjects.get_mut(subject) {
+                    for (_, v) in versions.range_mut(..=*version) {
+                        v.deleted = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The compatibility level in force for `subject`: its own, else the global one,
+    /// else BACKWARD (Confluent's default).
+    pub fn compatibility(&self, subject: Option<&str>) -> CompatibilityLevel {
+        subject
+            .and_then(|s| self.configs.get(s))
+            .copied()
+            .or(self.global)
+            .unwrap_or_default()
+    }
+
+    /// The subject's own level, if set.
+    pub fn subject_compatibility(&self, subject: &str) -> Option<CompatibilityLevel> {
+        self.configs.get(subject).copied()
+    }
+
+    /// Registers `schema` under `subject` (POST /subjects/{subject}/versions): the
+    /// version that already has it, or a new version checked against the earlier ones
+    /// under the subject's compatibility level, with the schema's id if another subject
+    /// has it and a new id otherwise.
+    pub fn register(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+    ) -> Result<Registration, RegistryError> {
+        let parsed = ParsedSchema::parse(schema_type, schema)?;
+        let canonical = parsed.canonical();
+        let versions = self.subjects.get(subject);
+        let live = || versions.into_iter().flatten().filter(|(_, v)| !v.deleted);
+        if let Some((version, v)) = live().find(|(_, v)| self.same(v.id, schema_type, &canonical)) {
+            return Ok(Registration {
+                id: v.id,
+                version: *version,
+                record: None,
+            });
+        }
+        let earlier = live()
+            .filter_map(|(_, v)| self.parsed(v.id))
+            .collect::<Vec<_>>();
+        let reasons = self
+            .compatibility(Some(subject))
+            .violations(&parsed, &earlier);
+        if !reasons.is_empty() {
+            return Err(RegistryError::incompatible(subject, &reasons));
+        }
+        let id = self
+            .schemas
+            .iter()
+            .find(|(_, s)| s.schema_type == schema_type && s.canonical == canonical)
+            .map_or(self.max_id + 1, |(id, _)| *id);
+        let version = versions
+            .and_then(|v| v.keys().next_back())
+            .map_or(1, |v| v + 1);
+        Ok(Registration {
+            id,
+            version,
+            record: Some(Record::Schema {
+                subject: subject.to_string(),
+                version,
+                value: Some(SchemaValue {
+                    subject: subject.to_string(),
+                    version,
+                    id,
+                    schema: self
+                        .schemas
+                        .get(&id)
+                        .map_or_else(|| schema.to_string(), |s| s.schema.clone()),
+                    schema_type: (schema_type != SchemaType::Avro)
+                        .then(|| schema_type.name().to_string()),
+                    references: Vec::new(),
+                    deleted: false,
+                }),
+            }),
+        })
+    }
+
+    /// The schema of a global id (GET /schemas/ids/{id}).
+    pub fn schema(&self, id: i32) -> Result<&StoredSchema, RegistryError> {
+        self.schemas
+            .get(&id)
+            .ok_or_else(RegistryError::schema_not_found)
+    }
+
+    /// Subjects with a live version (or, with `deleted`, any version).
+    pub fn subjects(&self, deleted: bool) -> Vec<String> {
+        self.subjects
+            .iter()
+            .filter(|(_, v)| deleted || v.values().any(|v| !v.deleted))
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// A subject's versions, oldest first.
+    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>, RegistryError> {
+        let found: Vec<i32> = self
+            .subjects
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| deleted || !v.deleted)
+            .map(|(n, _)| *n)
+            .collect();
+        if found.is_empty() {
+            return Err(RegistryError::subject_not_found(subject));
+        }
+        Ok(found)
+    }
+
+    /// One version of a subject (`-1`: the latest): its number and schema id.
+    pub fn version(
+        &self,
+        subject: &str,
+        version: i32,
+        deleted: bool,
+    ) -> Result<(i32, i32), RegistryError> {
+        let versions = self.versions(subject, deleted)?;
+        let n = if version == -1 {
+            versions.last().copied().unwrap_or(version)
+        } else {
+            version
+        };
+        if !versions.contains(&n) {
+            return Err(RegistryError::version_not_found(version));
+        }
+        let id = self.subjects[subject][&n].id;
+        Ok((n, id))
+    }
+
+    /// Finds `schema` among the subject's live versions (POST /subjects/{subject}).
+    pub fn lookup(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+    ) -> Result<(i32, i32), RegistryError> {
+        let versions = self.versions(subject, false)?;
+        let canonical = ParsedSchema::parse(schema_type, schema)?.canonical();
+        versions
+            .into_iter()
+            .map(|n| (n, self.subjects[subject][&n].id))
+            .find(|(_, id)| self.same(*id, schema_type, &canonical))
+            .ok_or_else(RegistryError::schema_not_found)
+    }
+
+    /// Deletes one version (DELETE /subjects/{subject}/versions/{version}): soft, or
+    /// permanently once soft-deleted. Returns the version and the record to write.
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        version: i32,
+        permanent: bool,
+    ) -> Result<(i32, Record), RegistryError> {
+        let (n, id) = self.version(subject, version, true)?;
+        let deleted = self.subjects[subject][&n].deleted;
+        let value = match (permanent, deleted) {
+            (false, true) => return Err(RegistryError::version_soft_deleted(subject, n)),
+            (true, false) => return Err(RegistryError::version_not_soft_deleted(subject, n)),
+            (true, true) => None,
+            (false, false) => Some(self.value(subject, n, id, true)?),
+        };
+        Ok((
+            n,
+            Record::Schema {
+                subject: subject.to_string(),
+                version: n,
+                value,
+            },
+        ))
+    }
+
+    /// Deletes a subject (DELETE /subjects/{subject}): soft, or permanently once every
+    /// version is soft-deleted. Returns the versions deleted and the records to write.
+    pub fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<(Vec<i32>, Vec<Record>), RegistryError> {
+        let all = self.versions(subject, true)?;
+        let live = self.versions(subject, false).unwrap_or_default();
+        if permanent {
+            if !live.is_empty() {
+                return Err(RegistryError::subject_not_soft_deleted(subject));
+            }
+            let records = all
+                .iter()
+                .map(|n| Record::Schema {
+                    subject: subject.to_string(),
+                    version: *n,
+                    value: None,
+                })
+                .collect();
+            return Ok((all, records));
+        }
+        let Some(latest) = live.last().copied() else {
+            return Err(RegistryError::subject_soft_deleted(subject));
+        };
+        let mut records = Vec::new();
+        for n in &live {
+            let id = self.subjects[subject][n].id;
+            records.push(Record::Schema {
+                subject: subject.to_string(),
+                version: *n,
+                value: Some(self.value(subject, *n, id, true)?),
+            });
+        }
+        records.push(Record::DeleteSubject {
+            subject: subject.to_string(),
+            version: latest,
+        });
+        Ok((live, records))
+    }
+
+    fn value(
+        &self,
+        subject: &str,
+        version: i32,
+        id: i32,
+        deleted: bool,
+    ) -> Result<SchemaValue, RegistryError> {
+        let s = self.schema(id)?;
+        Ok(SchemaValue {
+            subject: subject.to_string(),
+            version,
+            id,
+            schema: s.schema.clone(),
+            schema_type: (s.schema_type != SchemaType::Avro)
+                .then(|| s.schema_type.name().to_string()),
+            references: Vec::new(),
+            deleted,
+        })
+    }
+
+    fn same(&self, id: i32, schema_type: SchemaType, canonical: &str) -> bool {
+        self.schemas
+            .get(&id)
+            .is_some_and(|s| s.schema_type == schema_type && s.canonical == canonical)
+    }
+
+    fn parsed(&self, id: i32) -> Option<ParsedSchema> {
+        let s = self.schemas.get(&id)?;
+        ParsedSchema::parse(s.schema_type, &s.schema).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
+    const V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string","default":""}]}"#;
+    const BAD: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"age","type":"int"}]}"#;
+
+    /// Registers and applies the record, as the store does once it is written.
+    fn register(
+        r: &mut Registry,
+        subject: &str,
+        schema: &str,
+    ) -> Result<(i32, i32), RegistryError> {
+        let reg = r.register(subject, SchemaType::Avro, schema)?;
+        if let Some(rec) = &reg.record {
+            r.apply(rec);
+        }
+        Ok((reg.id, reg.version))
+    }
+
+    #[test]
+    fn ids_are_global_and_versions_per_subject() {
+        let mut r = Registry::default();
+        assert_eq!(register(&mut r, "a-value", V1), Ok((1, 1)));
+        // The same schema again: the same version, nothing written.
+        assert_eq!(
+            r.register("a-value", SchemaType::Avro, V1).unwrap().record,
+            None
+        );
+        assert_eq!(register(&mut r, "a-value", V2), Ok((2, 2)));
+        // Another subject: its own versions, the schema's existing id.
+        assert_eq!(register(&mut r, "b-value", V2), Ok((2, 1)));
+        assert_eq!(r.subjects(false), vec!["a-value", "b-value"]);
+        assert_eq!(r.versions("a-value", false), Ok(vec![1, 2]));
+        assert_eq!(r.version("a-value", -1, false), Ok((2, 2)));
+        assert_eq!(r.lookup("a-value", SchemaType::Avro, V1), Ok((1, 1)));
+        assert_eq!(r.schema(2).unwrap().schema, V2);
+        assert_eq!(r.schema(3).unwrap_err().error_code, 40403);
+        assert_eq!(r.versions("c-value", false).unwrap_err().error_code, 40401);
+        assert_eq!(
+            r.version("a-value", 9, false).unwrap_err().error_code,
+            40402
+        );
+    }
+
+    #[test]
+    fn an_incompatible_schema_is_refused_under_the_subjects_level() {
+        let mut r = Registry::default();
+        register(&mut r, "s", V1).unwrap();
+        let e = register(&mut r, "s", BAD).unwrap_err();
+        assert_eq!((e.status, e.error_code), (409, 409));
+        r.apply(&Record::Config {
+            subject: Some("s".into()),
+            level: Some(CompatibilityLevel::None),
+        });
+        assert_eq!(register(&mut r, "s", BAD), Ok((2, 2)));
+        assert_eq!(r.compatibility(Some("s")), CompatibilityLevel::None);
+        assert_eq!(r.compatibility(Some("t")), CompatibilityLevel::Backward);
+        r.apply(&Record::Config {
+            subject: None,
+            level: Some(CompatibilityLevel::Full),
+        });
+        assert_eq!(r.compatibility(Some("t")), CompatibilityLevel::Full);
+    }
+
+    #[test]
+    fn soft_then_permanent_deletes() {
+        let mut r = Registry::default();
+        register(&mut r, "s", V1).unwrap();
+        register(&mut r, "s", V2).unwrap();
+        assert_eq!(
+            r.delete_version("s", 1, true).unwrap_err().error_code,
+            40407
+        );
+        let (n, rec) = r.delete_version("s", 1, false).unwrap();
+        r.apply(&rec);
+        assert_eq!(n, 1);
+        assert_eq!(r.versions("s", false), Ok(vec![2]));
+        assert_eq!(r.versions("s", true), Ok(vec![1, 2]));
+        assert_eq!(
+            r.delete_version("s", 1, false).unwrap_err().error_code,
+            40406
+        );
+        // A soft-deleted schema is still served by id.
+        assert!(r.schema(1).is_ok());
+
+        assert_eq!(r.delete_subject("s", true).unwrap_err().error_code, 40405);
+        let (deleted, records) = r.delete_subject("s", false).unwrap();
+        assert_eq!(deleted, vec![2]);
+        for rec in &records {
+            r.apply(rec);
+        }
+        assert!(r.subjects(false).is_empty());
+        assert_eq!(r.delete_subject("s", false).unwrap_err().error_code, 40404);
+        let (deleted, records) = r.delete_subject("s", true).unwrap();
+        assert_eq!(deleted, vec![1, 2]);
+        for rec in &records {
+            r.apply(rec);
+        }
+        assert!(r.subjects(true).is_empty());
+        assert_eq!(r.schema(1).unwrap_err().error_code, 40403);
+        // A new schema after everything was deleted gets a new id (in this process; across
+        // a restart the id high-water mark is still to be kept).
+        assert_eq!(register(&mut r, "s", BAD), Ok((3, 1)));
+    }
+
+    #[test]
+    fn the_state_is_the_fold_of_its_records() {
+        let mut r = Registry::default();
+        let mut log = Vec::new();
+        for (subject, schema) in [("a", V1), ("a", V2), ("b", V1)] {
+            let reg = r.register(subject, SchemaType::Avro, schema).unwrap();
+            let rec = reg.record.unwrap();
+            r.apply(&rec);
+            log.push(rec);
+        }
+        let mut replayed = Registry::default();
+        for rec in &log {
+            let decoded = Record::decode(&rec.key(), rec.value().as_deref())
+                .unwrap()
+                .unwrap();
+            replayed.apply(&decoded);
+        }
+        assert_eq!(replayed.subjects(false), r.subjects(false));
+        assert_eq!(replayed.versions("a", false), r.versions("a", false));
+        assert_eq!(replayed.lookup("b", SchemaType::Avro, V1), Ok((1, 1)));
+    }
+}
