@@ -1,19 +1,22 @@
 //! Sluice's schema registry, the part that needs neither network nor broker: subjects,
 //! their versions and global schema ids as Confluent's Schema Registry keeps them, the
-//! compatibility levels and checks, and the records of the `_schemas` topic whose fold the
-//! registry's state is. Avro schemas go through the `apache-avro` crate.
+//! compatibility levels and checks, the records of the `_schemas` topic whose fold the
+//! registry's state is, and Confluent's REST API over that state (requests in, answers
+//! and records to write out). Avro schemas go through the `apache-avro` crate.
 //!
-//! Not served yet: the REST listener, the `_schemas` topic store and broker-side
-//! validation are still to come, so nothing of this reaches a user.
+//! Not served yet: the listener, the `_schemas` topic store and broker-side validation
+//! are still to come, so nothing of this reaches a user.
 
 mod compat;
 mod error;
 mod format;
 mod records;
+mod rest;
 mod state;
 
 pub use compat::CompatibilityLevel;
 pub use error::RegistryError;
 pub use format::{ParsedSchema, SchemaType};
 pub use records::{Record, Reference, SchemaValue};
+pub use rest::{handle, Outcome, Reply, Request};
 pub use state::{Registration, Registry, StoredSchema};

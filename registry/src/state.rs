@@ -190,6 +190,52 @@ impl Registry {
         })
     }
 
+    /// Why `schema` could not follow the subject's live versions under its level (or,
+    /// with `version`, could not follow that version alone); empty when it could.
+    pub fn check(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+        version: Option<i32>,
+    ) -> Result<Vec<String>, RegistryError> {
+        let parsed = ParsedSchema::parse(schema_type, schema)?;
+        let level = self.compatibility(Some(subject));
+        let earlier: Vec<ParsedSchema> = match version {
+            Some(v) => {
+                let (_, id) = self.version(subject, v, false)?;
+                self.parsed(id).into_iter().collect()
+            }
+            None => self
+                .subjects
+                .get(subject)
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| !v.deleted)
+                .filter_map(|(_, v)| self.parsed(v.id))
+                .collect(),
+        };
+        Ok(level.violations(&parsed, &earlier))
+    }
+
+    /// The subjects and versions that use a schema id (live ones, or all with `deleted`).
+    pub fn uses(&self, id: i32, deleted: bool) -> Vec<(String, i32)> {
+        self.subjects
+            .iter()
+            .flat_map(|(s, versions)| {
+                versions
+                    .iter()
+                    .filter(move |(_, v)| v.id == id && (deleted || !v.deleted))
+                    .map(move |(n, _)| (s.clone(), *n))
+            })
+            .collect()
+    }
+
+    /// The global level, if set.
+    pub fn global_compatibility(&self) -> Option<CompatibilityLevel> {
+        self.global
+    }
+
     /// The schema of a global id (GET /schemas/ids/{id}).
     pub fn schema(&self, id: i32) -> Result<&StoredSchema, RegistryError> {
         self.schemas
