@@ -7,43 +7,16 @@
 
 use std::collections::BTreeMap;
 
-use bytes::BytesMut;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+mod common;
+
+use common::append_one;
 use sluice_config::BrokerConfig;
-use sluice_protocol::batch::{split_batches, validate};
+use sluice_protocol::batch::split_batches;
 use sluice_storage::{Isolation, ReadError, Storage};
 
 fn config(dir: &std::path::Path) -> BrokerConfig {
     let d = dir.to_string_lossy().into_owned();
     BrokerConfig::from_properties([("log.dirs", d.as_str())]).unwrap()
-}
-
-fn append_one(p: &sluice_storage::Partition, i: i64) {
-    let r = Record {
-        transactional: false,
-        delete_horizon: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000 + i,
-        key: None,
-        value: Some(bytes::Bytes::from(vec![b'v'; 100])),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    let opts = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[r], &opts).unwrap();
-    let b = buf.freeze();
-    p.append(validate(&b).unwrap(), &b, 1_000).unwrap();
 }
 
 fn first_offset(data: &bytes::Bytes) -> i64 {
