@@ -56,6 +56,8 @@ pub struct Broker {
     pub(crate) topics: Arc<dyn TopicCatalog>,
     /// The remote tier (tiered storage); `None` unless `remote.log.storage.system.enable`.
     pub(crate) tier: Option<Arc<crate::tier::Tier>>,
+    /// The built-in Schema Registry; `None` unless `schema.registry.listeners` is set.
+    pub(crate) schema_registry: Option<Arc<crate::schema_registry::SchemaRegistry>>,
 }
 
 impl Broker {

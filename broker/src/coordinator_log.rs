@@ -324,10 +324,21 @@ impl CoordinatorLog {
         topic: &str,
         partition: i32,
     ) -> Result<Vec<LogEntry>, StorageError> {
+        Ok(self.read_from(topic, partition, 0)?.0)
+    }
+
+    /// The records of the partition from `from` (or its log start, if later) to its log
+    /// end offset, in order, and the offset to read from next time.
+    pub(crate) fn read_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> Result<(Vec<LogEntry>, i64), StorageError> {
         let Some(p) = self.storage.partition(topic, partition) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), from));
         };
-        let mut offset = p.log_start_offset();
+        let mut offset = p.log_start_offset().max(from);
         let end = p.log_end_offset();
         let mut out = Vec::new();
         while offset < end {
@@ -364,7 +375,7 @@ impl CoordinatorLog {
             }
             offset = next;
         }
-        Ok(out)
+        Ok((out, offset.max(from)))
     }
 }
 

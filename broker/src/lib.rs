@@ -25,6 +25,7 @@ mod reload;
 mod replication;
 mod response;
 mod sasl;
+mod schema_registry;
 mod scram_admin;
 mod scram_store;
 mod server;
@@ -113,6 +114,49 @@ struct Launched {
     /// The metrics listener's stop signal and task.
     http_task: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     metrics_address: Option<SocketAddr>,
+    /// The schema registry listeners' stop signal and tasks.
+    registry_tasks: (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>),
+}
+
+/// Binds `schema.registry.listeners` and serves the registry on them until the returned
+/// sender turns true.
+async fn serve_registry(
+    broker: &Arc<Broker>,
+) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let Some(registry) = &broker.schema_registry else {
+        return Ok((tx, tasks));
+    };
+    let cfg = &broker.config.schema_registry;
+    let service = Arc::new(schema_registry::RegistryService {
+        registry: registry.clone(),
+        access: schema_registry::Access::new(
+            cfg.authentication,
+            broker.scram.clone(),
+            broker.authorizer.clone(),
+        ),
+        max_request_bytes: cfg.max_request_bytes,
+    });
+    for l in &cfg.listeners {
+        let tls = match &l.tls {
+            Some(t) => Some(
+                tls::TlsListener::new(sluice_config::REGISTRY_LISTENER_NAME, t.clone())?.acceptor(),
+            ),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(&l.address)
+            .await
+            .with_context(|| format!("binding schema.registry.listeners {}", l.address))?;
+        tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "schema registry listening");
+        tasks.push(tokio::spawn(schema_registry::serve(
+            listener,
+            tls,
+            service.clone(),
+            rx.clone(),
+        )));
+    }
+    Ok((tx, tasks))
 }
 
 /// Binds the metrics listener first, so that `/health` answers while storage recovers,
@@ -133,12 +177,14 @@ async fn launch(config: BrokerConfig) -> anyhow::Result<Launched> {
         http_task = Some((tx, tokio::spawn(http::serve(listener, state.clone(), rx))));
     }
     let (broker, listeners) = server::bind(config, metrics).await?;
+    let registry_tasks = serve_registry(&broker).await?;
     Ok(Launched {
         broker,
         listeners,
         http: state,
         http_task,
         metrics_address,
+        registry_tasks,
     })
 }
 
@@ -157,6 +203,11 @@ async fn serve_launched(
     if let Some((stop, task)) = l.http_task {
         let _ = stop.send(true);
         let _ = task.await;
+    }
+    let (stop, tasks) = l.registry_tasks;
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
     }
     result
 }

@@ -309,6 +309,22 @@ pub(crate) async fn bind(
             .register_tier(&t.metrics)
             .context("registering the remote tier's metrics")?;
     }
+    let schema_registry = if config.schema_registry.listeners.is_empty() {
+        None
+    } else {
+        let (s, log, topic) = (
+            storage.clone(),
+            coordinator_log.clone(),
+            config.schema_registry.topic.clone(),
+        );
+        let opened = tokio::task::spawn_blocking(move || {
+            crate::schema_registry::SchemaRegistry::open(s, log, &topic)
+        })
+        .await
+        .context("opening the schema registry")?
+        .context("opening the schema registry's topic")?;
+        Some(Arc::new(opened))
+    };
     Ok((
         Arc::new(Broker {
             config,
@@ -329,6 +345,7 @@ pub(crate) async fn bind(
             cluster,
             topics,
             tier,
+            schema_registry,
         }),
         bound,
     ))

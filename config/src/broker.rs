@@ -133,6 +133,8 @@ pub struct BrokerConfig {
     pub shares: ShareConfig,
     /// Tiered storage (KIP-405).
     pub remote: crate::RemoteStorageConfig,
+    /// The built-in Schema Registry.
+    pub schema_registry: crate::SchemaRegistryConfig,
     /// Topic config defaults set by broker properties (`log.cleanup.policy`,
     /// `compression.type`, `log.message.timestamp.*`, `log.cleaner.*` topic defaults),
     /// under the topic configs' names; validated.
@@ -313,6 +315,7 @@ impl Default for BrokerConfig {
             transactions: TxnConfig::default(),
             shares: ShareConfig::default(),
             remote: crate::RemoteStorageConfig::default(),
+            schema_registry: crate::SchemaRegistryConfig::default(),
             topic_defaults: Default::default(),
             cleaner: CleanerConfig::default(),
             ignored: Vec::new(),
@@ -422,6 +425,21 @@ impl BrokerConfig {
         }
         cfg.cluster.check()?;
         cfg.remote.check()?;
+        if let Some(v) = cfg.set_properties.get("schema.registry.listeners") {
+            // Again, now that the ssl.* settings an https listener reads are all in.
+            cfg.schema_registry.listeners = crate::schema_registry::parse_listeners(
+                "schema.registry.listeners",
+                v,
+                Some(&cfg.set_properties),
+            )?;
+            if !cfg.cluster.etcd_endpoints.is_empty() {
+                return Err(ConfigError::invalid(
+                    "schema.registry.listeners",
+                    v,
+                    "the built-in Schema Registry runs on a single node only; a cluster needs it served by the leader of its topic, which is not built yet",
+                ));
+            }
+        }
         if !cfg.cluster.etcd_endpoints.is_empty() {
             cfg.replication.inter_broker_client = Some(crate::inter_broker::resolve(&cfg)?);
         }

@@ -268,6 +268,7 @@ pub(crate) fn broker_props() -> impl Iterator<Item = &'static BrokerProp> {
         .chain(crate::cluster_props::CLUSTER_PROPS)
         .chain(crate::replication_props::REPLICATION_PROPS)
         .chain(crate::remote_props::REMOTE_PROPS)
+        .chain(crate::registry_props::REGISTRY_PROPS)
         .chain(crate::kafka_only_props::KAFKA_ONLY_PROPS)
 }
 

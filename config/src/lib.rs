@@ -18,11 +18,13 @@ mod kafka_only_props;
 mod layers;
 mod listener;
 mod reference;
+mod registry_props;
 mod remote_props;
 mod remote_storage;
 mod replication;
 mod replication_props;
 mod sasl;
+mod schema_registry;
 mod security_props;
 mod shares;
 mod tls;
@@ -49,6 +51,9 @@ pub use reference::property_reference;
 pub use remote_storage::RemoteStorageConfig;
 pub use replication::ReplicationConfig;
 pub use sasl::{parse_plain_users, OAuthBearerConfig, SaslConfig, SaslMechanism};
+pub use schema_registry::{
+    RegistryAuthentication, RegistryListener, SchemaRegistryConfig, REGISTRY_LISTENER_NAME,
+};
 pub use shares::ShareConfig;
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{

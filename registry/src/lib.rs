@@ -4,8 +4,7 @@
 //! registry's state is, and Confluent's REST API over that state (requests in, answers
 //! and records to write out). Avro schemas go through the `apache-avro` crate.
 //!
-//! Not served yet: the listener, the `_schemas` topic store and broker-side validation
-//! are still to come, so nothing of this reaches a user.
+//! The broker serves it (`schema.registry.listeners`) and keeps its records in a topic.
 
 mod compat;
 mod error;
@@ -18,5 +17,5 @@ pub use compat::CompatibilityLevel;
 pub use error::RegistryError;
 pub use format::{ParsedSchema, SchemaType};
 pub use records::{Record, Reference, SchemaValue};
-pub use rest::{handle, Outcome, Reply, Request};
+pub use rest::{handle, path_segments, Outcome, Reply, Request};
 pub use state::{Registration, Registry, StoredSchema};

@@ -80,6 +80,13 @@ pub enum Record {
         /// Its latest version when it was deleted.
         version: i32,
     },
+    /// The highest schema id ever given (Sluice's own key type), written with permanent
+    /// deletes: compaction may drop the deleted schema's record, never this one, so a
+    /// reload never gives its id again.
+    IdHighWater {
+        /// The id.
+        id: i32,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,6 +103,14 @@ struct ConfigValue {
     #[serde(rename = "compatibilityLevel")]
     compatibility_level: String,
 }
+
+#[derive(Serialize, Deserialize)]
+struct IdValue {
+    id: i32,
+}
+
+/// The key type of [`Record::IdHighWater`].
+const ID_HIGH_WATER: &str = "SLUICE_ID_HIGH_WATER";
 
 #[derive(Serialize, Deserialize)]
 struct DeleteSubjectValue {
@@ -132,6 +147,12 @@ impl Record {
                 version: None,
                 magic: 0,
             },
+            Record::IdHighWater { .. } => Key {
+                keytype: ID_HIGH_WATER.into(),
+                subject: None,
+                version: None,
+                magic: 0,
+            },
         })
     }
 
@@ -148,6 +169,7 @@ impl Record {
                 subject: subject.clone(),
                 version: *version,
             })),
+            Record::IdHighWater { id } => Some(json(&IdValue { id: *id })),
         }
     }
 
@@ -188,6 +210,12 @@ impl Record {
                     subject: d.subject,
                     version: d.version,
                 }
+            }
+            ID_HIGH_WATER => {
+                let Some(v) = value else { return Ok(None) };
+                let v: IdValue =
+                    serde_json::from_slice(v).map_err(|e| format!("{ID_HIGH_WATER} value: {e}"))?;
+                Record::IdHighWater { id: v.id }
             }
             _ => return Ok(None),
         }))
@@ -237,7 +265,8 @@ mod tests {
             subject: "s".into(),
             version: 3,
         };
-        for r in [schema, global, gone] {
+        let high = Record::IdHighWater { id: 12 };
+        for r in [schema, global, gone, high] {
             assert_eq!(
                 Record::decode(&r.key(), r.value().as_deref()),
                 Ok(Some(r.clone()))

@@ -65,6 +65,7 @@ pub enum Outcome {
 /// The body of a registration, a lookup or a compatibility check.
 #[derive(Deserialize)]
 struct SchemaBody {
+    #[serde(default)]
     schema: String,
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
@@ -73,6 +74,7 @@ struct SchemaBody {
 /// The body of PUT /config.
 #[derive(Deserialize)]
 struct ConfigBody {
+    #[serde(default)]
     compatibility: String,
 }
 
@@ -101,12 +103,7 @@ fn not_allowed() -> RegistryError {
 }
 
 fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
-    let segments: Vec<String> = req
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segments = path_segments(req.path);
     let q = |name: &str| query_flag(req.query, name);
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     let reply = |v: Value| Ok(Outcome::Reply(Reply::ok(v)));
@@ -172,9 +169,9 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
             })
         }
         ("DELETE", ["subjects", s, "versions", v]) => {
-            let (n, record) = r.delete_version(s, parse_version(v)?, q("permanent"))?;
+            let (n, records) = r.delete_version(s, parse_version(v)?, q("permanent"))?;
             Ok(Outcome::Write {
-                records: vec![record],
+                records,
                 reply: Reply::ok(json!(n)),
             })
         }
@@ -221,6 +218,14 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
         }
         _ => Err(not_found()),
     }
+}
+
+/// The segments of a request path, percent-decoded.
+pub fn path_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
 }
 
 /// Whether some method serves the path.
@@ -277,16 +282,22 @@ fn version_body(
     Ok(body)
 }
 
+/// The schema's type; an empty schema is Confluent's 42201 "Empty schema".
 fn schema_type(body: &SchemaBody) -> Result<SchemaType, RegistryError> {
+    if body.schema.is_empty() {
+        return Err(RegistryError::invalid_schema("Empty schema"));
+    }
     body.schema_type
         .as_deref()
         .map_or(Ok(SchemaType::Avro), str::parse)
 }
 
+/// The body as JSON of the request's shape: malformed JSON, or a value of the wrong type,
+/// is 400 as Confluent's registry answers it.
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, RegistryError> {
     serde_json::from_slice(body).map_err(|e| RegistryError {
-        status: if e.is_data() { 422 } else { 400 },
-        error_code: if e.is_data() { 422 } else { 400 },
+        status: 400,
+        error_code: 400,
         message: format!("Invalid request body: {e}"),
     })
 }
@@ -536,7 +547,15 @@ mod tests {
             ..malformed
         };
         match handle(&wrong_shape, &r) {
-            Outcome::Reply(reply) => assert_eq!(reply.status, 422),
+            Outcome::Reply(reply) => assert_eq!(reply.status, 400),
+            other => panic!("{other:?}"),
+        }
+        let empty = Request {
+            body: br#"{}"#,
+            ..malformed
+        };
+        match handle(&empty, &r) {
+            Outcome::Reply(reply) => assert_eq!(reply.body["error_code"], json!(42201)),
             other => panic!("{other:?}"),
         }
     }

@@ -104,6 +104,7 @@ impl Registry {
                     self.configs.remove(s);
                 }
             },
+            Record::IdHighWater { id } => self.max_id = self.max_id.max(*id),
             Record::DeleteSubject { subject, version } => {
                 if let Some(versions) = self.subjects.get_mut(subject) {
                     for (_, v) in versions.range_mut(..=*version) {
@@ -122,6 +123,18 @@ impl Registry {
             .copied()
             .or(self.global)
             .unwrap_or_default()
+    }
+
+    /// Whether schema `id` is a live (not soft-deleted) version of `subject`.
+    pub fn subject_has(&self, subject: &str, id: i32) -> bool {
+        self.subjects
+            .get(subject)
+            .is_some_and(|v| v.values().any(|v| v.id == id && !v.deleted))
+    }
+
+    /// How many schemas (distinct ids) the registry holds.
+    pub fn schema_count(&self) -> usize {
+        self.schemas.len()
     }
 
     /// The subject's own level, if set.
@@ -305,13 +318,13 @@ impl Registry {
     }
 
     /// Deletes one version (DELETE /subjects/{subject}/versions/{version}): soft, or
-    /// permanently once soft-deleted. Returns the version and the record to write.
+    /// permanently once soft-deleted. Returns the version and the records to write.
     pub fn delete_version(
         &self,
         subject: &str,
         version: i32,
         permanent: bool,
-    ) -> Result<(i32, Record), RegistryError> {
+    ) -> Result<(i32, Vec<Record>), RegistryError> {
         let (n, id) = self.version(subject, version, true)?;
         let deleted = self.subjects[subject][&n].deleted;
         let value = match (permanent, deleted) {
@@ -320,14 +333,15 @@ impl Registry {
             (true, true) => None,
             (false, false) => Some(self.value(subject, n, id, true)?),
         };
-        Ok((
-            n,
-            Record::Schema {
-                subject: subject.to_string(),
-                version: n,
-                value,
-            },
-        ))
+        let mut records = vec![Record::Schema {
+            subject: subject.to_string(),
+            version: n,
+            value,
+        }];
+        if permanent {
+            records.push(Record::IdHighWater { id: self.max_id });
+        }
+        Ok((n, records))
     }
 
     /// Deletes a subject (DELETE /subjects/{subject}): soft, or permanently once every
@@ -343,7 +357,7 @@ impl Registry {
             if !live.is_empty() {
                 return Err(RegistryError::subject_not_soft_deleted(subject));
             }
-            let records = all
+            let mut records: Vec<Record> = all
                 .iter()
                 .map(|n| Record::Schema {
                     subject: subject.to_string(),
@@ -351,6 +365,7 @@ impl Registry {
                     value: None,
                 })
                 .collect();
+            records.push(Record::IdHighWater { id: self.max_id });
             return Ok((all, records));
         }
         let Some(latest) = live.last().copied() else {
@@ -479,8 +494,9 @@ mod tests {
             r.delete_version("s", 1, true).unwrap_err().error_code,
             40407
         );
-        let (n, rec) = r.delete_version("s", 1, false).unwrap();
-        r.apply(&rec);
+        let (n, recs) = r.delete_version("s", 1, false).unwrap();
+        assert_eq!(recs.len(), 1);
+        r.apply(&recs[0]);
         assert_eq!(n, 1);
         assert_eq!(r.versions("s", false), Ok(vec![2]));
         assert_eq!(r.versions("s", true), Ok(vec![1, 2]));
@@ -506,8 +522,13 @@ mod tests {
         }
         assert!(r.subjects(true).is_empty());
         assert_eq!(r.schema(1).unwrap_err().error_code, 40403);
-        // A new schema after everything was deleted gets a new id (in this process; across
-        // a restart the id high-water mark is still to be kept).
+        // Compaction leaves only the last record of each key, and drops tombstones: a
+        // reload of what is left still never gives ids 1 or 2 again.
+        let mut compacted = Registry::default();
+        for rec in records.iter().filter(|r| r.value().is_some()) {
+            compacted.apply(rec);
+        }
+        assert_eq!(register(&mut compacted, "s", BAD), Ok((3, 1)));
         assert_eq!(register(&mut r, "s", BAD), Ok((3, 1)));
     }
 
