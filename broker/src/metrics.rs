@@ -2,6 +2,7 @@
 //! gauges of the log, the groups and the index read from the broker's state at scrape.
 
 mod latency;
+mod schemas;
 mod share;
 mod tier;
 
@@ -32,6 +33,8 @@ pub(crate) struct Metrics {
     partitions: IntGauge,
     cluster: crate::cluster_metrics::ClusterGauges,
     shares: share::ShareGauges,
+    /// The schema registry's figures and validation failures.
+    pub(crate) schemas: schemas::SchemaGauges,
     tier: tier::TierGauges,
     offline_log_dirs: IntGauge,
     segment_files_open: IntGauge,
@@ -178,6 +181,7 @@ impl Metrics {
         let rocksdb = RocksDbGauges::new(&registry)?;
         let cluster = crate::cluster_metrics::ClusterGauges::new(&registry)?;
         let shares = share::ShareGauges::new(&registry)?;
+        let schemas = schemas::SchemaGauges::new(&registry)?;
         let tier = tier::TierGauges::new(&registry)?;
         let uptime = Gauge::new("sluice_uptime_seconds", "Seconds since the broker started.")?;
         let fsyncs = IntCounter::new(
@@ -219,6 +223,7 @@ impl Metrics {
             partitions,
             cluster,
             shares,
+            schemas,
             tier,
             offline_log_dirs,
             segment_files_open,
@@ -311,6 +316,7 @@ impl Metrics {
         self.partitions.set(partitions.len() as i64);
         self.cluster.refresh(broker);
         self.shares.refresh(broker);
+        self.schemas.refresh(broker);
         self.tier.refresh(broker);
         self.offline_log_dirs
             .set(i64::from(broker.storage.log_dir_health().is_offline()));

@@ -238,6 +238,13 @@ pub fn describe_topic_configs(
     let merged = layers.merged();
     TOPIC_PROPS
         .iter()
+        // Confluent Server's schema validation configs are listed only where they can
+        // act: with the built-in Schema Registry on (or set on the topic anyway).
+        .filter(|def| {
+            !def.name.starts_with("confluent.")
+                || !broker.schema_registry.listeners.is_empty()
+                || overrides.contains_key(def.name)
+        })
         .map(|def| {
             let mut synonyms = Vec::new();
             if let Some(v) = overrides.get(def.name) {
@@ -289,10 +296,23 @@ mod tests {
 
     #[test]
     fn every_topic_config_name_is_described() {
-        let b = BrokerConfig::default();
-        let all = describe_topic_configs(&b, &BrokerLayers::from_static(&b), &BTreeMap::new());
-        let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, crate::topic_config_names().collect::<Vec<_>>());
+        let names = |b: &BrokerConfig| -> Vec<String> {
+            describe_topic_configs(b, &BrokerLayers::from_static(b), &BTreeMap::new())
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        let with_registry =
+            BrokerConfig::from_properties([("schema.registry.listeners", "http://127.0.0.1:8081")])
+                .unwrap();
+        assert_eq!(
+            names(&with_registry),
+            crate::topic_config_names().collect::<Vec<_>>()
+        );
+        // Without the registry, Kafka's 36 and none of Confluent Server's.
+        let kafka = names(&BrokerConfig::default());
+        assert_eq!(kafka.len(), 36);
+        assert!(kafka.iter().all(|n| !n.starts_with("confluent.")));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub use shares::ShareConfig;
 pub use tls::{ClientAuth, TlsConfig, TlsVersion};
 pub use topic::{
     topic_config_names, validate_topic_change, validate_topic_config, validate_topic_overrides,
-    CleanupPolicy, CompressionType, TimestampType, TopicConfig,
+    CleanupPolicy, CompressionType, SubjectNameStrategy, TimestampType, TopicConfig,
 };
 
 /// A configuration error that names the offending property.

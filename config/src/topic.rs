@@ -162,6 +162,58 @@ pub struct TopicConfig {
     pub local_retention_ms: i64,
     /// `local.retention.bytes`; -2 is `retention.bytes`.
     pub local_retention_bytes: i64,
+    /// `confluent.key.schema.validation`: record keys must name a schema of their subject.
+    pub key_schema_validation: bool,
+    /// `confluent.value.schema.validation`: record values must name a schema of their
+    /// subject.
+    pub value_schema_validation: bool,
+    /// `confluent.key.subject.name.strategy`.
+    pub key_subject_name_strategy: SubjectNameStrategy,
+    /// `confluent.value.subject.name.strategy`.
+    pub value_subject_name_strategy: SubjectNameStrategy,
+}
+
+/// How a record's subject is named (Confluent's `subject.name.strategy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` or `<topic>-value`.
+    #[default]
+    TopicName,
+    /// The record's fully-qualified name.
+    RecordName,
+    /// `<topic>-<record's fully-qualified name>`.
+    TopicRecordName,
+}
+
+impl SubjectNameStrategy {
+    /// Confluent's class name.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::TopicName => {
+                "io.confluent.kafka.serializers.subject.TopicNameStrategy"
+            }
+            SubjectNameStrategy::RecordName => {
+                "io.confluent.kafka.serializers.subject.RecordNameStrategy"
+            }
+            SubjectNameStrategy::TopicRecordName => {
+                "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy"
+            }
+        }
+    }
+
+    /// Reads a class name, or its simple name.
+    pub(crate) fn parse(key: &str, v: &str) -> Result<Self, ConfigError> {
+        match v.rsplit('.').next().unwrap_or(v) {
+            "TopicNameStrategy" => Ok(SubjectNameStrategy::TopicName),
+            "RecordNameStrategy" => Ok(SubjectNameStrategy::RecordName),
+            "TopicRecordNameStrategy" => Ok(SubjectNameStrategy::TopicRecordName),
+            _ => Err(ConfigError::invalid(
+                key,
+                v,
+                "expected TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy",
+            )),
+        }
+    }
 }
 
 impl TopicConfig {
@@ -192,6 +244,10 @@ impl TopicConfig {
             remote_log_delete_on_disable: false,
             local_retention_ms: -2,
             local_retention_bytes: -2,
+            key_schema_validation: false,
+            value_schema_validation: false,
+            key_subject_name_strategy: SubjectNameStrategy::TopicName,
+            value_subject_name_strategy: SubjectNameStrategy::TopicName,
         };
         // Broker properties set some defaults (validated at start-up).
         for (k, v) in &broker.topic_defaults {
@@ -313,6 +369,21 @@ pub fn validate_topic_overrides(
             "true",
             "tiered storage is disabled in the broker (remote.log.storage.system.enable=false)",
         ));
+    }
+    for (validates, key) in [
+        (cfg.key_schema_validation, "confluent.key.schema.validation"),
+        (
+            cfg.value_schema_validation,
+            "confluent.value.schema.validation",
+        ),
+    ] {
+        if validates && broker.schema_registry.listeners.is_empty() {
+            return Err(ConfigError::invalid(
+                key,
+                "true",
+                "schema validation needs the built-in Schema Registry (schema.registry.listeners)",
+            ));
+        }
     }
     if cfg.remote_storage_enable && cfg.cleanup_policy.compacts() {
         return Err(ConfigError::invalid(

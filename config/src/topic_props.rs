@@ -3,7 +3,9 @@
 //! how Sluice parses the value it enforces or checks one it only stores.
 
 use crate::describe::{ConfigType, MAX_LONG};
-use crate::topic::{parse_cleanup_policy, parse_timestamp_type, CompressionType, TopicConfig};
+use crate::topic::{
+    parse_cleanup_policy, parse_timestamp_type, CompressionType, SubjectNameStrategy, TopicConfig,
+};
 use crate::{parse_bool, parse_i32, parse_i64, BrokerConfig, ConfigError};
 
 /// Sets the typed value of a topic config Sluice enforces; the error names the key.
@@ -116,6 +118,18 @@ pub(crate) static TOPIC_PROPS: &[TopicProp] = &[
         "lz4 level when compression.type is lz4."),
     TopicProp::new("compression.zstd.level", &["compression.zstd.level"], "3", Int, Check::Any,
         "zstd level when compression.type is zstd."),
+    TopicProp::new("confluent.key.schema.validation", &[], "false", Boolean,
+        typed(|t, k, v| { t.key_schema_validation = parse_bool(k, v)?; Ok(()) }, |t, _| t.key_schema_validation.to_string()),
+        "Refuse records whose key does not carry a schema id registered under its subject in the built-in Schema Registry (Confluent Server's)."),
+    TopicProp::new("confluent.key.subject.name.strategy", &[], "io.confluent.kafka.serializers.subject.TopicNameStrategy", Str,
+        typed(|t, k, v| { t.key_subject_name_strategy = SubjectNameStrategy::parse(k, v)?; Ok(()) }, |t, _| t.key_subject_name_strategy.class_name().to_string()),
+        "How key validation names the subject: TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy (Confluent Server's)."),
+    TopicProp::new("confluent.value.schema.validation", &[], "false", Boolean,
+        typed(|t, k, v| { t.value_schema_validation = parse_bool(k, v)?; Ok(()) }, |t, _| t.value_schema_validation.to_string()),
+        "Refuse records whose value does not carry a schema id registered under its subject in the built-in Schema Registry (Confluent Server's)."),
+    TopicProp::new("confluent.value.subject.name.strategy", &[], "io.confluent.kafka.serializers.subject.TopicNameStrategy", Str,
+        typed(|t, k, v| { t.value_subject_name_strategy = SubjectNameStrategy::parse(k, v)?; Ok(()) }, |t, _| t.value_subject_name_strategy.class_name().to_string()),
+        "How value validation names the subject: TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy (Confluent Server's)."),
     TopicProp::new("delete.retention.ms", &["log.cleaner.delete.retention.ms"], "86400000", Long,
         typed(|t, k, v| { t.delete_retention_ms = parse_i64(k, v, 0)?; Ok(()) }, |t, _| t.delete_retention_ms.to_string()),
         "How long tombstones of a compacted topic are kept."),

@@ -86,6 +86,14 @@ impl ParsedSchema {
         }
     }
 
+    /// The fully-qualified name of a named schema (an Avro record, enum or fixed): what
+    /// the record name strategies name subjects after.
+    pub fn record_name(&self) -> Option<String> {
+        match self {
+            ParsedSchema::Avro(s) => s.name().map(|n| n.fullname(None)),
+        }
+    }
+
     /// Whether a reader with this schema reads data written with `writer`; the reason
     /// when it does not.
     pub fn can_read(&self, writer: &ParsedSchema) -> Result<(), String> {

@@ -19,6 +19,8 @@ pub struct StoredSchema {
     pub schema: String,
     /// Its canonical form: what finds it again.
     canonical: String,
+    /// The fully-qualified name of a named schema.
+    pub record_name: Option<String>,
 }
 
 /// One version of a subject.
@@ -59,13 +61,15 @@ impl Registry {
                 value: Some(v),
             } => {
                 let Ok(schema_type) = v.kind() else { return };
-                let canonical = ParsedSchema::parse(schema_type, &v.schema)
-                    .map(|p| p.canonical())
-                    .unwrap_or_else(|_| v.schema.clone());
+                let parsed = ParsedSchema::parse(schema_type, &v.schema).ok();
+                let canonical = parsed
+                    .as_ref()
+                    .map_or_else(|| v.schema.clone(), ParsedSchema::canonical);
                 self.schemas.entry(v.id).or_insert(StoredSchema {
                     schema_type,
                     schema: v.schema.clone(),
                     canonical,
+                    record_name: parsed.and_then(|p| p.record_name()),
                 });
                 self.max_id = self.max_id.max(v.id);
                 self.subjects.entry(subject.clone()).or_default().insert(

@@ -6,18 +6,26 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import (
+    OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition,
+)
+from confluent_kafka.admin import AlterConfigOpType, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+import wire
 from conftest import free_port
-from e2e import create_topic, unique_topic
+from e2e import admin, create_topic, produce_and_report, producer, unique_topic
+from test_configs import incremental
+from test_kafka_parity import produce_v8, watermarks
+from wire import Conn
 
 ORDER_V1 = json.dumps({
     "type": "record", "name": "Order", "namespace": "shop",
@@ -37,10 +45,10 @@ ORDER_V3 = json.dumps({
 })
 
 
-def registry_broker(broker_factory, **extra):
+def registry_broker(broker_factory, extra: dict | None = None):
     port = free_port()
     overrides = {"schema.registry.listeners": f"http://127.0.0.1:{port}"}
-    overrides.update(extra)
+    overrides.update(extra or {})
     b = broker_factory(overrides=overrides)
     return b, f"http://127.0.0.1:{port}"
 
@@ -205,3 +213,97 @@ def test_bad_requests_get_confluents_error_codes_and_the_broker_keeps_serving(br
     status, body = call(url, "POST", register, json.dumps({"schema": ORDER_V1}).encode())
     assert (status, body) == (200, {"id": 1})
     assert call(url, "GET", "/subjects") == (200, ["bad-value"])
+
+
+# --- broker-side schema validation ---------------------------------------------------------
+
+INVALID_RECORD = 87
+USER = json.dumps({"type": "record", "name": "User", "fields": [{"name": "id", "type": "long"}]})
+
+
+def framed(schema_id: int, payload: bytes = b"\x02") -> bytes:
+    return b"\0" + schema_id.to_bytes(4, "big") + payload
+
+
+def validated_topic(b, prefix: str, **config) -> str:
+    topic = unique_topic(prefix)
+    a = admin(b.bootstrap)  # held until the answer: a destroyed client fails its futures
+    a.create_topics([NewTopic(topic, 1, 1, config=dict(config))])[topic].result(30)
+    return topic
+
+
+def test_validation_refuses_records_the_registry_does_not_vouch_for(broker_factory):
+    """confluent.value.schema.validation=true: raw JSON, a wrong magic byte, an unknown id
+    and another subject's id each get INVALID_RECORD; records serialized by confluent-kafka's
+    AvroSerializer, produced in between by the same producer, land in order."""
+    metrics_port = free_port()
+    b, url = registry_broker(broker_factory, {"metrics.listener": f"127.0.0.1:{metrics_port}"})
+    topic = validated_topic(b, "validated", **{"confluent.value.schema.validation": "true"})
+    client = SchemaRegistryClient({"url": url})
+    users_id = client.register_schema("users-value", Schema(USER, "AVRO"))
+    serialize = AvroSerializer(client, ORDER_V1)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    good = [serialize({"id": i, "item": f"item-{i}"}, ctx) for i in range(3)]
+    order_id = client.get_latest_version(f"{topic}-value").schema_id
+    assert order_id != users_id
+
+    # One record per batch, so that each gets its own answer.
+    p = producer(b.bootstrap, **{"linger.ms": 0, "batch.num.messages": 1})
+    wrong_magic = b"\x01" + framed(order_id)[1:]
+    items = [good[0], b'{"id": 7, "item": "raw json"}', good[1], wrong_magic, framed(999), framed(users_id), good[2]]
+    reports = produce_and_report(p, [(topic, None, v, None, 0) for v in items])
+    codes = [err.code() if err else None for err, _, _ in reports]
+    assert codes == [None, INVALID_RECORD, None, INVALID_RECORD, INVALID_RECORD, INVALID_RECORD, None]
+    assert [offset for err, _, offset in reports if err is None] == [0, 1, 2]
+    assert consume_raw(b.bootstrap, topic, 3) == good
+
+    # Raw Produce v8: the answer names the record and the reason.
+    now = int(time.time() * 1000)
+    expect = {
+        b'{"id": 7}': "magic byte is 123, not 0: not in the Schema Registry's wire format",
+        framed(999): "schema id 999 is not registered",
+        framed(users_id): f"schema id {users_id} is not a version of subject {topic}-value",
+    }
+    with Conn(b.host, b.port) as c:
+        for value, reason in expect.items():
+            part = produce_v8(c, topic, wire.record_batch([(b"k", good[0]), (b"k", value)], now))
+            assert (part.error_code, part.base_offset) == (INVALID_RECORD, -1)
+            assert [(e.batch_index, e.batch_index_error_message) for e in part.record_errors] == [
+                (1, f"value of record 1: {reason}")]
+            assert reason in part.error_message
+    assert watermarks(b.bootstrap, topic) == (0, 3)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    assert f'sluice_schema_validation_failures_total{{topic="{topic}"}} 7' in body.splitlines()
+    assert "sluice_schema_registry_subjects 2" in body.splitlines()
+
+
+def test_validation_off_accepts_anything_and_keys_follow_their_own_setting(broker_factory):
+    b, url = registry_broker(broker_factory)
+    plain = validated_topic(b, "plain")
+    keyed = validated_topic(b, "keyed", **{"confluent.key.schema.validation": "true"})
+    client = SchemaRegistryClient({"url": url})
+    key_id = client.register_schema(f"{keyed}-key", Schema('"string"', "AVRO"))
+    p = producer(b.bootstrap, **{"linger.ms": 0, "batch.num.messages": 1})
+    reports = produce_and_report(p, [
+        (plain, b"raw", b'{"raw": true}', None, 0),
+        (keyed, framed(key_id, b"\x02a"), b'{"raw value": true}', None, 0),
+        (keyed, b"raw key", framed(key_id), None, 0),
+        (keyed, None, b"no key at all", None, 0),
+    ])
+    assert [err.code() if err else None for err, _, _ in reports] == [None, None, INVALID_RECORD, None]
+
+    # Turned off on the topic: anything goes again.
+    a = admin(b.bootstrap)
+    incremental(a, keyed, ("confluent.key.schema.validation", "false", AlterConfigOpType.SET))
+    reports = produce_and_report(p, [(keyed, b"raw key", b"v", None, 0)])
+    assert reports[0][0] is None
+
+
+def test_validation_needs_the_registry(broker):
+    a = admin(broker.bootstrap)
+    topic = unique_topic("novalidation")
+    with pytest.raises(KafkaException) as refused:
+        a.create_topics([NewTopic(topic, 1, 1, config={"confluent.value.schema.validation": "true"})])[topic].result(30)
+    err = refused.value.args[0]
+    assert err.code() == KafkaError.INVALID_CONFIG
+    assert "schema.registry.listeners" in err.str()

@@ -418,7 +418,26 @@ fn append(
                 ));
                 continue;
             }
-            let appended = if header.is_transactional() && header.has_producer_id() {
+            // Broker-side schema validation refuses the whole batch, naming each record.
+            let refused = found
+                .as_ref()
+                .filter(|t| crate::schema_registry::validates(&t.config))
+                .map(|t| {
+                    crate::schema_registry::refused_records(
+                        broker.schema_registry.as_deref(),
+                        &name,
+                        &t.config,
+                        batch,
+                    )
+                })
+                .unwrap_or_default();
+            let appended = if !refused.is_empty() {
+                broker
+                    .metrics
+                    .schemas
+                    .validation_failed(&name, refused.len());
+                Ok(Err(AppendError::records(refused, false)))
+            } else if header.is_transactional() && header.has_producer_id() {
                 // KIP-890 verification: the batch's partition must be in the producer's
                 // open transaction, checked atomically with the append.
                 let producer = ProducerRef {

@@ -6,6 +6,7 @@
 mod access;
 mod listener;
 mod store;
+mod validation;
 
 use std::sync::{Arc, RwLock};
 
@@ -17,6 +18,7 @@ pub(crate) use access::Access;
 pub(crate) use listener::{serve, RegistryService};
 use store::SchemaTopic;
 pub(crate) use store::StoreError;
+pub(crate) use validation::{refused_records, validates};
 
 /// The registry's state and its topic.
 pub(crate) struct SchemaRegistry {
@@ -52,7 +54,8 @@ impl SchemaRegistry {
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+    /// The state, for reading.
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -89,11 +92,6 @@ impl SchemaRegistry {
                 }
             }
         }
-    }
-
-    /// Whether schema `id` is a live version of `subject`.
-    pub(crate) fn subject_has(&self, subject: &str, id: i32) -> bool {
-        self.read().subject_has(subject, id)
     }
 
     /// The number of live subjects and of schemas, for the metrics.

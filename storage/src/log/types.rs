@@ -240,7 +240,7 @@ impl std::fmt::Display for RecordError {
 
 impl AppendError {
     /// Kafka's `processRecordErrors`: the partition's error and message for refused records.
-    pub(super) fn records(records: Vec<RecordError>, invalid_timestamp: bool) -> Self {
+    pub fn records(records: Vec<RecordError>, invalid_timestamp: bool) -> Self {
         let message = if invalid_timestamp {
             "One or more records have been rejected due to invalid timestamp".to_string()
         } else {
