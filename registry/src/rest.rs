@@ -133,7 +133,12 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
                 json!(subjects)
             })
         }
-        ("GET", ["subjects"]) => reply(json!(r.subjects(q("deleted")))),
+        ("GET", ["subjects"]) => {
+            let prefix = query_value(req.query, "subjectPrefix").unwrap_or_default();
+            let mut subjects = r.subjects(q("deleted"));
+            subjects.retain(|s| s.starts_with(prefix.as_str()));
+            reply(json!(subjects))
+        }
         ("GET", ["subjects", s, "versions"]) => reply(json!(r.versions(s, q("deleted"))?)),
         ("GET", ["subjects", s, "versions", v]) => {
             let (n, id) = r.version(s, parse_version(v)?, q("deleted"))?;
@@ -315,6 +320,15 @@ fn parse_version(v: &str) -> Result<i32, RegistryError> {
         Ok(n) if n >= 1 || n == -1 => Ok(n),
         _ => Err(RegistryError::invalid_version(v)),
     }
+}
+
+/// The percent-decoded value of `name` in the query.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(&v.replace('+', " ")))
 }
 
 /// Whether the query sets `name` to true.
