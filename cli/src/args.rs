@@ -19,6 +19,13 @@ pub enum AdminCommand {
         #[command(subcommand)]
         action: GroupAction,
     },
+    /// Registers, gets, lists, deletes and checks schemas in a Schema Registry.
+    Schema {
+        #[command(flatten)]
+        registry: crate::schema::RegistryArgs,
+        #[command(subcommand)]
+        action: crate::schema::SchemaAction,
+    },
     /// Produces the lines of standard input to a topic, one record per line.
     Produce(ProduceArgs),
     /// Prints the records of a topic, one per line.

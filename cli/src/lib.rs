@@ -26,6 +26,7 @@ mod placement;
 mod produce;
 mod reset;
 mod sasl_client;
+pub mod schema;
 mod security;
 mod share_group;
 mod topic;
@@ -63,6 +64,7 @@ async fn execute(command: AdminCommand) -> Result<(), CliError> {
         AdminCommand::Group { connect, action } => {
             group::run(&mut connect_client(&connect).await?, action).await
         }
+        AdminCommand::Schema { registry, action } => schema::run(&registry, action).await,
         AdminCommand::Produce(args) => {
             let mut client = connect_client(&args.connect).await?;
             produce::run(&mut client, args).await

@@ -179,6 +179,15 @@ fn check_store_type(property: &str, value: Option<&str>) -> Result<(), CliError>
     }
 }
 
+/// TLS for an https:// client that trusts the CAs in `ca` and checks the host name.
+pub(crate) fn https_client_config(ca: &Path) -> Result<Arc<ClientConfig>, CliError> {
+    let location = ca.to_string_lossy().into_owned();
+    tls_config(
+        &|k: &str| (k == "ssl.truststore.location").then_some(location.as_str()),
+        true,
+    )
+}
+
 fn tls_config<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
     verify_hostname: bool,

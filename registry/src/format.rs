@@ -1,6 +1,7 @@
 //! Schema formats: a schema's type as Confluent names it, and a parsed schema that can
 //! say whether it reads data written with another. Avro goes through the `apache-avro`
-//! crate (parsing, Parsing Canonical Form, schema resolution).
+//! crate (parsing, schema resolution), JSON Schema through `jsonschema`
+//! ([`crate::json_schema`]), Protobuf through `protox-parse` ([`crate::protobuf`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -59,6 +60,10 @@ impl FromStr for SchemaType {
 pub enum ParsedSchema {
     /// An Avro schema.
     Avro(AvroSchema),
+    /// A JSON Schema.
+    Json(serde_json::Value),
+    /// A Protobuf file's descriptor.
+    Protobuf(Box<prost_types::FileDescriptorProto>),
 }
 
 impl ParsedSchema {
@@ -68,9 +73,10 @@ impl ParsedSchema {
             SchemaType::Avro => AvroSchema::parse_str(text)
                 .map(ParsedSchema::Avro)
                 .map_err(RegistryError::invalid_schema),
-            other => Err(RegistryError::invalid_schema(format!(
-                "{other} schemas are not supported yet"
-            ))),
+            SchemaType::Json => crate::json_schema::parse(text).map(ParsedSchema::Json),
+            SchemaType::Protobuf => {
+                crate::protobuf::parse(text).map(|d| ParsedSchema::Protobuf(Box::new(d)))
+            }
         }
     }
 
@@ -83,6 +89,8 @@ impl ParsedSchema {
             ParsedSchema::Avro(s) => {
                 serde_json::to_string(s).unwrap_or_else(|_| s.canonical_form())
             }
+            ParsedSchema::Json(v) => sorted(v).to_string(),
+            ParsedSchema::Protobuf(d) => crate::protobuf::canonical(d),
         }
     }
 
@@ -91,6 +99,8 @@ impl ParsedSchema {
     pub fn record_name(&self) -> Option<String> {
         match self {
             ParsedSchema::Avro(s) => s.name().map(|n| n.fullname(None)),
+            ParsedSchema::Json(v) => crate::json_schema::record_name(v),
+            ParsedSchema::Protobuf(d) => crate::protobuf::record_name(d),
         }
     }
 
@@ -101,7 +111,42 @@ impl ParsedSchema {
             (ParsedSchema::Avro(reader), ParsedSchema::Avro(writer)) => {
                 SchemaCompatibility::can_read(writer, reader).map_err(|e| e.to_string())
             }
+            (ParsedSchema::Json(reader), ParsedSchema::Json(writer)) => {
+                let reasons = crate::json_schema::violations(reader, writer);
+                if reasons.is_empty() {
+                    Ok(())
+                } else {
+                    Err(reasons.join("; "))
+                }
+            }
+            (ParsedSchema::Protobuf(reader), ParsedSchema::Protobuf(writer)) => {
+                let reasons = crate::protobuf::violations(reader, writer);
+                if reasons.is_empty() {
+                    Ok(())
+                } else {
+                    Err(reasons.join("; "))
+                }
+            }
+            _ => Err("the schema type changed".to_string()),
         }
+    }
+}
+
+/// `v` with every object's keys in order and no whitespace: key order and spacing do not
+/// make another JSON Schema.
+fn sorted(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }
 

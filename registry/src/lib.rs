@@ -9,6 +9,8 @@
 mod compat;
 mod error;
 mod format;
+mod json_schema;
+mod protobuf;
 mod records;
 mod rest;
 mod state;

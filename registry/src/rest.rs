@@ -109,10 +109,11 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
     let reply = |v: Value| Ok(Outcome::Reply(Reply::ok(v)));
     match (req.method, parts.as_slice()) {
         ("GET", []) => reply(json!({})),
-        ("GET", ["schemas", "types"]) => reply(json!(["AVRO"])),
+        ("GET", ["schemas", "types"]) => reply(json!(["JSON", "PROTOBUF", "AVRO"])),
         ("GET", ["schemas", "ids", id]) => {
             let s = r.schema(parse_id(id)?)?;
-            let mut body = json!({"schema": s.schema});
+            let mut body =
+                json!({"schema": s.formatted(query_value(req.query, "format").as_deref())});
             if s.schema_type != SchemaType::Avro {
                 body["schemaType"] = json!(s.schema_type.name());
             }
@@ -142,7 +143,11 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
         ("GET", ["subjects", s, "versions"]) => reply(json!(r.versions(s, q("deleted"))?)),
         ("GET", ["subjects", s, "versions", v]) => {
             let (n, id) = r.version(s, parse_version(v)?, q("deleted"))?;
-            reply(version_body(r, s, n, id)?)
+            let mut body = version_body(r, s, n, id)?;
+            if let Some(format) = query_value(req.query, "format") {
+                body["schema"] = json!(r.schema(id)?.formatted(Some(&format)));
+            }
+            reply(body)
         }
         ("GET", ["subjects", s, "versions", v, "schema"]) => {
             let (_, id) = r.version(s, parse_version(v)?, q("deleted"))?;

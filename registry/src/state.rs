@@ -23,6 +23,22 @@ pub struct StoredSchema {
     pub record_name: Option<String>,
 }
 
+impl StoredSchema {
+    /// The schema text in `format`: for Protobuf, `serialized` is a base64
+    /// `FileDescriptorProto` (what Confluent's deserializers ask for); otherwise as
+    /// registered.
+    pub fn formatted(&self, format: Option<&str>) -> String {
+        if self.schema_type == SchemaType::Protobuf && format == Some("serialized") {
+            if let Ok(ParsedSchema::Protobuf(d)) =
+                ParsedSchema::parse(self.schema_type, &self.schema)
+            {
+                return crate::protobuf::serialized(&self.schema, &d);
+            }
+        }
+        self.schema.clone()
+    }
+}
+
 /// One version of a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Version {

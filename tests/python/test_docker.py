@@ -17,6 +17,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import REPO, free_port
 from e2e import wait_for
@@ -100,14 +104,41 @@ def compose_factory(image):
         c("down", "-v", "--remove-orphans", check=False)
 
 
+def avro_roundtrip(bootstrap: str, registry: str) -> None:
+    """The README's example: an Avro producer registering its schema, and a consumer
+    decoding with the schema fetched by id."""
+    schema = json.dumps({"type": "record", "name": "Payment",
+                         "fields": [{"name": "id", "type": "string"}, {"name": "cents", "type": "long"}]})
+    client = SchemaRegistryClient({"url": registry})
+    serialize = AvroSerializer(client, schema)
+    p = Producer({"bootstrap.servers": bootstrap})
+    p.produce("payments", value=serialize({"id": "p-1", "cents": 1250},
+                                          SerializationContext("payments", MessageField.VALUE)))
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "readme", "auto.offset.reset": "earliest"})
+    c.subscribe(["payments"])
+    deserialize = AvroDeserializer(client)
+    try:
+        for _ in range(60):
+            m = c.poll(1)
+            if m is not None and m.error() is None:
+                value = deserialize(m.value(), SerializationContext("payments", MessageField.VALUE))
+                assert value == {"id": "p-1", "cents": 1250}
+                return
+        raise AssertionError("no record read back")
+    finally:
+        c.close()
+
+
 def kcat(*args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     return run(["kcat", *args], timeout=60, input=input, check=check)
 
 
 def test_compose_serves_host_and_network_clients_and_keeps_data(compose_factory):
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, registry_port = free_port(), free_port(), free_port()
     c = compose_factory("docker/docker-compose.yml",
-                        {"SLUICE_HOST_PORT": str(port), "SLUICE_METRICS_PORT": str(metrics_port)})
+                        {"SLUICE_HOST_PORT": str(port), "SLUICE_METRICS_PORT": str(metrics_port),
+                         "SLUICE_REGISTRY_PORT": str(registry_port)})
     c.up()
     c.wait_healthy()
     bootstrap = f"127.0.0.1:{port}"
@@ -135,6 +166,10 @@ def test_compose_serves_host_and_network_clients_and_keeps_data(compose_factory)
         text = r.read().decode()
     assert 'sluice_topic_messages_in_total{topic="docked"} 3' in text
 
+    # The Schema Registry: the README's Avro example, from the host.
+    registry = f"http://127.0.0.1:{registry_port}"
+    avro_roundtrip(bootstrap, registry)
+
     # SIGTERM (compose stop) shuts down cleanly; the named volume keeps the data.
     c("stop", "-t", "30", "sluice", timeout=60)
     assert c.inspect("{{.State.ExitCode}}", "sluice") == "0"
@@ -144,6 +179,7 @@ def test_compose_serves_host_and_network_clients_and_keeps_data(compose_factory)
     assert "recovery_work=0" in c.logs().replace('"', "")
     out = kcat("-C", "-b", bootstrap, "-t", "docked", "-e", "-f", "%k=%s@%o\n").stdout.decode()
     assert out.splitlines() == ["k1=alpha@0", "k2=beta@1", "k3=gamma@2"]
+    assert SchemaRegistryClient({"url": registry}).get_subjects() == ["payments-value"]
 
 
 def test_secure_compose_authenticates_over_tls(compose_factory, tmp_path: Path):

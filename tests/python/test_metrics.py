@@ -12,7 +12,7 @@ import re
 import urllib.error
 import urllib.request
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -281,7 +281,9 @@ def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory, tm
         "remote.log.storage.system.enable": "true",
         "remote.storage.local.dir": str(tmp_path / "remote"),
         "remote.log.manager.task.interval.ms": 100,
-        "log.retention.check.interval.ms": 100})
+        "log.retention.check.interval.ms": 100,
+        # The Schema Registry, so that its families and a validation failure have samples.
+        "schema.registry.listeners": f"http://127.0.0.1:{free_port()}"})
     tiered = unique_topic("dashboard-tiered")
     ta = admin(b.bootstrap)  # held until the future resolves
     ta.create_topics([NewTopic(tiered, 1, 1, config={
@@ -319,6 +321,13 @@ def test_dashboard_queries_only_metrics_a_live_broker_exports(broker_factory, tm
         raise AssertionError("creating an existing topic succeeded")
     except KafkaException:
         pass
+
+    # A record refused by schema validation.
+    validated = unique_topic("dashboard-validated")
+    a.create_topics([NewTopic(validated, 1, 1, config={"confluent.value.schema.validation": "true"})])[
+        validated].result(30)
+    refused = produce_and_report(producer(b.bootstrap), [(validated, None, b"not framed", None, 0)])
+    assert refused[0][0] is not None and refused[0][0].code() == KafkaError.INVALID_RECORD
 
     # A share group member, so that the share-group families have samples.
     from confluent_kafka import ShareConsumer

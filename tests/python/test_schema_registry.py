@@ -5,10 +5,13 @@ broker restart; and bad requests answered with Confluent's error codes."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from confluent_kafka import (
@@ -21,7 +24,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 import wire
-from conftest import free_port
+from conftest import SLUICE_BIN, free_port
 from e2e import admin, create_topic, produce_and_report, producer, unique_topic
 from test_configs import incremental
 from test_kafka_parity import produce_v8, watermarks
@@ -307,3 +310,79 @@ def test_validation_needs_the_registry(broker):
     err = refused.value.args[0]
     assert err.code() == KafkaError.INVALID_CONFIG
     assert "schema.registry.listeners" in err.str()
+
+
+# --- kafkajs ---------------------------------------------------------------------------------
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+
+
+def run_js(*args: str) -> dict:
+    r = subprocess.run(["node", str(JS_DIR / "registry.js"), *args], capture_output=True, timeout=120,
+                       cwd=JS_DIR, env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"})
+    assert r.returncode == 0, f"registry.js exited {r.returncode}\n{r.stderr.decode(errors='replace')[-4000:]}"
+    return json.loads(r.stdout)
+
+
+def test_kafkajs_schema_registry_client_across_a_restart(broker_factory):
+    """@kafkajs/confluent-schema-registry registers, evolves (a field with a default is
+    accepted, one without is refused with Confluent's 409), and kafkajs produces; after a
+    broker restart a kafkajs consumer decodes every record with the schemas by id."""
+    b, url = registry_broker(broker_factory)
+    topic = unique_topic("jsregistry")
+    create_topic(b.bootstrap, topic, 1)
+    wrote = run_js("write", b.bootstrap, url, topic)
+    assert wrote["ids"] == [1, 2] and wrote["latest"] == 2
+    assert (wrote["incompatible"]["name"], wrote["incompatible"]["status"]) == ("ResponseError", 409)
+    assert "incompatible" in wrote["incompatible"]["message"]
+    raw = consume_raw(b.bootstrap, topic, 5)
+    assert [r[:5] for r in raw] == [b"\0\0\0\0\x01"] * 3 + [b"\0\0\0\0\x02"] * 2
+
+    b.restart()
+
+    got = run_js("read", b.bootstrap, url, topic, "5")
+    assert got["latest"] == 2
+    assert [(v["offset"], v["value"]) for v in got["values"]] == [
+        ("0", {"id": 0, "item": "item-0"}), ("1", {"id": 1, "item": "item-1"}), ("2", {"id": 2, "item": "item-2"}),
+        ("3", {"id": 3, "item": "item-3", "qty": 3}), ("4", {"id": 4, "item": "item-4", "qty": 4})]
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+def schema_cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SLUICE_BIN), "schema", *args, "--registry", url], capture_output=True, timeout=60)
+
+
+def test_cli_registers_gets_lists_checks_and_deletes(broker_factory, tmp_path):
+    b, url = registry_broker(broker_factory)
+    v1, v2, v3 = tmp_path / "v1.avsc", tmp_path / "v2.avsc", tmp_path / "v3.avsc"
+    v1.write_text(ORDER_V1)
+    v2.write_text(ORDER_V2)
+    v3.write_text(ORDER_V3)
+    out = lambda r: r.stdout.decode().strip()  # noqa: E731
+
+    r = schema_cli(url, "register", "orders-value", str(v1))
+    assert (r.returncode, out(r)) == (0, "1"), r.stderr
+    assert out(schema_cli(url, "register", "orders-value", str(v2))) == "2"
+    assert out(schema_cli(url, "list")) == "orders-value"
+    assert out(schema_cli(url, "list", "orders-value")).splitlines() == ["1", "2"]
+    got = json.loads(out(schema_cli(url, "get", "orders-value", "--version", "1")))
+    assert (got["subject"], got["version"], got["id"], json.loads(got["schema"])) == (
+        "orders-value", 1, 1, json.loads(ORDER_V1))
+    assert json.loads(json.loads(out(schema_cli(url, "get", "--id", "2")))["schema"]) == json.loads(ORDER_V2)
+
+    ok = schema_cli(url, "compat", "orders-value", str(v2))
+    assert (ok.returncode, out(ok)) == (0, "compatible")
+    bad = schema_cli(url, "compat", "orders-value", str(v3))
+    assert bad.returncode == 1 and out(bad).splitlines()[0] == "incompatible"
+    refused = schema_cli(url, "register", "orders-value", str(v3))
+    assert refused.returncode == 1 and "409" in refused.stderr.decode()
+
+    assert out(schema_cli(url, "delete", "orders-value", "--version", "1")) == "1"
+    assert out(schema_cli(url, "list", "orders-value")) == "2"
+    assert out(schema_cli(url, "delete", "orders-value")) == "[2]"
+    assert out(schema_cli(url, "delete", "orders-value", "--permanent")) == "[1,2]"
+    missing = schema_cli(url, "get", "orders-value")
+    assert missing.returncode == 1 and "40401" in missing.stderr.decode()
+    unreachable = schema_cli("http://127.0.0.1:1", "list")
+    assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr.decode()

@@ -20,6 +20,9 @@ use subtle::ConstantTimeEq;
 use crate::acl::{Authorizer, Operation, Resource, CLUSTER_NAME};
 use crate::scram_store::ScramStore;
 
+/// A password already checked: the user, the mechanism and the password's SHA-256.
+type CheckedPassword = (String, &'static str, Vec<u8>);
+
 /// The principal of a caller when authentication is off.
 const ANONYMOUS: &str = "User:ANONYMOUS";
 
@@ -31,7 +34,7 @@ pub(crate) struct Access {
     /// Passwords already checked, by user, mechanism and the password's SHA-256, with the
     /// stored key they matched: PBKDF2 runs once per password, not once per request, and a
     /// changed credential no longer matches.
-    verified: Mutex<HashMap<(String, &'static str, Vec<u8>), Vec<u8>>>,
+    verified: Mutex<HashMap<CheckedPassword, Vec<u8>>>,
 }
 
 /// The most passwords [`Access`] remembers; past it the memory starts over.
