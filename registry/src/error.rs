@@ -81,6 +81,15 @@ impl RegistryError {
         Self::new(422, 42201, format!("Invalid schema: {reason}"))
     }
 
+    /// 42206: live schemas reference the version to delete.
+    pub fn reference_exists(subject: &str, version: i32) -> Self {
+        Self::new(
+            422,
+            42206,
+            format!("One or more references exist to the schema {{subject={subject},version={version}}}."),
+        )
+    }
+
     /// 42202: a version that is neither a positive number nor `latest`.
     pub fn invalid_version(version: &str) -> Self {
         Self::new(

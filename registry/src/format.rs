@@ -69,7 +69,23 @@ pub enum ParsedSchema {
 impl ParsedSchema {
     /// Parses `text` as a schema of `kind`.
     pub fn parse(kind: SchemaType, text: &str) -> Result<Self, RegistryError> {
+        Self::parse_with(kind, text, &[])
+    }
+
+    /// Parses `text` with the texts of the schemas it references: Avro resolves the
+    /// named types they define; a Protobuf import or a JSON Schema `$ref` is kept as a
+    /// name.
+    pub fn parse_with(
+        kind: SchemaType,
+        text: &str,
+        references: &[String],
+    ) -> Result<Self, RegistryError> {
         match kind {
+            SchemaType::Avro if !references.is_empty() => {
+                AvroSchema::parse_str_with_list(text, references)
+                    .map(|(schema, _)| ParsedSchema::Avro(schema))
+                    .map_err(RegistryError::invalid_schema)
+            }
             SchemaType::Avro => AvroSchema::parse_str(text)
                 .map(ParsedSchema::Avro)
                 .map_err(RegistryError::invalid_schema),

@@ -12,6 +12,7 @@ mod format;
 mod json_schema;
 mod protobuf;
 mod records;
+mod references;
 mod rest;
 mod state;
 

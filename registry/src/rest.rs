@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::compat::CompatibilityLevel;
 use crate::format::SchemaType;
-use crate::records::Record;
+use crate::records::{Record, Reference};
 use crate::state::Registry;
 use crate::RegistryError;
 
@@ -69,6 +69,8 @@ struct SchemaBody {
     schema: String,
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<Reference>,
 }
 
 /// The body of PUT /config.
@@ -117,6 +119,9 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
             if s.schema_type != SchemaType::Avro {
                 body["schemaType"] = json!(s.schema_type.name());
             }
+            if !s.references.is_empty() {
+                body["references"] = json!(s.references);
+            }
             reply(body)
         }
         ("GET", ["schemas", "ids", id, what @ ("versions" | "subjects")]) => {
@@ -149,6 +154,10 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
             }
             reply(body)
         }
+        ("GET", ["subjects", s, "versions", v, "referencedby"]) => {
+            let (n, _) = r.version(s, parse_version(v)?, q("deleted"))?;
+            reply(json!(r.referenced_by(s, n)))
+        }
         ("GET", ["subjects", s, "versions", v, "schema"]) => {
             let (_, id) = r.version(s, parse_version(v)?, q("deleted"))?;
             let text = &r.schema(id)?.schema;
@@ -156,7 +165,8 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
         }
         ("POST", ["subjects", s, "versions"]) => {
             let body: SchemaBody = parse_body(req.body)?;
-            let registration = r.register(s, schema_type(&body)?, &body.schema)?;
+            let registration =
+                r.register(s, schema_type(&body)?, &body.schema, &body.references)?;
             let answer = Reply::ok(json!({"id": registration.id}));
             Ok(match registration.record {
                 None => Outcome::Reply(answer),
@@ -168,7 +178,7 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
         }
         ("POST", ["subjects", s]) => {
             let body: SchemaBody = parse_body(req.body)?;
-            let (n, id) = r.lookup(s, schema_type(&body)?, &body.schema)?;
+            let (n, id) = r.lookup(s, schema_type(&body)?, &body.schema, &body.references)?;
             reply(version_body(r, s, n, id)?)
         }
         ("DELETE", ["subjects", s]) => {
@@ -211,7 +221,13 @@ fn route(req: &Request<'_>, r: &Registry) -> Result<Outcome, RegistryError> {
         ("POST", ["compatibility", "subjects", s, "versions", rest @ ..]) if rest.len() <= 1 => {
             let body: SchemaBody = parse_body(req.body)?;
             let version = rest.first().map(|v| parse_version(v)).transpose()?;
-            let reasons = r.check(s, schema_type(&body)?, &body.schema, version)?;
+            let reasons = r.check(
+                s,
+                schema_type(&body)?,
+                &body.schema,
+                &body.references,
+                version,
+            )?;
             let mut answer = json!({"is_compatible": reasons.is_empty()});
             if q("verbose") {
                 answer["messages"] = json!(reasons);
@@ -249,7 +265,7 @@ fn known_path(parts: &[&str]) -> bool {
             | ["subjects", _]
             | ["subjects", _, "versions"]
             | ["subjects", _, "versions", _]
-            | ["subjects", _, "versions", _, "schema"]
+            | ["subjects", _, "versions", _, "schema" | "referencedby"]
             | ["config"]
             | ["config", _]
             | ["mode"]
@@ -288,6 +304,9 @@ fn version_body(
     let mut body = json!({"subject": subject, "version": version, "id": id, "schema": s.schema});
     if s.schema_type != SchemaType::Avro {
         body["schemaType"] = json!(s.schema_type.name());
+    }
+    if !s.references.is_empty() {
+        body["references"] = json!(s.references);
     }
     Ok(body)
 }

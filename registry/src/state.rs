@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::compat::CompatibilityLevel;
 use crate::format::{ParsedSchema, SchemaType};
-use crate::records::{Record, SchemaValue};
+use crate::records::{Record, Reference, SchemaValue};
 use crate::RegistryError;
 
 /// A schema under its global id.
@@ -17,10 +17,12 @@ pub struct StoredSchema {
     pub schema_type: SchemaType,
     /// As first registered.
     pub schema: String,
-    /// Its canonical form: what finds it again.
-    canonical: String,
+    /// Its canonical form with its references: what finds it again.
+    pub(crate) canonical: String,
     /// The fully-qualified name of a named schema.
     pub record_name: Option<String>,
+    /// Other subjects' schemas it names.
+    pub references: Vec<Reference>,
 }
 
 impl StoredSchema {
@@ -41,9 +43,9 @@ impl StoredSchema {
 
 /// One version of a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Version {
-    id: i32,
-    deleted: bool,
+pub(crate) struct Version {
+    pub(crate) id: i32,
+    pub(crate) deleted: bool,
 }
 
 /// What a registration comes to.
@@ -60,8 +62,8 @@ pub struct Registration {
 /// The registry's state.
 #[derive(Debug, Default)]
 pub struct Registry {
-    schemas: BTreeMap<i32, StoredSchema>,
-    subjects: BTreeMap<String, BTreeMap<i32, Version>>,
+    pub(crate) schemas: BTreeMap<i32, StoredSchema>,
+    pub(crate) subjects: BTreeMap<String, BTreeMap<i32, Version>>,
     global: Option<CompatibilityLevel>,
     configs: BTreeMap<String, CompatibilityLevel>,
     max_id: i32,
@@ -77,16 +79,22 @@ impl Registry {
                 value: Some(v),
             } => {
                 let Ok(schema_type) = v.kind() else { return };
-                let parsed = ParsedSchema::parse(schema_type, &v.schema).ok();
-                let canonical = parsed
-                    .as_ref()
-                    .map_or_else(|| v.schema.clone(), ParsedSchema::canonical);
-                self.schemas.entry(v.id).or_insert(StoredSchema {
-                    schema_type,
-                    schema: v.schema.clone(),
-                    canonical,
-                    record_name: parsed.and_then(|p| p.record_name()),
-                });
+                if !self.schemas.contains_key(&v.id) {
+                    let parsed = self.parse(schema_type, &v.schema, &v.references).ok();
+                    let canonical = parsed
+                        .as_ref()
+                        .map_or_else(|| v.schema.clone(), |p| canonical_with(p, &v.references));
+                    self.schemas.insert(
+                        v.id,
+                        StoredSchema {
+                            schema_type,
+                            schema: v.schema.clone(),
+                            canonical,
+                            record_name: parsed.and_then(|p| p.record_name()),
+                            references: v.references.clone(),
+                        },
+                    );
+                }
                 self.max_id = self.max_id.max(v.id);
                 self.subjects.entry(subject.clone()).or_default().insert(
                     *version,
@@ -171,9 +179,10 @@ impl Registry {
         subject: &str,
         schema_type: SchemaType,
         schema: &str,
+        references: &[Reference],
     ) -> Result<Registration, RegistryError> {
-        let parsed = ParsedSchema::parse(schema_type, schema)?;
-        let canonical = parsed.canonical();
+        let parsed = self.parse(schema_type, schema, references)?;
+        let canonical = canonical_with(&parsed, references);
         let versions = self.subjects.get(subject);
         let live = || versions.into_iter().flatten().filter(|(_, v)| !v.deleted);
         if let Some((version, v)) = live().find(|(_, v)| self.same(v.id, schema_type, &canonical)) {
@@ -216,7 +225,7 @@ impl Registry {
                         .map_or_else(|| schema.to_string(), |s| s.schema.clone()),
                     schema_type: (schema_type != SchemaType::Avro)
                         .then(|| schema_type.name().to_string()),
-                    references: Vec::new(),
+                    references: references.to_vec(),
                     deleted: false,
                 }),
             }),
@@ -230,9 +239,10 @@ impl Registry {
         subject: &str,
         schema_type: SchemaType,
         schema: &str,
+        references: &[Reference],
         version: Option<i32>,
     ) -> Result<Vec<String>, RegistryError> {
-        let parsed = ParsedSchema::parse(schema_type, schema)?;
+        let parsed = self.parse(schema_type, schema, references)?;
         let level = self.compatibility(Some(subject));
         let earlier: Vec<ParsedSchema> = match version {
             Some(v) => {
@@ -327,9 +337,10 @@ impl Registry {
         subject: &str,
         schema_type: SchemaType,
         schema: &str,
+        references: &[Reference],
     ) -> Result<(i32, i32), RegistryError> {
         let versions = self.versions(subject, false)?;
-        let canonical = ParsedSchema::parse(schema_type, schema)?.canonical();
+        let canonical = canonical_with(&self.parse(schema_type, schema, references)?, references);
         versions
             .into_iter()
             .map(|n| (n, self.subjects[subject][&n].id))
@@ -346,6 +357,7 @@ impl Registry {
         permanent: bool,
     ) -> Result<(i32, Vec<Record>), RegistryError> {
         let (n, id) = self.version(subject, version, true)?;
+        self.check_unreferenced(subject, n)?;
         let deleted = self.subjects[subject][&n].deleted;
         let value = match (permanent, deleted) {
             (false, true) => return Err(RegistryError::version_soft_deleted(subject, n)),
@@ -372,6 +384,9 @@ impl Registry {
         permanent: bool,
     ) -> Result<(Vec<i32>, Vec<Record>), RegistryError> {
         let all = self.versions(subject, true)?;
+        for n in &all {
+            self.check_unreferenced(subject, *n)?;
+        }
         let live = self.versions(subject, false).unwrap_or_default();
         if permanent {
             if !live.is_empty() {
@@ -422,7 +437,7 @@ impl Registry {
             schema: s.schema.clone(),
             schema_type: (s.schema_type != SchemaType::Avro)
                 .then(|| s.schema_type.name().to_string()),
-            references: Vec::new(),
+            references: s.references.clone(),
             deleted,
         })
     }
@@ -435,8 +450,21 @@ impl Registry {
 
     fn parsed(&self, id: i32) -> Option<ParsedSchema> {
         let s = self.schemas.get(&id)?;
-        ParsedSchema::parse(s.schema_type, &s.schema).ok()
+        self.parse(s.schema_type, &s.schema, &s.references).ok()
     }
+}
+
+/// A parsed schema's canonical form together with its references: the same text naming
+/// other schemas is another schema.
+fn canonical_with(parsed: &ParsedSchema, references: &[Reference]) -> String {
+    if references.is_empty() {
+        return parsed.canonical();
+    }
+    format!(
+        "{}|{}",
+        parsed.canonical(),
+        serde_json::to_string(references).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -453,7 +481,7 @@ mod tests {
         subject: &str,
         schema: &str,
     ) -> Result<(i32, i32), RegistryError> {
-        let reg = r.register(subject, SchemaType::Avro, schema)?;
+        let reg = r.register(subject, SchemaType::Avro, schema, &[])?;
         if let Some(rec) = &reg.record {
             r.apply(rec);
         }
@@ -466,7 +494,9 @@ mod tests {
         assert_eq!(register(&mut r, "a-value", V1), Ok((1, 1)));
         // The same schema again: the same version, nothing written.
         assert_eq!(
-            r.register("a-value", SchemaType::Avro, V1).unwrap().record,
+            r.register("a-value", SchemaType::Avro, V1, &[])
+                .unwrap()
+                .record,
             None
         );
         assert_eq!(register(&mut r, "a-value", V2), Ok((2, 2)));
@@ -475,7 +505,7 @@ mod tests {
         assert_eq!(r.subjects(false), vec!["a-value", "b-value"]);
         assert_eq!(r.versions("a-value", false), Ok(vec![1, 2]));
         assert_eq!(r.version("a-value", -1, false), Ok((2, 2)));
-        assert_eq!(r.lookup("a-value", SchemaType::Avro, V1), Ok((1, 1)));
+        assert_eq!(r.lookup("a-value", SchemaType::Avro, V1, &[]), Ok((1, 1)));
         assert_eq!(r.schema(2).unwrap().schema, V2);
         assert_eq!(r.schema(3).unwrap_err().error_code, 40403);
         assert_eq!(r.versions("c-value", false).unwrap_err().error_code, 40401);
@@ -557,7 +587,7 @@ mod tests {
         let mut r = Registry::default();
         let mut log = Vec::new();
         for (subject, schema) in [("a", V1), ("a", V2), ("b", V1)] {
-            let reg = r.register(subject, SchemaType::Avro, schema).unwrap();
+            let reg = r.register(subject, SchemaType::Avro, schema, &[]).unwrap();
             let rec = reg.record.unwrap();
             r.apply(&rec);
             log.push(rec);
@@ -571,6 +601,6 @@ mod tests {
         }
         assert_eq!(replayed.subjects(false), r.subjects(false));
         assert_eq!(replayed.versions("a", false), r.versions("a", false));
-        assert_eq!(replayed.lookup("b", SchemaType::Avro, V1), Ok((1, 1)));
+        assert_eq!(replayed.lookup("b", SchemaType::Avro, V1, &[]), Ok((1, 1)));
     }
 }

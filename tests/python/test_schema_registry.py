@@ -386,3 +386,47 @@ def test_cli_registers_gets_lists_checks_and_deletes(broker_factory, tmp_path):
     assert missing.returncode == 1 and "40401" in missing.stderr.decode()
     unreachable = schema_cli("http://127.0.0.1:1", "list")
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr.decode()
+
+
+# --- references ------------------------------------------------------------------------------
+
+ADDRESS = json.dumps({"type": "record", "name": "Address", "namespace": "shop",
+                      "fields": [{"name": "city", "type": "string"}]})
+CUSTOMER = json.dumps({"type": "record", "name": "Customer", "namespace": "shop",
+                       "fields": [{"name": "name", "type": "string"}, {"name": "address", "type": "shop.Address"}]})
+
+
+def test_avro_references_serialize_decode_and_pin_what_they_reference(broker_factory):
+    """A schema naming another subject's record: registered with its reference (refused
+    without it, 42201), served with it, used by AvroSerializer and AvroDeserializer; the
+    referenced version cannot be deleted while referenced (42206)."""
+    from confluent_kafka.schema_registry import SchemaReference
+
+    b, url = registry_broker(broker_factory)
+    topic = unique_topic("customers")
+    create_topic(b.bootstrap, topic, 1)
+    client = SchemaRegistryClient({"url": url})
+    assert client.register_schema("shop.Address", Schema(ADDRESS, "AVRO")) == 1
+    with pytest.raises(SchemaRegistryError) as unresolved:
+        client.register_schema(f"{topic}-value", Schema(CUSTOMER, "AVRO"))
+    assert unresolved.value.error_code == 42201
+    refs = [SchemaReference("shop.Address", "shop.Address", 1)]
+    customer_id = client.register_schema(f"{topic}-value", Schema(CUSTOMER, "AVRO", refs))
+    assert customer_id == 2
+    got = client.get_version(f"{topic}-value", 1)
+    assert [(r.name, r.subject, r.version) for r in got.schema.references] == [("shop.Address", "shop.Address", 1)]
+    assert call(url, "GET", "/subjects/shop.Address/versions/1/referencedby") == (200, [2])
+
+    serialize = AvroSerializer(client, Schema(CUSTOMER, "AVRO", refs), conf={"auto.register.schemas": False})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    values = [{"name": f"c{i}", "address": {"city": f"city-{i}"}} for i in range(3)]
+    produce_avro(b.bootstrap, topic, serialize, values)
+    raw = consume_raw(b.bootstrap, topic, 3)
+    assert [r[:5] for r in raw] == [b"\0\0\0\0\x02"] * 3
+    assert decode_all(url, topic, raw) == values
+
+    status, body = call(url, "DELETE", "/subjects/shop.Address/versions/1")
+    assert (status, body["error_code"]) == (422, 42206)
+    status, body = call(url, "DELETE", "/subjects/shop.Address")
+    assert (status, body["error_code"]) == (422, 42206)
+    assert client.get_versions("shop.Address") == [1]

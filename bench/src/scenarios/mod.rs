@@ -8,6 +8,7 @@ pub(crate) mod offset_commit;
 pub(crate) mod partitions;
 pub(crate) mod produce;
 pub(crate) mod replication;
+pub(crate) mod schema_validation;
 pub(crate) mod share;
 pub(crate) mod tiered;
 
@@ -82,6 +83,11 @@ pub(crate) const ALL: &[Scenario] = &[
         name: "tiered",
         about: "tiered storage: upload throughput to the remote tier, then reads from offset 0 cold (object store) and warm (read cache); S3 when SLUICE_BENCH_S3_ENDPOINT/_BUCKET/_ACCESS_KEY/_SECRET_KEY are set, else a directory",
         run: tiered::run,
+    },
+    Scenario {
+        name: "schema-validation",
+        about: "broker-side schema validation: produce rec/s to a topic with confluent.value.schema.validation=true and to one without (1KiB/100B x none/lz4)",
+        run: schema_validation::run,
     },
     Scenario {
         name: "group-churn",

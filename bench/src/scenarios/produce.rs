@@ -177,14 +177,25 @@ pub(crate) fn measure(
     case: &Case,
     budget: &Budget,
 ) -> anyhow::Result<Measured> {
+    // Distinct payloads so that lz4 sees varied records, not one repeated.
+    let payloads = client::payloads(case.record_size, 1024);
+    measure_payloads(broker, topic, case, budget, &payloads)
+}
+
+/// [`measure`] with these payloads, sent in turn.
+pub(crate) fn measure_payloads(
+    broker: &Broker,
+    topic: &str,
+    case: &Case,
+    budget: &Budget,
+    payloads: &[Vec<u8>],
+) -> anyhow::Result<Measured> {
     let producer = client::producer(&broker.bootstrap(), &case.producer_settings("5"))?;
     // Connected and knowing the leaders before the clock starts.
     producer
         .client()
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("Metadata")?;
-    // Distinct payloads so that lz4 sees varied records, not one repeated.
-    let payloads = client::payloads(case.record_size, 1024);
     let max_records = budget
         .messages
         .unwrap_or(u64::MAX)

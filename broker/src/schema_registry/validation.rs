@@ -157,7 +157,7 @@ mod tests {
             ("users-value", USER),
             ("shop.Order", ORDER),
         ] {
-            let reg = r.register(subject, SchemaType::Avro, schema).unwrap();
+            let reg = r.register(subject, SchemaType::Avro, schema, &[]).unwrap();
             if let Some(rec) = reg.record {
                 r.apply(&rec);
             }
