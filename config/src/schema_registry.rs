@@ -142,4 +142,19 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_cluster_member_refuses_the_registry_naming_the_setting() {
+        let refused = BrokerConfig::from_properties([
+            ("metadata.etcd.endpoints", "http://127.0.0.1:2379"),
+            ("schema.registry.listeners", "http://127.0.0.1:8081"),
+        ]);
+        match refused {
+            Err(ConfigError::Invalid { key, reason, .. }) => {
+                assert_eq!(key, "schema.registry.listeners");
+                assert!(reason.contains("single node"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
