@@ -144,6 +144,34 @@ mod tests {
     }
 
     #[test]
+    fn an_https_listener_takes_its_own_ssl_settings_before_the_brokers() {
+        let cfg = BrokerConfig::from_properties([
+            ("schema.registry.listeners", "https://127.0.0.1:8081"),
+            ("ssl.keystore.location", "/etc/broker.pem"),
+            (
+                "listener.name.registry.ssl.keystore.location",
+                "/etc/registry.pem",
+            ),
+        ])
+        .unwrap();
+        let tls = cfg.schema_registry.listeners[0].tls.clone().unwrap();
+        assert_eq!(
+            tls.keystore_location,
+            std::path::PathBuf::from("/etc/registry.pem")
+        );
+        let cfg = BrokerConfig::from_properties([
+            ("schema.registry.listeners", "https://127.0.0.1:8081"),
+            ("ssl.keystore.location", "/etc/broker.pem"),
+        ])
+        .unwrap();
+        let tls = cfg.schema_registry.listeners[0].tls.clone().unwrap();
+        assert_eq!(
+            tls.keystore_location,
+            std::path::PathBuf::from("/etc/broker.pem")
+        );
+    }
+
+    #[test]
     fn a_cluster_member_refuses_the_registry_naming_the_setting() {
         let refused = BrokerConfig::from_properties([
             ("metadata.etcd.endpoints", "http://127.0.0.1:2379"),
