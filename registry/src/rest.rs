@@ -357,10 +357,7 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 
 /// Whether the query sets `name` to true.
 fn query_flag(query: &str, name: &str) -> bool {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
+    query_value(query, name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// `%XX` escapes decoded; what is not valid UTF-8 afterwards is replaced.

@@ -56,6 +56,14 @@ def registry_broker(broker_factory, extra: dict | None = None):
     return b, f"http://127.0.0.1:{port}"
 
 
+def registry_topic(broker_factory, prefix: str):
+    """A broker with the registry on, a new one-partition topic and a registry client."""
+    b, url = registry_broker(broker_factory)
+    topic = unique_topic(prefix)
+    create_topic(b.bootstrap, topic, 1)
+    return b, url, topic, SchemaRegistryClient({"url": url})
+
+
 def produce_avro(bootstrap: str, topic: str, serializer: AvroSerializer, values: list[dict]) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     failures = []
@@ -90,11 +98,8 @@ def decode_all(url: str, topic: str, raw: list[bytes]) -> list[dict]:
 
 
 def test_avro_register_produce_consume_evolve_across_a_restart(broker_factory):
-    b, url = registry_broker(broker_factory)
-    topic = unique_topic("orders")
-    create_topic(b.bootstrap, topic, 1)
+    b, url, topic, client = registry_topic(broker_factory, "orders")
     subject = f"{topic}-value"
-    client = SchemaRegistryClient({"url": url})
 
     v1 = AvroSerializer(client, ORDER_V1)
     first = [{"id": i, "item": f"item-{i}"} for i in range(10)]
@@ -402,10 +407,7 @@ def test_avro_references_serialize_decode_and_pin_what_they_reference(broker_fac
     referenced version cannot be deleted while referenced (42206)."""
     from confluent_kafka.schema_registry import SchemaReference
 
-    b, url = registry_broker(broker_factory)
-    topic = unique_topic("customers")
-    create_topic(b.bootstrap, topic, 1)
-    client = SchemaRegistryClient({"url": url})
+    b, url, topic, client = registry_topic(broker_factory, "customers")
     assert client.register_schema("shop.Address", Schema(ADDRESS, "AVRO")) == 1
     with pytest.raises(SchemaRegistryError) as unresolved:
         client.register_schema(f"{topic}-value", Schema(CUSTOMER, "AVRO"))

@@ -15,8 +15,7 @@ from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, Proto
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from e2e import create_topic, unique_topic
-from test_schema_registry import consume_raw, produce_avro as produce_serialized, registry_broker
+from test_schema_registry import consume_raw, produce_avro as produce_serialized, registry_topic
 
 ORDER_JSON = {
     "$schema": "http://json-schema.org/draft-07/schema#", "title": "Order", "type": "object",
@@ -35,11 +34,8 @@ def with_changes(base: dict, **properties) -> dict:
 
 
 def test_json_schema_register_produce_consume_evolve_across_a_restart(broker_factory):
-    b, url = registry_broker(broker_factory)
-    topic = unique_topic("jsonorders")
-    create_topic(b.bootstrap, topic, 1)
+    b, url, topic, client = registry_topic(broker_factory, "jsonorders")
     subject = f"{topic}-value"
-    client = SchemaRegistryClient({"url": url})
     ctx = SerializationContext(topic, MessageField.VALUE)
 
     v1 = JSONSerializer(json.dumps(ORDER_JSON), client)
@@ -94,11 +90,8 @@ def order_classes():
 
 
 def test_protobuf_register_produce_consume_evolve_across_a_restart(broker_factory):
-    b, url = registry_broker(broker_factory)
-    topic = unique_topic("protoorders")
-    create_topic(b.bootstrap, topic, 1)
+    b, url, topic, client = registry_topic(broker_factory, "protoorders")
     subject = f"{topic}-value"
-    client = SchemaRegistryClient({"url": url})
     ctx = SerializationContext(topic, MessageField.VALUE)
     v1, v2, bad = order_classes()
 
